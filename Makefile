@@ -1,0 +1,83 @@
+# Cumulus build. `make` builds build/cumulus; `make check` installs the
+# dependencies, builds normal and sanitizer (ASan+UBSan) variants and runs
+# every test; `make demo` installs, builds and runs the main job.
+
+CC      ?= cc
+PKGS    := libsodium sqlite3 libmicrohttpd libcurl jansson libfyaml libseccomp libarchive libpng
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wformat=2 -Wno-format-nonliteral \
+           -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers
+CFLAGS  ?= -O2 -g
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Isrc $(WARN) $(CFLAGS) $(PKG_CFLAGS) -pthread -MMD -MP
+LDLIBS  = $(PKG_LIBS) -pthread -lm
+SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+B       := build
+LIB_SRC := $(filter-out %_test.c src/cli/main.c,$(wildcard src/*/*.c))
+TEST_SRC := $(wildcard src/*/*_test.c tests/unit/*_test.c)
+
+OBJ      := $(LIB_SRC:%.c=$(B)/obj/%.o)
+ASAN_OBJ := $(LIB_SRC:%.c=$(B)/asan/obj/%.o)
+TESTS    := $(foreach t,$(TEST_SRC),$(B)/asan/test/$(basename $(notdir $(t))))
+
+.PHONY: all asan tests check demo deps clean format
+all: $(B)/cumulus $(B)/examples/fractal
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(B)/asan/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -c $< -o $@
+
+$(B)/libcumulus.a: $(OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/asan/libcumulus.a: $(ASAN_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/cumulus: $(B)/obj/src/cli/main.o $(B)/libcumulus.a
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/asan/cumulus: $(B)/asan/obj/src/cli/main.o $(B)/asan/libcumulus.a
+	$(CC) $(ALL_CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
+
+# The demo's task program: a plain C program that renders one fractal tile.
+# It is uploaded to the exchange as an input blob and runs in the sandbox.
+$(B)/examples/fractal: examples/fractal/fractal.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -o $@ $< -lm
+
+define unit_rule
+$(B)/asan/test/$(basename $(notdir $(1))): $(1) $(B)/asan/libcumulus.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(ALL_CFLAGS) -O1 $$(SAN) -o $$@ $$< $(B)/asan/libcumulus.a $$(LDLIBS) $$(shell pkg-config --libs cmocka)
+endef
+$(foreach t,$(TEST_SRC),$(eval $(call unit_rule,$(t))))
+
+asan: $(B)/asan/cumulus
+tests: $(TESTS)
+
+deps:
+	./scripts/install-deps.sh
+
+check: deps
+	$(MAKE) all asan tests
+	./tests/run.sh
+
+demo: deps
+	$(MAKE) all
+	./$(B)/cumulus demo
+
+format:
+	clang-format -i $(wildcard src/*/*.c src/*/*.h)
+
+clean:
+	rm -rf $(B)
+
+-include $(OBJ:.o=.d) $(ASAN_OBJ:.o=.d)

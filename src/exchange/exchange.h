@@ -1,0 +1,26 @@
+/* exchange.h - the exchange daemon (collective layer). */
+#ifndef CU_EXCHANGE_EXCHANGE_H
+#define CU_EXCHANGE_EXCHANGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+struct cu_exchange_opts {
+    const char *listen;    /* "127.0.0.1:7070"; port 0 picks a free one */
+    const char *data_dir;  /* state.db, blobs/, exchange.url, identity.key */
+    uint64_t lease_ms;     /* lease length; heartbeats every lease_ms/3 */
+    bool devnet;           /* faucet allowed (money issue) */
+    const char *web_dir;   /* static dashboard files; NULL = none */
+};
+
+#define CU_EXCHANGE_DEFAULT_LEASE_MS 30000
+
+/* Runs the exchange until SIGINT/SIGTERM. Once listening it logs the URL
+ * and writes it to DATA/exchange.url (atomically), so scripts using port 0
+ * can find it. Returns 0 after a clean stop, negative with e set if it
+ * could not start. */
+int cu_exchange_run(const struct cu_exchange_opts *opts, struct cu_err *e);
+
+#endif

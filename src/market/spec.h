@@ -1,0 +1,100 @@
+/* spec.h - the job specification, as the exchange stores and validates it.
+ *
+ * The requester writes YAML (client/jobspec.h parses it, with line
+ * numbers); what is signed and sent is this canonical JSON:
+ *
+ * {"name":"hello",
+ *  "command":["sh","-c","..."],
+ *  "image":"host",
+ *  "env":{"KEY":"value"},                        (optional)
+ *  "inputs":[{"name":"data.txt","hash":HEX64,"size":N}],
+ *  "tasks":{"count":4} | {"count":3,"args":["a","b","c"]},
+ *  "resources":{"cores":1,"memory":BYTES,"time_ms":MS,"output":BYTES,"gpus":0},
+ *  "replication":1,
+ *  "outputs":["*.txt"],
+ *  "price":{"max_per_cu":100}}
+ *
+ * Pure logic: no I/O. */
+#ifndef CU_MARKET_SPEC_H
+#define CU_MARKET_SPEC_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "crypto/hash.h"
+
+/* Limits a spec must respect (refused beyond them, naming the field). */
+#define CU_SPEC_MAX_NAME 64
+#define CU_SPEC_MAX_ARGV 256
+#define CU_SPEC_MAX_ARG_LEN 4096
+#define CU_SPEC_MAX_INPUTS 256
+#define CU_SPEC_MAX_TASKS 100000
+#define CU_SPEC_MAX_OUTPUTS 64
+#define CU_SPEC_MAX_ENV 64
+#define CU_SPEC_MAX_REPLICATION 16
+#define CU_SPEC_MAX_CORES 1024
+#define CU_SPEC_MAX_TIME_MS (7ULL * 24 * 3600 * 1000)
+
+struct cu_spec_input {
+    char *name;            /* safe file name under /in */
+    struct cu_hash hash;
+    uint64_t size;
+    char *path;            /* client side only: local file; NULL on the exchange */
+};
+
+struct cu_spec_env {
+    char *key;
+    char *value;
+};
+
+struct cu_spec {
+    char *name;
+    char **command;        /* ncommand strings */
+    size_t ncommand;
+    char *image;           /* "host" (only value supported before the OCI issue) */
+    struct cu_spec_env *env;
+    size_t nenv;
+    struct cu_spec_input *inputs;
+    size_t ninputs;
+    uint32_t task_count;
+    char **task_args;      /* NULL, or task_count strings (CUMULUS_TASK_ARG) */
+    struct {
+        uint32_t cores;
+        uint64_t memory;   /* bytes */
+        uint64_t time_ms;
+        uint64_t output;   /* bytes under /out */
+        uint32_t gpus;
+    } res;
+    uint32_t replication;
+    char **outputs;        /* globs matched under /out */
+    size_t noutputs;
+    uint64_t max_per_cu;   /* price bid, base units per CU */
+};
+
+/* Defaults when a field is omitted (the YAML parser applies the same). */
+#define CU_SPEC_DEFAULT_CORES 1
+#define CU_SPEC_DEFAULT_MEMORY (256ULL << 20)
+#define CU_SPEC_DEFAULT_TIME_MS 60000ULL
+#define CU_SPEC_DEFAULT_OUTPUT (64ULL << 20)
+
+void cu_spec_init(struct cu_spec *s);
+void cu_spec_release(struct cu_spec *s);
+
+/* Parses and validates the canonical JSON form (strict: unknown keys,
+ * wrong types and out-of-range values are errors naming the field, e.g.
+ * "resources.cores: must be between 1 and 1024"). */
+int cu_spec_from_json(struct cu_spec *s, const json_t *j, struct cu_err *e);
+/* Canonical JSON (new reference); NULL when out of memory. */
+json_t *cu_spec_to_json(const struct cu_spec *s);
+/* Checks every rule (used by both parsers): names safe, command non-empty,
+ * 1 <= tasks <= max, args count equals tasks, replication in range, output
+ * globs relative without "..", image supported, input names distinct... */
+int cu_spec_validate(const struct cu_spec *s, struct cu_err *e);
+/* fnmatch-style match of an output glob against a relative path under
+ * /out ("*.txt", "tiles/?.ppm"); '*' does not cross '/'. */
+bool cu_spec_glob_match(const char *glob, const char *path);
+
+#endif

@@ -1,0 +1,27 @@
+/* provider.h - the provider agent (resource layer). */
+#ifndef CU_PROVIDER_PROVIDER_H
+#define CU_PROVIDER_PROVIDER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+struct cu_provider_opts {
+    const char *exchange_url;
+    const char *data_dir;    /* state.db, blobs/ (input cache), tasks/, identity.key */
+    unsigned slots;          /* tasks run at once */
+    const char *key_path;    /* NULL: DATA/identity.key (created if missing) */
+    const char *passphrase;  /* for an encrypted key; NULL = plain/none */
+    uint64_t max_memory;     /* offered; 0 = probe */
+    unsigned max_cores;      /* offered; 0 = probe */
+};
+
+/* Runs until SIGINT/SIGTERM: claims replicas by long-poll, runs them in the
+ * sandbox, heartbeats, uploads outputs, reports. Survives exchange outages
+ * (retries with backoff). After a crash, on start it reports replicas it
+ * was running as abandoned ("error") and re-sends finished reports it had
+ * not delivered. */
+int cu_provider_run(const struct cu_provider_opts *opts, struct cu_err *e);
+
+#endif

@@ -1,0 +1,69 @@
+/* blob.h - content-addressed blob store and verified file writes.
+ *
+ * A blob lives at ROOT/ab/cdef... (the BLAKE2b-256 hex split after two
+ * chars), mode 0444. Writes go to ROOT/tmp/, are hashed as they stream,
+ * fsynced, then renamed into place and the directory fsynced, so a crash
+ * never leaves a partial blob under a hash name. */
+#ifndef CU_STORE_BLOB_H
+#define CU_STORE_BLOB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "base/err.h"
+#include "base/util.h"
+#include "crypto/hash.h"
+
+struct cu_blobstore {
+    char root[CU_PATH_MAX];
+};
+
+/* Creates root and root/tmp as needed and deletes stale temp files. */
+int cu_blobstore_open(struct cu_blobstore *bs, const char *root, struct cu_err *e);
+/* Path of a blob (whether or not it exists). -CU_ETOOBIG if too long. */
+int cu_blob_path(const struct cu_blobstore *bs, const struct cu_hash *h, char *out, size_t n);
+/* 0 and *size if present, -CU_ENOTFOUND otherwise. */
+int cu_blob_stat(const struct cu_blobstore *bs, const struct cu_hash *h, uint64_t *size);
+/* Re-hashes the stored file: 0, -CU_ENOTFOUND or -CU_ECORRUPT. */
+int cu_blob_verify(const struct cu_blobstore *bs, const struct cu_hash *h);
+
+/* A streaming writer. Either into the store (name = hash at commit) or to
+ * an arbitrary destination path (a verified download). */
+struct cu_blob_writer {
+    int fd;
+    char tmp[CU_PATH_MAX];
+    char dest[CU_PATH_MAX]; /* empty: into the store */
+    const struct cu_blobstore *bs;
+    struct cu_hasher h;
+    uint64_t size;
+    uint64_t max;
+    mode_t mode;
+};
+
+/* Starts a write into the store of at most max bytes. */
+int cu_blob_writer_open(struct cu_blob_writer *w, const struct cu_blobstore *bs, uint64_t max);
+/* Starts a verified write to dest_path (temp file beside it), mode for the
+ * final file. */
+int cu_vfile_open(struct cu_blob_writer *w, const char *dest_path, uint64_t max, mode_t mode);
+/* -CU_ETOOBIG past max, -CU_EIO. */
+int cu_blob_writer_write(struct cu_blob_writer *w, const void *p, size_t n);
+/* Finishes: if expect is non-NULL and the content hash differs, the temp
+ * file is removed and -CU_ECORRUPT returned. Otherwise fsync + rename
+ * (an existing blob with the same hash is kept: same content). out (may be
+ * NULL) gets the hash. The writer is closed on every path. */
+int cu_blob_writer_commit(struct cu_blob_writer *w, const struct cu_hash *expect,
+                          struct cu_hash *out);
+/* Discards the temp file. Safe after commit (does nothing). */
+void cu_blob_writer_abort(struct cu_blob_writer *w);
+
+/* Copies a file into the store. */
+int cu_blob_put_file(const struct cu_blobstore *bs, const char *path, struct cu_hash *out,
+                     uint64_t *size);
+int cu_blob_put_mem(const struct cu_blobstore *bs, const void *p, size_t n, struct cu_hash *out);
+/* Copies a blob to dest (atomic, verified against its hash while copying),
+ * with the given mode. -CU_ENOTFOUND, -CU_ECORRUPT, -CU_EIO. */
+int cu_blob_copy_out(const struct cu_blobstore *bs, const struct cu_hash *h, const char *dest,
+                     mode_t mode);
+
+#endif
