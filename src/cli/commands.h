@@ -1,0 +1,52 @@
+/* commands.h - the subcommand table (git's builtin.h is the model).
+ *
+ * Each command lives in src/cli/cmd_<name>.c as
+ *     int cmd_<name>(int argc, char **argv);
+ * argv[0] is the command name. The return value is the exit code:
+ * 0 success, 1 failure, 2 bad usage. Errors go to stderr and name what is
+ * wrong. `cumulus help` and `cumulus CMD --help` come from this table and
+ * each command's own usage text. */
+#ifndef CU_CLI_COMMANDS_H
+#define CU_CLI_COMMANDS_H
+
+#define CU_EXIT_OK 0
+#define CU_EXIT_FAIL 1
+#define CU_EXIT_USAGE 2
+
+struct cu_command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;  /* one line for `cumulus help` */
+};
+
+/* X(name, summary): the single list of subcommands. */
+#define CU_COMMAND_TABLE(X)                                                                  \
+    X(keygen, "create an identity (ed25519 key pair in an encrypted keystore)")              \
+    X(exchange, "run an exchange: match jobs to providers, hold state and blobs")            \
+    X(provide, "run a provider agent: rent out this machine's CPUs to an exchange")          \
+    X(submit, "upload a job's inputs and submit the signed job; prints its id")              \
+    X(status, "list your jobs, or show one job's tasks and replicas")                        \
+    X(wait, "show a progress bar until a job ends; exit 0 only if every task succeeded")     \
+    X(results, "download every task's outputs, verified against their hashes")               \
+    X(logs, "print a task's stdout and stderr")                                              \
+    X(cancel, "cancel a job; running replicas stop at their next heartbeat")                 \
+    X(demo, "the main job: exchange + providers on loopback render a fractal")
+
+#define CU_X_DECL(name, summary) int cmd_##name(int argc, char **argv);
+CU_COMMAND_TABLE(CU_X_DECL)
+#undef CU_X_DECL
+
+extern const struct cu_command cu_commands[];
+extern const unsigned cu_ncommands;
+
+/* Shared option helpers for commands (cli_common.c). */
+
+/* True if argv[i] is "-h" or "--help". */
+int cu_cli_is_help(const char *arg);
+/* Prints "cumulus CMD: <message>" to stderr. */
+void cu_cli_errorf(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* For "--opt VALUE" parsing: returns argv[*i+1] and advances *i, or prints
+ * "cumulus CMD: option --opt needs a value" and returns NULL. */
+const char *cu_cli_value(const char *cmd, int argc, char **argv, int *i);
+
+#endif
