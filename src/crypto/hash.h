@@ -32,7 +32,8 @@ void cu_hasher_final(struct cu_hasher *h, struct cu_hash *out);
 
 /* 64 lowercase hex chars + NUL. */
 void cu_hash_to_hex(const struct cu_hash *h, char out[CU_HASH_HEX_LEN + 1]);
-/* Accepts exactly 64 hex chars; -CU_EINVAL otherwise. */
+/* Accepts exactly 64 lowercase hex chars (the canonical form, so one
+ * content has one name); -CU_EINVAL otherwise. */
 int cu_hash_from_hex(const char *hex, struct cu_hash *out);
 bool cu_hash_hex_valid(const char *hex);
 bool cu_hash_eq(const struct cu_hash *a, const struct cu_hash *b);

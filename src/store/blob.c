@@ -1,0 +1,369 @@
+/* blob.c - content-addressed blob store and verified file writes. */
+#include "store/blob.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/log.h"
+
+#include "base/banned.h"
+
+#define BLOB_TMP_DIR "tmp"
+#define COPY_CHUNK 65536
+
+/* True when the temp file name "PID.RAND" belongs to a process that no
+ * longer runs (so its writer can never finish). */
+static bool tmp_is_stale(const char *name)
+{
+    char pidbuf[24];
+    const char *dot = strchr(name, '.');
+    int64_t pid;
+
+    if (!dot || (size_t)(dot - name) >= sizeof pidbuf)
+        return true;
+    memcpy(pidbuf, name, (size_t)(dot - name));
+    pidbuf[dot - name] = '\0';
+    if (cu_parse_i64(pidbuf, 1, INT32_MAX, &pid))
+        return true;
+    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+/* Removes temp files left by writers whose process died (crash, kill -9);
+ * live writers of other processes sharing the store are left alone. */
+static void sweep_tmp(const char *tmpdir)
+{
+    char path[CU_PATH_MAX];
+    struct dirent *de;
+    DIR *d = opendir(tmpdir);
+
+    if (!d)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.' || !tmp_is_stale(de->d_name))
+            continue;
+        if (cu_path_join(path, sizeof path, tmpdir, de->d_name) == 0 && unlink(path) == 0)
+            cu_debug("blob: removed stale temp file %s", path);
+    }
+    closedir(d);
+}
+
+int cu_blobstore_open(struct cu_blobstore *bs, const char *root, struct cu_err *e)
+{
+    char tmpdir[CU_PATH_MAX];
+    int rc;
+
+    /* Room for "/ab/" + 62 hex chars and temp names below root. */
+    if (strlen(root) + 80 >= sizeof bs->root)
+        return cu_err_set(e, -CU_ETOOBIG, "blob store path too long: %s", root);
+    if (cu_snprintf(bs->root, sizeof bs->root, "%s", root) ||
+        cu_path_join(tmpdir, sizeof tmpdir, root, BLOB_TMP_DIR))
+        return cu_err_set(e, -CU_ETOOBIG, "blob store path too long: %s", root);
+    rc = cu_mkdir_p(tmpdir, 0755);
+    if (rc)
+        return cu_err_set(e, rc, "cannot create blob store %s: %s", tmpdir, strerror(errno));
+    sweep_tmp(tmpdir);
+    return 0;
+}
+
+int cu_blob_path(const struct cu_blobstore *bs, const struct cu_hash *h, char *out, size_t n)
+{
+    char hex[CU_HASH_HEX_LEN + 1];
+    cu_hash_to_hex(h, hex);
+    return cu_snprintf(out, n, "%s/%.2s/%s", bs->root, hex, hex + 2);
+}
+
+int cu_blob_stat(const struct cu_blobstore *bs, const struct cu_hash *h, uint64_t *size)
+{
+    char path[CU_PATH_MAX];
+    struct stat st;
+
+    if (cu_blob_path(bs, h, path, sizeof path))
+        return -CU_ETOOBIG;
+    if (stat(path, &st) != 0)
+        return errno == ENOENT ? -CU_ENOTFOUND : -CU_EIO;
+    if (!S_ISREG(st.st_mode))
+        return -CU_EIO;
+    if (size)
+        *size = (uint64_t)st.st_size;
+    return 0;
+}
+
+/* Reads the whole blob: may take a while for large blobs. */
+int cu_blob_verify(const struct cu_blobstore *bs, const struct cu_hash *h)
+{
+    char path[CU_PATH_MAX];
+    struct cu_hash got;
+    int rc;
+
+    if (cu_blob_path(bs, h, path, sizeof path))
+        return -CU_ETOOBIG;
+    rc = cu_hash_file(path, &got, NULL);
+    if (rc)
+        return rc;
+    return cu_hash_eq(&got, h) ? 0 : -CU_ECORRUPT;
+}
+
+static void writer_reset(struct cu_blob_writer *w)
+{
+    memset(w, 0, sizeof *w);
+    w->fd = -1;
+}
+
+/* Creates the temp file w->tmp exclusively (0600 until commit). */
+static int writer_create(struct cu_blob_writer *w, uint64_t max)
+{
+    w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (w->fd < 0) {
+        int rc = errno == ENOENT ? -CU_ENOTFOUND : -CU_EIO;
+        w->tmp[0] = '\0';
+        return rc;
+    }
+    cu_hasher_init(&w->h);
+    w->size = 0;
+    w->max = max;
+    return 0;
+}
+
+int cu_blob_writer_open(struct cu_blob_writer *w, const struct cu_blobstore *bs, uint64_t max)
+{
+    char rnd[17];
+
+    writer_reset(w);
+    cu_random_hex(rnd, 8);
+    if (cu_snprintf(w->tmp, sizeof w->tmp, "%s/%s/%ld.%s", bs->root, BLOB_TMP_DIR,
+                    (long)getpid(), rnd)) {
+        w->tmp[0] = '\0';
+        return -CU_ETOOBIG;
+    }
+    w->bs = bs;
+    w->mode = 0444;
+    return writer_create(w, max);
+}
+
+/* The temp file is ".NAME.tmp.PID.RAND" in dest's directory, so the final
+ * rename never crosses a file system. The directory must exist. */
+int cu_vfile_open(struct cu_blob_writer *w, const char *dest_path, uint64_t max, mode_t mode)
+{
+    const char *slash = strrchr(dest_path, '/');
+    const char *base = slash ? slash + 1 : dest_path;
+    int dirlen = slash ? (int)(slash - dest_path) + 1 : 0;
+    char rnd[17];
+
+    writer_reset(w);
+    if (!base[0])
+        return -CU_EINVAL;
+    if (cu_snprintf(w->dest, sizeof w->dest, "%s", dest_path))
+        return -CU_ETOOBIG;
+    cu_random_hex(rnd, 8);
+    if (cu_snprintf(w->tmp, sizeof w->tmp, "%.*s.%s.tmp.%ld.%s", dirlen, dest_path, base,
+                    (long)getpid(), rnd)) {
+        writer_reset(w);
+        return -CU_ETOOBIG;
+    }
+    w->mode = mode;
+    return writer_create(w, max);
+}
+
+int cu_blob_writer_write(struct cu_blob_writer *w, const void *p, size_t n)
+{
+    const char *c = p;
+
+    if (w->fd < 0)
+        return -CU_EINVAL;
+    if (n > w->max - w->size)
+        return -CU_ETOOBIG;
+    cu_hasher_update(&w->h, p, n);
+    w->size += n;
+    while (n) {
+        ssize_t k = write(w->fd, c, n);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            return -CU_EIO;
+        }
+        c += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+void cu_blob_writer_abort(struct cu_blob_writer *w)
+{
+    if (w->fd >= 0)
+        close(w->fd);
+    if (w->tmp[0])
+        unlink(w->tmp);
+    writer_reset(w);
+}
+
+/* Makes the fan-out directory of final (ROOT/ab), fsyncing ROOT when it was
+ * created so the directory entry itself is durable. */
+static int ensure_fanout(const struct cu_blobstore *bs, const char *final)
+{
+    char dir[CU_PATH_MAX];
+    const char *slash = strrchr(final, '/');
+
+    if (cu_snprintf(dir, sizeof dir, "%.*s", (int)(slash - final), final))
+        return -CU_ETOOBIG;
+    if (mkdir(dir, 0755) == 0)
+        return cu_fsync_dir(bs->root);
+    return errno == EEXIST ? 0 : -CU_EIO;
+}
+
+/* Blocks on fsync. Closes the writer on every path. */
+int cu_blob_writer_commit(struct cu_blob_writer *w, const struct cu_hash *expect,
+                          struct cu_hash *out)
+{
+    char final[CU_PATH_MAX];
+    struct cu_hash got;
+    int rc = 0;
+
+    if (w->fd < 0)
+        return -CU_EINVAL;
+    cu_hasher_final(&w->h, &got);
+    if (expect && !cu_hash_eq(&got, expect)) {
+        rc = -CU_ECORRUPT;
+        goto out_abort;
+    }
+    if (fsync(w->fd) != 0 || fchmod(w->fd, w->mode) != 0) {
+        rc = -CU_EIO;
+        goto out_abort;
+    }
+    rc = close(w->fd) != 0 ? -CU_EIO : 0;
+    w->fd = -1;
+    if (rc)
+        goto out_abort;
+    if (w->dest[0]) {
+        rc = cu_snprintf(final, sizeof final, "%s", w->dest);
+    } else {
+        rc = cu_blob_path(w->bs, &got, final, sizeof final);
+        if (!rc)
+            rc = ensure_fanout(w->bs, final);
+    }
+    if (rc)
+        goto out_abort;
+    /* Over an existing blob of the same hash the content is identical, so
+     * replacing it is harmless (and heals a corrupted copy). */
+    if (rename(w->tmp, final) != 0) {
+        rc = -CU_EIO;
+        goto out_abort;
+    }
+    w->tmp[0] = '\0';
+    rc = cu_fsync_dir(final);
+    if (!rc && out)
+        *out = got;
+out_abort:
+    cu_blob_writer_abort(w);
+    return rc;
+}
+
+/* Streams fd into w until EOF. The chunk is on the heap: callers may run
+ * on threads with small stacks. */
+static int copy_fd(int fd, struct cu_blob_writer *w)
+{
+    char *chunk = malloc(COPY_CHUNK);
+    int rc = 0;
+
+    if (!chunk)
+        return -CU_ENOMEM;
+    for (;;) {
+        ssize_t k = read(fd, chunk, COPY_CHUNK);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = -CU_EIO;
+            break;
+        }
+        if (k == 0)
+            break;
+        rc = cu_blob_writer_write(w, chunk, (size_t)k);
+        if (rc)
+            break;
+    }
+    free(chunk);
+    return rc;
+}
+
+int cu_blob_put_file(const struct cu_blobstore *bs, const char *path, struct cu_hash *out,
+                     uint64_t *size)
+{
+    struct cu_blob_writer w;
+    uint64_t n;
+    int fd, rc;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? -CU_ENOTFOUND : -CU_EIO;
+    rc = cu_blob_writer_open(&w, bs, UINT64_MAX);
+    if (rc)
+        goto out_close_fd;
+    rc = copy_fd(fd, &w);
+    if (rc) {
+        cu_blob_writer_abort(&w);
+        goto out_close_fd;
+    }
+    n = w.size;
+    rc = cu_blob_writer_commit(&w, NULL, out);
+    if (!rc && size)
+        *size = n;
+out_close_fd:
+    close(fd);
+    return rc;
+}
+
+int cu_blob_put_mem(const struct cu_blobstore *bs, const void *p, size_t n, struct cu_hash *out)
+{
+    struct cu_blob_writer w;
+    int rc = cu_blob_writer_open(&w, bs, n);
+
+    if (rc)
+        return rc;
+    rc = cu_blob_writer_write(&w, p, n);
+    if (rc) {
+        cu_blob_writer_abort(&w);
+        return rc;
+    }
+    return cu_blob_writer_commit(&w, NULL, out);
+}
+
+/* Copies through a verified writer, so dest appears only with the right
+ * content; a corrupt stored blob gives -CU_ECORRUPT and leaves dest alone. */
+int cu_blob_copy_out(const struct cu_blobstore *bs, const struct cu_hash *h, const char *dest,
+                     mode_t mode)
+{
+    char path[CU_PATH_MAX];
+    struct cu_blob_writer w;
+    struct stat st;
+    int fd, rc;
+
+    if (cu_blob_path(bs, h, path, sizeof path))
+        return -CU_ETOOBIG;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? -CU_ENOTFOUND : -CU_EIO;
+    if (fstat(fd, &st) != 0) {
+        rc = -CU_EIO;
+        goto out_close_fd;
+    }
+    rc = cu_vfile_open(&w, dest, (uint64_t)st.st_size, mode);
+    if (rc)
+        goto out_close_fd;
+    rc = copy_fd(fd, &w);
+    if (rc) {
+        cu_blob_writer_abort(&w);
+        /* A blob that grew past its recorded size was altered. */
+        if (rc == -CU_ETOOBIG)
+            rc = -CU_ECORRUPT;
+        goto out_close_fd;
+    }
+    rc = cu_blob_writer_commit(&w, h, NULL);
+out_close_fd:
+    close(fd);
+    return rc;
+}
