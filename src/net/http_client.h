@@ -31,6 +31,8 @@ struct cu_http_result {
     char err_msg[512];     /* from {"error":{"message"}} or curl's message */
 };
 
+/* Every request function takes an initialised r and resets it first, so
+ * one result may be reused across requests; release it once at the end. */
 void cu_http_result_init(struct cu_http_result *r);
 void cu_http_result_release(struct cu_http_result *r);
 

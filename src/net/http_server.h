@@ -54,7 +54,19 @@ struct cu_http_req {
     void *app;                               /* opts.app */
     void *stream_ctx;                        /* stream routes: set by stream_open */
     void *conn;                              /* struct MHD_Connection * */
+    const char *target;                      /* raw request target as sent: path
+                                              * with query, not unescaped; what
+                                              * the client signed */
 };
+
+/* "GET", "POST", ... ("?" for anything else). */
+const char *cu_http_method_name(enum cu_http_method m);
+
+/* For auth callbacks: cu_reqsign_check of req->sig against the request's
+ * method and raw target (req->target) at now_s with the standard skew.
+ * Returns 0 or -CU_EAUTH with e->msg prefixed by the stable reason. Nonce
+ * replay is left to the caller. */
+int cu_http_verify_sig(const struct cu_http_req *req, int64_t now_s, struct cu_err *e);
 
 /* Query parameter value or NULL. */
 const char *cu_http_query(const struct cu_http_req *req, const char *key);
@@ -117,7 +129,8 @@ struct cu_http_server_opts {
     cu_http_auth_fn auth;
     const char *static_dir;        /* GET of unmatched paths outside /v1/ served from here; may be NULL */
     unsigned max_conns;            /* 0: 1024 */
-    uint64_t default_body_limit;   /* unused if 0 */
+    uint64_t default_body_limit;   /* unused if 0; else the limit of routes whose
+                                    * body_limit is 0 */
 };
 
 struct cu_http_server;
