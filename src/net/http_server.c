@@ -813,7 +813,7 @@ int cu_http_server_start(struct cu_http_server **out, const struct cu_http_serve
 {
     struct cu_http_server *s;
     struct sockaddr_storage ss;
-    bool v6;
+    bool v6 = false;
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_ERROR_LOG;
     const union MHD_DaemonInfo *info;
