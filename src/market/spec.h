@@ -93,6 +93,11 @@ json_t *cu_spec_to_json(const struct cu_spec *s);
  * 1 <= tasks <= max, args count equals tasks, replication in range, output
  * globs relative without "..", image supported, input names distinct... */
 int cu_spec_validate(const struct cu_spec *s, struct cu_err *e);
+/* Same, and also writes the failing field's path in JSON form
+ * ("resources.cores", "inputs[2].name", "tasks.args[0]") into field (may
+ * be NULL; "" on success), so a parser can point at the source line. */
+int cu_spec_validate_field(const struct cu_spec *s, struct cu_err *e, char *field,
+                           size_t fieldsz);
 /* fnmatch-style match of an output glob against a relative path under
  * /out ("*.txt", "tiles/?.ppm"); '*' does not cross '/'. */
 bool cu_spec_glob_match(const char *glob, const char *path);
