@@ -1,0 +1,23 @@
+/* auth.c - request authentication for the exchange: signature, freshness,
+ * nonce replay (docs/api.md, crypto/reqsign.h). */
+#include "exchange/routes.h"
+
+#include "base/util.h"
+#include "exchange/state.h"
+
+#include "base/banned.h"
+
+int ex_auth(void *app, const struct cu_http_req *req, struct cu_err *e)
+{
+    struct ex_state *st = app;
+    int64_t now = cu_now_ms();
+    int rc;
+
+    __atomic_add_fetch(&st->requests, 1, __ATOMIC_RELAXED);
+    rc = cu_http_verify_sig(req, now / 1000, e);
+    if (rc)
+        return rc;
+    /* Only a request whose signature verifies may spend its nonce: a forger
+     * cannot burn someone else's nonces. */
+    return ex_nonce_use(st, req->sig.key, req->sig.nonce, now, e);
+}

@@ -1,0 +1,1043 @@
+/* routes.c - the exchange's route table and handlers (docs/api.md).
+ *
+ * Handlers parse and check what the client sent (naming the bad field),
+ * do the file work (blobs) outside the state lock, and leave every read
+ * and write of the state to state.c. */
+#include "exchange/routes.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/json.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "crypto/hash.h"
+#include "crypto/merkle.h"
+#include "exchange/state.h"
+#include "market/lease.h"
+#include "market/spec.h"
+
+#include "base/banned.h"
+
+#define KiB (1ULL << 10)
+#define MiB (1ULL << 20)
+#define GiB (1ULL << 30)
+
+#define LIMIT_SMALL (64 * KiB) /* hello, claims, heartbeats, cancel */
+#define LIMIT_JOB (8 * MiB)
+#define LIMIT_REPORT (1 * MiB)
+#define LIMIT_BLOB (1 * GiB)
+#define LOG_CAP (1 * MiB) /* bytes of stdout/stderr shown per stream */
+#define MAX_OUTPUTS 4096
+#define MAX_REASON 1024
+#define DEFAULT_WAIT_MS 25000
+#define MAX_MISSING_LISTED 64
+
+static struct ex_state *app_of(struct cu_http_req *req)
+{
+    return req->app;
+}
+
+static void reply_fail(struct cu_http_resp *resp, const struct ex_fail *f)
+{
+    cu_http_error(resp, f->status ? f->status : 500, f->code ? f->code : "internal", "%s", f->msg);
+}
+
+/* 400 naming the field from a cu_err filled by the JSON helpers. */
+static int reply_invalid(struct cu_http_resp *resp, const char *prefix, const struct cu_err *e,
+                         int rc)
+{
+    if (rc == -CU_ENOMEM) {
+        cu_http_error(resp, 500, "internal", "out of memory");
+        return rc;
+    }
+    cu_http_error(resp, 400, "invalid", "%s%s", prefix ? prefix : "", cu_err_msg(e, rc));
+    return -CU_EINVAL;
+}
+
+/* The body as a JSON object, or NULL with a 400 answered. An empty body is
+ * an empty object when empty_ok. */
+static json_t *body_object(struct cu_http_req *req, struct cu_http_resp *resp, bool empty_ok)
+{
+    struct cu_err e = {0};
+    json_t *j;
+
+    if (req->body_len == 0 && empty_ok)
+        return json_object();
+    j = cu_json_parse(req->body, req->body_len, &e);
+    if (!j) {
+        cu_http_error(resp, 400, "invalid", "body: %s", e.msg);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        cu_http_error(resp, 400, "invalid", "body must be a JSON object");
+        return NULL;
+    }
+    return j;
+}
+
+/* ---- service --------------------------------------------------------------- */
+
+static int h_health(struct cu_http_req *req, struct cu_http_resp *resp)
+{
+    struct ex_state *st = app_of(req);
+
+    __atomic_add_fetch(&st->requests, 1, __ATOMIC_RELAXED);
+    cu_http_json(resp, 200,
+                 json_pack("{s:b,s:s,s:I,s:b}", "ok", 1, "version", EX_VERSION, "time_ms",
+                           (json_int_t)cu_now_ms(), "devnet", st->devnet));
+    return 0;
+}
+
+static int h_metrics(struct cu_http_req *req, struct cu_http_resp *resp)
+{
+    struct ex_state *st = app_of(req);
+    struct cu_buf b = CU_BUF_INIT(4 * MiB);
+    int rc;
+
+    __atomic_add_fetch(&st->requests, 1, __ATOMIC_RELAXED);
+    rc = ex_metrics(st, cu_now_ms(), &b);
+    if (rc) {
+        cu_buf_release(&b);
+        cu_http_error(resp, 500, "internal", "cannot compute metrics");
+        return rc;
+    }
+    resp->status = 200;
+    resp->raw_len = b.len;
+    resp->raw = cu_buf_detach(&b);
+    resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    if (!resp->raw) {
+        cu_http_error(resp, 500, "internal", "out of memory");
+        return -CU_ENOMEM;
+    }
+    return 0;
+}
+
+/* ---- blobs ------------------------------------------------------------------ */
+
+/* Parses the {hash} capture; answers 400 when it is not canonical hex. */
+static int blob_param(struct cu_http_req *req, struct cu_http_resp *resp, struct cu_hash *h)
+{
+    if (cu_hash_from_hex(req->params[0], h) != 0) {
+        cu_http_error(resp, 400, "invalid", "blob hash '%.80s' is not 64 lowercase hex chars",
+                      req->params[0]);
+        return -CU_EINVAL;
+    }
+    return 0;
+}
+
+/* GET and HEAD: the blob's bytes from its file (HEAD sends only the
+ * length). */
+static int h_blob_get(struct cu_http_req *req, struct cu_http_resp *resp)
+{
+    struct ex_state *st = app_of(req);
+    char path[CU_PATH_MAX];
+    struct cu_hash h;
+    struct stat sb;
+    int fd;
+
+    if (blob_param(req, resp, &h))
+        return 0;
+    if (cu_blob_path(&st->blobs, &h, path, sizeof path) != 0)
+        goto out_not_found;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        goto out_not_found;
+    if (fstat(fd, &sb) != 0) {
+        close(fd);
+        goto out_not_found;
+    }
+    resp->status = 200;
+    resp->fd = fd;
+    resp->fd_size = (uint64_t)sb.st_size;
+    resp->content_type = "application/octet-stream";
+    return 0;
+out_not_found:
+    cu_http_error(resp, 404, "not_found", "blob %s not found", req->params[0]);
+    return 0;
+}
+
+struct upload {
+    struct cu_blob_writer w;
+    struct cu_hash expect;
+    bool exists; /* already stored: the body is read and dropped */
+    uint64_t size;
+};
+
+static int blob_stream_open(struct cu_http_req *req, struct cu_http_resp *resp)
+{
+    struct ex_state *st = app_of(req);
+    struct upload *u;
+    uint64_t size;
+    int rc;
+
+    u = calloc(1, sizeof *u);
+    if (!u) {
+        cu_http_error(resp, 500, "internal", "out of memory");
+        return -CU_ENOMEM;
+    }
+    if (blob_param(req, resp, &u->expect)) {
+        rc = -CU_EINVAL;
+        goto out_free;
+    }
+    if (strcmp(req->sig.body_hash, req->params[0]) != 0) {
+        cu_http_error(resp, 400, "hash_mismatch",
+                      "X-Cumulus-Body-Hash must equal the blob hash in the path");
+        rc = -CU_EINVAL;
+        goto out_free;
+    }
+    if (cu_blob_stat(&st->blobs, &u->expect, &size) == 0) {
+        u->exists = true;
+        u->size = size;
+    } else {
+        rc = cu_blob_writer_open(&u->w, &st->blobs, LIMIT_BLOB);
+        if (rc) {
+            cu_error("blob upload: cannot open a temp file: %s", cu_strerror(rc));
+            cu_http_error(resp, 500, "internal", "cannot store the blob");
+            goto out_free;
+        }
+    }
+    req->stream_ctx = u;
+    return 0;
+out_free:
+    free(u);
+    return rc;
+}
+
+static int blob_stream_write(struct cu_http_req *req, const char *data, size_t n,
+                             struct cu_http_resp *resp)
+{
+    struct upload *u = req->stream_ctx;
+    int rc;
+
+    if (u->exists)
+        return 0;
+    rc = cu_blob_writer_write(&u->w, data, n);
+    if (rc == -CU_ETOOBIG)
+        cu_http_error(resp, 413, "too_large", "blob is over the limit of %llu bytes",
+                      (unsigned long long)LIMIT_BLOB);
+    else if (rc)
+        cu_http_error(resp, 500, "internal", "cannot store the blob");
+    return rc;
+}
+
+static void blob_stream_abort(struct cu_http_req *req)
+{
+    struct upload *u = req->stream_ctx;
+
+    if (!u)
+        return;
+    if (!u->exists)
+        cu_blob_writer_abort(&u->w);
+    free(u);
+    req->stream_ctx = NULL;
+}
+
+/* The last step of a PUT: commit, verified against the hash in the path.
+ * Owns req->stream_ctx from here. */
+static int h_blob_put(struct cu_http_req *req, struct cu_http_resp *resp)
+{
+    struct upload *u = req->stream_ctx;
+    int status = 200, rc;
+
+    req->stream_ctx = NULL;
+    if (!u) {
+        cu_http_error(resp, 500, "internal", "upload state lost");
+        return -CU_EINVAL;
+    }
+    if (!u->exists) {
+        u->size = u->w.size;
+        rc = cu_blob_writer_commit(&u->w, &u->expect, NULL);
+        if (rc == -CU_ECORRUPT) {
+            cu_http_error(resp, 400, "hash_mismatch", "content does not hash to %s",
+                          req->params[0]);
+            goto out_free;
+        }
+        if (rc) {
+            cu_error("blob upload %s: commit failed: %s", req->params[0], cu_strerror(rc));
+            cu_http_error(resp, 500, "internal", "cannot store the blob");
+            goto out_free;
+        }
+        status = 201;
+        cu_debug("blob %s stored (%llu bytes)", req->params[0], (unsigned long long)u->size);
+    }
+    cu_http_json(resp, status,
+                 json_pack("{s:s,s:I}", "hash", req->params[0], "size", (json_int_t)u->size));
+out_free:
+    free(u);
+    return 0;
+}
+
+/* ---- jobs ------------------------------------------------------------------- */
+
+/* The five signature headers as a JSON object (kept with the job). */
+static char *sig_json(const struct cu_sig_headers *h)
+{
+    json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:s}", "key", h->key, "timestamp", h->ts, "nonce",
+                          h->nonce, "body_hash", h->body_hash, "signature", h->sig);
+    char *s = j ? cu_json_dumps(j) : NULL;
+
+    json_decref(j);
+    return s;
+}
+
+/* "j-" + 24 hex of BLAKE2b-256(signer id || body). */
+static void job_id(const char *signer, const char *body, size_t n, char out[27])
+{
+    struct cu_hasher hs;
+    struct cu_hash h;
+    char hex[CU_HASH_HEX_LEN + 1];
+
+    cu_hasher_init(&hs);
+    cu_hasher_update(&hs, signer, strlen(signer));
+    cu_hasher_update(&hs, body, n);
+    cu_hasher_final(&hs, &h);
+    cu_hash_to_hex(&h, hex);
+    out[0] = 'j';
+    out[1] = '-';
+    memcpy(out + 2, hex, 24);
+    out[26] = '\0';
+}
+
+/* Checks that every input blob is stored with its declared size. 0; or a
+ * 409 missing_blobs (listing them) / 400 answered and negative. */
+static int inputs_present(struct ex_state *st, const struct cu_spec *sp, struct cu_http_resp *resp)
+{
+    json_t *missing = json_array();
+    struct cu_buf names = CU_BUF_INIT(2048);
+    size_t nmissing = 0;
+    int rc = 0;
+
+    if (!missing) {
+        cu_http_error(resp, 500, "internal", "out of memory");
+        return -CU_ENOMEM;
+    }
+    for (size_t i = 0; i < sp->ninputs; i++) {
+        const struct cu_spec_input *in = &sp->inputs[i];
+        char hex[CU_HASH_HEX_LEN + 1];
+        uint64_t size;
+        cu_hash_to_hex(&in->hash, hex);
+        if (cu_blob_stat(&st->blobs, &in->hash, &size) != 0) {
+            if (nmissing++ < MAX_MISSING_LISTED) {
+                json_array_append_new(missing, json_string(hex));
+                (void)cu_buf_appendf(&names, "%s%s (%.12s)", nmissing > 1 ? ", " : "", in->name,
+                                     hex);
+            }
+            continue;
+        }
+        if (size != in->size) {
+            cu_http_error(resp, 400, "invalid",
+                          "spec: inputs[%zu].size: blob %.12s has %llu bytes, not %llu", i, hex,
+                          (unsigned long long)size, (unsigned long long)in->size);
+            rc = -CU_EINVAL;
+            goto out_free;
+        }
+    }
+    if (nmissing) {
+        char msg[CU_ERR_MSG_MAX];
+        snprintf(msg, sizeof msg, "%zu input blob(s) not uploaded: %s%s", nmissing,
+                 cu_buf_str(&names), nmissing > MAX_MISSING_LISTED ? ", ..." : "");
+        cu_http_json(resp, 409,
+                     json_pack("{s:{s:s,s:s,s:O}}", "error", "code", "missing_blobs", "message",
+                               msg, "missing", missing));
+        rc = -CU_ECONFLICT;
+    }
+out_free:
+    cu_buf_release(&names);
+    json_decref(missing);
+    return rc;
+}
+
+static int h_job_submit(struct cu_http_req *req, struct cu_http_resp *resp)
+{
+    static const char *const keys[] = {"spec", "client_ref", NULL};
+    struct ex_state *st = app_of(req);
+    struct cu_spec spec;
+    struct cu_err e = {0};
+    struct ex_fail f = {0};
+    struct ex_submit sub;
+    json_t *body, *canon = NULL;
+    const char *ref = NULL;
+    char id[27], *spec_s = NULL, *sig_s = NULL;
+    bool existed = false;
+    int rc;
+
+    cu_spec_init(&spec);
+    body = body_object(req, resp, false);
+    if (!body)
+        return 0;
+    rc = cu_json_only_keys(body, NULL, keys, &e);
+    if (!rc)
+        rc = cu_json_get_str(body, NULL, "client_ref", false, &ref, &e);
+    if (rc) {
+        reply_invalid(resp, "", &e, rc);
+        goto out_free;
+    }
+    if (ref && strlen(ref) > 128) {
+        cu_http_error(resp, 400, "invalid", "field 'client_ref' is longer than 128 chars");
+        goto out_free;
+    }
+    if (!json_object_get(body, "spec")) {
+        cu_http_error(resp, 400, "invalid", "missing field 'spec'");
+        goto out_free;
+    }
+    rc = cu_spec_from_json(&spec, json_object_get(body, "spec"), &e);
+    if (rc) {
+        reply_invalid(resp, "spec: ", &e, rc);
+        goto out_free;
+    }
+    if (inputs_present(st, &spec, resp))
+        goto out_free;
+    canon = cu_spec_to_json(&spec);
+    spec_s = canon ? cu_json_dumps(canon) : NULL;
+    sig_s = sig_json(&req->sig);
+    if (!spec_s || !sig_s) {
+        cu_http_error(resp, 500, "internal", "out of memory");
+        goto out_free;
+    }
+    job_id(req->signer, req->body, req->body_len, id);
+    sub = (struct ex_submit){
+        .id = id,
+        .owner = req->signer,
+        .spec = &spec,
+        .spec_json = spec_s,
+        .body = req->body,
+        .body_len = req->body_len,
+        .sig_json = sig_s,
+        .now_ms = cu_now_ms(),
+    };
+    if (ex_job_submit(st, &sub, &existed, &f)) {
+        reply_fail(resp, &f);
+        goto out_free;
+    }
+    cu_http_json(resp, existed ? 200 : 201,
+                 json_pack("{s:s,s:I,s:I}", "id", id, "tasks", (json_int_t)spec.task_count,
+                           "replicas", (json_int_t)spec.task_count * spec.replication));
+out_free:
+    free(sig_s);
+    free(spec_s);
+    json_decref(canon);
+    cu_spec_release(&spec);
+    json_decref(body);
+    return 0;
+}
+
+static int h_job_list(struct cu_http_req *req, struct cu_http_resp *resp)
+{
+    struct ex_fail f = {0};
+    json_t *j = ex_job_list(app_of(req), req->signer, &f);
+
+    if (!j)
+        reply_fail(resp, &f);
+    else
+        cu_http_json(resp, 200, j);
+    return 0;
+}
+
+/* Job ids are short; anything longer cannot name a job. */
+static bool job_param_ok(struct cu_http_req *req, struct cu_http_resp *resp)
+{
+    if (strlen(req->params[0]) > 64) {
+        cu_http_error(resp, 404, "not_found", "job '%.64s...' not found", req->params[0]);
+        return false;
+    }
+    return true;
+}
+
+static int h_job_get(struct cu_http_req *req, struct cu_http_resp *resp)
+{
+    struct ex_fail f = {0};
+    json_t *j;
+
+    if (!job_param_ok(req, resp))
+        return 0;
+    j = ex_job_get(app_of(req), req->params[0], req->signer, &f);
+    if (!j)
+        reply_fail(resp, &f);
+    else
+        cu_http_json(resp, 200, j);
+    return 0;
+}
+
+static int h_job_cancel(struct cu_http_req *req, struct cu_http_resp *resp)
+{
+    struct ex_fail f = {0};
+
+    if (!job_param_ok(req, resp))
+        return 0;
+    if (ex_job_cancel(app_of(req), req->params[0], req->signer, cu_now_ms(), &f)) {
+        reply_fail(resp, &f);
+        return 0;
+    }
+    cu_http_json(resp, 200, json_pack("{s:s,s:s}", "id", req->params[0], "state", "cancelled"));
+    return 0;
+}
+
+/* Appends s (n bytes) to out as UTF-8, each invalid sequence replaced by
+ * U+FFFD. */
+static int utf8_sanitize(const unsigned char *s, size_t n, struct cu_buf *out)
+{
+    static const char repl[] = "\xEF\xBF\xBD";
+    size_t i = 0;
+
+    while (i < n) {
+        unsigned char c = s[i];
+        size_t len = 0;
+        uint32_t cp = 0, min = 0;
+        if (c < 0x80) {
+            len = 1;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            len = 2, cp = c & 0x1F, min = 0x80;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            len = 3, cp = c & 0x0F, min = 0x800;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            len = 4, cp = c & 0x07, min = 0x10000;
+        }
+        bool ok = len > 0 && i + len <= n;
+        for (size_t k = 1; ok && k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                ok = false;
+            else
+                cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if (ok && len > 1 && (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)))
+            ok = false;
+        if (!ok) {
+            if (cu_buf_append(out, repl, 3))
+                return -CU_ENOMEM;
+            i++;
+            continue;
+        }
+        if (cu_buf_append(out, s + i, len))
+            return -CU_ENOMEM;
+        i += len;
+    }
+    return 0;
+}
+
+/* The first LOG_CAP bytes of a log blob as a JSON string ("" when none or
+ * gone). */
+static json_t *log_text(struct ex_state *st, const char *hex)
+{
+    struct cu_buf raw = CU_BUF_INIT(LOG_CAP), clean = CU_BUF_INIT(3 * LOG_CAP + 16);
+    char path[CU_PATH_MAX];
+    struct cu_hash h;
+    char chunk[65536];
+    json_t *j = NULL;
+    int fd = -1;
+
+    if (!hex[0] || cu_hash_from_hex(hex, &h) || cu_blob_path(&st->blobs, &h, path, sizeof path))
+        return json_string("");
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return json_string("");
+    while (raw.len < LOG_CAP) {
+        size_t want = LOG_CAP - raw.len < sizeof chunk ? LOG_CAP - raw.len : sizeof chunk;
+        ssize_t r = read(fd, chunk, want);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        if (cu_buf_append(&raw, chunk, (size_t)r))
+            break;
+    }
+    close(fd);
+    if (utf8_sanitize((const unsigned char *)(raw.data ? raw.data : ""), raw.len, &clean) == 0)
+        j = json_stringn(cu_buf_str(&clean), clean.len);
+    cu_buf_release(&raw);
+    cu_buf_release(&clean);
+    return j;
+}
+
+static int h_job_logs(struct cu_http_req *req, struct cu_http_resp *resp)
+{
+    struct ex_state *st = app_of(req);
+    struct ex_logs_ref ref;
+    struct ex_fail f = {0};
+    json_t *out, *so, *se;
+    int64_t idx;
+
+    if (!job_param_ok(req, resp))
+        return 0;
+    if (cu_parse_i64(req->params[1], 0, INT32_MAX, &idx) != 0) {
+        cu_http_error(resp, 404, "not_found", "job '%s' has no task '%.32s'", req->params[0],
+                      req->params[1]);
+        return 0;
+    }
+    if (ex_logs_find(st, req->params[0], idx, req->signer, &ref, &f)) {
+        reply_fail(resp, &f);
+        return 0;
+    }
+    so = log_text(st, ref.stdout_hash);
+    se = log_text(st, ref.stderr_hash);
+    out = json_pack("{s:s,s:I,s:I,s:s,s:o,s:o,s:o,s:o}", "job", req->params[0], "task",
+                    (json_int_t)idx, "replica", (json_int_t)ref.replica, "status", ref.status,
+                    "exit_code", ref.has_exit ? json_integer(ref.exit_code) : json_null(), "reason",
+                    ref.has_reason ? json_string(ref.reason) : json_null(), "stdout",
+                    so ? so : json_string(""), "stderr", se ? se : json_string(""));
+    if (!out) {
+        cu_http_error(resp, 500, "internal", "out of memory");
+        return 0;
+    }
+    cu_http_json(resp, 200, out);
+    return 0;
+}
+
+/* ---- providers ----------------------------------------------------------------- */
+
+static int h_hello(struct cu_http_req *req, struct cu_http_resp *resp)
+{
+    struct ex_state *st = app_of(req);
+    struct ex_hello h = {0};
+    struct cu_err e = {0};
+    struct ex_fail f = {0};
+    json_t *body;
+    int rc;
+
+    body = body_object(req, resp, false);
+    if (!body)
+        return 0;
+    /* Unknown keys are allowed: newer providers may say more. */
+    rc = cu_json_get_u64(body, NULL, "slots", true, &h.slots, &e);
+    if (!rc)
+        rc = cu_json_get_u64(body, NULL, "cores", true, &h.cores, &e);
+    if (!rc)
+        rc = cu_json_get_u64(body, NULL, "memory", true, &h.memory, &e);
+    if (!rc)
+        rc = cu_json_get_u64(body, NULL, "gpus", false, &h.gpus, &e);
+    if (!rc)
+        rc = cu_json_get_str(body, NULL, "version", false, &h.version, &e);
+    if (rc) {
+        reply_invalid(resp, "", &e, rc);
+        goto out_free;
+    }
+    if (h.version && strlen(h.version) > 64) {
+        cu_http_error(resp, 400, "invalid", "field 'version' is longer than 64 chars");
+        goto out_free;
+    }
+    if (ex_provider_hello(st, req->signer, &h, cu_now_ms(), &f)) {
+        reply_fail(resp, &f);
+        goto out_free;
+    }
+    cu_http_json(resp, 200,
+                 json_pack("{s:I,s:I,s:I}", "lease_ms", (json_int_t)st->lease_ms, "heartbeat_ms",
+                           (json_int_t)cu_lease_heartbeat_ms(st->lease_ms), "time_ms",
+                           (json_int_t)cu_now_ms()));
+out_free:
+    json_decref(body);
+    return 0;
+}
+
+static int h_claim(struct cu_http_req *req, struct cu_http_resp *resp)
+{
+    static const char *const keys[] = {"wait_ms", "free", NULL};
+    static const char *const free_keys[] = {"cores", "memory", "gpus", NULL};
+    struct ex_state *st = app_of(req);
+    struct ex_free fr = {0};
+    struct cu_err e = {0};
+    struct ex_fail f = {0};
+    uint64_t wait_ms = DEFAULT_WAIT_MS;
+    json_t *body, *free_j, *lease = NULL;
+    int rc;
+
+    body = body_object(req, resp, false);
+    if (!body)
+        return 0;
+    rc = cu_json_only_keys(body, NULL, keys, &e);
+    if (!rc)
+        rc = cu_json_get_u64(body, NULL, "wait_ms", false, &wait_ms, &e);
+    if (rc) {
+        reply_invalid(resp, "", &e, rc);
+        goto out_free;
+    }
+    if (wait_ms > EX_MAX_WAIT_MS) {
+        cu_http_error(resp, 400, "invalid", "field 'wait_ms' must be at most %d", EX_MAX_WAIT_MS);
+        goto out_free;
+    }
+    free_j = json_object_get(body, "free");
+    if (!free_j) {
+        cu_http_error(resp, 400, "invalid", "missing field 'free'");
+        goto out_free;
+    }
+    rc = cu_json_only_keys(free_j, "free", free_keys, &e);
+    if (!rc)
+        rc = cu_json_get_u64(free_j, "free", "cores", true, &fr.cores, &e);
+    if (!rc)
+        rc = cu_json_get_u64(free_j, "free", "memory", true, &fr.memory, &e);
+    if (!rc)
+        rc = cu_json_get_u64(free_j, "free", "gpus", false, &fr.gpus, &e);
+    if (rc) {
+        reply_invalid(resp, "", &e, rc);
+        goto out_free;
+    }
+    if (ex_claim(st, req->signer, &fr, (int64_t)wait_ms, &lease, &f)) {
+        reply_fail(resp, &f);
+        goto out_free;
+    }
+    if (lease)
+        cu_http_json(resp, 200, lease);
+    else
+        resp->status = 204;
+out_free:
+    json_decref(body);
+    return 0;
+}
+
+/* The {id} capture of a replica route; answers 404 when it is no id. */
+static int replica_param(struct cu_http_req *req, struct cu_http_resp *resp, int64_t *id)
+{
+    if (cu_parse_i64(req->params[0], 1, INT64_MAX, id) != 0) {
+        cu_http_error(resp, 404, "not_found", "replica '%.32s' not found", req->params[0]);
+        return -CU_ENOTFOUND;
+    }
+    return 0;
+}
+
+static int h_heartbeat(struct cu_http_req *req, struct cu_http_resp *resp)
+{
+    static const char *const keys[] = {"state", NULL};
+    struct ex_fail f = {0};
+    struct cu_err e = {0};
+    const char *state = "running";
+    json_t *body, *out = NULL;
+    int64_t id;
+    int rc;
+
+    if (replica_param(req, resp, &id))
+        return 0;
+    body = body_object(req, resp, true);
+    if (!body)
+        return 0;
+    rc = cu_json_only_keys(body, NULL, keys, &e);
+    if (!rc)
+        rc = cu_json_get_str(body, NULL, "state", false, &state, &e);
+    if (rc) {
+        reply_invalid(resp, "", &e, rc);
+        goto out_free;
+    }
+    if (strcmp(state, "running") != 0) {
+        cu_http_error(resp, 400, "invalid", "field 'state' must be \"running\"");
+        goto out_free;
+    }
+    if (ex_heartbeat(app_of(req), id, req->signer, cu_now_ms(), &out, &f))
+        reply_fail(resp, &f);
+    else
+        cu_http_json(resp, 200, out);
+out_free:
+    json_decref(body);
+    return 0;
+}
+
+/* A {"hash","size"} object (stdout, stderr, outputs[i]); names the field. */
+static int hash_size(const json_t *o, const char *what, const char **hash, uint64_t *size,
+                     struct cu_err *e)
+{
+    static const char *const keys[] = {"hash", "size", NULL};
+    static const char *const keys_named[] = {"name", "hash", "size", NULL};
+    int rc;
+
+    if (!json_is_object(o))
+        return cu_err_set(e, -CU_EINVAL, "field '%s' must be an object", what);
+    rc = cu_json_only_keys(o, what, json_object_get(o, "name") ? keys_named : keys, e);
+    if (!rc)
+        rc = cu_json_get_str(o, what, "hash", true, hash, e);
+    if (!rc)
+        rc = cu_json_get_u64(o, what, "size", true, size, e);
+    if (!rc && !cu_hash_hex_valid(*hash))
+        rc = cu_err_set(e, -CU_EINVAL, "field '%s.hash' must be 64 lowercase hex chars", what);
+    return rc;
+}
+
+/* A relative path under /out: components that are safe names. */
+static bool output_name_ok(const char *name)
+{
+    char comp[256];
+    const char *p = name;
+
+    if (!*name || strlen(name) > 1024)
+        return false;
+    while (*p) {
+        const char *slash = strchr(p, '/');
+        size_t len = slash ? (size_t)(slash - p) : strlen(p);
+        if (len == 0 || len >= sizeof comp)
+            return false;
+        memcpy(comp, p, len);
+        comp[len] = '\0';
+        if (!cu_name_is_safe(comp))
+            return false;
+        p += len;
+        if (*p == '/' && !*++p)
+            return false;
+    }
+    return true;
+}
+
+/* Everything parsed from a report body; strings borrowed from the JSON. */
+struct report_in {
+    struct ex_report r;
+    struct cu_merkle_leaf *leaves;
+    uint64_t *sizes;
+    size_t nout;
+    json_t *outputs; /* borrowed */
+    uint64_t stdout_size, stderr_size;
+};
+
+/* Strict validation of a report body (docs/api.md); names the bad field. */
+static int report_parse(json_t *body, struct report_in *in, struct cu_err *e)
+{
+    static const char *const keys[] = {"status",  "exit_code",   "reason", "cpu_ms", "wall_ms",
+                                       "outputs", "merkle_root", "stdout", "stderr", NULL};
+    const char *status = NULL;
+    json_t *v;
+    int rc;
+
+    rc = cu_json_only_keys(body, NULL, keys, e);
+    if (!rc)
+        rc = cu_json_get_str(body, NULL, "status", true, &status, e);
+    if (rc)
+        return rc;
+    if (ex_status_parse(status, &in->r.status))
+        return cu_err_set(e, -CU_EINVAL,
+                          "field 'status' must be one of ok, failed, timeout, output_limit, "
+                          "killed, error (got '%.32s')",
+                          status);
+    v = json_object_get(body, "exit_code");
+    if (v && !json_is_null(v)) {
+        if (!json_is_integer(v))
+            return cu_err_set(e, -CU_EINVAL, "field 'exit_code' must be an integer or null");
+        in->r.has_exit = true;
+        in->r.exit_code = json_integer_value(v);
+    }
+    v = json_object_get(body, "reason");
+    if (v && !json_is_null(v)) {
+        if (!json_is_string(v))
+            return cu_err_set(e, -CU_EINVAL, "field 'reason' must be a string or null");
+        if (json_string_length(v) > MAX_REASON)
+            return cu_err_set(e, -CU_EINVAL, "field 'reason' is longer than %d bytes", MAX_REASON);
+        in->r.reason = json_string_value(v);
+    }
+    rc = cu_json_get_u64(body, NULL, "cpu_ms", false, &in->r.cpu_ms, e);
+    if (!rc)
+        rc = cu_json_get_u64(body, NULL, "wall_ms", false, &in->r.wall_ms, e);
+    if (rc)
+        return rc;
+
+    v = json_object_get(body, "merkle_root");
+    if (v && !json_is_null(v)) {
+        if (!json_is_string(v) || !cu_hash_hex_valid(json_string_value(v)))
+            return cu_err_set(e, -CU_EINVAL, "field 'merkle_root' must be 64 lowercase hex chars");
+        in->r.merkle_root = json_string_value(v);
+    } else if (in->r.status == EX_ST_OK) {
+        return cu_err_set(e, -CU_EINVAL,
+                          "missing field 'merkle_root' (required when status is ok)");
+    }
+
+    v = json_object_get(body, "outputs");
+    if (v && !json_is_null(v)) {
+        if (!json_is_array(v))
+            return cu_err_set(e, -CU_EINVAL, "field 'outputs' must be an array");
+        if (json_array_size(v) > MAX_OUTPUTS)
+            return cu_err_set(e, -CU_EINVAL, "field 'outputs' has more than %d files", MAX_OUTPUTS);
+        in->outputs = v;
+        in->nout = json_array_size(v);
+        in->leaves = calloc(in->nout ? in->nout : 1, sizeof *in->leaves);
+        in->sizes = calloc(in->nout ? in->nout : 1, sizeof *in->sizes);
+        if (!in->leaves || !in->sizes)
+            return cu_err_set(e, -CU_ENOMEM, "out of memory");
+        for (size_t i = 0; i < in->nout; i++) {
+            json_t *o = json_array_get(v, i);
+            const char *name = NULL, *hash = NULL;
+            char what[32];
+            snprintf(what, sizeof what, "outputs[%zu]", i);
+            rc = hash_size(o, what, &hash, &in->sizes[i], e);
+            if (!rc)
+                rc = cu_json_get_str(o, what, "name", true, &name, e);
+            if (rc)
+                return rc;
+            if (!output_name_ok(name))
+                return cu_err_set(e, -CU_EINVAL,
+                                  "field '%s.name': '%.64s' is not a safe relative path", what,
+                                  name);
+            if (cu_add_u64(in->r.outputs_size, in->sizes[i], &in->r.outputs_size))
+                return cu_err_set(e, -CU_EINVAL, "field 'outputs': sizes overflow");
+            in->leaves[i].name = name;
+            (void)cu_hash_from_hex(hash, &in->leaves[i].hash);
+        }
+    } else if (in->r.status == EX_ST_OK) {
+        return cu_err_set(e, -CU_EINVAL, "missing field 'outputs' (required when status is ok)");
+    }
+
+    v = json_object_get(body, "stdout");
+    if (v && !json_is_null(v) &&
+        (rc = hash_size(v, "stdout", &in->r.stdout_hash, &in->stdout_size, e)))
+        return rc;
+    v = json_object_get(body, "stderr");
+    if (v && !json_is_null(v) &&
+        (rc = hash_size(v, "stderr", &in->r.stderr_hash, &in->stderr_size, e)))
+        return rc;
+    return 0;
+}
+
+/* Adds hex to the missing list unless the blob is stored with that size;
+ * a size mismatch is a 400 (returned as -CU_EINVAL with e set). */
+static int blob_check(struct ex_state *st, const char *what, const char *hex, uint64_t size,
+                      json_t *missing, struct cu_err *e)
+{
+    struct cu_hash h;
+    uint64_t have;
+
+    if (cu_hash_from_hex(hex, &h))
+        return cu_err_set(e, -CU_EINVAL, "field '%s.hash' is not a hash", what);
+    if (cu_blob_stat(&st->blobs, &h, &have) != 0) {
+        json_array_append_new(missing, json_string(hex));
+        return 0;
+    }
+    if (have != size)
+        return cu_err_set(e, -CU_EINVAL, "field '%s.size': blob %.12s has %llu bytes, not %llu",
+                          what, hex, (unsigned long long)have, (unsigned long long)size);
+    return 0;
+}
+
+static int h_report(struct cu_http_req *req, struct cu_http_resp *resp)
+{
+    struct ex_state *st = app_of(req);
+    struct report_in in;
+    struct cu_err e = {0};
+    struct ex_fail f = {0};
+    json_t *body, *out = NULL, *missing = NULL;
+    char *outputs_s = NULL;
+    uint64_t limit = 0;
+    bool done = false;
+    int64_t id;
+    int rc;
+
+    memset(&in, 0, sizeof in);
+    if (replica_param(req, resp, &id))
+        return 0;
+    body = body_object(req, resp, false);
+    if (!body)
+        return 0;
+    rc = report_parse(body, &in, &e);
+    if (rc) {
+        reply_invalid(resp, "", &e, rc);
+        goto out_free;
+    }
+    /* Holder, lease and idempotence first: a lost lease is 409 whatever
+     * the report says. */
+    if (ex_report_check(st, id, req->signer, cu_now_ms(), &limit, &done, &out, &f)) {
+        reply_fail(resp, &f);
+        goto out_free;
+    }
+    if (done) {
+        cu_http_json(resp, 200, out);
+        out = NULL;
+        goto out_free;
+    }
+
+    missing = json_array();
+    if (!missing) {
+        cu_http_error(resp, 500, "internal", "out of memory");
+        goto out_free;
+    }
+    for (size_t i = 0; i < in.nout && !rc; i++) {
+        char what[32], hex[CU_HASH_HEX_LEN + 1];
+        snprintf(what, sizeof what, "outputs[%zu]", i);
+        cu_hash_to_hex(&in.leaves[i].hash, hex);
+        rc = blob_check(st, what, hex, in.sizes[i], missing, &e);
+    }
+    if (!rc && in.r.stdout_hash)
+        rc = blob_check(st, "stdout", in.r.stdout_hash, in.stdout_size, missing, &e);
+    if (!rc && in.r.stderr_hash)
+        rc = blob_check(st, "stderr", in.r.stderr_hash, in.stderr_size, missing, &e);
+    if (rc) {
+        reply_invalid(resp, "", &e, rc);
+        goto out_free;
+    }
+    if (json_array_size(missing)) {
+        cu_http_json(resp, 409,
+                     json_pack("{s:{s:s,s:s,s:O}}", "error", "code", "missing_blobs", "message",
+                               "upload the outputs and logs before reporting", "missing", missing));
+        goto out_free;
+    }
+    if (in.outputs) {
+        struct cu_hash root, claimed;
+        rc = cu_merkle_root(in.leaves, in.nout, &root);
+        if (rc == -CU_EINVAL) {
+            cu_http_error(resp, 400, "invalid", "field 'outputs': two files have the same name");
+            goto out_free;
+        } else if (rc) {
+            cu_http_error(resp, 500, "internal", "out of memory");
+            goto out_free;
+        }
+        if (in.r.merkle_root &&
+            (cu_hash_from_hex(in.r.merkle_root, &claimed) || !cu_hash_eq(&root, &claimed))) {
+            cu_http_error(resp, 400, "invalid",
+                          "field 'merkle_root' is not the Merkle root of 'outputs'");
+            goto out_free;
+        }
+        /* A run stopped for its output size says so; only a success must fit. */
+        if (in.r.status == EX_ST_OK && in.r.outputs_size > limit) {
+            cu_http_error(resp, 400, "invalid",
+                          "field 'outputs': %llu bytes in total, over the job's output limit of "
+                          "%llu",
+                          (unsigned long long)in.r.outputs_size, (unsigned long long)limit);
+            goto out_free;
+        }
+        outputs_s = cu_json_dumps(in.outputs);
+        if (!outputs_s) {
+            cu_http_error(resp, 500, "internal", "out of memory");
+            goto out_free;
+        }
+    }
+    in.r.outputs_json = outputs_s;
+    in.r.body = req->body;
+    in.r.body_len = req->body_len;
+    if (ex_report_apply(st, id, req->signer, &in.r, cu_now_ms(), &out, &f)) {
+        reply_fail(resp, &f);
+        goto out_free;
+    }
+    cu_http_json(resp, 200, out);
+    out = NULL;
+out_free:
+    json_decref(out);
+    json_decref(missing);
+    free(outputs_s);
+    free(in.leaves);
+    free(in.sizes);
+    json_decref(body);
+    return 0;
+}
+
+/* ---- the table ------------------------------------------------------------------- */
+
+#define SIGNED CU_ROUTE_SIGNED
+#define WRITES CU_ROUTE_WRITES
+
+static const struct cu_route routes[] = {
+    {CU_HTTP_GET, "/v1/health", h_health, 0, 0},
+    {CU_HTTP_GET, "/metrics", h_metrics, 0, 0},
+    {CU_HTTP_GET | CU_HTTP_HEAD, "/v1/blobs/{hash}", h_blob_get, SIGNED, 0},
+    {CU_HTTP_PUT, "/v1/blobs/{hash}", h_blob_put, SIGNED | WRITES | CU_ROUTE_STREAM, LIMIT_BLOB,
+     blob_stream_open, blob_stream_write, blob_stream_abort},
+    {CU_HTTP_POST, "/v1/jobs", h_job_submit, SIGNED | WRITES, LIMIT_JOB},
+    {CU_HTTP_GET, "/v1/jobs", h_job_list, SIGNED, 0},
+    {CU_HTTP_GET, "/v1/jobs/{id}", h_job_get, SIGNED, 0},
+    {CU_HTTP_POST, "/v1/jobs/{id}/cancel", h_job_cancel, SIGNED | WRITES, LIMIT_SMALL},
+    {CU_HTTP_GET, "/v1/jobs/{id}/tasks/{index}/logs", h_job_logs, SIGNED, 0},
+    {CU_HTTP_POST, "/v1/providers/hello", h_hello, SIGNED | WRITES, LIMIT_SMALL},
+    {CU_HTTP_POST, "/v1/claims", h_claim, SIGNED | WRITES, LIMIT_SMALL},
+    {CU_HTTP_POST, "/v1/replicas/{id}/heartbeat", h_heartbeat, SIGNED | WRITES, LIMIT_SMALL},
+    {CU_HTTP_POST, "/v1/replicas/{id}/report", h_report, SIGNED | WRITES, LIMIT_REPORT},
+};
+
+const struct cu_route *ex_routes(size_t *n)
+{
+    *n = sizeof routes / sizeof routes[0];
+    return routes;
+}

@@ -1,0 +1,96 @@
+/* schema.c - the exchange database schema, as ordered migrations.
+ *
+ * Never edit a released migration: add a new one. Times are unix ms;
+ * states are the names of docs/api.md (replica states: market/lease.h). */
+#include <stddef.h>
+
+#include "exchange/state.h"
+
+#include "base/banned.h"
+
+/* One column per line reads better than reflowed SQL. */
+/* clang-format off */
+static const struct cu_migration migrations[] = {
+    {1,
+     "CREATE TABLE jobs ("
+     "  id TEXT PRIMARY KEY,"
+     "  owner TEXT NOT NULL,"
+     "  name TEXT NOT NULL,"
+     "  state TEXT NOT NULL,"            /* running | done | failed | cancelled */
+     "  reason TEXT,"
+     "  spec_json TEXT NOT NULL,"        /* canonical spec */
+     "  submit_body BLOB NOT NULL,"      /* the verbatim signed request body */
+     "  submit_sig_json TEXT NOT NULL,"  /* its five signature headers */
+     "  task_count INTEGER NOT NULL,"
+     "  replication INTEGER NOT NULL,"
+     "  cores INTEGER NOT NULL,"         /* per task, copied from the spec for claims */
+     "  memory INTEGER NOT NULL,"
+     "  gpus INTEGER NOT NULL,"
+     "  output_limit INTEGER NOT NULL,"
+     "  created_ms INTEGER NOT NULL,"
+     "  finished_ms INTEGER"
+     ");"
+     "CREATE INDEX jobs_owner ON jobs(owner, created_ms);"
+     "CREATE INDEX jobs_state ON jobs(state, created_ms);"
+     "CREATE TABLE tasks ("
+     "  job_id TEXT NOT NULL REFERENCES jobs(id),"
+     "  idx INTEGER NOT NULL,"
+     "  state TEXT NOT NULL,"            /* queued | running | done | failed | cancelled */
+     "  arg TEXT,"
+     "  attempts INTEGER NOT NULL DEFAULT 0," /* leases granted */
+     "  errors INTEGER NOT NULL DEFAULT 0,"   /* replicas lost: provider error, lease expiry */
+     "  reason TEXT,"
+     "  result_replica INTEGER,"
+     "  finished_ms INTEGER,"
+     "  PRIMARY KEY (job_id, idx)"
+     ");"
+     "CREATE TABLE replicas ("
+     "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+     "  job_id TEXT NOT NULL,"
+     "  task_idx INTEGER NOT NULL,"
+     "  provider TEXT,"
+     "  state TEXT NOT NULL,"
+     "  status TEXT,"                    /* the report's sandbox outcome */
+     "  exit_code INTEGER,"
+     "  reason TEXT,"
+     "  cpu_ms INTEGER,"
+     "  wall_ms INTEGER,"
+     "  merkle_root TEXT,"
+     "  outputs_json TEXT,"
+     "  stdout_hash TEXT,"
+     "  stderr_hash TEXT,"
+     "  report_body BLOB,"
+     "  leased_ms INTEGER,"
+     "  lease_expires_ms INTEGER,"
+     "  reported_ms INTEGER,"
+     "  created_ms INTEGER NOT NULL,"
+     "  FOREIGN KEY (job_id, task_idx) REFERENCES tasks(job_id, idx)"
+     ");"
+     "CREATE INDEX replicas_claim ON replicas(job_id, state, task_idx);"
+     "CREATE INDEX replicas_task ON replicas(job_id, task_idx);"
+     "CREATE INDEX replicas_lease ON replicas(state, lease_expires_ms);"
+     "CREATE TABLE providers ("
+     "  id TEXT PRIMARY KEY,"
+     "  first_seen_ms INTEGER NOT NULL,"
+     "  last_seen_ms INTEGER NOT NULL,"
+     "  slots INTEGER NOT NULL DEFAULT 0,"
+     "  cores INTEGER NOT NULL DEFAULT 0,"
+     "  memory INTEGER NOT NULL DEFAULT 0,"
+     "  gpus INTEGER NOT NULL DEFAULT 0,"
+     "  version TEXT"
+     ");"
+     "CREATE TABLE nonces ("
+     "  key TEXT NOT NULL,"
+     "  nonce TEXT NOT NULL,"
+     "  ts_ms INTEGER NOT NULL,"
+     "  PRIMARY KEY (key, nonce)"
+     ") WITHOUT ROWID;"
+     "CREATE INDEX nonces_ts ON nonces(ts_ms);"},
+};
+/* clang-format on */
+
+const struct cu_migration *ex_schema(size_t *n)
+{
+    *n = sizeof migrations / sizeof migrations[0];
+    return migrations;
+}

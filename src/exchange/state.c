@@ -1,0 +1,1758 @@
+/* state.c - the exchange's SQLite state: jobs, tasks, replicas, leases,
+ * reports, quorum decisions, nonces (see state.h).
+ *
+ * One mutex (st->mu) guards the one connection; every state change is one
+ * BEGIN IMMEDIATE ... COMMIT. Helpers whose comment says "mu held" expect
+ * the caller to hold the lock; those that say "in a transaction" expect an
+ * open transaction too. */
+#include "exchange/state.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/json.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "market/lease.h"
+#include "trust/quorum.h"
+
+#include "base/banned.h"
+
+#define MAX_LIST_JOBS 1000
+#define MAX_TASK_REPLICAS 256 /* replicas looked at per task decision */
+
+/* ---- failures ------------------------------------------------------------ */
+
+int ex_fail_set(struct ex_fail *f, int status, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    int err;
+
+    switch (status) {
+    case 400:
+        err = -CU_EINVAL;
+        break;
+    case 403:
+        err = -CU_EPERM;
+        break;
+    case 404:
+        err = -CU_ENOTFOUND;
+        break;
+    case 409:
+        err = -CU_ECONFLICT;
+        break;
+    case 503:
+        err = -CU_EAGAIN;
+        break;
+    default:
+        err = -CU_EDB;
+        break;
+    }
+    if (f) {
+        f->status = status;
+        f->code = code;
+        va_start(ap, fmt);
+        vsnprintf(f->msg, sizeof f->msg, fmt, ap);
+        va_end(ap);
+    }
+    return err;
+}
+
+/* A database failure: logged with SQLite's message, answered 500. mu held. */
+static int fail_db(struct ex_state *st, struct ex_fail *f, const char *what)
+{
+    cu_error("db: %s: %s", what, sqlite3_errmsg(st->db.h));
+    return ex_fail_set(f, 500, "internal", "database error while %s", what);
+}
+
+/* ---- statement helpers (mu held) ----------------------------------------- */
+
+/* Binds variadic arguments by types: 't' const char * (NULL binds NULL),
+ * 'i' int64_t, 'b' const void * then size_t (a blob). */
+static int bind_v(sqlite3_stmt *s, const char *types, va_list ap)
+{
+    for (int i = 0; types[i]; i++) {
+        int rc = SQLITE_OK;
+        switch (types[i]) {
+        case 't': {
+            const char *v = va_arg(ap, const char *);
+            rc = v ? sqlite3_bind_text(s, i + 1, v, -1, SQLITE_TRANSIENT)
+                   : sqlite3_bind_null(s, i + 1);
+            break;
+        }
+        case 'i':
+            rc = sqlite3_bind_int64(s, i + 1, va_arg(ap, int64_t));
+            break;
+        case 'b': {
+            const void *p = va_arg(ap, const void *);
+            size_t n = va_arg(ap, size_t);
+            rc = sqlite3_bind_blob64(s, i + 1, p, n, SQLITE_TRANSIENT);
+            break;
+        }
+        default:
+            assert(!"bad bind type");
+            return -CU_EINVAL;
+        }
+        if (rc != SQLITE_OK)
+            return -CU_EDB;
+    }
+    return 0;
+}
+
+/* Prepared and bound statement, or NULL (logged). The caller finalizes. */
+static sqlite3_stmt *query(struct ex_state *st, const char *sql, const char *types, ...)
+{
+    sqlite3_stmt *s = NULL;
+    va_list ap;
+    int rc;
+
+    if (sqlite3_prepare_v2(st->db.h, sql, -1, &s, NULL) != SQLITE_OK) {
+        cu_error("db: cannot prepare [%s]: %s", sql, sqlite3_errmsg(st->db.h));
+        return NULL;
+    }
+    va_start(ap, types);
+    rc = bind_v(s, types, ap);
+    va_end(ap);
+    if (rc) {
+        cu_error("db: cannot bind [%s]: %s", sql, sqlite3_errmsg(st->db.h));
+        sqlite3_finalize(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* 1 for a row, 0 at the end, -CU_EDB (logged). */
+static int step(struct ex_state *st, sqlite3_stmt *s)
+{
+    int rc = sqlite3_step(s);
+
+    if (rc == SQLITE_ROW)
+        return 1;
+    if (rc == SQLITE_DONE)
+        return 0;
+    cu_error("db: step [%s]: %s", sqlite3_sql(s), sqlite3_errmsg(st->db.h));
+    return -CU_EDB;
+}
+
+/* Runs one statement without rows: 0, -CU_EEXISTS on a constraint
+ * violation, -CU_EDB (logged). */
+static int run(struct ex_state *st, const char *sql, const char *types, ...)
+{
+    sqlite3_stmt *s = NULL;
+    va_list ap;
+    int rc;
+
+    if (sqlite3_prepare_v2(st->db.h, sql, -1, &s, NULL) != SQLITE_OK) {
+        cu_error("db: cannot prepare [%s]: %s", sql, sqlite3_errmsg(st->db.h));
+        return -CU_EDB;
+    }
+    va_start(ap, types);
+    rc = bind_v(s, types, ap);
+    va_end(ap);
+    if (rc) {
+        sqlite3_finalize(s);
+        return -CU_EDB;
+    }
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+        return 0;
+    if ((rc & 0xff) == SQLITE_CONSTRAINT)
+        return -CU_EEXISTS;
+    cu_error("db: [%s]: %s", sql, sqlite3_errmsg(st->db.h));
+    return -CU_EDB;
+}
+
+static const char *ctext(sqlite3_stmt *s, int i)
+{
+    return (const char *)sqlite3_column_text(s, i);
+}
+
+static bool cnull(sqlite3_stmt *s, int i)
+{
+    return sqlite3_column_type(s, i) == SQLITE_NULL;
+}
+
+static json_t *jtext(sqlite3_stmt *s, int i)
+{
+    const char *t = ctext(s, i);
+    return t ? json_string(t) : json_null();
+}
+
+static json_t *jint(sqlite3_stmt *s, int i)
+{
+    return cnull(s, i) ? json_null() : json_integer(sqlite3_column_int64(s, i));
+}
+
+/* Copies column i into dst (n bytes), "" when NULL; truncates. */
+static void ccopy(sqlite3_stmt *s, int i, char *dst, size_t n)
+{
+    const char *t = ctext(s, i);
+    snprintf(dst, n, "%s", t ? t : "");
+}
+
+static void lock(struct ex_state *st)
+{
+    int rc = pthread_mutex_lock(&st->mu);
+    assert(rc == 0);
+    (void)rc;
+}
+
+static void unlock(struct ex_state *st)
+{
+    pthread_mutex_unlock(&st->mu);
+}
+
+static const char *short_id(const char *id)
+{
+    static const char none[] = "-";
+    return id ? id : none;
+}
+
+/* ---- replica transitions (in a transaction) -------------------------------- */
+
+/* Moves replica id from `from` to `to`; the state machine must allow it (a
+ * bug otherwise). 0 or -CU_EDB; -CU_ECONFLICT if the row was not in `from`. */
+static int replica_move(struct ex_state *st, int64_t id, enum cu_replica_state from,
+                        enum cu_replica_state to)
+{
+    int rc;
+
+    assert(cu_replica_can_transition(from, to));
+    rc = run(st, "UPDATE replicas SET state = ?1 WHERE id = ?2 AND state = ?3", "tit",
+             cu_replica_state_name(to), id, cu_replica_state_name(from));
+    if (rc)
+        return rc;
+    if (sqlite3_changes(st->db.h) != 1) {
+        cu_error("replica %lld was not %s (moving to %s)", (long long)id,
+                 cu_replica_state_name(from), cu_replica_state_name(to));
+        return -CU_ECONFLICT;
+    }
+    return 0;
+}
+
+/* Every replica of a task in state `from` goes to `to`. */
+static int replicas_move_all(struct ex_state *st, const char *job, int64_t idx,
+                             enum cu_replica_state from, enum cu_replica_state to)
+{
+    assert(cu_replica_can_transition(from, to));
+    return run(st,
+               "UPDATE replicas SET state = ?1 WHERE job_id = ?2 AND task_idx = ?3 AND state = ?4",
+               "ttit", cu_replica_state_name(to), job, idx, cu_replica_state_name(from));
+}
+
+/* Queues n fresh replicas of a task. */
+static int replicas_queue(struct ex_state *st, const char *job, int64_t idx, unsigned n,
+                          int64_t now)
+{
+    for (unsigned i = 0; i < n; i++) {
+        int rc = run(
+            st,
+            "INSERT INTO replicas (job_id, task_idx, state, created_ms) VALUES (?1, ?2, ?3, ?4)",
+            "titi", job, idx, cu_replica_state_name(CU_REPLICA_QUEUED), now);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- task and job states (in a transaction) ------------------------------- */
+
+static bool task_state_finished(const char *s)
+{
+    return strcmp(s, "done") == 0 || strcmp(s, "failed") == 0 || strcmp(s, "cancelled") == 0;
+}
+
+/* An unfinished task is running while a replica is held or reported, else
+ * queued. */
+static int task_refresh(struct ex_state *st, const char *job, int64_t idx)
+{
+    return run(st,
+               "UPDATE tasks SET state = CASE WHEN EXISTS (SELECT 1 FROM replicas r WHERE "
+               "r.job_id = ?1 AND r.task_idx = ?2 AND r.state IN ('leased','running','reported')) "
+               "THEN 'running' ELSE 'queued' END "
+               "WHERE job_id = ?1 AND idx = ?2 AND state IN ('queued','running')",
+               "ti", job, idx);
+}
+
+/* Ends a running job once none of its tasks is left: done when all are
+ * done, else failed. */
+static int job_refresh(struct ex_state *st, const char *job, int64_t now)
+{
+    sqlite3_stmt *s;
+    int64_t total = 0, open = 0, done = 0, failed = 0;
+    int rc;
+
+    s = query(st, "SELECT state, COUNT(*) FROM tasks WHERE job_id = ?1 GROUP BY state", "t", job);
+    if (!s)
+        return -CU_EDB;
+    while ((rc = step(st, s)) == 1) {
+        const char *state = ctext(s, 0);
+        int64_t c = sqlite3_column_int64(s, 1);
+        total += c;
+        if (!state || !task_state_finished(state))
+            open += c;
+        else if (strcmp(state, "done") == 0)
+            done += c;
+        else if (strcmp(state, "failed") == 0)
+            failed += c;
+    }
+    sqlite3_finalize(s);
+    if (rc < 0)
+        return rc;
+    if (open > 0 || total == 0)
+        return 0;
+    if (done == total) {
+        rc = run(
+            st,
+            "UPDATE jobs SET state = 'done', finished_ms = ?2 WHERE id = ?1 AND state = 'running'",
+            "ti", job, now);
+        if (!rc && sqlite3_changes(st->db.h))
+            cu_info("job %s done (%lld tasks)", job, (long long)total);
+    } else {
+        char reason[96];
+        snprintf(reason, sizeof reason, "%lld of %lld tasks failed", (long long)failed,
+                 (long long)total);
+        rc = run(st,
+                 "UPDATE jobs SET state = 'failed', reason = ?3, finished_ms = ?2 "
+                 "WHERE id = ?1 AND state = 'running'",
+                 "tit", job, now, reason);
+        if (!rc && sqlite3_changes(st->db.h))
+            cu_info("job %s failed: %s", job, reason);
+    }
+    return rc;
+}
+
+/* Fails a task with reason: queued replicas cancelled, reported ones
+ * rejected; then the job may end. */
+static int task_fail(struct ex_state *st, const char *job, int64_t idx, const char *reason,
+                     int64_t now)
+{
+    int rc = run(st,
+                 "UPDATE tasks SET state = 'failed', reason = ?3, finished_ms = ?4 "
+                 "WHERE job_id = ?1 AND idx = ?2",
+                 "titi", job, idx, reason, now);
+    if (!rc)
+        rc = replicas_move_all(st, job, idx, CU_REPLICA_QUEUED, CU_REPLICA_CANCELLED);
+    if (!rc)
+        rc = replicas_move_all(st, job, idx, CU_REPLICA_REPORTED, CU_REPLICA_REJECTED);
+    if (!rc)
+        cu_info("task %s/%lld failed: %s", job, (long long)idx, reason);
+    if (!rc)
+        rc = job_refresh(st, job, now);
+    return rc;
+}
+
+struct vote_row {
+    int64_t id;
+    enum cu_replica_state state;
+    char status[16];
+    char reason[256];
+    bool has_exit;
+    int64_t exit_code;
+    int64_t cpu_ms;
+};
+
+/* The reason a failed replica gives the task. */
+static void failure_reason(const struct vote_row *r, char *out, size_t n)
+{
+    if (r->reason[0])
+        snprintf(out, n, "%s", r->reason);
+    else if (strcmp(r->status, "failed") == 0 && r->has_exit)
+        snprintf(out, n, "exit code %lld", (long long)r->exit_code);
+    else if (strcmp(r->status, "timeout") == 0)
+        snprintf(out, n, "time limit exceeded");
+    else if (strcmp(r->status, "output_limit") == 0)
+        snprintf(out, n, "output limit exceeded");
+    else
+        snprintf(out, n, "task %s", r->status);
+}
+
+/* Decides an unfinished task of a running job from its replicas (the
+ * quorum module) and applies the decision: accept/reject/cancel replicas,
+ * queue replacements (*queued set), set the task's and the job's state. */
+static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_t now, bool *queued)
+{
+    struct vote_row rows[MAX_TASK_REPLICAS];
+    struct cu_vote votes[MAX_TASK_REPLICAS];
+    enum cu_vote_outcome out[MAX_TASK_REPLICAS];
+    struct cu_quorum_decision d;
+    sqlite3_stmt *s;
+    int64_t replication = 0;
+    char task_state[16] = "", job_state[16] = "";
+    size_t n = 0;
+    int rc;
+
+    s = query(st,
+              "SELECT t.state, j.state, j.replication FROM tasks t JOIN jobs j ON j.id = t.job_id "
+              "WHERE t.job_id = ?1 AND t.idx = ?2",
+              "ti", job, idx);
+    if (!s)
+        return -CU_EDB;
+    rc = step(st, s);
+    if (rc == 1) {
+        ccopy(s, 0, task_state, sizeof task_state);
+        ccopy(s, 1, job_state, sizeof job_state);
+        replication = sqlite3_column_int64(s, 2);
+    }
+    sqlite3_finalize(s);
+    if (rc < 0)
+        return rc;
+    if (rc == 0 || task_state_finished(task_state) || strcmp(job_state, "running") != 0)
+        return 0;
+
+    s = query(st,
+              "SELECT id, state, status, merkle_root, reason, exit_code, cpu_ms FROM replicas "
+              "WHERE job_id = ?1 AND task_idx = ?2 ORDER BY id",
+              "ti", job, idx);
+    if (!s)
+        return -CU_EDB;
+    while ((rc = step(st, s)) == 1 && n < MAX_TASK_REPLICAS) {
+        struct vote_row *r = &rows[n];
+        struct cu_vote *v = &votes[n];
+        const char *root = ctext(s, 3);
+        memset(r, 0, sizeof *r);
+        memset(v, 0, sizeof *v);
+        r->id = sqlite3_column_int64(s, 0);
+        if (cu_replica_state_parse(ctext(s, 1), &r->state) != 0) {
+            cu_error("replica %lld has unknown state '%s'", (long long)r->id, ctext(s, 1));
+            continue;
+        }
+        ccopy(s, 2, r->status, sizeof r->status);
+        ccopy(s, 4, r->reason, sizeof r->reason);
+        r->has_exit = !cnull(s, 5);
+        r->exit_code = sqlite3_column_int64(s, 5);
+        r->cpu_ms = sqlite3_column_int64(s, 6);
+        switch (r->state) {
+        case CU_REPLICA_QUEUED:
+        case CU_REPLICA_LEASED:
+        case CU_REPLICA_RUNNING:
+            v->kind = CU_VOTE_PENDING;
+            break;
+        case CU_REPLICA_REPORTED:
+        case CU_REPLICA_ACCEPTED:
+        case CU_REPLICA_REJECTED:
+            if (strcmp(r->status, "ok") == 0 && root && cu_hash_from_hex(root, &v->root) == 0)
+                v->kind = CU_VOTE_RESULT;
+            else
+                v->kind = CU_VOTE_FAILED;
+            break;
+        default:
+            v->kind = CU_VOTE_NONE;
+            break;
+        }
+        n++;
+    }
+    sqlite3_finalize(s);
+    if (rc < 0)
+        return rc;
+
+    rc = cu_quorum_decide(votes, n, (unsigned)replication, out, &d);
+    if (rc) {
+        cu_error("task %s/%lld: quorum refused its input (replication %lld)", job, (long long)idx,
+                 (long long)replication);
+        return -CU_EDB;
+    }
+
+    switch (d.verdict) {
+    case CU_QUORUM_WAIT:
+        return task_refresh(st, job, idx);
+    case CU_QUORUM_NEED_MORE:
+        rc = replicas_queue(st, job, idx, d.more, now);
+        if (rc)
+            return rc;
+        *queued = true;
+        if (d.distinct > 1)
+            cu_info("task %s/%lld: %zu distinct results; issuing %u more replica(s)", job,
+                    (long long)idx, d.distinct, d.more);
+        return task_refresh(st, job, idx);
+    case CU_QUORUM_DONE:
+    case CU_QUORUM_FAILED:
+        break;
+    }
+
+    /* Settle every replica as the quorum says. */
+    int64_t result = 0, best_cpu = INT64_MAX;
+    for (size_t i = 0; i < n; i++) {
+        enum cu_replica_state to;
+        switch (out[i]) {
+        case CU_OUTCOME_ACCEPT:
+            to = CU_REPLICA_ACCEPTED;
+            /* Among agreeing results the lowest claim stands (DESIGN.md §6). */
+            if (rows[i].cpu_ms < best_cpu || result == 0) {
+                best_cpu = rows[i].cpu_ms;
+                result = rows[i].id;
+            }
+            break;
+        case CU_OUTCOME_REJECT:
+            to = CU_REPLICA_REJECTED;
+            break;
+        case CU_OUTCOME_DROP:
+            /* Held replicas learn at their next heartbeat that the task is over. */
+            if (rows[i].state != CU_REPLICA_QUEUED)
+                continue;
+            to = CU_REPLICA_CANCELLED;
+            break;
+        default:
+            continue;
+        }
+        if (rows[i].state == to)
+            continue;
+        rc = replica_move(st, rows[i].id, rows[i].state, to);
+        if (rc)
+            return rc;
+    }
+    if (d.verdict == CU_QUORUM_DONE) {
+        rc = run(st,
+                 "UPDATE tasks SET state = 'done', result_replica = ?3, finished_ms = ?4, "
+                 "reason = NULL WHERE job_id = ?1 AND idx = ?2",
+                 "tiii", job, idx, result, now);
+        if (rc)
+            return rc;
+        cu_info("task %s/%lld done (replica %lld)", job, (long long)idx, (long long)result);
+        return job_refresh(st, job, now);
+    }
+    char reason[320];
+    if (d.failed_vote != SIZE_MAX)
+        failure_reason(&rows[d.failed_vote], reason, sizeof reason);
+    else
+        snprintf(reason, sizeof reason, "replicas disagree: %zu distinct results", d.distinct);
+    return task_fail(st, job, idx, reason, now);
+}
+
+/* A replica was lost (provider error, lease expiry, abandoned run): count
+ * it against the task and queue a replacement unless the task has had too
+ * many. In a transaction; the replica is already expired. */
+static int task_replica_lost(struct ex_state *st, const char *job, int64_t idx, const char *why,
+                             int64_t now, bool *queued)
+{
+    sqlite3_stmt *s;
+    int64_t errors = 0;
+    char tstate[16] = "", jstate[16] = "";
+    int rc;
+
+    s = query(st,
+              "SELECT t.errors, t.state, j.state FROM tasks t JOIN jobs j ON j.id = t.job_id "
+              "WHERE t.job_id = ?1 AND t.idx = ?2",
+              "ti", job, idx);
+    if (!s)
+        return -CU_EDB;
+    rc = step(st, s);
+    if (rc == 1) {
+        errors = sqlite3_column_int64(s, 0);
+        ccopy(s, 1, tstate, sizeof tstate);
+        ccopy(s, 2, jstate, sizeof jstate);
+    }
+    sqlite3_finalize(s);
+    if (rc <= 0)
+        return rc;
+    if (task_state_finished(tstate) || strcmp(jstate, "running") != 0)
+        return 0;
+    errors++;
+    rc = run(st, "UPDATE tasks SET errors = ?3 WHERE job_id = ?1 AND idx = ?2", "tii", job, idx,
+             errors);
+    if (rc)
+        return rc;
+    if (errors >= EX_MAX_PROVIDER_ERRORS) {
+        char reason[400];
+        snprintf(reason, sizeof reason, "gave up after %d provider errors: %s",
+                 EX_MAX_PROVIDER_ERRORS, why);
+        return task_fail(st, job, idx, reason, now);
+    }
+    return task_decide(st, job, idx, now, queued);
+}
+
+/* ---- open / close ------------------------------------------------------------ */
+
+int ex_state_open(struct ex_state *st, const char *data_dir, uint64_t lease_ms, bool devnet,
+                  struct cu_err *e)
+{
+    char path[CU_PATH_MAX];
+    const struct cu_migration *m;
+    pthread_condattr_t ca;
+    size_t nm;
+    int rc;
+
+    memset(st, 0, sizeof *st);
+    st->lease_ms = lease_ms;
+    st->devnet = devnet;
+    rc = cu_mkdir_p(data_dir, 0700);
+    if (rc)
+        return cu_err_set(e, rc, "cannot create data directory %s", data_dir);
+    rc = cu_path_join(path, sizeof path, data_dir, "blobs");
+    if (rc)
+        return cu_err_set(e, rc, "data directory path too long");
+    rc = cu_blobstore_open(&st->blobs, path, e);
+    if (rc)
+        return rc;
+    rc = cu_path_join(path, sizeof path, data_dir, "state.db");
+    if (rc)
+        return cu_err_set(e, rc, "data directory path too long");
+    m = ex_schema(&nm);
+    rc = cu_db_open(&st->db, path, m, nm, e);
+    if (rc)
+        return rc;
+    if (pthread_mutex_init(&st->mu, NULL) != 0) {
+        rc = cu_err_set(e, -CU_ENOMEM, "cannot create a mutex");
+        goto out_close_db;
+    }
+    /* Long-polls wait against the monotonic clock: a wall-clock step must
+     * not end them early or keep them forever. */
+    if (pthread_condattr_init(&ca) != 0) {
+        rc = cu_err_set(e, -CU_ENOMEM, "cannot create a condition variable");
+        goto out_destroy_mutex;
+    }
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    rc = pthread_cond_init(&st->work, &ca);
+    pthread_condattr_destroy(&ca);
+    if (rc != 0) {
+        rc = cu_err_set(e, -CU_ENOMEM, "cannot create a condition variable");
+        goto out_destroy_mutex;
+    }
+    return 0;
+
+out_destroy_mutex:
+    pthread_mutex_destroy(&st->mu);
+out_close_db:
+    cu_db_close(&st->db);
+    return rc;
+}
+
+void ex_state_close(struct ex_state *st)
+{
+    pthread_cond_destroy(&st->work);
+    pthread_mutex_destroy(&st->mu);
+    cu_db_close(&st->db);
+}
+
+void ex_state_stop(struct ex_state *st)
+{
+    lock(st);
+    st->stopping = true;
+    pthread_cond_broadcast(&st->work);
+    unlock(st);
+}
+
+/* ---- nonces and the reaper ----------------------------------------------------- */
+
+int ex_nonce_use(struct ex_state *st, const char *key, const char *nonce, int64_t now_ms,
+                 struct cu_err *e)
+{
+    int rc;
+
+    lock(st);
+    rc = run(st, "INSERT INTO nonces (key, nonce, ts_ms) VALUES (?1, ?2, ?3)", "tti", key, nonce,
+             now_ms);
+    unlock(st);
+    if (rc == -CU_EEXISTS)
+        return cu_err_set(e, -CU_EAUTH, "replayed: nonce already used");
+    if (rc)
+        return cu_err_set(e, rc, "database error while recording the nonce");
+    return 0;
+}
+
+int ex_reap(struct ex_state *st, int64_t now_ms)
+{
+    struct lost {
+        int64_t id, idx;
+        char job[32];
+        char provider[CU_HASH_HEX_LEN + 1];
+        enum cu_replica_state state;
+    } lost[64];
+    size_t n = 0;
+    sqlite3_stmt *s;
+    bool queued = false, prune;
+    int rc;
+
+    lock(st);
+    /* At most a batch per round: a later round takes the rest. */
+    s = query(st,
+              "SELECT id, job_id, task_idx, provider, state FROM replicas "
+              "WHERE state IN ('leased','running') AND lease_expires_ms < ?1 "
+              "ORDER BY lease_expires_ms LIMIT 64",
+              "i", now_ms);
+    if (!s) {
+        rc = -CU_EDB;
+        goto out_unlock;
+    }
+    while ((rc = step(st, s)) == 1 && n < sizeof lost / sizeof lost[0]) {
+        struct lost *l = &lost[n];
+        l->id = sqlite3_column_int64(s, 0);
+        ccopy(s, 1, l->job, sizeof l->job);
+        l->idx = sqlite3_column_int64(s, 2);
+        ccopy(s, 3, l->provider, sizeof l->provider);
+        if (cu_replica_state_parse(ctext(s, 4), &l->state) == 0)
+            n++;
+    }
+    sqlite3_finalize(s);
+    if (rc < 0)
+        goto out_unlock;
+
+    prune = now_ms - st->pruned_ms >= EX_PRUNE_EVERY_MS;
+    if (n == 0 && !prune) {
+        rc = 0;
+        goto out_unlock;
+    }
+    rc = cu_db_begin(&st->db);
+    if (rc)
+        goto out_unlock;
+    for (size_t i = 0; i < n && !rc; i++) {
+        struct lost *l = &lost[i];
+        rc = replica_move(st, l->id, l->state, CU_REPLICA_EXPIRED);
+        if (!rc)
+            rc = run(st, "UPDATE replicas SET reason = 'lease expired' WHERE id = ?1", "i", l->id);
+        if (!rc)
+            rc = task_replica_lost(st, l->job, l->idx, "lease expired", now_ms, &queued);
+        if (!rc)
+            rc = task_refresh(st, l->job, l->idx);
+    }
+    if (!rc && prune)
+        rc = run(st, "DELETE FROM nonces WHERE ts_ms < ?1", "i", now_ms - EX_NONCE_TTL_MS);
+    if (!rc)
+        rc = cu_db_commit(&st->db);
+    if (rc) {
+        cu_db_rollback(&st->db);
+        queued = false;
+        goto out_unlock;
+    }
+    if (prune)
+        st->pruned_ms = now_ms;
+    for (size_t i = 0; i < n; i++)
+        cu_info("lease of replica %lld expired (task %s/%lld, provider %.8s)",
+                (long long)lost[i].id, lost[i].job, (long long)lost[i].idx,
+                short_id(lost[i].provider));
+    if (queued)
+        pthread_cond_broadcast(&st->work);
+    rc = (int)n;
+out_unlock:
+    unlock(st);
+    return rc;
+}
+
+/* ---- jobs ------------------------------------------------------------------------ */
+
+int ex_job_submit(struct ex_state *st, const struct ex_submit *sub, bool *existed,
+                  struct ex_fail *f)
+{
+    const struct cu_spec *sp = sub->spec;
+    sqlite3_stmt *task = NULL, *rep = NULL;
+    int rc;
+
+    *existed = false;
+    lock(st);
+    {
+        sqlite3_stmt *s = query(st, "SELECT 1 FROM jobs WHERE id = ?1", "t", sub->id);
+        if (!s) {
+            rc = fail_db(st, f, "looking up the job");
+            goto out_unlock;
+        }
+        rc = step(st, s);
+        sqlite3_finalize(s);
+        if (rc < 0) {
+            rc = fail_db(st, f, "looking up the job");
+            goto out_unlock;
+        }
+        if (rc == 1) {
+            *existed = true;
+            rc = 0;
+            goto out_unlock;
+        }
+    }
+    if (cu_db_begin(&st->db)) {
+        rc = fail_db(st, f, "starting a transaction");
+        goto out_unlock;
+    }
+    rc = run(
+        st,
+        "INSERT INTO jobs (id, owner, name, state, spec_json, submit_body, submit_sig_json, "
+        "task_count, replication, cores, memory, gpus, output_limit, created_ms) "
+        "VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        "ttttbtiiiiiii", sub->id, sub->owner, sp->name, sub->spec_json, sub->body, sub->body_len,
+        sub->sig_json, (int64_t)sp->task_count, (int64_t)sp->replication, (int64_t)sp->res.cores,
+        (int64_t)(sp->res.memory > INT64_MAX ? INT64_MAX : sp->res.memory), (int64_t)sp->res.gpus,
+        (int64_t)(sp->res.output > INT64_MAX ? INT64_MAX : sp->res.output), sub->now_ms);
+    if (rc) {
+        rc = fail_db(st, f, "storing the job");
+        goto out_rollback;
+    }
+    task = query(st, "INSERT INTO tasks (job_id, idx, state, arg) VALUES (?1, ?2, 'queued', ?3)",
+                 "t", sub->id);
+    rep = query(
+        st,
+        "INSERT INTO replicas (job_id, task_idx, state, created_ms) VALUES (?1, ?2, 'queued', ?3)",
+        "t", sub->id);
+    if (!task || !rep) {
+        rc = fail_db(st, f, "storing the tasks");
+        goto out_rollback;
+    }
+    sqlite3_bind_int64(rep, 3, sub->now_ms);
+    for (uint32_t i = 0; i < sp->task_count; i++) {
+        sqlite3_bind_int64(task, 2, i);
+        if (sp->task_args)
+            sqlite3_bind_text(task, 3, sp->task_args[i], -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(task, 3);
+        if (step(st, task) < 0) {
+            rc = fail_db(st, f, "storing the tasks");
+            goto out_rollback;
+        }
+        sqlite3_reset(task);
+        sqlite3_bind_int64(rep, 2, i);
+        for (uint32_t r = 0; r < sp->replication; r++) {
+            if (step(st, rep) < 0) {
+                rc = fail_db(st, f, "storing the replicas");
+                goto out_rollback;
+            }
+            sqlite3_reset(rep);
+        }
+    }
+    sqlite3_finalize(task);
+    sqlite3_finalize(rep);
+    task = rep = NULL;
+    if (cu_db_commit(&st->db)) {
+        rc = fail_db(st, f, "committing the job");
+        goto out_rollback;
+    }
+    pthread_cond_broadcast(&st->work);
+    unlock(st);
+    cu_info("job %s submitted by %.8s: '%s', %u tasks x %u replicas", sub->id, sub->owner, sp->name,
+            sp->task_count, sp->replication);
+    return 0;
+
+out_rollback:
+    sqlite3_finalize(task);
+    sqlite3_finalize(rep);
+    cu_db_rollback(&st->db);
+out_unlock:
+    unlock(st);
+    return rc;
+}
+
+/* The job's SUMMARY from a row of SUMMARY_COLS. mu held. */
+#define SUMMARY_COLS "id, name, owner, state, created_ms, finished_ms, reason, task_count"
+
+static json_t *job_summary(struct ex_state *st, sqlite3_stmt *row)
+{
+    static const char *const states[] = {"queued", "running", "done", "failed", "cancelled"};
+    json_t *j, *counts;
+    sqlite3_stmt *s;
+    int rc;
+
+    j = json_object();
+    counts = json_object();
+    if (!j || !counts)
+        goto out_free;
+    json_object_set_new(j, "id", jtext(row, 0));
+    json_object_set_new(j, "name", jtext(row, 1));
+    json_object_set_new(j, "owner", jtext(row, 2));
+    json_object_set_new(j, "state", jtext(row, 3));
+    json_object_set_new(j, "created_ms", jint(row, 4));
+    json_object_set_new(j, "finished_ms", jint(row, 5));
+    json_object_set_new(j, "reason", jtext(row, 6));
+    json_object_set_new(counts, "total", jint(row, 7));
+    for (size_t i = 0; i < sizeof states / sizeof states[0]; i++)
+        json_object_set_new(counts, states[i], json_integer(0));
+    s = query(st, "SELECT state, COUNT(*) FROM tasks WHERE job_id = ?1 GROUP BY state", "t",
+              ctext(row, 0));
+    if (!s)
+        goto out_free;
+    while ((rc = step(st, s)) == 1)
+        if (ctext(s, 0))
+            json_object_set_new(counts, ctext(s, 0), jint(s, 1));
+    sqlite3_finalize(s);
+    if (rc < 0)
+        goto out_free;
+    json_object_set_new(j, "counts", counts);
+    return j;
+out_free:
+    json_decref(counts);
+    json_decref(j);
+    return NULL;
+}
+
+json_t *ex_job_list(struct ex_state *st, const char *owner, struct ex_fail *f)
+{
+    json_t *out = json_object(), *arr = json_array();
+    sqlite3_stmt *s;
+    int rc;
+
+    if (!out || !arr) {
+        ex_fail_set(f, 500, "internal", "out of memory");
+        goto out_free;
+    }
+    lock(st);
+    s = query(st,
+              "SELECT " SUMMARY_COLS " FROM jobs WHERE owner = ?1 "
+              "ORDER BY created_ms DESC, id DESC LIMIT ?2",
+              "ti", owner, (int64_t)MAX_LIST_JOBS);
+    if (!s) {
+        fail_db(st, f, "listing jobs");
+        unlock(st);
+        goto out_free;
+    }
+    while ((rc = step(st, s)) == 1) {
+        json_t *j = job_summary(st, s);
+        if (!j) {
+            rc = -CU_EDB;
+            break;
+        }
+        json_array_append_new(arr, j);
+    }
+    sqlite3_finalize(s);
+    if (rc < 0) {
+        fail_db(st, f, "listing jobs");
+        unlock(st);
+        goto out_free;
+    }
+    unlock(st);
+    json_object_set_new(out, "jobs", arr);
+    return out;
+out_free:
+    json_decref(arr);
+    json_decref(out);
+    return NULL;
+}
+
+/* Looks up job id for `who`: 0 with the row's owner checked, or 404/403.
+ * *row is the stepped statement over SUMMARY_COLS plus spec_json (caller
+ * finalizes). mu held. */
+static int job_row(struct ex_state *st, const char *id, const char *who, sqlite3_stmt **row,
+                   struct ex_fail *f)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    *row = NULL;
+    s = query(st, "SELECT " SUMMARY_COLS ", spec_json FROM jobs WHERE id = ?1", "t", id);
+    if (!s)
+        return fail_db(st, f, "reading the job");
+    rc = step(st, s);
+    if (rc < 0) {
+        sqlite3_finalize(s);
+        return fail_db(st, f, "reading the job");
+    }
+    if (rc == 0) {
+        sqlite3_finalize(s);
+        return ex_fail_set(f, 404, "not_found", "job '%s' not found", id);
+    }
+    if (!ctext(s, 2) || strcmp(ctext(s, 2), who) != 0) {
+        sqlite3_finalize(s);
+        return ex_fail_set(f, 403, "forbidden", "job '%s' belongs to another key", id);
+    }
+    *row = s;
+    return 0;
+}
+
+/* A replica as docs/api.md shows it, from the columns of REPLICA_COLS. */
+#define REPLICA_COLS                                                                               \
+    "id, provider, state, exit_code, status, reason, cpu_ms, wall_ms, merkle_root, leased_ms, "    \
+    "reported_ms, task_idx, outputs_json"
+
+static json_t *replica_json(sqlite3_stmt *s)
+{
+    json_t *r = json_object();
+
+    if (!r)
+        return NULL;
+    json_object_set_new(r, "id", jint(s, 0));
+    json_object_set_new(r, "provider", jtext(s, 1));
+    json_object_set_new(r, "state", jtext(s, 2));
+    json_object_set_new(r, "exit_code", jint(s, 3));
+    json_object_set_new(r, "status", jtext(s, 4));
+    json_object_set_new(r, "reason", jtext(s, 5));
+    json_object_set_new(r, "cpu_ms", jint(s, 6));
+    json_object_set_new(r, "wall_ms", jint(s, 7));
+    json_object_set_new(r, "merkle_root", jtext(s, 8));
+    json_object_set_new(r, "leased_ms", jint(s, 9));
+    json_object_set_new(r, "reported_ms", jint(s, 10));
+    return r;
+}
+
+/* The result object of a done task from its accepted replica's row. */
+static json_t *result_json(sqlite3_stmt *s)
+{
+    json_t *r = json_object(), *outputs = NULL;
+    const char *oj = ctext(s, 12);
+
+    if (!r)
+        return NULL;
+    if (oj)
+        outputs = json_loads(oj, 0, NULL);
+    json_object_set_new(r, "replica", jint(s, 0));
+    json_object_set_new(r, "merkle_root", jtext(s, 8));
+    json_object_set_new(r, "exit_code", jint(s, 3));
+    json_object_set_new(r, "cpu_ms", jint(s, 6));
+    json_object_set_new(r, "wall_ms", jint(s, 7));
+    json_object_set_new(r, "outputs", outputs ? outputs : json_array());
+    return r;
+}
+
+json_t *ex_job_get(struct ex_state *st, const char *id, const char *who, struct ex_fail *f)
+{
+    sqlite3_stmt *row = NULL, *ts = NULL, *rs = NULL;
+    json_t *j = NULL, *tasks = NULL, *spec;
+    json_t **by_idx = NULL;
+    int64_t ntasks;
+    int rc;
+
+    lock(st);
+    if (job_row(st, id, who, &row, f))
+        goto out_unlock;
+    j = job_summary(st, row);
+    tasks = json_array();
+    if (!j || !tasks)
+        goto out_db;
+    spec = ctext(row, 8) ? json_loads(ctext(row, 8), 0, NULL) : NULL;
+    json_object_set_new(j, "spec", spec ? spec : json_null());
+    ntasks = sqlite3_column_int64(row, 7);
+    by_idx = calloc(ntasks > 0 ? (size_t)ntasks : 1, sizeof *by_idx);
+    if (!by_idx)
+        goto out_db;
+
+    ts = query(st,
+               "SELECT idx, state, arg, attempts, reason, result_replica FROM tasks "
+               "WHERE job_id = ?1 ORDER BY idx",
+               "t", id);
+    if (!ts)
+        goto out_db;
+    while ((rc = step(st, ts)) == 1) {
+        int64_t idx = sqlite3_column_int64(ts, 0);
+        json_t *t = json_object();
+        if (!t)
+            goto out_db;
+        json_object_set_new(t, "index", json_integer(idx));
+        json_object_set_new(t, "state", jtext(ts, 1));
+        json_object_set_new(t, "arg", jtext(ts, 2));
+        json_object_set_new(t, "attempts", jint(ts, 3));
+        json_object_set_new(t, "reason", jtext(ts, 4));
+        json_object_set_new(t, "result", json_null());
+        json_object_set_new(t, "result_replica", jint(ts, 5)); /* removed below */
+        json_object_set_new(t, "replicas", json_array());
+        json_array_append_new(tasks, t);
+        if (idx >= 0 && idx < ntasks)
+            by_idx[idx] = t;
+    }
+    if (rc < 0)
+        goto out_db;
+
+    rs = query(st, "SELECT " REPLICA_COLS " FROM replicas WHERE job_id = ?1 ORDER BY task_idx, id",
+               "t", id);
+    if (!rs)
+        goto out_db;
+    while ((rc = step(st, rs)) == 1) {
+        int64_t idx = sqlite3_column_int64(rs, 11);
+        json_t *t = idx >= 0 && idx < ntasks ? by_idx[idx] : NULL;
+        if (!t)
+            continue;
+        json_array_append_new(json_object_get(t, "replicas"), replica_json(rs));
+        json_t *res = json_object_get(t, "result_replica");
+        if (json_is_integer(res) && json_integer_value(res) == sqlite3_column_int64(rs, 0))
+            json_object_set_new(t, "result", result_json(rs));
+    }
+    if (rc < 0)
+        goto out_db;
+    for (int64_t i = 0; i < ntasks; i++)
+        if (by_idx[i])
+            json_object_del(by_idx[i], "result_replica");
+    json_object_set_new(j, "tasks", tasks);
+    tasks = NULL;
+    goto out_finalize;
+
+out_db:
+    fail_db(st, f, "reading the job");
+    json_decref(j);
+    j = NULL;
+out_finalize:
+    json_decref(tasks);
+    free(by_idx);
+    sqlite3_finalize(rs);
+    sqlite3_finalize(ts);
+    sqlite3_finalize(row);
+out_unlock:
+    unlock(st);
+    return j;
+}
+
+int ex_job_cancel(struct ex_state *st, const char *id, const char *who, int64_t now_ms,
+                  struct ex_fail *f)
+{
+    sqlite3_stmt *row = NULL;
+    char state[16];
+    int rc;
+
+    lock(st);
+    rc = job_row(st, id, who, &row, f);
+    if (rc)
+        goto out_unlock;
+    ccopy(row, 3, state, sizeof state);
+    sqlite3_finalize(row);
+    if (strcmp(state, "running") != 0) {
+        rc = ex_fail_set(f, 409, "job_finished", "job '%s' is already %s", id, state);
+        goto out_unlock;
+    }
+    if (cu_db_begin(&st->db)) {
+        rc = fail_db(st, f, "starting a transaction");
+        goto out_unlock;
+    }
+    assert(cu_replica_can_transition(CU_REPLICA_QUEUED, CU_REPLICA_CANCELLED) &&
+           cu_replica_can_transition(CU_REPLICA_REPORTED, CU_REPLICA_CANCELLED));
+    rc = run(st,
+             "UPDATE jobs SET state = 'cancelled', reason = 'cancelled by owner', finished_ms = ?2 "
+             "WHERE id = ?1",
+             "ti", id, now_ms);
+    if (!rc)
+        rc = run(st,
+                 "UPDATE tasks SET state = 'cancelled', finished_ms = ?2 "
+                 "WHERE job_id = ?1 AND state IN ('queued','running')",
+                 "ti", id, now_ms);
+    /* Held replicas are told at their next heartbeat and report `killed`. */
+    if (!rc)
+        rc = run(st,
+                 "UPDATE replicas SET state = 'cancelled' "
+                 "WHERE job_id = ?1 AND state IN ('queued','reported')",
+                 "t", id);
+    if (!rc)
+        rc = cu_db_commit(&st->db);
+    if (rc) {
+        rc = fail_db(st, f, "cancelling the job");
+        cu_db_rollback(&st->db);
+        goto out_unlock;
+    }
+    cu_info("job %s cancelled by its owner", id);
+out_unlock:
+    unlock(st);
+    return rc;
+}
+
+int ex_logs_find(struct ex_state *st, const char *job, int64_t task, const char *who,
+                 struct ex_logs_ref *out, struct ex_fail *f)
+{
+    sqlite3_stmt *row = NULL, *s = NULL;
+    int64_t ntasks;
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    lock(st);
+    rc = job_row(st, job, who, &row, f);
+    if (rc)
+        goto out_unlock;
+    ntasks = sqlite3_column_int64(row, 7);
+    sqlite3_finalize(row);
+    if (task < 0 || task >= ntasks) {
+        rc = ex_fail_set(f, 404, "not_found", "job '%s' has no task %lld", job, (long long)task);
+        goto out_unlock;
+    }
+    s = query(st,
+              "SELECT id, status, exit_code, reason, stdout_hash, stderr_hash FROM replicas "
+              "WHERE job_id = ?1 AND task_idx = ?2 AND reported_ms IS NOT NULL "
+              "ORDER BY reported_ms DESC, id DESC LIMIT 1",
+              "ti", job, task);
+    if (!s) {
+        rc = fail_db(st, f, "reading the logs");
+        goto out_unlock;
+    }
+    rc = step(st, s);
+    if (rc < 0) {
+        rc = fail_db(st, f, "reading the logs");
+    } else if (rc == 0) {
+        rc =
+            ex_fail_set(f, 404, "not_found", "no replica of task %lld of job '%s' has reported yet",
+                        (long long)task, job);
+    } else {
+        out->replica = sqlite3_column_int64(s, 0);
+        ccopy(s, 1, out->status, sizeof out->status);
+        out->has_exit = !cnull(s, 2);
+        out->exit_code = sqlite3_column_int64(s, 2);
+        out->has_reason = !cnull(s, 3);
+        ccopy(s, 3, out->reason, sizeof out->reason);
+        ccopy(s, 4, out->stdout_hash, sizeof out->stdout_hash);
+        ccopy(s, 5, out->stderr_hash, sizeof out->stderr_hash);
+        rc = 0;
+    }
+    sqlite3_finalize(s);
+out_unlock:
+    unlock(st);
+    return rc;
+}
+
+/* ---- providers --------------------------------------------------------------------- */
+
+int ex_provider_hello(struct ex_state *st, const char *provider, const struct ex_hello *h,
+                      int64_t now_ms, struct ex_fail *f)
+{
+    int rc;
+
+    lock(st);
+    rc =
+        run(st,
+            "INSERT INTO providers (id, first_seen_ms, last_seen_ms, slots, cores, memory, gpus, "
+            "version) VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7) "
+            "ON CONFLICT(id) DO UPDATE SET last_seen_ms = ?2, slots = ?3, cores = ?4, "
+            "memory = ?5, gpus = ?6, version = ?7",
+            "tiiiiit", provider, now_ms, (int64_t)h->slots, (int64_t)h->cores,
+            (int64_t)(h->memory > INT64_MAX ? INT64_MAX : h->memory), (int64_t)h->gpus, h->version);
+    if (rc)
+        rc = fail_db(st, f, "registering the provider");
+    unlock(st);
+    if (!rc)
+        cu_info("provider %.8s hello: %llu slots, %llu cores, %llu MiB, %llu GPUs, version %s",
+                provider, (unsigned long long)h->slots, (unsigned long long)h->cores,
+                (unsigned long long)(h->memory >> 20), (unsigned long long)h->gpus,
+                h->version ? h->version : "?");
+    return rc;
+}
+
+/* Marks the provider seen (registering it if it never said hello). mu held. */
+static int provider_seen(struct ex_state *st, const char *provider, int64_t now)
+{
+    return run(st,
+               "INSERT INTO providers (id, first_seen_ms, last_seen_ms) VALUES (?1, ?2, ?2) "
+               "ON CONFLICT(id) DO UPDATE SET last_seen_ms = ?2",
+               "ti", provider, now);
+}
+
+static int64_t clamp_i64(uint64_t v)
+{
+    return v > INT64_MAX ? INT64_MAX : (int64_t)v;
+}
+
+/* One attempt to lease a queued replica to provider. 0 with *lease set or
+ * NULL (nothing fits); negative on a database failure. mu held. */
+static int claim_once(struct ex_state *st, const char *provider, const struct ex_free *fr,
+                      json_t **lease, struct ex_fail *f)
+{
+    sqlite3_stmt *jobs, *s = NULL;
+    int64_t rid = 0, idx = 0, now, expires, task_count = 0;
+    char job[32] = "";
+    json_t *spec = NULL, *arg = NULL;
+    int rc;
+
+    *lease = NULL;
+    /* Oldest job first; within a job the lowest task. The state lists match
+     * cu_replica_state_live (asserted at start). */
+    jobs =
+        query(st,
+              "SELECT id, task_count, spec_json FROM jobs WHERE state = 'running' AND cores <= ?1 "
+              "AND memory <= ?2 AND gpus <= ?3 ORDER BY created_ms, id",
+              "iii", clamp_i64(fr->cores), clamp_i64(fr->memory), clamp_i64(fr->gpus));
+    s = query(st,
+              "SELECT r.id, r.task_idx, t.arg FROM replicas r JOIN tasks t "
+              "ON t.job_id = r.job_id AND t.idx = r.task_idx "
+              "WHERE r.job_id = ?1 AND r.state = 'queued' AND NOT EXISTS (SELECT 1 FROM replicas o "
+              "WHERE o.job_id = r.job_id AND o.task_idx = r.task_idx AND o.provider = ?2 "
+              "AND o.state IN ('leased','running','reported','accepted')) "
+              "ORDER BY r.task_idx, r.id LIMIT 1",
+              "tt", "", provider);
+    if (!jobs || !s) {
+        rc = fail_db(st, f, "looking for work");
+        goto out_finalize;
+    }
+    while ((rc = step(st, jobs)) == 1) {
+        sqlite3_reset(s);
+        sqlite3_bind_text(s, 1, ctext(jobs, 0), -1, SQLITE_TRANSIENT);
+        rc = step(st, s);
+        if (rc < 0)
+            break;
+        if (rc == 1) {
+            ccopy(jobs, 0, job, sizeof job);
+            task_count = sqlite3_column_int64(jobs, 1);
+            spec = ctext(jobs, 2) ? json_loads(ctext(jobs, 2), 0, NULL) : NULL;
+            rid = sqlite3_column_int64(s, 0);
+            idx = sqlite3_column_int64(s, 1);
+            arg = jtext(s, 2);
+            break;
+        }
+    }
+    if (rc < 0) {
+        rc = fail_db(st, f, "looking for work");
+        goto out_finalize;
+    }
+    if (rid == 0) {
+        rc = 0;
+        goto out_finalize;
+    }
+    now = cu_now_ms();
+    if (cu_lease_expiry(now, st->lease_ms, &expires)) {
+        rc = ex_fail_set(f, 500, "internal", "lease time overflows");
+        goto out_finalize;
+    }
+    if (cu_db_begin(&st->db)) {
+        rc = fail_db(st, f, "starting a transaction");
+        goto out_finalize;
+    }
+    rc = replica_move(st, rid, CU_REPLICA_QUEUED, CU_REPLICA_LEASED);
+    if (!rc)
+        rc = run(st,
+                 "UPDATE replicas SET provider = ?2, leased_ms = ?3, lease_expires_ms = ?4 "
+                 "WHERE id = ?1",
+                 "itii", rid, provider, now, expires);
+    if (!rc)
+        rc = run(st,
+                 "UPDATE tasks SET attempts = attempts + 1, state = 'running' "
+                 "WHERE job_id = ?1 AND idx = ?2",
+                 "ti", job, idx);
+    if (!rc)
+        rc = provider_seen(st, provider, now);
+    if (!rc)
+        rc = cu_db_commit(&st->db);
+    if (rc) {
+        rc = fail_db(st, f, "leasing a replica");
+        cu_db_rollback(&st->db);
+        goto out_finalize;
+    }
+    cu_info("replica %lld leased: task %s/%lld to provider %.8s", (long long)rid, job,
+            (long long)idx, provider);
+    *lease =
+        json_pack("{s:{s:I,s:s,s:I,s:I,s:o,s:o,s:I,s:I,s:I}}", "lease", "replica", (json_int_t)rid,
+                  "job", job, "task", (json_int_t)idx, "task_count", (json_int_t)task_count, "arg",
+                  arg ? arg : json_null(), "spec", spec ? spec : json_null(), "lease_ms",
+                  (json_int_t)st->lease_ms, "lease_expires_ms", (json_int_t)expires, "heartbeat_ms",
+                  (json_int_t)cu_lease_heartbeat_ms(st->lease_ms));
+    arg = spec = NULL; /* "o" stole them */
+    if (!*lease)
+        rc = ex_fail_set(f, 500, "internal", "out of memory");
+out_finalize:
+    json_decref(arg);
+    json_decref(spec);
+    sqlite3_finalize(s);
+    sqlite3_finalize(jobs);
+    return rc;
+}
+
+int ex_claim(struct ex_state *st, const char *provider, const struct ex_free *fr, int64_t wait_ms,
+             json_t **lease, struct ex_fail *f)
+{
+    struct timespec deadline;
+    int rc;
+
+    *lease = NULL;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += wait_ms / 1000;
+    deadline.tv_nsec += (wait_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    lock(st);
+    if (!st->stopping && provider_seen(st, provider, cu_now_ms()) != 0)
+        cu_warn("provider %.8s: cannot record last_seen", provider);
+    for (;;) {
+        if (st->stopping) {
+            rc = ex_fail_set(f, 503, "unavailable", "the exchange is shutting down");
+            break;
+        }
+        rc = claim_once(st, provider, fr, lease, f);
+        if (rc || *lease)
+            break;
+        rc = pthread_cond_timedwait(&st->work, &st->mu, &deadline);
+        if (rc == ETIMEDOUT) {
+            rc = 0; /* one last look below would race nothing: answer 204 */
+            break;
+        }
+        rc = 0;
+    }
+    unlock(st);
+    return rc;
+}
+
+int ex_heartbeat(struct ex_state *st, int64_t replica, const char *provider, int64_t now_ms,
+                 json_t **out, struct ex_fail *f)
+{
+    sqlite3_stmt *s;
+    enum cu_replica_state state = CU_REPLICA_NSTATES;
+    char holder[CU_HASH_HEX_LEN + 1] = "", jstate[16] = "", tstate[16] = "", job[32] = "";
+    int64_t expires = 0, next, idx = 0;
+    const char *cancel_reason = NULL;
+    int rc;
+
+    *out = NULL;
+    lock(st);
+    s = query(
+        st,
+        "SELECT r.state, r.provider, r.lease_expires_ms, j.state, t.state, r.job_id, r.task_idx "
+        "FROM replicas r JOIN jobs j ON j.id = r.job_id "
+        "JOIN tasks t ON t.job_id = r.job_id AND t.idx = r.task_idx WHERE r.id = ?1",
+        "i", replica);
+    if (!s) {
+        rc = fail_db(st, f, "reading the replica");
+        goto out_unlock;
+    }
+    rc = step(st, s);
+    if (rc == 1) {
+        (void)cu_replica_state_parse(ctext(s, 0), &state);
+        ccopy(s, 1, holder, sizeof holder);
+        expires = sqlite3_column_int64(s, 2);
+        ccopy(s, 3, jstate, sizeof jstate);
+        ccopy(s, 4, tstate, sizeof tstate);
+        ccopy(s, 5, job, sizeof job);
+        idx = sqlite3_column_int64(s, 6);
+    }
+    sqlite3_finalize(s);
+    if (rc < 0) {
+        rc = fail_db(st, f, "reading the replica");
+        goto out_unlock;
+    }
+    if (rc == 0) {
+        rc = ex_fail_set(f, 404, "not_found", "replica %lld not found", (long long)replica);
+        goto out_unlock;
+    }
+    if (strcmp(holder, provider) != 0) {
+        rc = ex_fail_set(f, 403, "forbidden", "replica %lld is not leased to you",
+                         (long long)replica);
+        goto out_unlock;
+    }
+    if (!cu_replica_state_held(state)) {
+        rc = ex_fail_set(f, 409, "lease_lost", "replica %lld is %s", (long long)replica,
+                         cu_replica_state_name(state));
+        goto out_unlock;
+    }
+    if (cu_lease_renew(expires, now_ms, st->lease_ms, &next) != 0) {
+        rc = ex_fail_set(f, 409, "lease_lost", "the lease of replica %lld expired",
+                         (long long)replica);
+        goto out_unlock;
+    }
+    if (cu_db_begin(&st->db)) {
+        rc = fail_db(st, f, "starting a transaction");
+        goto out_unlock;
+    }
+    rc = 0;
+    if (state == CU_REPLICA_LEASED)
+        rc = replica_move(st, replica, CU_REPLICA_LEASED, CU_REPLICA_RUNNING);
+    if (!rc)
+        rc =
+            run(st, "UPDATE replicas SET lease_expires_ms = ?2 WHERE id = ?1", "ii", replica, next);
+    if (!rc && state == CU_REPLICA_LEASED)
+        rc = task_refresh(st, job, idx);
+    if (!rc)
+        rc = provider_seen(st, provider, now_ms);
+    if (!rc)
+        rc = cu_db_commit(&st->db);
+    if (rc) {
+        rc = fail_db(st, f, "renewing the lease");
+        cu_db_rollback(&st->db);
+        goto out_unlock;
+    }
+    if (strcmp(jstate, "cancelled") == 0)
+        cancel_reason = "job cancelled";
+    else if (strcmp(tstate, "done") == 0)
+        cancel_reason = "task already done";
+    else if (task_state_finished(tstate))
+        cancel_reason = "task already finished";
+    *out = json_pack("{s:I,s:b}", "lease_expires_ms", (json_int_t)next, "cancel",
+                     cancel_reason != NULL);
+    if (*out && cancel_reason)
+        json_object_set_new(*out, "reason", json_string(cancel_reason));
+    if (!*out)
+        rc = ex_fail_set(f, 500, "internal", "out of memory");
+    cu_debug("replica %lld heartbeat from %.8s%s%s", (long long)replica, provider,
+             cancel_reason ? ": cancel, " : "", cancel_reason ? cancel_reason : "");
+out_unlock:
+    unlock(st);
+    return rc;
+}
+
+/* ---- reports ------------------------------------------------------------------------ */
+
+static const char *const status_names[] = {
+    [EX_ST_OK] = "ok",           [EX_ST_FAILED] = "failed",
+    [EX_ST_TIMEOUT] = "timeout", [EX_ST_OUTPUT_LIMIT] = "output_limit",
+    [EX_ST_KILLED] = "killed",   [EX_ST_ERROR] = "error",
+};
+
+const char *ex_status_name(enum ex_status s)
+{
+    return (unsigned)s < sizeof status_names / sizeof status_names[0] ? status_names[s] : "?";
+}
+
+int ex_status_parse(const char *s, enum ex_status *out)
+{
+    for (size_t i = 0; s && i < sizeof status_names / sizeof status_names[0]; i++) {
+        if (strcmp(status_names[i], s) == 0) {
+            *out = (enum ex_status)i;
+            return 0;
+        }
+    }
+    return -CU_EINVAL;
+}
+
+struct replica_info {
+    enum cu_replica_state state;
+    char provider[CU_HASH_HEX_LEN + 1];
+    char job[32];
+    int64_t idx;
+    int64_t expires;
+    bool reported;
+    uint64_t output_limit;
+    char jstate[16];
+    char tstate[16];
+};
+
+/* Reads what a report needs to know about a replica. 0, or 404. mu held. */
+static int replica_info(struct ex_state *st, int64_t id, struct replica_info *ri, struct ex_fail *f)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    memset(ri, 0, sizeof *ri);
+    ri->state = CU_REPLICA_NSTATES;
+    s = query(
+        st,
+        "SELECT r.state, r.provider, r.job_id, r.task_idx, r.lease_expires_ms, r.reported_ms, "
+        "j.output_limit, j.state, t.state FROM replicas r JOIN jobs j ON j.id = r.job_id "
+        "JOIN tasks t ON t.job_id = r.job_id AND t.idx = r.task_idx WHERE r.id = ?1",
+        "i", id);
+    if (!s)
+        return fail_db(st, f, "reading the replica");
+    rc = step(st, s);
+    if (rc == 1) {
+        (void)cu_replica_state_parse(ctext(s, 0), &ri->state);
+        ccopy(s, 1, ri->provider, sizeof ri->provider);
+        ccopy(s, 2, ri->job, sizeof ri->job);
+        ri->idx = sqlite3_column_int64(s, 3);
+        ri->expires = sqlite3_column_int64(s, 4);
+        ri->reported = !cnull(s, 5);
+        ri->output_limit = (uint64_t)sqlite3_column_int64(s, 6);
+        ccopy(s, 7, ri->jstate, sizeof ri->jstate);
+        ccopy(s, 8, ri->tstate, sizeof ri->tstate);
+    }
+    sqlite3_finalize(s);
+    if (rc < 0)
+        return fail_db(st, f, "reading the replica");
+    if (rc == 0)
+        return ex_fail_set(f, 404, "not_found", "replica %lld not found", (long long)id);
+    return 0;
+}
+
+/* {"replica","state","task_state"} as stored now. mu held. */
+static json_t *report_answer(struct ex_state *st, int64_t id)
+{
+    struct replica_info ri;
+    struct ex_fail f;
+
+    if (replica_info(st, id, &ri, &f))
+        return NULL;
+    return json_pack("{s:I,s:s,s:s}", "replica", (json_int_t)id, "state",
+                     cu_replica_state_name(ri.state), "task_state", ri.tstate);
+}
+
+/* The common refusals of a report; 1 when already reported (idempotent
+ * answer in *out), 0 when it may go on, negative with f set. mu held. */
+static int report_gate(struct ex_state *st, int64_t id, const char *provider, int64_t now,
+                       struct replica_info *ri, json_t **out, struct ex_fail *f)
+{
+    int rc = replica_info(st, id, ri, f);
+
+    if (rc)
+        return rc;
+    if (strcmp(ri->provider, provider) != 0)
+        return ex_fail_set(f, 403, "forbidden", "replica %lld is not leased to you", (long long)id);
+    if (ri->reported) {
+        *out = report_answer(st, id);
+        return *out ? 1 : ex_fail_set(f, 500, "internal", "out of memory");
+    }
+    if (!cu_replica_state_held(ri->state))
+        return ex_fail_set(f, 409, "lease_lost", "replica %lld is %s", (long long)id,
+                           cu_replica_state_name(ri->state));
+    if (cu_lease_expired(ri->expires, now))
+        return ex_fail_set(f, 409, "lease_lost", "the lease of replica %lld expired",
+                           (long long)id);
+    return 0;
+}
+
+int ex_report_check(struct ex_state *st, int64_t replica, const char *provider, int64_t now_ms,
+                    uint64_t *output_limit, bool *done, json_t **out, struct ex_fail *f)
+{
+    struct replica_info ri;
+    int rc;
+
+    *done = false;
+    *out = NULL;
+    lock(st);
+    rc = report_gate(st, replica, provider, now_ms, &ri, out, f);
+    unlock(st);
+    if (rc < 0)
+        return rc;
+    *done = rc == 1;
+    *output_limit = ri.output_limit;
+    return 0;
+}
+
+int ex_report_apply(struct ex_state *st, int64_t replica, const char *provider,
+                    const struct ex_report *r, int64_t now_ms, json_t **out, struct ex_fail *f)
+{
+    struct replica_info ri;
+    bool queued = false;
+    enum ex_status status = r->status;
+    int rc;
+
+    *out = NULL;
+    lock(st);
+    rc = report_gate(st, replica, provider, now_ms, &ri, out, f);
+    if (rc) {
+        rc = rc > 0 ? 0 : rc;
+        goto out_unlock;
+    }
+    if (cu_db_begin(&st->db)) {
+        rc = fail_db(st, f, "starting a transaction");
+        goto out_unlock;
+    }
+    rc = 0;
+    {
+        sqlite3_stmt *s = query(st,
+                                "UPDATE replicas SET status = ?2, exit_code = ?3, reason = ?4, "
+                                "cpu_ms = ?5, wall_ms = ?6, merkle_root = ?7, outputs_json = ?8, "
+                                "stdout_hash = ?9, stderr_hash = ?10, report_body = ?11, "
+                                "reported_ms = ?12 WHERE id = ?1",
+                                "it", replica, ex_status_name(status));
+        if (!s) {
+            rc = -CU_EDB;
+        } else {
+            if (r->has_exit)
+                sqlite3_bind_int64(s, 3, r->exit_code);
+            if (r->reason)
+                sqlite3_bind_text(s, 4, r->reason, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(s, 5, clamp_i64(r->cpu_ms));
+            sqlite3_bind_int64(s, 6, clamp_i64(r->wall_ms));
+            if (r->merkle_root)
+                sqlite3_bind_text(s, 7, r->merkle_root, -1, SQLITE_STATIC);
+            if (r->outputs_json)
+                sqlite3_bind_text(s, 8, r->outputs_json, -1, SQLITE_STATIC);
+            if (r->stdout_hash)
+                sqlite3_bind_text(s, 9, r->stdout_hash, -1, SQLITE_STATIC);
+            if (r->stderr_hash)
+                sqlite3_bind_text(s, 10, r->stderr_hash, -1, SQLITE_STATIC);
+            if (r->body)
+                sqlite3_bind_blob64(s, 11, r->body, r->body_len, SQLITE_STATIC);
+            sqlite3_bind_int64(s, 12, now_ms);
+            rc = step(st, s) < 0 ? -CU_EDB : 0;
+            sqlite3_finalize(s);
+        }
+    }
+    if (rc)
+        goto out_rollback;
+
+    cu_info("replica %lld reported %s by %.8s (task %s/%lld)", (long long)replica,
+            ex_status_name(status), provider, ri.job, (long long)ri.idx);
+    if (task_state_finished(ri.tstate) || strcmp(ri.jstate, "running") != 0) {
+        /* The task ended elsewhere (cancel, quorum, failure): this run no
+         * longer counts. */
+        rc = replica_move(st, replica, ri.state, CU_REPLICA_CANCELLED);
+    } else if (status == EX_ST_KILLED || status == EX_ST_ERROR) {
+        /* The provider could not run it: not the task's fault. */
+        rc = replica_move(st, replica, ri.state, CU_REPLICA_EXPIRED);
+        if (!rc)
+            rc = task_replica_lost(st, ri.job, ri.idx,
+                                   r->reason && r->reason[0] ? r->reason : ex_status_name(status),
+                                   now_ms, &queued);
+        if (!rc)
+            rc = task_refresh(st, ri.job, ri.idx);
+    } else {
+        rc = replica_move(st, replica, ri.state, CU_REPLICA_REPORTED);
+        if (!rc)
+            rc = task_decide(st, ri.job, ri.idx, now_ms, &queued);
+    }
+    if (rc)
+        goto out_rollback;
+    *out = report_answer(st, replica);
+    if (cu_db_commit(&st->db)) {
+        json_decref(*out);
+        *out = NULL;
+        rc = -CU_EDB;
+        goto out_rollback;
+    }
+    if (queued)
+        pthread_cond_broadcast(&st->work);
+    if (!*out)
+        rc = ex_fail_set(f, 500, "internal", "out of memory");
+    goto out_unlock;
+
+out_rollback:
+    rc = fail_db(st, f, "applying the report");
+    cu_db_rollback(&st->db);
+out_unlock:
+    unlock(st);
+    return rc;
+}
+
+/* ---- metrics --------------------------------------------------------------------------- */
+
+static int metric_states(struct ex_state *st, struct cu_buf *out, const char *name,
+                         const char *help, const char *sql, const char *const *states)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    if (cu_buf_appendf(out, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name))
+        return -CU_ETOOBIG;
+    /* Every known state appears, zero or not, so graphs do not break. */
+    for (size_t i = 0; states[i]; i++) {
+        int64_t c = 0;
+        s = query(st, sql, "t", states[i]);
+        if (!s)
+            return -CU_EDB;
+        rc = step(st, s);
+        if (rc == 1)
+            c = sqlite3_column_int64(s, 0);
+        sqlite3_finalize(s);
+        if (rc < 0)
+            return rc;
+        if (cu_buf_appendf(out, "%s{state=\"%s\"} %lld\n", name, states[i], (long long)c))
+            return -CU_ETOOBIG;
+    }
+    return 0;
+}
+
+int ex_metrics(struct ex_state *st, int64_t now_ms, struct cu_buf *out)
+{
+    static const char *const job_states[] = {"running", "done", "failed", "cancelled", NULL};
+    static const char *const task_states[] = {"queued", "running",   "done",
+                                              "failed", "cancelled", NULL};
+    const char *replica_states[CU_REPLICA_NSTATES + 1];
+    sqlite3_stmt *s;
+    int64_t online = 0;
+    int rc;
+
+    for (int i = 0; i < CU_REPLICA_NSTATES; i++)
+        replica_states[i] = cu_replica_state_name((enum cu_replica_state)i);
+    replica_states[CU_REPLICA_NSTATES] = NULL;
+
+    lock(st);
+    rc = metric_states(st, out, "cumulus_jobs", "Jobs by state.",
+                       "SELECT COUNT(*) FROM jobs WHERE state = ?1", job_states);
+    if (!rc)
+        rc = metric_states(st, out, "cumulus_tasks", "Tasks by state.",
+                           "SELECT COUNT(*) FROM tasks WHERE state = ?1", task_states);
+    if (!rc)
+        rc = metric_states(st, out, "cumulus_replicas", "Replicas by state.",
+                           "SELECT COUNT(*) FROM replicas WHERE state = ?1", replica_states);
+    if (!rc) {
+        /* Online: seen within a long-poll plus two leases. */
+        int64_t window = EX_MAX_WAIT_MS + 2 * clamp_i64(st->lease_ms);
+        s = query(st, "SELECT COUNT(*) FROM providers WHERE last_seen_ms >= ?1", "i",
+                  now_ms - window);
+        rc = s ? step(st, s) : -CU_EDB;
+        if (rc == 1) {
+            online = sqlite3_column_int64(s, 0);
+            rc = 0;
+        }
+        sqlite3_finalize(s);
+    }
+    unlock(st);
+    if (rc)
+        return rc;
+    if (cu_buf_appendf(out,
+                       "# HELP cumulus_providers_online Providers seen recently.\n"
+                       "# TYPE cumulus_providers_online gauge\ncumulus_providers_online %lld\n"
+                       "# HELP cumulus_http_requests_total HTTP requests served.\n"
+                       "# TYPE cumulus_http_requests_total counter\n"
+                       "cumulus_http_requests_total %llu\n",
+                       (long long)online,
+                       (unsigned long long)__atomic_load_n(&st->requests, __ATOMIC_RELAXED)))
+        return -CU_ETOOBIG;
+    return 0;
+}

@@ -1,0 +1,185 @@
+/* state.h - the exchange's state: one SQLite database behind one mutex.
+ *
+ * Internal to src/exchange/. Every read and write of jobs, tasks, replicas,
+ * providers and nonces goes through these functions; each state change is
+ * one SQLite transaction, so a kill -9 at any moment leaves either the
+ * whole change or none of it. Replica transitions are checked against the
+ * state machine of market/lease.h (an illegal one is a bug: assert).
+ *
+ * All functions lock st->mu themselves; callers hold no lock. Functions
+ * that can fail for a reason the client should see fill a struct ex_fail
+ * (HTTP status, stable code, message) and return negative. */
+#ifndef CU_EXCHANGE_STATE_H
+#define CU_EXCHANGE_STATE_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "base/err.h"
+#include "market/spec.h"
+#include "store/blob.h"
+#include "store/db.h"
+
+#define EX_VERSION "0.1.0"
+#define EX_NONCE_TTL_MS 600000   /* nonces are remembered this long */
+#define EX_MAX_PROVIDER_ERRORS 5 /* a task fails after this many lost replicas */
+#define EX_MAX_WAIT_MS 60000
+#define EX_PRUNE_EVERY_MS 10000 /* how often old nonces are deleted */ /* longest claim long-poll  \
+                                                                        */
+
+struct ex_state {
+    pthread_mutex_t mu;
+    pthread_cond_t work; /* broadcast when replicas are queued, and on stop */
+    struct cu_db db;
+    struct cu_blobstore blobs;
+    uint64_t lease_ms;
+    bool devnet;
+    bool stopping;     /* under mu */
+    uint64_t requests; /* HTTP requests seen (atomic builtins) */
+    int64_t pruned_ms; /* last nonce pruning (under mu) */
+};
+
+/* Why a request was refused: HTTP status, stable code, sentence. */
+struct ex_fail {
+    int status;
+    const char *code; /* a literal */
+    char msg[CU_ERR_MSG_MAX];
+};
+
+/* Fills f and returns a negative CU_E* fitting the status. */
+int ex_fail_set(struct ex_fail *f, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Migrations of DATA/state.db (schema.c). */
+const struct cu_migration *ex_schema(size_t *n);
+
+/* Opens DATA/state.db and DATA/blobs (creating them). 0, or negative with
+ * e set; on failure nothing is left open. */
+int ex_state_open(struct ex_state *st, const char *data_dir, uint64_t lease_ms, bool devnet,
+                  struct cu_err *e);
+/* Closes the database; st must be stopped and no handler may run. */
+void ex_state_close(struct ex_state *st);
+/* Marks the state stopping and wakes every long-poll. */
+void ex_state_stop(struct ex_state *st);
+
+/* Records (key, nonce) as used at now_ms. 0; -CU_EAUTH with e->msg
+ * "replayed: ..." when already used; -CU_EDB. One transaction. */
+int ex_nonce_use(struct ex_state *st, const char *key, const char *nonce, int64_t now_ms,
+                 struct cu_err *e);
+
+/* The reaper: expires leases that ran out before now_ms (queuing
+ * replacements) and forgets nonces older than EX_NONCE_TTL_MS. Returns the
+ * number of leases expired, or -CU_EDB. */
+int ex_reap(struct ex_state *st, int64_t now_ms);
+
+/* ---- jobs -------------------------------------------------------------- */
+
+struct ex_submit {
+    const char *id;    /* "j-" + 24 hex */
+    const char *owner; /* signer id */
+    const struct cu_spec *spec;
+    const char *spec_json; /* canonical dump of the spec */
+    const char *body;      /* the verbatim signed body */
+    size_t body_len;
+    const char *sig_json; /* the five signature headers as JSON */
+    int64_t now_ms;
+};
+
+/* Stores a validated job with its tasks and queued replicas (one
+ * transaction) and wakes claim waiters. *existed is set when a job with
+ * this id was already stored (nothing is changed then). 0 or negative with
+ * f set. */
+int ex_job_submit(struct ex_state *st, const struct ex_submit *s, bool *existed, struct ex_fail *f);
+/* {"jobs":[SUMMARY...]} of owner's jobs, newest first; NULL with f set. */
+json_t *ex_job_list(struct ex_state *st, const char *owner, struct ex_fail *f);
+/* SUMMARY + spec + tasks (docs/api.md) for the owner; NULL with f set
+ * (404 unknown, 403 not the owner). */
+json_t *ex_job_get(struct ex_state *st, const char *id, const char *who, struct ex_fail *f);
+/* Cancels a running job of who's. 0 or negative with f set (404, 403,
+ * 409 job_finished). */
+int ex_job_cancel(struct ex_state *st, const char *id, const char *who, int64_t now_ms,
+                  struct ex_fail *f);
+
+/* Where a task's logs are: the latest reported replica of the task. */
+struct ex_logs_ref {
+    int64_t replica;
+    char status[16];
+    bool has_exit;
+    int64_t exit_code;
+    char reason[512];
+    bool has_reason;
+    char stdout_hash[65]; /* "" if none */
+    char stderr_hash[65];
+};
+int ex_logs_find(struct ex_state *st, const char *job, int64_t task, const char *who,
+                 struct ex_logs_ref *out, struct ex_fail *f);
+
+/* ---- providers ------------------------------------------------------------ */
+
+struct ex_hello {
+    uint64_t slots, cores, memory, gpus;
+    const char *version;
+};
+int ex_provider_hello(struct ex_state *st, const char *provider, const struct ex_hello *h,
+                      int64_t now_ms, struct ex_fail *f);
+
+struct ex_free {
+    uint64_t cores, memory, gpus;
+};
+/* Long-poll: leases the oldest fitting queued replica to provider, waiting
+ * up to wait_ms for one. Blocks (without holding the lock while waiting).
+ * Returns 0 with *lease set (owned) or NULL when wait_ms passed; negative
+ * with f set (503 when stopping, 500). */
+int ex_claim(struct ex_state *st, const char *provider, const struct ex_free *free_res,
+             int64_t wait_ms, json_t **lease, struct ex_fail *f);
+/* Renews provider's lease of replica; *out = {"lease_expires_ms","cancel"
+ * [,"reason"]}. 404 unknown, 403 not the holder, 409 lease_lost. */
+int ex_heartbeat(struct ex_state *st, int64_t replica, const char *provider, int64_t now_ms,
+                 json_t **out, struct ex_fail *f);
+
+enum ex_status {
+    EX_ST_OK,
+    EX_ST_FAILED,
+    EX_ST_TIMEOUT,
+    EX_ST_OUTPUT_LIMIT,
+    EX_ST_KILLED,
+    EX_ST_ERROR
+};
+const char *ex_status_name(enum ex_status s);
+int ex_status_parse(const char *s, enum ex_status *out);
+
+/* A validated report (routes.c checks shapes, blobs and the Merkle root). */
+struct ex_report {
+    enum ex_status status;
+    bool has_exit;
+    int64_t exit_code;
+    const char *reason; /* may be NULL */
+    uint64_t cpu_ms, wall_ms;
+    uint64_t outputs_size;    /* sum of output sizes */
+    const char *outputs_json; /* canonical [{"name","hash","size"}] */
+    const char *merkle_root;  /* hex, or NULL when status is not ok */
+    const char *stdout_hash;  /* hex or NULL */
+    const char *stderr_hash;
+    const char *body; /* the verbatim report */
+    size_t body_len;
+};
+/* Checks that provider may report replica, before blobs are examined:
+ * 0 and *done = false when it may; *done = true with *out set when this
+ * replica was already reported (idempotent answer); negative with f set
+ * (404, 403, 409 lease_lost). *output_limit gets the job's output limit. */
+int ex_report_check(struct ex_state *st, int64_t replica, const char *provider, int64_t now_ms,
+                    uint64_t *output_limit, bool *done, json_t **out, struct ex_fail *f);
+/* Applies a report in one transaction: the replica's new state, the task's
+ * quorum decision, replacements, the job's state. *out = {"replica",
+ * "state","task_state"}. Same refusals as ex_report_check. */
+int ex_report_apply(struct ex_state *st, int64_t replica, const char *provider,
+                    const struct ex_report *r, int64_t now_ms, json_t **out, struct ex_fail *f);
+
+/* Prometheus text exposition into out. 0 or -CU_EDB/-CU_ETOOBIG. */
+int ex_metrics(struct ex_state *st, int64_t now_ms, struct cu_buf *out);
+
+#endif
