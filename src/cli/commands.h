@@ -9,6 +9,8 @@
 #ifndef CU_CLI_COMMANDS_H
 #define CU_CLI_COMMANDS_H
 
+#include <stdint.h>
+
 #define CU_EXIT_OK 0
 #define CU_EXIT_FAIL 1
 #define CU_EXIT_USAGE 2
@@ -48,5 +50,31 @@ void cu_cli_errorf(const char *cmd, const char *fmt, ...) __attribute__((format(
 /* For "--opt VALUE" parsing: returns argv[*i+1] and advances *i, or prints
  * "cumulus CMD: option --opt needs a value" and returns NULL. */
 const char *cu_cli_value(const char *cmd, int argc, char **argv, int *i);
+
+/* Sets the global log level from $CUMULUS_LOG when it names one (a bad
+ * value is reported and ignored); role is the log tag (a literal). */
+void cu_cli_log_init(const char *cmd, const char *role);
+/* For a --log LEVEL option: sets it, or prints what is wrong and returns
+ * -1. */
+int cu_cli_log_level(const char *cmd, const char *level);
+
+struct cu_api;
+struct cu_identity;
+/* For requester commands: resolves the exchange URL (--exchange >
+ * CUMULUS_EXCHANGE > config) and the identity (--key > CUMULUS_KEY >
+ * CUMULUS_HOME/identity.key, asking for a passphrase if encrypted), loads
+ * it into *id and opens *api signing with it (id must outlive api). Either
+ * flag may be NULL. Returns 0, or prints the error and returns
+ * CU_EXIT_FAIL. On success the caller cu_api_close()s and
+ * cu_identity_wipe()s. */
+int cu_cli_connect(const char *cmd, const char *exchange, const char *key,
+                   struct cu_identity *id, struct cu_api *api);
+
+/* cmd_wait.c: polls job until it ends, drawing progress on stderr; the
+ * body of `cumulus wait`, also used by `cumulus submit --wait`. timeout_ms
+ * 0 waits forever; json prints the final job JSON on stdout. Returns the
+ * exit code (0 only when the job is done). */
+int cu_cli_wait_job(const char *cmd, struct cu_api *api, const char *job, uint64_t timeout_ms,
+                    int json);
 
 #endif

@@ -1,0 +1,106 @@
+/* cmd_provide.c - `cumulus provide`: run a provider agent. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/util.h"
+#include "cli/commands.h"
+#include "client/config.h"
+#include "provider/provider.h"
+
+#include "base/banned.h"
+
+static const char usage_text[] =
+    "usage: cumulus provide [--exchange URL] [--data DIR] [--slots N] [--key FILE]\n"
+    "                       [--cores N] [--memory SIZE] [--log LEVEL]\n"
+    "\n"
+    "Rents this machine out to an exchange until SIGINT/SIGTERM: claims tasks by\n"
+    "long-poll, runs each in the sandbox, reports results. Only outbound\n"
+    "connections are made.\n"
+    "\n"
+    "  --exchange URL  the exchange (else CUMULUS_EXCHANGE, else 'exchange = URL'\n"
+    "                  in $CUMULUS_HOME/config)\n"
+    "  --data DIR      provider state, input cache, task directories (default\n"
+    "                  ./provider-data)\n"
+    "  --slots N       tasks run at once (default 1)\n"
+    "  --key FILE      provider identity (default DIR/identity.key, created if\n"
+    "                  missing); an encrypted key's passphrase comes from\n"
+    "                  CUMULUS_PASSPHRASE\n"
+    "  --cores N       cores offered (default: all this machine has)\n"
+    "  --memory SIZE   memory offered, e.g. 4GiB (default: what this machine has)\n"
+    "  --log LEVEL     debug, info, warn, error or off (default info, or\n"
+    "                  CUMULUS_LOG)\n";
+
+static int parse_count(const char *opt, const char *v, int64_t max, int64_t *out)
+{
+    if (cu_parse_i64(v, 1, max, out) != 0) {
+        cu_cli_errorf("provide", "%s: '%s' is not a whole number between 1 and %lld", opt, v,
+                      (long long)max);
+        return -1;
+    }
+    return 0;
+}
+
+int cmd_provide(int argc, char **argv)
+{
+    struct cu_provider_opts o = {.data_dir = "./provider-data", .slots = 1};
+    const char *exchange = NULL, *log = NULL, *v;
+    char url[1024];
+    struct cu_err e = {0};
+    int64_t n;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (cu_cli_is_help(a)) {
+            fputs(usage_text, stdout);
+            return CU_EXIT_OK;
+        }
+        if (strcmp(a, "--exchange") != 0 && strcmp(a, "--data") != 0 &&
+            strcmp(a, "--slots") != 0 && strcmp(a, "--key") != 0 && strcmp(a, "--cores") != 0 &&
+            strcmp(a, "--memory") != 0 && strcmp(a, "--log") != 0) {
+            cu_cli_errorf("provide", "unknown argument '%s' (see 'cumulus provide --help')", a);
+            return CU_EXIT_USAGE;
+        }
+        if (!(v = cu_cli_value("provide", argc, argv, &i)))
+            return CU_EXIT_USAGE;
+        if (strcmp(a, "--exchange") == 0) {
+            exchange = v;
+        } else if (strcmp(a, "--data") == 0) {
+            o.data_dir = v;
+        } else if (strcmp(a, "--slots") == 0) {
+            if (parse_count(a, v, 1024, &n) != 0)
+                return CU_EXIT_USAGE;
+            o.slots = (unsigned)n;
+        } else if (strcmp(a, "--key") == 0) {
+            o.key_path = v;
+        } else if (strcmp(a, "--cores") == 0) {
+            if (parse_count(a, v, 65536, &n) != 0)
+                return CU_EXIT_USAGE;
+            o.max_cores = (unsigned)n;
+        } else if (strcmp(a, "--memory") == 0) {
+            if (cu_parse_size(v, &o.max_memory) != 0 || o.max_memory == 0) {
+                cu_cli_errorf("provide", "--memory: '%s' is not a size (use e.g. 4GiB, 512MiB)",
+                              v);
+                return CU_EXIT_USAGE;
+            }
+        } else {
+            log = v;
+        }
+    }
+    cu_cli_log_init("provide", "provider");
+    if (log && cu_cli_log_level("provide", log) != 0)
+        return CU_EXIT_USAGE;
+    if (cu_config_exchange_url(exchange, url, sizeof url, &e) != 0) {
+        cu_cli_errorf("provide", "%s", e.msg);
+        return CU_EXIT_FAIL;
+    }
+    o.exchange_url = url;
+    o.passphrase = getenv("CUMULUS_PASSPHRASE");
+    if (o.passphrase && !*o.passphrase)
+        o.passphrase = NULL;
+    if (cu_provider_run(&o, &e) != 0) {
+        cu_cli_errorf("provide", "%s", e.msg[0] ? e.msg : "the provider stopped on an error");
+        return CU_EXIT_FAIL;
+    }
+    return CU_EXIT_OK;
+}

@@ -1,0 +1,359 @@
+/* api.c - requester calls to the exchange, with errors phrased for the
+ * user (see api.h). */
+#include "client/api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/util.h"
+#include "store/blob.h"
+
+#include "base/banned.h"
+
+#define API_TIMEOUT_MS 30000L
+#define API_BLOB_TIMEOUT_MS (30L * 60 * 1000) /* one blob transfer */
+#define CLIENT_REF_BYTES 16
+#define SUBMIT_TRIES 3
+
+int cu_api_open(struct cu_api *api, const char *url, const struct cu_identity *id,
+                struct cu_err *e)
+{
+    memset(api, 0, sizeof *api);
+    cu_http_result_init(&api->res);
+    if (cu_snprintf(api->url, sizeof api->url, "%s", url) != 0)
+        return cu_err_set(e, -CU_ETOOBIG, "exchange URL is too long");
+    api->id = id;
+    api->http = cu_http_client_new(url, id);
+    if (!api->http)
+        return cu_err_set(e, -CU_EINVAL,
+                          "cannot use exchange URL '%s' (expected http://HOST[:PORT])", url);
+    return 0;
+}
+
+void cu_api_close(struct cu_api *api)
+{
+    cu_http_client_free(api->http);
+    api->http = NULL;
+    cu_http_result_release(&api->res);
+}
+
+bool cu_api_job_id_valid(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+
+    if (n == 0 || n > CU_API_JOB_ID_MAX || s[0] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_'))
+            return false;
+    }
+    return true;
+}
+
+/* The part of a transport message after its last ": " (curl's reason). */
+static const char *transport_reason(const char *msg)
+{
+    const char *p = msg, *q;
+
+    while ((q = strstr(p, ": ")) != NULL)
+        p = q + 2;
+    return *p ? p : "no response";
+}
+
+static int status_code(long status)
+{
+    switch (status) {
+    case 400: return -CU_EINVAL;
+    case 401: return -CU_EAUTH;
+    case 403: return -CU_EPERM;
+    case 404: return -CU_ENOTFOUND;
+    case 409: return -CU_ECONFLICT;
+    case 413: return -CU_ETOOBIG;
+    case 502:
+    case 503:
+    case 504: return -CU_ENET;
+    default: return -CU_EPROTO;
+    }
+}
+
+/* Turns the outcome of one request (rc from the http client, the result in
+ * api->res) into 0 for a 2xx, or an error with e phrased for the user. */
+static int outcome(struct cu_api *api, int rc, struct cu_err *e)
+{
+    struct cu_http_result *r = &api->res;
+
+    api->status = r->status;
+    api->code[0] = '\0';
+    if (rc == -CU_ENET || (rc == 0 && r->status == 0)) {
+        cu_snprintf(api->code, sizeof api->code, "%s", "network_error");
+        return cu_err_set(e, -CU_ENET, "cannot reach exchange at %s: %s", api->url,
+                          transport_reason(r->err_msg));
+    }
+    if (rc)
+        return cu_err_set(e, rc, "%s", r->err_msg[0] ? r->err_msg : cu_strerror(rc));
+    if (r->status >= 200 && r->status < 300)
+        return 0;
+    cu_snprintf(api->code, sizeof api->code, "%s", r->err_code);
+    if (r->err_msg[0] && r->err_code[0])
+        return cu_err_set(e, status_code(r->status), "%s (HTTP %ld %s)", r->err_msg, r->status,
+                          r->err_code);
+    /* "http_NNN" is the client's stand-in for a body without our error
+     * form: it says nothing the status does not. */
+    if (!r->err_code[0] || strncmp(r->err_code, "http_", 5) == 0)
+        return cu_err_set(e, status_code(r->status), "the exchange answered HTTP %ld",
+                          r->status);
+    return cu_err_set(e, status_code(r->status), "the exchange answered HTTP %ld %s", r->status,
+                      r->err_code);
+}
+
+/* For JSON answers: hands the parsed body to *out (new reference). */
+static int take_json(struct cu_api *api, const char *what, json_t **out, struct cu_err *e)
+{
+    if (!json_is_object(api->res.json))
+        return cu_err_set(e, -CU_EPROTO, "the exchange's answer to %s is not a JSON object",
+                          what);
+    *out = json_incref(api->res.json);
+    return 0;
+}
+
+static int get_json(struct cu_api *api, const char *method, const char *path, json_t **out,
+                    struct cu_err *e)
+{
+    int rc;
+
+    *out = NULL;
+    rc = cu_http_request(api->http, method, path, NULL, 0, API_TIMEOUT_MS, &api->res);
+    rc = outcome(api, rc, e);
+    if (rc)
+        return rc;
+    return take_json(api, path, out, e);
+}
+
+int cu_api_health(struct cu_api *api, json_t **out, struct cu_err *e)
+{
+    return get_json(api, "GET", "/v1/health", out, e);
+}
+
+int cu_api_blob_exists(struct cu_api *api, const struct cu_hash *h, bool *exists,
+                       struct cu_err *e)
+{
+    char hex[CU_HASH_HEX_LEN + 1], path[128];
+    int rc;
+
+    cu_hash_to_hex(h, hex);
+    cu_snprintf(path, sizeof path, "/v1/blobs/%s", hex);
+    rc = cu_http_request(api->http, "HEAD", path, NULL, 0, API_TIMEOUT_MS, &api->res);
+    if (rc == 0 && api->res.status == 404) {
+        api->status = 404;
+        *exists = false;
+        return 0;
+    }
+    rc = outcome(api, rc, e);
+    if (rc)
+        return rc;
+    *exists = true;
+    return 0;
+}
+
+int cu_api_upload_file(struct cu_api *api, const char *path, const struct cu_hash *h,
+                       struct cu_err *e)
+{
+    char hex[CU_HASH_HEX_LEN + 1], url[128];
+    int rc;
+
+    cu_hash_to_hex(h, hex);
+    cu_snprintf(url, sizeof url, "/v1/blobs/%s", hex);
+    rc = cu_http_upload_file(api->http, "PUT", url, path, h, API_BLOB_TIMEOUT_MS, &api->res);
+    if (rc == -CU_ENOTFOUND || rc == -CU_EIO)
+        return cu_err_set(e, rc, "%s", api->res.err_msg);
+    rc = outcome(api, rc, e);
+    if (rc == -CU_EINVAL && strcmp(api->code, "hash_mismatch") == 0)
+        rc = cu_err_set(e, -CU_ECORRUPT, "%s changed since it was hashed (HTTP 400 "
+                        "hash_mismatch)", path);
+    return rc;
+}
+
+int cu_api_upload_inputs(struct cu_api *api, const struct cu_spec *spec,
+                         cu_api_upload_progress progress, void *ctx, struct cu_err *e)
+{
+    for (size_t i = 0; i < spec->ninputs; i++) {
+        const struct cu_spec_input *in = &spec->inputs[i];
+        bool exists = false;
+        int rc;
+
+        rc = cu_api_blob_exists(api, &in->hash, &exists, e);
+        if (rc)
+            return rc;
+        if (!exists) {
+            if (!in->path)
+                return cu_err_set(e, -CU_EINVAL,
+                                  "input '%s' is not on the exchange and has no local file",
+                                  in->name);
+            rc = cu_api_upload_file(api, in->path, &in->hash, e);
+            if (rc) {
+                char msg[CU_ERR_MSG_MAX];
+                cu_snprintf(msg, sizeof msg, "%s", e ? e->msg : "");
+                return cu_err_set(e, rc, "uploading input '%s' (%s): %s", in->name, in->path,
+                                  msg);
+            }
+        }
+        if (progress)
+            progress(ctx, in, !exists);
+    }
+    return 0;
+}
+
+int cu_api_submit(struct cu_api *api, const struct cu_spec *spec, char *id_out, size_t idn,
+                  json_t **answer, struct cu_err *e)
+{
+    char ref[2 * CLIENT_REF_BYTES + 1];
+    json_t *body = NULL, *js, *ans = NULL;
+    const char *id = NULL;
+    int rc;
+
+    if (answer)
+        *answer = NULL;
+    js = cu_spec_to_json(spec);
+    if (!js)
+        return cu_err_set(e, -CU_ENOMEM, "out of memory building the job");
+    cu_random_hex(ref, CLIENT_REF_BYTES);
+    body = json_pack("{s:o, s:s}", "spec", js, "client_ref", ref);
+    if (!body)
+        return cu_err_set(e, -CU_ENOMEM, "out of memory building the job");
+    /* The same body names the same job, so a submission whose answer was
+     * lost can be sent again without making a second job. */
+    for (int attempt = 0;; attempt++) {
+        rc = cu_http_request_json(api->http, "POST", "/v1/jobs", body, API_TIMEOUT_MS,
+                                  &api->res);
+        rc = outcome(api, rc, e);
+        if (rc != -CU_ENET || attempt + 1 >= SUBMIT_TRIES)
+            break;
+        cu_sleep_ms(1000);
+    }
+    if (rc)
+        goto out_free_body;
+    rc = take_json(api, "POST /v1/jobs", &ans, e);
+    if (rc)
+        goto out_free_body;
+    id = json_string_value(json_object_get(ans, "id"));
+    if (!id || !cu_api_job_id_valid(id)) {
+        rc = cu_err_set(e, -CU_EPROTO, "the exchange accepted the job but sent no valid id");
+        goto out_free_body;
+    }
+    if (cu_snprintf(id_out, idn, "%s", id) != 0) {
+        rc = cu_err_set(e, -CU_ETOOBIG, "job id '%s' is too long", id);
+        goto out_free_body;
+    }
+    if (answer) {
+        *answer = ans;
+        ans = NULL;
+    }
+out_free_body:
+    json_decref(ans);
+    json_decref(body);
+    return rc;
+}
+
+/* Builds "/v1/jobs/ID<suffix>" after checking the id. */
+static int job_path(const char *job, const char *suffix, char *out, size_t n, struct cu_err *e)
+{
+    if (!cu_api_job_id_valid(job))
+        return cu_err_set(e, -CU_EINVAL, "'%s' is not a job id (like j-0123456789abcdef01234567)",
+                          job);
+    if (cu_snprintf(out, n, "/v1/jobs/%s%s", job, suffix) != 0)
+        return cu_err_set(e, -CU_ETOOBIG, "job id is too long");
+    return 0;
+}
+
+int cu_api_job(struct cu_api *api, const char *job, json_t **out, struct cu_err *e)
+{
+    char path[256];
+    int rc;
+
+    *out = NULL;
+    rc = job_path(job, "", path, sizeof path, e);
+    if (rc)
+        return rc;
+    return get_json(api, "GET", path, out, e);
+}
+
+int cu_api_jobs(struct cu_api *api, json_t **out, struct cu_err *e)
+{
+    return get_json(api, "GET", "/v1/jobs", out, e);
+}
+
+int cu_api_cancel(struct cu_api *api, const char *job, json_t **out, struct cu_err *e)
+{
+    char path[256];
+    int rc;
+
+    *out = NULL;
+    rc = job_path(job, "/cancel", path, sizeof path, e);
+    if (rc)
+        return rc;
+    return get_json(api, "POST", path, out, e);
+}
+
+int cu_api_logs(struct cu_api *api, const char *job, uint32_t task, json_t **out,
+                struct cu_err *e)
+{
+    char suffix[64], path[256];
+    int rc;
+
+    *out = NULL;
+    cu_snprintf(suffix, sizeof suffix, "/tasks/%u/logs", (unsigned)task);
+    rc = job_path(job, suffix, path, sizeof path, e);
+    if (rc)
+        return rc;
+    return get_json(api, "GET", path, out, e);
+}
+
+static int sink_write(void *ctx, const char *data, size_t n)
+{
+    return cu_blob_writer_write(ctx, data, n);
+}
+
+int cu_api_download_blob(struct cu_api *api, const struct cu_hash *h, uint64_t size,
+                         const char *dest, struct cu_err *e)
+{
+    struct cu_blob_writer w;
+    char hex[CU_HASH_HEX_LEN + 1], path[128];
+    int rc;
+
+    cu_hash_to_hex(h, hex);
+    cu_snprintf(path, sizeof path, "/v1/blobs/%s", hex);
+    rc = cu_vfile_open(&w, dest, size, 0644);
+    if (rc)
+        return cu_err_set(e, rc, "cannot create %s: %s", dest, cu_strerror(rc));
+    rc = cu_http_download(api->http, path, sink_write, &w, API_BLOB_TIMEOUT_MS, &api->res);
+    if (rc == -CU_ETOOBIG) {
+        rc = cu_err_set(e, rc, "blob %.12s is larger than its declared %llu bytes", hex,
+                        (unsigned long long)size);
+        goto out_abort;
+    }
+    if (rc && rc != -CU_ENET) {
+        rc = cu_err_set(e, rc, "writing %s: %s", dest, cu_strerror(rc));
+        goto out_abort;
+    }
+    rc = outcome(api, rc, e);
+    if (rc)
+        goto out_abort;
+    if (w.size != size) {
+        rc = cu_err_set(e, -CU_ECORRUPT, "blob %.12s: got %llu bytes, expected %llu", hex,
+                        (unsigned long long)w.size, (unsigned long long)size);
+        goto out_abort;
+    }
+    rc = cu_blob_writer_commit(&w, h, NULL);
+    if (rc == -CU_ECORRUPT)
+        return cu_err_set(e, rc, "blob %.12s from the exchange does not match its hash", hex);
+    if (rc)
+        return cu_err_set(e, rc, "cannot write %s: %s", dest, cu_strerror(rc));
+    return 0;
+
+out_abort:
+    cu_blob_writer_abort(&w);
+    return rc;
+}
