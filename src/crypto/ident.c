@@ -330,7 +330,7 @@ int cu_identity_load(struct cu_identity *id, const char *path, const char *passp
         goto out_wipe;
     }
     if (plain)
-        cu_warn("keystore %s is UNENCRYPTED (devnet only)", path);
+        cu_debug("keystore %s is UNENCRYPTED (devnet only)", path);
     rc = 0;
 out_wipe:
     sodium_memzero(sk, sizeof sk);
