@@ -7,7 +7,7 @@ set -eu
 PKGS="build-essential pkg-config
 libsodium-dev libsqlite3-dev sqlite3 libmicrohttpd-dev libcurl4-openssl-dev
 libjansson-dev libfyaml-dev bubblewrap libseccomp-dev libarchive-dev
-libcmocka-dev libpng-dev zlib1g-dev curl procps"
+libcmocka-dev libpng-dev zlib1g-dev curl procps jq"
 
 missing=""
 for p in $PKGS; do

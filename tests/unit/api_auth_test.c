@@ -1,0 +1,407 @@
+/* api_auth_test.c - the exchange refuses unsigned, tampered, stale and
+ * replayed requests with 401 and changes nothing (docs/api.md).
+ *
+ * Starts the real exchange (build/cumulus, relative to the repository root,
+ * where tests/run.sh runs; CUMULUS_BIN overrides) on 127.0.0.1:0 in a
+ * temporary directory, then talks to it with cu_http_client for the normal
+ * cases and with raw libcurl where a request must be crafted header by
+ * header. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "base/buf.h"
+#include "base/util.h"
+#include "crypto/hash.h"
+#include "crypto/ident.h"
+#include "crypto/reqsign.h"
+#include "net/http_client.h"
+
+#include "base/banned.h"
+
+struct env {
+    char dir[CU_PATH_MAX];
+    char url[256];
+    pid_t pid;
+    struct cu_identity id;
+    struct cu_http_client *client;   /* signed with id */
+    struct cu_http_client *unsigned_client;
+};
+
+static struct env *E;
+
+static const char job_body_a[] =
+    "{\"client_ref\":\"0123456789abcdef0123456789abcdef\",\"spec\":{\"command\":[\"true\"],"
+    "\"image\":\"host\",\"inputs\":[],\"name\":\"auth-a\",\"outputs\":[\"*.txt\"],"
+    "\"price\":{\"max_per_cu\":100},\"replication\":1,\"resources\":{\"cores\":1,"
+    "\"gpus\":0,\"memory\":67108864,\"output\":1048576,\"time_ms\":10000},"
+    "\"tasks\":{\"count\":1}}}";
+static const char job_body_b[] =
+    "{\"client_ref\":\"0123456789abcdef0123456789abcdef\",\"spec\":{\"command\":[\"true\"],"
+    "\"image\":\"host\",\"inputs\":[],\"name\":\"auth-b\",\"outputs\":[\"*.txt\"],"
+    "\"price\":{\"max_per_cu\":100},\"replication\":1,\"resources\":{\"cores\":1,"
+    "\"gpus\":0,\"memory\":67108864,\"output\":1048576,\"time_ms\":10000},"
+    "\"tasks\":{\"count\":9}}}";
+
+static void stop_exchange(struct env *e)
+{
+    int st;
+    if (e->pid <= 0)
+        return;
+    kill(e->pid, SIGTERM);
+    for (int i = 0; i < 100; i++) {
+        if (waitpid(e->pid, &st, WNOHANG) == e->pid) {
+            e->pid = 0;
+            return;
+        }
+        cu_sleep_ms(100);
+    }
+    kill(e->pid, SIGKILL);
+    waitpid(e->pid, &st, 0);
+    e->pid = 0;
+}
+
+static void print_log(const struct env *e)
+{
+    char path[CU_PATH_MAX];
+    struct cu_buf b = CU_BUF_INIT(1 << 20);
+    if (cu_path_join(path, sizeof path, e->dir, "exchange.log") == 0 &&
+        cu_read_file(path, &b) == 0)
+        fprintf(stderr, "# exchange.log:\n%s\n", cu_buf_str(&b));
+    cu_buf_release(&b);
+}
+
+static int start_exchange(struct env *e)
+{
+    const char *bin = getenv("CUMULUS_BIN");
+    char data[CU_PATH_MAX], log[CU_PATH_MAX], urlfile[CU_PATH_MAX];
+    int logfd;
+
+    if (!bin || !bin[0])
+        bin = "build/cumulus";
+    if (access(bin, X_OK) != 0) {
+        fprintf(stderr, "# %s not found (run make from the repository root)\n", bin);
+        return -1;
+    }
+    if (cu_path_join(data, sizeof data, e->dir, "data") < 0 ||
+        cu_path_join(log, sizeof log, e->dir, "exchange.log") < 0 ||
+        cu_path_join(urlfile, sizeof urlfile, data, "exchange.url") < 0)
+        return -1;
+    logfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (logfd < 0)
+        return -1;
+    e->pid = fork();
+    if (e->pid < 0) {
+        close(logfd);
+        return -1;
+    }
+    if (e->pid == 0) {
+        int nullfd = open("/dev/null", O_RDONLY);
+        sigset_t none;
+        for (int sig = 1; sig < NSIG; sig++)
+            signal(sig, SIG_DFL);
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        if (nullfd >= 0)
+            dup2(nullfd, 0);
+        dup2(logfd, 1);
+        dup2(logfd, 2);
+        for (int fd = 3; fd < 1024; fd++)
+            close(fd);
+        execl(bin, bin, "exchange", "--listen", "127.0.0.1:0", "--data", data, "--lease", "5s",
+              (char *)NULL);
+        _exit(127);
+    }
+    close(logfd);
+
+    int64_t deadline = cu_mono_ms() + 30000;
+    while (cu_mono_ms() < deadline) {
+        struct cu_buf b = CU_BUF_INIT(sizeof e->url - 1);
+        int st;
+        if (cu_read_file(urlfile, &b) == 0 && b.len > 0) {
+            size_t n = b.len;
+            while (n > 0 && (b.data[n - 1] == '\n' || b.data[n - 1] == ' '))
+                n--;
+            memcpy(e->url, b.data, n);
+            e->url[n] = '\0';
+            cu_buf_release(&b);
+            return 0;
+        }
+        cu_buf_release(&b);
+        if (waitpid(e->pid, &st, WNOHANG) == e->pid) {
+            e->pid = 0;
+            fprintf(stderr, "# the exchange exited during start\n");
+            print_log(e);
+            return -1;
+        }
+        cu_sleep_ms(50);
+    }
+    fprintf(stderr, "# no exchange.url after 30 s\n");
+    print_log(e);
+    return -1;
+}
+
+static int group_teardown(void **state);
+
+/* On any failure everything started so far is stopped and removed here:
+ * cmocka does not run the group teardown after a failed setup. */
+static int group_setup(void **state)
+{
+    E = calloc(1, sizeof *E);
+    if (!E)
+        return -1;
+    memcpy(E->dir, "/tmp/cu_auth_XXXXXX", sizeof "/tmp/cu_auth_XXXXXX");
+    if (cu_crypto_init() != 0 || !mkdtemp(E->dir)) {
+        E->dir[0] = '\0';
+        goto out_fail;
+    }
+    if (start_exchange(E) != 0 || cu_identity_generate(&E->id) != 0)
+        goto out_fail;
+    E->client = cu_http_client_new(E->url, &E->id);
+    E->unsigned_client = cu_http_client_new(E->url, NULL);
+    if (!E->client || !E->unsigned_client)
+        goto out_fail;
+    return 0;
+out_fail:
+    group_teardown(state);
+    return -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    if (!E)
+        return 0;
+    cu_http_client_free(E->client);
+    cu_http_client_free(E->unsigned_client);
+    stop_exchange(E);
+    if (E->dir[0])
+        cu_rm_rf(E->dir);
+    cu_identity_wipe(&E->id);
+    free(E);
+    E = NULL;
+    return 0;
+}
+
+/* A raw request with exactly the given signature headers (h may be NULL
+ * for none). Fills *status and the response body into out. */
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ctx)
+{
+    struct cu_buf *b = ctx;
+    return cu_buf_append(b, data, size * nmemb) == 0 ? size * nmemb : 0;
+}
+
+static void raw_request(const char *method, const char *path, const struct cu_sig_headers *h,
+                        const char *body, long *status, struct cu_buf *out)
+{
+    CURL *c = curl_easy_init();
+    struct curl_slist *hdrs = NULL;
+    char url[512], line[256];
+
+    assert_non_null(c);
+    cu_buf_reset(out);
+    assert_int_equal(cu_snprintf(url, sizeof url, "%s%s", E->url, path), 0);
+    hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+    hdrs = curl_slist_append(hdrs, "Expect:");
+    if (h) {
+        cu_snprintf(line, sizeof line, "%s: %s", CU_HDR_KEY, h->key);
+        hdrs = curl_slist_append(hdrs, line);
+        cu_snprintf(line, sizeof line, "%s: %s", CU_HDR_TS, h->ts);
+        hdrs = curl_slist_append(hdrs, line);
+        cu_snprintf(line, sizeof line, "%s: %s", CU_HDR_NONCE, h->nonce);
+        hdrs = curl_slist_append(hdrs, line);
+        cu_snprintf(line, sizeof line, "%s: %s", CU_HDR_BODY_HASH, h->body_hash);
+        hdrs = curl_slist_append(hdrs, line);
+        cu_snprintf(line, sizeof line, "%s: %s", CU_HDR_SIG, h->sig);
+        hdrs = curl_slist_append(hdrs, line);
+    }
+    assert_non_null(hdrs);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    }
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(c);
+}
+
+static void sign(const char *method, const char *path, const char *body, int64_t now_s,
+                 struct cu_sig_headers *h)
+{
+    struct cu_hash bh;
+    cu_hash_mem(body ? body : "", body ? strlen(body) : 0, &bh);
+    cu_reqsign_make(&E->id, method, path, &bh, now_s, h);
+}
+
+static int64_t now_s(void)
+{
+    return cu_now_ms() / 1000;
+}
+
+static void expect_401(long status, const struct cu_buf *body, const char *reason)
+{
+    if (status != 401 || !strstr(cu_buf_str(body), reason))
+        fail_msg("expected 401 with '%s', got %ld: %s", reason, status, cu_buf_str(body));
+    if (!strstr(cu_buf_str(body), "\"error\""))
+        fail_msg("401 body is not an error object: %s", cu_buf_str(body));
+}
+
+/* GET /v1/jobs signed by E->id: the number of jobs listed. */
+static size_t count_jobs(void)
+{
+    struct cu_http_result r;
+    size_t n;
+    cu_http_result_init(&r);
+    assert_int_equal(cu_http_request(E->client, "GET", "/v1/jobs", NULL, 0, 0, &r), 0);
+    if (r.status != 200)
+        fail_msg("signed GET /v1/jobs: %ld %s", r.status, cu_buf_str(&r.body));
+    assert_non_null(r.json);
+    assert_true(json_is_array(json_object_get(r.json, "jobs")));
+    n = json_array_size(json_object_get(r.json, "jobs"));
+    cu_http_result_release(&r);
+    return n;
+}
+
+static void test_signed_get_works(void **state)
+{
+    (void)state;
+    assert_int_equal(count_jobs(), 0);
+}
+
+static void test_health_unsigned(void **state)
+{
+    (void)state;
+    struct cu_http_result r;
+    cu_http_result_init(&r);
+    assert_int_equal(cu_http_request(E->unsigned_client, "GET", "/v1/health", NULL, 0, 0, &r),
+                     0);
+    assert_int_equal(r.status, 200);
+    cu_http_result_release(&r);
+}
+
+static void test_unsigned_post_refused(void **state)
+{
+    (void)state;
+    struct cu_http_result r;
+    struct cu_buf b = CU_BUF_INIT(1 << 20);
+    long status = 0;
+
+    cu_http_result_init(&r);
+    assert_int_equal(cu_http_request(E->unsigned_client, "POST", "/v1/jobs", job_body_a,
+                                     strlen(job_body_a), 0, &r),
+                     0);
+    expect_401(r.status, &r.body, "unsigned");
+    cu_http_result_release(&r);
+
+    /* Same by hand, and an unsigned GET. */
+    raw_request("POST", "/v1/jobs", NULL, job_body_a, &status, &b);
+    expect_401(status, &b, "unsigned");
+    raw_request("GET", "/v1/jobs", NULL, NULL, &status, &b);
+    expect_401(status, &b, "unsigned");
+    cu_buf_release(&b);
+}
+
+static void test_tampered_body_refused(void **state)
+{
+    (void)state;
+    struct cu_sig_headers h;
+    struct cu_buf b = CU_BUF_INIT(1 << 20);
+    long status = 0;
+
+    /* Signed over body A, sent with body B. */
+    sign("POST", "/v1/jobs", job_body_a, now_s(), &h);
+    raw_request("POST", "/v1/jobs", &h, job_body_b, &status, &b);
+    expect_401(status, &b, "bad_signature");
+
+    /* A signature over another path. */
+    sign("POST", "/v1/jobs/x", job_body_a, now_s(), &h);
+    raw_request("POST", "/v1/jobs", &h, job_body_a, &status, &b);
+    expect_401(status, &b, "bad_signature");
+
+    /* A flipped signature byte. */
+    sign("POST", "/v1/jobs", job_body_a, now_s(), &h);
+    h.sig[0] = h.sig[0] == '0' ? '1' : '0';
+    raw_request("POST", "/v1/jobs", &h, job_body_a, &status, &b);
+    assert_int_equal(status, 401);
+
+    /* A malformed key. */
+    sign("POST", "/v1/jobs", job_body_a, now_s(), &h);
+    memcpy(h.key, "zz", 2);
+    raw_request("POST", "/v1/jobs", &h, job_body_a, &status, &b);
+    assert_int_equal(status, 401);
+    cu_buf_release(&b);
+}
+
+static void test_stale_refused(void **state)
+{
+    (void)state;
+    struct cu_sig_headers h;
+    struct cu_buf b = CU_BUF_INIT(1 << 20);
+    long status = 0;
+
+    sign("POST", "/v1/jobs", job_body_a, now_s() - 1000, &h);
+    raw_request("POST", "/v1/jobs", &h, job_body_a, &status, &b);
+    expect_401(status, &b, "stale");
+    sign("POST", "/v1/jobs", job_body_a, now_s() + 1000, &h);
+    raw_request("POST", "/v1/jobs", &h, job_body_a, &status, &b);
+    expect_401(status, &b, "stale");
+    cu_buf_release(&b);
+}
+
+static void test_replay_refused(void **state)
+{
+    (void)state;
+    struct cu_sig_headers h;
+    struct cu_buf b = CU_BUF_INIT(1 << 20);
+    long status = 0;
+
+    sign("GET", "/v1/jobs", NULL, now_s(), &h);
+    raw_request("GET", "/v1/jobs", &h, NULL, &status, &b);
+    if (status != 200)
+        fail_msg("first signed GET: %ld %s", status, cu_buf_str(&b));
+    raw_request("GET", "/v1/jobs", &h, NULL, &status, &b);
+    expect_401(status, &b, "replayed");
+    cu_buf_release(&b);
+}
+
+static void test_nothing_changed(void **state)
+{
+    (void)state;
+    /* After every refused submission, still no job. */
+    assert_int_equal(count_jobs(), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_signed_get_works),
+        cmocka_unit_test(test_health_unsigned),
+        cmocka_unit_test(test_unsigned_post_refused),
+        cmocka_unit_test(test_tampered_body_refused),
+        cmocka_unit_test(test_stale_refused),
+        cmocka_unit_test(test_replay_refused),
+        cmocka_unit_test(test_nothing_changed),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
