@@ -40,6 +40,7 @@ done
 for t in tests/e2e/*.sh; do
     [ -f "$t" ] || continue
     name=$(basename "$t" .sh)
+    [ "$name" = lib ] && continue   # shared helpers, not a test
     case "$name" in *"$pattern"*) ;; *) continue ;; esac
     out="$logdir/e2e-$name.log"
     start=$(date +%s)
