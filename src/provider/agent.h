@@ -1,0 +1,101 @@
+/* agent.h - state shared by the provider's slot threads, and the calls
+ * between provider.c (start, slots, recovery) and lease.c (one lease).
+ * Internal to src/provider. */
+#ifndef CU_PROVIDER_AGENT_H
+#define CU_PROVIDER_AGENT_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/util.h"
+#include "crypto/hash.h"
+#include "crypto/ident.h"
+#include "net/http_client.h"
+#include "provider/pstate.h"
+#include "store/blob.h"
+
+#define CU_PROVIDER_VERSION "0.1.0"
+#define CU_CLAIM_WAIT_MS 25000
+#define CU_CLAIM_TIMEOUT_MS (CU_CLAIM_WAIT_MS + 10000)
+#define CU_BLOB_TIMEOUT_MS (30L * 60 * 1000)  /* one blob transfer */
+#define CU_SHUTDOWN_REPORT_MS 1000            /* report timeout while stopping */
+#define CU_STDIO_CAP (1u << 20)               /* kept of each of stdout, stderr */
+#define CU_INPUT_MAX (1ULL << 30)             /* the exchange's blob limit */
+
+/* Resources one slot offers in its claims. */
+struct cu_free_res {
+    unsigned cores;
+    uint64_t memory;
+    unsigned gpus;
+};
+
+/* Everything the slots share; read-only once the slots start, except the
+ * state database (its own lock). */
+struct cu_agent {
+    char exchange[1024];          /* base URL */
+    char tasks_dir[CU_PATH_MAX];  /* DATA/tasks */
+    struct cu_identity id;
+    struct cu_blobstore cache;    /* DATA/blobs: inputs, outputs, logs */
+    struct cu_pstate state;       /* DATA/state.db */
+    int64_t lease_ms, heartbeat_ms;
+    struct cu_free_res slot_free;
+};
+
+/* One slot: a thread that claims and runs one replica at a time. Its two
+ * clients are its own (curl handles are not shared between threads): http
+ * for claims, blobs and reports; hb for the lease keeper's heartbeats. */
+struct cu_slot {
+    struct cu_agent *a;
+    unsigned index;
+    struct cu_http_client *http;
+    struct cu_http_client *hb;
+    pthread_t thread;
+    bool started;
+    atomic_bool busy;  /* running a lease (shutdown waits for these) */
+    atomic_bool done;  /* the thread has returned */
+};
+
+/* True once SIGINT/SIGTERM arrived (or cu_agent_stop was called). */
+bool cu_agent_stopping(void);
+void cu_agent_stop(void);
+/* Sleeps up to ms, waking early when stopping. */
+void cu_agent_nap(int64_t ms);
+
+/* Runs the lease object of a claim answer (borrowed) to its end: fetch,
+ * run, heartbeat, collect, upload, report, clean up. Every failure becomes
+ * a report (or, when the lease was lost, nothing). Returns 0, or a negative
+ * code when the replica failed on the provider's side (reported "error":
+ * sandbox setup, disk, download), so the slot can pause. Blocks for the
+ * task's lifetime. */
+int cu_lease_run(struct cu_slot *s, const json_t *lease);
+
+/* Outcome of delivering a report. */
+enum cu_delivery {
+    CU_DELIVERED,  /* 200: the exchange has it */
+    CU_DROPPED,    /* 409 or another 4xx: final, logged; never resend */
+    CU_UNSENT,     /* stopped (or once) before any answer: resend later */
+};
+
+/* POSTs body to /v1/replicas/{replica}/report. With once, one try of
+ * timeout_ms; otherwise retries transport errors and 5xx with backoff until
+ * an answer or cu_agent_stopping(). */
+enum cu_delivery cu_report_deliver(struct cu_http_client *c, int64_t replica,
+                                   const char *body, long timeout_ms, bool once);
+
+/* Makes sure the exchange holds blob h (HEAD, then PUT of the cached file
+ * on 404); one try. 0; -CU_ENET (transport error or 5xx: worth retrying);
+ * another negative code for a final refusal. e says why. */
+int cu_blob_ensure_remote(struct cu_http_client *c, const struct cu_blobstore *bs,
+                          const struct cu_hash *h, long timeout_ms, struct cu_err *e);
+
+/* The body (malloc'd string) of an "error" report with reason: the
+ * exchange requeues the replica without blaming the task. Its stdout and
+ * stderr are the empty blob, which this uploads (one try of timeout_ms).
+ * NULL when out of memory or the upload failed (logged). */
+char *cu_error_report(struct cu_http_client *c, const struct cu_blobstore *bs,
+                      const char *reason, long timeout_ms);
+
+#endif

@@ -1,0 +1,764 @@
+/* lease.c - one leased replica, from claim answer to report: fetch the
+ * inputs, run the sandbox while a keeper thread heartbeats, collect and
+ * upload the outputs, report, clean up. Every failure becomes a report. */
+#include "provider/agent.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/json.h"
+#include "base/log.h"
+#include "fabric/sandbox.h"
+#include "market/spec.h"
+#include "provider/collect.h"
+
+#include "base/banned.h"
+
+#define BLOB_PATH_MAX (sizeof "/v1/blobs/" + CU_HASH_HEX_LEN)
+#define TRANSFER_TRIES 5 /* per input download while the exchange restarts */
+
+/* ---- blobs and reports (also used by recovery in provider.c) ------------- */
+
+int cu_blob_ensure_remote(struct cu_http_client *c, const struct cu_blobstore *bs,
+                          const struct cu_hash *h, long timeout_ms, struct cu_err *e)
+{
+    struct cu_http_result r;
+    char hex[CU_HASH_HEX_LEN + 1], path[BLOB_PATH_MAX], file[CU_PATH_MAX], desc[700];
+    int rc;
+
+    cu_hash_to_hex(h, hex);
+    (void)cu_snprintf(path, sizeof path, "/v1/blobs/%s", hex);
+    rc = cu_blob_path(bs, h, file, sizeof file);
+    if (rc)
+        return cu_err_set(e, rc, "blob %s: path too long", hex);
+    cu_http_result_init(&r);
+    rc = cu_http_request(c, "HEAD", path, NULL, 0, timeout_ms, &r);
+    if (rc == 0 && r.status == 200)
+        goto out_release;
+    if (rc == 0 && r.status == 404)
+        rc = cu_http_upload_file(c, "PUT", path, file, h, CU_BLOB_TIMEOUT_MS, &r);
+    if (rc == 0 && (r.status == 200 || r.status == 201))
+        goto out_release;
+    cu_http_result_describe(&r, desc, sizeof desc);
+    if (rc == -CU_ENOTFOUND || rc == -CU_EIO)
+        rc = cu_err_set(e, rc, "blob %s is missing from the local cache", hex);
+    else if (rc != 0 || r.status >= 500)
+        rc = cu_err_set(e, -CU_ENET, "upload of blob %s: %s", hex, desc);
+    else
+        rc = cu_err_set(e, -CU_EPROTO, "upload of blob %s refused: %s", hex, desc);
+out_release:
+    cu_http_result_release(&r);
+    return rc;
+}
+
+char *cu_error_report(struct cu_http_client *c, const struct cu_blobstore *bs,
+                      const char *reason, long timeout_ms)
+{
+    struct cu_report rep = {.status = "error", .reason = reason};
+    struct cu_err e = {0};
+    struct cu_hash empty;
+    json_t *j;
+    char *s;
+
+    if (cu_blob_put_mem(bs, "", 0, &empty) != 0) {
+        cu_error("cannot store the empty log blob in the cache");
+        return NULL;
+    }
+    if (cu_blob_ensure_remote(c, bs, &empty, timeout_ms, &e) != 0) {
+        cu_warn("error report not sent: %s", e.msg);
+        return NULL;
+    }
+    rep.out.hash = rep.err.hash = empty;
+    j = cu_report_to_json(&rep);
+    s = j ? cu_json_dumps(j) : NULL;
+    json_decref(j);
+    return s;
+}
+
+enum cu_delivery cu_report_deliver(struct cu_http_client *c, int64_t replica,
+                                   const char *body, long timeout_ms, bool once)
+{
+    struct cu_http_result r;
+    char path[64], desc[700], last[64] = "";
+    enum cu_delivery d = CU_UNSENT;
+    int64_t backoff = 500;
+
+    (void)cu_snprintf(path, sizeof path, "/v1/replicas/%lld/report", (long long)replica);
+    cu_http_result_init(&r);
+    for (;;) {
+        int rc = cu_http_request(c, "POST", path, body, strlen(body), timeout_ms, &r);
+        if (rc == 0 && r.status == 200) {
+            const char *state = json_string_value(json_object_get(r.json, "state"));
+            const char *tstate = json_string_value(json_object_get(r.json, "task_state"));
+            cu_info("reported replica %lld: replica %s, task %s", (long long)replica,
+                    state ? state : "?", tstate ? tstate : "?");
+            d = CU_DELIVERED;
+            break;
+        }
+        cu_http_result_describe(&r, desc, sizeof desc);
+        if (rc == 0 && r.status >= 400 && r.status < 500) {
+            if (r.status == 409)
+                cu_warn("report of replica %lld dropped: %s", (long long)replica, desc);
+            else
+                cu_error("report of replica %lld refused: %s", (long long)replica, desc);
+            d = CU_DROPPED;
+            break;
+        }
+        if (strcmp(last, r.err_code) != 0) {
+            cu_warn("report of replica %lld not delivered yet: %s (retrying)",
+                    (long long)replica, desc);
+            (void)cu_snprintf(last, sizeof last, "%s", r.err_code);
+        }
+        if (once || cu_agent_stopping())
+            break;
+        cu_agent_nap(backoff);
+        backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+    }
+    cu_http_result_release(&r);
+    return d;
+}
+
+/* ---- the lease keeper: a heartbeat thread ---------------------------------- */
+
+enum { KEEP_OK, KEEP_CANCEL, KEEP_LOST };
+
+struct keeper {
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* CLOCK_MONOTONIC */
+    bool stop;
+    bool started;
+    struct cu_http_client *c;
+    int64_t replica;
+    int64_t interval_ms;
+    atomic_int verdict;
+    char reason[256]; /* written before verdict is stored, read after */
+};
+
+/* One heartbeat; returns the verdict. last holds the error kind logged
+ * last, so an outage is logged once, not every second. */
+static int heartbeat_once(struct keeper *k, const char *path, const json_t *body, long timeout,
+                          struct cu_http_result *r, char *last, size_t lastsz)
+{
+    char desc[700];
+    int rc = cu_http_request_json(k->c, "POST", path, body, timeout, r);
+
+    if (rc == 0 && r->status == 200) {
+        json_t *cancel = json_object_get(r->json, "cancel");
+        if (last[0])
+            cu_info("heartbeats for replica %lld answered again", (long long)k->replica);
+        last[0] = '\0';
+        if (json_is_true(cancel)) {
+            const char *why = json_string_value(json_object_get(r->json, "reason"));
+            (void)cu_snprintf(k->reason, sizeof k->reason, "%s", why ? why : "job cancelled");
+            return KEEP_CANCEL;
+        }
+        return KEEP_OK;
+    }
+    cu_http_result_describe(r, desc, sizeof desc);
+    if (rc == 0 && (r->status == 409 || r->status == 403 || r->status == 404)) {
+        (void)cu_snprintf(k->reason, sizeof k->reason, "%s", desc);
+        return KEEP_LOST;
+    }
+    if (strcmp(last, r->err_code) != 0) {
+        cu_warn("heartbeat for replica %lld failed: %s (task keeps running; retrying)",
+                (long long)k->replica, desc);
+        (void)cu_snprintf(last, lastsz, "%s", r->err_code);
+    }
+    return KEEP_OK;
+}
+
+static void *keeper_main(void *arg)
+{
+    struct keeper *k = arg;
+    struct cu_http_result r;
+    char path[64], last[64] = "";
+    json_t *body = json_pack("{s:s}", "state", "running");
+    long timeout = k->interval_ms < 1000 ? 1000 : k->interval_ms > 10000 ? 10000 : k->interval_ms;
+
+    (void)cu_snprintf(path, sizeof path, "/v1/replicas/%lld/heartbeat", (long long)k->replica);
+    cu_http_result_init(&r);
+    pthread_mutex_lock(&k->mu);
+    while (!k->stop && body) {
+        struct timespec until;
+        int v;
+
+        pthread_mutex_unlock(&k->mu);
+        v = heartbeat_once(k, path, body, timeout, &r, last, sizeof last);
+        pthread_mutex_lock(&k->mu);
+        if (v != KEEP_OK) {
+            atomic_store(&k->verdict, v);
+            break;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += k->interval_ms / 1000;
+        until.tv_nsec += (k->interval_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        while (!k->stop && pthread_cond_timedwait(&k->cv, &k->mu, &until) != ETIMEDOUT)
+            ;
+    }
+    pthread_mutex_unlock(&k->mu);
+    cu_http_result_release(&r);
+    json_decref(body);
+    return NULL;
+}
+
+static int keeper_start(struct keeper *k, struct cu_http_client *c, int64_t replica,
+                        int64_t interval_ms)
+{
+    pthread_condattr_t ca;
+
+    memset(k, 0, sizeof *k);
+    k->c = c;
+    k->replica = replica;
+    k->interval_ms = interval_ms > 0 ? interval_ms : 1000;
+    atomic_init(&k->verdict, KEEP_OK);
+    pthread_mutex_init(&k->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&k->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&k->th, NULL, keeper_main, k) != 0) {
+        pthread_cond_destroy(&k->cv);
+        pthread_mutex_destroy(&k->mu);
+        return -CU_ENOMEM;
+    }
+    k->started = true;
+    return 0;
+}
+
+/* Asks the keeper to stop (returns at once). */
+static void keeper_signal_stop(struct keeper *k)
+{
+    if (!k->started)
+        return;
+    pthread_mutex_lock(&k->mu);
+    k->stop = true;
+    pthread_cond_signal(&k->cv);
+    pthread_mutex_unlock(&k->mu);
+}
+
+/* Stops and joins the keeper (waits for a heartbeat in flight). */
+static void keeper_finish(struct keeper *k)
+{
+    if (!k->started)
+        return;
+    keeper_signal_stop(k);
+    pthread_join(k->th, NULL);
+    pthread_cond_destroy(&k->cv);
+    pthread_mutex_destroy(&k->mu);
+    k->started = false;
+}
+
+/* ---- one task ------------------------------------------------------------ */
+
+struct task {
+    struct cu_slot *s;
+    struct cu_agent *a;
+    int64_t replica;
+    char job[64];
+    uint32_t index, count;
+    const char *arg; /* borrowed from the lease JSON, or NULL */
+    struct cu_spec spec;
+    bool have_spec;
+    char dir[CU_PATH_MAX], work[CU_PATH_MAX], out[CU_PATH_MAX], in[CU_PATH_MAX];
+    char stdout_path[CU_PATH_MAX], stderr_path[CU_PATH_MAX];
+    struct keeper k;
+    bool failed; /* reported "error" through the provider's own fault */
+};
+
+/* Reads the claim answer's lease. Sets t->replica as soon as it is known
+ * (so a later failure can still be reported). */
+static int lease_parse(struct task *t, const json_t *lease, int64_t *hb_ms, struct cu_err *e)
+{
+    const char *job = NULL, *arg = NULL;
+    json_t *spec, *jarg;
+    uint64_t task = 0, count = 0, hb = 0;
+    int64_t replica = 0;
+    int rc;
+
+    if (!json_is_object(lease))
+        return cu_err_set(e, -CU_EPROTO, "claim answer has no 'lease' object");
+    if ((rc = cu_json_get_i64(lease, "lease", "replica", true, &replica, e)) != 0)
+        return rc;
+    if (replica <= 0)
+        return cu_err_set(e, -CU_EPROTO, "lease.replica: must be positive");
+    t->replica = replica;
+    if ((rc = cu_json_get_str(lease, "lease", "job", true, &job, e)) != 0 ||
+        (rc = cu_json_get_u64(lease, "lease", "task", true, &task, e)) != 0 ||
+        (rc = cu_json_get_u64(lease, "lease", "task_count", false, &count, e)) != 0 ||
+        (rc = cu_json_get_u64(lease, "lease", "heartbeat_ms", false, &hb, e)) != 0)
+        return rc;
+    if (strlen(job) >= sizeof t->job || !cu_name_is_safe(job))
+        return cu_err_set(e, -CU_EPROTO, "lease.job: not a job id");
+    (void)cu_snprintf(t->job, sizeof t->job, "%s", job);
+    jarg = json_object_get(lease, "arg");
+    if (jarg && !json_is_null(jarg)) {
+        if (!json_is_string(jarg))
+            return cu_err_set(e, -CU_EPROTO, "lease.arg: must be a string or null");
+        arg = json_string_value(jarg);
+    }
+    spec = json_object_get(lease, "spec");
+    if (!json_is_object(spec))
+        return cu_err_set(e, -CU_EPROTO, "lease.spec: missing");
+    rc = cu_spec_from_json(&t->spec, spec, e);
+    if (rc)
+        return rc;
+    t->have_spec = true;
+    if (count == 0)
+        count = t->spec.task_count;
+    if (task >= count || count > UINT32_MAX)
+        return cu_err_set(e, -CU_EPROTO, "lease.task: %llu is not below task_count %llu",
+                          (unsigned long long)task, (unsigned long long)count);
+    t->index = (uint32_t)task;
+    t->count = (uint32_t)count;
+    t->arg = arg;
+    if (hb > 0 && hb < 3600000)
+        *hb_ms = (int64_t)hb;
+    return 0;
+}
+
+static int task_paths(struct task *t)
+{
+    char name[32];
+
+    (void)cu_snprintf(name, sizeof name, "%lld", (long long)t->replica);
+    if (cu_path_join(t->dir, sizeof t->dir, t->a->tasks_dir, name) ||
+        cu_path_join(t->work, sizeof t->work, t->dir, "work") ||
+        cu_path_join(t->out, sizeof t->out, t->dir, "out") ||
+        cu_path_join(t->in, sizeof t->in, t->dir, "in") ||
+        cu_path_join(t->stdout_path, sizeof t->stdout_path, t->dir, "stdout") ||
+        cu_path_join(t->stderr_path, sizeof t->stderr_path, t->dir, "stderr"))
+        return -CU_ETOOBIG;
+    return 0;
+}
+
+static int task_mkdirs(struct task *t, struct cu_err *e)
+{
+    /* A leftover of a crashed run of the same replica id goes first. */
+    if (cu_rm_rf(t->dir) != 0)
+        return cu_err_set(e, -CU_EIO, "cannot clear task directory %s", t->dir);
+    if (cu_mkdir_p(t->work, 0755) || cu_mkdir_p(t->out, 0755) || cu_mkdir_p(t->in, 0755))
+        return cu_err_set(e, -CU_EIO, "cannot create task directories under %s: %s", t->dir,
+                          strerror(errno));
+    return 0;
+}
+
+/* True while the lease is worth working on. */
+static bool lease_live(const struct task *t)
+{
+    return !cu_agent_stopping() && atomic_load(&t->k.verdict) == KEEP_OK;
+}
+
+struct dl_sink {
+    struct cu_blob_writer *w;
+    const struct task *t;
+};
+
+static int dl_write(void *ctx, const char *data, size_t n)
+{
+    struct dl_sink *d = ctx;
+
+    if (!lease_live(d->t))
+        return -CU_ECANCELLED;
+    return cu_blob_writer_write(d->w, data, n);
+}
+
+/* Downloads one input into the cache (verified against its hash). */
+static int fetch_blob(struct task *t, const struct cu_spec_input *in, struct cu_err *e)
+{
+    struct cu_http_result r;
+    struct cu_blob_writer w;
+    struct dl_sink d = {.w = &w, .t = t};
+    char hex[CU_HASH_HEX_LEN + 1], path[BLOB_PATH_MAX], desc[700];
+    int64_t backoff = 500;
+    int rc = 0;
+
+    cu_hash_to_hex(&in->hash, hex);
+    (void)cu_snprintf(path, sizeof path, "/v1/blobs/%s", hex);
+    cu_http_result_init(&r);
+    for (int attempt = 1;; attempt++) {
+        rc = cu_blob_writer_open(&w, &t->a->cache, in->size);
+        if (rc) {
+            rc = cu_err_set(e, rc, "input '%s': cannot write to the cache: %s", in->name,
+                            cu_strerror(rc));
+            break;
+        }
+        rc = cu_http_download(t->s->http, path, dl_write, &d, CU_BLOB_TIMEOUT_MS, &r);
+        if (rc == 0 && r.status == 200) {
+            rc = cu_blob_writer_commit(&w, &in->hash, NULL);
+            if (rc == -CU_ECORRUPT)
+                rc = cu_err_set(e, rc, "input '%s': download does not match hash %s",
+                                in->name, hex);
+            else if (rc)
+                rc = cu_err_set(e, rc, "input '%s': cannot store: %s", in->name,
+                                cu_strerror(rc));
+            break;
+        }
+        cu_blob_writer_abort(&w);
+        cu_http_result_describe(&r, desc, sizeof desc);
+        if (rc == -CU_ECANCELLED || !lease_live(t)) {
+            rc = cu_err_set(e, -CU_ECANCELLED, "input '%s': download stopped", in->name);
+            break;
+        }
+        if (rc == -CU_ETOOBIG) {
+            rc = cu_err_set(e, rc, "input '%s': larger than its declared %llu bytes",
+                            in->name, (unsigned long long)in->size);
+            break;
+        }
+        if ((rc == 0 && r.status < 500) || attempt >= TRANSFER_TRIES) {
+            rc = cu_err_set(e, rc ? rc : -CU_EPROTO, "input '%s' (%s): %s", in->name, hex,
+                            desc);
+            break;
+        }
+        cu_agent_nap(backoff);
+        backoff *= 2;
+    }
+    cu_http_result_release(&r);
+    return rc;
+}
+
+static int fetch_inputs(struct task *t, struct cu_err *e)
+{
+    for (size_t i = 0; i < t->spec.ninputs; i++) {
+        const struct cu_spec_input *in = &t->spec.inputs[i];
+        char dest[CU_PATH_MAX];
+        uint64_t size = 0;
+        int rc;
+
+        if (cu_blob_stat(&t->a->cache, &in->hash, &size) != 0 || size != in->size) {
+            rc = fetch_blob(t, in, e);
+            if (rc)
+                return rc;
+        }
+        if (cu_path_join(dest, sizeof dest, t->in, in->name) != 0)
+            return cu_err_set(e, -CU_ETOOBIG, "input '%s': path too long", in->name);
+        rc = cu_blob_copy_out(&t->a->cache, &in->hash, dest, 0555);
+        if (rc == -CU_ECORRUPT) {
+            /* The cached copy rotted on disk: fetch it again once. */
+            char bad[CU_PATH_MAX];
+            if (cu_blob_path(&t->a->cache, &in->hash, bad, sizeof bad) == 0)
+                unlink(bad);
+            rc = fetch_blob(t, in, e);
+            if (rc == 0)
+                rc = cu_blob_copy_out(&t->a->cache, &in->hash, dest, 0555);
+        }
+        if (rc)
+            return cu_err_set(e, rc, "input '%s': cannot place it under /in: %s", in->name,
+                              cu_strerror(rc));
+    }
+    return 0;
+}
+
+/* Puts a log file into the cache (missing: the empty blob). */
+static int put_log(struct task *t, const char *path, struct cu_blobref *ref)
+{
+    int rc = cu_blob_put_file(&t->a->cache, path, &ref->hash, &ref->size);
+
+    if (rc == -CU_ENOTFOUND) {
+        ref->size = 0;
+        rc = cu_blob_put_mem(&t->a->cache, "", 0, &ref->hash);
+    }
+    return rc;
+}
+
+/* Uploads every blob of the report, retrying transport errors while the
+ * lease lives. */
+static int upload_all(struct task *t, const struct cu_outputs *o, const struct cu_report *rep,
+                      struct cu_err *e)
+{
+    size_t n = o->n + 2;
+
+    for (size_t i = 0; i < n; i++) {
+        const struct cu_hash *h = i < o->n ? &o->v[i].hash : i == o->n ? &rep->out.hash
+                                                                       : &rep->err.hash;
+        int64_t backoff = 500;
+        int rc;
+
+        for (;;) {
+            rc = cu_blob_ensure_remote(t->s->http, &t->a->cache, h, 30000, e);
+            if (rc != -CU_ENET)
+                break;
+            if (!lease_live(t))
+                return cu_err_set(e, -CU_ECANCELLED, "upload stopped: lease ended");
+            cu_agent_nap(backoff);
+            backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+        }
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* NULL-terminated copy of the spec's command (the array is borrowed). */
+static const char **command_argv(const struct cu_spec *s)
+{
+    const char **argv = calloc(s->ncommand + 1, sizeof *argv);
+
+    for (size_t i = 0; argv && i < s->ncommand; i++)
+        argv[i] = s->command[i];
+    return argv;
+}
+
+/* Runs the sandbox to its end. res gets the outcome; *lost / *shutdown
+ * say why it was killed, when it was. */
+static void run_sandbox(struct task *t, struct cu_sandbox_result *res, bool *lost,
+                        bool *shutdown)
+{
+    struct cu_sandbox_opts o = CU_SANDBOX_OPTS_INIT;
+    struct cu_sandbox *sb = NULL;
+    struct cu_err e = {0};
+    const char **argv;
+    char **env;
+    bool killed = false;
+    int rc;
+
+    memset(res, 0, sizeof *res);
+    argv = command_argv(&t->spec);
+    env = cu_task_env_build(&t->spec, t->job, t->replica, t->index, t->count, t->arg);
+    if (!argv || !env) {
+        res->status = CU_SB_ERROR;
+        (void)cu_snprintf(res->reason, sizeof res->reason, "provider out of memory");
+        goto out_free_env;
+    }
+    o.argv = argv;
+    o.env = (const char *const *)env;
+    o.work_dir = t->work;
+    o.out_dir = t->out;
+    o.in_dir = t->in;
+    o.stdout_path = t->stdout_path;
+    o.stderr_path = t->stderr_path;
+    o.stdio_cap = CU_STDIO_CAP;
+    o.time_limit_ms = t->spec.res.time_ms;
+    o.output_limit = t->spec.res.output;
+    o.memory_limit = t->spec.res.memory;
+    rc = cu_sandbox_start(&o, &sb, &e);
+    if (rc) {
+        res->status = CU_SB_ERROR;
+        (void)cu_snprintf(res->reason, sizeof res->reason, "sandbox: %s", cu_err_msg(&e, rc));
+        goto out_free_env;
+    }
+    for (;;) {
+        rc = cu_sandbox_wait(sb, 100);
+        if (rc == 0)
+            break;
+        if (rc != -CU_EAGAIN) {
+            res->status = CU_SB_ERROR;
+            (void)cu_snprintf(res->reason, sizeof res->reason, "sandbox wait failed: %s",
+                     cu_strerror(rc));
+            goto out_free_sandbox;
+        }
+        if (killed)
+            continue;
+        if (cu_agent_stopping()) {
+            cu_sandbox_kill(sb, "provider shutting down");
+            *shutdown = killed = true;
+        } else if (atomic_load(&t->k.verdict) == KEEP_CANCEL) {
+            cu_info("replica %lld: %s; killing the task", (long long)t->replica, t->k.reason);
+            cu_sandbox_kill(sb, t->k.reason);
+            killed = true;
+        } else if (atomic_load(&t->k.verdict) == KEEP_LOST) {
+            cu_sandbox_kill(sb, "lease lost");
+            *lost = killed = true;
+        }
+    }
+    cu_sandbox_get_result(sb, res);
+out_free_sandbox:
+    cu_sandbox_free(sb);
+out_free_env:
+    cu_task_env_free(env);
+    free(argv);
+}
+
+/* Sends an "error" report (the exchange requeues) and forgets the replica
+ * once it was answered. While shutting down: one short try; otherwise the
+ * report is retried while the lease lives. */
+static void report_error(struct task *t, const char *reason, bool shutting_down)
+{
+    long timeout = shutting_down ? CU_SHUTDOWN_REPORT_MS : 30000;
+    int64_t backoff = 500;
+    char *body;
+    enum cu_delivery d;
+
+    cu_warn("replica %lld: error: %s", (long long)t->replica, reason);
+    if (!shutting_down)
+        t->failed = true;
+    while (!(body = cu_error_report(t->s->http, &t->a->cache, reason, timeout))) {
+        if (shutting_down || !lease_live(t))
+            return; /* the row stays 'running': a restart reports it abandoned */
+        cu_agent_nap(backoff);
+        backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+    }
+    keeper_signal_stop(&t->k);
+    cu_pstate_finished(&t->a->state, t->a->exchange, t->replica, body);
+    d = cu_report_deliver(t->s->http, t->replica, body, timeout, shutting_down);
+    if (d != CU_UNSENT)
+        cu_pstate_forget(&t->a->state, t->a->exchange, t->replica);
+    free(body);
+}
+
+/* After the sandbox ended normally: collect, upload, report. */
+static void report_result(struct task *t, const struct cu_sandbox_result *res)
+{
+    struct cu_report rep = {.status = cu_sandbox_status_name(res->status),
+                            .reason = res->reason[0] ? res->reason : NULL,
+                            .cpu_ms = res->cpu_ms,
+                            .wall_ms = res->wall_ms};
+    struct cu_outputs o;
+    struct cu_err e = {0};
+    json_t *j;
+    char *body = NULL;
+    int rc;
+
+    cu_outputs_init(&o);
+    if (res->status == CU_SB_OK || res->status == CU_SB_FAILED) {
+        rep.has_exit_code = res->term_signal == 0;
+        rep.exit_code = res->exit_code;
+    }
+    if (res->status == CU_SB_OK)
+        rep.reason = NULL;
+    rc = cu_outputs_collect(t->out, t->spec.outputs, t->spec.noutputs, &t->a->cache,
+                            t->spec.res.output, &o, &e);
+    if (rc == -CU_ETOOBIG) {
+        /* The sandbox's own check is approximate; this one is exact. */
+        cu_outputs_release(&o);
+        rep.status = "output_limit";
+        rep.has_exit_code = false;
+        rep.reason = e.msg;
+    } else if (rc) {
+        cu_outputs_release(&o);
+        report_error(t, e.msg, false);
+        return;
+    } else {
+        rep.outputs = &o;
+    }
+    if (put_log(t, t->stdout_path, &rep.out) || put_log(t, t->stderr_path, &rep.err)) {
+        cu_outputs_release(&o);
+        report_error(t, "cannot store the task's logs in the cache", false);
+        return;
+    }
+    rc = upload_all(t, &o, &rep, &e);
+    if (rc == -CU_ECANCELLED) {
+        if (cu_agent_stopping())
+            report_error(t, "provider shutting down", true);
+        else {
+            cu_warn("replica %lld: lease lost during upload (%s); not reported",
+                    (long long)t->replica, t->k.reason);
+            cu_pstate_forget(&t->a->state, t->a->exchange, t->replica);
+        }
+        goto out_release;
+    }
+    if (rc) {
+        report_error(t, e.msg, false);
+        goto out_release;
+    }
+    j = cu_report_to_json(&rep);
+    body = j ? cu_json_dumps(j) : NULL;
+    json_decref(j);
+    if (!body) {
+        report_error(t, "provider out of memory building the report", false);
+        goto out_release;
+    }
+    /* Durable before sending: a crash from here on resends this report. */
+    cu_pstate_finished(&t->a->state, t->a->exchange, t->replica, body);
+    keeper_signal_stop(&t->k);
+    if (cu_report_deliver(t->s->http, t->replica, body, 30000, false) != CU_UNSENT)
+        cu_pstate_forget(&t->a->state, t->a->exchange, t->replica);
+out_release:
+    free(body);
+    cu_outputs_release(&o);
+}
+
+int cu_lease_run(struct cu_slot *s, const json_t *lease)
+{
+    struct task t;
+    struct cu_err e = {0};
+    struct cu_sandbox_result res;
+    int64_t hb_ms;
+    bool lost = false, shutdown = false;
+    int rc;
+
+    memset(&t, 0, sizeof t);
+    t.s = s;
+    t.a = s->a;
+    hb_ms = t.a->heartbeat_ms;
+    cu_spec_init(&t.spec);
+    rc = lease_parse(&t, lease, &hb_ms, &e);
+    if (rc && t.replica <= 0) {
+        cu_error("slot %u: unusable lease: %s", s->index, e.msg);
+        t.failed = true;
+        goto out_release_spec;
+    }
+    cu_info("leased replica %lld (job %s, task %u)", (long long)t.replica,
+            t.job[0] ? t.job : "?", t.index);
+    if (task_paths(&t) != 0) {
+        cu_error("replica %lld: task directory path too long", (long long)t.replica);
+        t.failed = true;
+        goto out_release_spec;
+    }
+    cu_pstate_running(&t.a->state, t.a->exchange, t.replica, t.job, t.index);
+    if (rc) {
+        report_error(&t, e.msg, false);
+        goto out_remove_dir;
+    }
+    if (cu_agent_stopping()) {
+        report_error(&t, "provider shutting down", true);
+        goto out_remove_dir;
+    }
+    if (keeper_start(&t.k, s->hb, t.replica, hb_ms) != 0) {
+        report_error(&t, "provider cannot start a heartbeat thread", false);
+        goto out_remove_dir;
+    }
+    if ((rc = task_mkdirs(&t, &e)) != 0 || (rc = fetch_inputs(&t, &e)) != 0) {
+        if (atomic_load(&t.k.verdict) == KEEP_LOST) {
+            cu_warn("replica %lld: lease lost before start (%s); not reported",
+                    (long long)t.replica, t.k.reason);
+            cu_pstate_forget(&t.a->state, t.a->exchange, t.replica);
+        } else if (cu_agent_stopping()) {
+            report_error(&t, "provider shutting down", true);
+        } else if (atomic_load(&t.k.verdict) == KEEP_CANCEL) {
+            memset(&res, 0, sizeof res);
+            res.status = CU_SB_KILLED;
+            (void)cu_snprintf(res.reason, sizeof res.reason, "%s", t.k.reason);
+            report_result(&t, &res);
+        } else {
+            report_error(&t, e.msg, false);
+        }
+        goto out_stop_keeper;
+    }
+
+    run_sandbox(&t, &res, &lost, &shutdown);
+    if (lost) {
+        cu_warn("replica %lld: lease lost (%s); task killed, not reported",
+                (long long)t.replica, t.k.reason);
+        cu_pstate_forget(&t.a->state, t.a->exchange, t.replica);
+        goto out_stop_keeper;
+    }
+    if (shutdown) {
+        report_error(&t, "provider shutting down", true);
+        goto out_stop_keeper;
+    }
+    cu_info("replica %lld finished: %s%s%s, cpu %llu ms, wall %llu ms", (long long)t.replica,
+            cu_sandbox_status_name(res.status), res.reason[0] ? " - " : "", res.reason,
+            (unsigned long long)res.cpu_ms, (unsigned long long)res.wall_ms);
+    if (res.status == CU_SB_ERROR)
+        report_error(&t, res.reason[0] ? res.reason : "sandbox error", false);
+    else
+        report_result(&t, &res);
+
+out_stop_keeper:
+    keeper_finish(&t.k);
+out_remove_dir:
+    if (cu_rm_rf(t.dir) != 0)
+        cu_warn("replica %lld: cannot remove %s", (long long)t.replica, t.dir);
+out_release_spec:
+    cu_spec_release(&t.spec);
+    return t.failed ? -CU_EAGAIN : 0;
+}

@@ -1,0 +1,567 @@
+/* provider.c - the provider agent: start-up (data directory, identity,
+ * sandbox check, hello), crash recovery, the slot threads that claim
+ * replicas by long-poll, and shutdown on SIGINT/SIGTERM.
+ *
+ * Free resources: each slot offers an equal share of the machine (cores,
+ * memory and GPUs divided by the number of slots, at least one core), so
+ * slots never need to agree on what is free and a claim never offers what
+ * another slot is using. */
+#include "provider/provider.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/json.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "fabric/probe.h"
+#include "fabric/sandbox.h"
+#include "provider/agent.h"
+
+#include "base/banned.h"
+
+#define MAX_SLOTS 256
+#define HELLO_TIMEOUT_MS 5000
+#define RECOVERY_TIMEOUT_MS 10000
+#define SHUTDOWN_WAIT_MS 2500 /* for running tasks to be killed and reported */
+
+static volatile sig_atomic_t g_stop;
+/* Slot threads blocked in a claim's long-poll are not waited for at
+ * shutdown (they may sit there for CU_CLAIM_TIMEOUT_MS); what they use is
+ * then never freed, and these keep it reachable until the process exits. */
+static struct cu_agent *g_agent;
+static struct cu_slot *g_slots;
+
+bool cu_agent_stopping(void)
+{
+    return g_stop != 0;
+}
+
+void cu_agent_stop(void)
+{
+    g_stop = 1;
+}
+
+void cu_agent_nap(int64_t ms)
+{
+    int64_t end = cu_mono_ms() + ms;
+
+    while (!g_stop) {
+        int64_t left = end - cu_mono_ms();
+        if (left <= 0)
+            break;
+        cu_sleep_ms(left < 50 ? left : 50);
+    }
+}
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
+
+struct saved_signals {
+    struct sigaction intr, term, pipe;
+};
+
+static void signals_install(struct saved_signals *old)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old->intr);
+    sigaction(SIGTERM, &sa, &old->term);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, &old->pipe);
+}
+
+static void signals_restore(const struct saved_signals *old)
+{
+    sigaction(SIGINT, &old->intr, NULL);
+    sigaction(SIGTERM, &old->term, NULL);
+    sigaction(SIGPIPE, &old->pipe, NULL);
+}
+
+/* ---- start-up ------------------------------------------------------------ */
+
+/* Loads the identity, creating it when the keystore does not exist. */
+static int identity_open(struct cu_agent *a, const struct cu_provider_opts *opts,
+                         struct cu_err *e)
+{
+    char path[CU_PATH_MAX];
+    int rc;
+
+    if (opts->key_path)
+        rc = cu_snprintf(path, sizeof path, "%s", opts->key_path);
+    else
+        rc = cu_path_join(path, sizeof path, opts->data_dir, "identity.key");
+    if (rc)
+        return cu_err_set(e, -CU_EINVAL, "key path is too long");
+    if (access(path, F_OK) != 0 && errno == ENOENT) {
+        rc = cu_identity_generate(&a->id);
+        if (rc)
+            return cu_err_set(e, rc, "cannot generate an identity: %s", cu_strerror(rc));
+        rc = cu_identity_save(&a->id, path, opts->passphrase, false, e);
+        if (rc)
+            return rc;
+        cu_info("created provider identity %s in %s", a->id.id, path);
+        if (!opts->passphrase)
+            cu_warn("provider key is unencrypted (devnet): %s", path);
+    } else {
+        rc = cu_identity_load(&a->id, path, opts->passphrase, e);
+        if (rc == -CU_ENEEDPASS)
+            return cu_err_set(e, rc, "%s is encrypted: give its passphrase", path);
+        if (rc)
+            return rc;
+    }
+    /* Loading a plain keystore already warns (crypto/ident.c). */
+    return 0;
+}
+
+static int agent_open(struct cu_agent *a, const struct cu_provider_opts *opts, struct cu_err *e)
+{
+    char path[CU_PATH_MAX];
+    int rc;
+
+    if (cu_snprintf(a->exchange, sizeof a->exchange, "%s", opts->exchange_url) != 0)
+        return cu_err_set(e, -CU_EINVAL, "exchange URL is too long");
+    /* 0711 / 0755: the sandbox (running as nobody) must reach tasks/. */
+    if (cu_mkdir_p(opts->data_dir, 0711) != 0)
+        return cu_err_set(e, -CU_EIO, "cannot create data directory %s: %s", opts->data_dir,
+                          strerror(errno));
+    if (cu_path_join(a->tasks_dir, sizeof a->tasks_dir, opts->data_dir, "tasks") ||
+        cu_path_join(path, sizeof path, opts->data_dir, "blobs"))
+        return cu_err_set(e, -CU_EINVAL, "data directory path is too long");
+    if (cu_mkdir_p(a->tasks_dir, 0755) != 0)
+        return cu_err_set(e, -CU_EIO, "cannot create %s: %s", a->tasks_dir, strerror(errno));
+    rc = cu_blobstore_open(&a->cache, path, e);
+    if (rc)
+        return rc;
+    rc = identity_open(a, opts, e);
+    if (rc)
+        return rc;
+    if (cu_path_join(path, sizeof path, opts->data_dir, "state.db"))
+        return cu_err_set(e, -CU_EINVAL, "data directory path is too long");
+    return cu_pstate_open(&a->state, path, e);
+}
+
+/* Runs "true" in the sandbox from a directory under tasks/, as every task
+ * will run: cu_sandbox_probe checks bwrap in general, this checks it here
+ * (for instance that the task uid can reach the data directory). */
+static int sandbox_selftest(struct cu_agent *a, struct cu_err *e)
+{
+    static const char *const argv[] = {"true", NULL};
+    struct cu_sandbox_opts o = CU_SANDBOX_OPTS_INIT;
+    struct cu_sandbox_result res;
+    struct cu_sandbox *sb = NULL;
+    char dir[CU_PATH_MAX], work[CU_PATH_MAX], out[CU_PATH_MAX], in[CU_PATH_MAX];
+    char so[CU_PATH_MAX], se[CU_PATH_MAX];
+    int64_t end = cu_mono_ms() + 15000;
+    int rc;
+
+    if (cu_path_join(dir, sizeof dir, a->tasks_dir, "selftest") ||
+        cu_path_join(work, sizeof work, dir, "work") ||
+        cu_path_join(out, sizeof out, dir, "out") || cu_path_join(in, sizeof in, dir, "in") ||
+        cu_path_join(so, sizeof so, dir, "stdout") || cu_path_join(se, sizeof se, dir, "stderr"))
+        return cu_err_set(e, -CU_EINVAL, "data directory path is too long");
+    if (cu_rm_rf(dir) || cu_mkdir_p(work, 0755) || cu_mkdir_p(out, 0755) ||
+        cu_mkdir_p(in, 0755))
+        return cu_err_set(e, -CU_EIO, "cannot create %s: %s", dir, strerror(errno));
+    o.argv = argv;
+    o.work_dir = work;
+    o.out_dir = out;
+    o.in_dir = in;
+    o.stdout_path = so;
+    o.stderr_path = se;
+    o.time_limit_ms = 10000;
+    rc = cu_sandbox_start(&o, &sb, e);
+    if (rc)
+        goto out_remove_dir;
+    while ((rc = cu_sandbox_wait(sb, 100)) == -CU_EAGAIN && cu_mono_ms() < end)
+        ;
+    if (rc == 0) {
+        cu_sandbox_get_result(sb, &res);
+        if (res.status != CU_SB_OK)
+            rc = cu_err_set(e, -CU_ESANDBOX, "a test task under %s ended %s: %s", a->tasks_dir,
+                            cu_sandbox_status_name(res.status), res.reason);
+    } else {
+        rc = cu_err_set(e, -CU_ESANDBOX, "a test task under %s did not end", a->tasks_dir);
+    }
+    cu_sandbox_free(sb);
+out_remove_dir:
+    cu_rm_rf(dir);
+    return rc;
+}
+
+/* Says hello until the exchange answers (it may not be up yet). Returns 0,
+ * 1 when stopped first, or negative with e set when the exchange refused. */
+static int hello(struct cu_agent *a, struct cu_http_client *c, unsigned slots,
+                 const struct cu_free_res *total, struct cu_err *e)
+{
+    struct cu_http_result r;
+    char last[64] = "", desc[700];
+    int64_t backoff = 500;
+    json_t *body;
+    int rc = 1;
+
+    body = json_pack("{s:I,s:I,s:I,s:I,s:s}", "slots", (json_int_t)slots, "cores",
+                     (json_int_t)total->cores, "memory", (json_int_t)total->memory, "gpus",
+                     (json_int_t)total->gpus, "version", CU_PROVIDER_VERSION);
+    if (!body)
+        return cu_err_set(e, -CU_ENOMEM, "out of memory");
+    cu_http_result_init(&r);
+    while (!cu_agent_stopping()) {
+        int t = cu_http_request_json(c, "POST", "/v1/providers/hello", body, HELLO_TIMEOUT_MS,
+                                     &r);
+        if (t == 0 && r.status == 200) {
+            uint64_t lease = 0, hb = 0;
+            struct cu_err je = {0};
+            if (cu_json_get_u64(r.json, "hello", "lease_ms", true, &lease, &je) ||
+                cu_json_get_u64(r.json, "hello", "heartbeat_ms", false, &hb, &je) ||
+                lease == 0 || lease > 24ULL * 3600 * 1000) {
+                rc = cu_err_set(e, -CU_EPROTO, "exchange %s: bad hello answer: %s", a->exchange,
+                                je.msg[0] ? je.msg : "lease_ms out of range");
+                break;
+            }
+            if (hb == 0 || hb >= lease)
+                hb = lease / 3 ? lease / 3 : 1;
+            a->lease_ms = (int64_t)lease;
+            a->heartbeat_ms = (int64_t)hb;
+            rc = 0;
+            break;
+        }
+        cu_http_result_describe(&r, desc, sizeof desc);
+        if (t == 0 && (r.status == 400 || r.status == 403 || r.status == 404 ||
+                       r.status == 405 || r.status == 413)) {
+            rc = cu_err_set(e, -CU_EPROTO, "exchange %s refused hello: %s", a->exchange, desc);
+            break;
+        }
+        if (strcmp(last, r.err_code) != 0) {
+            cu_warn("exchange %s not answering yet: %s (retrying)", a->exchange, desc);
+            (void)cu_snprintf(last, sizeof last, "%s", r.err_code);
+        }
+        cu_agent_nap(backoff);
+        backoff = backoff * 2 > 2000 ? 2000 : backoff * 2;
+    }
+    cu_http_result_release(&r);
+    json_decref(body);
+    return rc;
+}
+
+/* Tells the exchange what a crash left behind: replicas that were running
+ * are reported abandoned (status "error": requeued at once, the task is
+ * not blamed); finished reports are sent again. Then clears tasks/. */
+static void recover(struct cu_agent *a, struct cu_http_client *c)
+{
+    struct cu_pstate_row *rows = NULL;
+    size_t n = 0;
+    int others;
+
+    others = cu_pstate_forget_others(&a->state, a->exchange);
+    if (others > 0)
+        cu_info("forgot %d replica(s) held for other exchanges", others);
+    if (cu_pstate_list(&a->state, a->exchange, &rows, &n) != 0) {
+        cu_error("cannot read the local replica table; nothing recovered");
+        n = 0;
+    }
+    for (size_t i = 0; i < n && !cu_agent_stopping(); i++) {
+        struct cu_pstate_row *row = &rows[i];
+        char *body = NULL;
+        const char *send;
+        enum cu_delivery d;
+
+        if (strcmp(row->state, "finished") == 0 && row->report_json) {
+            send = row->report_json;
+            cu_info("re-sending the report of replica %lld (job %s, task %u)",
+                    (long long)row->id, row->job, row->task);
+        } else if (strcmp(row->state, "running") == 0) {
+            body = cu_error_report(c, &a->cache, "provider restarted; task abandoned",
+                                   RECOVERY_TIMEOUT_MS);
+            if (!body)
+                continue; /* kept: tried again at the next start */
+            send = body;
+            cu_info("reporting replica %lld (job %s, task %u) abandoned by a restart",
+                    (long long)row->id, row->job, row->task);
+        } else {
+            cu_pstate_forget(&a->state, a->exchange, row->id);
+            continue;
+        }
+        d = cu_report_deliver(c, row->id, send, RECOVERY_TIMEOUT_MS, false);
+        if (d != CU_UNSENT)
+            cu_pstate_forget(&a->state, a->exchange, row->id);
+        free(body);
+    }
+    cu_pstate_rows_free(rows, n);
+    /* No slot runs yet: everything under tasks/ is a leftover. */
+    if (cu_rm_rf(a->tasks_dir) != 0 || cu_mkdir_p(a->tasks_dir, 0755) != 0)
+        cu_warn("cannot clear %s", a->tasks_dir);
+}
+
+/* ---- slots --------------------------------------------------------------- */
+
+static void *slot_main(void *arg)
+{
+    struct cu_slot *s = arg;
+    const struct cu_free_res *f = &s->a->slot_free;
+    struct cu_http_result r;
+    char last[64] = "", desc[700];
+    int64_t backoff = 500, error_pause = 0;
+    json_t *body;
+
+    body = json_pack("{s:I,s:{s:I,s:I,s:I}}", "wait_ms", (json_int_t)CU_CLAIM_WAIT_MS, "free",
+                     "cores", (json_int_t)f->cores, "memory", (json_int_t)f->memory, "gpus",
+                     (json_int_t)f->gpus);
+    cu_http_result_init(&r);
+    while (body && !cu_agent_stopping()) {
+        int rc = cu_http_request_json(s->http, "POST", "/v1/claims", body, CU_CLAIM_TIMEOUT_MS,
+                                      &r);
+        if (rc == 0 && (r.status == 200 || r.status == 204)) {
+            if (last[0])
+                cu_info("slot %u: exchange answering claims again", s->index);
+            last[0] = '\0';
+            backoff = 500;
+            if (r.status == 204)
+                continue;
+            atomic_store(&s->busy, true);
+            rc = cu_lease_run(s, json_object_get(r.json, "lease"));
+            atomic_store(&s->busy, false);
+            if (rc == 0) {
+                error_pause = 0;
+            } else if (!cu_agent_stopping()) {
+                /* Our own failure (sandbox, disk, download): do not grab
+                 * and fail the whole queue at full speed. */
+                error_pause = error_pause ? error_pause * 2 : 1000;
+                if (error_pause > 30000)
+                    error_pause = 30000;
+                cu_warn("slot %u: pausing %lld ms after a provider-side error", s->index,
+                        (long long)error_pause);
+                cu_agent_nap(error_pause);
+            }
+            continue;
+        }
+        cu_http_result_describe(&r, desc, sizeof desc);
+        if (strcmp(last, r.err_code) != 0) {
+            cu_warn("slot %u: claim failed: %s (retrying)", s->index, desc);
+            (void)cu_snprintf(last, sizeof last, "%s", r.err_code);
+        }
+        cu_agent_nap(backoff);
+        backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+    }
+    if (!body)
+        cu_error("slot %u: out of memory", s->index);
+    cu_http_result_release(&r);
+    json_decref(body);
+    atomic_store(&s->done, true);
+    return NULL;
+}
+
+static int slots_start(struct cu_agent *a, struct cu_slot *slots, unsigned n, struct cu_err *e)
+{
+    sigset_t block, old;
+    int rc = 0;
+
+    /* Signals go to the main thread only; the slots (and the sandboxes and
+     * keepers they start, which reset or inherit this) poll the flag. */
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    for (unsigned i = 0; i < n; i++) {
+        struct cu_slot *s = &slots[i];
+        s->a = a;
+        s->index = i;
+        atomic_init(&s->busy, false);
+        atomic_init(&s->done, false);
+        s->http = cu_http_client_new(a->exchange, &a->id);
+        s->hb = cu_http_client_new(a->exchange, &a->id);
+        if (!s->http || !s->hb) {
+            rc = cu_err_set(e, -CU_ENOMEM, "cannot create HTTP clients for slot %u", i);
+            break;
+        }
+        if (pthread_create(&s->thread, NULL, slot_main, s) != 0) {
+            rc = cu_err_set(e, -CU_ENOMEM, "cannot start the thread of slot %u", i);
+            break;
+        }
+        s->started = true;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+/* Stops the slots: running tasks are killed and reported by their own
+ * threads (they watch the flag); waits up to SHUTDOWN_WAIT_MS for them.
+ * Returns true when every thread has returned and was joined (so the
+ * caller may free what they used). */
+static bool slots_stop(struct cu_slot *slots, unsigned n)
+{
+    int64_t start = cu_mono_ms();
+    bool all_done;
+
+    cu_agent_stop();
+    for (;;) {
+        int64_t now = cu_mono_ms();
+        bool busy = false;
+        all_done = true;
+        for (unsigned i = 0; i < n; i++) {
+            if (!slots[i].started)
+                continue;
+            busy |= atomic_load(&slots[i].busy);
+            all_done &= atomic_load(&slots[i].done);
+        }
+        /* Idle slots leave within one nap (50 ms); give them 200 ms. Slots
+         * in a long-poll never will, and need not: nothing runs there. */
+        if (all_done || (!busy && now - start >= 200) || now - start >= SHUTDOWN_WAIT_MS)
+            break;
+        cu_sleep_ms(20);
+    }
+    if (!all_done)
+        return false;
+    for (unsigned i = 0; i < n; i++) {
+        if (slots[i].started)
+            pthread_join(slots[i].thread, NULL);
+        slots[i].started = false;
+    }
+    return true;
+}
+
+static void slots_free(struct cu_slot *slots, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        cu_http_client_free(slots[i].http);
+        cu_http_client_free(slots[i].hb);
+    }
+    free(slots);
+}
+
+/* ---- the agent ----------------------------------------------------------- */
+
+int cu_provider_run(const struct cu_provider_opts *opts, struct cu_err *e)
+{
+    struct saved_signals old_signals;
+    struct cu_machine m;
+    struct cu_free_res total;
+    struct cu_http_client *c = NULL;
+    struct cu_agent *a;
+    struct cu_slot *slots = NULL;
+    unsigned nslots;
+    bool joined = true;
+    int rc;
+
+    if (!opts || !opts->exchange_url || !opts->data_dir)
+        return cu_err_set(e, -CU_EINVAL, "provider needs an exchange URL and a data directory");
+    nslots = opts->slots ? opts->slots : 1;
+    if (nslots > MAX_SLOTS)
+        return cu_err_set(e, -CU_EINVAL, "slots: %u is more than %d", nslots, MAX_SLOTS);
+    cu_log_set_role("provider");
+    rc = cu_crypto_init();
+    if (rc)
+        return cu_err_set(e, rc, "cannot initialise libsodium");
+    g_stop = 0;
+    signals_install(&old_signals);
+
+    a = calloc(1, sizeof *a);
+    if (!a) {
+        rc = cu_err_set(e, -CU_ENOMEM, "out of memory");
+        goto out_restore_signals;
+    }
+    rc = agent_open(a, opts, e);
+    if (rc)
+        goto out_free_agent;
+
+    rc = cu_sandbox_probe(e);
+    if (rc) {
+        char why[CU_ERR_MSG_MAX];
+        (void)cu_snprintf(why, sizeof why, "%s", cu_err_msg(e, rc));
+        rc = cu_err_set(e, rc, "the sandbox does not work on this machine: %s", why);
+        goto out_close_state;
+    }
+    rc = sandbox_selftest(a, e);
+    if (rc) {
+        char why[CU_ERR_MSG_MAX];
+        (void)cu_snprintf(why, sizeof why, "%s", cu_err_msg(e, rc));
+        rc = cu_err_set(e, rc, "the sandbox cannot run tasks: %s%s", why,
+                        strstr(why, "as the task uid")
+                            ? " (tasks run as uid 65534, which must be able to enter "
+                              "the data directory: make its parent directories "
+                              "searchable with chmod o+x, or pick a --data directory "
+                              "outside a private home, e.g. /var/lib/cumulus)"
+                            : "");
+        goto out_close_state;
+    }
+    cu_machine_probe(&m);
+    total.cores = opts->max_cores ? opts->max_cores : m.cores ? m.cores : 1;
+    total.memory = opts->max_memory ? opts->max_memory : m.memory;
+    total.gpus = m.gpus;
+    if (!total.memory) {
+        total.memory = 1ULL << 30;
+        cu_warn("cannot tell this machine's memory; offering 1 GiB");
+    }
+    a->slot_free.cores = total.cores / nslots ? total.cores / nslots : 1;
+    a->slot_free.memory = total.memory / nslots;
+    a->slot_free.gpus = total.gpus / nslots;
+
+    c = cu_http_client_new(a->exchange, &a->id);
+    if (!c) {
+        rc = cu_err_set(e, -CU_EINVAL, "exchange URL '%s' is not http(s)://host[:port]",
+                        a->exchange);
+        goto out_close_state;
+    }
+    cu_info("provider %s: %u slot(s), each offering %u core(s), %llu MiB, %u GPU(s); "
+            "exchange %s",
+            a->id.id, nslots, a->slot_free.cores,
+            (unsigned long long)(a->slot_free.memory >> 20), a->slot_free.gpus, a->exchange);
+    rc = hello(a, c, nslots, &total, e);
+    if (rc == 1) {
+        rc = 0; /* stopped before the exchange answered */
+        goto out_free_client;
+    }
+    if (rc)
+        goto out_free_client;
+    cu_info("registered with %s (lease %lld ms, heartbeat %lld ms)", a->exchange,
+            (long long)a->lease_ms, (long long)a->heartbeat_ms);
+    recover(a, c);
+
+    slots = calloc(nslots, sizeof *slots);
+    if (!slots) {
+        rc = cu_err_set(e, -CU_ENOMEM, "out of memory");
+        goto out_free_client;
+    }
+    g_agent = a;
+    g_slots = slots;
+    rc = slots_start(a, slots, nslots, e);
+    if (rc == 0) {
+        while (!cu_agent_stopping())
+            cu_sleep_ms(50);
+        cu_info("stopping: running tasks are killed and reported");
+    }
+    joined = slots_stop(slots, nslots);
+    if (!joined) {
+        /* Threads still in a claim's long-poll: leave what they use alone. */
+        cu_info("stopped");
+        cu_http_client_free(c);
+        signals_restore(&old_signals);
+        return rc;
+    }
+    slots_free(slots, nslots);
+    g_slots = NULL;
+    g_agent = NULL;
+    if (rc == 0)
+        cu_info("stopped");
+
+out_free_client:
+    cu_http_client_free(c);
+out_close_state:
+    cu_pstate_close(&a->state);
+out_free_agent:
+    cu_identity_wipe(&a->id);
+    free(a);
+out_restore_signals:
+    signals_restore(&old_signals);
+    return rc;
+}

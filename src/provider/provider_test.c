@@ -1,0 +1,358 @@
+/* provider_test.c - unit tests for the provider's pure parts: output
+ * collection (glob filter, symlinks and special files ignored, Merkle root,
+ * output limit), the task environment, the report body, and the local
+ * replica table. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/json.h"
+#include "base/util.h"
+#include "crypto/hash.h"
+#include "crypto/merkle.h"
+#include "market/spec.h"
+#include "provider/collect.h"
+#include "provider/pstate.h"
+#include "store/blob.h"
+
+#include "base/banned.h"
+
+struct fixture {
+    char dir[CU_PATH_MAX];
+    char out[CU_PATH_MAX];
+    struct cu_blobstore bs;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    char blobs[CU_PATH_MAX];
+
+    if (!f || cu_crypto_init() != 0)
+        return -1;
+    memcpy(f->dir, "/tmp/cu_provider_XXXXXX", sizeof "/tmp/cu_provider_XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    if (cu_path_join(f->out, sizeof f->out, f->dir, "out") || mkdir(f->out, 0755) ||
+        cu_path_join(blobs, sizeof blobs, f->dir, "blobs") ||
+        cu_blobstore_open(&f->bs, blobs, NULL))
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    int rc = cu_rm_rf(f->dir);
+
+    free(f);
+    return rc;
+}
+
+/* Writes text to out/rel (parent directories created). */
+static void put(const struct fixture *f, const char *rel, const char *text)
+{
+    char path[CU_PATH_MAX], parent[CU_PATH_MAX];
+    char *slash;
+
+    assert_int_equal(cu_path_join(path, sizeof path, f->out, rel), 0);
+    assert_int_equal(cu_snprintf(parent, sizeof parent, "%s", path), 0);
+    slash = strrchr(parent, '/');
+    *slash = '\0';
+    assert_int_equal(cu_mkdir_p(parent, 0755), 0);
+    assert_int_equal(cu_write_file_atomic(path, text, strlen(text), 0644), 0);
+}
+
+static void out_path(const struct fixture *f, const char *rel, char *path)
+{
+    assert_int_equal(cu_path_join(path, CU_PATH_MAX, f->out, rel), 0);
+}
+
+static void test_collect_filters_and_roots(void **state)
+{
+    struct fixture *f = *state;
+    char *globs[] = {"*.txt", "sub/*.txt"};
+    struct cu_outputs o;
+    struct cu_err e = {0};
+    struct cu_merkle_leaf leaves[2];
+    struct cu_hash h, root;
+    char p[CU_PATH_MAX], secret[CU_PATH_MAX];
+    uint64_t size;
+
+    put(f, "b.txt", "bee\n");
+    put(f, "a.txt", "a\n");
+    put(f, "skip.log", "not matched\n");
+    put(f, "sub/c.txt", "sea\n");
+    put(f, "sub/deeper/d.txt", "not matched: '*' does not cross '/'\n");
+    /* A secret outside out/, reachable only through symlinks. */
+    assert_int_equal(cu_path_join(secret, sizeof secret, f->dir, "secret.txt"), 0);
+    assert_int_equal(cu_write_file_atomic(secret, "secret", 6, 0644), 0);
+    out_path(f, "link.txt", p);
+    assert_int_equal(symlink(secret, p), 0);
+    out_path(f, "linkdir", p);
+    assert_int_equal(symlink(f->dir, p), 0);
+    out_path(f, "fifo.txt", p);
+    assert_int_equal(mkfifo(p, 0644), 0);
+    put(f, "bad name.txt", "unsafe name\n");
+
+    cu_outputs_init(&o);
+    assert_int_equal(cu_outputs_collect(f->out, globs, 2, &f->bs, 0, &o, &e), 0);
+    assert_int_equal(o.n, 3);
+    assert_string_equal(o.v[0].name, "a.txt");
+    assert_string_equal(o.v[1].name, "b.txt");
+    assert_string_equal(o.v[2].name, "sub/c.txt");
+    out_path(f, "b.txt", p);
+    assert_int_equal(cu_hash_file(p, &h, &size), 0);
+    assert_true(cu_hash_eq(&h, &o.v[1].hash));
+    assert_int_equal(o.v[1].size, 4);
+    /* Every output is in the store. */
+    for (size_t i = 0; i < o.n; i++) {
+        assert_int_equal(cu_blob_stat(&f->bs, &o.v[i].hash, &size), 0);
+        assert_int_equal(size, o.v[i].size);
+    }
+    /* The root is the Merkle root over {name, hash}. */
+    leaves[0].name = "a.txt";
+    leaves[0].hash = o.v[0].hash;
+    leaves[1].name = "b.txt";
+    leaves[1].hash = o.v[1].hash;
+    assert_int_equal(cu_merkle_root(leaves, 2, &root), 0);
+    assert_false(cu_hash_eq(&root, &o.root)); /* three leaves, not two */
+    {
+        struct cu_merkle_leaf all[3] = {{"sub/c.txt", o.v[2].hash},
+                                        {"a.txt", o.v[0].hash},
+                                        {"b.txt", o.v[1].hash}};
+        assert_int_equal(cu_merkle_root(all, 3, &root), 0);
+        assert_true(cu_hash_eq(&root, &o.root));
+    }
+    cu_outputs_release(&o);
+}
+
+static void test_collect_symlinked_dir_not_followed(void **state)
+{
+    struct fixture *f = *state;
+    char *globs[] = {"*", "*/*"};
+    struct cu_outputs o;
+    struct cu_err e = {0};
+    char p[CU_PATH_MAX], secret[CU_PATH_MAX];
+
+    assert_int_equal(cu_path_join(secret, sizeof secret, f->dir, "secret.txt"), 0);
+    assert_int_equal(cu_write_file_atomic(secret, "secret", 6, 0644), 0);
+    out_path(f, "up", p);
+    assert_int_equal(symlink("..", p), 0);
+    cu_outputs_init(&o);
+    assert_int_equal(cu_outputs_collect(f->out, globs, 2, &f->bs, 0, &o, &e), 0);
+    assert_int_equal(o.n, 0);
+    cu_outputs_release(&o);
+}
+
+static void test_collect_empty_root(void **state)
+{
+    struct fixture *f = *state;
+    char *globs[] = {"*.txt"};
+    struct cu_outputs o;
+    struct cu_err e = {0};
+    struct cu_hash root;
+
+    cu_outputs_init(&o);
+    assert_int_equal(cu_outputs_collect(f->out, globs, 1, &f->bs, 0, &o, &e), 0);
+    assert_int_equal(o.n, 0);
+    assert_int_equal(cu_merkle_root(NULL, 0, &root), 0);
+    assert_true(cu_hash_eq(&root, &o.root));
+    cu_outputs_release(&o);
+}
+
+static void test_collect_output_limit(void **state)
+{
+    struct fixture *f = *state;
+    char *globs[] = {"*.txt"};
+    struct cu_outputs o;
+    struct cu_err e = {0};
+
+    put(f, "a.txt", "0123456789");
+    put(f, "b.txt", "0123456789");
+    cu_outputs_init(&o);
+    assert_int_equal(cu_outputs_collect(f->out, globs, 1, &f->bs, 15, &o, &e), -CU_ETOOBIG);
+    assert_non_null(strstr(e.msg, "output limit"));
+    cu_outputs_release(&o);
+    cu_outputs_init(&o);
+    assert_int_equal(cu_outputs_collect(f->out, globs, 1, &f->bs, 20, &o, &e), 0);
+    assert_int_equal(o.n, 2);
+    cu_outputs_release(&o);
+}
+
+static void load_spec(struct cu_spec *s, const char *json)
+{
+    struct cu_err e = {0};
+    json_t *j = cu_json_parse(json, strlen(json), &e);
+
+    assert_non_null(j);
+    cu_spec_init(s);
+    if (cu_spec_from_json(s, j, &e) != 0)
+        fail_msg("spec: %s", e.msg);
+    json_decref(j);
+}
+
+static const char *env_get(char **env, const char *key)
+{
+    size_t kl = strlen(key);
+
+    for (size_t i = 0; env[i]; i++)
+        if (strncmp(env[i], key, kl) == 0 && env[i][kl] == '=')
+            return env[i] + kl + 1;
+    return NULL;
+}
+
+static const char spec_json[] =
+    "{\"name\":\"t\",\"command\":[\"sh\",\"-c\",\"true\"],\"image\":\"host\","
+    "\"env\":{\"FOO\":\"bar baz\"},\"inputs\":[],"
+    "\"tasks\":{\"count\":4},\"resources\":{\"cores\":1,\"memory\":268435456,"
+    "\"time_ms\":30000,\"output\":1048576,\"gpus\":0},\"replication\":1,"
+    "\"outputs\":[\"*.txt\"],\"price\":{\"max_per_cu\":100}}";
+
+static void test_env(void **state)
+{
+    struct cu_spec s;
+    char **env;
+    size_t n = 0;
+
+    (void)state;
+    load_spec(&s, spec_json);
+    env = cu_task_env_build(&s, "j-abc", 42, 2, 4, NULL);
+    assert_non_null(env);
+    assert_string_equal(env_get(env, "CUMULUS_TASK_INDEX"), "2");
+    assert_string_equal(env_get(env, "CUMULUS_TASK_COUNT"), "4");
+    assert_string_equal(env_get(env, "CUMULUS_JOB_ID"), "j-abc");
+    assert_string_equal(env_get(env, "CUMULUS_REPLICA_ID"), "42");
+    assert_string_equal(env_get(env, "FOO"), "bar baz");
+    assert_null(env_get(env, "CUMULUS_TASK_ARG"));
+    for (n = 0; env[n]; n++)
+        ;
+    assert_int_equal(n, 5);
+    cu_task_env_free(env);
+
+    env = cu_task_env_build(&s, "j-abc", 42, 0, 4, "x=1 y");
+    assert_non_null(env);
+    assert_string_equal(env_get(env, "CUMULUS_TASK_ARG"), "x=1 y");
+    cu_task_env_free(env);
+    cu_spec_release(&s);
+}
+
+static void test_report_json(void **state)
+{
+    struct fixture *f = *state;
+    char *globs[] = {"*.txt"};
+    struct cu_outputs o;
+    struct cu_err e = {0};
+    struct cu_report rep = {.status = "ok", .has_exit_code = true, .exit_code = 0,
+                            .cpu_ms = 120, .wall_ms = 130};
+    char hex[CU_HASH_HEX_LEN + 1];
+    json_t *j, *out0;
+
+    put(f, "r.txt", "result\n");
+    cu_outputs_init(&o);
+    assert_int_equal(cu_outputs_collect(f->out, globs, 1, &f->bs, 0, &o, &e), 0);
+    rep.outputs = &o;
+    cu_hash_mem("out", 3, &rep.out.hash);
+    rep.out.size = 3;
+    cu_hash_mem("", 0, &rep.err.hash);
+    j = cu_report_to_json(&rep);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "ok");
+    assert_int_equal(json_integer_value(json_object_get(j, "exit_code")), 0);
+    assert_true(json_is_null(json_object_get(j, "reason")));
+    assert_int_equal(json_integer_value(json_object_get(j, "cpu_ms")), 120);
+    assert_int_equal(json_integer_value(json_object_get(j, "wall_ms")), 130);
+    out0 = json_array_get(json_object_get(j, "outputs"), 0);
+    assert_string_equal(json_string_value(json_object_get(out0, "name")), "r.txt");
+    assert_int_equal(json_integer_value(json_object_get(out0, "size")), 7);
+    cu_hash_to_hex(&o.root, hex);
+    assert_string_equal(json_string_value(json_object_get(j, "merkle_root")), hex);
+    cu_hash_to_hex(&rep.out.hash, hex);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(j, "stdout"), "hash")), hex);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "stdout"), "size")),
+                     3);
+    assert_int_equal(json_object_size(j), 9);
+    json_decref(j);
+
+    /* An error report: no exit code, a reason, no outputs. */
+    rep = (struct cu_report){.status = "error", .reason = "provider restarted"};
+    j = cu_report_to_json(&rep);
+    assert_non_null(j);
+    assert_true(json_is_null(json_object_get(j, "exit_code")));
+    assert_string_equal(json_string_value(json_object_get(j, "reason")), "provider restarted");
+    assert_int_equal(json_array_size(json_object_get(j, "outputs")), 0);
+    json_decref(j);
+    cu_outputs_release(&o);
+}
+
+static void test_pstate(void **state)
+{
+    struct fixture *f = *state;
+    struct cu_pstate ps;
+    struct cu_pstate_row *rows;
+    struct cu_err e = {0};
+    char path[CU_PATH_MAX];
+    size_t n;
+
+    assert_int_equal(cu_path_join(path, sizeof path, f->dir, "state.db"), 0);
+    assert_int_equal(cu_pstate_open(&ps, path, &e), 0);
+    assert_int_equal(cu_pstate_running(&ps, "http://a", 7, "j-1", 3), 0);
+    assert_int_equal(cu_pstate_running(&ps, "http://a", 8, "j-1", 4), 0);
+    assert_int_equal(cu_pstate_running(&ps, "http://b", 7, "j-2", 0), 0);
+    assert_int_equal(cu_pstate_finished(&ps, "http://a", 8, "{\"status\":\"ok\"}"), 0);
+    assert_int_equal(cu_pstate_list(&ps, "http://a", &rows, &n), 0);
+    assert_int_equal(n, 2);
+    for (size_t i = 0; i < n; i++) {
+        if (rows[i].id == 7) {
+            assert_string_equal(rows[i].state, "running");
+            assert_string_equal(rows[i].job, "j-1");
+            assert_int_equal(rows[i].task, 3);
+            assert_null(rows[i].report_json);
+        } else {
+            assert_int_equal(rows[i].id, 8);
+            assert_string_equal(rows[i].state, "finished");
+            assert_string_equal(rows[i].report_json, "{\"status\":\"ok\"}");
+        }
+    }
+    cu_pstate_rows_free(rows, n);
+    assert_int_equal(cu_pstate_forget(&ps, "http://a", 7), 0);
+    assert_int_equal(cu_pstate_forget_others(&ps, "http://a"), 1);
+    cu_pstate_close(&ps);
+
+    /* Survives a reopen. */
+    assert_int_equal(cu_pstate_open(&ps, path, &e), 0);
+    assert_int_equal(cu_pstate_list(&ps, "http://a", &rows, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(rows[0].id, 8);
+    cu_pstate_rows_free(rows, n);
+    assert_int_equal(cu_pstate_list(&ps, "http://b", &rows, &n), 0);
+    assert_int_equal(n, 0);
+    cu_pstate_rows_free(rows, n);
+    cu_pstate_close(&ps);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_collect_filters_and_roots, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_collect_symlinked_dir_not_followed, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_collect_empty_root, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_collect_output_limit, setup, teardown),
+        cmocka_unit_test(test_env),
+        cmocka_unit_test_setup_teardown(test_report_json, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pstate, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,189 @@
+/* pstate.c - the provider's local replica table in SQLite. */
+#include "provider/pstate.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "base/util.h"
+
+#include "base/banned.h"
+
+static const struct cu_migration pstate_migrations[] = {
+    {1, "CREATE TABLE replicas ("
+        "  exchange TEXT NOT NULL,"
+        "  id INTEGER NOT NULL,"
+        "  job TEXT NOT NULL,"
+        "  task INTEGER NOT NULL,"
+        "  state TEXT NOT NULL CHECK (state IN ('running','finished','reported')),"
+        "  report_json TEXT,"
+        "  updated_ms INTEGER NOT NULL,"
+        "  PRIMARY KEY (exchange, id));"},
+};
+
+int cu_pstate_open(struct cu_pstate *ps, const char *path, struct cu_err *e)
+{
+    int rc;
+
+    rc = cu_db_open(&ps->db, path, pstate_migrations,
+                    sizeof pstate_migrations / sizeof pstate_migrations[0], e);
+    if (rc)
+        return rc;
+    pthread_mutex_init(&ps->lock, NULL);
+    return 0;
+}
+
+void cu_pstate_close(struct cu_pstate *ps)
+{
+    cu_db_close(&ps->db);
+    pthread_mutex_destroy(&ps->lock);
+}
+
+/* Runs one write statement whose parameters are ?1 exchange, ?2 replica,
+ * ?3 job or report text, ?4 task, ?5 the time now (each optional). */
+static int write_stmt(struct cu_pstate *ps, const char *sql, const char *exchange,
+                      int64_t replica, const char *text, int64_t task)
+{
+    sqlite3_stmt *st = NULL;
+    struct cu_err e = {0};
+    int rc, np;
+
+    pthread_mutex_lock(&ps->lock);
+    rc = cu_db_prepare(&ps->db, sql, &st, &e);
+    if (rc)
+        goto out_unlock;
+    np = sqlite3_bind_parameter_count(st);
+    sqlite3_bind_text(st, 1, exchange, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, replica);
+    if (np >= 3)
+        sqlite3_bind_text(st, 3, text, -1, SQLITE_STATIC);
+    if (np >= 4)
+        sqlite3_bind_int64(st, 4, task);
+    if (np >= 5)
+        sqlite3_bind_int64(st, 5, cu_now_ms());
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        (void)cu_snprintf(e.msg, sizeof e.msg, "%s", sqlite3_errmsg(ps->db.h));
+        rc = -CU_EDB;
+    }
+    sqlite3_finalize(st);
+out_unlock:
+    pthread_mutex_unlock(&ps->lock);
+    if (rc)
+        cu_error("provider state: %s", e.msg[0] ? e.msg : cu_strerror(rc));
+    return rc;
+}
+
+int cu_pstate_running(struct cu_pstate *ps, const char *exchange, int64_t replica,
+                      const char *job, uint32_t task)
+{
+    return write_stmt(ps,
+                      "INSERT OR REPLACE INTO replicas"
+                      " (exchange, id, job, task, state, report_json, updated_ms)"
+                      " VALUES (?1, ?2, ?3, ?4, 'running', NULL, ?5)",
+                      exchange, replica, job, task);
+}
+
+int cu_pstate_finished(struct cu_pstate *ps, const char *exchange, int64_t replica,
+                       const char *report_json)
+{
+    return write_stmt(ps,
+                      "UPDATE replicas SET state = 'finished', report_json = ?3,"
+                      " updated_ms = ?5 WHERE exchange = ?1 AND id = ?2",
+                      exchange, replica, report_json, 0);
+}
+
+int cu_pstate_forget(struct cu_pstate *ps, const char *exchange, int64_t replica)
+{
+    return write_stmt(ps, "DELETE FROM replicas WHERE exchange = ?1 AND id = ?2", exchange,
+                      replica, NULL, 0);
+}
+
+int cu_pstate_forget_others(struct cu_pstate *ps, const char *exchange)
+{
+    char *err = NULL;
+    char *sql;
+    int rc;
+
+    sql = sqlite3_mprintf("DELETE FROM replicas WHERE exchange <> %Q", exchange);
+    if (!sql)
+        return -CU_ENOMEM;
+    pthread_mutex_lock(&ps->lock);
+    rc = sqlite3_exec(ps->db.h, sql, NULL, NULL, &err) == SQLITE_OK
+             ? sqlite3_changes(ps->db.h)
+             : -CU_EDB;
+    pthread_mutex_unlock(&ps->lock);
+    if (rc < 0)
+        cu_error("provider state: %s", err ? err : "delete failed");
+    sqlite3_free(err);
+    sqlite3_free(sql);
+    return rc;
+}
+
+int cu_pstate_list(struct cu_pstate *ps, const char *exchange, struct cu_pstate_row **rows,
+                   size_t *n)
+{
+    sqlite3_stmt *st = NULL;
+    struct cu_pstate_row *v = NULL;
+    struct cu_err e = {0};
+    size_t cnt = 0, cap = 0;
+    int rc, step;
+
+    *rows = NULL;
+    *n = 0;
+    pthread_mutex_lock(&ps->lock);
+    rc = cu_db_prepare(&ps->db,
+                       "SELECT id, job, task, state, report_json FROM replicas"
+                       " WHERE exchange = ?1 ORDER BY updated_ms, id",
+                       &st, &e);
+    if (rc)
+        goto out_unlock;
+    sqlite3_bind_text(st, 1, exchange, -1, SQLITE_STATIC);
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        const unsigned char *rep = sqlite3_column_text(st, 4);
+        struct cu_pstate_row *r;
+        if (cnt == cap) {
+            size_t ncap = cap ? 2 * cap : 8;
+            struct cu_pstate_row *nv = realloc(v, ncap * sizeof *nv);
+            if (!nv) {
+                rc = -CU_ENOMEM;
+                goto out_finalize;
+            }
+            v = nv;
+            cap = ncap;
+        }
+        r = &v[cnt];
+        memset(r, 0, sizeof *r);
+        r->id = sqlite3_column_int64(st, 0);
+        (void)cu_snprintf(r->job, sizeof r->job, "%s", (const char *)sqlite3_column_text(st, 1));
+        r->task = (uint32_t)sqlite3_column_int64(st, 2);
+        (void)cu_snprintf(r->state, sizeof r->state, "%s", (const char *)sqlite3_column_text(st, 3));
+        cnt++;
+        if (rep && !(r->report_json = strdup((const char *)rep))) {
+            rc = -CU_ENOMEM;
+            goto out_finalize;
+        }
+    }
+    if (step != SQLITE_DONE) {
+        cu_error("provider state: %s", sqlite3_errmsg(ps->db.h));
+        rc = -CU_EDB;
+    }
+out_finalize:
+    sqlite3_finalize(st);
+out_unlock:
+    pthread_mutex_unlock(&ps->lock);
+    if (rc) {
+        cu_pstate_rows_free(v, cnt);
+        return rc;
+    }
+    *rows = v;
+    *n = cnt;
+    return 0;
+}
+
+void cu_pstate_rows_free(struct cu_pstate_row *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(rows[i].report_json);
+    free(rows);
+}

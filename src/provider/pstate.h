@@ -1,0 +1,56 @@
+/* pstate.h - the provider's local state (DATA/state.db): which replicas it
+ * holds and what it has not yet delivered, so a restart after a crash can
+ * tell the exchange at once. Internal to src/provider.
+ *
+ * One row per replica: state 'running' (leased; its sandbox may have been
+ * running when we died), 'finished' (report_json stored, not yet
+ * delivered), 'reported' (kept only if a caller chooses; cu_pstate_forget
+ * deletes the row). Rows are keyed by (exchange URL, replica id): replica
+ * ids are only unique within one exchange. Thread-safe (one connection
+ * behind a mutex). */
+#ifndef CU_PROVIDER_PSTATE_H
+#define CU_PROVIDER_PSTATE_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "store/db.h"
+
+struct cu_pstate {
+    struct cu_db db;
+    pthread_mutex_t lock;
+};
+
+struct cu_pstate_row {
+    int64_t id;          /* replica */
+    char job[64];
+    uint32_t task;
+    char state[16];      /* "running", "finished", "reported" */
+    char *report_json;   /* owned; NULL unless finished */
+};
+
+int cu_pstate_open(struct cu_pstate *ps, const char *path, struct cu_err *e);
+void cu_pstate_close(struct cu_pstate *ps);
+
+/* Records (or resets) replica as 'running'. */
+int cu_pstate_running(struct cu_pstate *ps, const char *exchange, int64_t replica,
+                      const char *job, uint32_t task);
+/* Stores the report body and marks the replica 'finished' (durably: the
+ * commit is synchronous=FULL). */
+int cu_pstate_finished(struct cu_pstate *ps, const char *exchange, int64_t replica,
+                       const char *report_json);
+/* Deletes the replica's row (delivered, or dropped for good). */
+int cu_pstate_forget(struct cu_pstate *ps, const char *exchange, int64_t replica);
+/* Deletes every row of other exchanges (their replicas are not ours to
+ * report here; those exchanges expire the leases). Returns the count or
+ * negative. */
+int cu_pstate_forget_others(struct cu_pstate *ps, const char *exchange);
+/* Every row of exchange, oldest first, into a malloc'd array (free with
+ * cu_pstate_rows_free). */
+int cu_pstate_list(struct cu_pstate *ps, const char *exchange, struct cu_pstate_row **rows,
+                   size_t *n);
+void cu_pstate_rows_free(struct cu_pstate_row *rows, size_t n);
+
+#endif
