@@ -36,11 +36,12 @@
 
 #include "base/buf.h"
 #include "base/util.h"
+#include "fabric/seccomp.h"
 
 #include "base/banned.h"
 
-/* Descriptor numbers bwrap sees. */
-enum { FD_STATUS = 3, FD_EXECERR = 4, FD_FIRST_CLOSED = 5 };
+/* Descriptor numbers bwrap sees; FD_SECCOMP only with the filter on. */
+enum { FD_STATUS = 3, FD_EXECERR = 4, FD_SECCOMP = 5, FD_MAX_PASSED = 6 };
 
 #define SIZE_CHECK_MS 150
 #define DRAIN_AFTER_EXIT_MS 2000
@@ -250,6 +251,12 @@ static int build_argv(const struct cu_sandbox_opts *o, const char *bwrap_path,
     }
     snprintf(num, sizeof(num), "%d", FD_STATUS);
     av_add3(a, "--json-status-fd", num, NULL);
+    if (!o->no_seccomp) {
+        /* bwrap reads the BPF program from the descriptor, sets
+         * no_new_privs and installs it just before it executes the task. */
+        snprintf(num, sizeof(num), "%d", FD_SECCOMP);
+        av_add3(a, "--seccomp", num, NULL);
+    }
     av_add(a, "--");
     for (size_t i = 0; o->argv[i]; i++)
         av_add(a, o->argv[i]);
@@ -375,7 +382,8 @@ static unsigned count_user_tasks(uid_t uid)
 
 struct child_plan {
     char *const *argv;
-    int fds[FD_FIRST_CLOSED]; /* what becomes fd 0..4 in bwrap */
+    int fds[FD_MAX_PASSED]; /* what becomes fd 0..nfds-1 in bwrap */
+    int nfds;               /* FD_SECCOMP + 1 with the filter, else FD_SECCOMP */
     bool drop_privileges;
     uid_t uid;
     gid_t gid;
@@ -399,7 +407,7 @@ _Noreturn static void child_exec(const struct child_plan *p)
     static char *const empty_env[] = {NULL};
     struct sigaction sa;
     sigset_t all;
-    int high[FD_FIRST_CLOSED];
+    int high[FD_MAX_PASSED];
     int errpipe = p->fds[FD_EXECERR];
 
     setpgid(0, 0);
@@ -411,27 +419,28 @@ _Noreturn static void child_exec(const struct child_plan *p)
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
 
-    /* Move the five descriptors out of the way first, so that placing them
-     * at 0..4 cannot clobber one not yet placed. */
-    for (int i = 0; i < FD_FIRST_CLOSED; i++) {
+    /* Move the descriptors out of the way first, so that placing them at
+     * 0..nfds-1 cannot clobber one not yet placed. dup2 leaves the placed
+     * ones open across exec (the seccomp memfd included). */
+    for (int i = 0; i < p->nfds; i++) {
         high[i] = fcntl(p->fds[i], F_DUPFD_CLOEXEC, 64);
         if (high[i] < 0)
             child_fail(errpipe, STAGE_FDS, errno);
     }
-    for (int i = 0; i < FD_FIRST_CLOSED; i++) {
+    for (int i = 0; i < p->nfds; i++) {
         if (dup2(high[i], i) < 0)
             child_fail(errpipe, STAGE_FDS, errno);
     }
     errpipe = FD_EXECERR;
     if (fcntl(errpipe, F_SETFD, FD_CLOEXEC) != 0)
         child_fail(errpipe, STAGE_FDS, errno);
-    if (syscall(SYS_close_range, FD_FIRST_CLOSED, ~0U, 0) != 0) {
+    if (syscall(SYS_close_range, (unsigned)p->nfds, ~0U, 0) != 0) {
         struct rlimit nf;
         unsigned maxfd = 65536;
         if (getrlimit(RLIMIT_NOFILE, &nf) == 0 && nf.rlim_cur != RLIM_INFINITY &&
             nf.rlim_cur < maxfd)
             maxfd = (unsigned)nf.rlim_cur;
-        for (unsigned fd = FD_FIRST_CLOSED; fd < maxfd; fd++)
+        for (unsigned fd = (unsigned)p->nfds; fd < maxfd; fd++)
             close((int)fd);
     }
 
@@ -510,7 +519,7 @@ int cu_sandbox_start(const struct cu_sandbox_opts *opts, struct cu_sandbox **out
     char bwrap_path[CU_PATH_MAX];
     int p_out[2] = {-1, -1}, p_err[2] = {-1, -1}, p_status[2] = {-1, -1};
     int p_exec[2] = {-1, -1};
-    int devnull = -1;
+    int devnull = -1, seccomp_fd = -1;
     sigset_t all, old;
     struct exec_failure fail;
     ssize_t n;
@@ -570,6 +579,10 @@ int cu_sandbox_start(const struct cu_sandbox_opts *opts, struct cu_sandbox **out
         rc = cu_err_set(e, -CU_ESANDBOX, "cannot create pipes: %s", strerror(errno));
         goto out_close_pipes;
     }
+    if (!opts->no_seccomp && (seccomp_fd = cu_seccomp_task_fd(e)) < 0) {
+        rc = seccomp_fd;
+        goto out_close_pipes;
+    }
 
     memset(&plan, 0, sizeof(plan));
     plan.argv = av.v;
@@ -578,6 +591,8 @@ int cu_sandbox_start(const struct cu_sandbox_opts *opts, struct cu_sandbox **out
     plan.fds[2] = p_err[1];
     plan.fds[FD_STATUS] = p_status[1];
     plan.fds[FD_EXECERR] = p_exec[1];
+    plan.fds[FD_SECCOMP] = seccomp_fd;
+    plan.nfds = seccomp_fd >= 0 ? FD_SECCOMP + 1 : FD_SECCOMP;
     plan.drop_privileges = root;
     plan.uid = (uid_t)opts->uid;
     plan.gid = (gid_t)opts->gid;
@@ -630,6 +645,7 @@ int cu_sandbox_start(const struct cu_sandbox_opts *opts, struct cu_sandbox **out
     setpgid(s->pid, s->pid); /* also done in the child; whichever runs first wins */
 
     close_fd(&devnull);
+    close_fd(&seccomp_fd);
     close_fd(&p_out[1]);
     close_fd(&p_err[1]);
     close_fd(&p_status[1]);
@@ -668,6 +684,7 @@ int cu_sandbox_start(const struct cu_sandbox_opts *opts, struct cu_sandbox **out
 
 out_close_pipes:
     close_fd(&devnull);
+    close_fd(&seccomp_fd);
     for (int i = 0; i < 2; i++) {
         close_fd(&p_out[i]);
         close_fd(&p_err[i]);

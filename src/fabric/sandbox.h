@@ -8,9 +8,11 @@
  *   fresh /proc, minimal /dev, private /tmp (tmpfs)
  * with every namespace unshared (no network unless opts.network), all
  * capabilities dropped, a new session, a cleared environment plus opts.env,
- * as uid/gid 65534 (nobody). When the provider runs as root, bwrap itself is
- * started as 65534 (setgid/setuid before exec) so RLIMIT_NPROC applies and
- * no capability is held; work_dir and out_dir are chowned to 65534.
+ * as uid/gid 65534 (nobody), with no_new_privs and the seccomp filter of
+ * fabric/seccomp.h (ptrace, mount, namespaces, kexec, bpf, ... refused).
+ * When the provider runs as root, bwrap itself is started as 65534
+ * (setgid/setuid before exec) so RLIMIT_NPROC applies and no capability is
+ * held; work_dir and out_dir are chowned to 65534.
  * rlimits: RLIMIT_CPU (time limit + 1 s), RLIMIT_AS (memory), RLIMIT_FSIZE
  * (output limit), RLIMIT_NPROC, RLIMIT_CORE 0.
  *
@@ -43,6 +45,7 @@ struct cu_sandbox_opts {
     bool network;             /* false: no network namespace access */
     int uid, gid;             /* inside and (when root) outside; default 65534 */
     const char *bwrap;        /* path of bwrap; NULL = "bwrap" on PATH */
+    bool no_seccomp;          /* tests only: run without the seccomp filter */
 };
 
 #define CU_SANDBOX_OPTS_INIT                                                   \
@@ -51,7 +54,7 @@ struct cu_sandbox_opts {
         .in_dir = NULL, .stdout_path = NULL, .stderr_path = NULL,              \
         .stdio_cap = 1 << 20, .time_limit_ms = 0, .output_limit = 0,           \
         .memory_limit = 0, .nproc_limit = 0, .network = false, .uid = 65534,   \
-        .gid = 65534, .bwrap = NULL                                            \
+        .gid = 65534, .bwrap = NULL, .no_seccomp = false                       \
     }
 
 enum cu_sandbox_status {

@@ -1,7 +1,8 @@
 #!/bin/sh
 # sandbox.sh - a task cannot reach the network or write outside /out and
-# /work, and a task past its time limit is killed and reported; each is
-# contained, and the provider keeps running.
+# /work, runs with no_new_privs under the seccomp filter (no user
+# namespaces), and a task past its time limit is killed and reported; each
+# is contained, and the provider keeps running.
 . tests/e2e/lib.sh
 need curl jq
 
@@ -30,6 +31,8 @@ for f in /etc/cumulus-test /usr/x /in/x /bin/x; do
 done > /out/fs.txt
 echo ok > /work/scratch && echo writable > /out/work.txt
 id -u > /out/uid.txt
+grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status | tr -d '\t' > /out/seccomp.txt
+if unshare -U true 2> /dev/null; then echo unshared; else echo refused; fi > /out/userns.txt
 exit 0
 EOF2
 
@@ -46,7 +49,7 @@ submit "$T/probe.yaml"
 "$CU" wait "$JOB" 2>"$T/wait.err" || fail "probe job failed: $(tail -5 "$T/wait.err")"
 "$CU" results "$JOB" --out "$T/res" >"$T/results.log" 2>&1 ||
     fail "results failed: $(cat "$T/results.log")"
-for f in ifaces sysnet tcp dns fs work uid; do
+for f in ifaces sysnet tcp dns fs work uid seccomp userns; do
     echo "--- $f.txt:"
     cat "$T/res/0/$f.txt" || fail "probe wrote no $f.txt"
 done
@@ -61,6 +64,9 @@ grep -q written "$T/res/0/fs.txt" && fail "task wrote outside /out: $(grep writt
 [ "$(grep -c denied "$T/res/0/fs.txt")" -eq 4 ] || fail "fs probe incomplete"
 grep -qx writable "$T/res/0/work.txt" || fail "/work is not writable"
 [ "$(cat "$T/res/0/uid.txt")" != 0 ] || fail "task ran as root"
+grep -qx 'NoNewPrivs:1' "$T/res/0/seccomp.txt" || fail "task runs without no_new_privs"
+grep -qx 'Seccomp:2' "$T/res/0/seccomp.txt" || fail "task runs without a seccomp filter"
+grep -qx refused "$T/res/0/userns.txt" || fail "task created a user namespace"
 [ -e /etc/cumulus-test ] && fail "/etc/cumulus-test appeared on the host"
 [ -e /usr/x ] && fail "/usr/x appeared on the host"
 alive "$PROV" || fail "provider died after the probe"
