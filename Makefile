@@ -74,6 +74,32 @@ demo: deps
 	$(MAKE) all
 	./$(B)/cumulus demo
 
+# Benchmarks (issue 6): every bench/*.c is one program, linked with the
+# helpers in bench/lib against the library, run in turn by bench/run.sh.
+# Each prints one JSON line on stdout. `make check` never runs them;
+# `make bench-smoke` runs them all with tiny sizes.
+BENCH_BIN := $(patsubst bench/%.c,$(B)/bench/%,$(wildcard bench/*.c))
+
+$(B)/bench/obj/%.o: bench/%.c bench/lib/benchlib.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -O2 -Ibench/lib -c $< -o $@
+
+$(B)/bench/%: $(B)/bench/obj/%.o $(B)/bench/obj/lib/benchlib.o $(B)/libcumulus.a
+	$(CC) $(ALL_CFLAGS) -O2 -o $@ $^ $(LDLIBS)
+
+# The CPU-bound task of e2e_cpu: uploaded as an input and run in the sandbox.
+$(B)/bench/tasks/spin: bench/tasks/spin.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -o $@ $<
+
+.PRECIOUS: $(B)/bench/obj/%.o
+.PHONY: bench bench-smoke
+bench: $(B)/cumulus $(BENCH_BIN) $(B)/bench/tasks/spin
+	./bench/run.sh
+
+bench-smoke: $(B)/cumulus $(BENCH_BIN) $(B)/bench/tasks/spin
+	./bench/run.sh --smoke
+
 format:
 	clang-format -i $(wildcard src/*/*.c src/*/*.h)
 
