@@ -1,0 +1,140 @@
+/* export.c - JSON Lines form of the ledger (format in export.h). */
+#include "ledger/export.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/json.h"
+
+#include "base/banned.h"
+
+/* Builds a block's line object; NULL when out of memory. */
+static json_t *block_json(const struct cu_block *b)
+{
+    json_t *o = json_object(), *txs = json_array(), *h = cu_block_header_to_json(&b->h, true);
+
+    if (!o || !txs || !h)
+        goto out_free_parts;
+    for (size_t i = 0; i < b->ntx; i++) {
+        json_t *t = cu_tx_to_json(&b->txs[i], true);
+        if (!t || json_array_append_new(txs, t))
+            goto out_free_parts;
+    }
+    if (json_object_set_new(o, "header", h)) {
+        h = NULL;
+        goto out_free_parts;
+    }
+    h = NULL;
+    if (json_object_set_new(o, "txs", txs)) {
+        txs = NULL;
+        goto out_free_parts;
+    }
+    return o;
+out_free_parts:
+    json_decref(h);
+    json_decref(txs);
+    json_decref(o);
+    return NULL;
+}
+
+int cu_export_block(const struct cu_block *b, struct cu_buf *out)
+{
+    size_t mark = out->len;
+    json_t *j = block_json(b);
+    int rc;
+
+    if (!j)
+        return -CU_ENOMEM;
+    rc = cu_json_dump(j, out);
+    json_decref(j);
+    if (rc == 0)
+        rc = cu_buf_append(out, "\n", 1);
+    if (rc) { /* leave out as it was */
+        out->len = mark;
+        if (out->data)
+            out->data[mark] = '\0';
+    }
+    return rc;
+}
+
+int cu_export_chain(const struct cu_block *blocks, size_t n, struct cu_buf *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = cu_export_block(&blocks[i], out);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int cu_export_parse_block(const char *line, size_t n, struct cu_block *b, int64_t *bad_tx,
+                          struct cu_err *e)
+{
+    static const char *const keys[] = {"header", "txs", NULL};
+    struct cu_buf canon = CU_BUF_INIT(CU_EXPORT_LINE_MAX);
+    json_t *j, *txs;
+    size_t i;
+    int rc;
+
+    cu_block_init(b);
+    *bad_tx = CU_NO_TX;
+    if (n > CU_EXPORT_LINE_MAX)
+        return cu_err_set(e, -CU_ETOOBIG, "line longer than %u bytes", CU_EXPORT_LINE_MAX);
+    j = cu_json_parse(line, n, e);
+    if (!j)
+        return -CU_EINVAL;
+    if ((rc = cu_json_only_keys(j, "block", keys, e)))
+        goto out_free_json;
+    if (!json_object_get(j, "header")) {
+        rc = cu_err_set(e, -CU_EINVAL, "missing field 'header'");
+        goto out_free_json;
+    }
+    if ((rc = cu_block_header_from_json(json_object_get(j, "header"), &b->h, e)))
+        goto out_free_json;
+    txs = json_object_get(j, "txs");
+    if (!json_is_array(txs)) {
+        rc = cu_err_set(e, -CU_EINVAL, "field 'txs' must be an array");
+        goto out_free_json;
+    }
+    if (json_array_size(txs) > CU_BLOCK_MAX_TXS) {
+        rc = cu_err_set(e, -CU_ETOOBIG, "more than %d transactions", CU_BLOCK_MAX_TXS);
+        goto out_free_json;
+    }
+    for (i = 0; i < json_array_size(txs); i++) {
+        struct cu_tx tx;
+        rc = cu_tx_from_json(json_array_get(txs, i), &tx, e);
+        if (rc == 0 && !tx.has_id)
+            rc = cu_err_set(e, -CU_EINVAL, "missing field 'id'");
+        if (rc == 0 && (rc = cu_block_add_tx(b, &tx)))
+            cu_err_set(e, rc, "%s", cu_strerror(rc));
+        cu_tx_release(&tx);
+        if (rc) {
+            *bad_tx = (int64_t)i;
+            goto out_free_json;
+        }
+    }
+    /* Canonical bytes: jansson re-dumps a parsed value canonically, so any
+     * difference is formatting (spaces, key order, escapes, number forms). */
+    rc = cu_json_dump(j, &canon);
+    if (rc == -CU_ENOMEM)
+        cu_err_set(e, rc, "out of memory");
+    else if (rc || canon.len != n || memcmp(canon.data, line, n) != 0)
+        rc = cu_err_set(e, -CU_EINVAL, "line is not in canonical form (compact JSON, sorted keys)");
+    cu_buf_release(&canon);
+out_free_json:
+    json_decref(j);
+    return rc;
+}
+
+bool cu_export_next_line(const char *text, size_t n, size_t *pos, const char **line,
+                         size_t *len)
+{
+    const char *nl;
+    if (*pos >= n)
+        return false;
+    *line = text + *pos;
+    nl = memchr(*line, '\n', n - *pos);
+    *len = nl ? (size_t)(nl - *line) : n - *pos;
+    *pos += *len + (nl ? 1 : 0);
+    return true;
+}
