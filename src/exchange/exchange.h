@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "net/http_client.h" /* cu_http_sink */
 
 struct cu_exchange_opts {
     const char *listen;    /* "127.0.0.1:7070"; port 0 picks a free one */
@@ -22,5 +23,15 @@ struct cu_exchange_opts {
  * can find it. Returns 0 after a clean stop, negative with e set if it
  * could not start. */
 int cu_exchange_run(const struct cu_exchange_opts *opts, struct cu_err *e);
+
+
+/* Writes the ledger stored in the exchange data directory DATA_DIR as the
+ * JSON Lines export (src/ledger/export.h), one block per call of sink,
+ * oldest first, reading the database read-only (works while the exchange
+ * runs). For `cumulus ledger verify DATA_DIR` and `ledger export`.
+ * 0, or negative with e set (-CU_ENOTFOUND: no exchange database there). */
+
+int cu_exchange_ledger_dump(const char *data_dir, cu_http_sink sink, void *ctx,
+                            struct cu_err *e);
 
 #endif
