@@ -1,0 +1,145 @@
+/* latency.c - one trivial task, submit -> result downloaded, with one idle
+ * provider already connected and long-polling. The exchange and the
+ * provider are the real binaries (their own processes, real sandbox); the
+ * requester side runs in this process through client/api.h (no process
+ * spawn per step): POST /v1/jobs, poll GET /v1/jobs/{id} every --poll-ms
+ * until the job is done, then GET the task's output blob (verified).
+ *
+ *   build/bench/latency [--runs N] [--poll-ms MS]   (default 30 runs, 2 ms)
+ *
+ * The task is `sh -c 'echo ok > /out/r.txt'` (one tiny output file). The
+ * JSON also splits the median by the exchange's own timestamps:
+ * submit->leased, leased->reported (the provider: fetch, sandbox, upload,
+ * report) and reported->downloaded (seen by the poll + download). */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/util.h"
+#include "benchlib.h"
+
+#include "base/banned.h"
+
+#define MAX_RUNS 10000
+
+static const json_t *first_replica(const json_t *job, const json_t **task)
+{
+    *task = json_array_get(json_object_get(job, "tasks"), 0);
+    return json_array_get(json_object_get(*task, "replicas"), 0);
+}
+
+/* One submit -> download; fills the phase durations (ms). */
+static double one(struct cu_api *api, const struct cu_spec *spec, const char *dir,
+                  double poll_ms, double phases[3])
+{
+    char job[CU_API_JOB_ID_MAX + 1], dest[PATH_MAX];
+    struct cu_err e = {0};
+    json_t *j = NULL;
+    const json_t *task, *rep, *out;
+    struct cu_hash h;
+    int64_t submit_wall = cu_now_ms();
+    double t0 = bl_now_ms(), t1, deadline = t0 + 30000;
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)(poll_ms * 1e6)};
+
+    if (cu_api_submit(api, spec, job, sizeof job, NULL, &e) != 0)
+        bl_die("submit: %s", e.msg);
+    for (;;) {
+        const char *state;
+        if (cu_api_job(api, job, &j, &e) != 0)
+            bl_die("GET job: %s", e.msg);
+        state = json_string_value(json_object_get(j, "state"));
+        if (state && strcmp(state, "running") != 0) {
+            if (strcmp(state, "done") != 0)
+                bl_die("job %s ended %s", job, state);
+            break;
+        }
+        json_decref(j);
+        j = NULL;
+        if (bl_now_ms() > deadline)
+            bl_die("job %s not done after 30 s", job);
+        if (poll_ms > 0)
+            nanosleep(&ts, NULL);
+    }
+    rep = first_replica(j, &task);
+    out = json_array_get(json_object_get(json_object_get(task, "result"), "outputs"), 0);
+    if (!out || cu_hash_from_hex(json_string_value(json_object_get(out, "hash")), &h) != 0)
+        bl_die("job %s: no output in the result", job);
+    cu_snprintf(dest, sizeof dest, "%s/r.txt", dir);
+    if (cu_api_download_blob(api, &h, (uint64_t)json_integer_value(json_object_get(out, "size")),
+                             dest, &e) != 0)
+        bl_die("download: %s", e.msg);
+    t1 = bl_now_ms();
+    unlink(dest);
+    {
+        double leased = (double)json_integer_value(json_object_get(rep, "leased_ms"));
+        double reported = (double)json_integer_value(json_object_get(rep, "reported_ms"));
+        phases[0] = leased - (double)submit_wall;
+        phases[1] = reported - leased;
+        phases[2] = (t1 - t0) - (reported - (double)submit_wall);
+    }
+    json_decref(j);
+    return t1 - t0;
+}
+
+int main(int argc, char **argv)
+{
+    uint64_t runs = bl_opt_u64(argc, argv, "--runs", 30);
+    double poll_ms = (double)bl_opt_u64(argc, argv, "--poll-ms", 2);
+    static const char *const cmd[] = {"sh", "-c", "echo ok > /out/r.txt", NULL};
+    char dir[PATH_MAX], url[512];
+    struct cu_identity id;
+    struct cu_api api;
+    struct cu_spec spec;
+    struct bl_stats s, p0, p1, p2;
+    double *v, *ph[3];
+    pid_t ex, pv;
+
+    bl_init("latency");
+    if (runs < 1 || runs > MAX_RUNS)
+        bl_die("--runs must be between 1 and %d", MAX_RUNS);
+    v = calloc(runs, sizeof *v);
+    for (int k = 0; k < 3; k++)
+        ph[k] = calloc(runs, sizeof *ph[k]);
+    if (!v || !ph[0] || !ph[1] || !ph[2])
+        bl_die("out of memory");
+    bl_tmpdir(dir, sizeof dir);
+    ex = bl_start_exchange(dir, NULL, url, sizeof url);
+    pv = bl_start_provider(dir, "provider", url, 1);
+    bl_api_open(&api, &id, url);
+    bl_spec(&spec, "latency", cmd, 1, NULL, NULL, "r.txt");
+
+    for (int w = 0; w < 2; w++) { /* warm-up: caches, first connection */
+        double tmp[3];
+        one(&api, &spec, dir, poll_ms, tmp);
+    }
+    for (uint64_t i = 0; i < runs; i++) {
+        double phases[3];
+        v[i] = one(&api, &spec, dir, poll_ms, phases);
+        for (int k = 0; k < 3; k++)
+            ph[k][i] = phases[k];
+    }
+    cu_spec_release(&spec);
+    cu_api_close(&api);
+    bl_stop(pv);
+    bl_stop(ex);
+    bl_stats(v, runs, &s);
+    bl_stats(ph[0], runs, &p0);
+    bl_stats(ph[1], runs, &p1);
+    bl_stats(ph[2], runs, &p2);
+    printf("{\"bench\":\"latency\",\"runs\":%llu,\"poll_ms\":%.0f,\"median_ms\":%.2f,"
+           "\"p90_ms\":%.2f,\"min_ms\":%.2f,\"max_ms\":%.2f,\"submit_to_leased_ms\":%.1f,"
+           "\"leased_to_reported_ms\":%.1f,\"reported_to_downloaded_ms\":%.1f}\n",
+           (unsigned long long)runs, poll_ms, s.median, s.p90, s.min, s.max, p0.median,
+           p1.median, p2.median);
+    fprintf(stderr,
+            "latency: submit -> result downloaded %.1f ms median (p90 %.1f, min %.1f) over %llu "
+            "runs; median phases: to lease %.0f, provider %.0f, to download %.0f ms\n",
+            s.median, s.p90, s.min, (unsigned long long)runs, p0.median, p1.median, p2.median);
+    for (int k = 0; k < 3; k++)
+        free(ph[k]);
+    free(v);
+    return 0;
+}
