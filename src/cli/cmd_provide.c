@@ -1,4 +1,5 @@
 /* cmd_provide.c - `cumulus provide`: run a provider agent. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,7 @@
 
 static const char usage_text[] =
     "usage: cumulus provide [--exchange URL] [--data DIR] [--slots N] [--key FILE]\n"
-    "                       [--cores N] [--memory SIZE] [--log LEVEL]\n"
+    "                       [--cores N] [--memory SIZE] [--price P] [--log LEVEL]\n"
     "\n"
     "Rents this machine out to an exchange until SIGINT/SIGTERM: claims tasks by\n"
     "long-poll, runs each in the sandbox, reports results. Only outbound\n"
@@ -28,6 +29,9 @@ static const char usage_text[] =
     "                  CUMULUS_PASSPHRASE\n"
     "  --cores N       cores offered (default: all this machine has)\n"
     "  --memory SIZE   memory offered, e.g. 4GiB (default: what this machine has)\n"
+    "  --price P       the ask: base units per CU (a CPU-second on the reference\n"
+    "                  core), a whole number >= 1 (default 1); only jobs bidding\n"
+    "                  at least P per CU are run here\n"
     "  --log LEVEL     debug, info, warn, error or off (default info, or\n"
     "                  CUMULUS_LOG)\n";
 
@@ -43,7 +47,7 @@ static int parse_count(const char *opt, const char *v, int64_t max, int64_t *out
 
 int cmd_provide(int argc, char **argv)
 {
-    struct cu_provider_opts o = {.data_dir = "./provider-data", .slots = 1};
+    struct cu_provider_opts o = {.data_dir = "./provider-data", .slots = 1, .price_per_cu = 1};
     const char *exchange = NULL, *log = NULL, *v;
     char url[1024];
     struct cu_err e = {0};
@@ -57,7 +61,8 @@ int cmd_provide(int argc, char **argv)
         }
         if (strcmp(a, "--exchange") != 0 && strcmp(a, "--data") != 0 &&
             strcmp(a, "--slots") != 0 && strcmp(a, "--key") != 0 && strcmp(a, "--cores") != 0 &&
-            strcmp(a, "--memory") != 0 && strcmp(a, "--log") != 0) {
+            strcmp(a, "--memory") != 0 && strcmp(a, "--price") != 0 &&
+            strcmp(a, "--log") != 0) {
             cu_cli_errorf("provide", "unknown argument '%s' (see 'cumulus provide --help')", a);
             return CU_EXIT_USAGE;
         }
@@ -83,6 +88,13 @@ int cmd_provide(int argc, char **argv)
                               v);
                 return CU_EXIT_USAGE;
             }
+        } else if (strcmp(a, "--price") == 0) {
+            if (cu_parse_i64(v, 1, INT64_MAX, &n) != 0) {
+                cu_cli_errorf("provide", "--price: '%s' is not a whole number of base units "
+                                         "per CU (1 or more)", v);
+                return CU_EXIT_USAGE;
+            }
+            o.price_per_cu = (uint64_t)n;
         } else {
             log = v;
         }

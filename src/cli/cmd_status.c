@@ -66,6 +66,16 @@ static const char *fmt_int(const json_t *obj, const char *key, char *out, size_t
     return out;
 }
 
+/* "1.234" for a cu_milli field (integer arithmetic), "-" when absent. */
+static const char *fmt_cu(const json_t *obj, const char *key, char *out, size_t n)
+{
+    int64_t v;
+    if (!get_int(obj, key, &v) || v < 0)
+        return "-";
+    cu_api_fmt_cu(v, out, n);
+    return out;
+}
+
 static void fmt_age(const json_t *job, char *out, size_t n)
 {
     int64_t created = int_or(job, "created_ms", 0), now = cu_now_ms();
@@ -144,6 +154,10 @@ static void print_job(const json_t *job)
     printf("\n");
     if (reason)
         printf("  reason: %s\n", reason);
+    if (json_is_integer(json_object_get(job, "cu_milli"))) {
+        char cu[32];
+        printf("  CU used: %s\n", fmt_cu(job, "cu_milli", cu, sizeof cu));
+    }
 
     printf("\n%-6s %-10s %-8s %-12s %5s %8s %8s  %s\n", "TASK", "STATE", "ATTEMPTS", "PROVIDER",
            "EXIT", "CPU", "WALL", "REASON");
@@ -169,16 +183,17 @@ static void print_job(const json_t *job)
     }
     if (!nrep)
         return;
-    printf("\n%-6s %-8s %-12s %-9s %-12s %5s %8s %8s  %s\n", "TASK", "REPLICA", "PROVIDER",
-           "STATE", "STATUS", "EXIT", "CPU", "WALL", "REASON");
+    printf("\n%-6s %-8s %-12s %-9s %-12s %5s %8s %8s %10s  %s\n", "TASK", "REPLICA",
+           "PROVIDER", "STATE", "STATUS", "EXIT", "CPU", "WALL", "CU", "REASON");
     json_array_foreach(tasks, i, t) {
         json_array_foreach(json_object_get(t, "replicas"), ri, r) {
-            char b1[32], b2[32], b3[32];
-            printf("%-6lld %-8lld %-12.*s %-9s %-12s %5s %8s %8s  %s\n",
+            char b1[32], b2[32], b3[32], b4[32];
+            printf("%-6lld %-8lld %-12.*s %-9s %-12s %5s %8s %8s %10s  %s\n",
                    (long long)int_or(t, "index", -1), (long long)int_or(r, "id", -1), SHORT_ID,
                    str_or(r, "provider", "-"), str_or(r, "state", "?"), str_or(r, "status", "-"),
                    fmt_int(r, "exit_code", b1, sizeof b1), fmt_ms(r, "cpu_ms", b2, sizeof b2),
-                   fmt_ms(r, "wall_ms", b3, sizeof b3), str_or(r, "reason", "-"));
+                   fmt_ms(r, "wall_ms", b3, sizeof b3), fmt_cu(r, "cu_milli", b4, sizeof b4),
+                   str_or(r, "reason", "-"));
         }
     }
 }

@@ -177,6 +177,20 @@ static void print_json(const json_t *job)
     }
 }
 
+/* "; CU used: 1.234" when the job's JSON carries cu_milli (the money
+ * issue), else "" (older exchanges). */
+static const char *cu_used(const json_t *j, char *out, size_t n)
+{
+    const json_t *v = json_object_get(j, "cu_milli");
+    char num[32];
+
+    if (!json_is_integer(v) || json_integer_value(v) < 0)
+        return "";
+    cu_api_fmt_cu((int64_t)json_integer_value(v), num, sizeof num);
+    cu_snprintf(out, n, "; CU used: %s", num);
+    return out;
+}
+
 int cu_cli_wait_job(const char *cmd, struct cu_api *api, const char *job, uint64_t timeout_ms,
                     int json)
 {
@@ -185,7 +199,7 @@ int cu_cli_wait_job(const char *cmd, struct cu_api *api, const char *job, uint64
     json_t *j = NULL;
     struct counts c = {0};
     struct cu_err e = {0};
-    char took[32];
+    char took[32], cu[48];
     const char *state;
     int rc;
 
@@ -251,21 +265,21 @@ int cu_cli_wait_job(const char *cmd, struct cu_api *api, const char *job, uint64
     }
     cu_fmt_duration(job_elapsed(j, start), took, sizeof took);
     if (strcmp(state, "done") == 0) {
-        fprintf(stderr, "job %s done: %lld/%lld tasks in %s\n", job, (long long)c.done,
-                (long long)c.total, took);
+        fprintf(stderr, "job %s done: %lld/%lld tasks in %s%s\n", job, (long long)c.done,
+                (long long)c.total, took, cu_used(j, cu, sizeof cu));
         rc = CU_EXIT_OK;
     } else if (strcmp(state, "failed") == 0) {
         const char *reason = json_string_value(json_object_get(j, "reason"));
-        fprintf(stderr, "job %s failed: %lld/%lld tasks done, %lld failed in %s%s%s\n", job,
+        fprintf(stderr, "job %s failed: %lld/%lld tasks done, %lld failed in %s%s%s%s\n", job,
                 (long long)c.done, (long long)c.total, (long long)c.failed, took,
-                reason ? ": " : "", reason ? reason : "");
+                reason ? ": " : "", reason ? reason : "", cu_used(j, cu, sizeof cu));
         print_failed_tasks(j);
         rc = CU_EXIT_FAIL;
     } else {
         const char *reason = json_string_value(json_object_get(j, "reason"));
-        fprintf(stderr, "job %s cancelled: %lld/%lld tasks done in %s%s%s\n", job,
+        fprintf(stderr, "job %s cancelled: %lld/%lld tasks done in %s%s%s%s\n", job,
                 (long long)c.done, (long long)c.total, took, reason ? ": " : "",
-                reason ? reason : "");
+                reason ? reason : "", cu_used(j, cu, sizeof cu));
         rc = CU_EXIT_FAIL;
     }
     if (json)

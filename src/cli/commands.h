@@ -32,6 +32,9 @@ struct cu_command {
     X(results, "download every task's outputs, verified against their hashes")               \
     X(logs, "print a task's stdout and stderr")                                              \
     X(cancel, "cancel a job; running replicas stop at their next heartbeat")                 \
+    X(wallet, "your account: balance, escrow, stake; signed transfers; history")            \
+    X(faucet, "mint test tokens into your account (devnet exchanges only)")                 \
+    X(ledger, "verify the ledger from genesis (URL, data dir or file); export; show a block") \
     X(demo, "the main job: exchange + providers on loopback render a fractal")
 
 #define CU_X_DECL(name, summary) int cmd_##name(int argc, char **argv);

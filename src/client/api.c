@@ -357,3 +357,170 @@ out_abort:
     cu_blob_writer_abort(&w);
     return rc;
 }
+
+/* ---- money --------------------------------------------------------------------- */
+
+int cu_api_wallet(struct cu_api *api, json_t **out, struct cu_err *e)
+{
+    return get_json(api, "GET", "/v1/wallet", out, e);
+}
+
+int cu_api_wallet_history(struct cu_api *api, unsigned limit, json_t **out, struct cu_err *e)
+{
+    char path[64];
+
+    cu_snprintf(path, sizeof path, "/v1/wallet/history?limit=%u", limit);
+    return get_json(api, "GET", path, out, e);
+}
+
+/* POST of a JSON body (borrowed) answered by a JSON object. */
+static int post_json(struct cu_api *api, const char *path, const json_t *body, json_t **out,
+                     struct cu_err *e)
+{
+    int rc;
+
+    *out = NULL;
+    rc = cu_http_request_json(api->http, "POST", path, body, API_TIMEOUT_MS, &api->res);
+    rc = outcome(api, rc, e);
+    if (rc)
+        return rc;
+    return take_json(api, path, out, e);
+}
+
+int cu_api_faucet(struct cu_api *api, uint64_t amount, json_t **out, struct cu_err *e)
+{
+    json_t *body;
+    int rc;
+
+    *out = NULL;
+    if (amount > CU_AMOUNT_MAX)
+        return cu_err_set(e, -CU_EINVAL, "amount %llu is too large",
+                          (unsigned long long)amount);
+    body = json_pack("{s:I}", "amount", (json_int_t)amount);
+    if (!body)
+        return cu_err_set(e, -CU_ENOMEM, "out of memory");
+    rc = post_json(api, "/v1/faucet", body, out, e);
+    json_decref(body);
+    return rc;
+}
+
+int cu_api_transfer(struct cu_api *api, const struct cu_tx *tx, json_t **out, struct cu_err *e)
+{
+    json_t *txj, *body;
+    int rc;
+
+    *out = NULL;
+    txj = cu_tx_to_json(tx, false);
+    if (!txj)
+        return cu_err_set(e, -CU_ENOMEM, "out of memory building the transfer");
+    body = json_pack("{s:o}", "tx", txj);
+    if (!body)
+        return cu_err_set(e, -CU_ENOMEM, "out of memory building the transfer");
+    /* Not retried: a lost answer is found from the nonce (wallet history). */
+    rc = post_json(api, "/v1/transfers", body, out, e);
+    json_decref(body);
+    return rc;
+}
+
+int cu_api_ledger_head(struct cu_api *api, json_t **out, struct cu_err *e)
+{
+    return get_json(api, "GET", "/v1/ledger/head", out, e);
+}
+
+int cu_api_ledger_page(struct cu_api *api, uint64_t from, uint64_t limit, cu_http_sink sink,
+                       void *ctx, struct cu_err *e)
+{
+    char path[96];
+    int rc;
+
+    cu_snprintf(path, sizeof path, "/v1/ledger?from=%llu&limit=%llu", (unsigned long long)from,
+                (unsigned long long)limit);
+    rc = cu_http_download(api->http, path, sink, ctx, API_BLOB_TIMEOUT_MS, &api->res);
+    if (rc && rc != -CU_ENET)
+        return cu_err_set(e, rc, "reading the ledger from %s: %s", api->url, cu_strerror(rc));
+    return outcome(api, rc, e);
+}
+
+void cu_api_fmt_cu(int64_t cu_milli, char *out, size_t n)
+{
+    if (cu_milli < 0) {
+        cu_snprintf(out, n, "-");
+        return;
+    }
+    cu_snprintf(out, n, "%lld.%03lld", (long long)(cu_milli / 1000),
+                (long long)(cu_milli % 1000));
+}
+
+void cu_lines_init(struct cu_lines *l, size_t max_line, cu_lines_fn fn, void *ctx)
+{
+    memset(l, 0, sizeof *l);
+    cu_buf_init(&l->part, max_line);
+    l->fn = fn;
+    l->ctx = ctx;
+}
+
+void cu_lines_release(struct cu_lines *l)
+{
+    cu_buf_release(&l->part);
+}
+
+static int lines_deliver(struct cu_lines *l, const char *line, size_t n)
+{
+    int rc = l->fn(l->ctx, line, n);
+
+    if (rc)
+        l->failed = rc;
+    else
+        l->count++;
+    return rc;
+}
+
+int cu_lines_feed(void *lines_ctx, const char *data, size_t n)
+{
+    struct cu_lines *l = lines_ctx;
+    size_t pos = 0;
+    int rc;
+
+    if (l->failed)
+        return l->failed;
+    while (pos < n) {
+        const char *nl = memchr(data + pos, '\n', n - pos);
+        size_t len = nl ? (size_t)(nl - (data + pos)) : n - pos;
+
+        if (!nl) {
+            rc = cu_buf_append(&l->part, data + pos, len);
+            if (rc)
+                l->failed = rc;
+            return rc;
+        }
+        if (l->part.len) {
+            rc = cu_buf_append(&l->part, data + pos, len);
+            if (!rc)
+                rc = lines_deliver(l, l->part.data, l->part.len);
+            cu_buf_reset(&l->part);
+        } else if (len > l->part.max) {
+            rc = -CU_ETOOBIG;
+        } else {
+            rc = lines_deliver(l, data + pos, len);
+        }
+        if (rc) {
+            l->failed = rc;
+            return rc;
+        }
+        pos += len + 1;
+    }
+    return 0;
+}
+
+int cu_lines_finish(struct cu_lines *l)
+{
+    int rc;
+
+    if (l->failed)
+        return l->failed;
+    if (!l->part.len)
+        return 0;
+    rc = lines_deliver(l, l->part.data, l->part.len);
+    cu_buf_reset(&l->part);
+    return rc;
+}

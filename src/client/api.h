@@ -22,6 +22,7 @@
 #include "base/err.h"
 #include "crypto/hash.h"
 #include "crypto/ident.h"
+#include "ledger/tx.h"
 #include "market/spec.h"
 #include "net/http_client.h"
 
@@ -88,5 +89,48 @@ int cu_api_logs(struct cu_api *api, const char *job, uint32_t task, json_t **out
  * content hashes to h; -CU_ECORRUPT otherwise (nothing left behind). */
 int cu_api_download_blob(struct cu_api *api, const struct cu_hash *h, uint64_t size,
                          const char *dest, struct cu_err *e);
+
+/* ---- money (docs/api.md "Money") ---------------------------------------------- */
+
+/* GET /v1/wallet: {"id","balance","stake","escrow","earned","nonce"}. */
+int cu_api_wallet(struct cu_api *api, json_t **out, struct cu_err *e);
+/* GET /v1/wallet/history?limit=N (1..1000): {"entries":[...]} newest first. */
+int cu_api_wallet_history(struct cu_api *api, unsigned limit, json_t **out, struct cu_err *e);
+/* POST /v1/faucet {"amount":N}: {"tx","height","balance"}. -CU_EPERM with
+ * api->code "not_devnet" on an exchange that is not a devnet. */
+int cu_api_faucet(struct cu_api *api, uint64_t amount, json_t **out, struct cu_err *e);
+/* POST /v1/transfers {"tx":TX} for a signed transfer: {"tx","height"}.
+ * -CU_ECONFLICT (api->code "insufficient_funds") when the balance is short. */
+int cu_api_transfer(struct cu_api *api, const struct cu_tx *tx, json_t **out, struct cu_err *e);
+/* GET /v1/ledger/head (unsigned): {"height","hash","producer","blocks",...}. */
+int cu_api_ledger_head(struct cu_api *api, json_t **out, struct cu_err *e);
+/* GET /v1/ledger?from=FROM&limit=LIMIT (unsigned), the JSON Lines body
+ * streamed to sink as it arrives (chunks need not end on a line). */
+int cu_api_ledger_page(struct cu_api *api, uint64_t from, uint64_t limit, cu_http_sink sink,
+                       void *ctx, struct cu_err *e);
+
+/* "12.345" for a cu_milli figure (integers only: no floating point near
+ * money); "-" for a negative one. out always terminated. */
+void cu_api_fmt_cu(int64_t cu_milli, char *out, size_t n);
+
+/* Line splitter for JSON Lines arriving in arbitrary chunks (pure): calls
+ * fn(ctx, line, len) for each complete line, without its "\n". A line
+ * longer than max_line fails with -CU_ETOOBIG. fn's nonzero return stops
+ * the stream and is returned from every later call. */
+typedef int (*cu_lines_fn)(void *ctx, const char *line, size_t n);
+struct cu_lines {
+    struct cu_buf part; /* the unfinished line */
+    cu_lines_fn fn;
+    void *ctx;
+    uint64_t count;     /* lines delivered */
+    int failed;
+};
+void cu_lines_init(struct cu_lines *l, size_t max_line, cu_lines_fn fn, void *ctx);
+void cu_lines_release(struct cu_lines *l);
+/* Feeds n bytes; lines_ctx is the struct cu_lines (so this is a
+ * cu_http_sink). 0 or the first error. */
+int cu_lines_feed(void *lines_ctx, const char *data, size_t n);
+/* Delivers a last line without "\n", if any. 0 or the first error. */
+int cu_lines_finish(struct cu_lines *l);
 
 #endif

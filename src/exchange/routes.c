@@ -594,7 +594,8 @@ static int h_job_logs(struct cu_http_req *req, struct cu_http_resp *resp)
 static int h_hello(struct cu_http_req *req, struct cu_http_resp *resp)
 {
     struct ex_state *st = app_of(req);
-    struct ex_hello h = {0};
+    struct ex_hello h = {.price_per_cu = EX_DEFAULT_PRICE_PER_CU,
+                         .cu_factor_milli = EX_DEFAULT_CU_FACTOR_MILLI};
     struct cu_err e = {0};
     struct ex_fail f = {0};
     json_t *body;
@@ -613,8 +614,22 @@ static int h_hello(struct cu_http_req *req, struct cu_http_resp *resp)
         rc = cu_json_get_u64(body, NULL, "gpus", false, &h.gpus, &e);
     if (!rc)
         rc = cu_json_get_str(body, NULL, "version", false, &h.version, &e);
+    if (!rc)
+        rc = cu_json_get_u64(body, NULL, "price_per_cu", false, &h.price_per_cu, &e);
+    if (!rc)
+        rc = cu_json_get_u64(body, NULL, "cu_factor_milli", false, &h.cu_factor_milli, &e);
     if (rc) {
         reply_invalid(resp, "", &e, rc);
+        goto out_free;
+    }
+    if (h.price_per_cu > CU_AMOUNT_MAX) {
+        cu_http_error(resp, 400, "invalid", "field 'price_per_cu' must be at most %llu",
+                      (unsigned long long)CU_AMOUNT_MAX);
+        goto out_free;
+    }
+    if (h.cu_factor_milli < EX_CU_FACTOR_MIN || h.cu_factor_milli > EX_CU_FACTOR_MAX) {
+        cu_http_error(resp, 400, "invalid", "field 'cu_factor_milli' must be %d..%d",
+                      EX_CU_FACTOR_MIN, EX_CU_FACTOR_MAX);
         goto out_free;
     }
     if (h.version && strlen(h.version) > 64) {
@@ -1014,6 +1029,175 @@ out_free:
     return 0;
 }
 
+/* ---- money (docs/api.md "Money") ------------------------------------------------ */
+
+#define LEDGER_DEFAULT_LIMIT 1000
+#define LEDGER_MAX_LIMIT 10000
+#define HISTORY_DEFAULT_LIMIT 50
+#define HISTORY_MAX_LIMIT 1000
+
+/* Query parameter key as an integer in 0..max (def when absent); answers
+ * 400 and returns false when it is not. */
+static bool query_u64(struct cu_http_req *req, struct cu_http_resp *resp, const char *key,
+                      uint64_t def, uint64_t max, uint64_t *out)
+{
+    const char *v = cu_http_query(req, key);
+    int64_t x;
+
+    *out = def;
+    if (!v)
+        return true;
+    if (cu_parse_i64(v, 0, max > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)max, &x) != 0) {
+        cu_http_error(resp, 400, "invalid", "query '%s' must be an integer 0..%llu", key,
+                      (unsigned long long)max);
+        return false;
+    }
+    *out = (uint64_t)x;
+    return true;
+}
+
+static int h_wallet(struct cu_http_req *req, struct cu_http_resp *resp)
+{
+    struct ex_fail f = {0};
+    json_t *j = ex_wallet(app_of(req), req->signer, &f);
+
+    if (!j)
+        reply_fail(resp, &f);
+    else
+        cu_http_json(resp, 200, j);
+    return 0;
+}
+
+static int h_faucet(struct cu_http_req *req, struct cu_http_resp *resp)
+{
+    static const char *const keys[] = {"amount", NULL};
+    struct ex_state *st = app_of(req);
+    struct cu_err e = {0};
+    struct ex_fail f = {0};
+    uint64_t amount = 0;
+    json_t *body, *j;
+    int rc;
+
+    if (!st->ledger.devnet) { /* fixed at start: no lock needed */
+        cu_http_error(resp, 403, "not_devnet", "the faucet exists only on a devnet exchange");
+        return 0;
+    }
+    body = body_object(req, resp, false);
+    if (!body)
+        return 0;
+    rc = cu_json_only_keys(body, NULL, keys, &e);
+    if (!rc)
+        rc = cu_json_get_u64(body, NULL, "amount", true, &amount, &e);
+    if (rc) {
+        reply_invalid(resp, "", &e, rc);
+        goto out_free;
+    }
+    j = ex_faucet(st, req->signer, amount, cu_now_ms(), &f);
+    if (!j)
+        reply_fail(resp, &f);
+    else
+        cu_http_json(resp, 200, j);
+out_free:
+    json_decref(body);
+    return 0;
+}
+
+static int h_transfer(struct cu_http_req *req, struct cu_http_resp *resp)
+{
+    static const char *const keys[] = {"tx", NULL};
+    struct cu_err e = {0};
+    struct ex_fail f = {0};
+    struct cu_tx tx;
+    json_t *body, *j;
+    int rc;
+
+    cu_tx_init(&tx, CU_TX_TRANSFER);
+    body = body_object(req, resp, false);
+    if (!body)
+        goto out;
+    rc = cu_json_only_keys(body, NULL, keys, &e);
+    if (rc) {
+        reply_invalid(resp, "", &e, rc);
+        goto out;
+    }
+    if (!json_is_object(json_object_get(body, "tx"))) {
+        cu_http_error(resp, 400, "invalid", "field 'tx' must be a transaction object");
+        goto out;
+    }
+    rc = cu_tx_from_json(json_object_get(body, "tx"), &tx, &e);
+    if (rc) {
+        reply_invalid(resp, "tx: ", &e, rc);
+        goto out;
+    }
+    j = ex_transfer(app_of(req), req->signer, &tx, cu_now_ms(), &f); /* consumes tx */
+    if (!j)
+        reply_fail(resp, &f);
+    else
+        cu_http_json(resp, 200, j);
+out:
+    cu_tx_release(&tx);
+    json_decref(body);
+    return 0;
+}
+
+static int h_wallet_history(struct cu_http_req *req, struct cu_http_resp *resp)
+{
+    struct ex_fail f = {0};
+    uint64_t limit;
+    json_t *j;
+
+    if (!query_u64(req, resp, "limit", HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, &limit))
+        return 0;
+    j = ex_wallet_history(app_of(req), req->signer, limit, &f);
+    if (!j)
+        reply_fail(resp, &f);
+    else
+        cu_http_json(resp, 200, j);
+    return 0;
+}
+
+static int h_ledger(struct cu_http_req *req, struct cu_http_resp *resp)
+{
+    struct ex_state *st = app_of(req);
+    struct ex_fail f = {0};
+    struct cu_buf b = CU_BUF_INIT(LIMIT_BLOB); /* 1 GiB of lines at most */
+    uint64_t from, limit;
+
+    __atomic_add_fetch(&st->requests, 1, __ATOMIC_RELAXED);
+    if (!query_u64(req, resp, "from", 0, (uint64_t)INT64_MAX, &from) ||
+        !query_u64(req, resp, "limit", LEDGER_DEFAULT_LIMIT, LEDGER_MAX_LIMIT, &limit))
+        return 0;
+    if (ex_ledger_lines(st, from, limit, &b, &f) != 0) {
+        cu_buf_release(&b);
+        reply_fail(resp, &f);
+        return 0;
+    }
+    resp->status = 200;
+    resp->raw_len = b.len;
+    resp->raw = cu_buf_detach(&b);
+    resp->content_type = "application/x-ndjson";
+    if (!resp->raw) {
+        cu_http_error(resp, 500, "internal", "out of memory");
+        return -CU_ENOMEM;
+    }
+    return 0;
+}
+
+static int h_ledger_head(struct cu_http_req *req, struct cu_http_resp *resp)
+{
+    struct ex_state *st = app_of(req);
+    struct ex_fail f = {0};
+    json_t *j;
+
+    __atomic_add_fetch(&st->requests, 1, __ATOMIC_RELAXED);
+    j = ex_ledger_head(st, &f);
+    if (!j)
+        reply_fail(resp, &f);
+    else
+        cu_http_json(resp, 200, j);
+    return 0;
+}
+
 /* ---- the table ------------------------------------------------------------------- */
 
 #define SIGNED CU_ROUTE_SIGNED
@@ -1034,6 +1218,12 @@ static const struct cu_route routes[] = {
     {CU_HTTP_POST, "/v1/claims", h_claim, SIGNED | WRITES, LIMIT_SMALL},
     {CU_HTTP_POST, "/v1/replicas/{id}/heartbeat", h_heartbeat, SIGNED | WRITES, LIMIT_SMALL},
     {CU_HTTP_POST, "/v1/replicas/{id}/report", h_report, SIGNED | WRITES, LIMIT_REPORT},
+    {CU_HTTP_GET, "/v1/wallet", h_wallet, SIGNED, 0},
+    {CU_HTTP_GET, "/v1/wallet/history", h_wallet_history, SIGNED, 0},
+    {CU_HTTP_POST, "/v1/faucet", h_faucet, SIGNED | WRITES, LIMIT_SMALL},
+    {CU_HTTP_POST, "/v1/transfers", h_transfer, SIGNED | WRITES, LIMIT_SMALL},
+    {CU_HTTP_GET, "/v1/ledger", h_ledger, 0, 0},
+    {CU_HTTP_GET, "/v1/ledger/head", h_ledger_head, 0, 0},
 };
 
 const struct cu_route *ex_routes(size_t *n)

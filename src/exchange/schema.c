@@ -86,6 +86,36 @@ static const struct cu_migration migrations[] = {
      "  PRIMARY KEY (key, nonce)"
      ") WITHOUT ROWID;"
      "CREATE INDEX nonces_ts ON nonces(ts_ms);"},
+    /* The money issue: the ledger (blocks and a transaction index for
+     * wallet history) and provider asks and CU. */
+    {2,
+     "CREATE TABLE ledger_blocks ("
+     "  height INTEGER PRIMARY KEY,"
+     "  hash TEXT NOT NULL,"               /* block hash, hex */
+     "  time_ms INTEGER NOT NULL,"
+     "  tx_count INTEGER NOT NULL,"
+     "  line TEXT NOT NULL"                /* canonical export line, without \n */
+     ");"
+     "CREATE TABLE ledger_txs ("
+     "  txid TEXT NOT NULL,"
+     "  height INTEGER NOT NULL REFERENCES ledger_blocks(height),"
+     "  idx INTEGER NOT NULL,"             /* index within the block */
+     "  seq INTEGER NOT NULL UNIQUE,"
+     "  type TEXT NOT NULL,"
+     "  from_id TEXT,"
+     "  to_id TEXT,"
+     "  job TEXT,"
+     "  amount INTEGER,"
+     "  time_ms INTEGER NOT NULL,"
+     "  PRIMARY KEY (height, idx)"
+     ");"
+     "CREATE INDEX ledger_txs_from ON ledger_txs(from_id, seq);"
+     "CREATE INDEX ledger_txs_to ON ledger_txs(to_id, seq);"
+     "CREATE INDEX ledger_txs_txid ON ledger_txs(txid);"
+     "ALTER TABLE providers ADD COLUMN price_per_cu INTEGER NOT NULL DEFAULT 1;"
+     "ALTER TABLE providers ADD COLUMN cu_factor_milli INTEGER NOT NULL DEFAULT 1000;"
+     "ALTER TABLE replicas ADD COLUMN price_per_cu INTEGER;"
+     "ALTER TABLE replicas ADD COLUMN cu_milli INTEGER;"},
 };
 /* clang-format on */
 

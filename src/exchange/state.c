@@ -614,8 +614,13 @@ int ex_state_open(struct ex_state *st, const char *data_dir, uint64_t lease_ms, 
         rc = cu_err_set(e, -CU_ENOMEM, "cannot create a condition variable");
         goto out_destroy_mutex;
     }
+    rc = ex_ledger_open(st, data_dir, e);
+    if (rc)
+        goto out_destroy_cond;
     return 0;
 
+out_destroy_cond:
+    pthread_cond_destroy(&st->work);
 out_destroy_mutex:
     pthread_mutex_destroy(&st->mu);
 out_close_db:
@@ -625,6 +630,7 @@ out_close_db:
 
 void ex_state_close(struct ex_state *st)
 {
+    ex_ledger_close(st);
     pthread_cond_destroy(&st->work);
     pthread_mutex_destroy(&st->mu);
     cu_db_close(&st->db);
@@ -868,6 +874,19 @@ static json_t *job_summary(struct ex_state *st, sqlite3_stmt *row)
     if (rc < 0)
         goto out_free;
     json_object_set_new(j, "counts", counts);
+    counts = NULL;
+    s = query(st,
+              "SELECT COALESCE(SUM(cu_milli), 0) FROM replicas "
+              "WHERE job_id = ?1 AND state = 'accepted'",
+              "t", ctext(row, 0));
+    if (!s)
+        goto out_free;
+    rc = step(st, s);
+    if (rc == 1)
+        json_object_set_new(j, "cu_milli", jint(s, 0));
+    sqlite3_finalize(s);
+    if (rc != 1)
+        goto out_free;
     return j;
 out_free:
     json_decref(counts);
@@ -951,7 +970,7 @@ static int job_row(struct ex_state *st, const char *id, const char *who, sqlite3
 /* A replica as docs/api.md shows it, from the columns of REPLICA_COLS. */
 #define REPLICA_COLS                                                                               \
     "id, provider, state, exit_code, status, reason, cpu_ms, wall_ms, merkle_root, leased_ms, "    \
-    "reported_ms, task_idx, outputs_json"
+    "reported_ms, task_idx, outputs_json, price_per_cu, cu_milli"
 
 static json_t *replica_json(sqlite3_stmt *s)
 {
@@ -970,6 +989,8 @@ static json_t *replica_json(sqlite3_stmt *s)
     json_object_set_new(r, "merkle_root", jtext(s, 8));
     json_object_set_new(r, "leased_ms", jint(s, 9));
     json_object_set_new(r, "reported_ms", jint(s, 10));
+    json_object_set_new(r, "price_per_cu", jint(s, 13));
+    json_object_set_new(r, "cu_milli", jint(s, 14));
     return r;
 }
 
@@ -1182,20 +1203,26 @@ out_unlock:
 
 /* ---- providers --------------------------------------------------------------------- */
 
+static int64_t clamp_i64(uint64_t v)
+{
+    return v > INT64_MAX ? INT64_MAX : (int64_t)v;
+}
+
 int ex_provider_hello(struct ex_state *st, const char *provider, const struct ex_hello *h,
                       int64_t now_ms, struct ex_fail *f)
 {
     int rc;
 
     lock(st);
-    rc =
-        run(st,
-            "INSERT INTO providers (id, first_seen_ms, last_seen_ms, slots, cores, memory, gpus, "
-            "version) VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7) "
-            "ON CONFLICT(id) DO UPDATE SET last_seen_ms = ?2, slots = ?3, cores = ?4, "
-            "memory = ?5, gpus = ?6, version = ?7",
-            "tiiiiit", provider, now_ms, (int64_t)h->slots, (int64_t)h->cores,
-            (int64_t)(h->memory > INT64_MAX ? INT64_MAX : h->memory), (int64_t)h->gpus, h->version);
+    rc = run(
+        st,
+        "INSERT INTO providers (id, first_seen_ms, last_seen_ms, slots, cores, memory, gpus, "
+        "version, price_per_cu, cu_factor_milli) VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+        "ON CONFLICT(id) DO UPDATE SET last_seen_ms = ?2, slots = ?3, cores = ?4, "
+        "memory = ?5, gpus = ?6, version = ?7, price_per_cu = ?8, cu_factor_milli = ?9",
+        "tiiiiitii", provider, now_ms, (int64_t)h->slots, (int64_t)h->cores,
+        (int64_t)(h->memory > INT64_MAX ? INT64_MAX : h->memory), (int64_t)h->gpus, h->version,
+        clamp_i64(h->price_per_cu), clamp_i64(h->cu_factor_milli));
     if (rc)
         rc = fail_db(st, f, "registering the provider");
     unlock(st);
@@ -1216,11 +1243,6 @@ static int provider_seen(struct ex_state *st, const char *provider, int64_t now)
                "ti", provider, now);
 }
 
-static int64_t clamp_i64(uint64_t v)
-{
-    return v > INT64_MAX ? INT64_MAX : (int64_t)v;
-}
-
 /* One attempt to lease a queued replica to provider. 0 with *lease set or
  * NULL (nothing fits); negative on a database failure. mu held. */
 static int claim_once(struct ex_state *st, const char *provider, const struct ex_free *fr,
@@ -1238,8 +1260,15 @@ static int claim_once(struct ex_state *st, const char *provider, const struct ex
     jobs =
         query(st,
               "SELECT id, task_count, spec_json FROM jobs WHERE state = 'running' AND cores <= ?1 "
-              "AND memory <= ?2 AND gpus <= ?3 ORDER BY created_ms, id",
-              "iii", clamp_i64(fr->cores), clamp_i64(fr->memory), clamp_i64(fr->gpus));
+              "AND memory <= ?2 AND gpus <= ?3 "
+              /* Only jobs whose bid covers the provider's ask. A bid of 0
+               * is a spec without a price: it matches any ask until escrow
+               * at submit makes the bid binding (the jobs of issue 2). */
+              "AND (json_extract(spec_json, '$.price.max_per_cu') = 0 OR "
+              "json_extract(spec_json, '$.price.max_per_cu') >= "
+              "COALESCE((SELECT price_per_cu FROM providers WHERE id = ?4), 1)) "
+              "ORDER BY created_ms, id",
+              "iiit", clamp_i64(fr->cores), clamp_i64(fr->memory), clamp_i64(fr->gpus), provider);
     s = query(st,
               "SELECT r.id, r.task_idx, t.arg FROM replicas r JOIN tasks t "
               "ON t.job_id = r.job_id AND t.idx = r.task_idx "
@@ -1288,7 +1317,8 @@ static int claim_once(struct ex_state *st, const char *provider, const struct ex
     rc = replica_move(st, rid, CU_REPLICA_QUEUED, CU_REPLICA_LEASED);
     if (!rc)
         rc = run(st,
-                 "UPDATE replicas SET provider = ?2, leased_ms = ?3, lease_expires_ms = ?4 "
+                 "UPDATE replicas SET provider = ?2, leased_ms = ?3, lease_expires_ms = ?4, "
+                 "price_per_cu = COALESCE((SELECT price_per_cu FROM providers WHERE id = ?2), 1) "
                  "WHERE id = ?1",
                  "itii", rid, provider, now, expires);
     if (!rc)
@@ -1582,12 +1612,39 @@ int ex_report_check(struct ex_state *st, int64_t replica, const char *provider, 
     return 0;
 }
 
+/* CU of a report: cu_milli = cpu_ms x the provider's cu_factor_milli / 1000
+ * (docs/api.md "Money"). 0, or negative with f set (400 when it overflows).
+ * mu held. */
+static int provider_cu_milli(struct ex_state *st, const char *provider, uint64_t cpu_ms,
+                             uint64_t *out, struct ex_fail *f)
+{
+    sqlite3_stmt *s;
+    uint64_t factor = EX_DEFAULT_CU_FACTOR_MILLI, prod;
+    int rc;
+
+    s = query(st, "SELECT cu_factor_milli FROM providers WHERE id = ?1", "t", provider);
+    if (!s)
+        return fail_db(st, f, "reading the provider");
+    rc = step(st, s);
+    if (rc == 1 && sqlite3_column_int64(s, 0) > 0)
+        factor = (uint64_t)sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    if (rc < 0)
+        return fail_db(st, f, "reading the provider");
+    if (cu_mul_u64(cpu_ms, factor, &prod) != 0 || prod / 1000 > CU_AMOUNT_MAX)
+        return ex_fail_set(f, 400, "invalid", "field 'cpu_ms': %llu ms overflows the CU count",
+                           (unsigned long long)cpu_ms);
+    *out = prod / 1000;
+    return 0;
+}
+
 int ex_report_apply(struct ex_state *st, int64_t replica, const char *provider,
                     const struct ex_report *r, int64_t now_ms, json_t **out, struct ex_fail *f)
 {
     struct replica_info ri;
     bool queued = false;
     enum ex_status status = r->status;
+    uint64_t cu_milli = 0;
     int rc;
 
     *out = NULL;
@@ -1597,6 +1654,9 @@ int ex_report_apply(struct ex_state *st, int64_t replica, const char *provider,
         rc = rc > 0 ? 0 : rc;
         goto out_unlock;
     }
+    rc = provider_cu_milli(st, provider, r->cpu_ms, &cu_milli, f);
+    if (rc)
+        goto out_unlock;
     if (cu_db_begin(&st->db)) {
         rc = fail_db(st, f, "starting a transaction");
         goto out_unlock;
@@ -1607,7 +1667,7 @@ int ex_report_apply(struct ex_state *st, int64_t replica, const char *provider,
                                 "UPDATE replicas SET status = ?2, exit_code = ?3, reason = ?4, "
                                 "cpu_ms = ?5, wall_ms = ?6, merkle_root = ?7, outputs_json = ?8, "
                                 "stdout_hash = ?9, stderr_hash = ?10, report_body = ?11, "
-                                "reported_ms = ?12 WHERE id = ?1",
+                                "reported_ms = ?12, cu_milli = ?13 WHERE id = ?1",
                                 "it", replica, ex_status_name(status));
         if (!s) {
             rc = -CU_EDB;
@@ -1629,6 +1689,7 @@ int ex_report_apply(struct ex_state *st, int64_t replica, const char *provider,
             if (r->body)
                 sqlite3_bind_blob64(s, 11, r->body, r->body_len, SQLITE_STATIC);
             sqlite3_bind_int64(s, 12, now_ms);
+            sqlite3_bind_int64(s, 13, clamp_i64(cu_milli));
             rc = step(st, s) < 0 ? -CU_EDB : 0;
             sqlite3_finalize(s);
         }

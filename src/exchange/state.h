@@ -20,6 +20,10 @@
 
 #include "base/buf.h"
 #include "base/err.h"
+#include "crypto/hash.h"
+#include "crypto/ident.h"
+#include "ledger/state.h"
+#include "ledger/tx.h"
 #include "market/spec.h"
 #include "store/blob.h"
 #include "store/db.h"
@@ -28,8 +32,9 @@
 #define EX_NONCE_TTL_MS 600000   /* nonces are remembered this long */
 #define EX_MAX_PROVIDER_ERRORS 5 /* a task fails after this many lost replicas */
 #define EX_MAX_WAIT_MS 60000
-#define EX_PRUNE_EVERY_MS 10000 /* how often old nonces are deleted */ /* longest claim long-poll  \
-                                                                        */
+#define EX_PRUNE_EVERY_MS                                                                          \
+    10000 /* how often old nonces are deleted */ /* longest claim long-poll                        \
+                                                  */
 
 struct ex_state {
     pthread_mutex_t mu;
@@ -41,6 +46,14 @@ struct ex_state {
     bool stopping;     /* under mu */
     uint64_t requests; /* HTTP requests seen (atomic builtins) */
     int64_t pruned_ms; /* last nonce pruning (under mu) */
+    /* The ledger (ledger.c), under mu: the exchange's own identity (the
+     * block producer), the state replayed from every stored block, and the
+     * tip. ledger.devnet is the chain's flag, fixed by block 0. */
+    struct cu_identity ident;
+    struct cu_ledger_state ledger;
+    struct cu_hash tip;  /* hash of the last block */
+    uint64_t tip_height; /* height of the last block */
+    int64_t tip_time_ms; /* its time */
 };
 
 /* Why a request was refused: HTTP status, stable code, sentence. */
@@ -120,9 +133,16 @@ int ex_logs_find(struct ex_state *st, const char *job, int64_t task, const char 
 
 /* ---- providers ------------------------------------------------------------ */
 
+#define EX_DEFAULT_PRICE_PER_CU 1
+#define EX_DEFAULT_CU_FACTOR_MILLI 1000
+#define EX_CU_FACTOR_MIN 10
+#define EX_CU_FACTOR_MAX 100000
+
 struct ex_hello {
     uint64_t slots, cores, memory, gpus;
     const char *version;
+    uint64_t price_per_cu;    /* the ask, base units per CU (<= CU_AMOUNT_MAX) */
+    uint64_t cu_factor_milli; /* EX_CU_FACTOR_MIN..EX_CU_FACTOR_MAX */
 };
 int ex_provider_hello(struct ex_state *st, const char *provider, const struct ex_hello *h,
                       int64_t now_ms, struct ex_fail *f);
@@ -178,6 +198,56 @@ int ex_report_check(struct ex_state *st, int64_t replica, const char *provider, 
  * "state","task_state"}. Same refusals as ex_report_check. */
 int ex_report_apply(struct ex_state *st, int64_t replica, const char *provider,
                     const struct ex_report *r, int64_t now_ms, json_t **out, struct ex_fail *f);
+
+/* ---- the ledger (ledger.c) --------------------------------------------------- */
+
+/* Loads DATA/identity.key (creating a plain devnet key when missing), then
+ * rebuilds st->ledger by replaying every stored block through the verifier
+ * (pinned to this identity), or produces block 0 on a fresh database.
+ * Refuses (negative, e set) when the stored ledger does not verify or was
+ * made with another devnet flag. Called by ex_state_open, before any
+ * thread runs. */
+int ex_ledger_open(struct ex_state *st, const char *data_dir, struct cu_err *e);
+/* Releases the ledger state and wipes the key. */
+void ex_ledger_close(struct ex_state *st);
+
+/* A block staged inside an open SQLite transaction: the new state and tip,
+ * to be swapped in with ex_ledger_commit only after COMMIT succeeded, or
+ * dropped with ex_ledger_discard. */
+struct ex_ledger_pending {
+    struct cu_ledger_state st;
+    struct cu_hash tip;
+    uint64_t height;
+    int64_t time_ms;
+    bool staged;
+};
+
+/* mu held, in a transaction: applies txs[0..n) (seq assigned here) to a
+ * copy of the ledger state, seals them into the next block, and inserts
+ * the block row and the tx index rows. The txs are moved into the block
+ * (left empty). ids (n entries, may be NULL) gets the tx ids. 0, or
+ * negative with f set (409 insufficient_funds, 400 invalid, 500) and p
+ * left empty. */
+int ex_ledger_stage(struct ex_state *st, struct cu_tx *txs, size_t n, int64_t now_ms,
+                    struct cu_hash *ids, struct ex_ledger_pending *p, struct ex_fail *f);
+/* mu held: makes a staged block the current state (after COMMIT). */
+void ex_ledger_commit(struct ex_state *st, struct ex_ledger_pending *p);
+/* Drops a staged block (after ROLLBACK); p may be empty. */
+void ex_ledger_discard(struct ex_ledger_pending *p);
+
+/* The money routes' state work (docs/api.md "Money"). Each returns a new
+ * JSON reference, or NULL with f set. */
+json_t *ex_wallet(struct ex_state *st, const char *who, struct ex_fail *f);
+json_t *ex_faucet(struct ex_state *st, const char *who, uint64_t amount, int64_t now_ms,
+                  struct ex_fail *f);
+/* tx: a decoded transfer (consumed: moved into the block or released). */
+json_t *ex_transfer(struct ex_state *st, const char *who, struct cu_tx *tx, int64_t now_ms,
+                    struct ex_fail *f);
+json_t *ex_wallet_history(struct ex_state *st, const char *who, uint64_t limit, struct ex_fail *f);
+json_t *ex_ledger_head(struct ex_state *st, struct ex_fail *f);
+/* Appends the lines of blocks from.. (at most limit), each with "\n". */
+int ex_ledger_lines(struct ex_state *st, uint64_t from, uint64_t limit, struct cu_buf *out,
+                    struct ex_fail *f);
 
 /* Prometheus text exposition into out. 0 or -CU_EDB/-CU_ETOOBIG. */
 int ex_metrics(struct ex_state *st, int64_t now_ms, struct cu_buf *out);

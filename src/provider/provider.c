@@ -18,6 +18,7 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "fabric/cubench.h"
 #include "fabric/probe.h"
 #include "fabric/sandbox.h"
 #include "provider/agent.h"
@@ -199,10 +200,14 @@ out_remove_dir:
     return rc;
 }
 
-/* Says hello until the exchange answers (it may not be up yet). Returns 0,
- * 1 when stopped first, or negative with e set when the exchange refused. */
+/* Says hello until the exchange answers (it may not be up yet), with the
+ * provider's ask (price_per_cu, base units per CU) and its measured speed
+ * (cu_factor_milli; exchanges that predate them ignore unknown keys).
+ * Returns 0, 1 when stopped first, or negative with e set when the
+ * exchange refused. */
 static int hello(struct cu_agent *a, struct cu_http_client *c, unsigned slots,
-                 const struct cu_free_res *total, struct cu_err *e)
+                 const struct cu_free_res *total, uint64_t price_per_cu,
+                 uint64_t cu_factor_milli, struct cu_err *e)
 {
     struct cu_http_result r;
     char last[64] = "", desc[700];
@@ -210,9 +215,10 @@ static int hello(struct cu_agent *a, struct cu_http_client *c, unsigned slots,
     json_t *body;
     int rc = 1;
 
-    body = json_pack("{s:I,s:I,s:I,s:I,s:s}", "slots", (json_int_t)slots, "cores",
+    body = json_pack("{s:I,s:I,s:I,s:I,s:s,s:I,s:I}", "slots", (json_int_t)slots, "cores",
                      (json_int_t)total->cores, "memory", (json_int_t)total->memory, "gpus",
-                     (json_int_t)total->gpus, "version", CU_PROVIDER_VERSION);
+                     (json_int_t)total->gpus, "version", CU_PROVIDER_VERSION, "price_per_cu",
+                     (json_int_t)price_per_cu, "cu_factor_milli", (json_int_t)cu_factor_milli);
     if (!body)
         return cu_err_set(e, -CU_ENOMEM, "out of memory");
     cu_http_result_init(&r);
@@ -449,6 +455,7 @@ int cu_provider_run(const struct cu_provider_opts *opts, struct cu_err *e)
     struct cu_http_client *c = NULL;
     struct cu_agent *a;
     struct cu_slot *slots = NULL;
+    uint64_t factor_milli = 0, bench_ns = 0, price;
     unsigned nslots;
     bool joined = true;
     int rc;
@@ -456,8 +463,12 @@ int cu_provider_run(const struct cu_provider_opts *opts, struct cu_err *e)
     if (!opts || !opts->exchange_url || !opts->data_dir)
         return cu_err_set(e, -CU_EINVAL, "provider needs an exchange URL and a data directory");
     nslots = opts->slots ? opts->slots : 1;
+    price = opts->price_per_cu ? opts->price_per_cu : 1;
     if (nslots > MAX_SLOTS)
         return cu_err_set(e, -CU_EINVAL, "slots: %u is more than %d", nslots, MAX_SLOTS);
+    if (price > INT64_MAX)
+        return cu_err_set(e, -CU_EINVAL, "price per CU %llu is too large",
+                          (unsigned long long)price);
     cu_log_set_role("provider");
     rc = cu_crypto_init();
     if (rc)
@@ -494,6 +505,17 @@ int cu_provider_run(const struct cu_provider_opts *opts, struct cu_err *e)
                             : "");
         goto out_close_state;
     }
+    /* The CU factor is always measured, never configured (DESIGN.md §6). */
+    rc = cu_cubench_run(&factor_milli, &bench_ns);
+    if (rc) {
+        rc = cu_err_set(e, rc, "the CU benchmark failed: %s%s", cu_strerror(rc),
+                        rc == -CU_ECORRUPT ? " (its checksum is wrong: this build is broken)"
+                                           : "");
+        goto out_close_state;
+    }
+    cu_info("CU factor %llu.%03llu (benchmark %llu ms)",
+            (unsigned long long)(factor_milli / 1000), (unsigned long long)(factor_milli % 1000),
+            (unsigned long long)((bench_ns + 500000) / 1000000));
     cu_machine_probe(&m);
     total.cores = opts->max_cores ? opts->max_cores : m.cores ? m.cores : 1;
     total.memory = opts->max_memory ? opts->max_memory : m.memory;
@@ -516,7 +538,7 @@ int cu_provider_run(const struct cu_provider_opts *opts, struct cu_err *e)
             "exchange %s",
             a->id.id, nslots, a->slot_free.cores,
             (unsigned long long)(a->slot_free.memory >> 20), a->slot_free.gpus, a->exchange);
-    rc = hello(a, c, nslots, &total, e);
+    rc = hello(a, c, nslots, &total, price, factor_milli, e);
     if (rc == 1) {
         rc = 0; /* stopped before the exchange answered */
         goto out_free_client;

@@ -15,6 +15,7 @@ struct cu_provider_opts {
     const char *passphrase;  /* for an encrypted key; NULL = plain/none */
     uint64_t max_memory;     /* offered; 0 = probe */
     unsigned max_cores;      /* offered; 0 = probe */
+    uint64_t price_per_cu;   /* ask per CU in base units (sent in hello); 0 = default 1 */
 };
 
 /* Runs until SIGINT/SIGTERM: claims replicas by long-poll, runs them in the

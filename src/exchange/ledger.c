@@ -1,0 +1,666 @@
+/* ledger.c - the exchange's ledger: its producer identity, blocks kept in
+ * SQLite, the in-memory state, the money routes' state work, and the
+ * read-only dump (see state.h, exchange.h, docs/api.md "Money").
+ *
+ * Blocks are the truth: ledger_blocks holds each block's canonical export
+ * line; ledger_txs is an index for wallet history. At start the state is
+ * rebuilt by replaying every block through the verifier, so a database
+ * whose ledger does not verify is refused. A new block is applied to a
+ * copy of the state and inserted inside the caller's SQLite transaction;
+ * the copy replaces the state only after COMMIT succeeded, so memory and
+ * disk never disagree, even across a kill -9. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "base/util.h"
+#include "exchange/exchange.h"
+#include "exchange/state.h"
+#include "ledger/block.h"
+#include "ledger/export.h"
+#include "ledger/verify.h"
+
+#include "base/banned.h"
+
+#define FAUCET_MAX 1000000000000000ULL /* 10^15 per request */
+#define HISTORY_MAX 1000
+
+/* ---- small SQLite helpers -------------------------------------------------- */
+
+static int db_fail(struct ex_state *st, struct ex_fail *f, const char *what)
+{
+    cu_error("db: %s: %s", what, sqlite3_errmsg(st->db.h));
+    return ex_fail_set(f, 500, "internal", "database error while %s", what);
+}
+
+/* Prepares sql on h; NULL when it cannot (logged). */
+static sqlite3_stmt *prep(sqlite3 *h, const char *sql)
+{
+    sqlite3_stmt *s = NULL;
+
+    if (sqlite3_prepare_v2(h, sql, -1, &s, NULL) != SQLITE_OK) {
+        cu_error("db: cannot prepare [%s]: %s", sql, sqlite3_errmsg(h));
+        sqlite3_finalize(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* Binds text or NULL for "". */
+static int bind_opt(sqlite3_stmt *s, int i, const char *v)
+{
+    return v[0] ? sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(s, i);
+}
+
+/* ---- startup ------------------------------------------------------------------ */
+
+/* Loads the producer key, creating a plain one when missing. */
+static int identity_open(struct ex_state *st, const char *data_dir, struct cu_err *e)
+{
+    char path[CU_PATH_MAX];
+    int rc;
+
+    rc = cu_path_join(path, sizeof path, data_dir, "identity.key");
+    if (rc)
+        return cu_err_set(e, rc, "data directory path too long");
+    if (access(path, F_OK) != 0) {
+        rc = cu_identity_generate(&st->ident);
+        if (rc)
+            return cu_err_set(e, rc, "cannot generate the exchange identity");
+        rc = cu_identity_save(&st->ident, path, NULL, false, e);
+        if (rc)
+            return rc;
+        cu_info("created exchange identity %s in %s (plain devnet key)", st->ident.id, path);
+        return 0;
+    }
+    rc = cu_identity_load(&st->ident, path, NULL, e);
+    if (rc)
+        return rc;
+    cu_info("exchange identity %s", st->ident.id);
+    return 0;
+}
+
+/* Inserts the block row and its tx index rows. In a transaction. */
+static int store_block(struct ex_state *st, const struct cu_block *b, const struct cu_hash *ids,
+                       const struct cu_hash *hash, const char *line, size_t line_len)
+{
+    char hex[CU_HASH_HEX_LEN + 1];
+    sqlite3_stmt *s;
+    int rc;
+
+    s = prep(st->db.h, "INSERT INTO ledger_blocks (height, hash, time_ms, tx_count, line) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5)");
+    if (!s)
+        return -CU_EDB;
+    cu_hash_to_hex(hash, hex);
+    sqlite3_bind_int64(s, 1, (int64_t)b->h.height);
+    sqlite3_bind_text(s, 2, hex, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 3, b->h.time_ms);
+    sqlite3_bind_int64(s, 4, (int64_t)b->ntx);
+    sqlite3_bind_text(s, 5, line, (int)line_len, SQLITE_TRANSIENT);
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE)
+        return -CU_EDB;
+    if (!b->ntx)
+        return 0;
+    s = prep(st->db.h, "INSERT INTO ledger_txs (txid, height, idx, seq, type, from_id, to_id, "
+                       "job, amount, time_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+    if (!s)
+        return -CU_EDB;
+    for (size_t i = 0; i < b->ntx; i++) {
+        const struct cu_tx *tx = &b->txs[i];
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+        cu_hash_to_hex(&ids[i], hex);
+        sqlite3_bind_text(s, 1, hex, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(s, 2, (int64_t)b->h.height);
+        sqlite3_bind_int64(s, 3, (int64_t)i);
+        sqlite3_bind_int64(s, 4, (int64_t)tx->seq);
+        sqlite3_bind_text(s, 5, cu_tx_type_name(tx->type), -1, SQLITE_STATIC);
+        bind_opt(s, 6, tx->from);
+        bind_opt(s, 7, tx->to);
+        bind_opt(s, 8, tx->job);
+        sqlite3_bind_int64(s, 9, (int64_t)tx->amount); /* <= CU_AMOUNT_MAX */
+        sqlite3_bind_int64(s, 10, tx->time_ms);
+        if (sqlite3_step(s) != SQLITE_DONE) {
+            sqlite3_finalize(s);
+            return -CU_EDB;
+        }
+    }
+    sqlite3_finalize(s);
+    return 0;
+}
+
+/* Produces block 0 (no transactions) in its own transaction. */
+static int genesis(struct ex_state *st, bool devnet, struct cu_err *e)
+{
+    struct cu_block b;
+    struct cu_buf line = CU_BUF_INIT(CU_EXPORT_LINE_MAX);
+    struct cu_hash h;
+    int64_t now = cu_now_ms();
+    int rc;
+
+    cu_block_init(&b);
+    rc = cu_block_seal(&b, 0, NULL, now, devnet, &st->ident);
+    if (!rc)
+        rc = cu_block_hash(&b.h, &h);
+    if (!rc)
+        rc = cu_export_block(&b, &line);
+    if (rc) {
+        rc = cu_err_set(e, rc, "cannot build the genesis block: %s", cu_strerror(rc));
+        goto out;
+    }
+    if (cu_db_begin(&st->db) != 0) {
+        rc = cu_err_set(e, -CU_EDB, "cannot begin: %s", sqlite3_errmsg(st->db.h));
+        goto out;
+    }
+    rc = store_block(st, &b, NULL, &h, line.data, line.len - 1);
+    if (!rc && cu_db_commit(&st->db) != 0)
+        rc = -CU_EDB;
+    if (rc) {
+        rc = cu_err_set(e, rc, "cannot store the genesis block: %s", sqlite3_errmsg(st->db.h));
+        cu_db_rollback(&st->db);
+        goto out;
+    }
+    cu_ledger_state_init(&st->ledger, devnet);
+    st->tip = h;
+    st->tip_height = 0;
+    st->tip_time_ms = now;
+    cu_info("ledger: produced the genesis block%s", devnet ? " (devnet)" : "");
+out:
+    cu_buf_release(&line);
+    cu_block_release(&b);
+    return rc;
+}
+
+int ex_ledger_open(struct ex_state *st, const char *data_dir, struct cu_err *e)
+{
+    struct cu_verifier v;
+    struct cu_verify_result res;
+    sqlite3_stmt *s;
+    int rc, r;
+
+    rc = identity_open(st, data_dir, e);
+    if (rc)
+        return rc;
+    s = prep(st->db.h, "SELECT line FROM ledger_blocks ORDER BY height");
+    if (!s) {
+        rc = cu_err_set(e, -CU_EDB, "cannot read the ledger");
+        goto out_wipe;
+    }
+    cu_verifier_init(&v, st->ident.id);
+    rc = 0;
+    while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *line = (const char *)sqlite3_column_text(s, 0);
+        size_t n = (size_t)sqlite3_column_bytes(s, 0);
+        rc = cu_verifier_feed_line(&v, line ? line : "", line ? n : 0, &res);
+        if (rc)
+            break;
+    }
+    sqlite3_finalize(s);
+    if (!rc && r != SQLITE_DONE)
+        rc = cu_err_set(e, -CU_EDB, "cannot read the ledger: %s", sqlite3_errmsg(st->db.h));
+    else if (rc)
+        rc = cu_err_set(e, rc, "the stored ledger does not verify: %s", res.err.msg);
+    else if (v.res.blocks == 0) {
+        cu_verifier_release(&v);
+        rc = genesis(st, st->devnet, e);
+        if (rc)
+            goto out_wipe;
+        return 0;
+    } else if (v.devnet != st->devnet)
+        rc = cu_err_set(e, -CU_EINVAL,
+                        "the ledger in %s was started %s --devnet; start the exchange the same "
+                        "way",
+                        data_dir, v.devnet ? "with" : "without");
+    if (!rc) {
+        rc = cu_ledger_state_copy(&st->ledger, cu_verifier_state(&v));
+        if (rc)
+            rc = cu_err_set(e, rc, "out of memory");
+    }
+    if (!rc) {
+        st->tip = v.res.tip;
+        st->tip_height = v.res.blocks - 1;
+        st->tip_time_ms = v.prev_time_ms;
+        cu_info("ledger: %llu block(s), %llu transaction(s) verified",
+                (unsigned long long)v.res.blocks, (unsigned long long)v.res.txs);
+    }
+    cu_verifier_release(&v);
+    if (!rc)
+        return 0;
+out_wipe:
+    cu_identity_wipe(&st->ident);
+    return rc;
+}
+
+void ex_ledger_close(struct ex_state *st)
+{
+    cu_ledger_state_release(&st->ledger);
+    cu_identity_wipe(&st->ident);
+}
+
+/* ---- appending ------------------------------------------------------------------ */
+
+/* A refused transaction as the client sees it. */
+static int apply_fail(int rc, const struct cu_err *e, struct ex_fail *f)
+{
+    switch (rc) {
+    case -CU_ECONFLICT:
+        return ex_fail_set(f, 409, "insufficient_funds", "%s", e->msg);
+    case -CU_EOVERFLOW:
+        return ex_fail_set(f, 409, "conflict", "%s", e->msg);
+    case -CU_EINVAL:
+    case -CU_EAUTH:
+        return ex_fail_set(f, 400, "invalid", "%s", e->msg);
+    case -CU_ENOTFOUND:
+        return ex_fail_set(f, 404, "not_found", "%s", e->msg);
+    default:
+        return ex_fail_set(f, 500, "internal", "cannot apply the transaction: %s", e->msg);
+    }
+}
+
+int ex_ledger_stage(struct ex_state *st, struct cu_tx *txs, size_t n, int64_t now_ms,
+                    struct cu_hash *ids, struct ex_ledger_pending *p, struct ex_fail *f)
+{
+    struct cu_block b;
+    struct cu_buf line = CU_BUF_INIT(CU_EXPORT_LINE_MAX);
+    struct cu_hash *tid = NULL;
+    struct cu_err e = {0};
+    uint64_t height;
+    int64_t t = now_ms > st->tip_time_ms ? now_ms : st->tip_time_ms;
+    int rc;
+
+    memset(p, 0, sizeof *p);
+    cu_block_init(&b);
+    if (cu_add_u64(st->tip_height, 1, &height) != 0)
+        return ex_fail_set(f, 500, "internal", "ledger height overflows");
+    tid = calloc(n ? n : 1, sizeof *tid);
+    if (!tid || cu_ledger_state_copy(&p->st, &st->ledger) != 0) {
+        free(tid);
+        return ex_fail_set(f, 500, "internal", "out of memory");
+    }
+    p->st.height = height;
+    for (size_t i = 0; i < n; i++) {
+        txs[i].seq = p->st.tx_count;
+        txs[i].has_id = false;
+        rc = cu_ledger_apply(&p->st, &txs[i], &e);
+        if (rc) {
+            rc = apply_fail(rc, &e, f);
+            goto out_fail;
+        }
+        if (cu_tx_id(&txs[i], &tid[i]) != 0) {
+            rc = ex_fail_set(f, 500, "internal", "out of memory");
+            goto out_fail;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (cu_block_add_tx(&b, &txs[i]) != 0) {
+            rc = ex_fail_set(f, 500, "internal", "out of memory");
+            goto out_fail;
+        }
+    }
+    if (cu_block_seal(&b, height, &st->tip, t, st->ledger.devnet, &st->ident) != 0 ||
+        cu_block_hash(&b.h, &p->tip) != 0 || cu_export_block(&b, &line) != 0) {
+        rc = ex_fail_set(f, 500, "internal", "cannot seal the block");
+        goto out_fail;
+    }
+    rc = store_block(st, &b, tid, &p->tip, line.data, line.len - 1);
+    if (rc) {
+        rc = db_fail(st, f, "storing a ledger block");
+        goto out_fail;
+    }
+    if (ids)
+        memcpy(ids, tid, n * sizeof *tid);
+    p->height = height;
+    p->time_ms = t;
+    p->staged = true;
+    free(tid);
+    cu_buf_release(&line);
+    cu_block_release(&b);
+    return 0;
+
+out_fail:
+    free(tid);
+    cu_buf_release(&line);
+    cu_block_release(&b);
+    cu_ledger_state_release(&p->st);
+    memset(p, 0, sizeof *p);
+    return rc;
+}
+
+void ex_ledger_commit(struct ex_state *st, struct ex_ledger_pending *p)
+{
+    if (!p->staged)
+        return;
+    cu_ledger_state_release(&st->ledger);
+    st->ledger = p->st;
+    st->tip = p->tip;
+    st->tip_height = p->height;
+    st->tip_time_ms = p->time_ms;
+    memset(p, 0, sizeof *p);
+}
+
+void ex_ledger_discard(struct ex_ledger_pending *p)
+{
+    if (p->staged)
+        cu_ledger_state_release(&p->st);
+    memset(p, 0, sizeof *p);
+}
+
+/* mu held: one block of txs in its own SQLite transaction. */
+static int append_block(struct ex_state *st, struct cu_tx *txs, size_t n, int64_t now_ms,
+                        struct cu_hash *ids, struct ex_fail *f)
+{
+    struct ex_ledger_pending p;
+    int rc;
+
+    if (cu_db_begin(&st->db) != 0)
+        return db_fail(st, f, "beginning a ledger block");
+    rc = ex_ledger_stage(st, txs, n, now_ms, ids, &p, f);
+    if (rc) {
+        cu_db_rollback(&st->db);
+        return rc;
+    }
+    if (cu_db_commit(&st->db) != 0) {
+        rc = db_fail(st, f, "committing a ledger block");
+        cu_db_rollback(&st->db);
+        ex_ledger_discard(&p);
+        return rc;
+    }
+    ex_ledger_commit(st, &p);
+    return 0;
+}
+
+/* ---- the money routes' state work ---------------------------------------------- */
+
+struct escrow_sum {
+    const char *owner;
+    uint64_t sum;
+    bool overflow;
+};
+
+static int add_escrow(const struct cu_ledger_escrow *x, void *ctx)
+{
+    struct escrow_sum *s = ctx;
+
+    if (strcmp(x->owner, s->owner) == 0 && cu_add_u64(s->sum, x->locked, &s->sum) != 0)
+        s->overflow = true;
+    return 0;
+}
+
+json_t *ex_wallet(struct ex_state *st, const char *who, struct ex_fail *f)
+{
+    struct escrow_sum es = {.owner = who};
+    sqlite3_stmt *s;
+    int64_t earned = 0;
+    json_t *j;
+
+    pthread_mutex_lock(&st->mu);
+    cu_ledger_foreach_escrow(&st->ledger, add_escrow, &es);
+    s = prep(st->db.h, "SELECT COALESCE(SUM(amount), 0) FROM ledger_txs "
+                       "WHERE to_id = ?1 AND type = 'escrow_release'");
+    if (!s) {
+        db_fail(st, f, "reading the wallet");
+        pthread_mutex_unlock(&st->mu);
+        return NULL;
+    }
+    sqlite3_bind_text(s, 1, who, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(s) == SQLITE_ROW)
+        earned = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    j = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I}", "id", who, "balance",
+                  (json_int_t)cu_ledger_balance(&st->ledger, who), "stake",
+                  (json_int_t)cu_ledger_stake(&st->ledger, who), "escrow",
+                  (json_int_t)(es.overflow ? CU_AMOUNT_MAX : es.sum), "earned", (json_int_t)earned,
+                  "nonce", (json_int_t)cu_ledger_nonce(&st->ledger, who));
+    pthread_mutex_unlock(&st->mu);
+    if (!j)
+        ex_fail_set(f, 500, "internal", "out of memory");
+    return j;
+}
+
+json_t *ex_faucet(struct ex_state *st, const char *who, uint64_t amount, int64_t now_ms,
+                  struct ex_fail *f)
+{
+    struct cu_tx tx;
+    struct cu_hash id;
+    char hex[CU_HASH_HEX_LEN + 1];
+    json_t *j = NULL;
+
+    if (amount < 1 || amount > FAUCET_MAX) {
+        ex_fail_set(f, 400, "invalid", "field 'amount' must be 1..%llu",
+                    (unsigned long long)FAUCET_MAX);
+        return NULL;
+    }
+    cu_tx_init(&tx, CU_TX_FAUCET_MINT);
+    tx.time_ms = now_ms;
+    (void)cu_snprintf(tx.to, sizeof tx.to, "%s", who);
+    tx.amount = amount;
+    pthread_mutex_lock(&st->mu);
+    if (!st->ledger.devnet) {
+        ex_fail_set(f, 403, "not_devnet", "the faucet exists only on a devnet exchange");
+    } else if (append_block(st, &tx, 1, now_ms, &id, f) == 0) {
+        cu_hash_to_hex(&id, hex);
+        j = json_pack("{s:s,s:I,s:I}", "tx", hex, "height", (json_int_t)st->tip_height, "balance",
+                      (json_int_t)cu_ledger_balance(&st->ledger, who));
+        if (!j)
+            ex_fail_set(f, 500, "internal", "out of memory");
+    }
+    pthread_mutex_unlock(&st->mu);
+    cu_tx_release(&tx);
+    return j;
+}
+
+json_t *ex_transfer(struct ex_state *st, const char *who, struct cu_tx *tx, int64_t now_ms,
+                    struct ex_fail *f)
+{
+    struct cu_hash id;
+    char hex[CU_HASH_HEX_LEN + 1];
+    json_t *j = NULL;
+    uint64_t bal, nonce;
+
+    if (tx->type != CU_TX_TRANSFER) {
+        ex_fail_set(f, 400, "invalid", "field 'tx': a %s, not a transfer",
+                    cu_tx_type_name(tx->type));
+        goto out;
+    }
+    if (strcmp(tx->from, who) != 0) {
+        ex_fail_set(f, 403, "forbidden", "a transfer must be from the signer of the request");
+        goto out;
+    }
+    pthread_mutex_lock(&st->mu);
+    nonce = cu_ledger_nonce(&st->ledger, who);
+    bal = cu_ledger_balance(&st->ledger, who);
+    if (tx->nonce != nonce)
+        ex_fail_set(f, 400, "invalid", "transfer nonce %llu where %llu was expected (replayed?)",
+                    (unsigned long long)tx->nonce, (unsigned long long)nonce);
+    else if (tx->amount > bal)
+        ex_fail_set(f, 409, "insufficient_funds", "transfer of %llu exceeds the balance %llu",
+                    (unsigned long long)tx->amount, (unsigned long long)bal);
+    else if (append_block(st, tx, 1, now_ms, &id, f) == 0) {
+        cu_hash_to_hex(&id, hex);
+        j = json_pack("{s:s,s:I}", "tx", hex, "height", (json_int_t)st->tip_height);
+        if (!j)
+            ex_fail_set(f, 500, "internal", "out of memory");
+    }
+    pthread_mutex_unlock(&st->mu);
+out:
+    cu_tx_release(tx);
+    return j;
+}
+
+static json_t *col_text(sqlite3_stmt *s, int i)
+{
+    const char *t = (const char *)sqlite3_column_text(s, i);
+    return t ? json_string(t) : json_null();
+}
+
+json_t *ex_wallet_history(struct ex_state *st, const char *who, uint64_t limit, struct ex_fail *f)
+{
+    sqlite3_stmt *s;
+    json_t *arr = json_array(), *j = NULL;
+    int rc;
+
+    if (!arr) {
+        ex_fail_set(f, 500, "internal", "out of memory");
+        return NULL;
+    }
+    if (limit > HISTORY_MAX)
+        limit = HISTORY_MAX;
+    pthread_mutex_lock(&st->mu);
+    s = prep(st->db.h, "SELECT height, time_ms, txid, type, amount, from_id, to_id, job "
+                       "FROM ledger_txs WHERE from_id = ?1 OR to_id = ?1 "
+                       "ORDER BY seq DESC LIMIT ?2");
+    if (!s) {
+        db_fail(st, f, "reading the history");
+        goto out_unlock;
+    }
+    sqlite3_bind_text(s, 1, who, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 2, (int64_t)limit);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        json_t *o = json_pack("{s:I,s:I,s:o,s:o,s:I,s:o,s:o,s:o}", "height",
+                              (json_int_t)sqlite3_column_int64(s, 0), "time_ms",
+                              (json_int_t)sqlite3_column_int64(s, 1), "tx", col_text(s, 2), "type",
+                              col_text(s, 3), "amount", (json_int_t)sqlite3_column_int64(s, 4),
+                              "from", col_text(s, 5), "to", col_text(s, 6), "job", col_text(s, 7));
+        if (!o || json_array_append_new(arr, o) != 0) {
+            ex_fail_set(f, 500, "internal", "out of memory");
+            goto out_finalize;
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(st, f, "reading the history");
+        goto out_finalize;
+    }
+    j = json_pack("{s:O}", "entries", arr);
+    if (!j)
+        ex_fail_set(f, 500, "internal", "out of memory");
+out_finalize:
+    sqlite3_finalize(s);
+out_unlock:
+    pthread_mutex_unlock(&st->mu);
+    json_decref(arr);
+    return j;
+}
+
+json_t *ex_ledger_head(struct ex_state *st, struct ex_fail *f)
+{
+    char hex[CU_HASH_HEX_LEN + 1];
+    json_t *j;
+
+    pthread_mutex_lock(&st->mu);
+    cu_hash_to_hex(&st->tip, hex);
+    j = json_pack("{s:I,s:s,s:s,s:I,s:I,s:I}", "height", (json_int_t)st->tip_height, "hash", hex,
+                  "producer", st->ident.id, "blocks", (json_int_t)(st->tip_height + 1),
+                  "transactions", (json_int_t)st->ledger.tx_count, "minted",
+                  (json_int_t)st->ledger.minted);
+    pthread_mutex_unlock(&st->mu);
+    if (!j)
+        ex_fail_set(f, 500, "internal", "out of memory");
+    return j;
+}
+
+/* Appends each row's line and "\n" to out. */
+static int lines_of(sqlite3_stmt *s, struct cu_buf *out)
+{
+    int rc;
+
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *line = (const char *)sqlite3_column_text(s, 0);
+        size_t n = (size_t)sqlite3_column_bytes(s, 0);
+        if (!line)
+            return -CU_ECORRUPT;
+        if ((rc = cu_buf_append(out, line, n)) || (rc = cu_buf_append(out, "\n", 1)))
+            return rc;
+    }
+    return rc == SQLITE_DONE ? 0 : -CU_EDB;
+}
+
+int ex_ledger_lines(struct ex_state *st, uint64_t from, uint64_t limit, struct cu_buf *out,
+                    struct ex_fail *f)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    if (from > (uint64_t)INT64_MAX || limit > (uint64_t)INT64_MAX)
+        return ex_fail_set(f, 400, "invalid", "from or limit out of range");
+    pthread_mutex_lock(&st->mu);
+    s = prep(st->db.h,
+             "SELECT line FROM ledger_blocks WHERE height >= ?1 ORDER BY height LIMIT ?2");
+    if (!s) {
+        rc = db_fail(st, f, "reading the ledger");
+        goto out_unlock;
+    }
+    sqlite3_bind_int64(s, 1, (int64_t)from);
+    sqlite3_bind_int64(s, 2, (int64_t)limit);
+    rc = lines_of(s, out);
+    sqlite3_finalize(s);
+    if (rc == -CU_EDB)
+        rc = db_fail(st, f, "reading the ledger");
+    else if (rc)
+        rc = ex_fail_set(f, 500, "internal", "cannot export the ledger: %s", cu_strerror(rc));
+out_unlock:
+    pthread_mutex_unlock(&st->mu);
+    return rc;
+}
+
+/* ---- the read-only dump ------------------------------------------------------------ */
+
+int cu_exchange_ledger_dump(const char *data_dir, cu_http_sink sink, void *ctx, struct cu_err *e)
+{
+    char path[CU_PATH_MAX];
+    sqlite3 *h = NULL;
+    sqlite3_stmt *s;
+    int rc, r;
+
+    rc = cu_path_join(path, sizeof path, data_dir, "state.db");
+    if (rc)
+        return cu_err_set(e, rc, "data directory path too long");
+    if (access(path, F_OK) != 0)
+        return cu_err_set(e, -CU_ENOTFOUND, "no exchange database in %s", data_dir);
+    if (sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        rc = cu_err_set(e, -CU_EDB, "cannot open %s: %s", path, h ? sqlite3_errmsg(h) : "?");
+        sqlite3_close(h);
+        return rc;
+    }
+    sqlite3_busy_timeout(h, 5000);
+    if (sqlite3_prepare_v2(h, "SELECT line FROM ledger_blocks ORDER BY height", -1, &s, NULL) !=
+        SQLITE_OK) {
+        rc = cu_err_set(e, -CU_ENOTFOUND, "no ledger in %s: %s", path, sqlite3_errmsg(h));
+        sqlite3_close(h);
+        return rc;
+    }
+    /* One read transaction: a consistent snapshot while the exchange
+     * appends. */
+    rc = 0;
+    while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *line = (const char *)sqlite3_column_text(s, 0);
+        size_t n = (size_t)sqlite3_column_bytes(s, 0);
+        char *buf;
+        if (!line) {
+            rc = cu_err_set(e, -CU_ECORRUPT, "a ledger block row has no line");
+            break;
+        }
+        buf = malloc(n + 1);
+        if (!buf) {
+            rc = cu_err_set(e, -CU_ENOMEM, "out of memory");
+            break;
+        }
+        memcpy(buf, line, n);
+        buf[n] = '\n';
+        rc = sink(ctx, buf, n + 1);
+        free(buf);
+        if (rc) {
+            rc = cu_err_set(e, rc < 0 ? rc : -CU_EIO, "writing the ledger failed");
+            break;
+        }
+    }
+    if (!rc && r != SQLITE_DONE)
+        rc = cu_err_set(e, -CU_EDB, "cannot read %s: %s", path, sqlite3_errmsg(h));
+    sqlite3_finalize(s);
+    sqlite3_close(h);
+    return rc;
+}
