@@ -639,6 +639,51 @@ static int validate(struct jctx *c, struct cu_spec *s, struct fy_node *root, boo
 
 /* ---- entry points ------------------------------------------------------------ */
 
+/* Offset of the first byte of s[0..n) that does not start a well-formed
+ * UTF-8 sequence (no overlong forms, surrogates or code points above
+ * U+10FFFF), or n when all of it is valid. libfyaml 0.7.12 loops forever on
+ * some invalid sequences (e.g. "%\xff", a directive name), so job files are
+ * checked before it sees them; YAML allows only valid Unicode anyway. */
+static size_t utf8_invalid_at(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n) {
+        unsigned char c = s[i];
+        size_t len;
+        unsigned lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
+
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) {
+            len = 2;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            len = 3;
+            if (c == 0xe0)
+                lo = 0xa0; /* overlong */
+            else if (c == 0xed)
+                hi = 0x9f; /* surrogates */
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            len = 4;
+            if (c == 0xf0)
+                lo = 0x90; /* overlong */
+            else if (c == 0xf4)
+                hi = 0x8f; /* above U+10FFFF */
+        } else {
+            return i;
+        }
+        if (n - i < len || s[i + 1] < lo || s[i + 1] > hi)
+            return i;
+        for (size_t k = 2; k < len; k++)
+            if (s[i + k] < 0x80 || s[i + k] > 0xbf)
+                return i;
+        i += len;
+    }
+    return n;
+}
+
 static void diag_sink(struct fy_diag *d, void *user, const char *buf, size_t len)
 {
     (void)d;
@@ -655,6 +700,15 @@ static int parse(struct jctx *c, struct cu_spec *s, const char *yaml, size_t n)
     struct fy_document *doc;
     struct fy_node *root, *cmd;
     int rc, line;
+    size_t bad = utf8_invalid_at((const unsigned char *)yaml, n);
+
+    if (bad < n) {
+        line = 1;
+        for (size_t i = 0; i < bad; i++)
+            line += yaml[i] == '\n';
+        return jerr(c, -CU_EINVAL, line, "not valid UTF-8 (byte 0x%02x at offset %zu)",
+                    (unsigned char)yaml[bad], bad);
+    }
 
     fy_diag_cfg_default(&dcfg);
     dcfg.fp = NULL;
