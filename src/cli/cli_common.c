@@ -35,6 +35,37 @@ const char *cu_cli_value(const char *cmd, int argc, char **argv, int *i)
     return argv[*i];
 }
 
+int cu_cli_req_opt(struct cu_cli_req_opts *o, int argc, char **argv, int *i)
+{
+    const char *a = argv[*i];
+
+    if ((o->accept & CU_CLI_OPT_JSON) && strcmp(a, "--json") == 0) {
+        o->json = 1;
+        return 1;
+    }
+    if ((o->accept & CU_CLI_OPT_EXCHANGE) && strcmp(a, "--exchange") == 0)
+        return (o->exchange = cu_cli_value(o->cmd, argc, argv, i)) ? 1 : -1;
+    if ((o->accept & CU_CLI_OPT_KEY) && strcmp(a, "--key") == 0)
+        return (o->key = cu_cli_value(o->cmd, argc, argv, i)) ? 1 : -1;
+    return 0;
+}
+
+int cu_cli_unknown_option(const char *cmd, const char *arg)
+{
+    if (arg[0] != '-' || !arg[1])
+        return 0;
+    cu_cli_errorf(cmd, "unknown option '%s' (see 'cumulus %s --help')", arg, cmd);
+    return 1;
+}
+
+int cu_cli_check_job(const char *cmd, const char *job)
+{
+    if (cu_api_job_id_valid(job))
+        return 0;
+    cu_cli_errorf(cmd, "'%s' is not a job id (like j-0123456789abcdef01234567)", job);
+    return -1;
+}
+
 void cu_cli_log_init(const char *cmd, const char *role)
 {
     const char *env = getenv("CUMULUS_LOG");

@@ -21,26 +21,23 @@ static const char usage_text[] =
 
 int cmd_cancel(int argc, char **argv)
 {
-    const char *job = NULL, *exchange = NULL, *key = NULL, *state;
+    const char *job = NULL, *state;
+    struct cu_cli_req_opts o = {.cmd = "cancel", .accept = CU_CLI_OPT_EXCHANGE | CU_CLI_OPT_KEY};
     struct cu_identity id;
     struct cu_api api;
     struct cu_err e = {0};
     json_t *j = NULL;
-    int rc = CU_EXIT_FAIL;
+    int r, rc = CU_EXIT_FAIL;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cu_cli_is_help(a)) {
             fputs(usage_text, stdout);
             return CU_EXIT_OK;
-        } else if (strcmp(a, "--exchange") == 0) {
-            if (!(exchange = cu_cli_value("cancel", argc, argv, &i)))
+        } else if ((r = cu_cli_req_opt(&o, argc, argv, &i)) != 0) {
+            if (r < 0)
                 return CU_EXIT_USAGE;
-        } else if (strcmp(a, "--key") == 0) {
-            if (!(key = cu_cli_value("cancel", argc, argv, &i)))
-                return CU_EXIT_USAGE;
-        } else if (a[0] == '-' && a[1]) {
-            cu_cli_errorf("cancel", "unknown option '%s' (see 'cumulus cancel --help')", a);
+        } else if (cu_cli_unknown_option(o.cmd, a)) {
             return CU_EXIT_USAGE;
         } else if (job) {
             cu_cli_errorf("cancel", "one job at a time ('%s' and '%s')", job, a);
@@ -53,12 +50,10 @@ int cmd_cancel(int argc, char **argv)
         cu_cli_errorf("cancel", "which job? usage: cumulus cancel JOB");
         return CU_EXIT_USAGE;
     }
-    if (!cu_api_job_id_valid(job)) {
-        cu_cli_errorf("cancel", "'%s' is not a job id (like j-0123456789abcdef01234567)", job);
+    if (cu_cli_check_job(o.cmd, job) != 0)
         return CU_EXIT_USAGE;
-    }
     cu_cli_log_init("cancel", "cancel");
-    if (cu_cli_connect("cancel", exchange, key, &id, &api) != 0)
+    if (cu_cli_connect("cancel", o.exchange, o.key, &id, &api) != 0)
         return CU_EXIT_FAIL;
     if (cu_api_cancel(&api, job, &j, &e) != 0) {
         cu_cli_errorf("cancel", "%s", e.msg);

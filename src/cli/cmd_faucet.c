@@ -26,27 +26,24 @@ static const char usage_text[] =
 
 int cmd_faucet(int argc, char **argv)
 {
-    const char *amount_s = NULL, *exchange = NULL, *key = NULL;
+    const char *amount_s = NULL;
+    struct cu_cli_req_opts o = {.cmd = "faucet", .accept = CU_CLI_OPT_EXCHANGE | CU_CLI_OPT_KEY};
     struct cu_identity id;
     struct cu_api api;
     struct cu_err e = {0};
     json_t *j = NULL;
     int64_t amount;
-    int rc = CU_EXIT_FAIL;
+    int r, rc = CU_EXIT_FAIL;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cu_cli_is_help(a)) {
             fputs(usage_text, stdout);
             return CU_EXIT_OK;
-        } else if (strcmp(a, "--exchange") == 0) {
-            if (!(exchange = cu_cli_value("faucet", argc, argv, &i)))
+        } else if ((r = cu_cli_req_opt(&o, argc, argv, &i)) != 0) {
+            if (r < 0)
                 return CU_EXIT_USAGE;
-        } else if (strcmp(a, "--key") == 0) {
-            if (!(key = cu_cli_value("faucet", argc, argv, &i)))
-                return CU_EXIT_USAGE;
-        } else if (a[0] == '-' && a[1]) {
-            cu_cli_errorf("faucet", "unknown option '%s' (see 'cumulus faucet --help')", a);
+        } else if (cu_cli_unknown_option(o.cmd, a)) {
             return CU_EXIT_USAGE;
         } else if (amount_s) {
             cu_cli_errorf("faucet", "one AMOUNT only ('%s' and '%s')", amount_s, a);
@@ -65,7 +62,7 @@ int cmd_faucet(int argc, char **argv)
         return CU_EXIT_USAGE;
     }
     cu_cli_log_init("faucet", "faucet");
-    if (cu_cli_connect("faucet", exchange, key, &id, &api) != 0)
+    if (cu_cli_connect("faucet", o.exchange, o.key, &id, &api) != 0)
         return CU_EXIT_FAIL;
     if (cu_api_faucet(&api, (uint64_t)amount, &j, &e) != 0) {
         if (api.status == 403 && strcmp(api.code, "not_devnet") == 0)

@@ -438,18 +438,19 @@ out:
 
 int cmd_ledger(int argc, char **argv)
 {
-    const char *sub = NULL, *arg = NULL, *exchange = NULL;
+    const char *sub = NULL, *arg = NULL;
+    struct cu_cli_req_opts o = {.cmd = "ledger", .accept = CU_CLI_OPT_EXCHANGE};
+    int r;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cu_cli_is_help(a)) {
             fputs(usage_text, stdout);
             return CU_EXIT_OK;
-        } else if (strcmp(a, "--exchange") == 0) {
-            if (!(exchange = cu_cli_value("ledger", argc, argv, &i)))
+        } else if ((r = cu_cli_req_opt(&o, argc, argv, &i)) != 0) {
+            if (r < 0)
                 return CU_EXIT_USAGE;
-        } else if (a[0] == '-' && a[1]) {
-            cu_cli_errorf("ledger", "unknown option '%s' (see 'cumulus ledger --help')", a);
+        } else if (cu_cli_unknown_option(o.cmd, a)) {
             return CU_EXIT_USAGE;
         } else if (!sub) {
             sub = a;
@@ -472,7 +473,7 @@ int cmd_ledger(int argc, char **argv)
                                     "| FILE)");
             return CU_EXIT_USAGE;
         }
-        if (exchange) {
+        if (o.exchange) {
             cu_cli_errorf("ledger", "verify takes its source as an argument, not --exchange");
             return CU_EXIT_USAGE;
         }
@@ -483,10 +484,10 @@ int cmd_ledger(int argc, char **argv)
             cu_cli_errorf("ledger", "export to where? usage: cumulus ledger export FILE");
             return CU_EXIT_USAGE;
         }
-        return cmd_export(arg, exchange);
+        return cmd_export(arg, o.exchange);
     }
     if (strcmp(sub, "show") == 0)
-        return cmd_show(arg, exchange);
+        return cmd_show(arg, o.exchange);
     cu_cli_errorf("ledger", "'%s' is not a ledger action (verify, export, show)", sub);
     return CU_EXIT_USAGE;
 }

@@ -80,7 +80,8 @@ static bool task_reported(const json_t *task)
 
 int cmd_logs(int argc, char **argv)
 {
-    const char *job = NULL, *task_arg = NULL, *exchange = NULL, *key = NULL;
+    const char *job = NULL, *task_arg = NULL;
+    struct cu_cli_req_opts o = {.cmd = "logs", .accept = CU_CLI_OPT_EXCHANGE | CU_CLI_OPT_KEY};
     struct cu_identity id;
     struct cu_api api;
     struct cu_err e = {0};
@@ -88,21 +89,17 @@ int cmd_logs(int argc, char **argv)
     int64_t task = -1;
     unsigned shown = 0;
     size_t i;
-    int rc = CU_EXIT_FAIL;
+    int r, rc = CU_EXIT_FAIL;
 
     for (int k = 1; k < argc; k++) {
         const char *a = argv[k];
         if (cu_cli_is_help(a)) {
             fputs(usage_text, stdout);
             return CU_EXIT_OK;
-        } else if (strcmp(a, "--exchange") == 0) {
-            if (!(exchange = cu_cli_value("logs", argc, argv, &k)))
+        } else if ((r = cu_cli_req_opt(&o, argc, argv, &k)) != 0) {
+            if (r < 0)
                 return CU_EXIT_USAGE;
-        } else if (strcmp(a, "--key") == 0) {
-            if (!(key = cu_cli_value("logs", argc, argv, &k)))
-                return CU_EXIT_USAGE;
-        } else if (a[0] == '-' && a[1]) {
-            cu_cli_errorf("logs", "unknown option '%s' (see 'cumulus logs --help')", a);
+        } else if (cu_cli_unknown_option(o.cmd, a)) {
             return CU_EXIT_USAGE;
         } else if (!job) {
             job = a;
@@ -117,17 +114,15 @@ int cmd_logs(int argc, char **argv)
         cu_cli_errorf("logs", "which job? usage: cumulus logs JOB [TASK]");
         return CU_EXIT_USAGE;
     }
-    if (!cu_api_job_id_valid(job)) {
-        cu_cli_errorf("logs", "'%s' is not a job id (like j-0123456789abcdef01234567)", job);
+    if (cu_cli_check_job(o.cmd, job) != 0)
         return CU_EXIT_USAGE;
-    }
     if (task_arg && cu_parse_i64(task_arg, 0, CU_SPEC_MAX_TASKS - 1, &task) != 0) {
         cu_cli_errorf("logs", "TASK: '%s' is not a task index (0 to %d)", task_arg,
                       CU_SPEC_MAX_TASKS - 1);
         return CU_EXIT_USAGE;
     }
     cu_cli_log_init("logs", "logs");
-    if (cu_cli_connect("logs", exchange, key, &id, &api) != 0)
+    if (cu_cli_connect("logs", o.exchange, o.key, &id, &api) != 0)
         return CU_EXIT_FAIL;
 
     if (task >= 0) {

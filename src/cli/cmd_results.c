@@ -132,7 +132,8 @@ static void fetch_output(struct cu_api *api, const char *dir, int64_t index, con
 
 int cmd_results(int argc, char **argv)
 {
-    const char *job = NULL, *dir = NULL, *exchange = NULL, *key = NULL;
+    const char *job = NULL, *dir = NULL;
+    struct cu_cli_req_opts o = {.cmd = "results", .accept = CU_CLI_OPT_EXCHANGE | CU_CLI_OPT_KEY};
     struct cu_identity id;
     struct cu_api api;
     struct cu_err e = {0};
@@ -141,7 +142,7 @@ int cmd_results(int argc, char **argv)
     unsigned not_done = 0;
     char size[32];
     size_t i;
-    int rc = CU_EXIT_FAIL;
+    int r, rc = CU_EXIT_FAIL;
 
     for (int k = 1; k < argc; k++) {
         const char *a = argv[k];
@@ -151,14 +152,10 @@ int cmd_results(int argc, char **argv)
         } else if (strcmp(a, "--out") == 0) {
             if (!(dir = cu_cli_value("results", argc, argv, &k)))
                 return CU_EXIT_USAGE;
-        } else if (strcmp(a, "--exchange") == 0) {
-            if (!(exchange = cu_cli_value("results", argc, argv, &k)))
+        } else if ((r = cu_cli_req_opt(&o, argc, argv, &k)) != 0) {
+            if (r < 0)
                 return CU_EXIT_USAGE;
-        } else if (strcmp(a, "--key") == 0) {
-            if (!(key = cu_cli_value("results", argc, argv, &k)))
-                return CU_EXIT_USAGE;
-        } else if (a[0] == '-' && a[1]) {
-            cu_cli_errorf("results", "unknown option '%s' (see 'cumulus results --help')", a);
+        } else if (cu_cli_unknown_option(o.cmd, a)) {
             return CU_EXIT_USAGE;
         } else if (job) {
             cu_cli_errorf("results", "one job at a time ('%s' and '%s')", job, a);
@@ -171,12 +168,10 @@ int cmd_results(int argc, char **argv)
         cu_cli_errorf("results", "usage: cumulus results JOB --out DIR");
         return CU_EXIT_USAGE;
     }
-    if (!cu_api_job_id_valid(job)) {
-        cu_cli_errorf("results", "'%s' is not a job id (like j-0123456789abcdef01234567)", job);
+    if (cu_cli_check_job(o.cmd, job) != 0)
         return CU_EXIT_USAGE;
-    }
     cu_cli_log_init("results", "results");
-    if (cu_cli_connect("results", exchange, key, &id, &api) != 0)
+    if (cu_cli_connect("results", o.exchange, o.key, &id, &api) != 0)
         return CU_EXIT_FAIL;
     if (cu_api_job(&api, job, &j, &e) != 0) {
         cu_cli_errorf("results", "%s", e.msg);

@@ -200,29 +200,23 @@ static void print_job(const json_t *job)
 
 int cmd_status(int argc, char **argv)
 {
-    const char *job = NULL, *exchange = NULL, *key = NULL;
-    bool json = false;
+    const char *job = NULL;
+    struct cu_cli_req_opts o = {.cmd = "status", .accept = CU_CLI_OPT_EXCHANGE | CU_CLI_OPT_KEY | CU_CLI_OPT_JSON};
     struct cu_identity id;
     struct cu_api api;
     struct cu_err e = {0};
     json_t *j = NULL;
-    int rc;
+    int r, rc;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cu_cli_is_help(a)) {
             fputs(usage_text, stdout);
             return CU_EXIT_OK;
-        } else if (strcmp(a, "--json") == 0) {
-            json = true;
-        } else if (strcmp(a, "--exchange") == 0) {
-            if (!(exchange = cu_cli_value("status", argc, argv, &i)))
+        } else if ((r = cu_cli_req_opt(&o, argc, argv, &i)) != 0) {
+            if (r < 0)
                 return CU_EXIT_USAGE;
-        } else if (strcmp(a, "--key") == 0) {
-            if (!(key = cu_cli_value("status", argc, argv, &i)))
-                return CU_EXIT_USAGE;
-        } else if (a[0] == '-' && a[1]) {
-            cu_cli_errorf("status", "unknown option '%s' (see 'cumulus status --help')", a);
+        } else if (cu_cli_unknown_option(o.cmd, a)) {
             return CU_EXIT_USAGE;
         } else if (job) {
             cu_cli_errorf("status", "one job at a time ('%s' and '%s')", job, a);
@@ -231,12 +225,10 @@ int cmd_status(int argc, char **argv)
             job = a;
         }
     }
-    if (job && !cu_api_job_id_valid(job)) {
-        cu_cli_errorf("status", "'%s' is not a job id (like j-0123456789abcdef01234567)", job);
+    if (job && cu_cli_check_job(o.cmd, job) != 0)
         return CU_EXIT_USAGE;
-    }
     cu_cli_log_init("status", "status");
-    if (cu_cli_connect("status", exchange, key, &id, &api) != 0)
+    if (cu_cli_connect("status", o.exchange, o.key, &id, &api) != 0)
         return CU_EXIT_FAIL;
     rc = job ? cu_api_job(&api, job, &j, &e) : cu_api_jobs(&api, &j, &e);
     if (rc) {
@@ -244,7 +236,7 @@ int cmd_status(int argc, char **argv)
         rc = CU_EXIT_FAIL;
         goto out_close;
     }
-    if (json)
+    if (o.json)
         print_json(j);
     else if (job)
         print_job(j);

@@ -59,7 +59,8 @@ static void on_upload(void *ctx, const struct cu_spec_input *in, bool uploaded)
 
 int cmd_submit(int argc, char **argv)
 {
-    const char *file = NULL, *exchange = NULL, *key = NULL;
+    const char *file = NULL;
+    struct cu_cli_req_opts o = {.cmd = "submit", .accept = CU_CLI_OPT_EXCHANGE | CU_CLI_OPT_KEY};
     bool wait = false;
     struct cu_spec spec;
     struct cu_identity id;
@@ -67,23 +68,19 @@ int cmd_submit(int argc, char **argv)
     struct cu_err e = {0};
     char job[CU_API_JOB_ID_MAX + 1];
     json_t *answer = NULL;
-    int rc = CU_EXIT_FAIL;
+    int r, rc = CU_EXIT_FAIL;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cu_cli_is_help(a)) {
             fputs(usage_text, stdout);
             return CU_EXIT_OK;
-        } else if (strcmp(a, "--exchange") == 0) {
-            if (!(exchange = cu_cli_value("submit", argc, argv, &i)))
-                return CU_EXIT_USAGE;
-        } else if (strcmp(a, "--key") == 0) {
-            if (!(key = cu_cli_value("submit", argc, argv, &i)))
+        } else if ((r = cu_cli_req_opt(&o, argc, argv, &i)) != 0) {
+            if (r < 0)
                 return CU_EXIT_USAGE;
         } else if (strcmp(a, "--wait") == 0) {
             wait = true;
-        } else if (a[0] == '-' && a[1]) {
-            cu_cli_errorf("submit", "unknown option '%s' (see 'cumulus submit --help')", a);
+        } else if (cu_cli_unknown_option(o.cmd, a)) {
             return CU_EXIT_USAGE;
         } else if (file) {
             cu_cli_errorf("submit", "one job file at a time ('%s' and '%s')", file, a);
@@ -104,7 +101,7 @@ int cmd_submit(int argc, char **argv)
         cu_cli_errorf("submit", "%s", e.msg);
         return CU_EXIT_FAIL;
     }
-    if (cu_cli_connect("submit", exchange, key, &id, &api) != 0)
+    if (cu_cli_connect("submit", o.exchange, o.key, &id, &api) != 0)
         goto out_release_spec;
     print_summary(file, &spec);
     if (cu_api_upload_inputs(&api, &spec, on_upload, NULL, &e) != 0) {

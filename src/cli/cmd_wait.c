@@ -290,20 +290,18 @@ int cu_cli_wait_job(const char *cmd, struct cu_api *api, const char *job, uint64
 
 int cmd_wait(int argc, char **argv)
 {
-    const char *job = NULL, *exchange = NULL, *key = NULL, *v;
+    const char *job = NULL, *v;
     uint64_t timeout_ms = 0;
-    bool json = false;
+    struct cu_cli_req_opts o = {.cmd = "wait", .accept = CU_CLI_OPT_EXCHANGE | CU_CLI_OPT_KEY | CU_CLI_OPT_JSON};
     struct cu_identity id;
     struct cu_api api;
-    int rc;
+    int r, rc;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cu_cli_is_help(a)) {
             fputs(usage_text, stdout);
             return CU_EXIT_OK;
-        } else if (strcmp(a, "--json") == 0) {
-            json = true;
         } else if (strcmp(a, "--timeout") == 0) {
             if (!(v = cu_cli_value("wait", argc, argv, &i)))
                 return CU_EXIT_USAGE;
@@ -311,14 +309,10 @@ int cmd_wait(int argc, char **argv)
                 cu_cli_errorf("wait", "--timeout: '%s' is not a duration (e.g. 90s, 10m, 1h)", v);
                 return CU_EXIT_USAGE;
             }
-        } else if (strcmp(a, "--exchange") == 0) {
-            if (!(exchange = cu_cli_value("wait", argc, argv, &i)))
+        } else if ((r = cu_cli_req_opt(&o, argc, argv, &i)) != 0) {
+            if (r < 0)
                 return CU_EXIT_USAGE;
-        } else if (strcmp(a, "--key") == 0) {
-            if (!(key = cu_cli_value("wait", argc, argv, &i)))
-                return CU_EXIT_USAGE;
-        } else if (a[0] == '-' && a[1]) {
-            cu_cli_errorf("wait", "unknown option '%s' (see 'cumulus wait --help')", a);
+        } else if (cu_cli_unknown_option(o.cmd, a)) {
             return CU_EXIT_USAGE;
         } else if (job) {
             cu_cli_errorf("wait", "one job at a time ('%s' and '%s')", job, a);
@@ -331,14 +325,12 @@ int cmd_wait(int argc, char **argv)
         cu_cli_errorf("wait", "which job? usage: cumulus wait JOB");
         return CU_EXIT_USAGE;
     }
-    if (!cu_api_job_id_valid(job)) {
-        cu_cli_errorf("wait", "'%s' is not a job id (like j-0123456789abcdef01234567)", job);
+    if (cu_cli_check_job(o.cmd, job) != 0)
         return CU_EXIT_USAGE;
-    }
     cu_cli_log_init("wait", "wait");
-    if (cu_cli_connect("wait", exchange, key, &id, &api) != 0)
+    if (cu_cli_connect("wait", o.exchange, o.key, &id, &api) != 0)
         return CU_EXIT_FAIL;
-    rc = cu_cli_wait_job("wait", &api, job, timeout_ms, json);
+    rc = cu_cli_wait_job("wait", &api, job, timeout_ms, o.json);
     cu_api_close(&api);
     cu_identity_wipe(&id);
     return rc;

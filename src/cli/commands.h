@@ -63,6 +63,28 @@ int cu_cli_log_level(const char *cmd, const char *level);
 
 struct cu_api;
 struct cu_identity;
+/* Requester options shared by submit, status, wait, results, logs, cancel,
+ * faucet and ledger. Set cmd (for messages) and accept (which of the
+ * CU_CLI_OPT_* the command takes); the rest starts zeroed. */
+#define CU_CLI_OPT_EXCHANGE 1u /* --exchange URL */
+#define CU_CLI_OPT_KEY 2u      /* --key FILE */
+#define CU_CLI_OPT_JSON 4u     /* --json */
+struct cu_cli_req_opts {
+    const char *cmd;
+    unsigned accept;
+    const char *exchange, *key;
+    int json;
+};
+/* Consumes argv[*i] if it is an accepted requester option (advancing *i
+ * past its value): returns 1 if consumed, 0 if not one of them, -1 (having
+ * printed why) if its value is missing. */
+int cu_cli_req_opt(struct cu_cli_req_opts *o, int argc, char **argv, int *i);
+/* If arg looks like an option ("-x", not "-"), prints "cumulus CMD: unknown
+ * option 'ARG' (see 'cumulus CMD --help')" and returns 1; else 0. */
+int cu_cli_unknown_option(const char *cmd, const char *arg);
+/* If job is not a valid job id, prints so and returns -1; else 0. */
+int cu_cli_check_job(const char *cmd, const char *job);
+
 /* For requester commands: resolves the exchange URL (--exchange >
  * CUMULUS_EXCHANGE > config) and the identity (--key > CUMULUS_KEY >
  * CUMULUS_HOME/identity.key, asking for a passphrase if encrypted), loads
