@@ -6,36 +6,19 @@
  * temporary directory, then talks to it with cu_http_client for the normal
  * cases and with raw libcurl where a request must be crafted header by
  * header. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "exchange_fixture.h"
 
 #include <curl/curl.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include "base/buf.h"
-#include "base/util.h"
-#include "crypto/hash.h"
 #include "crypto/ident.h"
 #include "crypto/reqsign.h"
-#include "net/http_client.h"
 
 #include "base/banned.h"
 
 struct env {
-    char dir[CU_PATH_MAX];
-    char url[256];
-    pid_t pid;
+    struct exfix x; /* dir, url, pid */
     struct cu_identity id;
     struct cu_http_client *client;   /* signed with id */
     struct cu_http_client *unsigned_client;
@@ -56,103 +39,8 @@ static const char job_body_b[] =
     "\"gpus\":0,\"memory\":67108864,\"output\":1048576,\"time_ms\":10000},"
     "\"tasks\":{\"count\":9}}}";
 
-static void stop_exchange(struct env *e)
-{
-    int st;
-    if (e->pid <= 0)
-        return;
-    kill(e->pid, SIGTERM);
-    for (int i = 0; i < 100; i++) {
-        if (waitpid(e->pid, &st, WNOHANG) == e->pid) {
-            e->pid = 0;
-            return;
-        }
-        cu_sleep_ms(100);
-    }
-    kill(e->pid, SIGKILL);
-    waitpid(e->pid, &st, 0);
-    e->pid = 0;
-}
-
-static void print_log(const struct env *e)
-{
-    char path[CU_PATH_MAX];
-    struct cu_buf b = CU_BUF_INIT(1 << 20);
-    if (cu_path_join(path, sizeof path, e->dir, "exchange.log") == 0 &&
-        cu_read_file(path, &b) == 0)
-        fprintf(stderr, "# exchange.log:\n%s\n", cu_buf_str(&b));
-    cu_buf_release(&b);
-}
-
-static int start_exchange(struct env *e)
-{
-    const char *bin = getenv("CUMULUS_BIN");
-    char data[CU_PATH_MAX], log[CU_PATH_MAX], urlfile[CU_PATH_MAX];
-    int logfd;
-
-    if (!bin || !bin[0])
-        bin = "build/cumulus";
-    if (access(bin, X_OK) != 0) {
-        fprintf(stderr, "# %s not found (run make from the repository root)\n", bin);
-        return -1;
-    }
-    if (cu_path_join(data, sizeof data, e->dir, "data") < 0 ||
-        cu_path_join(log, sizeof log, e->dir, "exchange.log") < 0 ||
-        cu_path_join(urlfile, sizeof urlfile, data, "exchange.url") < 0)
-        return -1;
-    logfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (logfd < 0)
-        return -1;
-    e->pid = fork();
-    if (e->pid < 0) {
-        close(logfd);
-        return -1;
-    }
-    if (e->pid == 0) {
-        int nullfd = open("/dev/null", O_RDONLY);
-        sigset_t none;
-        for (int sig = 1; sig < NSIG; sig++)
-            signal(sig, SIG_DFL);
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        if (nullfd >= 0)
-            dup2(nullfd, 0);
-        dup2(logfd, 1);
-        dup2(logfd, 2);
-        for (int fd = 3; fd < 1024; fd++)
-            close(fd);
-        execl(bin, bin, "exchange", "--listen", "127.0.0.1:0", "--data", data, "--lease", "5s",
-              (char *)NULL);
-        _exit(127);
-    }
-    close(logfd);
-
-    int64_t deadline = cu_mono_ms() + 30000;
-    while (cu_mono_ms() < deadline) {
-        struct cu_buf b = CU_BUF_INIT(sizeof e->url - 1);
-        int st;
-        if (cu_read_file(urlfile, &b) == 0 && b.len > 0) {
-            size_t n = b.len;
-            while (n > 0 && (b.data[n - 1] == '\n' || b.data[n - 1] == ' '))
-                n--;
-            memcpy(e->url, b.data, n);
-            e->url[n] = '\0';
-            cu_buf_release(&b);
-            return 0;
-        }
-        cu_buf_release(&b);
-        if (waitpid(e->pid, &st, WNOHANG) == e->pid) {
-            e->pid = 0;
-            fprintf(stderr, "# the exchange exited during start\n");
-            print_log(e);
-            return -1;
-        }
-        cu_sleep_ms(50);
-    }
-    fprintf(stderr, "# no exchange.url after 30 s\n");
-    print_log(e);
-    return -1;
-}
+/* A short lease (5 s) and 30 s to start. */
+static const char *const exchange_args[] = {"--lease", "5s", NULL};
 
 static int group_teardown(void **state);
 
@@ -163,15 +51,13 @@ static int group_setup(void **state)
     E = calloc(1, sizeof *E);
     if (!E)
         return -1;
-    memcpy(E->dir, "/tmp/cu_auth_XXXXXX", sizeof "/tmp/cu_auth_XXXXXX");
-    if (cu_crypto_init() != 0 || !mkdtemp(E->dir)) {
-        E->dir[0] = '\0';
+    if (exfix_init(&E->x, "/tmp/cu_auth_XXXXXX") != 0)
         goto out_fail;
-    }
-    if (start_exchange(E) != 0 || cu_identity_generate(&E->id) != 0)
+    if (exfix_start(&E->x, "data", exchange_args, 30, false) != 0 ||
+        cu_identity_generate(&E->id) != 0)
         goto out_fail;
-    E->client = cu_http_client_new(E->url, &E->id);
-    E->unsigned_client = cu_http_client_new(E->url, NULL);
+    E->client = cu_http_client_new(E->x.url, &E->id);
+    E->unsigned_client = cu_http_client_new(E->x.url, NULL);
     if (!E->client || !E->unsigned_client)
         goto out_fail;
     return 0;
@@ -187,9 +73,7 @@ static int group_teardown(void **state)
         return 0;
     cu_http_client_free(E->client);
     cu_http_client_free(E->unsigned_client);
-    stop_exchange(E);
-    if (E->dir[0])
-        cu_rm_rf(E->dir);
+    exfix_cleanup(&E->x);
     cu_identity_wipe(&E->id);
     free(E);
     E = NULL;
@@ -213,7 +97,7 @@ static void raw_request(const char *method, const char *path, const struct cu_si
 
     assert_non_null(c);
     cu_buf_reset(out);
-    assert_int_equal(cu_snprintf(url, sizeof url, "%s%s", E->url, path), 0);
+    assert_int_equal(cu_snprintf(url, sizeof url, "%s%s", E->x.url, path), 0);
     hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
     hdrs = curl_slist_append(hdrs, "Expect:");
     if (h) {

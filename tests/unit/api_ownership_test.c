@@ -9,39 +9,18 @@
  *
  * The tests run in order and share the story kept in E: A's job, the
  * replica P holds. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-/* cmocka.h needs the four above first. */
-#include <cmocka.h>
+#include "exchange_fixture.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
-#include <signal.h>
-#include <stdbool.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include "base/buf.h"
-#include "base/util.h"
-#include "crypto/hash.h"
 #include "crypto/ident.h"
 #include "crypto/merkle.h"
-#include "net/http_client.h"
 
 #include "base/banned.h"
 
-#define TIMEOUT_MS 60000L
-
 struct env {
-    char dir[CU_PATH_MAX];
-    char url[256];
-    pid_t pid;
+    struct exfix x; /* dir, url, pid */
     struct cu_identity ida, idb, idp, idq;
     struct cu_http_client *a, *b, *p, *q; /* signed with ida, idb, idp, idq */
     char job[64];                         /* A's job */
@@ -53,105 +32,8 @@ struct env {
 
 static struct env *E;
 
-/* ---- the exchange process (as in api_auth_test.c) ---------------------------- */
-
-static void stop_exchange(struct env *e)
-{
-    int st;
-    if (e->pid <= 0)
-        return;
-    kill(e->pid, SIGTERM);
-    for (int i = 0; i < 100; i++) {
-        if (waitpid(e->pid, &st, WNOHANG) == e->pid) {
-            e->pid = 0;
-            return;
-        }
-        cu_sleep_ms(100);
-    }
-    kill(e->pid, SIGKILL);
-    waitpid(e->pid, &st, 0);
-    e->pid = 0;
-}
-
-static void print_log(const struct env *e)
-{
-    char path[CU_PATH_MAX];
-    struct cu_buf b = CU_BUF_INIT(1 << 20);
-    if (cu_path_join(path, sizeof path, e->dir, "exchange.log") == 0 && cu_read_file(path, &b) == 0)
-        fprintf(stderr, "# exchange.log:\n%s\n", cu_buf_str(&b));
-    cu_buf_release(&b);
-}
-
-static int start_exchange(struct env *e)
-{
-    const char *bin = getenv("CUMULUS_BIN");
-    char data[CU_PATH_MAX], log[CU_PATH_MAX], urlfile[CU_PATH_MAX];
-    int logfd;
-
-    if (!bin || !bin[0])
-        bin = "build/cumulus";
-    if (access(bin, X_OK) != 0) {
-        fprintf(stderr, "# %s not found (run make from the repository root)\n", bin);
-        return -1;
-    }
-    if (cu_path_join(data, sizeof data, e->dir, "data") < 0 ||
-        cu_path_join(log, sizeof log, e->dir, "exchange.log") < 0 ||
-        cu_path_join(urlfile, sizeof urlfile, data, "exchange.url") < 0)
-        return -1;
-    logfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (logfd < 0)
-        return -1;
-    e->pid = fork();
-    if (e->pid < 0) {
-        close(logfd);
-        return -1;
-    }
-    if (e->pid == 0) {
-        int nullfd = open("/dev/null", O_RDONLY);
-        sigset_t none;
-        for (int sig = 1; sig < NSIG; sig++)
-            signal(sig, SIG_DFL);
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        if (nullfd >= 0)
-            dup2(nullfd, 0);
-        dup2(logfd, 1);
-        dup2(logfd, 2);
-        for (int fd = 3; fd < 1024; fd++)
-            close(fd);
-        /* A long lease: a slow machine must not see P's lease expire. */
-        execl(bin, bin, "exchange", "--listen", "127.0.0.1:0", "--data", data, "--lease", "10m",
-              (char *)NULL);
-        _exit(127);
-    }
-    close(logfd);
-
-    int64_t deadline = cu_mono_ms() + 60000;
-    while (cu_mono_ms() < deadline) {
-        struct cu_buf b = CU_BUF_INIT(sizeof e->url - 1);
-        int st;
-        if (cu_read_file(urlfile, &b) == 0 && b.len > 0) {
-            size_t n = b.len;
-            while (n > 0 && (b.data[n - 1] == '\n' || b.data[n - 1] == ' '))
-                n--;
-            memcpy(e->url, b.data, n);
-            e->url[n] = '\0';
-            cu_buf_release(&b);
-            return 0;
-        }
-        cu_buf_release(&b);
-        if (waitpid(e->pid, &st, WNOHANG) == e->pid) {
-            e->pid = 0;
-            fprintf(stderr, "# the exchange exited during start\n");
-            print_log(e);
-            return -1;
-        }
-        cu_sleep_ms(50);
-    }
-    fprintf(stderr, "# no exchange.url after 60 s\n");
-    print_log(e);
-    return -1;
-}
+/* A long lease: a slow machine must not see P's lease expire. */
+static const char *const exchange_args[] = {"--lease", "10m", NULL};
 
 static int group_teardown(void **state);
 
@@ -164,20 +46,17 @@ static int group_setup(void **state)
     E = calloc(1, sizeof *E);
     if (!E)
         return -1;
-    memcpy(E->dir, "/tmp/cu_own_XXXXXX", sizeof "/tmp/cu_own_XXXXXX");
-    if (cu_crypto_init() != 0 || !mkdtemp(E->dir)) {
-        E->dir[0] = '\0';
+    if (exfix_init(&E->x, "/tmp/cu_own_XXXXXX") != 0)
         goto out_fail;
-    }
     if (cu_identity_generate(&E->ida) || cu_identity_generate(&E->idb) ||
         cu_identity_generate(&E->idp) || cu_identity_generate(&E->idq))
         goto out_fail;
-    if (start_exchange(E) != 0)
+    if (exfix_start(&E->x, "data", exchange_args, 60, false) != 0)
         goto out_fail;
-    E->a = cu_http_client_new(E->url, &E->ida);
-    E->b = cu_http_client_new(E->url, &E->idb);
-    E->p = cu_http_client_new(E->url, &E->idp);
-    E->q = cu_http_client_new(E->url, &E->idq);
+    E->a = cu_http_client_new(E->x.url, &E->ida);
+    E->b = cu_http_client_new(E->x.url, &E->idb);
+    E->p = cu_http_client_new(E->x.url, &E->idp);
+    E->q = cu_http_client_new(E->x.url, &E->idq);
     if (!E->a || !E->b || !E->p || !E->q)
         goto out_fail;
     cu_hash_mem("", 0, &h);
@@ -200,9 +79,7 @@ static int group_teardown(void **state)
     cu_http_client_free(E->b);
     cu_http_client_free(E->p);
     cu_http_client_free(E->q);
-    stop_exchange(E);
-    if (E->dir[0])
-        cu_rm_rf(E->dir);
+    exfix_cleanup(&E->x);
     cu_identity_wipe(&E->ida);
     cu_identity_wipe(&E->idb);
     cu_identity_wipe(&E->idp);
@@ -213,26 +90,6 @@ static int group_teardown(void **state)
 }
 
 /* ---- helpers ------------------------------------------------------------------- */
-
-/* One request; a response must arrive. body may be NULL. */
-static void call(struct cu_http_client *c, const char *method, const char *path, const char *body,
-                 struct cu_http_result *r)
-{
-    char why[640];
-    if (cu_http_request(c, method, path, body, body ? strlen(body) : 0, TIMEOUT_MS, r) != 0)
-        fail_msg("%s %s: no response: %s", method, path,
-                 cu_http_result_describe(r, why, sizeof why));
-}
-
-static void expect_status(const struct cu_http_result *r, long status, const char *code,
-                          const char *what)
-{
-    if (r->status != status)
-        fail_msg("%s: expected %ld, got %ld: %s", what, status, r->status, cu_buf_str(&r->body));
-    if (code && strcmp(r->err_code, code) != 0)
-        fail_msg("%s: expected error '%s', got '%s': %s", what, code, r->err_code,
-                 cu_buf_str(&r->body));
-}
 
 /* GET /v1/jobs/{id} as A (200), as canonical text (caller frees) and
  * optionally as JSON (*j, caller decrefs). */

@@ -9,44 +9,22 @@
  * where tests/run.sh runs; CUMULUS_BIN overrides) on 127.0.0.1:0 in a
  * temporary directory, as api_ownership_test.c does. The tests run in
  * order and share E. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-/* cmocka.h needs the four above first. */
-#include <cmocka.h>
+#include "exchange_fixture.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
-#include <signal.h>
 #include <sqlite3.h>
-#include <stdbool.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include "base/buf.h"
-#include "base/util.h"
-#include "crypto/hash.h"
 #include "crypto/ident.h"
 #include "crypto/merkle.h"
 #include "exchange/exchange.h"
 #include "ledger/tx.h"
 #include "ledger/verify.h"
-#include "net/http_client.h"
 
 #include "base/banned.h"
 
-#define TIMEOUT_MS 60000L
-
 struct env {
-    char dir[CU_PATH_MAX];
-    char data[CU_PATH_MAX];
-    char url[256];
-    pid_t pid;
+    struct exfix x; /* dir, data, url, pid */
     struct cu_identity ida, idb, idp;
     struct cu_http_client *a, *b, *p, *anon;
 };
@@ -54,33 +32,6 @@ struct env {
 static struct env *E;
 
 /* ---- the exchange process ----------------------------------------------------- */
-
-static void stop_exchange(struct env *e, int sig)
-{
-    int st;
-    if (e->pid <= 0)
-        return;
-    kill(e->pid, sig);
-    for (int i = 0; i < 100; i++) {
-        if (waitpid(e->pid, &st, WNOHANG) == e->pid) {
-            e->pid = 0;
-            return;
-        }
-        cu_sleep_ms(100);
-    }
-    kill(e->pid, SIGKILL);
-    waitpid(e->pid, &st, 0);
-    e->pid = 0;
-}
-
-static void print_log(const struct env *e)
-{
-    char path[CU_PATH_MAX];
-    struct cu_buf b = CU_BUF_INIT(1 << 20);
-    if (cu_path_join(path, sizeof path, e->dir, "exchange.log") == 0 && cu_read_file(path, &b) == 0)
-        fprintf(stderr, "# exchange.log:\n%s\n", cu_buf_str(&b));
-    cu_buf_release(&b);
-}
 
 static void free_clients(struct env *e)
 {
@@ -91,87 +42,21 @@ static void free_clients(struct env *e)
     e->a = e->b = e->p = e->anon = NULL;
 }
 
-/* Starts the exchange on data dir `data` (under e->dir); 0 when it
- * listens, -1 when it did not start (exit_ok: expected, no log printed). */
+static const char *const devnet_args[] = {"--devnet", NULL};
+
+/* Starts the exchange on data dir `data` (under E's dir) and makes the
+ * clients; 0 when it listens, -1 when it did not start (quiet: expected,
+ * no log printed). */
 static int start_exchange(struct env *e, const char *data, bool devnet, bool quiet)
 {
-    const char *bin = getenv("CUMULUS_BIN");
-    char log[CU_PATH_MAX], urlfile[CU_PATH_MAX];
-    int logfd;
-
-    if (!bin || !bin[0])
-        bin = "build/cumulus";
-    if (access(bin, X_OK) != 0) {
-        fprintf(stderr, "# %s not found (run make from the repository root)\n", bin);
+    if (exfix_start(&e->x, data, devnet ? devnet_args : NULL, 60, quiet) != 0)
         return -1;
-    }
-    if (cu_path_join(e->data, sizeof e->data, e->dir, data) < 0 ||
-        cu_path_join(log, sizeof log, e->dir, "exchange.log") < 0 ||
-        cu_path_join(urlfile, sizeof urlfile, e->data, "exchange.url") < 0)
-        return -1;
-    unlink(urlfile); /* a kill -9 leaves it behind */
-    logfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (logfd < 0)
-        return -1;
-    e->pid = fork();
-    if (e->pid < 0) {
-        close(logfd);
-        return -1;
-    }
-    if (e->pid == 0) {
-        int nullfd = open("/dev/null", O_RDONLY);
-        sigset_t none;
-        for (int sig = 1; sig < NSIG; sig++)
-            signal(sig, SIG_DFL);
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        if (nullfd >= 0)
-            dup2(nullfd, 0);
-        dup2(logfd, 1);
-        dup2(logfd, 2);
-        for (int fd = 3; fd < 1024; fd++)
-            close(fd);
-        if (devnet)
-            execl(bin, bin, "exchange", "--listen", "127.0.0.1:0", "--data", e->data, "--devnet",
-                  (char *)NULL);
-        else
-            execl(bin, bin, "exchange", "--listen", "127.0.0.1:0", "--data", e->data, (char *)NULL);
-        _exit(127);
-    }
-    close(logfd);
-
-    int64_t deadline = cu_mono_ms() + 60000;
-    while (cu_mono_ms() < deadline) {
-        struct cu_buf b = CU_BUF_INIT(sizeof e->url - 1);
-        int st;
-        if (cu_read_file(urlfile, &b) == 0 && b.len > 0) {
-            size_t n = b.len;
-            while (n > 0 && (b.data[n - 1] == '\n' || b.data[n - 1] == ' '))
-                n--;
-            memcpy(e->url, b.data, n);
-            e->url[n] = '\0';
-            cu_buf_release(&b);
-            free_clients(e);
-            e->a = cu_http_client_new(e->url, &e->ida);
-            e->b = cu_http_client_new(e->url, &e->idb);
-            e->p = cu_http_client_new(e->url, &e->idp);
-            e->anon = cu_http_client_new(e->url, NULL);
-            return e->a && e->b && e->p && e->anon ? 0 : -1;
-        }
-        cu_buf_release(&b);
-        if (waitpid(e->pid, &st, WNOHANG) == e->pid) {
-            e->pid = 0;
-            if (!quiet) {
-                fprintf(stderr, "# the exchange exited during start\n");
-                print_log(e);
-            }
-            return -1;
-        }
-        cu_sleep_ms(50);
-    }
-    fprintf(stderr, "# no exchange.url after 60 s\n");
-    print_log(e);
-    return -1;
+    free_clients(e);
+    e->a = cu_http_client_new(e->x.url, &e->ida);
+    e->b = cu_http_client_new(e->x.url, &e->idb);
+    e->p = cu_http_client_new(e->x.url, &e->idp);
+    e->anon = cu_http_client_new(e->x.url, NULL);
+    return e->a && e->b && e->p && e->anon ? 0 : -1;
 }
 
 static int group_teardown(void **state);
@@ -181,11 +66,8 @@ static int group_setup(void **state)
     E = calloc(1, sizeof *E);
     if (!E)
         return -1;
-    memcpy(E->dir, "/tmp/cu_money_XXXXXX", sizeof "/tmp/cu_money_XXXXXX");
-    if (cu_crypto_init() != 0 || !mkdtemp(E->dir)) {
-        E->dir[0] = '\0';
+    if (exfix_init(&E->x, "/tmp/cu_money_XXXXXX") != 0)
         goto out_fail;
-    }
     if (cu_identity_generate(&E->ida) || cu_identity_generate(&E->idb) ||
         cu_identity_generate(&E->idp))
         goto out_fail;
@@ -201,9 +83,7 @@ static int group_teardown(void **state)
     if (!E)
         return 0;
     free_clients(E);
-    stop_exchange(E, SIGTERM);
-    if (E->dir[0])
-        cu_rm_rf(E->dir);
+    exfix_cleanup(&E->x);
     cu_identity_wipe(&E->ida);
     cu_identity_wipe(&E->idb);
     cu_identity_wipe(&E->idp);
@@ -213,25 +93,6 @@ static int group_teardown(void **state)
 }
 
 /* ---- helpers ------------------------------------------------------------------- */
-
-static void call(struct cu_http_client *c, const char *method, const char *path, const char *body,
-                 struct cu_http_result *r)
-{
-    char why[640];
-    if (cu_http_request(c, method, path, body, body ? strlen(body) : 0, TIMEOUT_MS, r) != 0)
-        fail_msg("%s %s: no response: %s", method, path,
-                 cu_http_result_describe(r, why, sizeof why));
-}
-
-static void expect_status(const struct cu_http_result *r, long status, const char *code,
-                          const char *what)
-{
-    if (r->status != status)
-        fail_msg("%s: expected %ld, got %ld: %s", what, status, r->status, cu_buf_str(&r->body));
-    if (code && strcmp(r->err_code, code) != 0)
-        fail_msg("%s: expected error '%s', got '%s': %s", what, code, r->err_code,
-                 cu_buf_str(&r->body));
-}
 
 static int64_t int_of(const json_t *j, const char *key)
 {
@@ -356,7 +217,7 @@ static void test_faucet_only_on_devnet(void **state)
     assert_int_equal(res.blocks, 1); /* genesis only */
     assert_int_equal(res.txs, 0);
     free(text);
-    stop_exchange(E, SIGTERM);
+    exfix_stop(&E->x, SIGTERM);
     /* The chain's devnet flag is fixed by block 0. */
     assert_int_not_equal(start_exchange(E, "prod", true, true), 0);
 }
@@ -459,7 +320,7 @@ static void test_ledger_export_and_dump(void **state)
     assert_int_equal(res.blocks, 3);
     assert_int_equal(res.txs, 2);
     /* The dump reads the live database read-only. */
-    if (cu_exchange_ledger_dump(E->data, buf_sink, &dump, &e) != 0)
+    if (cu_exchange_ledger_dump(E->x.data, buf_sink, &dump, &e) != 0)
         fail_msg("dump: %s", e.msg);
     assert_int_equal(dump.len, strlen(text));
     assert_memory_equal(dump.data, text, dump.len);
@@ -476,7 +337,7 @@ static void test_restart_keeps_balances(void **state)
     int64_t bal, nonce;
 
     (void)state;
-    stop_exchange(E, SIGTERM);
+    exfix_stop(&E->x, SIGTERM);
     assert_int_equal(start_exchange(E, "dev", true, false), 0);
     wallet(E->a, &bal, &nonce);
     assert_int_equal(bal, 700);
@@ -503,7 +364,7 @@ static void test_kill9_during_faucet(void **state)
     child = fork();
     assert_true(child >= 0);
     if (child == 0) {
-        struct cu_http_client *c = cu_http_client_new(E->url, &E->ida);
+        struct cu_http_client *c = cu_http_client_new(E->x.url, &E->ida);
         struct cu_http_result r;
         cu_http_result_init(&r);
         for (int i = 0; i < 100000 && c; i++)
@@ -511,7 +372,7 @@ static void test_kill9_during_faucet(void **state)
         _exit(0);
     }
     cu_sleep_ms(700);
-    stop_exchange(E, SIGKILL);
+    exfix_stop(&E->x, SIGKILL);
     kill(child, SIGKILL);
     waitpid(child, &st, 0);
     assert_int_equal(start_exchange(E, "dev", true, false), 0);
@@ -636,8 +497,8 @@ static void test_tampered_ledger_refused(void **state)
     sqlite3 *h = NULL;
 
     (void)state;
-    stop_exchange(E, SIGTERM);
-    assert_int_equal(cu_path_join(path, sizeof path, E->data, "state.db"), 0);
+    exfix_stop(&E->x, SIGTERM);
+    assert_int_equal(cu_path_join(path, sizeof path, E->x.data, "state.db"), 0);
     assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
     assert_int_equal(sqlite3_exec(h,
                                   "UPDATE ledger_blocks SET line = replace(line, "
@@ -647,7 +508,7 @@ static void test_tampered_ledger_refused(void **state)
     assert_int_equal(sqlite3_changes(h), 1);
     sqlite3_close(h);
     assert_int_not_equal(start_exchange(E, "dev", true, true), 0);
-    assert_int_equal(cu_path_join(logp, sizeof logp, E->dir, "exchange.log"), 0);
+    assert_int_equal(cu_path_join(logp, sizeof logp, E->x.dir, "exchange.log"), 0);
     assert_int_equal(cu_read_file(logp, &log), 0);
     if (!strstr(cu_buf_str(&log), "does not verify"))
         fail_msg("no 'does not verify' in the log: %s", cu_buf_str(&log));
