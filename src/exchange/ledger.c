@@ -5,10 +5,13 @@
  * Blocks are the truth: ledger_blocks holds each block's canonical export
  * line; ledger_txs is an index for wallet history. At start the state is
  * rebuilt by replaying every block through the verifier, so a database
- * whose ledger does not verify is refused. A new block is applied to a
- * copy of the state and inserted inside the caller's SQLite transaction;
- * the copy replaces the state only after COMMIT succeeded, so memory and
- * disk never disagree, even across a kill -9. */
+ * whose ledger does not verify is refused. The transactions a state change
+ * produces (an escrow lock at submit, a release at acceptance, a refund at
+ * the end) are applied to a copy of the state as they are added, sealed
+ * into one block inside the same SQLite transaction as the change, and the
+ * copy replaces the state only after COMMIT succeeded, so memory and disk
+ * never disagree, even across a kill -9. */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -262,116 +265,189 @@ static int apply_fail(int rc, const struct cu_err *e, struct ex_fail *f)
     }
 }
 
-int ex_ledger_stage(struct ex_state *st, struct cu_tx *txs, size_t n, int64_t now_ms,
-                    struct cu_hash *ids, struct ex_ledger_pending *p, struct ex_fail *f)
-{
-    struct cu_block b;
-    struct cu_buf line = CU_BUF_INIT(CU_EXPORT_LINE_MAX);
-    struct cu_hash *tid = NULL;
-    struct cu_err e = {0};
-    uint64_t height;
-    int64_t t = now_ms > st->tip_time_ms ? now_ms : st->tip_time_ms;
-    int rc;
+/* ---- the block of the current transaction ------------------------------------ */
 
-    memset(p, 0, sizeof *p);
-    cu_block_init(&b);
+/* Starts the pending block: a copy of the state to apply to. */
+static int pend_start(struct ex_state *st, struct ex_fail *f)
+{
+    struct ex_ledger_pending *p = &st->pend;
+    uint64_t height;
+
+    if (p->active)
+        return 0;
     if (cu_add_u64(st->tip_height, 1, &height) != 0)
         return ex_fail_set(f, 500, "internal", "ledger height overflows");
-    tid = calloc(n ? n : 1, sizeof *tid);
-    if (!tid || cu_ledger_state_copy(&p->st, &st->ledger) != 0) {
-        free(tid);
+    memset(p, 0, sizeof *p);
+    cu_block_init(&p->b);
+    if (cu_ledger_state_copy(&p->st, &st->ledger) != 0) {
+        cu_block_release(&p->b);
         return ex_fail_set(f, 500, "internal", "out of memory");
     }
     p->st.height = height;
-    for (size_t i = 0; i < n; i++) {
-        txs[i].seq = p->st.tx_count;
-        txs[i].has_id = false;
-        rc = cu_ledger_apply(&p->st, &txs[i], &e);
-        if (rc) {
-            rc = apply_fail(rc, &e, f);
-            goto out_fail;
-        }
-        if (cu_tx_id(&txs[i], &tid[i]) != 0) {
-            rc = ex_fail_set(f, 500, "internal", "out of memory");
-            goto out_fail;
-        }
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (cu_block_add_tx(&b, &txs[i]) != 0) {
-            rc = ex_fail_set(f, 500, "internal", "out of memory");
-            goto out_fail;
-        }
-    }
-    if (cu_block_seal(&b, height, &st->tip, t, st->ledger.devnet, &st->ident) != 0 ||
-        cu_block_hash(&b.h, &p->tip) != 0 || cu_export_block(&b, &line) != 0) {
-        rc = ex_fail_set(f, 500, "internal", "cannot seal the block");
-        goto out_fail;
-    }
-    rc = store_block(st, &b, tid, &p->tip, line.data, line.len - 1);
-    if (rc) {
-        rc = db_fail(st, f, "storing a ledger block");
-        goto out_fail;
-    }
-    if (ids)
-        memcpy(ids, tid, n * sizeof *tid);
     p->height = height;
-    p->time_ms = t;
-    p->staged = true;
-    free(tid);
-    cu_buf_release(&line);
-    cu_block_release(&b);
+    p->active = true;
     return 0;
+}
 
-out_fail:
+int ex_ledger_add(struct ex_state *st, struct cu_tx *tx, uint64_t *seq, struct ex_fail *f)
+{
+    struct ex_ledger_pending *p = &st->pend;
+    struct cu_err e = {0};
+    int rc;
+
+    rc = pend_start(st, f);
+    if (rc) {
+        cu_tx_release(tx);
+        return rc;
+    }
+    tx->seq = p->st.tx_count;
+    tx->has_id = false;
+    rc = cu_ledger_apply(&p->st, tx, &e);
+    if (rc) {
+        cu_tx_release(tx);
+        return apply_fail(rc, &e, f);
+    }
+    if (seq)
+        *seq = tx->seq;
+    if (cu_block_add_tx(&p->b, tx) != 0) {
+        /* The state already holds it: this block cannot be sealed any more. */
+        p->broken = true;
+        cu_tx_release(tx);
+        return ex_fail_set(f, 500, "internal", "out of memory (or block full)");
+    }
+    return 0;
+}
+
+const struct cu_ledger_state *ex_ledger_view(const struct ex_state *st)
+{
+    return st->pend.active ? &st->pend.st : &st->ledger;
+}
+
+int ex_ledger_seal(struct ex_state *st, int64_t now_ms, struct ex_fail *f)
+{
+    struct ex_ledger_pending *p = &st->pend;
+    struct cu_buf line = CU_BUF_INIT(CU_EXPORT_LINE_MAX);
+    struct cu_hash *tid = NULL;
+    int64_t t = now_ms > st->tip_time_ms ? now_ms : st->tip_time_ms;
+    int rc = 0;
+
+    if (!p->active || p->b.ntx == 0)
+        return 0;
+    if (p->broken)
+        return ex_fail_set(f, 500, "internal", "the pending ledger block is incomplete");
+    assert(!p->sealed);
+    tid = calloc(p->b.ntx, sizeof *tid);
+    if (!tid)
+        return ex_fail_set(f, 500, "internal", "out of memory");
+    for (size_t i = 0; i < p->b.ntx; i++) {
+        if (cu_tx_id(&p->b.txs[i], &tid[i]) != 0) {
+            rc = ex_fail_set(f, 500, "internal", "out of memory");
+            goto out_free;
+        }
+    }
+    if (cu_block_seal(&p->b, p->height, &st->tip, t, st->ledger.devnet, &st->ident) != 0 ||
+        cu_block_hash(&p->b.h, &p->tip) != 0 || cu_export_block(&p->b, &line) != 0) {
+        rc = ex_fail_set(f, 500, "internal", "cannot seal the block");
+        goto out_free;
+    }
+    if (store_block(st, &p->b, tid, &p->tip, line.data, line.len - 1) != 0) {
+        rc = db_fail(st, f, "storing a ledger block");
+        goto out_free;
+    }
+    p->time_ms = t;
+    p->sealed = true;
+    if (st->last_ids) {
+        size_t n = p->b.ntx < st->last_ids_cap ? p->b.ntx : st->last_ids_cap;
+        memcpy(st->last_ids, tid, n * sizeof *tid);
+    }
+out_free:
     free(tid);
     cu_buf_release(&line);
-    cu_block_release(&b);
-    cu_ledger_state_release(&p->st);
-    memset(p, 0, sizeof *p);
     return rc;
 }
 
-void ex_ledger_commit(struct ex_state *st, struct ex_ledger_pending *p)
+void ex_ledger_end(struct ex_state *st, bool committed)
 {
-    if (!p->staged)
+    struct ex_ledger_pending *p = &st->pend;
+
+    if (!p->active)
         return;
-    cu_ledger_state_release(&st->ledger);
-    st->ledger = p->st;
-    st->tip = p->tip;
-    st->tip_height = p->height;
-    st->tip_time_ms = p->time_ms;
-    memset(p, 0, sizeof *p);
-}
-
-void ex_ledger_discard(struct ex_ledger_pending *p)
-{
-    if (p->staged)
+    if (committed && p->sealed) {
+        cu_ledger_state_release(&st->ledger);
+        st->ledger = p->st;
+        st->tip = p->tip;
+        st->tip_height = p->height;
+        st->tip_time_ms = p->time_ms;
+    } else {
         cu_ledger_state_release(&p->st);
+    }
+    cu_block_release(&p->b);
     memset(p, 0, sizeof *p);
 }
 
-/* mu held: one block of txs in its own SQLite transaction. */
-static int append_block(struct ex_state *st, struct cu_tx *txs, size_t n, int64_t now_ms,
-                        struct cu_hash *ids, struct ex_fail *f)
+int ex_txn_begin(struct ex_state *st, struct ex_fail *f)
 {
-    struct ex_ledger_pending p;
-    int rc;
-
+    assert(!st->pend.active && !st->in_txn);
     if (cu_db_begin(&st->db) != 0)
-        return db_fail(st, f, "beginning a ledger block");
-    rc = ex_ledger_stage(st, txs, n, now_ms, ids, &p, f);
+        return db_fail(st, f, "starting a transaction");
+    st->in_txn = true;
+    return 0;
+}
+
+int ex_txn_commit(struct ex_state *st, int64_t now_ms, struct ex_fail *f)
+{
+    int rc = ex_ledger_seal(st, now_ms, f);
+
     if (rc) {
-        cu_db_rollback(&st->db);
+        ex_txn_rollback(st);
         return rc;
     }
     if (cu_db_commit(&st->db) != 0) {
-        rc = db_fail(st, f, "committing a ledger block");
-        cu_db_rollback(&st->db);
-        ex_ledger_discard(&p);
+        rc = db_fail(st, f, "committing");
+        ex_txn_rollback(st);
         return rc;
     }
-    ex_ledger_commit(st, &p);
+    st->in_txn = false;
+    ex_ledger_end(st, true);
     return 0;
+}
+
+void ex_txn_rollback(struct ex_state *st)
+{
+    if (st->in_txn)
+        cu_db_rollback(&st->db);
+    st->in_txn = false;
+    ex_ledger_end(st, false);
+}
+
+/* mu held: one block of txs in its own SQLite transaction; the txs are
+ * consumed. ids (n entries, may be NULL) gets their ids. */
+static int append_block(struct ex_state *st, struct cu_tx *txs, size_t n, int64_t now_ms,
+                        struct cu_hash *ids, struct ex_fail *f)
+{
+    size_t i;
+    int rc;
+
+    rc = ex_txn_begin(st, f);
+    if (rc) {
+        for (i = 0; i < n; i++)
+            cu_tx_release(&txs[i]);
+        return rc;
+    }
+    for (i = 0; i < n && !rc; i++)
+        rc = ex_ledger_add(st, &txs[i], NULL, f);
+    for (; i < n; i++)
+        cu_tx_release(&txs[i]);
+    if (rc) {
+        ex_txn_rollback(st);
+        return rc;
+    }
+    st->last_ids = ids;
+    st->last_ids_cap = ids ? n : 0;
+    rc = ex_txn_commit(st, now_ms, f);
+    st->last_ids = NULL;
+    st->last_ids_cap = 0;
+    return rc;
 }
 
 /* ---- the money routes' state work ---------------------------------------------- */

@@ -5,6 +5,7 @@
  * BEGIN IMMEDIATE ... COMMIT. Helpers whose comment says "mu held" expect
  * the caller to hold the lock; those that say "in a transaction" expect an
  * open transaction too. */
+#include "exchange/sql.h"
 #include "exchange/state.h"
 
 #include <assert.h>
@@ -63,139 +64,6 @@ int ex_fail_set(struct ex_fail *f, int status, const char *code, const char *fmt
     return err;
 }
 
-/* A database failure: logged with SQLite's message, answered 500. mu held. */
-static int fail_db(struct ex_state *st, struct ex_fail *f, const char *what)
-{
-    cu_error("db: %s: %s", what, sqlite3_errmsg(st->db.h));
-    return ex_fail_set(f, 500, "internal", "database error while %s", what);
-}
-
-/* ---- statement helpers (mu held) ----------------------------------------- */
-
-/* Binds variadic arguments by types: 't' const char * (NULL binds NULL),
- * 'i' int64_t, 'b' const void * then size_t (a blob). */
-static int bind_v(sqlite3_stmt *s, const char *types, va_list ap)
-{
-    for (int i = 0; types[i]; i++) {
-        int rc = SQLITE_OK;
-        switch (types[i]) {
-        case 't': {
-            const char *v = va_arg(ap, const char *);
-            rc = v ? sqlite3_bind_text(s, i + 1, v, -1, SQLITE_TRANSIENT)
-                   : sqlite3_bind_null(s, i + 1);
-            break;
-        }
-        case 'i':
-            rc = sqlite3_bind_int64(s, i + 1, va_arg(ap, int64_t));
-            break;
-        case 'b': {
-            const void *p = va_arg(ap, const void *);
-            size_t n = va_arg(ap, size_t);
-            rc = sqlite3_bind_blob64(s, i + 1, p, n, SQLITE_TRANSIENT);
-            break;
-        }
-        default:
-            assert(!"bad bind type");
-            return -CU_EINVAL;
-        }
-        if (rc != SQLITE_OK)
-            return -CU_EDB;
-    }
-    return 0;
-}
-
-/* Prepared and bound statement, or NULL (logged). The caller finalizes. */
-static sqlite3_stmt *query(struct ex_state *st, const char *sql, const char *types, ...)
-{
-    sqlite3_stmt *s = NULL;
-    va_list ap;
-    int rc;
-
-    if (sqlite3_prepare_v2(st->db.h, sql, -1, &s, NULL) != SQLITE_OK) {
-        cu_error("db: cannot prepare [%s]: %s", sql, sqlite3_errmsg(st->db.h));
-        return NULL;
-    }
-    va_start(ap, types);
-    rc = bind_v(s, types, ap);
-    va_end(ap);
-    if (rc) {
-        cu_error("db: cannot bind [%s]: %s", sql, sqlite3_errmsg(st->db.h));
-        sqlite3_finalize(s);
-        return NULL;
-    }
-    return s;
-}
-
-/* 1 for a row, 0 at the end, -CU_EDB (logged). */
-static int step(struct ex_state *st, sqlite3_stmt *s)
-{
-    int rc = sqlite3_step(s);
-
-    if (rc == SQLITE_ROW)
-        return 1;
-    if (rc == SQLITE_DONE)
-        return 0;
-    cu_error("db: step [%s]: %s", sqlite3_sql(s), sqlite3_errmsg(st->db.h));
-    return -CU_EDB;
-}
-
-/* Runs one statement without rows: 0, -CU_EEXISTS on a constraint
- * violation, -CU_EDB (logged). */
-static int run(struct ex_state *st, const char *sql, const char *types, ...)
-{
-    sqlite3_stmt *s = NULL;
-    va_list ap;
-    int rc;
-
-    if (sqlite3_prepare_v2(st->db.h, sql, -1, &s, NULL) != SQLITE_OK) {
-        cu_error("db: cannot prepare [%s]: %s", sql, sqlite3_errmsg(st->db.h));
-        return -CU_EDB;
-    }
-    va_start(ap, types);
-    rc = bind_v(s, types, ap);
-    va_end(ap);
-    if (rc) {
-        sqlite3_finalize(s);
-        return -CU_EDB;
-    }
-    rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    if (rc == SQLITE_DONE || rc == SQLITE_ROW)
-        return 0;
-    if ((rc & 0xff) == SQLITE_CONSTRAINT)
-        return -CU_EEXISTS;
-    cu_error("db: [%s]: %s", sql, sqlite3_errmsg(st->db.h));
-    return -CU_EDB;
-}
-
-static const char *ctext(sqlite3_stmt *s, int i)
-{
-    return (const char *)sqlite3_column_text(s, i);
-}
-
-static bool cnull(sqlite3_stmt *s, int i)
-{
-    return sqlite3_column_type(s, i) == SQLITE_NULL;
-}
-
-static json_t *jtext(sqlite3_stmt *s, int i)
-{
-    const char *t = ctext(s, i);
-    return t ? json_string(t) : json_null();
-}
-
-static json_t *jint(sqlite3_stmt *s, int i)
-{
-    return cnull(s, i) ? json_null() : json_integer(sqlite3_column_int64(s, i));
-}
-
-/* Copies column i into dst (n bytes), "" when NULL; truncates. */
-static void ccopy(sqlite3_stmt *s, int i, char *dst, size_t n)
-{
-    const char *t = ctext(s, i);
-    snprintf(dst, n, "%s", t ? t : "");
-}
-
 static void lock(struct ex_state *st)
 {
     int rc = pthread_mutex_lock(&st->mu);
@@ -224,7 +92,7 @@ static int replica_move(struct ex_state *st, int64_t id, enum cu_replica_state f
     int rc;
 
     assert(cu_replica_can_transition(from, to));
-    rc = run(st, "UPDATE replicas SET state = ?1 WHERE id = ?2 AND state = ?3", "tit",
+    rc = ex_sql_run(st, "UPDATE replicas SET state = ?1 WHERE id = ?2 AND state = ?3", "tit",
              cu_replica_state_name(to), id, cu_replica_state_name(from));
     if (rc)
         return rc;
@@ -241,7 +109,7 @@ static int replicas_move_all(struct ex_state *st, const char *job, int64_t idx,
                              enum cu_replica_state from, enum cu_replica_state to)
 {
     assert(cu_replica_can_transition(from, to));
-    return run(st,
+    return ex_sql_run(st,
                "UPDATE replicas SET state = ?1 WHERE job_id = ?2 AND task_idx = ?3 AND state = ?4",
                "ttit", cu_replica_state_name(to), job, idx, cu_replica_state_name(from));
 }
@@ -251,7 +119,7 @@ static int replicas_queue(struct ex_state *st, const char *job, int64_t idx, uns
                           int64_t now)
 {
     for (unsigned i = 0; i < n; i++) {
-        int rc = run(
+        int rc = ex_sql_run(
             st,
             "INSERT INTO replicas (job_id, task_idx, state, created_ms) VALUES (?1, ?2, ?3, ?4)",
             "titi", job, idx, cu_replica_state_name(CU_REPLICA_QUEUED), now);
@@ -272,7 +140,7 @@ static bool task_state_finished(const char *s)
  * queued. */
 static int task_refresh(struct ex_state *st, const char *job, int64_t idx)
 {
-    return run(st,
+    return ex_sql_run(st,
                "UPDATE tasks SET state = CASE WHEN EXISTS (SELECT 1 FROM replicas r WHERE "
                "r.job_id = ?1 AND r.task_idx = ?2 AND r.state IN ('leased','running','reported')) "
                "THEN 'running' ELSE 'queued' END "
@@ -288,11 +156,11 @@ static int job_refresh(struct ex_state *st, const char *job, int64_t now)
     int64_t total = 0, open = 0, done = 0, failed = 0;
     int rc;
 
-    s = query(st, "SELECT state, COUNT(*) FROM tasks WHERE job_id = ?1 GROUP BY state", "t", job);
+    s = ex_sql_query(st, "SELECT state, COUNT(*) FROM tasks WHERE job_id = ?1 GROUP BY state", "t", job);
     if (!s)
         return -CU_EDB;
-    while ((rc = step(st, s)) == 1) {
-        const char *state = ctext(s, 0);
+    while ((rc = ex_sql_step(st, s)) == 1) {
+        const char *state = ex_col_text(s, 0);
         int64_t c = sqlite3_column_int64(s, 1);
         total += c;
         if (!state || !task_state_finished(state))
@@ -308,7 +176,7 @@ static int job_refresh(struct ex_state *st, const char *job, int64_t now)
     if (open > 0 || total == 0)
         return 0;
     if (done == total) {
-        rc = run(
+        rc = ex_sql_run(
             st,
             "UPDATE jobs SET state = 'done', finished_ms = ?2 WHERE id = ?1 AND state = 'running'",
             "ti", job, now);
@@ -318,7 +186,7 @@ static int job_refresh(struct ex_state *st, const char *job, int64_t now)
         char reason[96];
         snprintf(reason, sizeof reason, "%lld of %lld tasks failed", (long long)failed,
                  (long long)total);
-        rc = run(st,
+        rc = ex_sql_run(st,
                  "UPDATE jobs SET state = 'failed', reason = ?3, finished_ms = ?2 "
                  "WHERE id = ?1 AND state = 'running'",
                  "tit", job, now, reason);
@@ -333,7 +201,7 @@ static int job_refresh(struct ex_state *st, const char *job, int64_t now)
 static int task_fail(struct ex_state *st, const char *job, int64_t idx, const char *reason,
                      int64_t now)
 {
-    int rc = run(st,
+    int rc = ex_sql_run(st,
                  "UPDATE tasks SET state = 'failed', reason = ?3, finished_ms = ?4 "
                  "WHERE job_id = ?1 AND idx = ?2",
                  "titi", job, idx, reason, now);
@@ -388,16 +256,16 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
     size_t n = 0;
     int rc;
 
-    s = query(st,
+    s = ex_sql_query(st,
               "SELECT t.state, j.state, j.replication FROM tasks t JOIN jobs j ON j.id = t.job_id "
               "WHERE t.job_id = ?1 AND t.idx = ?2",
               "ti", job, idx);
     if (!s)
         return -CU_EDB;
-    rc = step(st, s);
+    rc = ex_sql_step(st, s);
     if (rc == 1) {
-        ccopy(s, 0, task_state, sizeof task_state);
-        ccopy(s, 1, job_state, sizeof job_state);
+        ex_col_copy(s, 0, task_state, sizeof task_state);
+        ex_col_copy(s, 1, job_state, sizeof job_state);
         replication = sqlite3_column_int64(s, 2);
     }
     sqlite3_finalize(s);
@@ -406,26 +274,26 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
     if (rc == 0 || task_state_finished(task_state) || strcmp(job_state, "running") != 0)
         return 0;
 
-    s = query(st,
+    s = ex_sql_query(st,
               "SELECT id, state, status, merkle_root, reason, exit_code, cpu_ms FROM replicas "
               "WHERE job_id = ?1 AND task_idx = ?2 ORDER BY id",
               "ti", job, idx);
     if (!s)
         return -CU_EDB;
-    while ((rc = step(st, s)) == 1 && n < MAX_TASK_REPLICAS) {
+    while ((rc = ex_sql_step(st, s)) == 1 && n < MAX_TASK_REPLICAS) {
         struct vote_row *r = &rows[n];
         struct cu_vote *v = &votes[n];
-        const char *root = ctext(s, 3);
+        const char *root = ex_col_text(s, 3);
         memset(r, 0, sizeof *r);
         memset(v, 0, sizeof *v);
         r->id = sqlite3_column_int64(s, 0);
-        if (cu_replica_state_parse(ctext(s, 1), &r->state) != 0) {
-            cu_error("replica %lld has unknown state '%s'", (long long)r->id, ctext(s, 1));
+        if (cu_replica_state_parse(ex_col_text(s, 1), &r->state) != 0) {
+            cu_error("replica %lld has unknown state '%s'", (long long)r->id, ex_col_text(s, 1));
             continue;
         }
-        ccopy(s, 2, r->status, sizeof r->status);
-        ccopy(s, 4, r->reason, sizeof r->reason);
-        r->has_exit = !cnull(s, 5);
+        ex_col_copy(s, 2, r->status, sizeof r->status);
+        ex_col_copy(s, 4, r->reason, sizeof r->reason);
+        r->has_exit = !ex_col_null(s, 5);
         r->exit_code = sqlite3_column_int64(s, 5);
         r->cpu_ms = sqlite3_column_int64(s, 6);
         switch (r->state) {
@@ -508,7 +376,7 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
             return rc;
     }
     if (d.verdict == CU_QUORUM_DONE) {
-        rc = run(st,
+        rc = ex_sql_run(st,
                  "UPDATE tasks SET state = 'done', result_replica = ?3, finished_ms = ?4, "
                  "reason = NULL WHERE job_id = ?1 AND idx = ?2",
                  "tiii", job, idx, result, now);
@@ -536,17 +404,17 @@ static int task_replica_lost(struct ex_state *st, const char *job, int64_t idx, 
     char tstate[16] = "", jstate[16] = "";
     int rc;
 
-    s = query(st,
+    s = ex_sql_query(st,
               "SELECT t.errors, t.state, j.state FROM tasks t JOIN jobs j ON j.id = t.job_id "
               "WHERE t.job_id = ?1 AND t.idx = ?2",
               "ti", job, idx);
     if (!s)
         return -CU_EDB;
-    rc = step(st, s);
+    rc = ex_sql_step(st, s);
     if (rc == 1) {
         errors = sqlite3_column_int64(s, 0);
-        ccopy(s, 1, tstate, sizeof tstate);
-        ccopy(s, 2, jstate, sizeof jstate);
+        ex_col_copy(s, 1, tstate, sizeof tstate);
+        ex_col_copy(s, 2, jstate, sizeof jstate);
     }
     sqlite3_finalize(s);
     if (rc <= 0)
@@ -554,7 +422,7 @@ static int task_replica_lost(struct ex_state *st, const char *job, int64_t idx, 
     if (task_state_finished(tstate) || strcmp(jstate, "running") != 0)
         return 0;
     errors++;
-    rc = run(st, "UPDATE tasks SET errors = ?3 WHERE job_id = ?1 AND idx = ?2", "tii", job, idx,
+    rc = ex_sql_run(st, "UPDATE tasks SET errors = ?3 WHERE job_id = ?1 AND idx = ?2", "tii", job, idx,
              errors);
     if (rc)
         return rc;
@@ -652,7 +520,7 @@ int ex_nonce_use(struct ex_state *st, const char *key, const char *nonce, int64_
     int rc;
 
     lock(st);
-    rc = run(st, "INSERT INTO nonces (key, nonce, ts_ms) VALUES (?1, ?2, ?3)", "tti", key, nonce,
+    rc = ex_sql_run(st, "INSERT INTO nonces (key, nonce, ts_ms) VALUES (?1, ?2, ?3)", "tti", key, nonce,
              now_ms);
     unlock(st);
     if (rc == -CU_EEXISTS)
@@ -677,7 +545,7 @@ int ex_reap(struct ex_state *st, int64_t now_ms)
 
     lock(st);
     /* At most a batch per round: a later round takes the rest. */
-    s = query(st,
+    s = ex_sql_query(st,
               "SELECT id, job_id, task_idx, provider, state FROM replicas "
               "WHERE state IN ('leased','running') AND lease_expires_ms < ?1 "
               "ORDER BY lease_expires_ms LIMIT 64",
@@ -686,13 +554,13 @@ int ex_reap(struct ex_state *st, int64_t now_ms)
         rc = -CU_EDB;
         goto out_unlock;
     }
-    while ((rc = step(st, s)) == 1 && n < sizeof lost / sizeof lost[0]) {
+    while ((rc = ex_sql_step(st, s)) == 1 && n < sizeof lost / sizeof lost[0]) {
         struct lost *l = &lost[n];
         l->id = sqlite3_column_int64(s, 0);
-        ccopy(s, 1, l->job, sizeof l->job);
+        ex_col_copy(s, 1, l->job, sizeof l->job);
         l->idx = sqlite3_column_int64(s, 2);
-        ccopy(s, 3, l->provider, sizeof l->provider);
-        if (cu_replica_state_parse(ctext(s, 4), &l->state) == 0)
+        ex_col_copy(s, 3, l->provider, sizeof l->provider);
+        if (cu_replica_state_parse(ex_col_text(s, 4), &l->state) == 0)
             n++;
     }
     sqlite3_finalize(s);
@@ -704,25 +572,25 @@ int ex_reap(struct ex_state *st, int64_t now_ms)
         rc = 0;
         goto out_unlock;
     }
-    rc = cu_db_begin(&st->db);
+    rc = ex_txn_begin(st, NULL);
     if (rc)
         goto out_unlock;
     for (size_t i = 0; i < n && !rc; i++) {
         struct lost *l = &lost[i];
         rc = replica_move(st, l->id, l->state, CU_REPLICA_EXPIRED);
         if (!rc)
-            rc = run(st, "UPDATE replicas SET reason = 'lease expired' WHERE id = ?1", "i", l->id);
+            rc = ex_sql_run(st, "UPDATE replicas SET reason = 'lease expired' WHERE id = ?1", "i", l->id);
         if (!rc)
             rc = task_replica_lost(st, l->job, l->idx, "lease expired", now_ms, &queued);
         if (!rc)
             rc = task_refresh(st, l->job, l->idx);
     }
     if (!rc && prune)
-        rc = run(st, "DELETE FROM nonces WHERE ts_ms < ?1", "i", now_ms - EX_NONCE_TTL_MS);
+        rc = ex_sql_run(st, "DELETE FROM nonces WHERE ts_ms < ?1", "i", now_ms - EX_NONCE_TTL_MS);
     if (!rc)
-        rc = cu_db_commit(&st->db);
+        rc = ex_txn_commit(st, now_ms, NULL);
     if (rc) {
-        cu_db_rollback(&st->db);
+        ex_txn_rollback(st);
         queued = false;
         goto out_unlock;
     }
@@ -752,15 +620,15 @@ int ex_job_submit(struct ex_state *st, const struct ex_submit *sub, bool *existe
     *existed = false;
     lock(st);
     {
-        sqlite3_stmt *s = query(st, "SELECT 1 FROM jobs WHERE id = ?1", "t", sub->id);
+        sqlite3_stmt *s = ex_sql_query(st, "SELECT 1 FROM jobs WHERE id = ?1", "t", sub->id);
         if (!s) {
-            rc = fail_db(st, f, "looking up the job");
+            rc = ex_fail_db(st, f, "looking up the job");
             goto out_unlock;
         }
-        rc = step(st, s);
+        rc = ex_sql_step(st, s);
         sqlite3_finalize(s);
         if (rc < 0) {
-            rc = fail_db(st, f, "looking up the job");
+            rc = ex_fail_db(st, f, "looking up the job");
             goto out_unlock;
         }
         if (rc == 1) {
@@ -769,11 +637,11 @@ int ex_job_submit(struct ex_state *st, const struct ex_submit *sub, bool *existe
             goto out_unlock;
         }
     }
-    if (cu_db_begin(&st->db)) {
-        rc = fail_db(st, f, "starting a transaction");
+    if (ex_txn_begin(st, NULL)) {
+        rc = ex_fail_db(st, f, "starting a transaction");
         goto out_unlock;
     }
-    rc = run(
+    rc = ex_sql_run(
         st,
         "INSERT INTO jobs (id, owner, name, state, spec_json, submit_body, submit_sig_json, "
         "task_count, replication, cores, memory, gpus, output_limit, created_ms) "
@@ -783,17 +651,17 @@ int ex_job_submit(struct ex_state *st, const struct ex_submit *sub, bool *existe
         (int64_t)(sp->res.memory > INT64_MAX ? INT64_MAX : sp->res.memory), (int64_t)sp->res.gpus,
         (int64_t)(sp->res.output > INT64_MAX ? INT64_MAX : sp->res.output), sub->now_ms);
     if (rc) {
-        rc = fail_db(st, f, "storing the job");
+        rc = ex_fail_db(st, f, "storing the job");
         goto out_rollback;
     }
-    task = query(st, "INSERT INTO tasks (job_id, idx, state, arg) VALUES (?1, ?2, 'queued', ?3)",
+    task = ex_sql_query(st, "INSERT INTO tasks (job_id, idx, state, arg) VALUES (?1, ?2, 'queued', ?3)",
                  "t", sub->id);
-    rep = query(
+    rep = ex_sql_query(
         st,
         "INSERT INTO replicas (job_id, task_idx, state, created_ms) VALUES (?1, ?2, 'queued', ?3)",
         "t", sub->id);
     if (!task || !rep) {
-        rc = fail_db(st, f, "storing the tasks");
+        rc = ex_fail_db(st, f, "storing the tasks");
         goto out_rollback;
     }
     sqlite3_bind_int64(rep, 3, sub->now_ms);
@@ -803,15 +671,15 @@ int ex_job_submit(struct ex_state *st, const struct ex_submit *sub, bool *existe
             sqlite3_bind_text(task, 3, sp->task_args[i], -1, SQLITE_STATIC);
         else
             sqlite3_bind_null(task, 3);
-        if (step(st, task) < 0) {
-            rc = fail_db(st, f, "storing the tasks");
+        if (ex_sql_step(st, task) < 0) {
+            rc = ex_fail_db(st, f, "storing the tasks");
             goto out_rollback;
         }
         sqlite3_reset(task);
         sqlite3_bind_int64(rep, 2, i);
         for (uint32_t r = 0; r < sp->replication; r++) {
-            if (step(st, rep) < 0) {
-                rc = fail_db(st, f, "storing the replicas");
+            if (ex_sql_step(st, rep) < 0) {
+                rc = ex_fail_db(st, f, "storing the replicas");
                 goto out_rollback;
             }
             sqlite3_reset(rep);
@@ -820,8 +688,8 @@ int ex_job_submit(struct ex_state *st, const struct ex_submit *sub, bool *existe
     sqlite3_finalize(task);
     sqlite3_finalize(rep);
     task = rep = NULL;
-    if (cu_db_commit(&st->db)) {
-        rc = fail_db(st, f, "committing the job");
+    if (ex_txn_commit(st, sub->now_ms, NULL)) {
+        rc = ex_fail_db(st, f, "committing the job");
         goto out_rollback;
     }
     pthread_cond_broadcast(&st->work);
@@ -833,7 +701,7 @@ int ex_job_submit(struct ex_state *st, const struct ex_submit *sub, bool *existe
 out_rollback:
     sqlite3_finalize(task);
     sqlite3_finalize(rep);
-    cu_db_rollback(&st->db);
+    ex_txn_rollback(st);
 out_unlock:
     unlock(st);
     return rc;
@@ -853,37 +721,37 @@ static json_t *job_summary(struct ex_state *st, sqlite3_stmt *row)
     counts = json_object();
     if (!j || !counts)
         goto out_free;
-    json_object_set_new(j, "id", jtext(row, 0));
-    json_object_set_new(j, "name", jtext(row, 1));
-    json_object_set_new(j, "owner", jtext(row, 2));
-    json_object_set_new(j, "state", jtext(row, 3));
-    json_object_set_new(j, "created_ms", jint(row, 4));
-    json_object_set_new(j, "finished_ms", jint(row, 5));
-    json_object_set_new(j, "reason", jtext(row, 6));
-    json_object_set_new(counts, "total", jint(row, 7));
+    json_object_set_new(j, "id", ex_col_jtext(row, 0));
+    json_object_set_new(j, "name", ex_col_jtext(row, 1));
+    json_object_set_new(j, "owner", ex_col_jtext(row, 2));
+    json_object_set_new(j, "state", ex_col_jtext(row, 3));
+    json_object_set_new(j, "created_ms", ex_col_jint(row, 4));
+    json_object_set_new(j, "finished_ms", ex_col_jint(row, 5));
+    json_object_set_new(j, "reason", ex_col_jtext(row, 6));
+    json_object_set_new(counts, "total", ex_col_jint(row, 7));
     for (size_t i = 0; i < sizeof states / sizeof states[0]; i++)
         json_object_set_new(counts, states[i], json_integer(0));
-    s = query(st, "SELECT state, COUNT(*) FROM tasks WHERE job_id = ?1 GROUP BY state", "t",
-              ctext(row, 0));
+    s = ex_sql_query(st, "SELECT state, COUNT(*) FROM tasks WHERE job_id = ?1 GROUP BY state", "t",
+              ex_col_text(row, 0));
     if (!s)
         goto out_free;
-    while ((rc = step(st, s)) == 1)
-        if (ctext(s, 0))
-            json_object_set_new(counts, ctext(s, 0), jint(s, 1));
+    while ((rc = ex_sql_step(st, s)) == 1)
+        if (ex_col_text(s, 0))
+            json_object_set_new(counts, ex_col_text(s, 0), ex_col_jint(s, 1));
     sqlite3_finalize(s);
     if (rc < 0)
         goto out_free;
     json_object_set_new(j, "counts", counts);
     counts = NULL;
-    s = query(st,
+    s = ex_sql_query(st,
               "SELECT COALESCE(SUM(cu_milli), 0) FROM replicas "
               "WHERE job_id = ?1 AND state = 'accepted'",
-              "t", ctext(row, 0));
+              "t", ex_col_text(row, 0));
     if (!s)
         goto out_free;
-    rc = step(st, s);
+    rc = ex_sql_step(st, s);
     if (rc == 1)
-        json_object_set_new(j, "cu_milli", jint(s, 0));
+        json_object_set_new(j, "cu_milli", ex_col_jint(s, 0));
     sqlite3_finalize(s);
     if (rc != 1)
         goto out_free;
@@ -905,16 +773,16 @@ json_t *ex_job_list(struct ex_state *st, const char *owner, struct ex_fail *f)
         goto out_free;
     }
     lock(st);
-    s = query(st,
+    s = ex_sql_query(st,
               "SELECT " SUMMARY_COLS " FROM jobs WHERE owner = ?1 "
               "ORDER BY created_ms DESC, id DESC LIMIT ?2",
               "ti", owner, (int64_t)MAX_LIST_JOBS);
     if (!s) {
-        fail_db(st, f, "listing jobs");
+        ex_fail_db(st, f, "listing jobs");
         unlock(st);
         goto out_free;
     }
-    while ((rc = step(st, s)) == 1) {
+    while ((rc = ex_sql_step(st, s)) == 1) {
         json_t *j = job_summary(st, s);
         if (!j) {
             rc = -CU_EDB;
@@ -924,7 +792,7 @@ json_t *ex_job_list(struct ex_state *st, const char *owner, struct ex_fail *f)
     }
     sqlite3_finalize(s);
     if (rc < 0) {
-        fail_db(st, f, "listing jobs");
+        ex_fail_db(st, f, "listing jobs");
         unlock(st);
         goto out_free;
     }
@@ -947,19 +815,19 @@ static int job_row(struct ex_state *st, const char *id, const char *who, sqlite3
     int rc;
 
     *row = NULL;
-    s = query(st, "SELECT " SUMMARY_COLS ", spec_json FROM jobs WHERE id = ?1", "t", id);
+    s = ex_sql_query(st, "SELECT " SUMMARY_COLS ", spec_json FROM jobs WHERE id = ?1", "t", id);
     if (!s)
-        return fail_db(st, f, "reading the job");
-    rc = step(st, s);
+        return ex_fail_db(st, f, "reading the job");
+    rc = ex_sql_step(st, s);
     if (rc < 0) {
         sqlite3_finalize(s);
-        return fail_db(st, f, "reading the job");
+        return ex_fail_db(st, f, "reading the job");
     }
     if (rc == 0) {
         sqlite3_finalize(s);
         return ex_fail_set(f, 404, "not_found", "job '%s' not found", id);
     }
-    if (!ctext(s, 2) || strcmp(ctext(s, 2), who) != 0) {
+    if (!ex_col_text(s, 2) || strcmp(ex_col_text(s, 2), who) != 0) {
         sqlite3_finalize(s);
         return ex_fail_set(f, 403, "forbidden", "job '%s' belongs to another key", id);
     }
@@ -978,19 +846,19 @@ static json_t *replica_json(sqlite3_stmt *s)
 
     if (!r)
         return NULL;
-    json_object_set_new(r, "id", jint(s, 0));
-    json_object_set_new(r, "provider", jtext(s, 1));
-    json_object_set_new(r, "state", jtext(s, 2));
-    json_object_set_new(r, "exit_code", jint(s, 3));
-    json_object_set_new(r, "status", jtext(s, 4));
-    json_object_set_new(r, "reason", jtext(s, 5));
-    json_object_set_new(r, "cpu_ms", jint(s, 6));
-    json_object_set_new(r, "wall_ms", jint(s, 7));
-    json_object_set_new(r, "merkle_root", jtext(s, 8));
-    json_object_set_new(r, "leased_ms", jint(s, 9));
-    json_object_set_new(r, "reported_ms", jint(s, 10));
-    json_object_set_new(r, "price_per_cu", jint(s, 13));
-    json_object_set_new(r, "cu_milli", jint(s, 14));
+    json_object_set_new(r, "id", ex_col_jint(s, 0));
+    json_object_set_new(r, "provider", ex_col_jtext(s, 1));
+    json_object_set_new(r, "state", ex_col_jtext(s, 2));
+    json_object_set_new(r, "exit_code", ex_col_jint(s, 3));
+    json_object_set_new(r, "status", ex_col_jtext(s, 4));
+    json_object_set_new(r, "reason", ex_col_jtext(s, 5));
+    json_object_set_new(r, "cpu_ms", ex_col_jint(s, 6));
+    json_object_set_new(r, "wall_ms", ex_col_jint(s, 7));
+    json_object_set_new(r, "merkle_root", ex_col_jtext(s, 8));
+    json_object_set_new(r, "leased_ms", ex_col_jint(s, 9));
+    json_object_set_new(r, "reported_ms", ex_col_jint(s, 10));
+    json_object_set_new(r, "price_per_cu", ex_col_jint(s, 13));
+    json_object_set_new(r, "cu_milli", ex_col_jint(s, 14));
     return r;
 }
 
@@ -998,17 +866,17 @@ static json_t *replica_json(sqlite3_stmt *s)
 static json_t *result_json(sqlite3_stmt *s)
 {
     json_t *r = json_object(), *outputs = NULL;
-    const char *oj = ctext(s, 12);
+    const char *oj = ex_col_text(s, 12);
 
     if (!r)
         return NULL;
     if (oj)
         outputs = json_loads(oj, 0, NULL);
-    json_object_set_new(r, "replica", jint(s, 0));
-    json_object_set_new(r, "merkle_root", jtext(s, 8));
-    json_object_set_new(r, "exit_code", jint(s, 3));
-    json_object_set_new(r, "cpu_ms", jint(s, 6));
-    json_object_set_new(r, "wall_ms", jint(s, 7));
+    json_object_set_new(r, "replica", ex_col_jint(s, 0));
+    json_object_set_new(r, "merkle_root", ex_col_jtext(s, 8));
+    json_object_set_new(r, "exit_code", ex_col_jint(s, 3));
+    json_object_set_new(r, "cpu_ms", ex_col_jint(s, 6));
+    json_object_set_new(r, "wall_ms", ex_col_jint(s, 7));
     json_object_set_new(r, "outputs", outputs ? outputs : json_array());
     return r;
 }
@@ -1028,31 +896,31 @@ json_t *ex_job_get(struct ex_state *st, const char *id, const char *who, struct 
     tasks = json_array();
     if (!j || !tasks)
         goto out_db;
-    spec = ctext(row, 8) ? json_loads(ctext(row, 8), 0, NULL) : NULL;
+    spec = ex_col_text(row, 8) ? json_loads(ex_col_text(row, 8), 0, NULL) : NULL;
     json_object_set_new(j, "spec", spec ? spec : json_null());
     ntasks = sqlite3_column_int64(row, 7);
     by_idx = calloc(ntasks > 0 ? (size_t)ntasks : 1, sizeof *by_idx);
     if (!by_idx)
         goto out_db;
 
-    ts = query(st,
+    ts = ex_sql_query(st,
                "SELECT idx, state, arg, attempts, reason, result_replica FROM tasks "
                "WHERE job_id = ?1 ORDER BY idx",
                "t", id);
     if (!ts)
         goto out_db;
-    while ((rc = step(st, ts)) == 1) {
+    while ((rc = ex_sql_step(st, ts)) == 1) {
         int64_t idx = sqlite3_column_int64(ts, 0);
         json_t *t = json_object();
         if (!t)
             goto out_db;
         json_object_set_new(t, "index", json_integer(idx));
-        json_object_set_new(t, "state", jtext(ts, 1));
-        json_object_set_new(t, "arg", jtext(ts, 2));
-        json_object_set_new(t, "attempts", jint(ts, 3));
-        json_object_set_new(t, "reason", jtext(ts, 4));
+        json_object_set_new(t, "state", ex_col_jtext(ts, 1));
+        json_object_set_new(t, "arg", ex_col_jtext(ts, 2));
+        json_object_set_new(t, "attempts", ex_col_jint(ts, 3));
+        json_object_set_new(t, "reason", ex_col_jtext(ts, 4));
         json_object_set_new(t, "result", json_null());
-        json_object_set_new(t, "result_replica", jint(ts, 5)); /* removed below */
+        json_object_set_new(t, "result_replica", ex_col_jint(ts, 5)); /* removed below */
         json_object_set_new(t, "replicas", json_array());
         json_array_append_new(tasks, t);
         if (idx >= 0 && idx < ntasks)
@@ -1061,11 +929,11 @@ json_t *ex_job_get(struct ex_state *st, const char *id, const char *who, struct 
     if (rc < 0)
         goto out_db;
 
-    rs = query(st, "SELECT " REPLICA_COLS " FROM replicas WHERE job_id = ?1 ORDER BY task_idx, id",
+    rs = ex_sql_query(st, "SELECT " REPLICA_COLS " FROM replicas WHERE job_id = ?1 ORDER BY task_idx, id",
                "t", id);
     if (!rs)
         goto out_db;
-    while ((rc = step(st, rs)) == 1) {
+    while ((rc = ex_sql_step(st, rs)) == 1) {
         int64_t idx = sqlite3_column_int64(rs, 11);
         json_t *t = idx >= 0 && idx < ntasks ? by_idx[idx] : NULL;
         if (!t)
@@ -1085,7 +953,7 @@ json_t *ex_job_get(struct ex_state *st, const char *id, const char *who, struct 
     goto out_finalize;
 
 out_db:
-    fail_db(st, f, "reading the job");
+    ex_fail_db(st, f, "reading the job");
     json_decref(j);
     j = NULL;
 out_finalize:
@@ -1110,38 +978,38 @@ int ex_job_cancel(struct ex_state *st, const char *id, const char *who, int64_t 
     rc = job_row(st, id, who, &row, f);
     if (rc)
         goto out_unlock;
-    ccopy(row, 3, state, sizeof state);
+    ex_col_copy(row, 3, state, sizeof state);
     sqlite3_finalize(row);
     if (strcmp(state, "running") != 0) {
         rc = ex_fail_set(f, 409, "job_finished", "job '%s' is already %s", id, state);
         goto out_unlock;
     }
-    if (cu_db_begin(&st->db)) {
-        rc = fail_db(st, f, "starting a transaction");
+    if (ex_txn_begin(st, NULL)) {
+        rc = ex_fail_db(st, f, "starting a transaction");
         goto out_unlock;
     }
     assert(cu_replica_can_transition(CU_REPLICA_QUEUED, CU_REPLICA_CANCELLED) &&
            cu_replica_can_transition(CU_REPLICA_REPORTED, CU_REPLICA_CANCELLED));
-    rc = run(st,
+    rc = ex_sql_run(st,
              "UPDATE jobs SET state = 'cancelled', reason = 'cancelled by owner', finished_ms = ?2 "
              "WHERE id = ?1",
              "ti", id, now_ms);
     if (!rc)
-        rc = run(st,
+        rc = ex_sql_run(st,
                  "UPDATE tasks SET state = 'cancelled', finished_ms = ?2 "
                  "WHERE job_id = ?1 AND state IN ('queued','running')",
                  "ti", id, now_ms);
     /* Held replicas are told at their next heartbeat and report `killed`. */
     if (!rc)
-        rc = run(st,
+        rc = ex_sql_run(st,
                  "UPDATE replicas SET state = 'cancelled' "
                  "WHERE job_id = ?1 AND state IN ('queued','reported')",
                  "t", id);
     if (!rc)
-        rc = cu_db_commit(&st->db);
+        rc = ex_txn_commit(st, now_ms, NULL);
     if (rc) {
-        rc = fail_db(st, f, "cancelling the job");
-        cu_db_rollback(&st->db);
+        rc = ex_fail_db(st, f, "cancelling the job");
+        ex_txn_rollback(st);
         goto out_unlock;
     }
     cu_info("job %s cancelled by its owner", id);
@@ -1168,31 +1036,31 @@ int ex_logs_find(struct ex_state *st, const char *job, int64_t task, const char 
         rc = ex_fail_set(f, 404, "not_found", "job '%s' has no task %lld", job, (long long)task);
         goto out_unlock;
     }
-    s = query(st,
+    s = ex_sql_query(st,
               "SELECT id, status, exit_code, reason, stdout_hash, stderr_hash FROM replicas "
               "WHERE job_id = ?1 AND task_idx = ?2 AND reported_ms IS NOT NULL "
               "ORDER BY reported_ms DESC, id DESC LIMIT 1",
               "ti", job, task);
     if (!s) {
-        rc = fail_db(st, f, "reading the logs");
+        rc = ex_fail_db(st, f, "reading the logs");
         goto out_unlock;
     }
-    rc = step(st, s);
+    rc = ex_sql_step(st, s);
     if (rc < 0) {
-        rc = fail_db(st, f, "reading the logs");
+        rc = ex_fail_db(st, f, "reading the logs");
     } else if (rc == 0) {
         rc =
             ex_fail_set(f, 404, "not_found", "no replica of task %lld of job '%s' has reported yet",
                         (long long)task, job);
     } else {
         out->replica = sqlite3_column_int64(s, 0);
-        ccopy(s, 1, out->status, sizeof out->status);
-        out->has_exit = !cnull(s, 2);
+        ex_col_copy(s, 1, out->status, sizeof out->status);
+        out->has_exit = !ex_col_null(s, 2);
         out->exit_code = sqlite3_column_int64(s, 2);
-        out->has_reason = !cnull(s, 3);
-        ccopy(s, 3, out->reason, sizeof out->reason);
-        ccopy(s, 4, out->stdout_hash, sizeof out->stdout_hash);
-        ccopy(s, 5, out->stderr_hash, sizeof out->stderr_hash);
+        out->has_reason = !ex_col_null(s, 3);
+        ex_col_copy(s, 3, out->reason, sizeof out->reason);
+        ex_col_copy(s, 4, out->stdout_hash, sizeof out->stdout_hash);
+        ex_col_copy(s, 5, out->stderr_hash, sizeof out->stderr_hash);
         rc = 0;
     }
     sqlite3_finalize(s);
@@ -1214,7 +1082,7 @@ int ex_provider_hello(struct ex_state *st, const char *provider, const struct ex
     int rc;
 
     lock(st);
-    rc = run(
+    rc = ex_sql_run(
         st,
         "INSERT INTO providers (id, first_seen_ms, last_seen_ms, slots, cores, memory, gpus, "
         "version, price_per_cu, cu_factor_milli) VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
@@ -1224,7 +1092,7 @@ int ex_provider_hello(struct ex_state *st, const char *provider, const struct ex
         (int64_t)(h->memory > INT64_MAX ? INT64_MAX : h->memory), (int64_t)h->gpus, h->version,
         clamp_i64(h->price_per_cu), clamp_i64(h->cu_factor_milli));
     if (rc)
-        rc = fail_db(st, f, "registering the provider");
+        rc = ex_fail_db(st, f, "registering the provider");
     unlock(st);
     if (!rc)
         cu_info("provider %.8s hello: %llu slots, %llu cores, %llu MiB, %llu GPUs, version %s",
@@ -1237,7 +1105,7 @@ int ex_provider_hello(struct ex_state *st, const char *provider, const struct ex
 /* Marks the provider seen (registering it if it never said hello). mu held. */
 static int provider_seen(struct ex_state *st, const char *provider, int64_t now)
 {
-    return run(st,
+    return ex_sql_run(st,
                "INSERT INTO providers (id, first_seen_ms, last_seen_ms) VALUES (?1, ?2, ?2) "
                "ON CONFLICT(id) DO UPDATE SET last_seen_ms = ?2",
                "ti", provider, now);
@@ -1258,7 +1126,7 @@ static int claim_once(struct ex_state *st, const char *provider, const struct ex
     /* Oldest job first; within a job the lowest task. The state lists match
      * cu_replica_state_live (asserted at start). */
     jobs =
-        query(st,
+        ex_sql_query(st,
               "SELECT id, task_count, spec_json FROM jobs WHERE state = 'running' AND cores <= ?1 "
               "AND memory <= ?2 AND gpus <= ?3 "
               /* Only jobs whose bid covers the provider's ask. A bid of 0
@@ -1269,7 +1137,7 @@ static int claim_once(struct ex_state *st, const char *provider, const struct ex
               "COALESCE((SELECT price_per_cu FROM providers WHERE id = ?4), 1)) "
               "ORDER BY created_ms, id",
               "iiit", clamp_i64(fr->cores), clamp_i64(fr->memory), clamp_i64(fr->gpus), provider);
-    s = query(st,
+    s = ex_sql_query(st,
               "SELECT r.id, r.task_idx, t.arg FROM replicas r JOIN tasks t "
               "ON t.job_id = r.job_id AND t.idx = r.task_idx "
               "WHERE r.job_id = ?1 AND r.state = 'queued' AND NOT EXISTS (SELECT 1 FROM replicas o "
@@ -1278,27 +1146,27 @@ static int claim_once(struct ex_state *st, const char *provider, const struct ex
               "ORDER BY r.task_idx, r.id LIMIT 1",
               "tt", "", provider);
     if (!jobs || !s) {
-        rc = fail_db(st, f, "looking for work");
+        rc = ex_fail_db(st, f, "looking for work");
         goto out_finalize;
     }
-    while ((rc = step(st, jobs)) == 1) {
+    while ((rc = ex_sql_step(st, jobs)) == 1) {
         sqlite3_reset(s);
-        sqlite3_bind_text(s, 1, ctext(jobs, 0), -1, SQLITE_TRANSIENT);
-        rc = step(st, s);
+        sqlite3_bind_text(s, 1, ex_col_text(jobs, 0), -1, SQLITE_TRANSIENT);
+        rc = ex_sql_step(st, s);
         if (rc < 0)
             break;
         if (rc == 1) {
-            ccopy(jobs, 0, job, sizeof job);
+            ex_col_copy(jobs, 0, job, sizeof job);
             task_count = sqlite3_column_int64(jobs, 1);
-            spec = ctext(jobs, 2) ? json_loads(ctext(jobs, 2), 0, NULL) : NULL;
+            spec = ex_col_text(jobs, 2) ? json_loads(ex_col_text(jobs, 2), 0, NULL) : NULL;
             rid = sqlite3_column_int64(s, 0);
             idx = sqlite3_column_int64(s, 1);
-            arg = jtext(s, 2);
+            arg = ex_col_jtext(s, 2);
             break;
         }
     }
     if (rc < 0) {
-        rc = fail_db(st, f, "looking for work");
+        rc = ex_fail_db(st, f, "looking for work");
         goto out_finalize;
     }
     if (rid == 0) {
@@ -1310,29 +1178,29 @@ static int claim_once(struct ex_state *st, const char *provider, const struct ex
         rc = ex_fail_set(f, 500, "internal", "lease time overflows");
         goto out_finalize;
     }
-    if (cu_db_begin(&st->db)) {
-        rc = fail_db(st, f, "starting a transaction");
+    if (ex_txn_begin(st, NULL)) {
+        rc = ex_fail_db(st, f, "starting a transaction");
         goto out_finalize;
     }
     rc = replica_move(st, rid, CU_REPLICA_QUEUED, CU_REPLICA_LEASED);
     if (!rc)
-        rc = run(st,
+        rc = ex_sql_run(st,
                  "UPDATE replicas SET provider = ?2, leased_ms = ?3, lease_expires_ms = ?4, "
                  "price_per_cu = COALESCE((SELECT price_per_cu FROM providers WHERE id = ?2), 1) "
                  "WHERE id = ?1",
                  "itii", rid, provider, now, expires);
     if (!rc)
-        rc = run(st,
+        rc = ex_sql_run(st,
                  "UPDATE tasks SET attempts = attempts + 1, state = 'running' "
                  "WHERE job_id = ?1 AND idx = ?2",
                  "ti", job, idx);
     if (!rc)
         rc = provider_seen(st, provider, now);
     if (!rc)
-        rc = cu_db_commit(&st->db);
+        rc = ex_txn_commit(st, now, NULL);
     if (rc) {
-        rc = fail_db(st, f, "leasing a replica");
-        cu_db_rollback(&st->db);
+        rc = ex_fail_db(st, f, "leasing a replica");
+        ex_txn_rollback(st);
         goto out_finalize;
     }
     cu_info("replica %lld leased: task %s/%lld to provider %.8s", (long long)rid, job,
@@ -1402,29 +1270,29 @@ int ex_heartbeat(struct ex_state *st, int64_t replica, const char *provider, int
 
     *out = NULL;
     lock(st);
-    s = query(
+    s = ex_sql_query(
         st,
         "SELECT r.state, r.provider, r.lease_expires_ms, j.state, t.state, r.job_id, r.task_idx "
         "FROM replicas r JOIN jobs j ON j.id = r.job_id "
         "JOIN tasks t ON t.job_id = r.job_id AND t.idx = r.task_idx WHERE r.id = ?1",
         "i", replica);
     if (!s) {
-        rc = fail_db(st, f, "reading the replica");
+        rc = ex_fail_db(st, f, "reading the replica");
         goto out_unlock;
     }
-    rc = step(st, s);
+    rc = ex_sql_step(st, s);
     if (rc == 1) {
-        (void)cu_replica_state_parse(ctext(s, 0), &state);
-        ccopy(s, 1, holder, sizeof holder);
+        (void)cu_replica_state_parse(ex_col_text(s, 0), &state);
+        ex_col_copy(s, 1, holder, sizeof holder);
         expires = sqlite3_column_int64(s, 2);
-        ccopy(s, 3, jstate, sizeof jstate);
-        ccopy(s, 4, tstate, sizeof tstate);
-        ccopy(s, 5, job, sizeof job);
+        ex_col_copy(s, 3, jstate, sizeof jstate);
+        ex_col_copy(s, 4, tstate, sizeof tstate);
+        ex_col_copy(s, 5, job, sizeof job);
         idx = sqlite3_column_int64(s, 6);
     }
     sqlite3_finalize(s);
     if (rc < 0) {
-        rc = fail_db(st, f, "reading the replica");
+        rc = ex_fail_db(st, f, "reading the replica");
         goto out_unlock;
     }
     if (rc == 0) {
@@ -1446,8 +1314,8 @@ int ex_heartbeat(struct ex_state *st, int64_t replica, const char *provider, int
                          (long long)replica);
         goto out_unlock;
     }
-    if (cu_db_begin(&st->db)) {
-        rc = fail_db(st, f, "starting a transaction");
+    if (ex_txn_begin(st, NULL)) {
+        rc = ex_fail_db(st, f, "starting a transaction");
         goto out_unlock;
     }
     rc = 0;
@@ -1455,16 +1323,16 @@ int ex_heartbeat(struct ex_state *st, int64_t replica, const char *provider, int
         rc = replica_move(st, replica, CU_REPLICA_LEASED, CU_REPLICA_RUNNING);
     if (!rc)
         rc =
-            run(st, "UPDATE replicas SET lease_expires_ms = ?2 WHERE id = ?1", "ii", replica, next);
+            ex_sql_run(st, "UPDATE replicas SET lease_expires_ms = ?2 WHERE id = ?1", "ii", replica, next);
     if (!rc && state == CU_REPLICA_LEASED)
         rc = task_refresh(st, job, idx);
     if (!rc)
         rc = provider_seen(st, provider, now_ms);
     if (!rc)
-        rc = cu_db_commit(&st->db);
+        rc = ex_txn_commit(st, now_ms, NULL);
     if (rc) {
-        rc = fail_db(st, f, "renewing the lease");
-        cu_db_rollback(&st->db);
+        rc = ex_fail_db(st, f, "renewing the lease");
+        ex_txn_rollback(st);
         goto out_unlock;
     }
     if (strcmp(jstate, "cancelled") == 0)
@@ -1530,29 +1398,29 @@ static int replica_info(struct ex_state *st, int64_t id, struct replica_info *ri
 
     memset(ri, 0, sizeof *ri);
     ri->state = CU_REPLICA_NSTATES;
-    s = query(
+    s = ex_sql_query(
         st,
         "SELECT r.state, r.provider, r.job_id, r.task_idx, r.lease_expires_ms, r.reported_ms, "
         "j.output_limit, j.state, t.state FROM replicas r JOIN jobs j ON j.id = r.job_id "
         "JOIN tasks t ON t.job_id = r.job_id AND t.idx = r.task_idx WHERE r.id = ?1",
         "i", id);
     if (!s)
-        return fail_db(st, f, "reading the replica");
-    rc = step(st, s);
+        return ex_fail_db(st, f, "reading the replica");
+    rc = ex_sql_step(st, s);
     if (rc == 1) {
-        (void)cu_replica_state_parse(ctext(s, 0), &ri->state);
-        ccopy(s, 1, ri->provider, sizeof ri->provider);
-        ccopy(s, 2, ri->job, sizeof ri->job);
+        (void)cu_replica_state_parse(ex_col_text(s, 0), &ri->state);
+        ex_col_copy(s, 1, ri->provider, sizeof ri->provider);
+        ex_col_copy(s, 2, ri->job, sizeof ri->job);
         ri->idx = sqlite3_column_int64(s, 3);
         ri->expires = sqlite3_column_int64(s, 4);
-        ri->reported = !cnull(s, 5);
+        ri->reported = !ex_col_null(s, 5);
         ri->output_limit = (uint64_t)sqlite3_column_int64(s, 6);
-        ccopy(s, 7, ri->jstate, sizeof ri->jstate);
-        ccopy(s, 8, ri->tstate, sizeof ri->tstate);
+        ex_col_copy(s, 7, ri->jstate, sizeof ri->jstate);
+        ex_col_copy(s, 8, ri->tstate, sizeof ri->tstate);
     }
     sqlite3_finalize(s);
     if (rc < 0)
-        return fail_db(st, f, "reading the replica");
+        return ex_fail_db(st, f, "reading the replica");
     if (rc == 0)
         return ex_fail_set(f, 404, "not_found", "replica %lld not found", (long long)id);
     return 0;
@@ -1622,15 +1490,15 @@ static int provider_cu_milli(struct ex_state *st, const char *provider, uint64_t
     uint64_t factor = EX_DEFAULT_CU_FACTOR_MILLI, prod;
     int rc;
 
-    s = query(st, "SELECT cu_factor_milli FROM providers WHERE id = ?1", "t", provider);
+    s = ex_sql_query(st, "SELECT cu_factor_milli FROM providers WHERE id = ?1", "t", provider);
     if (!s)
-        return fail_db(st, f, "reading the provider");
-    rc = step(st, s);
+        return ex_fail_db(st, f, "reading the provider");
+    rc = ex_sql_step(st, s);
     if (rc == 1 && sqlite3_column_int64(s, 0) > 0)
         factor = (uint64_t)sqlite3_column_int64(s, 0);
     sqlite3_finalize(s);
     if (rc < 0)
-        return fail_db(st, f, "reading the provider");
+        return ex_fail_db(st, f, "reading the provider");
     if (cu_mul_u64(cpu_ms, factor, &prod) != 0 || prod / 1000 > CU_AMOUNT_MAX)
         return ex_fail_set(f, 400, "invalid", "field 'cpu_ms': %llu ms overflows the CU count",
                            (unsigned long long)cpu_ms);
@@ -1657,13 +1525,13 @@ int ex_report_apply(struct ex_state *st, int64_t replica, const char *provider,
     rc = provider_cu_milli(st, provider, r->cpu_ms, &cu_milli, f);
     if (rc)
         goto out_unlock;
-    if (cu_db_begin(&st->db)) {
-        rc = fail_db(st, f, "starting a transaction");
+    if (ex_txn_begin(st, NULL)) {
+        rc = ex_fail_db(st, f, "starting a transaction");
         goto out_unlock;
     }
     rc = 0;
     {
-        sqlite3_stmt *s = query(st,
+        sqlite3_stmt *s = ex_sql_query(st,
                                 "UPDATE replicas SET status = ?2, exit_code = ?3, reason = ?4, "
                                 "cpu_ms = ?5, wall_ms = ?6, merkle_root = ?7, outputs_json = ?8, "
                                 "stdout_hash = ?9, stderr_hash = ?10, report_body = ?11, "
@@ -1690,7 +1558,7 @@ int ex_report_apply(struct ex_state *st, int64_t replica, const char *provider,
                 sqlite3_bind_blob64(s, 11, r->body, r->body_len, SQLITE_STATIC);
             sqlite3_bind_int64(s, 12, now_ms);
             sqlite3_bind_int64(s, 13, clamp_i64(cu_milli));
-            rc = step(st, s) < 0 ? -CU_EDB : 0;
+            rc = ex_sql_step(st, s) < 0 ? -CU_EDB : 0;
             sqlite3_finalize(s);
         }
     }
@@ -1720,7 +1588,7 @@ int ex_report_apply(struct ex_state *st, int64_t replica, const char *provider,
     if (rc)
         goto out_rollback;
     *out = report_answer(st, replica);
-    if (cu_db_commit(&st->db)) {
+    if (ex_txn_commit(st, now_ms, NULL)) {
         json_decref(*out);
         *out = NULL;
         rc = -CU_EDB;
@@ -1733,8 +1601,8 @@ int ex_report_apply(struct ex_state *st, int64_t replica, const char *provider,
     goto out_unlock;
 
 out_rollback:
-    rc = fail_db(st, f, "applying the report");
-    cu_db_rollback(&st->db);
+    rc = ex_fail_db(st, f, "applying the report");
+    ex_txn_rollback(st);
 out_unlock:
     unlock(st);
     return rc;
@@ -1753,10 +1621,10 @@ static int metric_states(struct ex_state *st, struct cu_buf *out, const char *na
     /* Every known state appears, zero or not, so graphs do not break. */
     for (size_t i = 0; states[i]; i++) {
         int64_t c = 0;
-        s = query(st, sql, "t", states[i]);
+        s = ex_sql_query(st, sql, "t", states[i]);
         if (!s)
             return -CU_EDB;
-        rc = step(st, s);
+        rc = ex_sql_step(st, s);
         if (rc == 1)
             c = sqlite3_column_int64(s, 0);
         sqlite3_finalize(s);
@@ -1794,9 +1662,9 @@ int ex_metrics(struct ex_state *st, int64_t now_ms, struct cu_buf *out)
     if (!rc) {
         /* Online: seen within a long-poll plus two leases. */
         int64_t window = EX_MAX_WAIT_MS + 2 * clamp_i64(st->lease_ms);
-        s = query(st, "SELECT COUNT(*) FROM providers WHERE last_seen_ms >= ?1", "i",
+        s = ex_sql_query(st, "SELECT COUNT(*) FROM providers WHERE last_seen_ms >= ?1", "i",
                   now_ms - window);
-        rc = s ? step(st, s) : -CU_EDB;
+        rc = s ? ex_sql_step(st, s) : -CU_EDB;
         if (rc == 1) {
             online = sqlite3_column_int64(s, 0);
             rc = 0;

@@ -22,6 +22,7 @@
 #include "base/err.h"
 #include "crypto/hash.h"
 #include "crypto/ident.h"
+#include "ledger/block.h"
 #include "ledger/state.h"
 #include "ledger/tx.h"
 #include "market/spec.h"
@@ -35,6 +36,17 @@
 #define EX_PRUNE_EVERY_MS                                                                          \
     10000 /* how often old nonces are deleted */ /* longest claim long-poll                        \
                                                   */
+
+/* The block being built by the open transaction (ledger.c): the state
+ * with its txs applied, the block, and after sealing its hash and time. */
+struct ex_ledger_pending {
+    struct cu_ledger_state st;
+    struct cu_block b;
+    struct cu_hash tip;
+    uint64_t height;
+    int64_t time_ms;
+    bool active, sealed, broken;
+};
 
 struct ex_state {
     pthread_mutex_t mu;
@@ -54,6 +66,10 @@ struct ex_state {
     struct cu_hash tip;  /* hash of the last block */
     uint64_t tip_height; /* height of the last block */
     int64_t tip_time_ms; /* its time */
+    bool in_txn;                   /* a transaction is open (ex_txn_begin) */
+    struct ex_ledger_pending pend; /* the block of the open transaction */
+    struct cu_hash *last_ids;      /* where ex_ledger_seal copies tx ids, or NULL */
+    size_t last_ids_cap;
 };
 
 /* Why a request was refused: HTTP status, stable code, sentence. */
@@ -211,29 +227,28 @@ int ex_ledger_open(struct ex_state *st, const char *data_dir, struct cu_err *e);
 /* Releases the ledger state and wipes the key. */
 void ex_ledger_close(struct ex_state *st);
 
-/* A block staged inside an open SQLite transaction: the new state and tip,
- * to be swapped in with ex_ledger_commit only after COMMIT succeeded, or
- * dropped with ex_ledger_discard. */
-struct ex_ledger_pending {
-    struct cu_ledger_state st;
-    struct cu_hash tip;
-    uint64_t height;
-    int64_t time_ms;
-    bool staged;
-};
+/* Every state change is one SQLite transaction, and the ledger
+ * transactions it produces go into one block committed with it:
+ *   ex_txn_begin; ... ex_ledger_add(tx)...; ex_txn_commit (or rollback).
+ * All with mu held. ex_txn_commit seals the pending block (if any tx was
+ * added), stores it, commits, and only then makes the new ledger state
+ * current; on any failure everything is rolled back (rolling back twice is
+ * harmless). f may be NULL. */
+int ex_txn_begin(struct ex_state *st, struct ex_fail *f);
+int ex_txn_commit(struct ex_state *st, int64_t now_ms, struct ex_fail *f);
+void ex_txn_rollback(struct ex_state *st);
 
-/* mu held, in a transaction: applies txs[0..n) (seq assigned here) to a
- * copy of the ledger state, seals them into the next block, and inserts
- * the block row and the tx index rows. The txs are moved into the block
- * (left empty). ids (n entries, may be NULL) gets the tx ids. 0, or
- * negative with f set (409 insufficient_funds, 400 invalid, 500) and p
- * left empty. */
-int ex_ledger_stage(struct ex_state *st, struct cu_tx *txs, size_t n, int64_t now_ms,
-                    struct cu_hash *ids, struct ex_ledger_pending *p, struct ex_fail *f);
-/* mu held: makes a staged block the current state (after COMMIT). */
-void ex_ledger_commit(struct ex_state *st, struct ex_ledger_pending *p);
-/* Drops a staged block (after ROLLBACK); p may be empty. */
-void ex_ledger_discard(struct ex_ledger_pending *p);
+/* Applies tx (seq assigned here; consumed on every path) to the pending
+ * state. 0 with *seq (may be NULL) set, or negative with f set (409
+ * insufficient_funds, 400 invalid, 500); after a failure the caller rolls
+ * back. */
+int ex_ledger_add(struct ex_state *st, struct cu_tx *tx, uint64_t *seq, struct ex_fail *f);
+/* The ledger state as the current transaction sees it (the pending state
+ * when txs were added, else the committed one). mu held. */
+const struct cu_ledger_state *ex_ledger_view(const struct ex_state *st);
+/* Internal to ex_txn_commit / rollback. */
+int ex_ledger_seal(struct ex_state *st, int64_t now_ms, struct ex_fail *f);
+void ex_ledger_end(struct ex_state *st, bool committed);
 
 /* The money routes' state work (docs/api.md "Money"). Each returns a new
  * JSON reference, or NULL with f set. */
