@@ -272,7 +272,8 @@ pid_t bl_start_exchange(const char *dir, const char *lease, char *url, size_t ur
         cu_snprintf(urlfile, sizeof urlfile, "%s/exchange/exchange.url", dir))
         bl_die("path too long");
     const char *argv[] = {bl_cumulus(), "exchange", "--listen", "127.0.0.1:0", "--data", data,
-                          "--log",      "warn",     lease ? "--lease" : NULL, lease, NULL};
+                          "--log",      "warn",     "--devnet", lease ? "--lease" : NULL, lease,
+                          NULL};
     pid = bl_spawn(argv, log);
     cu_buf_init(&b, 4096);
     for (int t = 0; t < 1000; t++) {
@@ -349,8 +350,14 @@ void bl_api_open(struct cu_api *api, struct cu_identity *id, const char *url)
 
     if (cu_identity_generate(id) != 0)
         bl_die("cannot generate an identity");
+    json_t *out = NULL;
+
     if (cu_api_open(api, url, id, &e) != 0)
         bl_die("cannot open the API client: %s", e.msg);
+    /* Jobs lock their maximum cost in escrow: fund the requester. */
+    if (cu_api_faucet(api, BL_FUNDS, &out, &e) != 0)
+        bl_die("cannot fund the requester from the devnet faucet: %s", e.msg);
+    json_decref(out);
 }
 
 static char **strv1(const char *s)
@@ -383,6 +390,7 @@ void bl_spec(struct cu_spec *s, const char *name, const char *const *argv, uint3
     s->res.cores = 1;
     s->res.memory = 64ULL << 20;
     s->res.time_ms = 60000;
+    s->max_per_cu = 10;
     s->outputs = strv1(outputs ? outputs : "*");
     s->noutputs = 1;
     if (in_name) {

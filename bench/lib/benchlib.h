@@ -64,7 +64,10 @@ pid_t bl_start_provider(const char *dir, const char *name, const char *url, unsi
 /* Number of providers the exchange's /metrics reports online (-1 on error). */
 int bl_providers_online(const char *url);
 
-/* A plain in-memory identity and an api for it. Dies on failure. */
+/* What bl_api_open funds each requester with (base units). */
+#define BL_FUNDS 1000000000000000ULL
+/* A plain in-memory identity and an api for it, funded with BL_FUNDS from
+ * the devnet faucet. Dies on failure. */
 void bl_api_open(struct cu_api *api, struct cu_identity *id, const char *url);
 
 /* Builds a job: command argv (NULL-terminated), count tasks, no inputs

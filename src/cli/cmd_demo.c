@@ -29,6 +29,7 @@
 #include "base/json.h"
 #include "base/util.h"
 #include "cli/commands.h"
+#include "client/api.h"
 #include "client/png.h"
 
 #include "base/banned.h"
@@ -36,6 +37,9 @@
 #define DEMO_MAX_PROVIDERS 32
 #define DEMO_MAX_SLOTS 64
 #define DEMO_MAX_TASKS 4096
+#define DEMO_BID "10"            /* the job's bid per CU */
+#define DEMO_FIRST_ASK 2         /* provider-N asks DEMO_FIRST_ASK + N - 1 */
+#define DEMO_FUNDS_PER_TASK 1000 /* > bid x 60 CU (time limit) + fees */
 #define DEMO_MIN_SIZE 16
 #define DEMO_MAXITER "2000"
 #define DEMO_STOP_GRACE_MS 5000
@@ -582,7 +586,7 @@ static int write_job_file(const struct demo *d, const char *path)
                             "outputs: [\"tile.ppm\"]\n"
                             "resources: {cores: 1, memory: 256MiB, time: 60s, output: 16MiB}\n"
                             "replication: 1\n"
-                            "price: {max_per_cu: 100}\n",
+                            "price: {max_per_cu: " DEMO_BID "}\n",
                             d->tasks);
     if (rc == 0)
         rc = cu_write_file_atomic(path, b.data, b.len, 0644);
@@ -641,7 +645,7 @@ static int start_daemons(struct demo *d)
     d->exchange.own_group = true;
     {
         char *argv[] = {"cumulus", "exchange", "--listen", "127.0.0.1:0", "--data", exdir,
-                        "--lease", "10s", NULL};
+                        "--lease", "10s", "--devnet", NULL};
         if (spawn(d, &d->exchange, argv, NULL, false) < 0)
             return fail("start exchange", NULL, "could not start the exchange");
     }
@@ -650,9 +654,11 @@ static int start_daemons(struct demo *d)
 
     for (unsigned i = 0; i < d->nproviders; i++) {
         struct child *p = &d->providers[i];
-        char pdir[CU_PATH_MAX], slots[16];
+        char pdir[CU_PATH_MAX], slots[16], price[16];
         cu_snprintf(p->name, sizeof p->name, "provider-%u", i + 1);
         cu_snprintf(slots, sizeof slots, "%u", d->slots);
+        /* Different asks, so the settlement shows each paid its own. */
+        cu_snprintf(price, sizeof price, "%u", DEMO_FIRST_ASK + i);
         if (cu_snprintf(pdir, sizeof pdir, "%s/provider-%u", d->data, i + 1) < 0 ||
             cu_snprintf(p->log, sizeof p->log, "%s/provider-%u.log", d->data, i + 1) < 0)
             return fail("start providers", NULL, "data directory path too long");
@@ -662,7 +668,7 @@ static int start_daemons(struct demo *d)
             return fail("start providers", NULL, "cannot create %s", pdir);
         p->own_group = true;
         char *argv[] = {"cumulus", "provide", "--exchange", d->url, "--data", pdir,
-                        "--slots", slots, NULL};
+                        "--slots", slots, "--price", price, NULL};
         if (spawn(d, p, argv, NULL, false) < 0)
             return fail("start providers", NULL, "could not start %s", p->name);
     }
@@ -684,14 +690,56 @@ static int make_requester_key(struct demo *d)
     setenv("CUMULUS_HOME", dir, 1);
     setenv("CUMULUS_EXCHANGE", d->url, 1);
     setenv("CUMULUS_KEY", d->key, 1);
-    if (access(d->key, R_OK) == 0)
-        return 0; /* kept from an earlier run with the same --data */
-    char *argv[] = {"cumulus", "keygen", "--out", d->key, "--insecure-plain", NULL};
-    rc = run_cli(d, "make requester key", argv, NULL, false, DEMO_STATUS_MS);
+    if (access(d->key, R_OK) != 0) {
+        char *argv[] = {"cumulus", "keygen", "--out", d->key, "--insecure-plain", NULL};
+        rc = run_cli(d, "make requester key", argv, NULL, false, DEMO_STATUS_MS);
+        if (rc < 0)
+            return CU_EXIT_FAIL;
+        if (rc != 0)
+            return fail("make requester key", d->reqlog, "cumulus keygen exited with %d", rc);
+    }
+    return 0;
+}
+
+/* Funds the requester from the devnet faucet: enough for the job's most
+ * expensive case (every tile at the bid for its whole time limit). */
+static int fund_requester(struct demo *d)
+{
+    char amount[32];
+    int rc;
+
+    cu_snprintf(amount, sizeof amount, "%u", d->tasks * DEMO_FUNDS_PER_TASK);
+    char *argv[] = {"cumulus", "faucet", amount, NULL};
+    rc = run_cli(d, "fund requester", argv, NULL, false, DEMO_STATUS_MS);
     if (rc < 0)
         return CU_EXIT_FAIL;
     if (rc != 0)
-        return fail("make requester key", d->reqlog, "cumulus keygen exited with %d", rc);
+        return fail("fund requester", d->reqlog, "cumulus faucet exited with %d", rc);
+    printf("demo: requester funded with %s tokens from the devnet faucet\n", amount);
+    return 0;
+}
+
+/* Verifies the exchange's ledger from genesis, as anyone could, and prints
+ * the verifier's line ("ledger: N transactions in M blocks — verified"). */
+static int verify_ledger(struct demo *d)
+{
+    char exdir[CU_PATH_MAX];
+    struct cu_buf out = CU_BUF_INIT(DEMO_CAPTURE_MAX);
+    int rc;
+
+    if (cu_path_join(exdir, sizeof exdir, d->data, "exchange") < 0)
+        return fail("verify ledger", NULL, "path too long");
+    char *argv[] = {"cumulus", "ledger", "verify", exdir, NULL};
+    rc = run_cli(d, "verify ledger", argv, &out, false, DEMO_STATUS_MS);
+    if (rc == 0) {
+        const char *s = cu_buf_str(&out);
+        printf("  %.*s\n", (int)strcspn(s, "\n"), s);
+    }
+    cu_buf_release(&out);
+    if (rc < 0)
+        return CU_EXIT_FAIL;
+    if (rc != 0)
+        return fail("verify ledger", d->reqlog, "cumulus ledger verify exited with %d", rc);
     return 0;
 }
 
@@ -787,12 +835,33 @@ static void print_per_provider(struct demo *d)
                 other++;
         }
     }
-    printf("  tasks per provider:\n");
-    for (unsigned i = 0; i < d->nproviders; i++)
-        printf("    provider-%u  %-16.16s  %u\n", i + 1, ids[i][0] ? ids[i] : "(unknown id)",
-               counts[i]);
+    printf("  settlement (each provider paid its own ask x the CU its tiles used):\n");
+    for (unsigned i = 0; i < d->nproviders; i++) {
+        const json_t *p, *bill = json_object_get(j, "bill");
+        long long paid = 0, cu_milli = 0;
+        size_t pi;
+        char cu[32];
+        json_array_foreach(json_object_get(bill, "paid"), pi, p) {
+            const char *who = json_string_value(json_object_get(p, "provider"));
+            if (who && ids[i][0] && strcmp(who, ids[i]) == 0) {
+                paid = (long long)json_integer_value(json_object_get(p, "amount"));
+                cu_milli = (long long)json_integer_value(json_object_get(p, "cu_milli"));
+            }
+        }
+        cu_api_fmt_cu(cu_milli, cu, sizeof cu);
+        printf("    provider-%u  %-16.16s  ask %2u  %3u tiles  %9s CU  paid %lld\n", i + 1,
+               ids[i][0] ? ids[i] : "(unknown id)", DEMO_FIRST_ASK + i, counts[i], cu, paid);
+    }
     if (other)
-        printf("    other         %u\n", other);
+        printf("    other         %u tiles\n", other);
+    {
+        const json_t *bill = json_object_get(j, "bill");
+        printf("    exchange fee %lld, escrow fee %lld, refunded %lld of %lld locked\n",
+               (long long)json_integer_value(json_object_get(bill, "exchange_fee")),
+               (long long)json_integer_value(json_object_get(bill, "escrow_fee")),
+               (long long)json_integer_value(json_object_get(bill, "refunded")),
+               (long long)json_integer_value(json_object_get(bill, "locked")));
+    }
 out_release:
     json_decref(j);
     cu_buf_release(&out);
@@ -859,7 +928,8 @@ static int run_demo(struct demo *d)
     char resdir[CU_PATH_MAX], png[CU_PATH_MAX], took[32];
     int rc;
 
-    if ((rc = start_daemons(d)) != 0 || (rc = make_requester_key(d)) != 0)
+    if ((rc = start_daemons(d)) != 0 || (rc = make_requester_key(d)) != 0 ||
+        (rc = fund_requester(d)) != 0)
         return rc;
     printf("demo: exchange at %s, %u providers x %u slots\n", d->url, d->nproviders,
            d->slots);
@@ -901,6 +971,8 @@ static int run_demo(struct demo *d)
     printf("  image:    %s (%ux%u PNG)\n", png, d->size, d->size);
     printf("  job:      %s, %u tasks, all succeeded\n", d->job, d->tasks);
     print_per_provider(d);
+    if ((rc = verify_ledger(d)) != 0)
+        return rc;
     if (d->keep_data)
         printf("  data:     %s (exchange state in %s/exchange, logs in %s/*.log)\n", d->data,
                d->data, d->data);

@@ -11,7 +11,8 @@
 
 static const char usage_text[] =
     "usage: cumulus exchange [--listen ADDR:PORT] [--data DIR] [--lease DURATION]\n"
-    "                        [--devnet] [--web DIR] [--log LEVEL]\n"
+    "                        [--devnet] [--fee-bps N] [--escrow-fee N] [--web DIR]\n"
+    "                        [--log LEVEL]\n"
     "\n"
     "Runs an exchange until SIGINT/SIGTERM: the HTTP API of docs/api.md, job and\n"
     "replica state in DIR/state.db, blobs in DIR/blobs. Once listening it writes\n"
@@ -22,6 +23,10 @@ static const char usage_text[] =
     "  --lease DURATION    replica lease, e.g. 30s, 2m (default 30s); providers\n"
     "                      heartbeat every third of it\n"
     "  --devnet            allow the devnet faucet\n"
+    "  --fee-bps N         exchange fee, in basis points of each provider payment\n"
+    "                      (default 200 = 2%; 0..10000)\n"
+    "  --escrow-fee N      flat fee per job, in base units, for holding its escrow\n"
+    "                      (default 10)\n"
     "  --web DIR           serve the dashboard's static files from DIR\n"
     "  --log LEVEL         debug, info, warn, error or off (default info, or\n"
     "                      CUMULUS_LOG)\n";
@@ -30,7 +35,9 @@ int cmd_exchange(int argc, char **argv)
 {
     struct cu_exchange_opts o = {.listen = "127.0.0.1:7070",
                                  .data_dir = "./exchange-data",
-                                 .lease_ms = CU_EXCHANGE_DEFAULT_LEASE_MS};
+                                 .lease_ms = CU_EXCHANGE_DEFAULT_LEASE_MS,
+                                 .fee_bps = CU_EXCHANGE_DEFAULT_FEE_BPS,
+                                 .escrow_fee = CU_EXCHANGE_DEFAULT_ESCROW_FEE};
     const char *log = NULL, *v;
     struct cu_err e = {0};
 
@@ -44,6 +51,7 @@ int cmd_exchange(int argc, char **argv)
             continue;
         } else if (strcmp(a, "--listen") != 0 && strcmp(a, "--data") != 0 &&
                    strcmp(a, "--lease") != 0 && strcmp(a, "--web") != 0 &&
+                   strcmp(a, "--fee-bps") != 0 && strcmp(a, "--escrow-fee") != 0 &&
                    strcmp(a, "--log") != 0) {
             cu_cli_errorf("exchange", "unknown argument '%s' (see 'cumulus exchange --help')", a);
             return CU_EXIT_USAGE;
@@ -65,6 +73,22 @@ int cmd_exchange(int argc, char **argv)
                                           "(e.g. 30s, 2m)", v);
                 return CU_EXIT_USAGE;
             }
+        } else if (strcmp(a, "--fee-bps") == 0) {
+            int64_t n;
+            if (cu_parse_i64(v, 0, 10000, &n) != 0) {
+                cu_cli_errorf("exchange", "--fee-bps: '%s' is not a whole number 0..10000", v);
+                return CU_EXIT_USAGE;
+            }
+            o.fee_bps = (uint32_t)n;
+        } else if (strcmp(a, "--escrow-fee") == 0) {
+            int64_t n;
+            if (cu_parse_i64(v, 0, 1000000000000LL, &n) != 0) {
+                cu_cli_errorf("exchange",
+                              "--escrow-fee: '%s' is not a whole number of base units "
+                              "0..10^12", v);
+                return CU_EXIT_USAGE;
+            }
+            o.escrow_fee = (uint64_t)n;
         } else if (strcmp(a, "--web") == 0) {
             o.web_dir = v;
         } else {

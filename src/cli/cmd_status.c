@@ -158,6 +158,9 @@ static void print_job(const json_t *job)
         char cu[32];
         printf("  CU used: %s\n", fmt_cu(job, "cu_milli", cu, sizeof cu));
     }
+    if (cu_cli_waiting(job, NULL))
+        printf("  waiting: %s\n", cu_cli_waiting(job, NULL));
+    cu_cli_print_bill(stdout, job);
 
     printf("\n%-6s %-10s %-8s %-12s %5s %8s %8s  %s\n", "TASK", "STATE", "ATTEMPTS", "PROVIDER",
            "EXIT", "CPU", "WALL", "REASON");

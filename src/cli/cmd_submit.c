@@ -9,6 +9,7 @@
 #include "client/api.h"
 #include "client/jobspec.h"
 #include "crypto/ident.h"
+#include "market/price.h"
 
 #include "base/banned.h"
 
@@ -46,6 +47,68 @@ static void print_summary(const char *file, const struct cu_spec *s)
         fprintf(stderr, ", %u GPU%s", s->res.gpus, s->res.gpus == 1 ? "" : "s");
     fprintf(stderr, "\n  inputs: %zu file%s, %s\n", s->ninputs, s->ninputs == 1 ? "" : "s",
             total);
+}
+
+/* Shows the most the job can cost under the exchange's fees and refuses,
+ * before any upload, when the balance cannot cover it (the exchange
+ * refuses it too; this only saves the upload). 0 to go on. */
+static int check_cost(struct cu_api *api, const struct cu_spec *s)
+{
+    json_t *market = NULL, *wallet = NULL;
+    struct cu_err e = {0};
+    uint64_t max_cu = cu_spec_max_cu(s), total, per, bal;
+    uint32_t bps;
+    uint64_t efee;
+    int rc = 0;
+
+    if (s->max_per_cu == 0) {
+        cu_cli_errorf("submit", "price.max_per_cu: the job must bid a price per CU (e.g. "
+                                "'price: {max_per_cu: 10}'); see 'cumulus market'");
+        return -1;
+    }
+    if (cu_api_market(api, &market, &e) != 0) {
+        cu_cli_errorf("submit", "cannot read the exchange's fees: %s", e.msg);
+        return -1;
+    }
+    bps = (uint32_t)json_integer_value(
+        json_object_get(json_object_get(market, "fees"), "exchange_fee_bps"));
+    efee = (uint64_t)json_integer_value(
+        json_object_get(json_object_get(market, "fees"), "escrow_fee"));
+    if (cu_price_replica_max(s->max_per_cu, max_cu, bps, &per) != 0 ||
+        cu_price_job_max(s->max_per_cu, max_cu, s->task_count, s->replication, bps, efee,
+                         &total) != 0) {
+        cu_cli_errorf("submit", "price: the job's maximum cost overflows; lower "
+                                "price.max_per_cu or price.max_cu");
+        rc = -1;
+        goto out;
+    }
+    fprintf(stderr,
+            "  price: bid %llu per CU, up to %llu CU per replica; exchange fee %u.%02u%%, "
+            "escrow fee %llu\n"
+            "  most it can cost: %llu (%u x %u replicas x up to %llu, plus the escrow fee); "
+            "locked in escrow at submission, the unspent part refunded\n",
+            (unsigned long long)s->max_per_cu, (unsigned long long)max_cu, bps / 100, bps % 100,
+            (unsigned long long)efee, (unsigned long long)total, s->task_count, s->replication,
+            (unsigned long long)per);
+    if (cu_api_wallet(api, &wallet, &e) != 0) {
+        cu_cli_errorf("submit", "cannot read your balance: %s", e.msg);
+        rc = -1;
+        goto out;
+    }
+    bal = (uint64_t)json_integer_value(json_object_get(wallet, "balance"));
+    if (bal < total) {
+        cu_cli_errorf("submit",
+                      "your balance of %llu cannot cover the job's maximum cost of %llu; add "
+                      "funds (e.g. 'cumulus faucet %llu' on a devnet), or lower the bid, "
+                      "price.max_cu, tasks or replication",
+                      (unsigned long long)bal, (unsigned long long)total,
+                      (unsigned long long)(total - bal));
+        rc = -1;
+    }
+out:
+    json_decref(market);
+    json_decref(wallet);
+    return rc;
 }
 
 static void on_upload(void *ctx, const struct cu_spec_input *in, bool uploaded)
@@ -104,6 +167,8 @@ int cmd_submit(int argc, char **argv)
     if (cu_cli_connect("submit", o.exchange, o.key, &id, &api) != 0)
         goto out_release_spec;
     print_summary(file, &spec);
+    if (check_cost(&api, &spec) != 0)
+        goto out_close;
     if (cu_api_upload_inputs(&api, &spec, on_upload, NULL, &e) != 0) {
         cu_cli_errorf("submit", "%s", e.msg);
         goto out_close;

@@ -21,6 +21,7 @@
 #define WAIT_OUTAGE_MS 60000        /* how long an unreachable exchange is borne */
 #define WAIT_LINE_EVERY_MS 1000     /* without a tty: at most one line a second */
 #define WAIT_BAR_WIDTH 30
+#define WAIT_WHY_AFTER_MS 2000      /* say why nothing runs once it lasts this long */
 #define WAIT_MAX_FAILED_SHOWN 20
 
 static const char usage_text[] =
@@ -199,7 +200,7 @@ int cu_cli_wait_job(const char *cmd, struct cu_api *api, const char *job, uint64
     json_t *j = NULL;
     struct counts c = {0};
     struct cu_err e = {0};
-    char took[32], cu[48];
+    char took[32], cu[48], last_why[32] = "";
     const char *state;
     int rc;
 
@@ -252,6 +253,18 @@ int cu_cli_wait_job(const char *cmd, struct cu_api *api, const char *job, uint64
         j = nj;
         read_counts(j, &c);
         state = job_state(j);
+        {
+            const char *code = NULL, *why = cu_cli_waiting(j, &code);
+            /* Say why nothing runs, once per reason (busy providers are
+             * the normal case and need no words). */
+            if (why && code && strcmp(code, "providers_busy") != 0 &&
+                strcmp(code, last_why) != 0 && c.running == 0 &&
+                now - start >= WAIT_WHY_AFTER_MS) {
+                progress_clear(&p);
+                fprintf(stderr, "waiting: %s\n", why);
+                cu_snprintf(last_why, sizeof last_why, "%s", code);
+            }
+        }
         progress_show(&p, &c, job_elapsed(j, start), state_final(state));
         if (state_final(state))
             break;
@@ -282,6 +295,7 @@ int cu_cli_wait_job(const char *cmd, struct cu_api *api, const char *job, uint64
                 reason ? reason : "", cu_used(j, cu, sizeof cu));
         rc = CU_EXIT_FAIL;
     }
+    cu_cli_print_bill(stderr, j);
     if (json)
         print_json(j);
     json_decref(j);

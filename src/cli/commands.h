@@ -10,6 +10,9 @@
 #define CU_CLI_COMMANDS_H
 
 #include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
 
 #define CU_EXIT_OK 0
 #define CU_EXIT_FAIL 1
@@ -34,6 +37,7 @@ struct cu_command {
     X(cancel, "cancel a job; running replicas stop at their next heartbeat")                 \
     X(wallet, "your account: balance, escrow, stake; signed transfers; history")            \
     X(faucet, "mint test tokens into your account (devnet exchanges only)")                 \
+    X(market, "the indicative price per CU, fees, recent trades, open bids and asks")        \
     X(ledger, "verify the ledger from genesis (URL, data dir or file); export; show a block") \
     X(demo, "the main job: exchange + providers on loopback render a fractal")
 
@@ -94,6 +98,12 @@ int cu_cli_check_job(const char *cmd, const char *job);
  * cu_identity_wipe()s. */
 int cu_cli_connect(const char *cmd, const char *exchange, const char *key,
                    struct cu_identity *id, struct cu_api *api);
+
+/* Prints the job JSON's "bill" (nothing when absent) to out. */
+void cu_cli_print_bill(FILE *out, const json_t *job);
+/* The job's "why is it waiting" sentence and its code (NULL when it is
+ * not waiting or the exchange does not say). */
+const char *cu_cli_waiting(const json_t *job, const char **code);
 
 /* cmd_wait.c: polls job until it ends, drawing progress on stderr; the
  * body of `cumulus wait`, also used by `cumulus submit --wait`. timeout_ms

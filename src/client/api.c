@@ -427,6 +427,11 @@ int cu_api_ledger_head(struct cu_api *api, json_t **out, struct cu_err *e)
     return get_json(api, "GET", "/v1/ledger/head", out, e);
 }
 
+int cu_api_market(struct cu_api *api, json_t **out, struct cu_err *e)
+{
+    return get_json(api, "GET", "/v1/market", out, e);
+}
+
 int cu_api_ledger_page(struct cu_api *api, uint64_t from, uint64_t limit, cu_http_sink sink,
                        void *ctx, struct cu_err *e)
 {

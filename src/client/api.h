@@ -104,6 +104,8 @@ int cu_api_faucet(struct cu_api *api, uint64_t amount, json_t **out, struct cu_e
 int cu_api_transfer(struct cu_api *api, const struct cu_tx *tx, json_t **out, struct cu_err *e);
 /* GET /v1/ledger/head (unsigned): {"height","hash","producer","blocks",...}. */
 int cu_api_ledger_head(struct cu_api *api, json_t **out, struct cu_err *e);
+/* GET /v1/market (unsigned): fees, indicative price, trades, bids, asks. */
+int cu_api_market(struct cu_api *api, json_t **out, struct cu_err *e);
 /* GET /v1/ledger?from=FROM&limit=LIMIT (unsigned), the JSON Lines body
  * streamed to sink as it arrives (chunks need not end on a line). */
 int cu_api_ledger_page(struct cu_api *api, uint64_t from, uint64_t limit, cu_http_sink sink,

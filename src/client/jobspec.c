@@ -534,8 +534,16 @@ static int f_max_per_cu(struct jctx *c, struct cu_spec *s, struct fy_node *v, co
     return get_uint(c, v, field, line, UINT64_MAX, &s->max_per_cu);
 }
 
+static int f_max_cu(struct jctx *c, struct cu_spec *s, struct fy_node *v, const char *field,
+                    int line, void *arg)
+{
+    (void)arg;
+    return get_uint(c, v, field, line, UINT64_MAX, &s->max_cu);
+}
+
 static const struct field_def price_fields[] = {
     {"max_per_cu", f_max_per_cu},
+    {"max_cu", f_max_cu},
     {NULL, NULL},
 };
 

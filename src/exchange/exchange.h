@@ -13,10 +13,14 @@ struct cu_exchange_opts {
     const char *data_dir;  /* state.db, blobs/, exchange.url, identity.key */
     uint64_t lease_ms;     /* lease length; heartbeats every lease_ms/3 */
     bool devnet;           /* faucet allowed (money issue) */
+    uint32_t fee_bps;      /* exchange fee on provider pay, basis points */
+    uint64_t escrow_fee;   /* flat fee per job for holding its escrow */
     const char *web_dir;   /* static dashboard files; NULL = none */
 };
 
 #define CU_EXCHANGE_DEFAULT_LEASE_MS 30000
+#define CU_EXCHANGE_DEFAULT_FEE_BPS 200
+#define CU_EXCHANGE_DEFAULT_ESCROW_FEE 10
 
 /* Runs the exchange until SIGINT/SIGTERM. Once listening it logs the URL
  * and writes it to DATA/exchange.url (atomically), so scripts using port 0

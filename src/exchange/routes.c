@@ -3,6 +3,7 @@
  * Handlers parse and check what the client sent (naming the bad field),
  * do the file work (blobs) outside the state lock, and leave every read
  * and write of the state to state.c. */
+#include "exchange/explain.h"
 #include "exchange/routes.h"
 
 #include <errno.h>
@@ -364,7 +365,7 @@ static int h_job_submit(struct cu_http_req *req, struct cu_http_resp *resp)
     struct ex_submit sub;
     json_t *body, *canon = NULL;
     const char *ref = NULL;
-    char id[27], *spec_s = NULL, *sig_s = NULL;
+    char id[27], *spec_s = NULL, *sig_s = NULL, *auth = NULL;
     bool existed = false;
     int rc;
 
@@ -397,7 +398,9 @@ static int h_job_submit(struct cu_http_req *req, struct cu_http_resp *resp)
     canon = cu_spec_to_json(&spec);
     spec_s = canon ? cu_json_dumps(canon) : NULL;
     sig_s = sig_json(&req->sig);
-    if (!spec_s || !sig_s) {
+    if (cu_tx_auth_make("POST", "/v1/jobs", req->body, req->body_len, &req->sig, &auth) != 0)
+        auth = NULL;
+    if (!spec_s || !sig_s || !auth) {
         cu_http_error(resp, 500, "internal", "out of memory");
         goto out_free;
     }
@@ -410,6 +413,7 @@ static int h_job_submit(struct cu_http_req *req, struct cu_http_resp *resp)
         .body = req->body,
         .body_len = req->body_len,
         .sig_json = sig_s,
+        .auth = auth,
         .now_ms = cu_now_ms(),
     };
     if (ex_job_submit(st, &sub, &existed, &f)) {
@@ -420,6 +424,7 @@ static int h_job_submit(struct cu_http_req *req, struct cu_http_resp *resp)
                  json_pack("{s:s,s:I,s:I}", "id", id, "tasks", (json_int_t)spec.task_count,
                            "replicas", (json_int_t)spec.task_count * spec.replication));
 out_free:
+    free(auth);
     free(sig_s);
     free(spec_s);
     json_decref(canon);
@@ -1198,6 +1203,21 @@ static int h_ledger_head(struct cu_http_req *req, struct cu_http_resp *resp)
     return 0;
 }
 
+static int h_market(struct cu_http_req *req, struct cu_http_resp *resp)
+{
+    struct ex_state *st = app_of(req);
+    struct ex_fail f = {0};
+    json_t *j;
+
+    __atomic_add_fetch(&st->requests, 1, __ATOMIC_RELAXED);
+    j = ex_market(st, cu_now_ms(), &f);
+    if (!j)
+        reply_fail(resp, &f);
+    else
+        cu_http_json(resp, 200, j);
+    return 0;
+}
+
 /* ---- the table ------------------------------------------------------------------- */
 
 #define SIGNED CU_ROUTE_SIGNED
@@ -1224,6 +1244,7 @@ static const struct cu_route routes[] = {
     {CU_HTTP_POST, "/v1/transfers", h_transfer, SIGNED | WRITES, LIMIT_SMALL},
     {CU_HTTP_GET, "/v1/ledger", h_ledger, 0, 0},
     {CU_HTTP_GET, "/v1/ledger/head", h_ledger_head, 0, 0},
+    {CU_HTTP_GET, "/v1/market", h_market, 0, 0},
 };
 
 const struct cu_route *ex_routes(size_t *n)

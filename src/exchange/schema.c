@@ -116,6 +116,21 @@ static const struct cu_migration migrations[] = {
      "ALTER TABLE providers ADD COLUMN cu_factor_milli INTEGER NOT NULL DEFAULT 1000;"
      "ALTER TABLE replicas ADD COLUMN price_per_cu INTEGER;"
      "ALTER TABLE replicas ADD COLUMN cu_milli INTEGER;"},
+    /* Escrow (issue 3): a job's terms are fixed at submission (bid, the
+     * CU cap per replica, the fees in force then, what was locked); a
+     * replica records what it was paid, so a restart never pays twice. */
+    {3,
+     "ALTER TABLE jobs ADD COLUMN bid INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE jobs ADD COLUMN max_cu INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE jobs ADD COLUMN fee_bps INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE jobs ADD COLUMN escrow_fee INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE jobs ADD COLUMN replica_max INTEGER NOT NULL DEFAULT 0;" /* pay + fee cap */
+     "ALTER TABLE jobs ADD COLUMN locked INTEGER NOT NULL DEFAULT 0;"      /* at submission */
+     "ALTER TABLE jobs ADD COLUMN settled INTEGER NOT NULL DEFAULT 0;"     /* escrow closed */
+     "ALTER TABLE replicas ADD COLUMN paid INTEGER;"                       /* NULL: not paid */
+     "ALTER TABLE replicas ADD COLUMN fee INTEGER;"
+     "ALTER TABLE replicas ADD COLUMN recorded INTEGER NOT NULL DEFAULT 0;" /* task_record written */
+     "CREATE INDEX replicas_paid ON replicas(provider, paid);"},
 };
 /* clang-format on */
 

@@ -5,6 +5,8 @@
  * BEGIN IMMEDIATE ... COMMIT. Helpers whose comment says "mu held" expect
  * the caller to hold the lock; those that say "in a transaction" expect an
  * open transaction too. */
+#include "exchange/explain.h"
+#include "exchange/settle.h"
 #include "exchange/sql.h"
 #include "exchange/state.h"
 
@@ -180,8 +182,10 @@ static int job_refresh(struct ex_state *st, const char *job, int64_t now)
             st,
             "UPDATE jobs SET state = 'done', finished_ms = ?2 WHERE id = ?1 AND state = 'running'",
             "ti", job, now);
-        if (!rc && sqlite3_changes(st->db.h))
+        if (!rc && sqlite3_changes(st->db.h)) {
             cu_info("job %s done (%lld tasks)", job, (long long)total);
+            rc = ex_settle_job_end(st, job, now);
+        }
     } else {
         char reason[96];
         snprintf(reason, sizeof reason, "%lld of %lld tasks failed", (long long)failed,
@@ -190,8 +194,10 @@ static int job_refresh(struct ex_state *st, const char *job, int64_t now)
                  "UPDATE jobs SET state = 'failed', reason = ?3, finished_ms = ?2 "
                  "WHERE id = ?1 AND state = 'running'",
                  "tit", job, now, reason);
-        if (!rc && sqlite3_changes(st->db.h))
+        if (!rc && sqlite3_changes(st->db.h)) {
             cu_info("job %s failed: %s", job, reason);
+            rc = ex_settle_job_end(st, job, now);
+        }
     }
     return rc;
 }
@@ -383,6 +389,9 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
         if (rc)
             return rc;
         cu_info("task %s/%lld done (replica %lld)", job, (long long)idx, (long long)result);
+        rc = ex_settle_task(st, job, idx, now);
+        if (rc)
+            return rc;
         return job_refresh(st, job, now);
     }
     char reason[320];
@@ -390,6 +399,9 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
         failure_reason(&rows[d.failed_vote], reason, sizeof reason);
     else
         snprintf(reason, sizeof reason, "replicas disagree: %zu distinct results", d.distinct);
+    rc = ex_settle_task(st, job, idx, now);
+    if (rc)
+        return rc;
     return task_fail(st, job, idx, reason, now);
 }
 
@@ -579,6 +591,8 @@ int ex_reap(struct ex_state *st, int64_t now_ms)
         struct lost *l = &lost[i];
         rc = replica_move(st, l->id, l->state, CU_REPLICA_EXPIRED);
         if (!rc)
+            rc = ex_settle_lost(st, l->id, true, now_ms);
+        if (!rc)
             rc = ex_sql_run(st, "UPDATE replicas SET reason = 'lease expired' WHERE id = ?1", "i", l->id);
         if (!rc)
             rc = task_replica_lost(st, l->job, l->idx, "lease expired", now_ms, &queued);
@@ -615,9 +629,13 @@ int ex_job_submit(struct ex_state *st, const struct ex_submit *sub, bool *existe
 {
     const struct cu_spec *sp = sub->spec;
     sqlite3_stmt *task = NULL, *rep = NULL;
+    struct ex_terms terms;
     int rc;
 
     *existed = false;
+    rc = ex_settle_terms(st, sp, &terms, f);
+    if (rc)
+        return rc;
     lock(st);
     {
         sqlite3_stmt *s = ex_sql_query(st, "SELECT 1 FROM jobs WHERE id = ?1", "t", sub->id);
@@ -654,6 +672,20 @@ int ex_job_submit(struct ex_state *st, const struct ex_submit *sub, bool *existe
         rc = ex_fail_db(st, f, "storing the job");
         goto out_rollback;
     }
+    rc = ex_sql_run(st,
+                    "UPDATE jobs SET bid = ?2, max_cu = ?3, fee_bps = ?4, escrow_fee = ?5, "
+                    "replica_max = ?6, locked = ?7 WHERE id = ?1",
+                    "tiiiiii", sub->id, (int64_t)terms.bid, (int64_t)terms.max_cu,
+                    (int64_t)terms.fee_bps, (int64_t)terms.escrow_fee, (int64_t)terms.replica_max,
+                    (int64_t)terms.job_max);
+    if (rc) {
+        rc = ex_fail_db(st, f, "storing the job");
+        goto out_rollback;
+    }
+    /* The escrow lock commits with the job: no job runs unfunded. */
+    rc = ex_settle_lock(st, sub->id, sub->owner, &terms, sub->auth, f);
+    if (rc)
+        goto out_rollback;
     task = ex_sql_query(st, "INSERT INTO tasks (job_id, idx, state, arg) VALUES (?1, ?2, 'queued', ?3)",
                  "t", sub->id);
     rep = ex_sql_query(
@@ -688,14 +720,14 @@ int ex_job_submit(struct ex_state *st, const struct ex_submit *sub, bool *existe
     sqlite3_finalize(task);
     sqlite3_finalize(rep);
     task = rep = NULL;
-    if (ex_txn_commit(st, sub->now_ms, NULL)) {
-        rc = ex_fail_db(st, f, "committing the job");
+    rc = ex_txn_commit(st, sub->now_ms, f);
+    if (rc)
         goto out_rollback;
-    }
     pthread_cond_broadcast(&st->work);
     unlock(st);
-    cu_info("job %s submitted by %.8s: '%s', %u tasks x %u replicas", sub->id, sub->owner, sp->name,
-            sp->task_count, sp->replication);
+    cu_info("job %s submitted by %.8s: '%s', %u tasks x %u replicas, %llu locked in escrow",
+            sub->id, sub->owner, sp->name, sp->task_count, sp->replication,
+            (unsigned long long)terms.job_max);
     return 0;
 
 out_rollback:
@@ -898,6 +930,11 @@ json_t *ex_job_get(struct ex_state *st, const char *id, const char *who, struct 
         goto out_db;
     spec = ex_col_text(row, 8) ? json_loads(ex_col_text(row, 8), 0, NULL) : NULL;
     json_object_set_new(j, "spec", spec ? spec : json_null());
+    {
+        json_t *bill = ex_settle_bill(st, id), *waiting = ex_job_waiting(st, id, cu_now_ms());
+        json_object_set_new(j, "bill", bill ? bill : json_null());
+        json_object_set_new(j, "waiting", waiting ? waiting : json_null());
+    }
     ntasks = sqlite3_column_int64(row, 7);
     by_idx = calloc(ntasks > 0 ? (size_t)ntasks : 1, sizeof *by_idx);
     if (!by_idx)
@@ -1005,6 +1042,9 @@ int ex_job_cancel(struct ex_state *st, const char *id, const char *who, int64_t 
                  "UPDATE replicas SET state = 'cancelled' "
                  "WHERE job_id = ?1 AND state IN ('queued','reported')",
                  "t", id);
+    /* The refund commits with the cancellation. */
+    if (!rc)
+        rc = ex_settle_job_end(st, id, now_ms);
     if (!rc)
         rc = ex_txn_commit(st, now_ms, NULL);
     if (rc) {
@@ -1113,9 +1153,36 @@ static int provider_seen(struct ex_state *st, const char *provider, int64_t now)
 
 /* One attempt to lease a queued replica to provider. 0 with *lease set or
  * NULL (nothing fits); negative on a database failure. mu held. */
-static int claim_once(struct ex_state *st, const char *provider, const struct ex_free *fr,
-                      json_t **lease, struct ex_fail *f)
+/* Whether another provider now waiting for work should get a replica of
+ * this job before `me` does: cheaper asks first, then (at equal asks) the
+ * one waiting longest (reputation joins the order with the trust issue).
+ * Only while the replica is fresh (EX_CHEAPER_FIRST_MS), so a waiter that
+ * cannot take it after all delays it by at most that long. mu held. */
+static bool cheaper_waiting(struct ex_state *st, const struct ex_waiter *me,
+                            int64_t cores, int64_t memory, int64_t gpus, int64_t bid)
 {
+    for (size_t i = 0; i < EX_MAX_WAITERS; i++) {
+        const struct ex_waiter *w = &st->waiters[i];
+        if (!w->active || w == me || strcmp(w->provider, me->provider) == 0)
+            continue;
+        if ((int64_t)w->fr.cores < cores || (int64_t)w->fr.memory < memory ||
+            (int64_t)w->fr.gpus < gpus || (bid > 0 && (int64_t)w->ask > bid))
+            continue;
+        if (w->ask < me->ask || (w->ask == me->ask && w->since_ms < me->since_ms))
+            return true;
+    }
+    return false;
+}
+
+/* One attempt to lease a queued replica to provider. 0 with *lease set or
+ * NULL (nothing fits; *retry_ms > 0 when a replica was left to a cheaper
+ * waiter and is worth another look that soon); negative on a database
+ * failure. mu held. */
+static int claim_once(struct ex_state *st, const struct ex_waiter *me, json_t **lease,
+                      int64_t *retry_ms, struct ex_fail *f)
+{
+    const char *provider = me->provider;
+    const struct ex_free *fr = &me->fr;
     sqlite3_stmt *jobs, *s = NULL;
     int64_t rid = 0, idx = 0, now, expires, task_count = 0;
     char job[32] = "";
@@ -1123,22 +1190,21 @@ static int claim_once(struct ex_state *st, const char *provider, const struct ex
     int rc;
 
     *lease = NULL;
+    *retry_ms = 0;
+    now = cu_now_ms();
     /* Oldest job first; within a job the lowest task. The state lists match
      * cu_replica_state_live (asserted at start). */
-    jobs =
-        ex_sql_query(st,
-              "SELECT id, task_count, spec_json FROM jobs WHERE state = 'running' AND cores <= ?1 "
-              "AND memory <= ?2 AND gpus <= ?3 "
-              /* Only jobs whose bid covers the provider's ask. A bid of 0
-               * is a spec without a price: it matches any ask until escrow
-               * at submit makes the bid binding (the jobs of issue 2). */
-              "AND (json_extract(spec_json, '$.price.max_per_cu') = 0 OR "
-              "json_extract(spec_json, '$.price.max_per_cu') >= "
-              "COALESCE((SELECT price_per_cu FROM providers WHERE id = ?4), 1)) "
-              "ORDER BY created_ms, id",
-              "iiit", clamp_i64(fr->cores), clamp_i64(fr->memory), clamp_i64(fr->gpus), provider);
+    jobs = ex_sql_query(
+        st,
+        "SELECT id, task_count, spec_json, replica_max, escrow_fee, cores, memory, gpus, bid "
+        "FROM jobs WHERE state = 'running' AND cores <= ?1 AND memory <= ?2 AND gpus <= ?3 "
+        /* Only jobs whose bid covers the provider's ask (bid 0: a job
+         * stored before escrow existed, which pays nothing). */
+        "AND (bid = 0 OR bid >= ?4) ORDER BY created_ms, id",
+        "iiii", clamp_i64(fr->cores), clamp_i64(fr->memory), clamp_i64(fr->gpus),
+        clamp_i64(me->ask));
     s = ex_sql_query(st,
-              "SELECT r.id, r.task_idx, t.arg FROM replicas r JOIN tasks t "
+              "SELECT r.id, r.task_idx, t.arg, r.created_ms FROM replicas r JOIN tasks t "
               "ON t.job_id = r.job_id AND t.idx = r.task_idx "
               "WHERE r.job_id = ?1 AND r.state = 'queued' AND NOT EXISTS (SELECT 1 FROM replicas o "
               "WHERE o.job_id = r.job_id AND o.task_idx = r.task_idx AND o.provider = ?2 "
@@ -1150,20 +1216,40 @@ static int claim_once(struct ex_state *st, const char *provider, const struct ex
         goto out_finalize;
     }
     while ((rc = ex_sql_step(st, jobs)) == 1) {
+        const char *jid = ex_col_text(jobs, 0);
+        bool ok = true;
         sqlite3_reset(s);
-        sqlite3_bind_text(s, 1, ex_col_text(jobs, 0), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(s, 1, jid, -1, SQLITE_TRANSIENT);
         rc = ex_sql_step(st, s);
         if (rc < 0)
             break;
-        if (rc == 1) {
-            ex_col_copy(jobs, 0, job, sizeof job);
-            task_count = sqlite3_column_int64(jobs, 1);
-            spec = ex_col_text(jobs, 2) ? json_loads(ex_col_text(jobs, 2), 0, NULL) : NULL;
-            rid = sqlite3_column_int64(s, 0);
-            idx = sqlite3_column_int64(s, 1);
-            arg = ex_col_jtext(s, 2);
-            break;
+        if (rc == 0)
+            continue;
+        int64_t age = now - sqlite3_column_int64(s, 3);
+        if (age < EX_CHEAPER_FIRST_MS &&
+            cheaper_waiting(st, me, sqlite3_column_int64(jobs, 5), sqlite3_column_int64(jobs, 6),
+                            sqlite3_column_int64(jobs, 7), sqlite3_column_int64(jobs, 8))) {
+            int64_t left = EX_CHEAPER_FIRST_MS - age;
+            st->deferred = true;
+            if (*retry_ms == 0 || left < *retry_ms)
+                *retry_ms = left;
+            continue;
         }
+        /* Never run on credit: the escrow must cover this replica too. */
+        rc = ex_settle_can_lease(st, jid, (uint64_t)sqlite3_column_int64(jobs, 3),
+                                 (uint64_t)sqlite3_column_int64(jobs, 4), &ok);
+        if (rc < 0)
+            break;
+        if (!ok)
+            continue;
+        ex_col_copy(jobs, 0, job, sizeof job);
+        task_count = sqlite3_column_int64(jobs, 1);
+        spec = ex_col_text(jobs, 2) ? json_loads(ex_col_text(jobs, 2), 0, NULL) : NULL;
+        rid = sqlite3_column_int64(s, 0);
+        idx = sqlite3_column_int64(s, 1);
+        arg = ex_col_jtext(s, 2);
+        rc = 0;
+        break;
     }
     if (rc < 0) {
         rc = ex_fail_db(st, f, "looking for work");
@@ -1222,37 +1308,90 @@ out_finalize:
     return rc;
 }
 
+/* The provider's ask from its hello (EX_DEFAULT_PRICE_PER_CU when it
+ * never said one). mu held. */
+static uint64_t provider_ask(struct ex_state *st, const char *provider)
+{
+    sqlite3_stmt *s = ex_sql_query(st, "SELECT price_per_cu FROM providers WHERE id = ?1", "t",
+                                   provider);
+    uint64_t ask = EX_DEFAULT_PRICE_PER_CU;
+
+    if (s && ex_sql_step(st, s) == 1 && sqlite3_column_int64(s, 0) > 0)
+        ask = (uint64_t)sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return ask;
+}
+
+static void add_ms(struct timespec *t, int64_t ms)
+{
+    t->tv_sec += ms / 1000;
+    t->tv_nsec += (ms % 1000) * 1000000L;
+    if (t->tv_nsec >= 1000000000L) {
+        t->tv_sec++;
+        t->tv_nsec -= 1000000000L;
+    }
+}
+
 int ex_claim(struct ex_state *st, const char *provider, const struct ex_free *fr, int64_t wait_ms,
              json_t **lease, struct ex_fail *f)
 {
-    struct timespec deadline;
+    struct timespec deadline, now_ts, until;
+    struct ex_waiter solo, *me = &solo;
+    int64_t retry_ms = 0;
     int rc;
 
     *lease = NULL;
     clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += wait_ms / 1000;
-    deadline.tv_nsec += (wait_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    add_ms(&deadline, wait_ms);
     lock(st);
     if (!st->stopping && provider_seen(st, provider, cu_now_ms()) != 0)
         cu_warn("provider %.8s: cannot record last_seen", provider);
+    /* Waiters are visible to each other so cheaper asks are served first;
+     * past EX_MAX_WAITERS a claimer simply takes its turn unseen. */
+    for (size_t i = 0; i < EX_MAX_WAITERS; i++) {
+        if (!st->waiters[i].active) {
+            me = &st->waiters[i];
+            break;
+        }
+    }
+    memset(me, 0, sizeof *me);
+    (void)cu_snprintf(me->provider, sizeof me->provider, "%s", provider);
+    me->fr = *fr;
+    me->ask = provider_ask(st, provider);
+    me->since_ms = cu_now_ms();
+    me->active = me != &solo;
     for (;;) {
         if (st->stopping) {
             rc = ex_fail_set(f, 503, "unavailable", "the exchange is shutting down");
             break;
         }
-        rc = claim_once(st, provider, fr, lease, f);
+        rc = claim_once(st, me, lease, &retry_ms, f);
         if (rc || *lease)
             break;
-        rc = pthread_cond_timedwait(&st->work, &st->mu, &deadline);
+        until = deadline;
+        if (retry_ms > 0) {
+            clock_gettime(CLOCK_MONOTONIC, &now_ts);
+            add_ms(&now_ts, retry_ms);
+            if (now_ts.tv_sec < until.tv_sec ||
+                (now_ts.tv_sec == until.tv_sec && now_ts.tv_nsec < until.tv_nsec))
+                until = now_ts;
+        }
+        rc = pthread_cond_timedwait(&st->work, &st->mu, &until);
         if (rc == ETIMEDOUT) {
-            rc = 0; /* one last look below would race nothing: answer 204 */
-            break;
+            clock_gettime(CLOCK_MONOTONIC, &now_ts);
+            if (now_ts.tv_sec > deadline.tv_sec ||
+                (now_ts.tv_sec == deadline.tv_sec && now_ts.tv_nsec >= deadline.tv_nsec)) {
+                rc = 0; /* answer 204 */
+                break;
+            }
         }
         rc = 0;
+    }
+    me->active = false;
+    /* Whoever deferred to this waiter looks again. */
+    if (!*lease && st->deferred) {
+        st->deferred = false;
+        pthread_cond_broadcast(&st->work);
     }
     unlock(st);
     return rc;
@@ -1574,6 +1713,8 @@ int ex_report_apply(struct ex_state *st, int64_t replica, const char *provider,
     } else if (status == EX_ST_KILLED || status == EX_ST_ERROR) {
         /* The provider could not run it: not the task's fault. */
         rc = replica_move(st, replica, ri.state, CU_REPLICA_EXPIRED);
+        if (!rc)
+            rc = ex_settle_lost(st, replica, false, now_ms);
         if (!rc)
             rc = task_replica_lost(st, ri.job, ri.idx,
                                    r->reason && r->reason[0] ? r->reason : ex_status_name(status),

@@ -48,6 +48,20 @@ struct ex_ledger_pending {
     bool active, sealed, broken;
 };
 
+/* A provider waiting in a claim long-poll (under mu). */
+struct ex_free {
+    uint64_t cores, memory, gpus;
+};
+struct ex_waiter {
+    char provider[CU_ID_LEN + 1];
+    struct ex_free fr;
+    uint64_t ask;
+    int64_t since_ms;
+    bool active;
+};
+#define EX_MAX_WAITERS 1024
+#define EX_CHEAPER_FIRST_MS 300 /* a fresh replica waits this long for a cheaper ask */
+
 struct ex_state {
     pthread_mutex_t mu;
     pthread_cond_t work; /* broadcast when replicas are queued, and on stop */
@@ -55,6 +69,8 @@ struct ex_state {
     struct cu_blobstore blobs;
     uint64_t lease_ms;
     bool devnet;
+    uint32_t fee_bps;    /* exchange fee on providers' pay, basis points */
+    uint64_t escrow_fee; /* flat per job, charged at settlement */
     bool stopping;     /* under mu */
     uint64_t requests; /* HTTP requests seen (atomic builtins) */
     int64_t pruned_ms; /* last nonce pruning (under mu) */
@@ -67,6 +83,8 @@ struct ex_state {
     uint64_t tip_height; /* height of the last block */
     int64_t tip_time_ms; /* its time */
     bool in_txn;                   /* a transaction is open (ex_txn_begin) */
+    struct ex_waiter waiters[EX_MAX_WAITERS];
+    bool deferred; /* a claimer left a replica to a cheaper waiter */
     struct ex_ledger_pending pend; /* the block of the open transaction */
     struct cu_hash *last_ids;      /* where ex_ledger_seal copies tx ids, or NULL */
     size_t last_ids_cap;
@@ -115,6 +133,7 @@ struct ex_submit {
     const char *body;      /* the verbatim signed body */
     size_t body_len;
     const char *sig_json; /* the five signature headers as JSON */
+    const char *auth;     /* cu_tx_auth_make of the signed request (escrow) */
     int64_t now_ms;
 };
 
@@ -163,9 +182,6 @@ struct ex_hello {
 int ex_provider_hello(struct ex_state *st, const char *provider, const struct ex_hello *h,
                       int64_t now_ms, struct ex_fail *f);
 
-struct ex_free {
-    uint64_t cores, memory, gpus;
-};
 /* Long-poll: leases the oldest fitting queued replica to provider, waiting
  * up to wait_ms for one. Blocks (without holding the lock while waiting).
  * Returns 0 with *lease set (owned) or NULL when wait_ms passed; negative

@@ -42,7 +42,7 @@
 #define CU_LEDGER_NAME_MAX 64
 #define CU_LEDGER_MEMO_MAX 256
 /* Longest authorization string (the signed job request with headers). */
-#define CU_TX_AUTH_MAX (1u << 20)
+#define CU_TX_AUTH_MAX (20u << 20) /* an 8 MiB job body, JSON-escaped */
 
 /* Field bits for the type table. */
 #define CU_TXF_FROM (1u << 0)

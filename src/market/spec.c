@@ -17,6 +17,7 @@
 #define SPEC_MIN_MEMORY (1ULL << 20)
 #define SPEC_MAX_OUTPUT (16ULL << 30)
 #define SPEC_MAX_GPUS 64
+#define SPEC_MAX_CU (1ULL << 40) /* CU per replica: ~35,000 core-years */
 #define SPEC_MAX_ENV_KEY 128
 #define SPEC_MAX_GLOB 1024
 
@@ -238,8 +239,16 @@ int cu_spec_validate_field(const struct cu_spec *s, struct cu_err *e, char *fiel
 
     if (s->max_per_cu > JSON_U64_MAX)
         return FAIL("price.max_per_cu: must be at most %lld", (long long)INT64_MAX);
+    if (s->max_cu > SPEC_MAX_CU)
+        return FAIL("price.max_cu: must be at most %llu", (unsigned long long)SPEC_MAX_CU);
     return 0;
 #undef FAIL
+}
+
+uint64_t cu_spec_max_cu(const struct cu_spec *s)
+{
+    /* cores <= 1024 and time <= 7 days: the product fits easily. */
+    return s->max_cu ? s->max_cu : (uint64_t)s->res.cores * ((s->res.time_ms + 999) / 1000);
 }
 
 int cu_spec_validate(const struct cu_spec *s, struct cu_err *e)
@@ -334,6 +343,8 @@ json_t *cu_spec_to_json(const struct cu_spec *s)
     price = json_object();
     if (price)
         put(price, "max_per_cu", json_integer((json_int_t)s->max_per_cu), &ok);
+    if (price && s->max_cu)
+        put(price, "max_cu", json_integer((json_int_t)s->max_cu), &ok);
     put(j, "price", price, &ok);
 
     if (!ok) {
@@ -537,7 +548,7 @@ static int spec_from_json(struct cu_spec *s, const json_t *j, struct cu_err *e)
     static const char *const keys[] = {"name",    "command", "image",     "env",
                                        "inputs",  "tasks",   "resources", "replication",
                                        "outputs", "price",   NULL};
-    static const char *const price_keys[] = {"max_per_cu", NULL};
+    static const char *const price_keys[] = {"max_per_cu", "max_cu", NULL};
     json_t *v;
     int rc;
 
@@ -595,6 +606,8 @@ static int spec_from_json(struct cu_spec *s, const json_t *j, struct cu_err *e)
         if ((rc = cu_json_only_keys(v, "price", price_keys, e)) != 0)
             return rc;
         if ((rc = cu_json_get_u64(v, "price", "max_per_cu", false, &s->max_per_cu, e)) != 0)
+            return rc;
+        if ((rc = cu_json_get_u64(v, "price", "max_cu", false, &s->max_cu, e)) != 0)
             return rc;
     }
     return cu_spec_validate(s, e);

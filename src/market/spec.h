@@ -12,7 +12,7 @@
  *  "resources":{"cores":1,"memory":BYTES,"time_ms":MS,"output":BYTES,"gpus":0},
  *  "replication":1,
  *  "outputs":["*.txt"],
- *  "price":{"max_per_cu":100}}
+ *  "price":{"max_per_cu":100,"max_cu":30}}       (max_cu optional)
  *
  * Pure logic: no I/O. */
 #ifndef CU_MARKET_SPEC_H
@@ -72,6 +72,7 @@ struct cu_spec {
     char **outputs;        /* globs matched under /out */
     size_t noutputs;
     uint64_t max_per_cu;   /* price bid, base units per CU */
+    uint64_t max_cu;       /* most CU paid per replica; 0 = cu_spec_max_cu's default */
 };
 
 /* Defaults when a field is omitted (the YAML parser applies the same). */
@@ -98,6 +99,9 @@ int cu_spec_validate(const struct cu_spec *s, struct cu_err *e);
  * be NULL; "" on success), so a parser can point at the source line. */
 int cu_spec_validate_field(const struct cu_spec *s, struct cu_err *e, char *field,
                            size_t fieldsz);
+/* The most CU one replica is paid for: price.max_cu when set, else the
+ * task's reference-core seconds, cores x ceil(time limit in s). */
+uint64_t cu_spec_max_cu(const struct cu_spec *s);
 /* fnmatch-style match of an output glob against a relative path under
  * /out ("*.txt", "tiles/?.ppm"); '*' does not cross '/'. */
 bool cu_spec_glob_match(const char *glob, const char *path);

@@ -28,6 +28,7 @@ command: ["sh", "-c", "true"]
 inputs:
   - {name: data.txt, path: ./data.txt}
 tasks: 2
+price: {max_per_cu: 10}
 colour: blue
 outputs: ["*.txt"]
 YAML
@@ -39,6 +40,7 @@ command: ["sh", "-c", "true"]
 inputs:
   - {name: data.txt, path: ./data.txt}
 tasks: 2
+price: {max_per_cu: 10}
 resources: {cores: 1, memory: 12XB, time: 30s}
 outputs: ["*.txt"]
 YAML
@@ -50,6 +52,7 @@ command: ["sh", "-c", "true"]
 inputs:
   - {name: data.txt, path: ./data.txt}
 tasks: 0
+price: {max_per_cu: 10}
 outputs: ["*.txt"]
 YAML
 check zero_tasks tasks
@@ -61,6 +64,7 @@ inputs:
   - {name: data.txt, path: ./data.txt}
   - {name: nope.txt, path: ./does-not-exist.txt}
 tasks: 2
+price: {max_per_cu: 10}
 outputs: ["*.txt"]
 YAML
 check missing_input 'inputs|does-not-exist'
@@ -71,6 +75,7 @@ command: ["sh", "-c", "true"
 inputs:
   - {name: data.txt, path: ./data.txt}
 tasks: 2
+price: {max_per_cu: 10}
 YAML
 check syntax 'syntax|yaml|YAML|parse|expected|flow|sequence|line'
 
@@ -79,6 +84,7 @@ cat >"$T/bad_time.yaml" <<'YAML'
 name: bad
 command: ["sh", "-c", "true"]
 tasks: 1
+price: {max_per_cu: 10}
 resources: {time: soon}
 YAML
 check bad_time time

@@ -14,6 +14,7 @@ cat >"$T/long.yaml" <<YAML
 name: long
 command: ["sh", "-c", ": $MARK; sleep 30"]
 tasks: 6
+price: {max_per_cu: 10}
 resources: {cores: 1, memory: 128MiB, time: 120s, output: 1MiB}
 outputs: ["*.txt"]
 YAML

@@ -14,6 +14,7 @@ cat >"$T/twelve.yaml" <<'YAML'
 name: twelve
 command: ["sh", "-c", "sleep 1; echo task $CUMULUS_TASK_INDEX > /out/r.txt"]
 tasks: 12
+price: {max_per_cu: 10}
 resources: {cores: 1, memory: 128MiB, time: 60s, output: 1MiB}
 outputs: ["r.txt"]
 YAML
@@ -29,7 +30,7 @@ wait "$EX_PID" 2>/dev/null
 i=0
 while :; do
     rm -f "$EX_DATA/exchange.url"
-    "$CU" exchange --listen "127.0.0.1:$PORT" --data "$EX_DATA" --lease 3s \
+    "$CU" exchange --listen "127.0.0.1:$PORT" --data "$EX_DATA" --lease 3s --devnet \
         >>"$T/exchange.log" 2>&1 &
     EX_PID=$!
     PIDS="$PIDS $EX_PID"

@@ -105,13 +105,13 @@ need() {
     done
 }
 
-# start_exchange [PORT [LEASE]]: starts an exchange on 127.0.0.1:PORT (0 =
-# any free port) with data in $EX_DATA and the given lease (default 3s);
+# start_exchange [PORT [LEASE]]: starts a devnet exchange on 127.0.0.1:PORT
+# (0 = any free port) with data in $EX_DATA and the given lease (default 3s);
 # sets EX_PID, EX_URL, EX_PORT and exports CUMULUS_EXCHANGE.
 start_exchange() {
     mkdir -p "$EX_DATA"
     rm -f "$EX_DATA/exchange.url"
-    "$CU" exchange --listen "127.0.0.1:${1:-0}" --data "$EX_DATA" --lease "${2:-3s}" \
+    "$CU" exchange --listen "127.0.0.1:${1:-0}" --data "$EX_DATA" --lease "${2:-3s}" --devnet \
         >>"$T/exchange.log" 2>&1 &
     EX_PID=$!
     PIDS="$PIDS $EX_PID"
@@ -148,12 +148,17 @@ provider_id() {
 # provider_known NAME: true once the provider has written its identity.
 provider_known() { [ -n "$(provider_id "$1")" ]; }
 
-# make_key: a plain requester key in $T/requester.key, exported as
-# CUMULUS_KEY.
+# make_key [AMOUNT]: a plain requester key in $T/requester.key, exported as
+# CUMULUS_KEY; once an exchange runs, funded with AMOUNT (default 10^9)
+# from its faucet, since a job locks its maximum cost at submission.
 make_key() {
     "$CU" keygen --out "$T/requester.key" --insecure-plain >"$T/keygen.log" 2>&1 ||
         fail "keygen failed: $(cat "$T/keygen.log")"
     export CUMULUS_KEY="$T/requester.key"
+    if [ -n "$EX_URL" ] && [ "${1:-1000000000}" != 0 ]; then
+        "$CU" faucet "${1:-1000000000}" >"$T/faucet.log" 2>&1 ||
+            fail "faucet failed: $(cat "$T/faucet.log")"
+    fi
 }
 
 # submit FILE: submits a job file, sets JOB; stderr is kept in $T/submit.err.

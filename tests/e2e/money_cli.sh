@@ -36,7 +36,7 @@ balance() {
 
 start_exchange_args "$EX_DATA" --devnet
 export CUMULUS_EXCHANGE="$EX_URL"
-make_key
+make_key 0
 "$CU" keygen --out "$T/b.key" --insecure-plain >>"$T/keygen.log" 2>&1 || fail "keygen b failed"
 B=$(sed -n 's/.*"id" *: *"\([0-9a-f]\{64\}\)".*/\1/p' "$T/b.key" | head -n 1)
 [ -n "$B" ] || fail "no id in b.key"

@@ -14,6 +14,7 @@ cat >"$T/slow.yaml" <<YAML
 name: slow
 command: ["sh", "-c", ": $MARK; sleep 4; echo done \$CUMULUS_TASK_INDEX > /out/r.txt"]
 tasks: 2
+price: {max_per_cu: 10}
 resources: {cores: 1, memory: 128MiB, time: 60s, output: 1MiB}
 outputs: ["r.txt"]
 YAML

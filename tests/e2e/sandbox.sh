@@ -42,6 +42,7 @@ command: ["sh", "/in/probe.sh"]
 inputs:
   - {name: probe.sh, path: ./probe.sh}
 tasks: 1
+price: {max_per_cu: 10}
 resources: {cores: 1, memory: 256MiB, time: 60s, output: 1MiB}
 outputs: ["*.txt"]
 YAML
@@ -77,6 +78,7 @@ cat >"$T/slow.yaml" <<YAML
 name: slow
 command: ["sh", "-c", ": $MARK; sleep 30"]
 tasks: 1
+price: {max_per_cu: 10}
 resources: {cores: 1, memory: 128MiB, time: 2s, output: 1MiB}
 outputs: ["*.txt"]
 YAML
@@ -98,6 +100,7 @@ cat >"$T/ok.yaml" <<'YAML'
 name: ok
 command: ["sh", "-c", "echo fine > /out/ok.txt"]
 tasks: 1
+price: {max_per_cu: 10}
 resources: {cores: 1, memory: 128MiB, time: 30s, output: 1MiB}
 outputs: ["*.txt"]
 YAML

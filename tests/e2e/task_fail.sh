@@ -13,6 +13,7 @@ cat >"$T/fail.yaml" <<'YAML'
 name: fails
 command: ["sh", "-c", "echo about-to-fail-xyzzy >&2; exit 3"]
 tasks: 1
+price: {max_per_cu: 10}
 resources: {cores: 1, memory: 128MiB, time: 30s, output: 1MiB}
 outputs: ["*.txt"]
 YAML
@@ -36,6 +37,7 @@ cat >"$T/ok.yaml" <<'YAML'
 name: fine
 command: ["sh", "-c", "echo fine > /out/ok.txt"]
 tasks: 2
+price: {max_per_cu: 10}
 resources: {cores: 1, memory: 128MiB, time: 30s, output: 1MiB}
 outputs: ["*.txt"]
 YAML

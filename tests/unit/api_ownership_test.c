@@ -33,7 +33,7 @@ struct env {
 static struct env *E;
 
 /* A long lease: a slow machine must not see P's lease expire. */
-static const char *const exchange_args[] = {"--lease", "10m", NULL};
+static const char *const exchange_args[] = {"--lease", "10m", "--devnet", NULL};
 
 static int group_teardown(void **state);
 
@@ -59,6 +59,19 @@ static int group_setup(void **state)
     E->q = cu_http_client_new(E->x.url, &E->idq);
     if (!E->a || !E->b || !E->p || !E->q)
         goto out_fail;
+    /* Jobs lock their cost in escrow: fund both requesters. */
+    for (int i = 0; i < 2; i++) {
+        struct cu_http_result r;
+        int rc;
+        cu_http_result_init(&r);
+        rc = cu_http_request(i ? E->b : E->a, "POST", "/v1/faucet", "{\"amount\":1000000000}",
+                             21, EXFIX_TIMEOUT_MS, &r);
+        if (rc != 0 || r.status != 200) {
+            cu_http_result_release(&r);
+            goto out_fail;
+        }
+        cu_http_result_release(&r);
+    }
     cu_hash_mem("", 0, &h);
     cu_hash_to_hex(&h, E->empty_hex);
     if (cu_merkle_root(NULL, 0, &h) != 0)

@@ -1,0 +1,424 @@
+/* settle.c - escrow and settlement: the exchange's money rules (issue 3).
+ *
+ * Every function here runs with mu held inside the caller's transaction
+ * (ex_txn_begin), so the ledger transactions it adds are sealed into one
+ * block that commits together with the state change that caused them: a
+ * kill -9 leaves both or neither, and a replica's `paid` column (set in the
+ * same commit as its escrow_release) makes paying twice impossible.
+ *
+ *   submit      escrow_lock of the job's maximum cost (price.h), carrying
+ *               the requester's signed request verbatim as authorization
+ *   acceptance  per accepted replica: escrow_release of its pay (the lowest
+ *               CU claim among the agreeing replicas, at the provider's
+ *               ask, capped at max_cu), the exchange fee, a task_record
+ *   loss        a task_record of the lost replica (wrong_result, timeout,
+ *               abandoned), no money
+ *   end         (done, failed, cancelled) the escrow fee, then a refund of
+ *               everything still locked to the owner
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "base/util.h"
+#include "exchange/settle.h"
+#include "exchange/sql.h"
+#include "market/price.h"
+
+#include "base/banned.h"
+
+/* Logs a refused ledger transaction: inside settlement it is a bug or a
+ * broken invariant, never the client's doing. */
+static int settle_fail(const char *what, const char *job, const struct ex_fail *f, int rc)
+{
+    cu_error("settlement of job %s: %s: %s", job, what, f->msg);
+    return rc < 0 ? rc : -CU_EDB;
+}
+
+int ex_settle_terms(const struct ex_state *st, const struct cu_spec *sp, struct ex_terms *t,
+                    struct ex_fail *f)
+{
+    memset(t, 0, sizeof *t);
+    t->bid = sp->max_per_cu;
+    t->max_cu = cu_spec_max_cu(sp);
+    t->fee_bps = st->fee_bps;
+    t->escrow_fee = st->escrow_fee;
+    if (t->bid == 0)
+        return ex_fail_set(f, 400, "invalid",
+                           "spec: price.max_per_cu: a job must bid at least 1 base unit per CU");
+    if (t->max_cu == 0)
+        return ex_fail_set(f, 400, "invalid", "spec: price.max_cu: must be at least 1");
+    if (cu_price_replica_max(t->bid, t->max_cu, t->fee_bps, &t->replica_max) != 0 ||
+        cu_price_job_max(t->bid, t->max_cu, sp->task_count, sp->replication, t->fee_bps,
+                         t->escrow_fee, &t->job_max) != 0)
+        return ex_fail_set(f, 400, "invalid",
+                           "spec: price: bid %llu x max_cu %llu x %u tasks x %u replicas "
+                           "overflows the largest amount",
+                           (unsigned long long)t->bid, (unsigned long long)t->max_cu,
+                           sp->task_count, sp->replication);
+    return 0;
+}
+
+int ex_settle_lock(struct ex_state *st, const char *job, const char *owner,
+                   const struct ex_terms *t, const char *auth, struct ex_fail *f)
+{
+    const struct cu_ledger_state *view = ex_ledger_view(st);
+    uint64_t bal = cu_ledger_balance(view, owner);
+    struct cu_tx tx;
+
+    if (bal < t->job_max)
+        return ex_fail_set(f, 409, "insufficient_funds",
+                           "the job may cost up to %llu (escrow locked at submission) but the "
+                           "balance of %.12s... is %llu",
+                           (unsigned long long)t->job_max, owner, (unsigned long long)bal);
+    cu_tx_init(&tx, CU_TX_ESCROW_LOCK);
+    tx.time_ms = cu_now_ms();
+    (void)cu_snprintf(tx.from, sizeof tx.from, "%s", owner);
+    (void)cu_snprintf(tx.job, sizeof tx.job, "%s", job);
+    tx.amount = t->job_max;
+    if (cu_tx_set_authorization(&tx, auth, strlen(auth)) != 0) {
+        cu_tx_release(&tx);
+        return ex_fail_set(f, 413, "too_large", "the signed job request is too large to keep "
+                                                "as the escrow authorization");
+    }
+    return ex_ledger_add(st, &tx, NULL, f);
+}
+
+/* Adds a task_record for replica rid. */
+static int add_record(struct ex_state *st, const char *job, const char *owner,
+                      const char *provider, int64_t idx, int64_t rid, enum cu_task_status status,
+                      uint64_t incentive, uint64_t paid_seq, uint64_t wall_ms, bool gpu,
+                      int64_t now)
+{
+    const struct cu_ledger_state *view = ex_ledger_view(st);
+    struct ex_fail f = {0};
+    struct cu_tx tx;
+    int rc;
+
+    cu_tx_init(&tx, CU_TX_TASK_RECORD);
+    tx.time_ms = now;
+    (void)cu_snprintf(tx.job, sizeof tx.job, "%s", job);
+    (void)cu_snprintf(tx.replica, sizeof tx.replica, "%lld", (long long)rid);
+    (void)cu_snprintf(tx.rec.id, sizeof tx.rec.id, "r%lld", (long long)rid);
+    tx.rec.time_ms = now;
+    (void)cu_snprintf(tx.rec.client, sizeof tx.rec.client, "%s", owner);
+    (void)cu_snprintf(tx.rec.seller, sizeof tx.rec.seller, "%s", provider);
+    tx.rec.task = (uint64_t)idx;
+    /* Unpaid records point at themselves: the next seq is theirs. */
+    tx.rec.tx_number = incentive ? paid_seq : view->tx_count;
+    tx.rec.incentive = incentive;
+    tx.rec.status = status;
+    tx.rec.duration_ms = wall_ms;
+    (void)cu_snprintf(tx.rec.task_type, sizeof tx.rec.task_type, "%s", gpu ? "gpu" : "cpu");
+    rc = ex_ledger_add(st, &tx, NULL, &f);
+    if (rc)
+        return settle_fail("task record", job, &f, rc);
+    return ex_sql_run(st, "UPDATE replicas SET recorded = 1 WHERE id = ?1", "i", rid);
+}
+
+struct job_terms {
+    char owner[CU_ID_LEN + 1];
+    uint64_t max_cu, fee_bps, escrow_fee, replica_max, locked;
+    bool gpu, settled;
+};
+
+static int job_terms(struct ex_state *st, const char *job, struct job_terms *jt)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    memset(jt, 0, sizeof *jt);
+    s = ex_sql_query(st,
+                     "SELECT owner, max_cu, fee_bps, escrow_fee, replica_max, locked, gpus, "
+                     "settled FROM jobs WHERE id = ?1",
+                     "t", job);
+    if (!s)
+        return -CU_EDB;
+    rc = ex_sql_step(st, s);
+    if (rc == 1) {
+        ex_col_copy(s, 0, jt->owner, sizeof jt->owner);
+        jt->max_cu = (uint64_t)sqlite3_column_int64(s, 1);
+        jt->fee_bps = (uint64_t)sqlite3_column_int64(s, 2);
+        jt->escrow_fee = (uint64_t)sqlite3_column_int64(s, 3);
+        jt->replica_max = (uint64_t)sqlite3_column_int64(s, 4);
+        jt->locked = (uint64_t)sqlite3_column_int64(s, 5);
+        jt->gpu = sqlite3_column_int64(s, 6) > 0;
+        jt->settled = sqlite3_column_int64(s, 7) != 0;
+    }
+    sqlite3_finalize(s);
+    if (rc == 0) {
+        cu_error("settlement: job %s is not stored", job);
+        return -CU_EDB;
+    }
+    return rc < 0 ? rc : 0;
+}
+
+struct acc_row {
+    int64_t id;
+    char provider[CU_ID_LEN + 1];
+    uint64_t ask, cu_milli, wall_ms;
+};
+
+#define SETTLE_MAX_ACCEPTED 64
+
+int ex_settle_task(struct ex_state *st, const char *job, int64_t idx, int64_t now)
+{
+    struct acc_row acc[SETTLE_MAX_ACCEPTED];
+    struct job_terms jt;
+    size_t n = 0;
+    uint64_t lowest = UINT64_MAX;
+    sqlite3_stmt *s;
+    int rc;
+
+    rc = job_terms(st, job, &jt);
+    if (rc)
+        return rc;
+    /* Jobs stored before escrow existed (bid 0) settle nothing. */
+    if (jt.replica_max == 0)
+        return 0;
+    s = ex_sql_query(st,
+                     "SELECT id, provider, COALESCE(price_per_cu, 1), COALESCE(cu_milli, 0), "
+                     "COALESCE(wall_ms, 0) FROM replicas WHERE job_id = ?1 AND task_idx = ?2 "
+                     "AND state = 'accepted' AND paid IS NULL ORDER BY id",
+                     "ti", job, idx);
+    if (!s)
+        return -CU_EDB;
+    while ((rc = ex_sql_step(st, s)) == 1 && n < SETTLE_MAX_ACCEPTED) {
+        struct acc_row *a = &acc[n++];
+        a->id = sqlite3_column_int64(s, 0);
+        ex_col_copy(s, 1, a->provider, sizeof a->provider);
+        a->ask = (uint64_t)sqlite3_column_int64(s, 2);
+        a->cu_milli = (uint64_t)sqlite3_column_int64(s, 3);
+        a->wall_ms = (uint64_t)sqlite3_column_int64(s, 4);
+        if (a->cu_milli < lowest)
+            lowest = a->cu_milli;
+    }
+    sqlite3_finalize(s);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        struct acc_row *a = &acc[i];
+        struct ex_fail f = {0};
+        uint64_t pay, fee, seq = 0;
+        struct cu_tx tx;
+
+        /* Among agreeing replicas the lowest claim is paid (DESIGN.md §6),
+         * each at its own ask. */
+        if (cu_price_pay(lowest, jt.max_cu, a->ask, &pay) != 0 ||
+            cu_price_fee(pay, (uint32_t)jt.fee_bps, &fee) != 0) {
+            cu_error("settlement of job %s: pay of replica %lld overflows", job, (long long)a->id);
+            return -CU_EDB;
+        }
+        if (pay + fee > jt.replica_max) {
+            /* Cannot happen while ask <= bid; never pay past the cap. */
+            cu_error("settlement of job %s: replica %lld would cost %llu > cap %llu", job,
+                     (long long)a->id, (unsigned long long)(pay + fee),
+                     (unsigned long long)jt.replica_max);
+            return -CU_EDB;
+        }
+        if (pay) {
+            cu_tx_init(&tx, CU_TX_ESCROW_RELEASE);
+            tx.time_ms = now;
+            (void)cu_snprintf(tx.to, sizeof tx.to, "%s", a->provider);
+            (void)cu_snprintf(tx.job, sizeof tx.job, "%s", job);
+            (void)cu_snprintf(tx.replica, sizeof tx.replica, "%lld", (long long)a->id);
+            tx.amount = pay;
+            rc = ex_ledger_add(st, &tx, &seq, &f);
+            if (rc)
+                return settle_fail("release", job, &f, rc);
+        }
+        if (fee) {
+            cu_tx_init(&tx, CU_TX_FEE);
+            tx.time_ms = now;
+            (void)cu_snprintf(tx.to, sizeof tx.to, "%s", st->ident.id);
+            (void)cu_snprintf(tx.job, sizeof tx.job, "%s", job);
+            (void)cu_snprintf(tx.replica, sizeof tx.replica, "%lld", (long long)a->id);
+            (void)cu_snprintf(tx.memo, sizeof tx.memo, "exchange fee");
+            tx.amount = fee;
+            rc = ex_ledger_add(st, &tx, NULL, &f);
+            if (rc)
+                return settle_fail("exchange fee", job, &f, rc);
+        }
+        rc = ex_sql_run(st, "UPDATE replicas SET paid = ?2, fee = ?3, cu_milli = ?4 WHERE id = ?1",
+                        "iiii", a->id, (int64_t)pay, (int64_t)fee, (int64_t)lowest);
+        if (!rc)
+            rc = add_record(st, job, jt.owner, a->provider, idx, a->id, CU_TASK_SUCCESS, pay, seq,
+                            a->wall_ms, jt.gpu, now);
+        if (rc)
+            return rc;
+        cu_debug("replica %lld paid %llu (+ fee %llu) to %.8s", (long long)a->id,
+                 (unsigned long long)pay, (unsigned long long)fee, a->provider);
+    }
+    /* Replicas whose result lost the quorum: a wrong_result record. */
+    s = ex_sql_query(st,
+                     "SELECT id, provider, COALESCE(wall_ms, 0) FROM replicas WHERE job_id = ?1 "
+                     "AND task_idx = ?2 AND state = 'rejected' AND status = 'ok' AND recorded = 0 "
+                     "AND provider IS NOT NULL",
+                     "ti", job, idx);
+    if (!s)
+        return -CU_EDB;
+    n = 0;
+    while ((rc = ex_sql_step(st, s)) == 1 && n < SETTLE_MAX_ACCEPTED) {
+        struct acc_row *a = &acc[n++];
+        a->id = sqlite3_column_int64(s, 0);
+        ex_col_copy(s, 1, a->provider, sizeof a->provider);
+        a->wall_ms = (uint64_t)sqlite3_column_int64(s, 2);
+    }
+    sqlite3_finalize(s);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        rc = add_record(st, job, jt.owner, acc[i].provider, idx, acc[i].id, CU_TASK_WRONG_RESULT, 0,
+                        0, acc[i].wall_ms, jt.gpu, now);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int ex_settle_lost(struct ex_state *st, int64_t rid, bool expired, int64_t now)
+{
+    struct job_terms jt;
+    char job[32] = "", provider[CU_ID_LEN + 1] = "";
+    int64_t idx = 0, wall = 0;
+    sqlite3_stmt *s;
+    int rc;
+
+    s = ex_sql_query(st,
+                     "SELECT job_id, task_idx, provider, COALESCE(wall_ms, 0) FROM replicas "
+                     "WHERE id = ?1 AND recorded = 0 AND provider IS NOT NULL",
+                     "i", rid);
+    if (!s)
+        return -CU_EDB;
+    rc = ex_sql_step(st, s);
+    if (rc == 1) {
+        ex_col_copy(s, 0, job, sizeof job);
+        idx = sqlite3_column_int64(s, 1);
+        ex_col_copy(s, 2, provider, sizeof provider);
+        wall = sqlite3_column_int64(s, 3);
+    }
+    sqlite3_finalize(s);
+    if (rc <= 0)
+        return rc;
+    rc = job_terms(st, job, &jt);
+    if (rc || jt.replica_max == 0)
+        return rc;
+    return add_record(st, job, jt.owner, provider, idx, rid,
+                      expired ? CU_TASK_TIMEOUT : CU_TASK_ABANDONED, 0, 0, (uint64_t)wall, jt.gpu,
+                      now);
+}
+
+int ex_settle_job_end(struct ex_state *st, const char *job, int64_t now)
+{
+    struct job_terms jt;
+    struct ex_fail f = {0};
+    uint64_t left, efee;
+    struct cu_tx tx;
+    int rc;
+
+    rc = job_terms(st, job, &jt);
+    if (rc)
+        return rc;
+    if (jt.settled || jt.replica_max == 0)
+        return 0;
+    left = cu_ledger_locked(ex_ledger_view(st), job);
+    efee = jt.escrow_fee < left ? jt.escrow_fee : left;
+    if (efee) {
+        cu_tx_init(&tx, CU_TX_FEE);
+        tx.time_ms = now;
+        (void)cu_snprintf(tx.to, sizeof tx.to, "%s", st->ident.id);
+        (void)cu_snprintf(tx.job, sizeof tx.job, "%s", job);
+        (void)cu_snprintf(tx.memo, sizeof tx.memo, "escrow fee");
+        tx.amount = efee;
+        rc = ex_ledger_add(st, &tx, NULL, &f);
+        if (rc)
+            return settle_fail("escrow fee", job, &f, rc);
+        left -= efee;
+    }
+    if (left) {
+        cu_tx_init(&tx, CU_TX_REFUND);
+        tx.time_ms = now;
+        (void)cu_snprintf(tx.to, sizeof tx.to, "%s", jt.owner);
+        (void)cu_snprintf(tx.job, sizeof tx.job, "%s", job);
+        tx.amount = left;
+        rc = ex_ledger_add(st, &tx, NULL, &f);
+        if (rc)
+            return settle_fail("refund", job, &f, rc);
+    }
+    rc = ex_sql_run(st, "UPDATE jobs SET settled = 1 WHERE id = ?1", "t", job);
+    if (!rc)
+        cu_info("job %s settled: escrow fee %llu, refund %llu", job, (unsigned long long)efee,
+                (unsigned long long)left);
+    return rc;
+}
+
+int ex_settle_can_lease(struct ex_state *st, const char *job, uint64_t replica_max,
+                        uint64_t escrow_fee, bool *ok)
+{
+    sqlite3_stmt *s;
+    int64_t held = 0;
+    uint64_t need, locked;
+    int rc;
+
+    *ok = true;
+    if (replica_max == 0)
+        return 0;
+    s = ex_sql_query(st,
+                     "SELECT COUNT(*) FROM replicas WHERE job_id = ?1 AND "
+                     "state IN ('leased','running','reported')",
+                     "t", job);
+    if (!s)
+        return -CU_EDB;
+    rc = ex_sql_step(st, s);
+    if (rc == 1)
+        held = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    if (rc < 0)
+        return rc;
+    locked = cu_ledger_locked(ex_ledger_view(st), job);
+    /* Every replica already out may still be paid in full; the next one
+     * must fit beside them and the escrow fee. */
+    if (cu_mul_u64((uint64_t)held + 1, replica_max, &need) != 0 ||
+        cu_add_u64(need, escrow_fee, &need) != 0 || need > locked)
+        *ok = false;
+    return 0;
+}
+
+json_t *ex_settle_bill(struct ex_state *st, const char *job)
+{
+    const struct cu_ledger_escrow *x = cu_ledger_escrow(ex_ledger_view(st), job);
+    json_t *bill, *paid;
+    sqlite3_stmt *s;
+    uint64_t exfee = 0, efee = 0;
+    int rc;
+
+    if (!x)
+        return json_null();
+    paid = json_array();
+    s = ex_sql_query(st,
+                     "SELECT provider, COUNT(*), SUM(paid), SUM(fee), SUM(cu_milli) FROM replicas "
+                     "WHERE job_id = ?1 AND paid IS NOT NULL GROUP BY provider ORDER BY provider",
+                     "t", job);
+    if (!s || !paid) {
+        sqlite3_finalize(s);
+        json_decref(paid);
+        return NULL;
+    }
+    while ((rc = ex_sql_step(st, s)) == 1) {
+        exfee += (uint64_t)sqlite3_column_int64(s, 3);
+        json_array_append_new(paid, json_pack("{s:s,s:I,s:I,s:I}", "provider", ex_col_text(s, 0),
+                                              "replicas", (json_int_t)sqlite3_column_int64(s, 1),
+                                              "amount", (json_int_t)sqlite3_column_int64(s, 2),
+                                              "cu_milli",
+                                              (json_int_t)sqlite3_column_int64(s, 4)));
+    }
+    sqlite3_finalize(s);
+    efee = x->fees >= exfee ? x->fees - exfee : 0;
+    bill = json_pack("{s:I,s:I,s:o,s:I,s:I,s:I,s:I,s:I}", "locked", (json_int_t)x->total_locked,
+                     "paid_total", (json_int_t)x->released, "paid", paid, "exchange_fee",
+                     (json_int_t)exfee, "escrow_fee", (json_int_t)efee, "refunded",
+                     (json_int_t)x->refunded, "still_locked", (json_int_t)x->locked, "fees",
+                     (json_int_t)x->fees);
+    return bill;
+}

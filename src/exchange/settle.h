@@ -1,0 +1,57 @@
+/* settle.h - escrow and settlement (settle.c). Internal to src/exchange/.
+ *
+ * Every function expects mu held and, except ex_settle_terms and
+ * ex_settle_bill, an open transaction (ex_txn_begin): the ledger
+ * transactions they add commit with the caller's state change. Returns 0
+ * or a negative CU_E* (a refused settlement transaction is logged: it
+ * means a broken invariant, and the caller rolls back). */
+#ifndef CU_EXCHANGE_SETTLE_H
+#define CU_EXCHANGE_SETTLE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "exchange/state.h"
+#include "market/spec.h"
+
+/* A job's money terms, fixed at submission. */
+struct ex_terms {
+    uint64_t bid;         /* price.max_per_cu */
+    uint64_t max_cu;      /* CU cap per replica */
+    uint32_t fee_bps;     /* exchange fee then in force */
+    uint64_t escrow_fee;  /* flat, charged at settlement */
+    uint64_t replica_max; /* most one replica costs: pay + fee */
+    uint64_t job_max;     /* what submission locks */
+};
+
+/* The terms of spec under the exchange's current fees. 400 with f set for
+ * a bid of 0 or a cost that overflows. */
+int ex_settle_terms(const struct ex_state *st, const struct cu_spec *sp, struct ex_terms *t,
+                    struct ex_fail *f);
+/* Locks t->job_max from owner's balance into job's escrow, keeping auth
+ * (cu_tx_auth_make of the signed submission) in the transaction. 409
+ * insufficient_funds (naming the cost and the balance), or as
+ * ex_ledger_add. */
+int ex_settle_lock(struct ex_state *st, const char *job, const char *owner,
+                   const struct ex_terms *t, const char *auth, struct ex_fail *f);
+/* After a task's quorum decision: pays every accepted, unpaid replica of
+ * the task and writes its task_record; records the rejected ones. */
+int ex_settle_task(struct ex_state *st, const char *job, int64_t idx, int64_t now);
+/* A task_record for a lost replica: timeout when its lease expired, else
+ * abandoned (handed back, provider error). Once per replica. */
+int ex_settle_lost(struct ex_state *st, int64_t replica, bool expired, int64_t now);
+/* At the end of a job (done, failed, cancelled): the escrow fee, then the
+ * refund of the rest to the owner. Once per job. */
+int ex_settle_job_end(struct ex_state *st, const char *job, int64_t now);
+/* Whether the job's escrow covers one more replica beside those already
+ * out (leased, running, reported) and the escrow fee. */
+int ex_settle_can_lease(struct ex_state *st, const char *job, uint64_t replica_max,
+                        uint64_t escrow_fee, bool *ok);
+/* The job's bill so far: {"locked","paid_total","paid":[{provider,
+ * replicas, amount, cu_milli}],"exchange_fee","escrow_fee","fees",
+ * "refunded","still_locked"}, json null for a job without escrow, NULL
+ * when out of memory. */
+json_t *ex_settle_bill(struct ex_state *st, const char *job);
+
+#endif
