@@ -7,7 +7,7 @@ set -eu
 PKGS="build-essential pkg-config
 libsodium-dev libsqlite3-dev sqlite3 libmicrohttpd-dev libcurl4-openssl-dev
 libjansson-dev libfyaml-dev bubblewrap libseccomp-dev libarchive-dev
-libcmocka-dev libpng-dev zlib1g-dev curl procps jq"
+libcmocka-dev libpng-dev zlib1g-dev curl procps jq busybox-static"
 
 missing=""
 for p in $PKGS; do

@@ -176,32 +176,51 @@ int cu_api_upload_file(struct cu_api *api, const char *path, const struct cu_has
     return rc;
 }
 
+/* Makes one blob present on the exchange, uploading it from its local
+ * path when missing; *uploaded says whether it had to be sent. */
+static int upload_one(struct cu_api *api, const struct cu_spec_input *in, const char *what,
+                      bool *uploaded, struct cu_err *e)
+{
+    bool exists = false;
+    int rc;
+
+    rc = cu_api_blob_exists(api, &in->hash, &exists, e);
+    if (rc)
+        return rc;
+    *uploaded = !exists;
+    if (exists)
+        return 0;
+    if (!in->path)
+        return cu_err_set(e, -CU_EINVAL, "%s '%s' is not on the exchange and has no local file",
+                          what, in->name);
+    rc = cu_api_upload_file(api, in->path, &in->hash, e);
+    if (rc) {
+        char msg[CU_ERR_MSG_MAX];
+        cu_snprintf(msg, sizeof msg, "%s", e ? e->msg : "");
+        return cu_err_set(e, rc, "uploading %s '%s' (%s): %s", what, in->name, in->path, msg);
+    }
+    return 0;
+}
+
 int cu_api_upload_inputs(struct cu_api *api, const struct cu_spec *spec,
                          cu_api_upload_progress progress, void *ctx, struct cu_err *e)
 {
-    for (size_t i = 0; i < spec->ninputs; i++) {
-        const struct cu_spec_input *in = &spec->inputs[i];
-        bool exists = false;
-        int rc;
+    bool uploaded = false;
+    int rc;
 
-        rc = cu_api_blob_exists(api, &in->hash, &exists, e);
-        if (rc)
+    /* The OCI image tarball is one more blob, sent first and only once
+     * (content-addressed: a second job on the same image skips it). */
+    if (cu_spec_image_is_oci(spec)) {
+        if ((rc = upload_one(api, &spec->image_oci, "image", &uploaded, e)) != 0)
             return rc;
-        if (!exists) {
-            if (!in->path)
-                return cu_err_set(e, -CU_EINVAL,
-                                  "input '%s' is not on the exchange and has no local file",
-                                  in->name);
-            rc = cu_api_upload_file(api, in->path, &in->hash, e);
-            if (rc) {
-                char msg[CU_ERR_MSG_MAX];
-                cu_snprintf(msg, sizeof msg, "%s", e ? e->msg : "");
-                return cu_err_set(e, rc, "uploading input '%s' (%s): %s", in->name, in->path,
-                                  msg);
-            }
-        }
         if (progress)
-            progress(ctx, in, !exists);
+            progress(ctx, &spec->image_oci, uploaded);
+    }
+    for (size_t i = 0; i < spec->ninputs; i++) {
+        if ((rc = upload_one(api, &spec->inputs[i], "input", &uploaded, e)) != 0)
+            return rc;
+        if (progress)
+            progress(ctx, &spec->inputs[i], uploaded);
     }
     return 0;
 }

@@ -293,13 +293,41 @@ static int f_command(struct jctx *c, struct cu_spec *s, struct fy_node *v, const
     return get_strv(c, v, field, line, CU_SPEC_MAX_ARGV, &s->command, &s->ncommand);
 }
 
+struct input_arg {
+    struct cu_spec_input *in;
+    char *path; /* as written */
+    int path_line;
+};
+static int load_input(struct jctx *c, struct input_arg *a, const char *pf, int line);
+
+/* "host", or "oci:PATH": an OCI image layout tarball, resolved and hashed
+ * like an input and uploaded as a blob. */
 static int f_image(struct jctx *c, struct cu_spec *s, struct fy_node *v, const char *field,
                    int line, void *arg)
 {
+    struct input_arg a = {&s->image_oci, NULL, line};
+    char *str = NULL;
+    int rc;
+
     (void)arg;
     free(s->image);
     s->image = NULL;
-    return get_str(c, v, field, line, &s->image);
+    if ((rc = get_str(c, v, field, line, &str)) != 0)
+        return rc;
+    if (strncmp(str, "oci:", 4) != 0) {
+        s->image = str; /* validation refuses anything but "host" */
+        return 0;
+    }
+    if (!(a.path = strdup(str + 4)) || !(s->image = strdup("oci")) ||
+        !(s->image_oci.name = strdup("image.tar"))) {
+        rc = nomem(c);
+        goto out_free;
+    }
+    rc = load_input(c, &a, field, line);
+out_free:
+    free(a.path);
+    free(str);
+    return rc;
 }
 
 static int f_env(struct jctx *c, struct cu_spec *s, struct fy_node *v, const char *field, int line,
@@ -335,11 +363,6 @@ static int f_env(struct jctx *c, struct cu_spec *s, struct fy_node *v, const cha
 
 /* ---- inputs: resolved, checked and hashed here ----------------------------- */
 
-struct input_arg {
-    struct cu_spec_input *in;
-    char *path; /* as written */
-    int path_line;
-};
 
 static int f_input_name(struct jctx *c, struct cu_spec *s, struct fy_node *v, const char *field,
                         int line, void *arg)
@@ -364,8 +387,9 @@ static const struct field_def input_fields[] = {
     {NULL, NULL},
 };
 
-/* Resolves, checks and hashes one input's file; fills name when absent. */
-static int load_input(struct jctx *c, struct input_arg *a, const char *what, int line)
+/* Resolves, checks and hashes one input's file; fills name when absent.
+ * pf names the path's field in messages ("inputs[0].path", "image"). */
+static int load_input(struct jctx *c, struct input_arg *a, const char *pf, int line)
 {
     char full[CU_PATH_MAX];
     struct stat st;
@@ -373,26 +397,26 @@ static int load_input(struct jctx *c, struct input_arg *a, const char *what, int
     int rc;
 
     if (!a->path)
-        return jerr(c, -CU_EINVAL, line, "%s.path: missing (the local file to upload)", what);
+        return jerr(c, -CU_EINVAL, line, "%s: missing (the local file to upload)", pf);
     if (a->path[0] == '\0')
-        return jerr(c, -CU_EINVAL, a->path_line, "%s.path: must not be empty", what);
+        return jerr(c, -CU_EINVAL, a->path_line, "%s: must not be empty", pf);
     if (a->path[0] == '/')
         rc = cu_snprintf(full, sizeof(full), "%s", a->path);
     else
         rc = cu_path_join(full, sizeof(full), c->base_dir ? c->base_dir : ".", a->path);
     if (rc)
-        return jerr(c, -CU_EINVAL, a->path_line, "%s.path: too long", what);
+        return jerr(c, -CU_EINVAL, a->path_line, "%s: too long", pf);
     if (stat(full, &st) != 0)
         return jerr(c, errno == ENOENT ? -CU_ENOTFOUND : -CU_EIO, a->path_line,
-                    "%s.path: '%.200s': %s", what, full, strerror(errno));
+                    "%s: '%.200s': %s", pf, full, strerror(errno));
     if (!S_ISREG(st.st_mode))
-        return jerr(c, -CU_EINVAL, a->path_line, "%s.path: '%.200s' is not a regular file", what,
+        return jerr(c, -CU_EINVAL, a->path_line, "%s: '%.200s' is not a regular file", pf,
                     full);
     if (access(full, R_OK) != 0)
-        return jerr(c, -CU_EPERM, a->path_line, "%s.path: '%.200s' is not readable", what, full);
+        return jerr(c, -CU_EPERM, a->path_line, "%s: '%.200s' is not readable", pf, full);
     rc = cu_hash_file(full, &a->in->hash, &a->in->size);
     if (rc)
-        return jerr(c, rc, a->path_line, "%s.path: cannot read '%.200s': %s", what, full,
+        return jerr(c, rc, a->path_line, "%s: cannot read '%.200s': %s", pf, full,
                     cu_strerror(rc));
     if (!(a->in->path = strdup(full)))
         return nomem(c);
@@ -429,8 +453,11 @@ static int f_inputs(struct jctx *c, struct cu_spec *s, struct fy_node *v, const 
         int iline = node_line(item, line);
         cu_snprintf(what, sizeof(what), "%s[%zu]", field, i);
         rc = walk(c, s, item, what, iline, input_fields, &a);
-        if (rc == 0)
-            rc = load_input(c, &a, what, iline);
+        if (rc == 0) {
+            char pf[FIELD_MAX + 8];
+            cu_snprintf(pf, sizeof(pf), "%s.path", what);
+            rc = load_input(c, &a, pf, iline);
+        }
         free(a.path);
         if (rc)
             return rc;
@@ -755,7 +782,7 @@ static int parse(struct jctx *c, struct cu_spec *s, const char *yaml, size_t n)
         rc = jerr(c, -CU_EINVAL, line, "name: missing");
         goto out_free_doc;
     }
-    if (!s->command) {
+    if (!s->command && !cu_spec_image_is_oci(s)) {
         rc = jerr(c, -CU_EINVAL, line,
                   "command: missing (e.g. command: [\"sh\", \"-c\", \"echo hi > /out/hi.txt\"])");
         goto out_free_doc;

@@ -273,7 +273,7 @@ static void test_errors(void **state)
             "job.yaml:4: command[1]: must be a single value");
     refused("name: 'bad name'\ncommand: [true]\noutputs: ['*']\n", "job.yaml:1: name: 'bad name'");
     refused(HEAD "image: ubuntu:24.04\n",
-            "job.yaml:4: image 'ubuntu:24.04': only 'host' is supported (OCI images come later)");
+            "job.yaml:4: image 'ubuntu:24.04': must be 'host' or an OCI image ('oci:./image.tar')");
     refused(HEAD "env:\n  OK: 1\n  CUMULUS_TASK_INDEX: 3\n",
             "job.yaml:6: env.CUMULUS_TASK_INDEX: names starting with CUMULUS_ are reserved");
     refused(HEAD "env:\n  1BAD: x\n", "job.yaml:5: env.1BAD: not a valid variable name");

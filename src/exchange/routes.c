@@ -319,8 +319,9 @@ static int inputs_present(struct ex_state *st, const struct cu_spec *sp, struct 
         cu_http_error(resp, 500, "internal", "out of memory");
         return -CU_ENOMEM;
     }
-    for (size_t i = 0; i < sp->ninputs; i++) {
-        const struct cu_spec_input *in = &sp->inputs[i];
+    /* Index ninputs stands for the OCI image tarball, when there is one. */
+    for (size_t i = 0; i < sp->ninputs + cu_spec_image_is_oci(sp); i++) {
+        const struct cu_spec_input *in = i < sp->ninputs ? &sp->inputs[i] : &sp->image_oci;
         char hex[CU_HASH_HEX_LEN + 1];
         uint64_t size;
         cu_hash_to_hex(&in->hash, hex);
@@ -333,9 +334,14 @@ static int inputs_present(struct ex_state *st, const struct cu_spec *sp, struct 
             continue;
         }
         if (size != in->size) {
-            cu_http_error(resp, 400, "invalid",
-                          "spec: inputs[%zu].size: blob %.12s has %llu bytes, not %llu", i, hex,
-                          (unsigned long long)size, (unsigned long long)in->size);
+            if (i == sp->ninputs)
+                cu_http_error(resp, 400, "invalid",
+                              "spec: image.oci.size: blob %.12s has %llu bytes, not %llu", hex,
+                              (unsigned long long)size, (unsigned long long)in->size);
+            else
+                cu_http_error(resp, 400, "invalid",
+                              "spec: inputs[%zu].size: blob %.12s has %llu bytes, not %llu", i,
+                              hex, (unsigned long long)size, (unsigned long long)in->size);
             rc = -CU_EINVAL;
             goto out_free;
         }

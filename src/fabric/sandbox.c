@@ -216,10 +216,16 @@ static int build_argv(const struct cu_sandbox_opts *o, const char *bwrap_path,
     snprintf(num, sizeof(num), "%d", o->gid);
     av_add3(a, "--gid", num, NULL);
     av_add3(a, "--cap-drop", "ALL", NULL);
-    av_add3(a, "--ro-bind", "/usr", "/usr");
-    for (size_t i = 0; i < sizeof(host_dirs) / sizeof(host_dirs[0]); i++)
-        av_add_host_dir(a, host_dirs[i]);
-    av_add3(a, "--ro-bind", "/etc", "/etc");
+    if (o->rootfs) {
+        /* An OCI image: its root replaces the host view; the mounts below
+         * land on mount points the unpacker made (the root is read-only). */
+        av_add3(a, "--ro-bind", o->rootfs, "/");
+    } else {
+        av_add3(a, "--ro-bind", "/usr", "/usr");
+        for (size_t i = 0; i < sizeof(host_dirs) / sizeof(host_dirs[0]); i++)
+            av_add_host_dir(a, host_dirs[i]);
+        av_add3(a, "--ro-bind", "/etc", "/etc");
+    }
     av_add3(a, "--proc", "/proc", NULL);
     av_add3(a, "--dev", "/dev", NULL);
     /* /tmp is memory: bound it (bwrap >= 0.7 for --size). */
@@ -234,7 +240,7 @@ static int build_argv(const struct cu_sandbox_opts *o, const char *bwrap_path,
     /* The root itself is a tmpfs bwrap made; without this a task could
      * fill memory by writing to /. */
     av_add3(a, "--remount-ro", "/", NULL);
-    av_add3(a, "--chdir", "/work", NULL);
+    av_add3(a, "--chdir", o->cwd ? o->cwd : "/work", NULL);
     av_add(a, "--clearenv");
     av_add3(a, "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin");
     av_add3(a, "--setenv", "HOME", "/work");

@@ -4,7 +4,8 @@
  *   /work  writable scratch (host: opts.work_dir), its working directory
  *   /out   writable, collected afterwards (host: opts.out_dir)
  *   /in    read-only inputs (host: opts.in_dir)
- *   /usr /etc /bin /lib* read-only from the host ("image: host"),
+ *   /usr /etc /bin /lib* read-only from the host ("image: host"), or
+ *   opts.rootfs read-only as / (an OCI image, fabric/oci.h),
  *   fresh /proc, minimal /dev, private /tmp (tmpfs)
  * with every namespace unshared (no network unless opts.network), all
  * capabilities dropped, a new session, a cleared environment plus opts.env,
@@ -46,6 +47,9 @@ struct cu_sandbox_opts {
     int uid, gid;             /* inside and (when root) outside; default 65534 */
     const char *bwrap;        /* path of bwrap; NULL = "bwrap" on PATH */
     bool no_seccomp;          /* tests only: run without the seccomp filter */
+    const char *rootfs;       /* NULL: host view ("image: host"); else an unpacked OCI
+                                 root (fabric/oci.h), bound read-only as / */
+    const char *cwd;          /* working directory inside; NULL = /work */
 };
 
 #define CU_SANDBOX_OPTS_INIT                                                   \
@@ -54,7 +58,8 @@ struct cu_sandbox_opts {
         .in_dir = NULL, .stdout_path = NULL, .stderr_path = NULL,              \
         .stdio_cap = 1 << 20, .time_limit_ms = 0, .output_limit = 0,           \
         .memory_limit = 0, .nproc_limit = 0, .network = false, .uid = 65534,   \
-        .gid = 65534, .bwrap = NULL, .no_seccomp = false                       \
+        .gid = 65534, .bwrap = NULL, .no_seccomp = false, .rootfs = NULL,      \
+        .cwd = NULL                                                            \
     }
 
 enum cu_sandbox_status {

@@ -46,6 +46,8 @@ void cu_spec_release(struct cu_spec *s)
     free(s->name);
     free_strv(s->command, s->ncommand);
     free(s->image);
+    free(s->image_oci.name);
+    free(s->image_oci.path);
     for (size_t i = 0; i < s->nenv; i++) {
         free(s->env[i].key);
         free(s->env[i].value);
@@ -151,7 +153,8 @@ int cu_spec_validate_field(const struct cu_spec *s, struct cu_err *e, char *fiel
         return FAIL("name: '%.80s' must be 1 to %d characters of A-Z a-z 0-9 . _ -", s->name,
                     CU_SPEC_MAX_NAME);
 
-    if (s->ncommand == 0)
+    /* An OCI job may leave the command to the image's Entrypoint/Cmd. */
+    if (s->ncommand == 0 && !cu_spec_image_is_oci(s))
         return FAIL("command: must have at least one argument");
     if (s->ncommand > CU_SPEC_MAX_ARGV)
         return FAIL("command: at most %d arguments (has %zu)", CU_SPEC_MAX_ARGV, s->ncommand);
@@ -161,13 +164,20 @@ int cu_spec_validate_field(const struct cu_spec *s, struct cu_err *e, char *fiel
         if (strlen(s->command[i]) > CU_SPEC_MAX_ARG_LEN)
             return FAIL("command[%zu]: longer than %d bytes", i, CU_SPEC_MAX_ARG_LEN);
     }
-    if (s->command[0][0] == '\0')
+    if (s->ncommand > 0 && s->command[0][0] == '\0')
         return FAIL("command[0]: the program must not be empty");
 
     if (!s->image)
         return FAIL("image: missing");
-    if (strcmp(s->image, "host") != 0)
-        return FAIL("image '%.80s': only 'host' is supported (OCI images come later)", s->image);
+    if (strcmp(s->image, "oci") == 0) {
+        if (s->image_oci.size == 0)
+            return FAIL("image.oci.size: an OCI image tarball cannot be empty");
+        if (s->image_oci.size > JSON_U64_MAX)
+            return FAIL("image.oci.size: too large");
+    } else if (strcmp(s->image, "host") != 0) {
+        return FAIL("image '%.80s': must be 'host' or an OCI image ('oci:./image.tar')",
+                    s->image);
+    }
 
     if (s->nenv > CU_SPEC_MAX_ENV)
         return FAIL("env: at most %d variables (has %zu)", CU_SPEC_MAX_ENV, s->nenv);
@@ -251,6 +261,11 @@ uint64_t cu_spec_max_cu(const struct cu_spec *s)
     return s->max_cu ? s->max_cu : (uint64_t)s->res.cores * ((s->res.time_ms + 999) / 1000);
 }
 
+bool cu_spec_image_is_oci(const struct cu_spec *s)
+{
+    return s->image && strcmp(s->image, "oci") == 0;
+}
+
 int cu_spec_validate(const struct cu_spec *s, struct cu_err *e)
 {
     return cu_spec_validate_field(s, e, NULL, 0);
@@ -295,7 +310,16 @@ json_t *cu_spec_to_json(const struct cu_spec *s)
         return NULL;
     put(j, "name", json_string(s->name), &ok);
     put(j, "command", strv_to_json(s->command, s->ncommand), &ok);
-    put(j, "image", json_string(s->image), &ok);
+    if (cu_spec_image_is_oci(s)) {
+        char hex[CU_HASH_HEX_LEN + 1];
+        cu_hash_to_hex(&s->image_oci.hash, hex);
+        put(j, "image",
+            json_pack("{s:{s:s,s:I}}", "oci", "hash", hex, "size",
+                      (json_int_t)s->image_oci.size),
+            &ok);
+    } else {
+        put(j, "image", json_string(s->image), &ok);
+    }
 
     if (s->nenv > 0) {
         env = json_object();
@@ -499,6 +523,41 @@ static int inputs_from_json(struct cu_spec *s, const json_t *a, struct cu_err *e
     return 0;
 }
 
+/* "image": "host" | {"oci":{"hash":HEX64,"size":N}}. */
+static int image_from_json(struct cu_spec *s, const json_t *v, struct cu_err *e)
+{
+    static const char *const keys[] = {"oci", NULL};
+    static const char *const oci_keys[] = {"hash", "size", NULL};
+    const char *hex = NULL;
+    json_t *oci;
+    int rc;
+
+    if (json_is_string(v)) {
+        if (strcmp(json_string_value(v), "oci") == 0)
+            return cu_err_set(e, -CU_EINVAL,
+                              "image: 'oci' needs its tarball: {\"oci\":{\"hash\",\"size\"}}");
+        return dup_str(v, "image", &s->image, e);
+    }
+    if (!json_is_object(v))
+        return cu_err_set(e, -CU_EINVAL, "image: must be \"host\" or {\"oci\":{...}}");
+    if ((rc = cu_json_only_keys(v, "image", keys, e)) != 0)
+        return rc;
+    oci = json_object_get(v, "oci");
+    if (!oci || !json_is_object(oci))
+        return cu_err_set(e, -CU_EINVAL, "image.oci: must be an object {\"hash\",\"size\"}");
+    if ((rc = cu_json_only_keys(oci, "image.oci", oci_keys, e)) != 0)
+        return rc;
+    if ((rc = cu_json_get_str(oci, "image.oci", "hash", true, &hex, e)) != 0)
+        return rc;
+    if (cu_hash_from_hex(hex, &s->image_oci.hash) != 0)
+        return cu_err_set(e, -CU_EINVAL, "image.oci.hash: '%.80s' is not 64 hex characters", hex);
+    if ((rc = cu_json_get_u64(oci, "image.oci", "size", true, &s->image_oci.size, e)) != 0)
+        return rc;
+    if (!(s->image = strdup("oci")) || !(s->image_oci.name = strdup("image.tar")))
+        return cu_err_set(e, -CU_ENOMEM, "out of memory");
+    return 0;
+}
+
 static int tasks_from_json(struct cu_spec *s, const json_t *t, struct cu_err *e)
 {
     static const char *const keys[] = {"count", "args", NULL};
@@ -568,7 +627,7 @@ static int spec_from_json(struct cu_spec *s, const json_t *j, struct cu_err *e)
         return rc;
 
     v = json_object_get(j, "image");
-    if ((rc = v ? dup_str(v, "image", &s->image, e) : 0) != 0)
+    if ((rc = v ? image_from_json(s, v, e) : 0) != 0)
         return rc;
     if (!s->image && !(s->image = strdup("host")))
         return cu_err_set(e, -CU_ENOMEM, "out of memory");

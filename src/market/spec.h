@@ -5,7 +5,7 @@
  *
  * {"name":"hello",
  *  "command":["sh","-c","..."],
- *  "image":"host",
+ *  "image":"host" | {"oci":{"hash":HEX64,"size":N}},
  *  "env":{"KEY":"value"},                        (optional)
  *  "inputs":[{"name":"data.txt","hash":HEX64,"size":N}],
  *  "tasks":{"count":4} | {"count":3,"args":["a","b","c"]},
@@ -54,7 +54,9 @@ struct cu_spec {
     char *name;
     char **command;        /* ncommand strings */
     size_t ncommand;
-    char *image;           /* "host" (only value supported before the OCI issue) */
+    char *image;           /* "host", or "oci": run on the OCI image layout tarball image_oci */
+    struct cu_spec_input image_oci; /* when image is "oci": the tarball as a blob (name
+                                       "image.tar", not in the JSON; path client side) */
     struct cu_spec_env *env;
     size_t nenv;
     struct cu_spec_input *inputs;
@@ -74,6 +76,9 @@ struct cu_spec {
     uint64_t max_per_cu;   /* price bid, base units per CU */
     uint64_t max_cu;       /* most CU paid per replica; 0 = cu_spec_max_cu's default */
 };
+
+/* True when the job runs on an OCI image (image_oci holds its tarball). */
+bool cu_spec_image_is_oci(const struct cu_spec *s);
 
 /* Defaults when a field is omitted (the YAML parser applies the same). */
 #define CU_SPEC_DEFAULT_CORES 1

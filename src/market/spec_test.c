@@ -249,7 +249,7 @@ static void test_from_json_strict(void **state)
     json_refused("{\"name\":\"x\",\"command\":[\"true\"],\"tasks\":{\"count\":1}}", "outputs");
     json_refused("{\"name\":\"x\",\"command\":[\"true\"],\"outputs\":[\"*\"]}", "tasks");
     json_refused(BASE_HEAD "\"tasks\":{\"count\":1},\"image\":\"ubuntu\"}",
-                 "image 'ubuntu': only 'host' is supported (OCI images come later)");
+                 "image 'ubuntu': must be 'host' or an OCI image ('oci:./image.tar')");
 }
 
 /* ---- every validation rule -------------------------------------------- */
@@ -443,7 +443,7 @@ static const struct rule_case rules[] = {
     {"command", "command: at most 256", m_cmd_many},
     {"command[1]", "command[1]: longer than 4096", m_cmd_long},
     {"command[0]", "command[0]:", m_cmd_prog_empty},
-    {"image", "image 'debian:12': only 'host' is supported (OCI images come later)", m_image},
+    {"image", "image 'debian:12': must be 'host' or an OCI image ('oci:./image.tar')", m_image},
     {"env.9LIVES", "env.9LIVES: not a valid variable name", m_env_key},
     {"env.A-B", "env.A-B: not a valid", m_env_key_dash},
     {"env.CUMULUS_TASK_INDEX", "reserved", m_env_reserved},

@@ -37,6 +37,7 @@ struct cu_free_res {
 struct cu_agent {
     char exchange[1024];          /* base URL */
     char tasks_dir[CU_PATH_MAX];  /* DATA/tasks */
+    char oci_dir[CU_PATH_MAX];    /* DATA/oci: unpacked OCI images by manifest digest */
     struct cu_identity id;
     struct cu_blobstore cache;    /* DATA/blobs: inputs, outputs, logs */
     struct cu_pstate state;       /* DATA/state.db */

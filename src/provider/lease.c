@@ -12,6 +12,7 @@
 
 #include "base/json.h"
 #include "base/log.h"
+#include "fabric/oci.h"
 #include "fabric/sandbox.h"
 #include "market/spec.h"
 #include "provider/collect.h"
@@ -272,6 +273,7 @@ struct task {
     char stdout_path[CU_PATH_MAX], stderr_path[CU_PATH_MAX];
     struct keeper k;
     bool failed; /* reported "error" through the provider's own fault */
+    struct cu_oci_image image; /* when the spec names an OCI image */
 };
 
 /* Reads the claim answer's lease. Sets t->replica as soon as it is known
@@ -457,6 +459,36 @@ static int fetch_inputs(struct task *t, struct cu_err *e)
     return 0;
 }
 
+/* For an OCI job: the image tarball into the cache (like an input), then
+ * its rootfs unpacked or found in DATA/oci (fabric/oci.h). */
+static int prepare_image(struct task *t, struct cu_err *e)
+{
+    const struct cu_spec_input *in = &t->spec.image_oci;
+    char path[CU_PATH_MAX];
+    uint64_t size = 0;
+    int64_t t0;
+    int rc;
+
+    if (!cu_spec_image_is_oci(&t->spec))
+        return 0;
+    if (cu_blob_stat(&t->a->cache, &in->hash, &size) != 0 || size != in->size) {
+        if ((rc = fetch_blob(t, in, e)) != 0)
+            return rc;
+    }
+    if (cu_blob_path(&t->a->cache, &in->hash, path, sizeof path) != 0)
+        return cu_err_set(e, -CU_ETOOBIG, "image: cache path too long");
+    t0 = cu_mono_ms();
+    rc = cu_oci_prepare(path, t->a->oci_dir, 0, &t->image, e);
+    if (rc) {
+        char msg[CU_ERR_MSG_MAX];
+        (void)cu_snprintf(msg, sizeof msg, "%s", e->msg);
+        return cu_err_set(e, rc, "image: %s", msg);
+    }
+    cu_info("replica %lld: image %.19s %s in %lld ms", (long long)t->replica, t->image.digest,
+            t->image.cached ? "found in the cache" : "unpacked", (long long)(cu_mono_ms() - t0));
+    return 0;
+}
+
 /* Puts a log file into the cache (missing: the empty blob). */
 static int put_log(struct task *t, const char *path, struct cu_blobref *ref)
 {
@@ -497,14 +529,42 @@ static int upload_all(struct task *t, const struct cu_outputs *o, const struct c
     return 0;
 }
 
-/* NULL-terminated copy of the spec's command (the array is borrowed). */
-static const char **command_argv(const struct cu_spec *s)
+/* NULL-terminated copy of the spec's command (the array is borrowed); for
+ * an OCI job without a command, the image's Entrypoint + Cmd. NULL when
+ * out of memory or when there is nothing to run. */
+static const char **command_argv(const struct cu_spec *s, const struct cu_oci_config *c)
 {
-    const char **argv = calloc(s->ncommand + 1, sizeof *argv);
+    size_t n = s->ncommand ? s->ncommand : c->nentrypoint + c->ncmd, k = 0;
+    const char **argv;
 
+    if (n == 0)
+        return NULL;
+    argv = calloc(n + 1, sizeof *argv);
     for (size_t i = 0; argv && i < s->ncommand; i++)
-        argv[i] = s->command[i];
+        argv[k++] = s->command[i];
+    for (size_t i = 0; argv && !s->ncommand && i < c->nentrypoint; i++)
+        argv[k++] = c->entrypoint[i];
+    for (size_t i = 0; argv && !s->ncommand && i < c->ncmd; i++)
+        argv[k++] = c->cmd[i];
     return argv;
+}
+
+/* The image's Env first, then the task's: bwrap applies --setenv in order,
+ * so the job's own variables and CUMULUS_* win. Borrowed strings; the
+ * array is the caller's to free. */
+static const char **merge_env(const struct cu_oci_config *c, char **task_env)
+{
+    size_t n = 0, k = 0;
+    const char **env;
+
+    while (task_env[n])
+        n++;
+    env = calloc(c->nenv + n + 1, sizeof *env);
+    for (size_t i = 0; env && i < c->nenv; i++)
+        env[k++] = c->env[i];
+    for (size_t i = 0; env && i < n; i++)
+        env[k++] = task_env[i];
+    return env;
 }
 
 /* Runs the sandbox to its end. res gets the outcome; *lost / *shutdown
@@ -515,21 +575,33 @@ static void run_sandbox(struct task *t, struct cu_sandbox_result *res, bool *los
     struct cu_sandbox_opts o = CU_SANDBOX_OPTS_INIT;
     struct cu_sandbox *sb = NULL;
     struct cu_err e = {0};
-    const char **argv;
+    const char **argv, **all_env = NULL;
     char **env;
     bool killed = false;
     int rc;
 
     memset(res, 0, sizeof *res);
-    argv = command_argv(&t->spec);
+    argv = command_argv(&t->spec, &t->image.config);
     env = cu_task_env_build(&t->spec, t->job, t->replica, t->index, t->count, t->arg);
-    if (!argv || !env) {
+    all_env = env ? merge_env(&t->image.config, env) : NULL;
+    if (!argv && !t->spec.ncommand && env) {
+        /* Not the provider's fault: the job and its image name no program. */
+        res->status = CU_SB_FAILED;
+        (void)cu_snprintf(res->reason, sizeof res->reason,
+                          "no command: the job has none and the image has no Entrypoint/Cmd");
+        goto out_free_env;
+    }
+    if (!argv || !all_env) {
         res->status = CU_SB_ERROR;
         (void)cu_snprintf(res->reason, sizeof res->reason, "provider out of memory");
         goto out_free_env;
     }
     o.argv = argv;
-    o.env = (const char *const *)env;
+    o.env = all_env;
+    if (cu_spec_image_is_oci(&t->spec)) {
+        o.rootfs = t->image.rootfs;
+        o.cwd = t->image.config.workdir; /* NULL: /work */
+    }
     o.work_dir = t->work;
     o.out_dir = t->out;
     o.in_dir = t->in;
@@ -573,6 +645,7 @@ static void run_sandbox(struct task *t, struct cu_sandbox_result *res, bool *los
 out_free_sandbox:
     cu_sandbox_free(sb);
 out_free_env:
+    free(all_env);
     cu_task_env_free(env);
     free(argv);
 }
@@ -686,6 +759,7 @@ int cu_lease_run(struct cu_slot *s, const json_t *lease)
     int rc;
 
     memset(&t, 0, sizeof t);
+    cu_oci_image_init(&t.image);
     t.s = s;
     t.a = s->a;
     hb_ms = t.a->heartbeat_ms;
@@ -716,7 +790,8 @@ int cu_lease_run(struct cu_slot *s, const json_t *lease)
         report_error(&t, "provider cannot start a heartbeat thread", false);
         goto out_remove_dir;
     }
-    if ((rc = task_mkdirs(&t, &e)) != 0 || (rc = fetch_inputs(&t, &e)) != 0) {
+    if ((rc = task_mkdirs(&t, &e)) != 0 || (rc = fetch_inputs(&t, &e)) != 0 ||
+        (rc = prepare_image(&t, &e)) != 0) {
         if (atomic_load(&t.k.verdict) == KEEP_LOST) {
             cu_warn("replica %lld: lease lost before start (%s); not reported",
                     (long long)t.replica, t.k.reason);
@@ -759,6 +834,7 @@ out_remove_dir:
     if (cu_rm_rf(t.dir) != 0)
         cu_warn("replica %lld: cannot remove %s", (long long)t.replica, t.dir);
 out_release_spec:
+    cu_oci_image_release(&t.image);
     cu_spec_release(&t.spec);
     return t.failed ? -CU_EAGAIN : 0;
 }

@@ -137,6 +137,7 @@ static int agent_open(struct cu_agent *a, const struct cu_provider_opts *opts, s
         return cu_err_set(e, -CU_EIO, "cannot create data directory %s: %s", opts->data_dir,
                           strerror(errno));
     if (cu_path_join(a->tasks_dir, sizeof a->tasks_dir, opts->data_dir, "tasks") ||
+        cu_path_join(a->oci_dir, sizeof a->oci_dir, opts->data_dir, "oci") ||
         cu_path_join(path, sizeof path, opts->data_dir, "blobs"))
         return cu_err_set(e, -CU_EINVAL, "data directory path is too long");
     if (cu_mkdir_p(a->tasks_dir, 0755) != 0)
