@@ -58,7 +58,7 @@ struct prov {
     bool cheater;
     uint64_t clean; /* accepted since the last wrong result (this id) */
     bool caught;
-    uint32_t gen;   /* re-registrations */
+    uint32_t gen; /* re-registrations */
 };
 
 struct rec {
@@ -116,8 +116,8 @@ static void predict_fixed(const struct cu_replication *r, double p, double *wron
 
 /* Runs one task. first: provider of the first replica (SIZE_MAX: random).
  * Returns replicas used; *wrong, *failed set. */
-static unsigned run_task(struct sim *s, const struct cu_replication *pol, size_t first,
-                         double rate, int64_t now, bool *wrong, bool *failed)
+static unsigned run_task(struct sim *s, const struct cu_replication *pol, size_t first, double rate,
+                         int64_t now, bool *wrong, bool *failed)
 {
     struct cu_vote v[MAX_REPLICAS];
     enum cu_vote_outcome out[MAX_REPLICAS];
@@ -313,8 +313,8 @@ int main(int argc, char **argv)
         struct cu_replication r;
         bool adaptive;
     } pols[] = {
-        {"solo{1,1,1}", {1, 1, 1, false}, false}, {"{2,2,5}", {2, 2, 5, false}, false},
-        {"{3,2,5}", {3, 2, 5, false}, false},     {"{3,3,7}", {3, 3, 7, false}, false},
+        {"solo{1,1,1}", {1, 1, 1, false}, false},    {"{2,2,5}", {2, 2, 5, false}, false},
+        {"{3,2,5}", {3, 2, 5, false}, false},        {"{3,3,7}", {3, 3, 7, false}, false},
         {"adaptive{2,2,5}", {2, 2, 5, false}, true},
     };
     json_t *cells, *out;
@@ -332,8 +332,7 @@ int main(int argc, char **argv)
     for (size_t pi = 0; pi < sizeof pols / sizeof pols[0]; pi++)
         for (size_t ri = 0; ri < sizeof rates / sizeof rates[0]; ri++)
             for (size_t si = 0; si < sizeof shares / sizeof shares[0]; si++) {
-                struct cell c = {.policy = pols[pi].name, .share = shares[si],
-                                 .rate = rates[ri]};
+                struct cell c = {.policy = pols[pi].name, .share = shares[si], .rate = rates[ri]};
                 run_cell(&c, (size_t)np, tasks, &pols[pi].r, pols[pi].adaptive);
                 json_array_append_new(cells, cell_json(&c));
                 if (pols[pi].adaptive && c.share == 0.30 && c.rate == 1.0)
@@ -366,9 +365,8 @@ int main(int argc, char **argv)
                     "bench", "trust", "tasks", (json_int_t)tasks, "providers", (json_int_t)np,
                     "seed", (json_int_t)seed, "cells", cells, "sim_ms", sim_ms, "factor",
                     "solve32_ms", f32, "solve48_ms", f48, "solve64_ms", f64, "steps32", st32,
-                    "steps48", st48, "steps64", st64, "solves", (json_int_t)k, "memory",
-                    "mib", (json_int_t)mib, "solve_ms", mem_ms, "check_precomputed_ms",
-                    memchk_ms);
+                    "steps48", st48, "steps64", st64, "solves", (json_int_t)k, "memory", "mib",
+                    (json_int_t)mib, "solve_ms", mem_ms, "check_precomputed_ms", memchk_ms);
     if (!out)
         bl_die("out of memory");
     line = json_dumps(out, JSON_COMPACT | JSON_REAL_PRECISION(6));

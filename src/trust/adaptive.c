@@ -55,9 +55,10 @@ int cu_adaptive_plan(const struct cu_adaptive_params *p, const struct cu_adaptiv
     } else if (!out->audit) {
         out->policy = (struct cu_replication){.min = 1, .quorum = 1, .max = 1};
     } else {
-        out->policy = (struct cu_replication){
-            .min = 2, .quorum = 2, .max = normal->max > 2 ? normal->max : 2,
-            .fail_fast = normal->fail_fast};
+        out->policy = (struct cu_replication){.min = 2,
+                                              .quorum = 2,
+                                              .max = normal->max > 2 ? normal->max : 2,
+                                              .fail_fast = normal->fail_fast};
     }
     return 0;
 }

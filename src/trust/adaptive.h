@@ -45,10 +45,10 @@ struct cu_adaptive_record {
 };
 
 struct cu_adaptive_plan {
-    uint32_t solo_ppm;             /* the provider's solo probability */
-    bool solo;                     /* the replica runs alone... */
-    bool audit;                    /* ...but is audited (solo only) */
-    struct cu_replication policy;  /* the task's policy from now on */
+    uint32_t solo_ppm;            /* the provider's solo probability */
+    bool solo;                    /* the replica runs alone... */
+    bool audit;                   /* ...but is audited (solo only) */
+    struct cu_replication policy; /* the task's policy from now on */
 };
 
 void cu_adaptive_params_default(struct cu_adaptive_params *p);

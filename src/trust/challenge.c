@@ -144,8 +144,8 @@ static uint64_t draw_prime(struct stream *s, unsigned bits)
     }
 }
 
-int cu_chal_factor_make(const void *seed, size_t seed_len, unsigned bits,
-                        struct cu_factor_chal *c, struct cu_factor_answer *secret)
+int cu_chal_factor_make(const void *seed, size_t seed_len, unsigned bits, struct cu_factor_chal *c,
+                        struct cu_factor_answer *secret)
 {
     struct stream s;
     unsigned pbits = bits / 2, qbits = bits - bits / 2;

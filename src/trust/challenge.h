@@ -56,8 +56,8 @@ bool cu_chal_is_prime(uint64_t n);
  * expanded with BLAKE2b; the same seed gives the same n). secret (may be
  * NULL) receives the factors, p < q. Returns 0, or -CU_EINVAL for bits or
  * seed_len out of range. */
-int cu_chal_factor_make(const void *seed, size_t seed_len, unsigned bits,
-                        struct cu_factor_chal *c, struct cu_factor_answer *secret);
+int cu_chal_factor_make(const void *seed, size_t seed_len, unsigned bits, struct cu_factor_chal *c,
+                        struct cu_factor_answer *secret);
 
 /* Checks an answer: 0 when {p, q} multiply to n with neither 1 (for a
  * semiprime: the factors); -CU_EAUTH otherwise; -CU_EINVAL when the

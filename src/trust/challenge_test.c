@@ -40,11 +40,11 @@ static void test_is_prime(void **state)
             fail_msg("is_prime(%u) wrong", i);
     free(composite);
     /* Large primes, Carmichael numbers and strong pseudoprimes. */
-    assert_true(cu_chal_is_prime(2305843009213693951ull)); /* 2^61 - 1 */
+    assert_true(cu_chal_is_prime(2305843009213693951ull));  /* 2^61 - 1 */
     assert_true(cu_chal_is_prime(18446744073709551557ull)); /* largest 64-bit prime */
-    assert_true(cu_chal_is_prime(4294967291ull));          /* largest 32-bit prime */
+    assert_true(cu_chal_is_prime(4294967291ull));           /* largest 32-bit prime */
     assert_false(cu_chal_is_prime(UINT64_MAX));
-    assert_false(cu_chal_is_prime(3215031751ull)); /* spsp(2,3,5,7) */
+    assert_false(cu_chal_is_prime(3215031751ull));          /* spsp(2,3,5,7) */
     assert_false(cu_chal_is_prime(3825123056546413051ull)); /* spsp to bases 2..23 */
     assert_false(cu_chal_is_prime(4294967291ull * 4294967291ull));
     assert_false(cu_chal_is_prime(561));
@@ -142,9 +142,8 @@ static void test_factor_solve(void **state)
             assert_int_equal(cu_chal_factor_make(seed, sizeof seed, bits, &c, &a), 0);
             assert_int_equal(cu_chal_factor_solve(c.n, UINT64_MAX, &s, &steps), 0);
             if (s.p != a.p || s.q != a.q)
-                fail_msg("bits %u: solved %llu*%llu, want %llu*%llu", bits,
-                         (unsigned long long)s.p, (unsigned long long)s.q,
-                         (unsigned long long)a.p, (unsigned long long)a.q);
+                fail_msg("bits %u: solved %llu*%llu, want %llu*%llu", bits, (unsigned long long)s.p,
+                         (unsigned long long)s.q, (unsigned long long)a.p, (unsigned long long)a.q);
             assert_int_equal(cu_chal_factor_check(&c, &s), 0);
             assert_true(steps > 0);
         }
@@ -160,8 +159,7 @@ static void test_factor_solve(void **state)
     assert_int_equal(cu_chal_factor_solve(1009ull * 1013ull, 5, &s, NULL), -CU_ETIMEOUT);
     assert_int_equal(cu_chal_factor_solve(1009ull * 1013ull, 1000000, &s, NULL), 0);
     assert_true(s.p == 1009 && s.q == 1013);
-    assert_int_equal(cu_chal_factor_solve(4294967291ull * 4294967291ull, UINT64_MAX, &s, NULL),
-                     0);
+    assert_int_equal(cu_chal_factor_solve(4294967291ull * 4294967291ull, UINT64_MAX, &s, NULL), 0);
     assert_true(s.p == 4294967291ull && s.q == 4294967291ull);
     assert_int_equal(cu_chal_factor_solve(3, 1000, &s, NULL), -CU_EINVAL);
     assert_int_equal(cu_chal_factor_solve(0, 1000, &s, NULL), -CU_EINVAL);
@@ -248,9 +246,12 @@ static void test_heartbeat(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_is_prime),     cmocka_unit_test(test_factor_make),
-        cmocka_unit_test(test_factor_wrong_answers), cmocka_unit_test(test_factor_solve),
-        cmocka_unit_test(test_memory),       cmocka_unit_test(test_heartbeat),
+        cmocka_unit_test(test_is_prime),
+        cmocka_unit_test(test_factor_make),
+        cmocka_unit_test(test_factor_wrong_answers),
+        cmocka_unit_test(test_factor_solve),
+        cmocka_unit_test(test_memory),
+        cmocka_unit_test(test_heartbeat),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

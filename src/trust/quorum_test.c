@@ -276,7 +276,6 @@ static void test_order_independent(void **state)
         }
 }
 
-
 /* ---- policies {min, quorum, max} with owners ---------------------------- */
 
 /* Pairs: kind (N P A B C F) then owner digit ('-': none). Providers are
@@ -434,11 +433,14 @@ static void test_policy_scenarios(void **state)
 static void test_policy_check(void **state)
 {
     static const struct cu_replication bad[] = {
-        {0, 0, 1, false}, {1, 2, 3, false}, {3, 2, 2, false}, {2, 2, 2002, false},
-        {1001, 1001, 2001, false},
+        {0, 0, 1, false},    {1, 2, 3, false},          {3, 2, 2, false},
+        {2, 2, 2002, false}, {1001, 1001, 2001, false},
     };
     static const struct cu_replication good[] = {
-        {1, 1, 1, false}, {2, 2, 5, false}, {3, 2, 5, true}, {1000, 1000, 2001, false},
+        {1, 1, 1, false},
+        {2, 2, 5, false},
+        {3, 2, 5, true},
+        {1000, 1000, 2001, false},
     };
     struct cu_vote v[1] = {{.kind = CU_VOTE_PENDING}};
     struct cu_quorum_decision d;
@@ -534,8 +536,8 @@ static void check_policy_model(const char *s, const struct cu_replication *r)
                 assert_int_equal(d.verdict, CU_QUORUM_WAIT);
             } else {
                 if (d.verdict != CU_QUORUM_NEED_MORE || d.more != want)
-                    fail_msg("'%s' {%u,%u,%u}: want NEED_MORE %zu, got %d/%u", s, r->min,
-                             r->quorum, r->max, want, d.verdict, d.more);
+                    fail_msg("'%s' {%u,%u,%u}: want NEED_MORE %zu, got %d/%u", s, r->min, r->quorum,
+                             r->max, want, d.verdict, d.more);
                 assert_true(inflight + d.more <= r->max);
             }
         }

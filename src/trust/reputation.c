@@ -88,7 +88,8 @@ uint32_t cu_rep_decay_ppm(int64_t age_ms, int64_t half_life_ms)
     /* Linear between the halvings: 1 at the start, 1/2 at the end. The
      * product below stays under 2^63: rest < H, PPM < 2^20, H < 2^63 only
      * through int128. */
-    w = PPM - (uint64_t)((unsigned __int128)PPM * (uint64_t)rest / (2 * (unsigned __int128)half_life_ms));
+    w = PPM -
+        (uint64_t)((unsigned __int128)PPM * (uint64_t)rest / (2 * (unsigned __int128)half_life_ms));
     return (uint32_t)(w >> halvings);
 }
 
@@ -125,8 +126,8 @@ int cu_rep_tally_add(struct cu_rep_tally *t, const struct cu_rep_params *p,
 
 uint32_t cu_rep_score_milli(const struct cu_rep_tally *t, const struct cu_rep_params *p)
 {
-    unsigned __int128 den = (unsigned __int128)t->good_ppm + t->bad_ppm +
-                            (unsigned __int128)p->prior * PPM;
+    unsigned __int128 den =
+        (unsigned __int128)t->good_ppm + t->bad_ppm + (unsigned __int128)p->prior * PPM;
 
     if (den == 0)
         return 0;

@@ -76,7 +76,7 @@ struct cu_rep_tally {
     uint64_t good_ppm; /* G in millionths of a record */
     uint64_t bad_ppm;  /* B in millionths of a record */
     uint64_t count[CU_REP_NOUTCOMES];
-    int64_t last_bad_ms; /* time of the latest wrong_result/challenge_failed; INT64_MIN if none */
+    int64_t last_bad_ms;   /* time of the latest wrong_result/challenge_failed; INT64_MIN if none */
     uint64_t clean_streak; /* accepted records after last_bad_ms (any age): set by
                               cu_rep_score only, which sees all records */
 };

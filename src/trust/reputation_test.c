@@ -189,7 +189,7 @@ static void test_order_and_monotone(void **state)
 static void test_tally(void **state)
 {
     struct cu_rep_record r[6] = {
-        {CU_REP_ACCEPTED, NOW - 5}, {CU_REP_WRONG_RESULT, NOW - 4}, {CU_REP_ACCEPTED, NOW - 3},
+        {CU_REP_ACCEPTED, NOW - 5}, {CU_REP_WRONG_RESULT, NOW - 4},  {CU_REP_ACCEPTED, NOW - 3},
         {CU_REP_ACCEPTED, NOW - 2}, {CU_REP_LEASE_EXPIRED, NOW - 1}, {CU_REP_ACCEPTED, NOW},
     };
     struct cu_rep_params p;
@@ -266,11 +266,23 @@ static void test_min_parse(void **state)
         int rc;
         uint32_t v;
     } cases[] = {
-        {"0", 0, 0},       {"1", 0, 1000},      {"0.8", 0, 800},    {"0.85", 0, 850},
-        {"0.123", 0, 123}, {"1.0", 0, 1000},    {"1.000", 0, 1000}, {"0.0", 0, 0},
-        {"0.1234", -CU_EINVAL, 0}, {"1.5", -CU_EINVAL, 0}, {"2", -CU_EINVAL, 0},
-        {"0.", -CU_EINVAL, 0},     {".8", -CU_EINVAL, 0},  {"", -CU_EINVAL, 0},
-        {"0.8x", -CU_EINVAL, 0},   {"-0.5", -CU_EINVAL, 0}, {"01", -CU_EINVAL, 0},
+        {"0", 0, 0},
+        {"1", 0, 1000},
+        {"0.8", 0, 800},
+        {"0.85", 0, 850},
+        {"0.123", 0, 123},
+        {"1.0", 0, 1000},
+        {"1.000", 0, 1000},
+        {"0.0", 0, 0},
+        {"0.1234", -CU_EINVAL, 0},
+        {"1.5", -CU_EINVAL, 0},
+        {"2", -CU_EINVAL, 0},
+        {"0.", -CU_EINVAL, 0},
+        {".8", -CU_EINVAL, 0},
+        {"", -CU_EINVAL, 0},
+        {"0.8x", -CU_EINVAL, 0},
+        {"-0.5", -CU_EINVAL, 0},
+        {"01", -CU_EINVAL, 0},
     };
     (void)state;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -291,10 +303,14 @@ static void test_min_parse(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fixed_points), cmocka_unit_test(test_decay),
-        cmocka_unit_test(test_fresh_id_starts_low), cmocka_unit_test(test_order_and_monotone),
-        cmocka_unit_test(test_tally),        cmocka_unit_test(test_params),
-        cmocka_unit_test(test_names),        cmocka_unit_test(test_min_parse),
+        cmocka_unit_test(test_fixed_points),
+        cmocka_unit_test(test_decay),
+        cmocka_unit_test(test_fresh_id_starts_low),
+        cmocka_unit_test(test_order_and_monotone),
+        cmocka_unit_test(test_tally),
+        cmocka_unit_test(test_params),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_min_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
