@@ -24,6 +24,7 @@ for n in $names; do
         e2e_cpu) args="--tasks 4 --task-ms 50 --rounds 1" ;;
         dispatch) args="--tasks 200 --providers 4" ;;
         oci) args="--runs 2" ;;
+        trust) args="--tasks 300 --solves 3 --mib 8" ;;
         esac
     fi
     # shellcheck disable=SC2086
