@@ -17,6 +17,7 @@
 #define SPEC_MIN_MEMORY (1ULL << 20)
 #define SPEC_MAX_OUTPUT (16ULL << 30)
 #define SPEC_MAX_GPUS 64
+#define CU_SPEC_MAX_REPLICAS 64
 #define SPEC_MAX_CU (1ULL << 40) /* CU per replica: ~35,000 core-years */
 #define SPEC_MAX_ENV_KEY 128
 #define SPEC_MAX_GLOB 1024
@@ -238,6 +239,33 @@ int cu_spec_validate_field(const struct cu_spec *s, struct cu_err *e, char *fiel
 
     if (s->replication < 1 || s->replication > CU_SPEC_MAX_REPLICATION)
         return FAIL("replication: must be between 1 and %d", CU_SPEC_MAX_REPLICATION);
+    if (s->quorum || s->max_replicas) {
+        if (s->quorum < 1 || s->quorum > s->replication)
+            return FAIL("replication.quorum: must be between 1 and replication.min (%u)",
+                        s->replication);
+        if (s->max_replicas < s->replication || s->max_replicas > CU_SPEC_MAX_REPLICAS)
+            return FAIL("replication.max: must be between replication.min (%u) and %d",
+                        s->replication, CU_SPEC_MAX_REPLICAS);
+    }
+    if (s->adaptive && (!s->quorum || s->replication < 2))
+        return FAIL("replication: adaptive needs a policy of at least 2 replicas");
+    if (s->min_reputation > 1000)
+        return FAIL("min_reputation: must be between 0 and 1 (%u thousandths given)",
+                    s->min_reputation);
+    switch (s->challenge) {
+    case CU_SPEC_CHALLENGE_NONE:
+        break;
+    case CU_SPEC_CHALLENGE_FACTOR:
+        if (s->challenge_bits < 8 || s->challenge_bits > 64)
+            return FAIL("challenge.bits: must be between 8 and 64");
+        break;
+    case CU_SPEC_CHALLENGE_MEMORY:
+        if (s->challenge_mib < 1 || s->challenge_mib > 4096)
+            return FAIL("challenge.mib: must be between 1 and 4096");
+        break;
+    default:
+        return FAIL("challenge.kind: must be 'factor' or 'memory'");
+    }
 
     if (s->noutputs < 1 || s->noutputs > CU_SPEC_MAX_OUTPUTS)
         return FAIL("outputs: must list between 1 and %d globs", CU_SPEC_MAX_OUTPUTS);
@@ -253,6 +281,13 @@ int cu_spec_validate_field(const struct cu_spec *s, struct cu_err *e, char *fiel
         return FAIL("price.max_cu: must be at most %llu", (unsigned long long)SPEC_MAX_CU);
     return 0;
 #undef FAIL
+}
+
+void cu_spec_policy(const struct cu_spec *s, uint32_t *min, uint32_t *quorum, uint32_t *max)
+{
+    *min = s->replication;
+    *quorum = s->quorum ? s->quorum : s->replication;
+    *max = s->quorum ? s->max_replicas : 2 * s->replication + 1;
 }
 
 uint64_t cu_spec_max_cu(const struct cu_spec *s)
@@ -362,6 +397,21 @@ json_t *cu_spec_to_json(const struct cu_spec *s)
     put(j, "resources", res, &ok);
 
     put(j, "replication", json_integer(s->replication), &ok);
+    /* Trust fields appear only when set, so older specs keep their form. */
+    if (s->quorum) {
+        put(j, "quorum", json_integer(s->quorum), &ok);
+        put(j, "max_replicas", json_integer(s->max_replicas), &ok);
+    }
+    if (s->adaptive)
+        put(j, "adaptive", json_true(), &ok);
+    if (s->min_reputation)
+        put(j, "min_reputation", json_integer(s->min_reputation), &ok);
+    if (s->challenge == CU_SPEC_CHALLENGE_FACTOR)
+        put(j, "challenge", json_pack("{s:s,s:i}", "kind", "factor", "bits", s->challenge_bits),
+            &ok);
+    else if (s->challenge == CU_SPEC_CHALLENGE_MEMORY)
+        put(j, "challenge", json_pack("{s:s,s:i}", "kind", "memory", "mib", s->challenge_mib),
+            &ok);
     put(j, "outputs", strv_to_json(s->outputs, s->noutputs), &ok);
 
     price = json_object();
@@ -606,7 +656,9 @@ static int spec_from_json(struct cu_spec *s, const json_t *j, struct cu_err *e)
 {
     static const char *const keys[] = {"name",    "command", "image",     "env",
                                        "inputs",  "tasks",   "resources", "replication",
-                                       "outputs", "price",   NULL};
+                                       "outputs", "price",   "quorum",    "max_replicas",
+                                       "adaptive", "min_reputation", "challenge", "validator",
+                                       NULL};
     static const char *const price_keys[] = {"max_per_cu", "max_cu", NULL};
     json_t *v;
     int rc;
@@ -651,6 +703,45 @@ static int spec_from_json(struct cu_spec *s, const json_t *j, struct cu_err *e)
     if (v && (rc = resources_from_json(s, v, e)) != 0)
         return rc;
 
+    if ((rc = get_u32(j, NULL, "quorum", false, &s->quorum, e)) != 0 ||
+        (rc = get_u32(j, NULL, "max_replicas", false, &s->max_replicas, e)) != 0 ||
+        (rc = get_u32(j, NULL, "min_reputation", false, &s->min_reputation, e)) != 0)
+        return rc;
+    if ((v = json_object_get(j, "adaptive"))) {
+        if (!json_is_boolean(v))
+            return cu_err_set(e, -CU_EINVAL, "adaptive: must be true or false");
+        s->adaptive = json_is_true(v);
+    }
+    if ((v = json_object_get(j, "validator"))) {
+        if (!json_is_string(v))
+            return cu_err_set(e, -CU_EINVAL, "validator: must be 'exact'");
+        if (strcmp(json_string_value(v), "exact") != 0)
+            return cu_err_set(e, -CU_EINVAL,
+                              "validator: '%.60s' is not supported; only 'exact' (equal output "
+                              "Merkle roots) is built so far",
+                              json_string_value(v));
+    }
+    if ((rc = object_field(j, "challenge", false, &v, e)) != 0)
+        return rc;
+    if (v) {
+        static const char *const ch_keys[] = {"kind", "bits", "mib", NULL};
+        const char *kind = NULL;
+        if ((rc = cu_json_only_keys(v, "challenge", ch_keys, e)) != 0 ||
+            (rc = cu_json_get_str(v, "challenge", "kind", true, &kind, e)) != 0)
+            return rc;
+        if (strcmp(kind, "factor") == 0) {
+            s->challenge = CU_SPEC_CHALLENGE_FACTOR;
+            if ((rc = get_u32(v, "challenge", "bits", true, &s->challenge_bits, e)) != 0)
+                return rc;
+        } else if (strcmp(kind, "memory") == 0) {
+            s->challenge = CU_SPEC_CHALLENGE_MEMORY;
+            if ((rc = get_u32(v, "challenge", "mib", true, &s->challenge_mib, e)) != 0)
+                return rc;
+        } else {
+            return cu_err_set(e, -CU_EINVAL, "challenge.kind: '%.40s' must be 'factor' or 'memory'",
+                              kind);
+        }
+    }
     if ((rc = get_u32(j, NULL, "replication", false, &s->replication, e)) != 0)
         return rc;
 

@@ -50,6 +50,12 @@ struct cu_spec_env {
     char *value;
 };
 
+enum cu_spec_challenge {
+    CU_SPEC_CHALLENGE_NONE,
+    CU_SPEC_CHALLENGE_FACTOR,
+    CU_SPEC_CHALLENGE_MEMORY,
+};
+
 struct cu_spec {
     char *name;
     char **command;        /* ncommand strings */
@@ -75,6 +81,15 @@ struct cu_spec {
     size_t noutputs;
     uint64_t max_per_cu;   /* price bid, base units per CU */
     uint64_t max_cu;       /* most CU paid per replica; 0 = cu_spec_max_cu's default */
+    /* Trust (docs/api.md "Trust"). quorum/max_replicas 0 = the legacy
+     * policy of `replication` alone; see cu_spec_policy. */
+    uint32_t quorum;
+    uint32_t max_replicas;
+    bool adaptive;
+    uint32_t min_reputation; /* thousandths, 0..1000; 0 = none */
+    enum cu_spec_challenge challenge;
+    uint32_t challenge_bits; /* factor: 8..64 */
+    uint32_t challenge_mib;  /* memory: 1..4096 */
 };
 
 /* True when the job runs on an OCI image (image_oci holds its tarball). */
@@ -104,6 +119,10 @@ int cu_spec_validate(const struct cu_spec *s, struct cu_err *e);
  * be NULL; "" on success), so a parser can point at the source line. */
 int cu_spec_validate_field(const struct cu_spec *s, struct cu_err *e, char *field,
                            size_t fieldsz);
+/* The job's replication policy: {replication, quorum, max_replicas}, or
+ * the legacy {k, k, 2k+1} when quorum is 0. min <= max always holds for a
+ * validated spec. */
+void cu_spec_policy(const struct cu_spec *s, uint32_t *min, uint32_t *quorum, uint32_t *max);
 /* The most CU one replica is paid for: price.max_cu when set, else the
  * task's reference-core seconds, cores x ceil(time limit in s). */
 uint64_t cu_spec_max_cu(const struct cu_spec *s);
