@@ -517,10 +517,23 @@ static void run_sandbox(struct task *t, struct cu_sandbox_result *res, bool *los
     struct cu_err e = {0};
     const char **argv;
     char **env;
+    char cgname[48];
+    char *gpu_binds[CU_GPU_BINDS_MAX] = {NULL};
     bool killed = false;
     int rc;
 
     memset(res, 0, sizeof *res);
+    if (t->spec.res.gpus > 0) {
+        /* This slot's share of the offered GPUs (provider.c splits them). */
+        unsigned per = t->a->slot_free.gpus;
+        rc = cu_gpu_device_binds("/dev", t->a->gpu_idx + (size_t)t->s->index * per,
+                                 t->spec.res.gpus, gpu_binds, &e);
+        if (rc) {
+            res->status = CU_SB_ERROR;
+            (void)cu_snprintf(res->reason, sizeof res->reason, "GPU: %s", e.msg);
+            return;
+        }
+    }
     argv = command_argv(&t->spec);
     env = cu_task_env_build(&t->spec, t->job, t->replica, t->index, t->count, t->arg);
     if (!argv || !env) {
@@ -539,6 +552,14 @@ static void run_sandbox(struct task *t, struct cu_sandbox_result *res, bool *los
     o.time_limit_ms = t->spec.res.time_ms;
     o.output_limit = t->spec.res.output;
     o.memory_limit = t->spec.res.memory;
+    o.disk_limit = t->a->slot_disk;
+    o.dev_binds = (const char *const *)gpu_binds;
+    if (t->a->cg.version != CU_CG_NONE) {
+        (void)cu_snprintf(cgname, sizeof cgname, "task-%lld", (long long)t->replica);
+        o.cgroup_parent = &t->a->cg;
+        o.cgroup_name = cgname;
+        o.cpu_milli = (uint64_t)t->spec.res.cores * 1000;
+    }
     rc = cu_sandbox_start(&o, &sb, &e);
     if (rc) {
         res->status = CU_SB_ERROR;
@@ -575,6 +596,32 @@ out_free_sandbox:
 out_free_env:
     cu_task_env_free(env);
     free(argv);
+    cu_gpu_binds_free(gpu_binds);
+}
+
+/* What this provider cannot take: more GPUs than the slot offers, inputs
+ * larger than the slot's disk share. NULL when it fits, else the reason
+ * (in buf) for handing the replica back. */
+static const char *refusal(const struct task *t, char *buf, size_t n)
+{
+    uint64_t inputs = 0;
+    char have[32], need[32];
+
+    if (t->spec.res.gpus > t->a->slot_free.gpus) {
+        (void)cu_snprintf(buf, n, "the task asks for %u GPU(s); this provider offers %u per task",
+                          t->spec.res.gpus, t->a->slot_free.gpus);
+        return buf;
+    }
+    for (size_t i = 0; i < t->spec.ninputs; i++)
+        inputs += t->spec.inputs[i].size;
+    if (t->a->slot_disk && inputs > t->a->slot_disk) {
+        cu_fmt_size(inputs, need, sizeof need);
+        cu_fmt_size(t->a->slot_disk, have, sizeof have);
+        (void)cu_snprintf(buf, n, "the task's inputs need %s; this provider's --disk cap "
+                          "gives each task %s", need, have);
+        return buf;
+    }
+    return NULL;
 }
 
 /* Sends an "error" report (the exchange requeues) and forgets the replica
@@ -711,6 +758,14 @@ int cu_lease_run(struct cu_slot *s, const json_t *lease)
     if (cu_agent_stopping()) {
         report_error(&t, "provider shutting down", true);
         goto out_remove_dir;
+    }
+    {
+        char why[200];
+        if (refusal(&t, why, sizeof why)) {
+            /* Handed back: the exchange requeues it for another provider. */
+            report_error(&t, why, false);
+            goto out_remove_dir;
+        }
     }
     if (keeper_start(&t.k, s->hb, t.replica, hb_ms) != 0) {
         report_error(&t, "provider cannot start a heartbeat thread", false);
