@@ -51,7 +51,7 @@ escape_expect_failed() {
     [ "$STATE" = failed ] || fail "task state '$STATE', expected failed: $(cat "$T"/*.json)"
     printf '%s\n' "$REASON" | grep -Eq "$1" || fail "reason '$REASON' does not match '$1'"
     "$CU" status "$JOB" >"$T/status.txt" 2>&1
-    grep -Eq "$1" "$T/status.txt" || fail "'cumulus status' does not show the reason: $(cat "$T/status.txt")"
+    grep -Fq "$REASON" "$T/status.txt" || fail "'cumulus status' does not show the reason: $(cat "$T/status.txt")"
 }
 
 # escape_verdict: the task ended ok and wrote /out/verdict.txt "contained".

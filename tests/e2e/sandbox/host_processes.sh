@@ -8,7 +8,7 @@ cat >"$T/a.sh" <<EOS
 v=contained
 n=\$(ls -d /proc/[0-9]* | wc -l)
 [ "\$n" -le 5 ] || v="escaped: sees \$n processes"
-ps -e -o args 2>/dev/null | grep -q 'cumulus provide' && v="escaped: sees the provider"
+ps -e -o args 2>/dev/null | grep -q '[c]umulus provide' && v="escaped: sees the provider"
 kill -9 $PROV 2>/dev/null && v="escaped: signalled pid $PROV"
 kill -9 -1 2>/dev/null
 echo "\$v" > /out/verdict.txt

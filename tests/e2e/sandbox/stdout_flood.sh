@@ -5,7 +5,7 @@
 need curl jq
 escape_setup
 cat >"$T/a.sh" <<'EOS'
-head -c 4000000000 /dev/zero
+yes 'a line of output that goes on and on' | head -c 4000000000
 EOS
 escape_run flood "$T/a.sh"
 case "$STATE" in done | failed) ;; *) fail "task state '$STATE'" ;; esac
