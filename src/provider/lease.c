@@ -803,6 +803,14 @@ int cu_lease_run(struct cu_slot *s, const json_t *lease)
     cu_info("replica %lld finished: %s%s%s, cpu %llu ms, wall %llu ms", (long long)t.replica,
             cu_sandbox_status_name(res.status), res.reason[0] ? " - " : "", res.reason,
             (unsigned long long)res.cpu_ms, (unsigned long long)res.wall_ms);
+    {
+        struct cu_pstate_done d = {.id = t.replica, .task = t.index, .cpu_ms = res.cpu_ms,
+                                   .wall_ms = res.wall_ms, .memory_peak = res.memory_peak};
+        (void)cu_snprintf(d.job, sizeof d.job, "%s", t.job);
+        (void)cu_snprintf(d.status, sizeof d.status, "%s", cu_sandbox_status_name(res.status));
+        (void)cu_snprintf(d.reason, sizeof d.reason, "%s", res.reason);
+        (void)cu_pstate_history_add(&t.a->state, t.a->exchange, &d);
+    }
     if (res.status == CU_SB_ERROR)
         report_error(&t, res.reason[0] ? res.reason : "sandbox error", false);
     else
