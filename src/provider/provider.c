@@ -8,6 +8,7 @@
  * another slot is using. */
 #include "provider/provider.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -200,6 +201,28 @@ out_remove_dir:
     return rc;
 }
 
+/* Removes the groups of providers that died without cleaning up
+ * (cumulus-provider-PID whose PID no longer exists) under self. */
+static void cgroup_remove_stale(const struct cu_cgroup *self)
+{
+    DIR *d = opendir(self->dir[CU_CG_MEMORY]);
+    struct dirent *de;
+
+    if (!d)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        struct cu_cgroup old;
+        int64_t pid;
+        if (strncmp(de->d_name, "cumulus-provider-", 17) != 0 ||
+            cu_parse_i64(de->d_name + 17, 1, INT32_MAX, &pid) != 0 ||
+            kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        if (cu_cgroup_child(self, de->d_name, &old) == 0 && cu_cgroup_destroy(&old) == 0)
+            cu_info("removed the cgroup %s left by a provider that died", de->d_name);
+    }
+    closedir(d);
+}
+
 /* Makes the parent group of all tasks under the provider's own, with the
  * provider's caps (--cpus, --memory), into a->cg. Where that is not
  * possible (not root and no delegation, no cgroup file system) a->cg stays
@@ -219,6 +242,7 @@ static void cgroup_setup(struct cu_agent *a, const struct cu_provider_opts *opts
     (void)cu_snprintf(name, sizeof name, "cumulus-provider-%d", (int)getpid());
     rc = cu_cgroup_self(&self, &e);
     if (rc == 0) {
+        cgroup_remove_stale(&self);
         rc = cu_cgroup_create(&self, name, &caps, &a->cg, &e);
         if (rc && self.version == CU_CG_V2) {
             struct cu_err e2 = {0};
