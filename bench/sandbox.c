@@ -3,7 +3,11 @@
  * uid 65534) against a plain fork/exec/waitpid of /bin/true, interleaved
  * in one run so both see the same machine load.
  *
- *   build/bench/sandbox [--runs N]     (default 200)
+ *   build/bench/sandbox [--runs N] [--cgroup 1]    (default 200, no cgroup)
+ *
+ * With --cgroup 1 each sandboxed task also gets its own cgroup (created,
+ * joined, read and removed), under a parent made below this process's own
+ * group, as the provider does; "cgroup":true in the JSON then.
  *
  * JSON: {"bench":"sandbox","runs":N,"sandbox_median_ms":..,"sandbox_p90_ms":..,
  *        "plain_median_ms":..,"plain_p90_ms":..,"overhead_ms":..} where
@@ -18,9 +22,12 @@
 
 #include "base/util.h"
 #include "benchlib.h"
+#include "fabric/cgroup.h"
 #include "fabric/sandbox.h"
 
 #include "base/banned.h"
+
+static struct cu_cgroup g_parent; /* version NONE: no cgroup */
 
 static double run_sandboxed(const char *dir)
 {
@@ -50,6 +57,8 @@ static double run_sandboxed(const char *dir)
     o.stderr_path = se;
     o.time_limit_ms = 10000;
     o.memory_limit = 256ULL << 20;
+    if (g_parent.version != CU_CG_NONE)
+        o.cgroup_parent = &g_parent;
     t0 = bl_now_ms();
     if (cu_sandbox_start(&o, &sb, &e) != 0)
         bl_die("cu_sandbox_start: %s", e.msg);
@@ -99,6 +108,14 @@ int main(int argc, char **argv)
         bl_die("--runs must be between 1 and 1000000");
     if (cu_sandbox_probe(&e) != 0)
         bl_die("no sandbox here: %s", e.msg);
+    if (bl_opt_u64(argc, argv, "--cgroup", 0)) {
+        struct cu_cgroup self;
+        char name[64];
+        cu_snprintf(name, sizeof name, "cu-bench-%d", (int)getpid());
+        if (cu_cgroup_self(&self, &e) != 0 ||
+            cu_cgroup_create(&self, name, &(struct cu_cgroup_limits){0}, &g_parent, &e) != 0)
+            bl_die("--cgroup: %s", e.msg);
+    }
     bl_tmpdir(dir, sizeof dir);
     vs = calloc(runs, sizeof *vs);
     vp = calloc(runs, sizeof *vp);
@@ -114,9 +131,9 @@ int main(int argc, char **argv)
     bl_stats(vp, runs, &pl);
     printf("{\"bench\":\"sandbox\",\"runs\":%llu,\"sandbox_median_ms\":%.3f,"
            "\"sandbox_p90_ms\":%.3f,\"sandbox_min_ms\":%.3f,\"plain_median_ms\":%.3f,"
-           "\"plain_p90_ms\":%.3f,\"plain_min_ms\":%.3f,\"overhead_ms\":%.3f}\n",
+           "\"plain_p90_ms\":%.3f,\"plain_min_ms\":%.3f,\"overhead_ms\":%.3f,\"cgroup\":%s}\n",
            (unsigned long long)runs, sb.median, sb.p90, sb.min, pl.median, pl.p90, pl.min,
-           sb.median - pl.median);
+           sb.median - pl.median, g_parent.version != CU_CG_NONE ? "true" : "false");
     fprintf(stderr,
             "sandbox: /bin/true in the sandbox %.2f ms median (p90 %.2f), plain fork/exec %.2f "
             "ms (p90 %.2f): overhead %.2f ms per task start, %llu runs\n",
@@ -124,5 +141,7 @@ int main(int argc, char **argv)
             (unsigned long long)runs);
     free(vs);
     free(vp);
+    if (g_parent.version != CU_CG_NONE)
+        cu_cgroup_destroy(&g_parent);
     return 0;
 }

@@ -2,7 +2,8 @@
 # Runs every test and ends with "N passed, N failed".
 #  - unit tests: each cmocka binary under build/asan/test (ASan+UBSan build);
 #    every cmocka test case counts once (TAP output).
-#  - end-to-end tests: each tests/e2e/*.sh counts once; they drive the real
+#  - end-to-end tests: each tests/e2e/*.sh and tests/e2e/sandbox/*.sh (as
+#    "sandbox/NAME") counts once; they drive the real
 #    binary (build/cumulus) on loopback. CUMULUS_BIN overrides it.
 # Usage: tests/run.sh [PATTERN]   (runs only tests whose name contains PATTERN)
 cd "$(dirname "$0")/.." || exit 1
@@ -37,12 +38,16 @@ for t in build/asan/test/*; do
     fi
 done
 
-for t in tests/e2e/*.sh; do
+# tests/e2e/sandbox/*.sh (the escape suite) count as "sandbox/NAME"; files
+# whose name starts with "_" there are helpers.
+for t in tests/e2e/*.sh tests/e2e/sandbox/*.sh; do
     [ -f "$t" ] || continue
     name=$(basename "$t" .sh)
     [ "$name" = lib ] && continue   # shared helpers, not a test
+    case "$name" in _*) continue ;; esac
+    case "$t" in tests/e2e/sandbox/*) name="sandbox/$name" ;; esac
     case "$name" in *"$pattern"*) ;; *) continue ;; esac
-    out="$logdir/e2e-$name.log"
+    out="$logdir/e2e-$(echo "$name" | tr / -).log"
     start=$(date +%s)
     timeout 300 sh "$t" >"$out" 2>&1
     rc=$?

@@ -13,7 +13,8 @@
 
 static const char usage_text[] =
     "usage: cumulus provide [--exchange URL] [--data DIR] [--slots N] [--key FILE]\n"
-    "                       [--cores N] [--memory SIZE] [--price P] [--log LEVEL]\n"
+    "                       [--cores N] [--cpus X] [--memory SIZE] [--disk SIZE]\n"
+    "                       [--gpus LIST] [--price P] [--log LEVEL]\n"
     "\n"
     "Rents this machine out to an exchange until SIGINT/SIGTERM: claims tasks by\n"
     "long-poll, runs each in the sandbox, reports results. Only outbound\n"
@@ -27,8 +28,17 @@ static const char usage_text[] =
     "  --key FILE      provider identity (default DIR/identity.key, created if\n"
     "                  missing); an encrypted key's passphrase comes from\n"
     "                  CUMULUS_PASSPHRASE\n"
-    "  --cores N       cores offered (default: all this machine has)\n"
-    "  --memory SIZE   memory offered, e.g. 4GiB (default: what this machine has)\n"
+    "  --cores N       cores offered (default: all this machine has, or --cpus\n"
+    "                  rounded up)\n"
+    "  --cpus X        cap on the CPU all tasks use together, in cores, e.g. 1.5\n"
+    "                  (a cgroup CPU quota; default none)\n"
+    "  --memory SIZE   memory offered, e.g. 4GiB, and the cap on all tasks together\n"
+    "                  (a cgroup limit; default what this machine has)\n"
+    "  --disk SIZE     cap on the task directories together, e.g. 20GiB: each of\n"
+    "                  the N slots' tasks may use SIZE/N (killed beyond: \"disk\n"
+    "                  limit\"); tasks whose inputs do not fit are handed back\n"
+    "  --gpus LIST     which GPUs to offer, by index, e.g. 0,1 (default: every GPU\n"
+    "                  found); a task asking for GPUs sees only its own\n"
     "  --price P       the ask: base units per CU (a CPU-second on the reference\n"
     "                  core), a whole number >= 1 (default 1); only jobs bidding\n"
     "                  at least P per CU are run here\n"
@@ -43,6 +53,30 @@ static int parse_count(const char *opt, const char *v, int64_t max, int64_t *out
         return -1;
     }
     return 0;
+}
+
+/* "1.5" -> 1500 thousandths of a core; at most three decimals, no floating
+ * point. 0, or -1 for anything else or out of 0.01..65536. */
+static int parse_cpus(const char *v, uint64_t *milli)
+{
+    uint64_t whole = 0, frac = 0;
+    int digits = 0, fdigits = 0;
+    const char *p = v;
+
+    for (; *p >= '0' && *p <= '9' && digits < 6; p++, digits++)
+        whole = whole * 10 + (uint64_t)(*p - '0');
+    if (*p == '.') {
+        for (p++; *p >= '0' && *p <= '9' && fdigits < 3; p++, fdigits++)
+            frac = frac * 10 + (uint64_t)(*p - '0');
+        if (fdigits == 0)
+            return -1;
+    }
+    if (*p || (digits == 0 && fdigits == 0))
+        return -1;
+    while (fdigits++ < 3)
+        frac *= 10;
+    *milli = whole * 1000 + frac;
+    return *milli >= 10 && *milli <= 65536000 ? 0 : -1;
 }
 
 int cmd_provide(int argc, char **argv)
@@ -62,7 +96,8 @@ int cmd_provide(int argc, char **argv)
         if (strcmp(a, "--exchange") != 0 && strcmp(a, "--data") != 0 &&
             strcmp(a, "--slots") != 0 && strcmp(a, "--key") != 0 && strcmp(a, "--cores") != 0 &&
             strcmp(a, "--memory") != 0 && strcmp(a, "--price") != 0 &&
-            strcmp(a, "--log") != 0) {
+            strcmp(a, "--log") != 0 && strcmp(a, "--cpus") != 0 && strcmp(a, "--disk") != 0 &&
+            strcmp(a, "--gpus") != 0) {
             cu_cli_errorf("provide", "unknown argument '%s' (see 'cumulus provide --help')", a);
             return CU_EXIT_USAGE;
         }
@@ -88,6 +123,19 @@ int cmd_provide(int argc, char **argv)
                               v);
                 return CU_EXIT_USAGE;
             }
+        } else if (strcmp(a, "--cpus") == 0) {
+            if (parse_cpus(v, &o.cpu_milli) != 0) {
+                cu_cli_errorf("provide", "--cpus: '%s' is not a number of cores between 0.01 "
+                                         "and 65536 (e.g. 1.5)", v);
+                return CU_EXIT_USAGE;
+            }
+        } else if (strcmp(a, "--disk") == 0) {
+            if (cu_parse_size(v, &o.max_disk) != 0 || o.max_disk == 0) {
+                cu_cli_errorf("provide", "--disk: '%s' is not a size (use e.g. 20GiB)", v);
+                return CU_EXIT_USAGE;
+            }
+        } else if (strcmp(a, "--gpus") == 0) {
+            o.gpus = v; /* checked against the probe when the provider starts */
         } else if (strcmp(a, "--price") == 0) {
             if (cu_parse_i64(v, 1, INT64_MAX, &n) != 0) {
                 cu_cli_errorf("provide", "--price: '%s' is not a whole number of base units "

@@ -29,6 +29,7 @@ struct cu_command {
     X(keygen, "create an identity (ed25519 key pair in an encrypted keystore)")              \
     X(exchange, "run an exchange: match jobs to providers, hold state and blobs")            \
     X(provide, "run a provider agent: rent out this machine's CPUs to an exchange")          \
+    X(provider, "a provider's own view: 'provider status' shows its tasks, usage, earnings")  \
     X(submit, "upload a job's inputs and submit the signed job; prints its id")              \
     X(status, "list your jobs, or show one job's tasks and replicas")                        \
     X(wait, "show a progress bar until a job ends; exit 0 only if every task succeeded")     \

@@ -22,6 +22,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,7 @@
 #include <unistd.h>
 
 #include "base/buf.h"
+#include "base/log.h"
 #include "base/util.h"
 #include "fabric/seccomp.h"
 
@@ -61,6 +63,9 @@ struct cu_sandbox {
 
     char *work_dir, *out_dir;
     uint64_t output_limit;
+    uint64_t disk_limit;
+    struct cu_cgroup cg; /* the task's own group; version NONE without one */
+    struct cu_cgroup_stats cg_stats;
     uint64_t time_limit_ms;
     uint64_t cpu_limit_s; /* RLIMIT_CPU soft limit, 0 = none */
     int64_t start_ms, time_deadline_ms, next_size_check_ms;
@@ -90,6 +95,7 @@ struct exec_failure {
 
 enum {
     STAGE_FDS = 1,
+    STAGE_CGROUP,
     STAGE_RLIMIT,
     STAGE_CREDS,
     STAGE_ACCESS,
@@ -98,6 +104,7 @@ enum {
 
 static const char *const stage_names[] = {
     [STAGE_FDS] = "set up descriptors",
+    [STAGE_CGROUP] = "join the task's cgroup",
     [STAGE_RLIMIT] = "set resource limits",
     [STAGE_CREDS] = "drop privileges to the task uid",
     [STAGE_ACCESS] = "reach work_dir/out_dir/in_dir as the task uid",
@@ -237,6 +244,11 @@ static int build_argv(const struct cu_sandbox_opts *o, const char *bwrap_path,
     av_add3(a, "--bind", o->out_dir, "/out");
     if (o->in_dir)
         av_add3(a, "--ro-bind", o->in_dir, "/in");
+    /* GPUs: only the device nodes and driver files the provider chose. */
+    for (size_t i = 0; o->dev_binds && o->dev_binds[i]; i++)
+        av_add3(a, "--dev-bind", o->dev_binds[i], o->dev_binds[i]);
+    for (size_t i = 0; o->ro_binds && o->ro_binds[i]; i++)
+        av_add3(a, "--ro-bind", o->ro_binds[i], o->ro_binds[i]);
     /* The root itself is a tmpfs bwrap made; without this a task could
      * fill memory by writing to /. */
     av_add3(a, "--remount-ro", "/", NULL);
@@ -394,6 +406,7 @@ struct child_plan {
     uid_t uid;
     gid_t gid;
     const char *check_dirs[3]; /* must be reachable after dropping privileges */
+    int cg_fds[CU_CG_NCTRL];   /* cgroup.procs of the task's group, -1 if none */
     struct rlimit lim_cpu, lim_as, lim_fsize, lim_nproc;
     bool set_cpu, set_as, set_fsize, set_nproc;
 };
@@ -417,6 +430,10 @@ _Noreturn static void child_exec(const struct child_plan *p)
     int errpipe = p->fds[FD_EXECERR];
 
     setpgid(0, 0);
+    /* Join first, while still privileged and before any descriptor moves:
+     * everything bwrap and the task start is then inside the group. */
+    if (cu_cgroup_join_fds(p->cg_fds) != 0)
+        child_fail(errpipe, STAGE_CGROUP, errno);
 
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = SIG_DFL;
@@ -517,6 +534,38 @@ static int check_dir(const char *what, const char *path, struct cu_err *e)
     return 0;
 }
 
+/* Creates the task's group under opts->cgroup_parent (into s->cg) and
+ * opens its cgroup.procs files into fds for the child to join. On failure
+ * nothing is left behind and s->cg stays NONE. */
+static int cgroup_prepare(struct cu_sandbox *s, const struct cu_sandbox_opts *opts,
+                          int fds[CU_CG_NCTRL], struct cu_err *e)
+{
+    static atomic_uint serial;
+    struct cu_cgroup_limits lim = {.memory = opts->memory_limit,
+                                   .cpu_milli = opts->cpu_milli,
+                                   .pids = opts->nproc_limit ? opts->nproc_limit : 256};
+    char name[64];
+    int rc;
+
+    if (opts->cgroup_name)
+        rc = cu_snprintf(name, sizeof(name), "%s", opts->cgroup_name);
+    else
+        rc = cu_snprintf(name, sizeof(name), "task-%d-%u", (int)getpid(),
+                         atomic_fetch_add(&serial, 1));
+    if (rc)
+        return cu_err_set(e, -CU_EINVAL, "sandbox option 'cgroup_name': too long");
+    rc = cu_cgroup_create(opts->cgroup_parent, name, &lim, &s->cg, e);
+    if (rc == 0 && (rc = cu_cgroup_open_procs(&s->cg, fds, e)) != 0)
+        (void)cu_cgroup_destroy(&s->cg);
+    if (rc) {
+        char why[CU_ERR_MSG_MAX];
+        (void)cu_snprintf(why, sizeof(why), "%s", cu_err_msg(e, rc));
+        memset(&s->cg, 0, sizeof(s->cg));
+        return cu_err_set(e, -CU_ESANDBOX, "task cgroup: %s", why);
+    }
+    return 0;
+}
+
 int cu_sandbox_start(const struct cu_sandbox_opts *opts, struct cu_sandbox **out, struct cu_err *e)
 {
     struct cu_sandbox *s;
@@ -526,6 +575,7 @@ int cu_sandbox_start(const struct cu_sandbox_opts *opts, struct cu_sandbox **out
     int p_out[2] = {-1, -1}, p_err[2] = {-1, -1}, p_status[2] = {-1, -1};
     int p_exec[2] = {-1, -1};
     int devnull = -1, seccomp_fd = -1;
+    int cg_fds[CU_CG_NCTRL] = {-1, -1, -1, -1};
     sigset_t all, old;
     struct exec_failure fail;
     ssize_t n;
@@ -558,6 +608,7 @@ int cu_sandbox_start(const struct cu_sandbox_opts *opts, struct cu_sandbox **out
     s->forced = CU_SB_RUNNING;
     s->stdio_cap = opts->stdio_cap;
     s->output_limit = opts->output_limit;
+    s->disk_limit = opts->disk_limit;
     s->time_limit_ms = opts->time_limit_ms;
     cu_buf_init(&s->status, STATUS_MAX);
     s->work_dir = strdup(opts->work_dir);
@@ -568,6 +619,9 @@ int cu_sandbox_start(const struct cu_sandbox_opts *opts, struct cu_sandbox **out
     }
 
     if ((rc = build_argv(opts, bwrap_path, &av, e)) != 0)
+        goto out_free_argv;
+    if (opts->cgroup_parent && opts->cgroup_parent->version != CU_CG_NONE &&
+        (rc = cgroup_prepare(s, opts, cg_fds, e)) != 0)
         goto out_free_argv;
 
     if (root) {
@@ -605,13 +659,17 @@ int cu_sandbox_start(const struct cu_sandbox_opts *opts, struct cu_sandbox **out
     plan.check_dirs[0] = opts->work_dir;
     plan.check_dirs[1] = opts->out_dir;
     plan.check_dirs[2] = opts->in_dir;
+    memcpy(plan.cg_fds, cg_fds, sizeof(plan.cg_fds));
     if (opts->time_limit_ms > 0) {
         s->cpu_limit_s = opts->time_limit_ms / 1000 + 1;
         plan.set_cpu = true;
         plan.lim_cpu.rlim_cur = s->cpu_limit_s;
         plan.lim_cpu.rlim_max = s->cpu_limit_s + 1; /* SIGXCPU first, SIGKILL a second later */
     }
-    if (opts->memory_limit > 0) {
+    if (opts->memory_limit > 0 && s->cg.version == CU_CG_NONE) {
+        /* Without a cgroup, address space is the only memory cap we have
+         * (it fails allocations instead of killing, and counts mappings,
+         * not memory; the cgroup's limit is the real one). */
         plan.set_as = true;
         plan.lim_as.rlim_cur = plan.lim_as.rlim_max = opts->memory_limit;
     }
@@ -623,6 +681,8 @@ int cu_sandbox_start(const struct cu_sandbox_opts *opts, struct cu_sandbox **out
     }
     {
         rlim_t nproc = opts->nproc_limit ? opts->nproc_limit : 256;
+        if (s->cg.version != CU_CG_NONE && s->cg.dir[CU_CG_PIDS][0])
+            nproc *= 2; /* pids.max is the cap; this stays as a backstop */
         if (!root) /* the limit counts every process of the provider's uid */
             nproc += count_user_tasks(getuid());
         plan.set_nproc = true;
@@ -652,6 +712,7 @@ int cu_sandbox_start(const struct cu_sandbox_opts *opts, struct cu_sandbox **out
 
     close_fd(&devnull);
     close_fd(&seccomp_fd);
+    cu_cgroup_close_fds(cg_fds);
     close_fd(&p_out[1]);
     close_fd(&p_err[1]);
     close_fd(&p_status[1]);
@@ -691,6 +752,7 @@ int cu_sandbox_start(const struct cu_sandbox_opts *opts, struct cu_sandbox **out
 out_close_pipes:
     close_fd(&devnull);
     close_fd(&seccomp_fd);
+    cu_cgroup_close_fds(cg_fds);
     for (int i = 0; i < 2; i++) {
         close_fd(&p_out[i]);
         close_fd(&p_err[i]);
@@ -701,6 +763,8 @@ out_close_fds:
     sandbox_free_fds(s);
 out_free_argv:
     av_release(&av);
+    if (s->cg.version != CU_CG_NONE)
+        (void)cu_cgroup_destroy(&s->cg);
 out_free_sandbox:
     cu_buf_release(&s->status);
     free(s->work_dir);
@@ -810,6 +874,17 @@ static void fmt_limit_duration(uint64_t ms, char *out, size_t n)
                  (unsigned long long)(ms % 1000));
 }
 
+/* The cgroup's verdicts: an OOM kill or a refused fork ends the task
+ * (without a group OOM kill in v1, the rest of the tree would run on). */
+static void enforce_cgroup(struct cu_sandbox *s)
+{
+    cu_cgroup_read_stats(&s->cg, &s->cg_stats);
+    if (s->cg_stats.oom_kills > 0)
+        force_end(s, CU_SB_FAILED, "memory limit");
+    else if (s->cg_stats.pids_refused > 0)
+        force_end(s, CU_SB_FAILED, "process limit");
+}
+
 static void enforce_limits(struct cu_sandbox *s, int64_t now)
 {
     char reason[160], amount[32];
@@ -819,10 +894,17 @@ static void enforce_limits(struct cu_sandbox *s, int64_t now)
         snprintf(reason, sizeof(reason), "time limit %s exceeded", amount);
         force_end(s, CU_SB_TIMEOUT, reason);
     }
-    if (s->output_limit && now >= s->next_size_check_ms) {
-        uint64_t used = cu_dir_size(s->out_dir) + cu_dir_size(s->work_dir);
+    if ((s->output_limit || s->disk_limit || s->cg.version != CU_CG_NONE) &&
+        now >= s->next_size_check_ms) {
+        uint64_t used = 0;
         s->next_size_check_ms = now + SIZE_CHECK_MS;
-        if (used > s->output_limit) {
+        if (s->cg.version != CU_CG_NONE)
+            enforce_cgroup(s);
+        if (s->output_limit || s->disk_limit)
+            used = cu_dir_size(s->out_dir) + cu_dir_size(s->work_dir);
+        if (s->disk_limit && used > s->disk_limit)
+            force_end(s, CU_SB_FAILED, "disk limit");
+        if (s->output_limit && used > s->output_limit) {
             cu_fmt_size(s->output_limit, amount, sizeof(amount));
             snprintf(reason, sizeof(reason), "output limit %s exceeded", amount);
             force_end(s, CU_SB_OUTPUT_LIMIT, reason);
@@ -941,6 +1023,14 @@ static void finish(struct cu_sandbox *s)
     char line[200];
 
     memset(r, 0, sizeof(*r));
+    if (s->cg.version != CU_CG_NONE) {
+        /* Everything in it has exited (pid 1 of its namespace is reaped). */
+        cu_cgroup_read_stats(&s->cg, &s->cg_stats);
+        r->memory_peak = s->cg_stats.memory_peak;
+        if (cu_cgroup_destroy(&s->cg) != 0)
+            cu_warn("cannot remove cgroup %s", s->cg.dir[CU_CG_MEMORY]);
+        memset(&s->cg, 0, sizeof(s->cg));
+    }
     r->cpu_ms = (uint64_t)s->ru.ru_utime.tv_sec * 1000 + (uint64_t)s->ru.ru_utime.tv_usec / 1000 +
                 (uint64_t)s->ru.ru_stime.tv_sec * 1000 + (uint64_t)s->ru.ru_stime.tv_usec / 1000;
     r->wall_ms = (uint64_t)(s->end_ms - s->start_ms);
@@ -960,6 +1050,15 @@ static void finish(struct cu_sandbox *s)
         cu_fmt_size(s->output_limit, amount, sizeof(amount));
         s->forced = CU_SB_OUTPUT_LIMIT;
         snprintf(s->forced_reason, sizeof(s->forced_reason), "output limit %s exceeded", amount);
+    }
+    if (s->forced == CU_SB_RUNNING && s->cg_stats.oom_kills > 0) {
+        /* Killed by the OOM killer between two checks. */
+        s->forced = CU_SB_FAILED;
+        snprintf(s->forced_reason, sizeof(s->forced_reason), "memory limit");
+    } else if (s->forced == CU_SB_RUNNING && s->cg_stats.pids_refused > 0 &&
+               !(have_code && code == 0)) {
+        s->forced = CU_SB_FAILED;
+        snprintf(s->forced_reason, sizeof(s->forced_reason), "process limit");
     }
     if (s->forced != CU_SB_RUNNING) {
         r->status = s->forced;
@@ -1045,7 +1144,8 @@ int cu_sandbox_wait(struct cu_sandbox *s, int timeout_ms)
         if (!s->reaped) {
             if (s->time_deadline_ms && s->time_deadline_ms < wake)
                 wake = s->time_deadline_ms;
-            if (s->output_limit && s->next_size_check_ms < wake)
+            if ((s->output_limit || s->disk_limit || s->cg.version != CU_CG_NONE) &&
+                s->next_size_check_ms < wake)
                 wake = s->next_size_check_ms;
             if (s->pidfd < 0 && now + 20 < wake)
                 wake = now + 20; /* no pidfd: poll for the exit */
@@ -1105,6 +1205,8 @@ void cu_sandbox_free(struct cu_sandbox *s)
         reap_inner(s, true);
     }
     sandbox_free_fds(s);
+    if (s->cg.version != CU_CG_NONE)
+        (void)cu_cgroup_destroy(&s->cg);
     cu_buf_release(&s->status);
     free(s->work_dir);
     free(s->out_dir);

@@ -14,8 +14,15 @@
  * When the provider runs as root, bwrap itself is started as 65534
  * (setgid/setuid before exec) so RLIMIT_NPROC applies and no capability is
  * held; work_dir and out_dir are chowned to 65534.
- * rlimits: RLIMIT_CPU (time limit + 1 s), RLIMIT_AS (memory), RLIMIT_FSIZE
- * (output limit), RLIMIT_NPROC, RLIMIT_CORE 0.
+ * rlimits: RLIMIT_CPU (time limit + 1 s), RLIMIT_FSIZE (output limit),
+ * RLIMIT_NPROC, RLIMIT_CORE 0, and RLIMIT_AS (memory) only without a cgroup.
+ * With opts.cgroup_parent the task runs in its own group under it
+ * (fabric/cgroup.h): memory without swap, a CPU quota and a process cap;
+ * the forked child joins it before it drops privileges, so nothing of the
+ * task ever runs outside it. The group is read (peak memory, OOM kills,
+ * refused forks) and removed when the task ends. Limits and their reasons:
+ * an OOM kill "memory limit", refused forks "process limit", /work + /out
+ * above disk_limit "disk limit" (each CU_SB_FAILED, the task killed).
  *
  * Spawning follows STYLE.md §10: one options struct with an INIT macro;
  * the child resets signal dispositions and mask, closes inherited
@@ -29,6 +36,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "fabric/cgroup.h"
 
 struct cu_sandbox_opts {
     const char *const *argv;  /* command inside the sandbox; argv[0] resolved via PATH inside */
@@ -50,6 +58,12 @@ struct cu_sandbox_opts {
     const char *rootfs;       /* NULL: host view ("image: host"); else an unpacked OCI
                                  root (fabric/oci.h), bound read-only as / */
     const char *cwd;          /* working directory inside; NULL = /work */
+    const struct cu_cgroup *cgroup_parent; /* NULL: rlimits only */
+    const char *cgroup_name;  /* the task's group; NULL = "task-PID-N" */
+    uint64_t cpu_milli;       /* CPU quota, thousandths of a core (cgroup); 0 = none */
+    uint64_t disk_limit;      /* bytes under /work and /out together; 0 = none */
+    const char *const *dev_binds; /* host device nodes bound read-write (GPUs); may be NULL */
+    const char *const *ro_binds;  /* host files bound read-only at the same path; may be NULL */
 };
 
 #define CU_SANDBOX_OPTS_INIT                                                   \
@@ -59,7 +73,8 @@ struct cu_sandbox_opts {
         .stdio_cap = 1 << 20, .time_limit_ms = 0, .output_limit = 0,           \
         .memory_limit = 0, .nproc_limit = 0, .network = false, .uid = 65534,   \
         .gid = 65534, .bwrap = NULL, .no_seccomp = false, .rootfs = NULL,      \
-        .cwd = NULL                                                            \
+        .cwd = NULL, .cgroup_parent = NULL, .cgroup_name = NULL,               \
+        .cpu_milli = 0, .disk_limit = 0, .dev_binds = NULL, .ro_binds = NULL   \
     }
 
 enum cu_sandbox_status {
@@ -79,6 +94,7 @@ struct cu_sandbox_result {
     uint64_t cpu_ms;      /* user + system CPU of the task tree (kernel accounting) */
     uint64_t wall_ms;
     uint64_t max_rss_kb;
+    uint64_t memory_peak; /* bytes, from the cgroup; 0 without one */
     char reason[256];     /* human sentence: "exit code 3", "time limit 30s exceeded", ... */
 };
 

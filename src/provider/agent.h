@@ -13,6 +13,8 @@
 #include "base/util.h"
 #include "crypto/hash.h"
 #include "crypto/ident.h"
+#include "fabric/cgroup.h"
+#include "fabric/gpu.h"
 #include "net/http_client.h"
 #include "provider/pstate.h"
 #include "store/blob.h"
@@ -43,6 +45,12 @@ struct cu_agent {
     struct cu_pstate state;       /* DATA/state.db */
     int64_t lease_ms, heartbeat_ms;
     struct cu_free_res slot_free;
+    /* Parent group of every task (the provider's caps); version NONE when
+     * cgroups are not usable: rlimits only. */
+    struct cu_cgroup cg;
+    uint64_t slot_disk;               /* bytes each task may use on disk; 0 = no cap */
+    unsigned gpu_idx[CU_GPU_MAX];     /* offered GPUs; slot i gets gpus_per_slot from i*that */
+    unsigned ngpus;
 };
 
 /* One slot: a thread that claims and runs one replica at a time. Its two

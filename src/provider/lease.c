@@ -577,10 +577,23 @@ static void run_sandbox(struct task *t, struct cu_sandbox_result *res, bool *los
     struct cu_err e = {0};
     const char **argv, **all_env = NULL;
     char **env;
+    char cgname[48];
+    char *gpu_binds[CU_GPU_BINDS_MAX] = {NULL};
     bool killed = false;
     int rc;
 
     memset(res, 0, sizeof *res);
+    if (t->spec.res.gpus > 0) {
+        /* This slot's share of the offered GPUs (provider.c splits them). */
+        unsigned per = t->a->slot_free.gpus;
+        rc = cu_gpu_device_binds("/dev", t->a->gpu_idx + (size_t)t->s->index * per,
+                                 t->spec.res.gpus, gpu_binds, &e);
+        if (rc) {
+            res->status = CU_SB_ERROR;
+            (void)cu_snprintf(res->reason, sizeof res->reason, "GPU: %s", e.msg);
+            return;
+        }
+    }
     argv = command_argv(&t->spec, &t->image.config);
     env = cu_task_env_build(&t->spec, t->job, t->replica, t->index, t->count, t->arg);
     all_env = env ? merge_env(&t->image.config, env) : NULL;
@@ -611,6 +624,14 @@ static void run_sandbox(struct task *t, struct cu_sandbox_result *res, bool *los
     o.time_limit_ms = t->spec.res.time_ms;
     o.output_limit = t->spec.res.output;
     o.memory_limit = t->spec.res.memory;
+    o.disk_limit = t->a->slot_disk;
+    o.dev_binds = (const char *const *)gpu_binds;
+    if (t->a->cg.version != CU_CG_NONE) {
+        (void)cu_snprintf(cgname, sizeof cgname, "task-%lld", (long long)t->replica);
+        o.cgroup_parent = &t->a->cg;
+        o.cgroup_name = cgname;
+        o.cpu_milli = (uint64_t)t->spec.res.cores * 1000;
+    }
     rc = cu_sandbox_start(&o, &sb, &e);
     if (rc) {
         res->status = CU_SB_ERROR;
@@ -648,6 +669,32 @@ out_free_env:
     free(all_env);
     cu_task_env_free(env);
     free(argv);
+    cu_gpu_binds_free(gpu_binds);
+}
+
+/* What this provider cannot take: more GPUs than the slot offers, inputs
+ * larger than the slot's disk share. NULL when it fits, else the reason
+ * (in buf) for handing the replica back. */
+static const char *refusal(const struct task *t, char *buf, size_t n)
+{
+    uint64_t inputs = 0;
+    char have[32], need[32];
+
+    if (t->spec.res.gpus > t->a->slot_free.gpus) {
+        (void)cu_snprintf(buf, n, "the task asks for %u GPU(s); this provider offers %u per task",
+                          t->spec.res.gpus, t->a->slot_free.gpus);
+        return buf;
+    }
+    for (size_t i = 0; i < t->spec.ninputs; i++)
+        inputs += t->spec.inputs[i].size;
+    if (t->a->slot_disk && inputs > t->a->slot_disk) {
+        cu_fmt_size(inputs, need, sizeof need);
+        cu_fmt_size(t->a->slot_disk, have, sizeof have);
+        (void)cu_snprintf(buf, n, "the task's inputs need %s; this provider's --disk cap "
+                          "gives each task %s", need, have);
+        return buf;
+    }
+    return NULL;
 }
 
 /* Sends an "error" report (the exchange requeues) and forgets the replica
@@ -786,6 +833,14 @@ int cu_lease_run(struct cu_slot *s, const json_t *lease)
         report_error(&t, "provider shutting down", true);
         goto out_remove_dir;
     }
+    {
+        char why[200];
+        if (refusal(&t, why, sizeof why)) {
+            /* Handed back: the exchange requeues it for another provider. */
+            report_error(&t, why, false);
+            goto out_remove_dir;
+        }
+    }
     if (keeper_start(&t.k, s->hb, t.replica, hb_ms) != 0) {
         report_error(&t, "provider cannot start a heartbeat thread", false);
         goto out_remove_dir;
@@ -823,6 +878,14 @@ int cu_lease_run(struct cu_slot *s, const json_t *lease)
     cu_info("replica %lld finished: %s%s%s, cpu %llu ms, wall %llu ms", (long long)t.replica,
             cu_sandbox_status_name(res.status), res.reason[0] ? " - " : "", res.reason,
             (unsigned long long)res.cpu_ms, (unsigned long long)res.wall_ms);
+    {
+        struct cu_pstate_done d = {.id = t.replica, .task = t.index, .cpu_ms = res.cpu_ms,
+                                   .wall_ms = res.wall_ms, .memory_peak = res.memory_peak};
+        (void)cu_snprintf(d.job, sizeof d.job, "%s", t.job);
+        (void)cu_snprintf(d.status, sizeof d.status, "%s", cu_sandbox_status_name(res.status));
+        (void)cu_snprintf(d.reason, sizeof d.reason, "%s", res.reason);
+        (void)cu_pstate_history_add(&t.a->state, t.a->exchange, &d);
+    }
     if (res.status == CU_SB_ERROR)
         report_error(&t, res.reason[0] ? res.reason : "sandbox error", false);
     else

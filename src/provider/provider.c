@@ -8,6 +8,7 @@
  * another slot is using. */
 #include "provider/provider.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -199,6 +200,112 @@ static int sandbox_selftest(struct cu_agent *a, struct cu_err *e)
 out_remove_dir:
     cu_rm_rf(dir);
     return rc;
+}
+
+/* Removes the groups of providers that died without cleaning up
+ * (cumulus-provider-PID whose PID no longer exists) under self. */
+static void cgroup_remove_stale(const struct cu_cgroup *self)
+{
+    DIR *d = opendir(self->dir[CU_CG_MEMORY]);
+    struct dirent *de;
+
+    if (!d)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        struct cu_cgroup old;
+        int64_t pid;
+        if (strncmp(de->d_name, "cumulus-provider-", 17) != 0 ||
+            cu_parse_i64(de->d_name + 17, 1, INT32_MAX, &pid) != 0 ||
+            kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        if (cu_cgroup_child(self, de->d_name, &old) == 0 && cu_cgroup_destroy(&old) == 0)
+            cu_info("removed the cgroup %s left by a provider that died", de->d_name);
+    }
+    closedir(d);
+}
+
+/* Makes the parent group of all tasks under the provider's own, with the
+ * provider's caps (--cpus, --memory), into a->cg. Where that is not
+ * possible (not root and no delegation, no cgroup file system) a->cg stays
+ * NONE and one warning says what tasks are limited by instead. On pure v2
+ * a group holding processes cannot give its children controllers, so the
+ * provider first moves itself into a leaf of its own group. */
+static void cgroup_setup(struct cu_agent *a, const struct cu_provider_opts *opts,
+                         const char *data_dir)
+{
+    struct cu_cgroup self, leaf;
+    struct cu_cgroup_limits caps = {.memory = opts->max_memory, .cpu_milli = opts->cpu_milli};
+    struct cu_err e = {0};
+    char name[64], path[CU_PATH_MAX];
+    int rc;
+
+    memset(&a->cg, 0, sizeof a->cg);
+    (void)cu_snprintf(name, sizeof name, "cumulus-provider-%d", (int)getpid());
+    rc = cu_cgroup_self(&self, &e);
+    if (rc == 0) {
+        cgroup_remove_stale(&self);
+        rc = cu_cgroup_create(&self, name, &caps, &a->cg, &e);
+        if (rc && self.version == CU_CG_V2) {
+            struct cu_err e2 = {0};
+            char leafname[64];
+            (void)cu_snprintf(leafname, sizeof leafname, "cumulus-agent-%d", (int)getpid());
+            if (cu_cgroup_create(&self, leafname, &(struct cu_cgroup_limits){0}, &leaf, &e2) ==
+                    0 &&
+                cu_cgroup_attach(&leaf, getpid(), &e2) == 0)
+                rc = cu_cgroup_create(&self, name, &caps, &a->cg, &e);
+        }
+    }
+    if (rc) {
+        memset(&a->cg, 0, sizeof a->cg);
+        cu_warn("no cgroup for tasks (%s): tasks are limited by rlimits only (memory by "
+                "address space, processes per uid, no CPU quota)%s; run the provider as root "
+                "or in a delegated cgroup for real limits",
+                e.msg, opts->cpu_milli || opts->max_memory ? ", and --cpus/--memory caps on all "
+                                                             "tasks together are not enforced"
+                                                           : "");
+        return;
+    }
+    cu_info("tasks run in cgroup %s (%s)%s", a->cg.dir[CU_CG_MEMORY],
+            cu_cgroup_version_name(a->cg.version),
+            opts->cpu_milli || opts->max_memory ? " with the provider's caps" : "");
+    if (cu_path_join(path, sizeof path, data_dir, "cgroup") == 0 &&
+        cu_cgroup_save(&a->cg, path) != 0)
+        cu_warn("cannot write %s (provider status will not show usage)", path);
+}
+
+/* Removes the tasks' parent group (no task runs any more) and its file. */
+static void cgroup_teardown(struct cu_agent *a, const char *data_dir)
+{
+    char path[CU_PATH_MAX];
+
+    if (a->cg.version == CU_CG_NONE)
+        return;
+    if (cu_cgroup_destroy(&a->cg) != 0)
+        cu_warn("cannot remove cgroup %s", a->cg.dir[CU_CG_MEMORY]);
+    memset(&a->cg, 0, sizeof a->cg);
+    if (cu_path_join(path, sizeof path, data_dir, "cgroup") == 0)
+        unlink(path);
+}
+
+/* Writes DATA/provider.json: who runs here, for `cumulus provider status`. */
+static void write_info(const struct cu_agent *a, const struct cu_provider_opts *opts,
+                       unsigned nslots)
+{
+    char path[CU_PATH_MAX];
+    json_t *j;
+    char *text;
+
+    if (cu_path_join(path, sizeof path, opts->data_dir, "provider.json") != 0)
+        return;
+    j = json_pack("{s:s,s:s,s:I,s:I,s:I,s:s,s:I,s:I}", "exchange", a->exchange, "id", a->id.id,
+                  "pid", (json_int_t)getpid(), "started_ms", (json_int_t)cu_now_ms(), "slots",
+                  (json_int_t)nslots, "cgroup", cu_cgroup_version_name(a->cg.version),
+                  "cpu_milli", (json_int_t)opts->cpu_milli, "disk", (json_int_t)opts->max_disk);
+    text = j ? cu_json_dumps(j) : NULL;
+    if (!text || cu_write_file_atomic(path, text, strlen(text), 0644) != 0)
+        cu_warn("cannot write %s", path);
+    free(text);
+    json_decref(j);
 }
 
 /* Says hello until the exchange answers (it may not be up yet), with the
@@ -518,9 +625,21 @@ int cu_provider_run(const struct cu_provider_opts *opts, struct cu_err *e)
             (unsigned long long)(factor_milli / 1000), (unsigned long long)(factor_milli % 1000),
             (unsigned long long)((bench_ns + 500000) / 1000000));
     cu_machine_probe(&m);
+    if (opts->gpus) {
+        rc = cu_gpu_parse_list(opts->gpus, m.gpus, a->gpu_idx, &a->ngpus, e);
+        if (rc)
+            goto out_close_state;
+    } else {
+        for (a->ngpus = 0; a->ngpus < m.gpus && a->ngpus < CU_GPU_MAX; a->ngpus++)
+            a->gpu_idx[a->ngpus] = a->ngpus;
+    }
     total.cores = opts->max_cores ? opts->max_cores : m.cores ? m.cores : 1;
+    if (opts->cpu_milli && !opts->max_cores)
+        total.cores = (unsigned)((opts->cpu_milli + 999) / 1000);
     total.memory = opts->max_memory ? opts->max_memory : m.memory;
-    total.gpus = m.gpus;
+    total.gpus = a->ngpus;
+    a->slot_disk = opts->max_disk / nslots;
+    cgroup_setup(a, opts, opts->data_dir);
     if (!total.memory) {
         total.memory = 1ULL << 30;
         cu_warn("cannot tell this machine's memory; offering 1 GiB");
@@ -548,6 +667,7 @@ int cu_provider_run(const struct cu_provider_opts *opts, struct cu_err *e)
         goto out_free_client;
     cu_info("registered with %s (lease %lld ms, heartbeat %lld ms)", a->exchange,
             (long long)a->lease_ms, (long long)a->heartbeat_ms);
+    write_info(a, opts, nslots);
     recover(a, c);
 
     slots = calloc(nslots, sizeof *slots);
@@ -568,6 +688,7 @@ int cu_provider_run(const struct cu_provider_opts *opts, struct cu_err *e)
         /* Threads still in a claim's long-poll: leave what they use alone. */
         cu_info("stopped");
         cu_http_client_free(c);
+        cgroup_teardown(a, opts->data_dir);
         signals_restore(&old_signals);
         return rc;
     }
@@ -579,6 +700,7 @@ int cu_provider_run(const struct cu_provider_opts *opts, struct cu_err *e)
 
 out_free_client:
     cu_http_client_free(c);
+    cgroup_teardown(a, opts->data_dir);
 out_close_state:
     cu_pstate_close(&a->state);
 out_free_agent:

@@ -16,6 +16,9 @@ struct cu_provider_opts {
     uint64_t max_memory;     /* offered; 0 = probe */
     unsigned max_cores;      /* offered; 0 = probe */
     uint64_t price_per_cu;   /* ask per CU in base units (sent in hello); 0 = default 1 */
+    uint64_t cpu_milli;      /* cap on all tasks' CPU, thousandths of a core; 0 = none */
+    uint64_t max_disk;       /* cap on all task directories together, bytes; 0 = none */
+    const char *gpus;        /* offered GPU indices ("0,1"); NULL = none */
 };
 
 /* Runs until SIGINT/SIGTERM: claims replicas by long-poll, runs them in the

@@ -20,6 +20,19 @@ static const struct cu_migration pstate_migrations[] = {
         "  report_json TEXT,"
         "  updated_ms INTEGER NOT NULL,"
         "  PRIMARY KEY (exchange, id));"},
+    /* Finished replicas for `cumulus provider status` (the newest kept). */
+    {2, "CREATE TABLE history ("
+        "  exchange TEXT NOT NULL,"
+        "  id INTEGER NOT NULL,"
+        "  job TEXT NOT NULL,"
+        "  task INTEGER NOT NULL,"
+        "  status TEXT NOT NULL,"
+        "  reason TEXT NOT NULL,"
+        "  cpu_ms INTEGER NOT NULL,"
+        "  wall_ms INTEGER NOT NULL,"
+        "  memory_peak INTEGER NOT NULL,"
+        "  finished_ms INTEGER NOT NULL,"
+        "  PRIMARY KEY (exchange, id));"},
 };
 
 int cu_pstate_open(struct cu_pstate *ps, const char *path, struct cu_err *e)
@@ -179,6 +192,135 @@ out_unlock:
     *rows = v;
     *n = cnt;
     return 0;
+}
+
+int cu_pstate_history_add(struct cu_pstate *ps, const char *exchange,
+                          const struct cu_pstate_done *d)
+{
+    sqlite3_stmt *st = NULL;
+    struct cu_err e = {0};
+    int rc;
+
+    pthread_mutex_lock(&ps->lock);
+    rc = cu_db_prepare(&ps->db,
+                       "INSERT OR REPLACE INTO history (exchange, id, job, task, status, reason,"
+                       " cpu_ms, wall_ms, memory_peak, finished_ms)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                       &st, &e);
+    if (rc)
+        goto out_unlock;
+    sqlite3_bind_text(st, 1, exchange, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, d->id);
+    sqlite3_bind_text(st, 3, d->job, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, d->task);
+    sqlite3_bind_text(st, 5, d->status, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, d->reason, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 7, (int64_t)d->cpu_ms);
+    sqlite3_bind_int64(st, 8, (int64_t)d->wall_ms);
+    sqlite3_bind_int64(st, 9, (int64_t)d->memory_peak);
+    sqlite3_bind_int64(st, 10, d->finished_ms ? d->finished_ms : cu_now_ms());
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = -CU_EDB;
+    sqlite3_finalize(st);
+    if (rc == 0 &&
+        sqlite3_exec(ps->db.h,
+                     "DELETE FROM history WHERE rowid NOT IN"
+                     " (SELECT rowid FROM history ORDER BY finished_ms DESC LIMIT 200)",
+                     NULL, NULL, NULL) != SQLITE_OK)
+        rc = -CU_EDB;
+out_unlock:
+    if (rc)
+        cu_error("provider state: history: %s",
+                 e.msg[0] ? e.msg : sqlite3_errmsg(ps->db.h));
+    pthread_mutex_unlock(&ps->lock);
+    return rc;
+}
+
+/* Copies column i (text, may be NULL) into out. */
+static void col_copy(sqlite3_stmt *st, int i, char *out, size_t n)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    (void)cu_snprintf(out, n, "%s", t ? (const char *)t : "");
+}
+
+int cu_pstate_view(const char *path, unsigned recent, struct cu_pstate_done **running,
+                   size_t *nrunning, struct cu_pstate_done **done, size_t *ndone,
+                   struct cu_err *e)
+{
+    static const char *const sql[2] = {
+        "SELECT id, job, task, 'running', '', 0, 0, 0, updated_ms, exchange FROM replicas"
+        " WHERE state = 'running' ORDER BY updated_ms, id",
+        "SELECT id, job, task, status, reason, cpu_ms, wall_ms, memory_peak, finished_ms,"
+        " exchange FROM history ORDER BY finished_ms DESC, id DESC LIMIT ?1",
+    };
+    struct cu_pstate_done **outs[2] = {running, done};
+    size_t *counts[2] = {nrunning, ndone};
+    sqlite3 *db = NULL;
+    int rc = 0;
+
+    *running = *done = NULL;
+    *nrunning = *ndone = 0;
+    /* Read-only, so a running provider's database is never changed or
+     * locked for writing by this reader (WAL lets both go on). */
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        rc = cu_err_set(e, -CU_ENOTFOUND, "cannot open %s: %s", path,
+                        db ? sqlite3_errmsg(db) : "out of memory");
+        goto out_close;
+    }
+    sqlite3_busy_timeout(db, 2000);
+    for (int q = 0; q < 2; q++) {
+        sqlite3_stmt *st = NULL;
+        size_t cap = 0;
+        int step;
+        if (sqlite3_prepare_v2(db, sql[q], -1, &st, NULL) != SQLITE_OK) {
+            if (q == 1)
+                continue; /* a database from before the history table */
+            rc = cu_err_set(e, -CU_EDB, "%s: %s", path, sqlite3_errmsg(db));
+            goto out_close;
+        }
+        if (q == 1)
+            sqlite3_bind_int64(st, 1, recent);
+        while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+            struct cu_pstate_done *r;
+            if (*counts[q] == cap) {
+                size_t ncap = cap ? 2 * cap : 8;
+                struct cu_pstate_done *nv = realloc(*outs[q], ncap * sizeof *nv);
+                if (!nv) {
+                    sqlite3_finalize(st);
+                    rc = cu_err_set(e, -CU_ENOMEM, "out of memory");
+                    goto out_close;
+                }
+                *outs[q] = nv;
+                cap = ncap;
+            }
+            r = &(*outs[q])[(*counts[q])++];
+            memset(r, 0, sizeof *r);
+            r->id = sqlite3_column_int64(st, 0);
+            col_copy(st, 1, r->job, sizeof r->job);
+            r->task = (uint32_t)sqlite3_column_int64(st, 2);
+            col_copy(st, 3, r->status, sizeof r->status);
+            col_copy(st, 4, r->reason, sizeof r->reason);
+            r->cpu_ms = (uint64_t)sqlite3_column_int64(st, 5);
+            r->wall_ms = (uint64_t)sqlite3_column_int64(st, 6);
+            r->memory_peak = (uint64_t)sqlite3_column_int64(st, 7);
+            r->finished_ms = sqlite3_column_int64(st, 8);
+            col_copy(st, 9, r->exchange, sizeof r->exchange);
+        }
+        if (step != SQLITE_DONE)
+            rc = cu_err_set(e, -CU_EDB, "%s: %s", path, sqlite3_errmsg(db));
+        sqlite3_finalize(st);
+        if (rc)
+            goto out_close;
+    }
+out_close:
+    sqlite3_close(db);
+    if (rc) {
+        free(*running);
+        free(*done);
+        *running = *done = NULL;
+        *nrunning = *ndone = 0;
+    }
+    return rc;
 }
 
 void cu_pstate_rows_free(struct cu_pstate_row *rows, size_t n)

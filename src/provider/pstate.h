@@ -53,4 +53,30 @@ int cu_pstate_list(struct cu_pstate *ps, const char *exchange, struct cu_pstate_
                    size_t *n);
 void cu_pstate_rows_free(struct cu_pstate_row *rows, size_t n);
 
+/* A finished replica (history) or, from cu_pstate_view, a running one
+ * (status "running", finished_ms = when it started). */
+struct cu_pstate_done {
+    int64_t id;
+    char job[64];
+    uint32_t task;
+    char status[16];       /* the sandbox status name: "ok", "failed", ... */
+    char reason[256];
+    uint64_t cpu_ms, wall_ms, memory_peak;
+    int64_t finished_ms;   /* 0 = now */
+    char exchange[1024];
+};
+
+/* Records a finished replica; the newest 200 are kept. */
+int cu_pstate_history_add(struct cu_pstate *ps, const char *exchange,
+                          const struct cu_pstate_done *d);
+
+/* For `cumulus provider status`, from another process: opens the database
+ * at path read-only (a running provider goes on writing), reads the
+ * running replicas (oldest first) and the newest `recent` finished ones
+ * into malloc'd arrays (free() them). -CU_ENOTFOUND when there is no
+ * database. */
+int cu_pstate_view(const char *path, unsigned recent, struct cu_pstate_done **running,
+                   size_t *nrunning, struct cu_pstate_done **done, size_t *ndone,
+                   struct cu_err *e);
+
 #endif

@@ -1,0 +1,326 @@
+/* cgroup_test.c - locating the caller's group on v1, hybrid and v2 layouts
+ * (from text), saving/loading paths, and, where this process may create
+ * groups (root with a writable hierarchy), real limits: an OOM kill seen
+ * and counted, forks refused by pids.max, a CPU quota written. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h> /* after the headers it needs */
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "base/util.h"
+#include "fabric/cgroup.h"
+
+#include "base/banned.h"
+
+/* This machine's layout: v1 controllers, an almost empty v2 tree. */
+static const char hybrid_mountinfo[] =
+    "25 30 0:23 / /sys rw,nosuid - sysfs sysfs rw\n"
+    "31 25 0:26 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n"
+    "32 31 0:27 / /sys/fs/cgroup/cpu rw,relatime shared:9 - cgroup cgroup rw,cpu\n"
+    "33 31 0:28 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct\n"
+    "34 31 0:29 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n"
+    "35 31 0:30 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids\n"
+    "36 31 0:31 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
+static const char hybrid_cgroup[] = "9:name=systemd:/\n"
+                                    "8:pids:/\n"
+                                    "4:memory:/process_api/abc\n"
+                                    "2:cpuacct:/\n"
+                                    "1:cpu:/\n"
+                                    "0::/\n";
+
+static void test_locate_hybrid(void **state)
+{
+    struct cu_cgroup cg;
+
+    (void)state;
+    assert_int_equal(cu_cgroup_locate(hybrid_mountinfo, hybrid_cgroup, &cg), 0);
+    assert_int_equal(cg.version, CU_CG_V1);
+    assert_string_equal(cg.dir[CU_CG_MEMORY], "/sys/fs/cgroup/memory/process_api/abc");
+    assert_string_equal(cg.dir[CU_CG_CPU], "/sys/fs/cgroup/cpu");
+    assert_string_equal(cg.dir[CU_CG_PIDS], "/sys/fs/cgroup/pids");
+    assert_string_equal(cg.dir[CU_CG_CPUACCT], "/sys/fs/cgroup/cpuacct");
+}
+
+/* cpu and cpuacct mounted together ("cpu,cpuacct"), as Debian does. */
+static void test_locate_v1_comounted(void **state)
+{
+    static const char mi[] =
+        "40 31 0:40 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n"
+        "41 31 0:41 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n";
+    static const char pc[] = "5:cpu,cpuacct:/user.slice\n3:memory:/user.slice\n";
+    struct cu_cgroup cg;
+
+    (void)state;
+    assert_int_equal(cu_cgroup_locate(mi, pc, &cg), 0);
+    assert_int_equal(cg.version, CU_CG_V1);
+    assert_string_equal(cg.dir[CU_CG_CPU], "/sys/fs/cgroup/cpu,cpuacct/user.slice");
+    assert_string_equal(cg.dir[CU_CG_CPUACCT], "/sys/fs/cgroup/cpu,cpuacct/user.slice");
+    assert_string_equal(cg.dir[CU_CG_MEMORY], "/sys/fs/cgroup/memory/user.slice");
+    assert_string_equal(cg.dir[CU_CG_PIDS], ""); /* not mounted: not limited */
+}
+
+static void test_locate_v2(void **state)
+{
+    static const char mi[] = "22 1 0:21 / / rw - ext4 /dev/vda1 rw\n"
+                             "30 22 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 "
+                             "cgroup2 rw,nsdelegate,memory_recursiveprot\n";
+    static const char pc[] = "0::/system.slice/cumulus.service\n";
+    struct cu_cgroup cg;
+
+    (void)state;
+    assert_int_equal(cu_cgroup_locate(mi, pc, &cg), 0);
+    assert_int_equal(cg.version, CU_CG_V2);
+    for (int c = 0; c < CU_CG_NCTRL; c++)
+        assert_string_equal(cg.dir[c], "/sys/fs/cgroup/system.slice/cumulus.service");
+}
+
+/* In a container the mount's root is the container's group: it is not
+ * repeated in the path. */
+static void test_locate_v2_container_root(void **state)
+{
+    static const char mi[] =
+        "30 22 0:26 /docker/ff /sys/fs/cgroup ro - cgroup2 cgroup2 rw\n";
+    static const char pc[] = "0::/docker/ff/sub\n";
+    static const char other[] = "0::/elsewhere\n";
+    struct cu_cgroup cg;
+
+    (void)state;
+    assert_int_equal(cu_cgroup_locate(mi, pc, &cg), 0);
+    assert_string_equal(cg.dir[CU_CG_MEMORY], "/sys/fs/cgroup/sub");
+    /* A group outside the mount's root is not visible: no cgroup. */
+    assert_int_equal(cu_cgroup_locate(mi, other, &cg), -CU_ENOTFOUND);
+    assert_int_equal(cg.version, CU_CG_NONE);
+}
+
+static void test_locate_none(void **state)
+{
+    struct cu_cgroup cg;
+
+    (void)state;
+    assert_int_equal(cu_cgroup_locate("22 1 0:21 / / rw - ext4 /dev/vda1 rw\n", "0::/\n", &cg),
+                     -CU_ENOTFOUND);
+    assert_int_equal(cg.version, CU_CG_NONE);
+    assert_int_equal(cu_cgroup_locate("", "", &cg), -CU_ENOTFOUND);
+    /* Truncated or odd lines are skipped, not misread. */
+    assert_int_equal(cu_cgroup_locate("1 2 3\n - cgroup\n", "4:memory\n", &cg), -CU_ENOTFOUND);
+}
+
+static void test_child_and_save_load(void **state)
+{
+    struct cu_cgroup cg, child, back;
+    char dir[] = "/tmp/cu-cgtest-XXXXXX", path[CU_PATH_MAX];
+
+    (void)state;
+    assert_int_equal(cu_cgroup_locate(hybrid_mountinfo, hybrid_cgroup, &cg), 0);
+    assert_int_equal(cu_cgroup_child(&cg, "task-7", &child), 0);
+    assert_string_equal(child.dir[CU_CG_MEMORY], "/sys/fs/cgroup/memory/process_api/abc/task-7");
+    assert_string_equal(child.dir[CU_CG_PIDS], "/sys/fs/cgroup/pids/task-7");
+    assert_int_equal(cu_cgroup_child(&cg, "../x", &child), -CU_EINVAL);
+
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(cu_path_join(path, sizeof path, dir, "cgroup"), 0);
+    assert_int_equal(cu_cgroup_save(&cg, path), 0);
+    assert_int_equal(cu_cgroup_load(&back, path), 0);
+    assert_int_equal(back.version, CU_CG_V1);
+    for (int c = 0; c < CU_CG_NCTRL; c++)
+        assert_string_equal(back.dir[c], cg.dir[c]);
+    assert_int_equal(cu_write_file_atomic(path, "nonsense\n", 9, 0644), 0);
+    assert_int_equal(cu_cgroup_load(&back, path), -CU_ECORRUPT);
+    unlink(path);
+    assert_int_equal(cu_cgroup_load(&back, path), -CU_ENOTFOUND);
+    rmdir(dir);
+}
+
+/* ---- real groups (skipped where this process may not create them) -------- */
+
+/* A fresh group under our own; false (test skipped) when not allowed. */
+static bool real_group(const char *name, const struct cu_cgroup_limits *lim,
+                       struct cu_cgroup *out)
+{
+    struct cu_cgroup self;
+    struct cu_err e = {0};
+    char full[64];
+
+    if (cu_cgroup_self(&self, &e) != 0) {
+        print_message("skipped: %s\n", e.msg);
+        return false;
+    }
+    (void)cu_snprintf(full, sizeof full, "cu-test-%d-%s", (int)getpid(), name);
+    if (cu_cgroup_create(&self, full, lim, out, &e) != 0) {
+        print_message("skipped: %s\n", e.msg);
+        return false;
+    }
+    return true;
+}
+
+/* Forks a child that joins cg and runs fn; returns its wait status. */
+static int run_in(const struct cu_cgroup *cg, void (*fn)(void))
+{
+    int fds[CU_CG_NCTRL], st = 0;
+    struct cu_err e = {0};
+    pid_t pid;
+
+    assert_int_equal(cu_cgroup_open_procs(cg, fds, &e), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (cu_cgroup_join_fds(fds) != 0)
+            _exit(99);
+        fn();
+        _exit(0);
+    }
+    cu_cgroup_close_fds(fds);
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    return st;
+}
+
+static void eat_memory(void)
+{
+    size_t n = 256u << 20;
+    char *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+    if (p == MAP_FAILED)
+        _exit(98);
+    for (size_t i = 0; i < n; i += 4096)
+        p[i] = 1;
+    _exit(0);
+}
+
+static void test_real_oom(void **state)
+{
+    struct cu_cgroup_limits lim = {.memory = 32u << 20};
+    struct cu_cgroup cg;
+    struct cu_cgroup_stats st;
+    struct stat sb;
+    int ws;
+
+    (void)state;
+    if (!real_group("oom", &lim, &cg))
+        skip();
+    ws = run_in(&cg, eat_memory);
+    cu_cgroup_read_stats(&cg, &st);
+    assert_true(WIFSIGNALED(ws));
+    assert_int_equal(WTERMSIG(ws), SIGKILL);
+    assert_true(st.oom_kills >= 1);
+    assert_true(st.memory_peak == 0 || st.memory_peak >= (16u << 20));
+    assert_true(st.memory_peak <= (33u << 20));
+    assert_int_equal(cu_cgroup_destroy(&cg), 0);
+    assert_int_equal(stat(cg.dir[CU_CG_MEMORY], &sb), -1);
+}
+
+static void fork_many(void)
+{
+    int refused = 0;
+    pid_t kids[64];
+    int n = 0;
+
+    for (int i = 0; i < 64; i++) {
+        pid_t p = fork();
+        if (p == 0) {
+            pause();
+            _exit(0);
+        }
+        if (p < 0)
+            refused++;
+        else
+            kids[n++] = p;
+    }
+    for (int i = 0; i < n; i++)
+        kill(kids[i], SIGKILL);
+    for (int i = 0; i < n; i++)
+        waitpid(kids[i], NULL, 0);
+    _exit(refused > 0 ? 0 : 1);
+}
+
+static void test_real_pids(void **state)
+{
+    struct cu_cgroup_limits lim = {.pids = 8};
+    struct cu_cgroup cg;
+    struct cu_cgroup_stats st;
+    int ws;
+
+    (void)state;
+    if (!real_group("pids", &lim, &cg))
+        skip();
+    if (!cg.dir[CU_CG_PIDS][0]) {
+        cu_cgroup_destroy(&cg);
+        skip();
+    }
+    ws = run_in(&cg, fork_many);
+    cu_cgroup_read_stats(&cg, &st);
+    assert_true(WIFEXITED(ws));
+    assert_int_equal(WEXITSTATUS(ws), 0); /* some forks were refused */
+    assert_true(st.pids_refused >= 1);
+    assert_int_equal(cu_cgroup_destroy(&cg), 0);
+}
+
+static void test_real_cpu_quota(void **state)
+{
+    struct cu_cgroup_limits lim = {.cpu_milli = 1500};
+    struct cu_cgroup cg;
+    char path[CU_PATH_MAX], text[64] = "";
+    FILE *f;
+
+    (void)state;
+    if (!real_group("cpu", &lim, &cg))
+        skip();
+    if (!cg.dir[CU_CG_CPU][0]) {
+        cu_cgroup_destroy(&cg);
+        skip();
+    }
+    assert_int_equal(cu_path_join(path, sizeof path, cg.dir[CU_CG_CPU],
+                                  cg.version == CU_CG_V2 ? "cpu.max" : "cpu.cfs_quota_us"),
+                     0);
+    f = fopen(path, "re");
+    assert_non_null(f);
+    assert_non_null(fgets(text, sizeof text, f));
+    fclose(f);
+    assert_true(strncmp(text, "150000", 6) == 0);
+    /* A group with a process still inside is emptied and removed. */
+    {
+        int fds[CU_CG_NCTRL];
+        struct cu_err e = {0};
+        pid_t pid;
+        assert_int_equal(cu_cgroup_open_procs(&cg, fds, &e), 0);
+        pid = fork();
+        if (pid == 0) {
+            if (cu_cgroup_join_fds(fds) != 0)
+                _exit(99);
+            for (;;)
+                pause();
+        }
+        cu_cgroup_close_fds(fds);
+        usleep(50000);
+        assert_int_equal(cu_cgroup_destroy(&cg), 0);
+        waitpid(pid, NULL, 0);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_locate_hybrid),
+        cmocka_unit_test(test_locate_v1_comounted),
+        cmocka_unit_test(test_locate_v2),
+        cmocka_unit_test(test_locate_v2_container_root),
+        cmocka_unit_test(test_locate_none),
+        cmocka_unit_test(test_child_and_save_load),
+        cmocka_unit_test(test_real_oom),
+        cmocka_unit_test(test_real_pids),
+        cmocka_unit_test(test_real_cpu_quota),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
