@@ -94,7 +94,8 @@ enum cu_tx_type {
     X(SUCCESS, "success")                                                                  \
     X(WRONG_RESULT, "wrong_result")                                                        \
     X(TIMEOUT, "timeout")                                                                  \
-    X(ABANDONED, "abandoned")
+    X(ABANDONED, "abandoned")                                                              \
+    X(CHALLENGE_FAILED, "challenge_failed")
 
 enum cu_task_status {
 #define CU_X_TSENUM(e, name) CU_TASK_##e,

@@ -2,6 +2,7 @@
  * inputs, run the sandbox while a keeper thread heartbeats, collect and
  * upload the outputs, report, clean up. Every failure becomes a report. */
 #include "provider/agent.h"
+#include "trust/challenge.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -138,6 +139,11 @@ struct keeper {
     int64_t interval_ms;
     atomic_int verdict;
     char reason[256]; /* written before verdict is stored, read after */
+    /* Heartbeat challenge (docs/api.md "Trust"): each renewal answers the
+     * nonce the last one returned, keyed by the lease's secret. */
+    bool chal;
+    unsigned char secret[CU_CHAL_KEY_LEN];
+    unsigned char nonce[CU_CHAL_NONCE_LEN];
 };
 
 /* One heartbeat; returns the verdict. last holds the error kind logged
@@ -150,6 +156,9 @@ static int heartbeat_once(struct keeper *k, const char *path, const json_t *body
 
     if (rc == 0 && r->status == 200) {
         json_t *cancel = json_object_get(r->json, "cancel");
+        const char *next = json_string_value(json_object_get(r->json, "nonce"));
+        if (next && cu_hex_decode(next, k->nonce, sizeof k->nonce) == 0)
+            k->chal = true;
         if (last[0])
             cu_info("heartbeats for replica %lld answered again", (long long)k->replica);
         last[0] = '\0';
@@ -178,18 +187,29 @@ static void *keeper_main(void *arg)
     struct keeper *k = arg;
     struct cu_http_result r;
     char path[64], last[64] = "";
-    json_t *body = json_pack("{s:s}", "state", "running");
+    json_t *body = NULL;
     long timeout = k->interval_ms < 1000 ? 1000 : k->interval_ms > 10000 ? 10000 : k->interval_ms;
 
     (void)cu_snprintf(path, sizeof path, "/v1/replicas/%lld/heartbeat", (long long)k->replica);
     cu_http_result_init(&r);
     pthread_mutex_lock(&k->mu);
-    while (!k->stop && body) {
+    for (;;) {
         struct timespec until;
         int v;
 
+        if (k->stop)
+            break;
         pthread_mutex_unlock(&k->mu);
-        v = heartbeat_once(k, path, body, timeout, &r, last, sizeof last);
+        json_decref(body);
+        body = json_pack("{s:s}", "state", "running");
+        if (body && k->chal) {
+            unsigned char ans[CU_CHAL_ANSWER_LEN];
+            char hex[2 * CU_CHAL_ANSWER_LEN + 1];
+            cu_chal_heartbeat_answer(k->secret, k->replica, k->nonce, ans);
+            cu_hex_encode(ans, sizeof ans, hex);
+            json_object_set_new(body, "answer", json_string(hex));
+        }
+        v = body ? heartbeat_once(k, path, body, timeout, &r, last, sizeof last) : KEEP_OK;
         pthread_mutex_lock(&k->mu);
         if (v != KEEP_OK) {
             atomic_store(&k->verdict, v);
@@ -212,11 +232,15 @@ static void *keeper_main(void *arg)
 }
 
 static int keeper_start(struct keeper *k, struct cu_http_client *c, int64_t replica,
-                        int64_t interval_ms)
+                        int64_t interval_ms, const json_t *hb)
 {
     pthread_condattr_t ca;
+    const char *sec = json_string_value(json_object_get(hb, "secret"));
+    const char *non = json_string_value(json_object_get(hb, "nonce"));
 
     memset(k, 0, sizeof *k);
+    k->chal = sec && non && cu_hex_decode(sec, k->secret, sizeof k->secret) == 0 &&
+              cu_hex_decode(non, k->nonce, sizeof k->nonce) == 0;
     k->c = c;
     k->replica = replica;
     k->interval_ms = interval_ms > 0 ? interval_ms : 1000;
@@ -261,6 +285,7 @@ static void keeper_finish(struct keeper *k)
 /* ---- one task ------------------------------------------------------------ */
 
 struct task {
+    const json_t *hb_chal; /* the lease's "heartbeat" challenge (borrowed) */
     struct cu_slot *s;
     struct cu_agent *a;
     int64_t replica;
@@ -293,6 +318,7 @@ static int lease_parse(struct task *t, const json_t *lease, int64_t *hb_ms, stru
     if (replica <= 0)
         return cu_err_set(e, -CU_EPROTO, "lease.replica: must be positive");
     t->replica = replica;
+    t->hb_chal = json_object_get(lease, "heartbeat");
     if ((rc = cu_json_get_str(lease, "lease", "job", true, &job, e)) != 0 ||
         (rc = cu_json_get_u64(lease, "lease", "task", true, &task, e)) != 0 ||
         (rc = cu_json_get_u64(lease, "lease", "task_count", false, &count, e)) != 0 ||
@@ -841,7 +867,7 @@ int cu_lease_run(struct cu_slot *s, const json_t *lease)
             goto out_remove_dir;
         }
     }
-    if (keeper_start(&t.k, s->hb, t.replica, hb_ms) != 0) {
+    if (keeper_start(&t.k, s->hb, t.replica, hb_ms, t.hb_chal) != 0) {
         report_error(&t, "provider cannot start a heartbeat thread", false);
         goto out_remove_dir;
     }
