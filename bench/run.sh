@@ -23,6 +23,8 @@ for n in $names; do
         e2e_trivial) args="--tasks 20 --rounds 1" ;;
         e2e_cpu) args="--tasks 4 --task-ms 50 --rounds 1" ;;
         dispatch) args="--tasks 200 --providers 4" ;;
+        ledger) args="--txs 20000 --runs 1" ;;
+        scale) args="--small" ;;
         esac
     fi
     # shellcheck disable=SC2086
