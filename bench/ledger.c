@@ -523,6 +523,7 @@ int main(int argc, char **argv)
     uint64_t nacc = bl_opt_u64(argc, argv, "--accounts", 2000);
     uint64_t tpct = bl_opt_u64(argc, argv, "--transfer-pct", 10);
     uint64_t runs = bl_opt_u64(argc, argv, "--runs", 3);
+    uint64_t cache_mb = bl_opt_u64(argc, argv, "--cache-mb", 0);
     char dir[PATH_MAX], path[PATH_MAX + 32];
     struct cu_identity producer, *accounts;
     struct chain c;
@@ -581,6 +582,13 @@ int main(int argc, char **argv)
     memset(&c, 0, sizeof c);
     if (cu_db_open(&c.db, path, m, nm, &e) != 0)
         bl_die("%s", e.msg);
+    if (cache_mb) { /* what-if: a larger page cache than the exchange's default */
+        char sql[64];
+        (void)cu_snprintf(sql, sizeof sql, "PRAGMA cache_size = -%llu",
+                          (unsigned long long)cache_mb * 1024);
+        if (cu_db_exec(&c.db, sql, &e) != 0)
+            bl_die("%s", e.msg);
+    }
     cu_ledger_state_init(&c.st, true);
     c.producer = &producer;
     if (cu_snprintf(path, sizeof path, "%s/ledger.jsonl", dir) != 0)
