@@ -582,6 +582,10 @@ int main(int argc, char **argv)
     memset(&c, 0, sizeof c);
     if (cu_db_open(&c.db, path, m, nm, &e) != 0)
         bl_die("%s", e.msg);
+    for (int i = 1; i + 1 < argc; i++) { /* what-if: statements run after opening */
+        if (strcmp(argv[i], "--what-if-sql") == 0 && cu_db_exec(&c.db, argv[i + 1], &e) != 0)
+            bl_die("%s", e.msg);
+    }
     if (cache_mb) { /* what-if: a larger page cache than the exchange's default */
         char sql[64];
         (void)cu_snprintf(sql, sizeof sql, "PRAGMA cache_size = -%llu",
