@@ -13,6 +13,7 @@
 #include "base/util.h"
 #include "crypto/hash.h"
 #include "crypto/ident.h"
+#include "fabric/idle.h"
 #include "net/http_client.h"
 #include "provider/pstate.h"
 #include "store/blob.h"
@@ -43,6 +44,8 @@ struct cu_agent {
     struct cu_pstate state;       /* DATA/state.db */
     int64_t lease_ms, heartbeat_ms;
     struct cu_free_res slot_free;
+    struct cu_idle_monitor *idle; /* NULL: claim and run at any time */
+    bool idle_pauses;             /* --idle-only: pause tasks while busy */
 };
 
 /* One slot: a thread that claims and runs one replica at a time. Its two

@@ -16,6 +16,14 @@ struct cu_provider_opts {
     uint64_t max_memory;     /* offered; 0 = probe */
     unsigned max_cores;      /* offered; 0 = probe */
     uint64_t price_per_cu;   /* ask per CU in base units (sent in hello); 0 = default 1 */
+    /* Idle mode (fabric/idle.h). idle_only: claim only while the owner is
+     * away, pause running tasks (SIGSTOP) while not. has_max_load alone:
+     * claim only while other processes' load is at most max_load_milli. */
+    bool idle_only;
+    bool has_max_load;
+    uint32_t max_load_milli;  /* L x 1000 */
+    int64_t idle_after_ms;    /* N: how long it must have been quiet */
+    const char *idle_probe;   /* tests and agents: a file saying "active"/"idle" */
 };
 
 /* Runs until SIGINT/SIGTERM: claims replicas by long-poll, runs them in the
