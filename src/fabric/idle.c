@@ -85,7 +85,7 @@ void cu_idle_decide(const struct cu_idle_policy *p, const struct cu_idle_inputs 
         v->why = CU_IDLE_INPUT;
         cu_fmt_duration((uint64_t)v->input_age_ms, a, sizeof a);
         (void)cu_snprintf(v->reason, sizeof v->reason,
-                          "owner active: input %s ago (idle after %s without input)", a, c);
+                          "owner active: input %s ago, idle after %s without", a, c);
     } else if (load_busy) {
         v->why = CU_IDLE_LOAD;
         fmt_load(v->load_milli, a, sizeof a);

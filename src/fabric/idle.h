@@ -77,7 +77,7 @@ struct cu_idle_verdict {
     enum cu_idle_why why;
     int64_t input_age_ms;  /* -1 when input is not judged or never seen */
     uint32_t load_milli;   /* highest others' load of the window's intervals */
-    char reason[192];      /* "owner active: input 3s ago (idle after 5m without)" */
+    char reason[192];      /* "owner active: input 3.0s ago, idle after 5m00s without" */
 };
 
 /* Decides idle or busy. A sample interval (samples[i-1], samples[i]]
