@@ -245,6 +245,7 @@ struct cu_idle_monitor {
     /* the thread's own */
     int64_t watch_start, last_input, sample_every, next_sample;
     bool have_input, have_irq, probe_warned;
+    enum cu_idle_why last_why;
     uint64_t irq_count;
     char *devices[DEVICES_MAX];
     size_t ndevices;
@@ -340,6 +341,10 @@ static void publish(struct cu_idle_monitor *m, const struct cu_idle_verdict *v, 
 {
     bool was = atomic_load(&m->idle);
 
+    if (!first && was == v->idle && v->why != m->last_why)
+        cu_debug("still %s: %s", v->idle ? "idle" : "busy", v->reason);
+    m->last_why = v->why;
+
     pthread_mutex_lock(&m->mu);
     (void)cu_snprintf(m->reason, sizeof m->reason, "%s", v->reason);
     pthread_mutex_unlock(&m->mu);
@@ -354,39 +359,39 @@ static void publish(struct cu_idle_monitor *m, const struct cu_idle_verdict *v, 
     }
 }
 
+/* One look: probe, sample when due, decide, publish. */
+static void tick(struct cu_idle_monitor *m, bool first)
+{
+    struct cu_idle_inputs in;
+    struct cu_idle_verdict v;
+    int64_t now = cu_mono_ms();
+
+    if (m->o.probe_file)
+        probe_file(m, now);
+    else if (m->pol.use_input)
+        probe_input(m, now);
+    if (m->pol.use_load && now >= m->next_sample) {
+        take_sample(m, now);
+        m->next_sample = now + m->sample_every;
+    }
+    in = (struct cu_idle_inputs){.now_ms = now,
+                                 .watch_start_ms = m->watch_start,
+                                 .have_input = m->have_input,
+                                 .last_input_ms = m->last_input,
+                                 .samples = m->ring,
+                                 .nsamples = m->nring};
+    cu_idle_decide(&m->pol, &in, &v);
+    publish(m, &v, first);
+}
+
 static void *monitor_main(void *arg)
 {
     struct cu_idle_monitor *m = arg;
-    bool first = true;
 
     pthread_mutex_lock(&m->mu);
     while (!m->stop) {
-        struct cu_idle_inputs in;
-        struct cu_idle_verdict v;
         struct timespec until;
-        int64_t now;
 
-        pthread_mutex_unlock(&m->mu);
-        now = cu_mono_ms();
-        if (m->o.probe_file)
-            probe_file(m, now);
-        else if (m->pol.use_input)
-            probe_input(m, now);
-        if (m->pol.use_load && now >= m->next_sample) {
-            take_sample(m, now);
-            m->next_sample = now + m->sample_every;
-        }
-        in = (struct cu_idle_inputs){.now_ms = now,
-                                     .watch_start_ms = m->watch_start,
-                                     .have_input = m->have_input,
-                                     .last_input_ms = m->last_input,
-                                     .samples = m->ring,
-                                     .nsamples = m->nring};
-        cu_idle_decide(&m->pol, &in, &v);
-        publish(m, &v, first);
-        first = false;
-
-        pthread_mutex_lock(&m->mu);
         clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_nsec += INPUT_EVERY_MS * 1000000L;
         if (until.tv_nsec >= 1000000000L) {
@@ -395,6 +400,11 @@ static void *monitor_main(void *arg)
         }
         while (!m->stop && pthread_cond_timedwait(&m->cv, &m->mu, &until) != ETIMEDOUT)
             ;
+        if (m->stop)
+            break;
+        pthread_mutex_unlock(&m->mu);
+        tick(m, false);
+        pthread_mutex_lock(&m->mu);
     }
     pthread_mutex_unlock(&m->mu);
     return NULL;
@@ -427,7 +437,8 @@ int cu_idle_monitor_start(const struct cu_idle_opts *o, struct cu_idle_monitor *
     }
     m->pol.quiet_ms = o->idle_after_ms;
     m->pol.max_load_milli = o->max_load_milli;
-    m->pol.use_input = o->idle_only;
+    /* With a probe file its word is the signal, in either mode. */
+    m->pol.use_input = o->idle_only || o->probe_file;
     m->pol.use_load = !o->probe_file; /* the file replaces both measurements */
     m->watch_start = cu_mono_ms();
     m->last_input = CU_IDLE_NEVER;
@@ -468,6 +479,7 @@ int cu_idle_monitor_start(const struct cu_idle_opts *o, struct cu_idle_monitor *
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&m->cv, &ca);
     pthread_condattr_destroy(&ca);
+    tick(m, true); /* a verdict before anyone asks */
     if (pthread_create(&m->th, NULL, monitor_main, m) != 0) {
         pthread_cond_destroy(&m->cv);
         pthread_mutex_destroy(&m->mu);

@@ -112,7 +112,8 @@ struct cu_idle_monitor;
 /* Starts the monitor thread, which samples input every 200 ms and load
  * every second (or every N/512 when that is longer) and logs each change
  * between idle and busy. Without idle_only only load is judged (--max-load
- * alone). Returns 0 or -CU_ENOMEM with e set. */
+ * alone); with a probe file only the file is. Returns 0 or -CU_ENOMEM
+ * with e set. */
 int cu_idle_monitor_start(const struct cu_idle_opts *o, struct cu_idle_monitor **out,
                           struct cu_err *e);
 /* True while the last verdict was idle. Thread-safe, does not block. */
