@@ -7,14 +7,22 @@
 #include "base/util.h"
 #include "cli/commands.h"
 #include "client/config.h"
+#include "fabric/idle.h"
 #include "provider/provider.h"
 
 #include "base/banned.h"
+
+#define DEFAULT_IDLE_AFTER_MS (5 * 60 * 1000)
+#define DEFAULT_LOAD_WINDOW_MS (10 * 1000) /* --max-load without --idle-only */
+#define DEFAULT_MAX_LOAD_MILLI 500
+#define IDLE_AFTER_MAX_MS (24ULL * 3600 * 1000)
 
 static const char usage_text[] =
     "usage: cumulus provide [--exchange URL] [--data DIR] [--slots N] [--key FILE]\n"
     "                       [--cores N] [--cpus X] [--memory SIZE] [--disk SIZE]\n"
     "                       [--gpus LIST] [--price P] [--log LEVEL]\n"
+    "                       [--idle-only] [--idle-after DURATION] [--max-load L]\n"
+    "                       [--idle-probe FILE]\n"
     "\n"
     "Rents this machine out to an exchange until SIGINT/SIGTERM: claims tasks by\n"
     "long-poll, runs each in the sandbox, reports results. Only outbound\n"
@@ -43,7 +51,21 @@ static const char usage_text[] =
     "                  core), a whole number >= 1 (default 1); only jobs bidding\n"
     "                  at least P per CU are run here\n"
     "  --log LEVEL     debug, info, warn, error or off (default info, or\n"
-    "                  CUMULUS_LOG)\n";
+    "                  CUMULUS_LOG)\n"
+    "  --idle-only     run tasks only while the owner is away: no keyboard or\n"
+    "                  mouse input and other processes' load at most L for the\n"
+    "                  --idle-after time; when the owner returns, running tasks\n"
+    "                  are paused (SIGSTOP, lease kept) and resumed when idle\n"
+    "  --idle-after DURATION\n"
+    "                  how long it must have been quiet, e.g. 90s, 5m (default\n"
+    "                  5m; 10s with --max-load alone)\n"
+    "  --max-load L    the most load (cores kept busy) other processes may put on\n"
+    "                  the machine, e.g. 0.5 (default 0.5 with --idle-only);\n"
+    "                  alone, no new claims while it is above L\n"
+    "  --idle-probe FILE\n"
+    "                  for tests and scripted setups: instead of measuring, read\n"
+    "                  FILE; 'active' = the owner is there, 'idle' = away (since\n"
+    "                  it last said active); missing or anything else = active\n";
 
 static int parse_count(const char *opt, const char *v, int64_t max, int64_t *out)
 {
@@ -85,7 +107,7 @@ int cmd_provide(int argc, char **argv)
     const char *exchange = NULL, *log = NULL, *v;
     char url[1024];
     struct cu_err e = {0};
-    int64_t n;
+    int64_t n, idle_after = -1;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -93,11 +115,16 @@ int cmd_provide(int argc, char **argv)
             fputs(usage_text, stdout);
             return CU_EXIT_OK;
         }
+        if (strcmp(a, "--idle-only") == 0) {
+            o.idle_only = true;
+            continue;
+        }
         if (strcmp(a, "--exchange") != 0 && strcmp(a, "--data") != 0 &&
             strcmp(a, "--slots") != 0 && strcmp(a, "--key") != 0 && strcmp(a, "--cores") != 0 &&
             strcmp(a, "--memory") != 0 && strcmp(a, "--price") != 0 &&
             strcmp(a, "--log") != 0 && strcmp(a, "--cpus") != 0 && strcmp(a, "--disk") != 0 &&
-            strcmp(a, "--gpus") != 0) {
+            strcmp(a, "--gpus") != 0 && strcmp(a, "--idle-after") != 0 &&
+            strcmp(a, "--max-load") != 0 && strcmp(a, "--idle-probe") != 0) {
             cu_cli_errorf("provide", "unknown argument '%s' (see 'cumulus provide --help')", a);
             return CU_EXIT_USAGE;
         }
@@ -143,10 +170,37 @@ int cmd_provide(int argc, char **argv)
                 return CU_EXIT_USAGE;
             }
             o.price_per_cu = (uint64_t)n;
+        } else if (strcmp(a, "--idle-after") == 0) {
+            uint64_t ms = 0;
+            if (cu_parse_duration_ms(v, &ms) != 0 || ms > IDLE_AFTER_MAX_MS) {
+                cu_cli_errorf("provide", "--idle-after: '%s' is not a duration of at most a "
+                                         "day (use e.g. 90s, 5m, 1h)", v);
+                return CU_EXIT_USAGE;
+            }
+            idle_after = (int64_t)ms;
+        } else if (strcmp(a, "--max-load") == 0) {
+            if (cu_idle_parse_load(v, &o.max_load_milli) != 0) {
+                cu_cli_errorf("provide", "--max-load: '%s' is not a load between 0 and 1000 "
+                                         "with at most 3 decimals (e.g. 0.5)", v);
+                return CU_EXIT_USAGE;
+            }
+            o.has_max_load = true;
+        } else if (strcmp(a, "--idle-probe") == 0) {
+            o.idle_probe = v;
         } else {
             log = v;
         }
     }
+    if (!o.idle_only && !o.has_max_load && (idle_after >= 0 || o.idle_probe)) {
+        cu_cli_errorf("provide", "%s: only with --idle-only or --max-load",
+                      idle_after >= 0 ? "--idle-after" : "--idle-probe");
+        return CU_EXIT_USAGE;
+    }
+    if (o.idle_only && !o.has_max_load)
+        o.max_load_milli = DEFAULT_MAX_LOAD_MILLI;
+    o.idle_after_ms = idle_after >= 0        ? idle_after
+                      : o.idle_only ? DEFAULT_IDLE_AFTER_MS
+                                    : DEFAULT_LOAD_WINDOW_MS;
     cu_cli_log_init("provide", "provider");
     if (log && cu_cli_log_level("provide", log) != 0)
         return CU_EXIT_USAGE;

@@ -38,6 +38,7 @@
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "fabric/proctree.h"
 #include "fabric/seccomp.h"
 
 #include "base/banned.h"
@@ -69,6 +70,9 @@ struct cu_sandbox {
     uint64_t time_limit_ms;
     uint64_t cpu_limit_s; /* RLIMIT_CPU soft limit, 0 = none */
     int64_t start_ms, time_deadline_ms, next_size_check_ms;
+    /* cu_sandbox_pause: the wall-clock limit stands still while paused */
+    bool paused;
+    int64_t paused_at_ms, paused_ms;
 
     bool reaped;
     int wstatus;
@@ -889,7 +893,7 @@ static void enforce_limits(struct cu_sandbox *s, int64_t now)
 {
     char reason[160], amount[32];
 
-    if (s->time_deadline_ms && now >= s->time_deadline_ms) {
+    if (s->time_deadline_ms && !s->paused && now >= s->time_deadline_ms) {
         fmt_limit_duration(s->time_limit_ms, amount, sizeof(amount));
         snprintf(reason, sizeof(reason), "time limit %s exceeded", amount);
         force_end(s, CU_SB_TIMEOUT, reason);
@@ -1033,7 +1037,11 @@ static void finish(struct cu_sandbox *s)
     }
     r->cpu_ms = (uint64_t)s->ru.ru_utime.tv_sec * 1000 + (uint64_t)s->ru.ru_utime.tv_usec / 1000 +
                 (uint64_t)s->ru.ru_stime.tv_sec * 1000 + (uint64_t)s->ru.ru_stime.tv_usec / 1000;
-    r->wall_ms = (uint64_t)(s->end_ms - s->start_ms);
+    if (s->paused) /* ended (killed) while paused */
+        s->paused_ms += s->end_ms - s->paused_at_ms;
+    s->paused = false;
+    r->paused_ms = (uint64_t)s->paused_ms;
+    r->wall_ms = (uint64_t)(s->end_ms - s->start_ms - s->paused_ms);
     r->max_rss_kb = (uint64_t)s->ru.ru_maxrss;
     bool have_code = status_exit_code(s, &code);
     if (have_code) {
@@ -1142,7 +1150,7 @@ int cu_sandbox_wait(struct cu_sandbox *s, int timeout_ms)
 
         wake = until;
         if (!s->reaped) {
-            if (s->time_deadline_ms && s->time_deadline_ms < wake)
+            if (s->time_deadline_ms && !s->paused && s->time_deadline_ms < wake)
                 wake = s->time_deadline_ms;
             if ((s->output_limit || s->disk_limit || s->cg.version != CU_CG_NONE) &&
                 s->next_size_check_ms < wake)
@@ -1211,6 +1219,51 @@ void cu_sandbox_free(struct cu_sandbox *s)
     free(s->work_dir);
     free(s->out_dir);
     free(s);
+}
+
+/* ---- pause and resume (idle-only providers) ----------------------------- */
+
+int cu_sandbox_pause(struct cu_sandbox *s)
+{
+    int rc;
+
+    if (s->paused || s->reaped || s->done || s->pid <= 0)
+        return 0;
+    /* From the monitor down: bwrap, the namespace's pid 1, every task
+     * process. The task runs in a session of its own (--new-session), so
+     * the monitor's process group would miss it; the tree does not. */
+    rc = cu_proc_tree_stop(s->pid);
+    if (rc == -CU_ENOTFOUND)
+        return 0; /* just ended: cu_sandbox_wait will see it */
+    s->paused = true;
+    s->paused_at_ms = cu_mono_ms();
+    return rc;
+}
+
+int cu_sandbox_resume(struct cu_sandbox *s)
+{
+    int64_t now, stood;
+    int rc = 0;
+
+    if (!s->paused)
+        return 0;
+    if (!s->reaped && !s->done && s->pid > 0) {
+        rc = cu_proc_tree_cont(s->pid);
+        if (rc == -CU_ENOTFOUND)
+            rc = 0;
+    }
+    now = cu_mono_ms();
+    stood = now - s->paused_at_ms;
+    s->paused_ms += stood;
+    if (s->time_deadline_ms)
+        s->time_deadline_ms += stood;
+    s->paused = false;
+    return rc;
+}
+
+bool cu_sandbox_is_paused(const struct cu_sandbox *s)
+{
+    return s->paused;
 }
 
 /* ---- probe ------------------------------------------------------------ */

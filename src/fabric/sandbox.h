@@ -92,7 +92,8 @@ struct cu_sandbox_result {
     int exit_code;        /* valid when the task exited */
     int term_signal;      /* signal that ended it, or 0 */
     uint64_t cpu_ms;      /* user + system CPU of the task tree (kernel accounting) */
-    uint64_t wall_ms;
+    uint64_t wall_ms;     /* running time: paused time (cu_sandbox_pause) not counted */
+    uint64_t paused_ms;   /* time spent paused */
     uint64_t max_rss_kb;
     uint64_t memory_peak; /* bytes, from the cgroup; 0 without one */
     char reason[256];     /* human sentence: "exit code 3", "time limit 30s exceeded", ... */
@@ -117,6 +118,19 @@ void cu_sandbox_kill(struct cu_sandbox *s, const char *reason);
 void cu_sandbox_get_result(const struct cu_sandbox *s, struct cu_sandbox_result *r);
 /* Kills the task if still running, reaps it, frees. */
 void cu_sandbox_free(struct cu_sandbox *s);
+
+/* Pauses the task: SIGSTOP to bwrap and every process of the task tree,
+ * rescanning until all are stopped (fabric/proctree.h). While paused the
+ * wall-clock limit stands still (the deadline moves on by the paused
+ * time) and the result's wall_ms leaves the pause out; CPU time does not
+ * grow anyway. The lease is the caller's business. 0 (also when already
+ * paused or ended), or negative when some process could not be stopped
+ * (the task stays marked paused; resume continues what was stopped).
+ * Blocks a few ms. cu_sandbox_kill works on a paused task. */
+int cu_sandbox_pause(struct cu_sandbox *s);
+/* SIGCONT to the whole tree. 0 (also when not paused) or negative. */
+int cu_sandbox_resume(struct cu_sandbox *s);
+bool cu_sandbox_is_paused(const struct cu_sandbox *s);
 
 /* Checks that bwrap exists and can create the namespaces here. 0 or
  * -CU_ESANDBOX with e saying what is missing. */

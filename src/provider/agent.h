@@ -15,6 +15,7 @@
 #include "crypto/ident.h"
 #include "fabric/cgroup.h"
 #include "fabric/gpu.h"
+#include "fabric/idle.h"
 #include "net/http_client.h"
 #include "provider/pstate.h"
 #include "store/blob.h"
@@ -51,6 +52,8 @@ struct cu_agent {
     uint64_t slot_disk;               /* bytes each task may use on disk; 0 = no cap */
     unsigned gpu_idx[CU_GPU_MAX];     /* offered GPUs; slot i gets gpus_per_slot from i*that */
     unsigned ngpus;
+    struct cu_idle_monitor *idle; /* NULL: claim and run at any time */
+    bool idle_pauses;             /* --idle-only: pause tasks while busy */
 };
 
 /* One slot: a thread that claims and runs one replica at a time. Its two

@@ -593,6 +593,30 @@ static const char **merge_env(const struct cu_oci_config *c, char **task_env)
     return env;
 }
 
+/* --idle-only: pauses the task (its whole process tree) while the machine
+ * is busy and resumes it when idle again. The keeper thread heartbeats
+ * all along, so the lease lives; the sandbox leaves paused time out of
+ * the wall-clock limit. */
+static void follow_idle(struct task *t, struct cu_sandbox *sb)
+{
+    bool idle = cu_idle_monitor_idle(t->a->idle);
+    char why[192];
+    int rc;
+
+    if (idle != cu_sandbox_is_paused(sb))
+        return;
+    cu_idle_monitor_reason(t->a->idle, why, sizeof why);
+    if (!idle) {
+        rc = cu_sandbox_pause(sb);
+        cu_info("replica %lld: paused (%s)%s", (long long)t->replica, why,
+                rc ? "; some of its processes could not be stopped" : "");
+    } else {
+        rc = cu_sandbox_resume(sb);
+        cu_info("replica %lld: resumed (%s)%s", (long long)t->replica, why,
+                rc ? "; some of its processes could not be continued" : "");
+    }
+}
+
 /* Runs the sandbox to its end. res gets the outcome; *lost / *shutdown
  * say why it was killed, when it was. */
 static void run_sandbox(struct task *t, struct cu_sandbox_result *res, bool *lost,
@@ -665,6 +689,8 @@ static void run_sandbox(struct task *t, struct cu_sandbox_result *res, bool *los
         goto out_free_env;
     }
     for (;;) {
+        if (!killed && t->a->idle_pauses)
+            follow_idle(t, sb);
         rc = cu_sandbox_wait(sb, 100);
         if (rc == 0)
             break;

@@ -30,6 +30,7 @@
 #define HELLO_TIMEOUT_MS 5000
 #define RECOVERY_TIMEOUT_MS 10000
 #define SHUTDOWN_WAIT_MS 2500 /* for running tasks to be killed and reported */
+#define IDLE_CHECK_MS 200      /* a waiting slot looks at the idle verdict this often */
 
 static volatile sig_atomic_t g_stop;
 /* Slot threads blocked in a claim's long-poll are not waited for at
@@ -426,6 +427,7 @@ static void *slot_main(void *arg)
     struct cu_http_result r;
     char last[64] = "", desc[700];
     int64_t backoff = 500, error_pause = 0;
+    bool waiting = false;
     json_t *body;
 
     body = json_pack("{s:I,s:{s:I,s:I,s:I}}", "wait_ms", (json_int_t)CU_CLAIM_WAIT_MS, "free",
@@ -433,8 +435,22 @@ static void *slot_main(void *arg)
                      (json_int_t)f->gpus);
     cu_http_result_init(&r);
     while (body && !cu_agent_stopping()) {
-        int rc = cu_http_request_json(s->http, "POST", "/v1/claims", body, CU_CLAIM_TIMEOUT_MS,
-                                      &r);
+        int rc;
+
+        if (s->a->idle && !cu_idle_monitor_idle(s->a->idle)) {
+            if (!waiting) {
+                char why[192];
+                cu_idle_monitor_reason(s->a->idle, why, sizeof why);
+                cu_info("slot %u: waiting for idle before claiming (%s)", s->index, why);
+                waiting = true;
+            }
+            cu_agent_nap(IDLE_CHECK_MS);
+            continue;
+        }
+        if (waiting)
+            cu_info("slot %u: machine idle, claiming again", s->index);
+        waiting = false;
+        rc = cu_http_request_json(s->http, "POST", "/v1/claims", body, CU_CLAIM_TIMEOUT_MS, &r);
         if (rc == 0 && (r.status == 200 || r.status == 204)) {
             if (last[0])
                 cu_info("slot %u: exchange answering claims again", s->index);
@@ -670,10 +686,20 @@ int cu_provider_run(const struct cu_provider_opts *opts, struct cu_err *e)
     write_info(a, opts, nslots);
     recover(a, c);
 
+    if (opts->idle_only || opts->has_max_load) {
+        struct cu_idle_opts io = {.idle_only = opts->idle_only,
+                                  .idle_after_ms = opts->idle_after_ms,
+                                  .max_load_milli = opts->max_load_milli,
+                                  .probe_file = opts->idle_probe};
+        rc = cu_idle_monitor_start(&io, &a->idle, e);
+        if (rc)
+            goto out_free_client;
+        a->idle_pauses = opts->idle_only;
+    }
     slots = calloc(nslots, sizeof *slots);
     if (!slots) {
         rc = cu_err_set(e, -CU_ENOMEM, "out of memory");
-        goto out_free_client;
+        goto out_stop_idle;
     }
     g_agent = a;
     g_slots = slots;
@@ -685,7 +711,8 @@ int cu_provider_run(const struct cu_provider_opts *opts, struct cu_err *e)
     }
     joined = slots_stop(slots, nslots);
     if (!joined) {
-        /* Threads still in a claim's long-poll: leave what they use alone. */
+        /* Threads still in a claim's long-poll: leave what they use alone
+         * (the idle monitor included: they may look at it on return). */
         cu_info("stopped");
         cu_http_client_free(c);
         cgroup_teardown(a, opts->data_dir);
@@ -698,6 +725,8 @@ int cu_provider_run(const struct cu_provider_opts *opts, struct cu_err *e)
     if (rc == 0)
         cu_info("stopped");
 
+out_stop_idle:
+    cu_idle_monitor_stop(a->idle);
 out_free_client:
     cu_http_client_free(c);
     cgroup_teardown(a, opts->data_dir);

@@ -19,6 +19,14 @@ struct cu_provider_opts {
     uint64_t cpu_milli;      /* cap on all tasks' CPU, thousandths of a core; 0 = none */
     uint64_t max_disk;       /* cap on all task directories together, bytes; 0 = none */
     const char *gpus;        /* offered GPU indices ("0,1"); NULL = none */
+    /* Idle mode (fabric/idle.h). idle_only: claim only while the owner is
+     * away, pause running tasks (SIGSTOP) while not. has_max_load alone:
+     * claim only while other processes' load is at most max_load_milli. */
+    bool idle_only;
+    bool has_max_load;
+    uint32_t max_load_milli;  /* L x 1000 */
+    int64_t idle_after_ms;    /* N: how long it must have been quiet */
+    const char *idle_probe;   /* tests and agents: a file saying "active"/"idle" */
 };
 
 /* Runs until SIGINT/SIGTERM: claims replicas by long-poll, runs them in the
