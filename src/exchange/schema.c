@@ -167,6 +167,14 @@ static const struct cu_migration migrations[] = {
      * keys into that index was most of the append cost (bench/ledger:
      * 10.4k -> 23.7k tx/s without it). */
     {5, "DROP INDEX ledger_txs_txid;"},
+    /* Adaptive replication: a task's own policy once its first replica
+     * is leased (NULL: the job's). */
+    {6,
+     "ALTER TABLE jobs ADD COLUMN adaptive INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE tasks ADD COLUMN plan TEXT;"          /* solo | audit | normal */
+     "ALTER TABLE tasks ADD COLUMN policy_min INTEGER;"
+     "ALTER TABLE tasks ADD COLUMN policy_quorum INTEGER;"
+     "ALTER TABLE tasks ADD COLUMN policy_max INTEGER;"},
 };
 /* clang-format on */
 

@@ -268,8 +268,9 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
     int rc;
 
     s = ex_sql_query(st,
-              "SELECT t.state, j.state, j.replication, j.quorum, j.max_replicas FROM tasks t "
-              "JOIN jobs j ON j.id = t.job_id WHERE t.job_id = ?1 AND t.idx = ?2",
+              "SELECT t.state, j.state, COALESCE(t.policy_min, j.replication), "
+              "COALESCE(t.policy_quorum, j.quorum), COALESCE(t.policy_max, j.max_replicas) "
+              "FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE t.job_id = ?1 AND t.idx = ?2",
               "ti", job, idx);
     if (!s)
         return -CU_EDB;
@@ -714,11 +715,12 @@ int ex_job_submit(struct ex_state *st, const struct ex_submit *sub, bool *existe
         rc = ex_sql_run(st,
                         "UPDATE jobs SET bid = ?2, max_cu = ?3, fee_bps = ?4, escrow_fee = ?5, "
                         "replica_max = ?6, locked = ?7, quorum = ?8, max_replicas = ?9, "
-                        "min_reputation = ?10, challenge = ?11 WHERE id = ?1",
-                        "tiiiiiiiiit", sub->id, (int64_t)terms.bid, (int64_t)terms.max_cu,
+                        "min_reputation = ?10, challenge = ?11, adaptive = ?12 WHERE id = ?1",
+                        "tiiiiiiiiiti", sub->id, (int64_t)terms.bid, (int64_t)terms.max_cu,
                         (int64_t)terms.fee_bps, (int64_t)terms.escrow_fee,
                         (int64_t)terms.replica_max, (int64_t)terms.job_max, (int64_t)pq,
-                        (int64_t)pmax, (int64_t)sp->min_reputation, ch_s);
+                        (int64_t)pmax, (int64_t)sp->min_reputation, ch_s,
+                        (int64_t)(sp->adaptive ? 1 : 0));
         free(ch_s);
     }
     if (rc) {
@@ -752,7 +754,9 @@ int ex_job_submit(struct ex_state *st, const struct ex_submit *sub, bool *existe
         }
         sqlite3_reset(task);
         sqlite3_bind_int64(rep, 2, i);
-        for (uint32_t r = 0; r < sp->replication; r++) {
+        /* Adaptive jobs start with one replica per task; the plan made
+         * when it is leased says whether more follow. */
+        for (uint32_t r = 0; r < (sp->adaptive ? 1u : sp->replication); r++) {
             if (ex_sql_step(st, rep) < 0) {
                 rc = ex_fail_db(st, f, "storing the replicas");
                 goto out_rollback;
@@ -1277,6 +1281,62 @@ static int provider_seen(struct ex_state *st, const char *provider, int64_t now)
 
 /* One attempt to lease a queued replica to provider. 0 with *lease set or
  * NULL (nothing fits); negative on a database failure. mu held. */
+/* Adaptive replication (docs/trust.md): when the first replica of a task
+ * of an adaptive job is leased, plan the task from the provider's record:
+ * solo (no more replicas), audited solo, or the job's normal policy (the
+ * missing replicas are queued now). In the lease's transaction. mu held. */
+static int adaptive_plan(struct ex_state *st, const char *job, int64_t idx, const char *provider,
+                         int64_t now)
+{
+    struct cu_adaptive_plan plan;
+    struct cu_replication normal;
+    sqlite3_stmt *s;
+    int64_t adaptive = 0, min = 0, quorum = 0, max = 0;
+    bool planned = true;
+    int rc;
+
+    s = ex_sql_query(st,
+                     "SELECT j.adaptive, j.replication, j.quorum, j.max_replicas, t.plan IS NOT NULL "
+                     "FROM jobs j JOIN tasks t ON t.job_id = j.id WHERE j.id = ?1 AND t.idx = ?2",
+                     "ti", job, idx);
+    if (!s)
+        return -CU_EDB;
+    rc = ex_sql_step(st, s);
+    if (rc == 1) {
+        adaptive = sqlite3_column_int64(s, 0);
+        min = sqlite3_column_int64(s, 1);
+        quorum = sqlite3_column_int64(s, 2);
+        max = sqlite3_column_int64(s, 3);
+        planned = sqlite3_column_int64(s, 4) != 0;
+    }
+    sqlite3_finalize(s);
+    if (rc < 0)
+        return rc;
+    if (!adaptive || planned)
+        return 0;
+    normal = (struct cu_replication){.min = (unsigned)min, .quorum = (unsigned)quorum,
+                                     .max = (unsigned)max, .fail_fast = false};
+    rc = ex_trust_adaptive(st, provider, now, &normal, &plan);
+    if (rc) {
+        cu_error("adaptive plan of %s/%lld refused", job, (long long)idx);
+        return -CU_EDB;
+    }
+    rc = ex_sql_run(st,
+                    "UPDATE tasks SET plan = ?3, policy_min = ?4, policy_quorum = ?5, "
+                    "policy_max = ?6 WHERE job_id = ?1 AND idx = ?2",
+                    "titiii", job, idx,
+                    plan.solo ? (plan.audit ? "audit" : "solo") : "normal",
+                    (int64_t)plan.policy.min, (int64_t)plan.policy.quorum,
+                    (int64_t)plan.policy.max);
+    if (!rc && plan.policy.min > 1)
+        rc = replicas_queue(st, job, idx, plan.policy.min - 1, now);
+    if (!rc && plan.policy.min > 1)
+        pthread_cond_broadcast(&st->work);
+    cu_debug("task %s/%lld: %s (solo chance %u ppm)", job, (long long)idx,
+             plan.solo ? (plan.audit ? "solo, audited" : "solo") : "replicated", plan.solo_ppm);
+    return rc;
+}
+
 /* Whether another provider now waiting for work should get a replica of
  * this job before `me` does: cheaper asks first, then (at equal asks) the
  * one waiting longest (reputation joins the order with the trust issue).
@@ -1435,6 +1495,8 @@ static int claim_once(struct ex_state *st, const struct ex_waiter *me, json_t **
                  "ti", job, idx);
     if (!rc)
         rc = ex_trust_new_nonce(st, rid, hb_nonce);
+    if (!rc)
+        rc = adaptive_plan(st, job, idx, provider, now);
     if (!rc)
         rc = provider_seen(st, provider, now);
     if (!rc)

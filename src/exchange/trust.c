@@ -159,6 +159,26 @@ out_fail:
     return NULL;
 }
 
+int ex_trust_adaptive(struct ex_state *st, const char *provider, int64_t now,
+                      const struct cu_replication *normal, struct cu_adaptive_plan *plan)
+{
+    struct cu_adaptive_params params;
+    struct cu_adaptive_record rec;
+    struct cu_rep_tally t;
+    uint32_t score;
+    uint64_t rnd;
+    int rc;
+
+    rc = score_of(st, provider, now, &score, &t);
+    if (rc)
+        return rc;
+    cu_adaptive_params_default(&params);
+    rec.clean = t.clean_streak;
+    rec.caught = t.count[CU_REP_WRONG_RESULT] + t.count[CU_REP_CHALLENGE_FAILED] > 0;
+    randombytes_buf(&rnd, sizeof rnd);
+    return cu_adaptive_plan(&params, &rec, normal, rnd, plan);
+}
+
 /* ---- capability challenges ------------------------------------------------------- */
 
 int ex_trust_gate(struct ex_state *st, const char *provider, const char *job,

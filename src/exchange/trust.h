@@ -9,6 +9,7 @@
 
 #include "exchange/state.h"
 #include "ledger/tx.h"
+#include "trust/adaptive.h"
 #include "trust/challenge.h"
 #include "trust/reputation.h"
 
@@ -25,6 +26,12 @@ int ex_trust_record(struct ex_state *st, const char *provider, enum cu_rep_outco
 uint32_t ex_trust_score(struct ex_state *st, const char *provider);
 /* GET /v1/reputation/{id}. Takes mu. NULL with f set. */
 json_t *ex_reputation(struct ex_state *st, const char *id, int64_t now, struct ex_fail *f);
+
+/* Adaptive replication: plans a task whose first replica goes to
+ * provider (its clean streak and whether it was ever caught, a fresh
+ * random draw). */
+int ex_trust_adaptive(struct ex_state *st, const char *provider, int64_t now,
+                      const struct cu_replication *normal, struct cu_adaptive_plan *plan);
 
 /* Before leasing a job that demands a challenge (challenge_json: the
  * spec's "challenge", NULL for none): 0 with neither set when the provider
