@@ -1,0 +1,408 @@
+/* trust_exchange_test.c - the exchange's side of trust (docs/api.md
+ * "Trust"), driven over real signed HTTP against a real exchange:
+ * capability challenges before a lease (a wrong answer shuts the provider
+ * out of the job), heartbeat challenges (a wrong answer ends the lease),
+ * commit-then-reveal (no reveal before the other replica commits; a report
+ * that does not match its commitment is a wrong result), slashing of a
+ * quorum loser, staking, reputation records, distinct owners. */
+#include "exchange_fixture.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+
+#include "crypto/ident.h"
+#include "crypto/merkle.h"
+#include "exchange/state.h"
+#include "trust/challenge.h"
+
+#include "base/banned.h"
+
+struct env {
+    struct exfix x;
+    struct cu_identity ida, idp, idq, idr;
+    struct cu_http_client *a, *p, *q, *r;
+    char root_hex[CU_HASH_HEX_LEN + 1], empty_hex[CU_HASH_HEX_LEN + 1];
+};
+static struct env *E;
+
+static const char *const exchange_args[] = {"--lease", "10m", "--devnet", "--slash-bps", "5000",
+                                            NULL};
+
+static const char *str_of(const json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "";
+}
+
+static void post(struct cu_http_client *c, const char *path, const char *body, long status,
+                 const char *code, const char *what, json_t **out)
+{
+    struct cu_http_result r;
+
+    cu_http_result_init(&r);
+    call(c, "POST", path, body, &r);
+    expect_status(&r, status, code, what);
+    if (out)
+        *out = json_incref(r.json);
+    cu_http_result_release(&r);
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    if (!E)
+        return 0;
+    cu_http_client_free(E->a);
+    cu_http_client_free(E->p);
+    cu_http_client_free(E->q);
+    cu_http_client_free(E->r);
+    exfix_cleanup(&E->x);
+    free(E);
+    E = NULL;
+    return 0;
+}
+
+static int group_setup(void **state)
+{
+    struct cu_hash h;
+
+    E = calloc(1, sizeof *E);
+    if (!E || exfix_init(&E->x, "/tmp/cu_trust_XXXXXX") != 0)
+        goto out_fail;
+    if (cu_identity_generate(&E->ida) || cu_identity_generate(&E->idp) ||
+        cu_identity_generate(&E->idq) || cu_identity_generate(&E->idr))
+        goto out_fail;
+    if (exfix_start(&E->x, "data", exchange_args, 60, false) != 0)
+        goto out_fail;
+    E->a = cu_http_client_new(E->x.url, &E->ida);
+    E->p = cu_http_client_new(E->x.url, &E->idp);
+    E->q = cu_http_client_new(E->x.url, &E->idq);
+    E->r = cu_http_client_new(E->x.url, &E->idr);
+    if (!E->a || !E->p || !E->q || !E->r)
+        goto out_fail;
+    cu_hash_mem("", 0, &h);
+    cu_hash_to_hex(&h, E->empty_hex);
+    if (cu_merkle_root(NULL, 0, &h) != 0)
+        goto out_fail;
+    cu_hash_to_hex(&h, E->root_hex);
+    return 0;
+out_fail:
+    group_teardown(state);
+    return -1;
+}
+
+static void fund(struct cu_http_client *c, uint64_t amount)
+{
+    char body[64];
+    assert_int_equal(cu_snprintf(body, sizeof body, "{\"amount\":%" PRIu64 "}", amount), 0);
+    post(c, "/v1/faucet", body, 200, NULL, "faucet", NULL);
+}
+
+static void hello(struct cu_http_client *c, const char *owner)
+{
+    char body[256];
+    if (owner)
+        assert_int_equal(cu_snprintf(body, sizeof body,
+                                     "{\"slots\":1,\"cores\":4,\"memory\":4294967296,\"gpus\":0,"
+                                     "\"price_per_cu\":1,\"owner\":\"%s\"}",
+                                     owner),
+                         0);
+    else
+        assert_int_equal(cu_snprintf(body, sizeof body,
+                                     "{\"slots\":1,\"cores\":4,\"memory\":4294967296,\"gpus\":0,"
+                                     "\"price_per_cu\":1}"),
+                         0);
+    post(c, "/v1/providers/hello", body, 200, NULL, "hello", NULL);
+}
+
+/* Submits a job with the extra top-level spec fields; returns its id. */
+static void submit(const char *name, int tasks, const char *extra, char *id, size_t idsz)
+{
+    char body[1024], ref[33];
+    json_t *out = NULL;
+
+    cu_random_hex(ref, 16);
+    assert_int_equal(cu_snprintf(body, sizeof body,
+                                 "{\"client_ref\":\"%s\",\"spec\":{\"command\":[\"true\"],"
+                                 "\"image\":\"host\",\"inputs\":[],\"name\":\"%s\","
+                                 "\"outputs\":[\"*\"],\"price\":{\"max_per_cu\":10},"
+                                 "\"resources\":{\"cores\":1,\"gpus\":0,\"memory\":67108864,"
+                                 "\"output\":1048576,\"time_ms\":10000},"
+                                 "\"tasks\":{\"count\":%d}%s}}",
+                                 ref, name, tasks, extra),
+                     0);
+    post(E->a, "/v1/jobs", body, 201, NULL, "submit", &out);
+    assert_int_equal(cu_snprintf(id, idsz, "%s", str_of(out, "id")), 0);
+    json_decref(out);
+}
+
+/* One claim without waiting: the answer's JSON (lease or challenge), or
+ * NULL for 204. */
+static json_t *claim(struct cu_http_client *c)
+{
+    struct cu_http_result r;
+    json_t *j = NULL;
+
+    cu_http_result_init(&r);
+    call(c, "POST", "/v1/claims",
+         "{\"wait_ms\":0,\"free\":{\"cores\":4,\"memory\":4294967296,\"gpus\":0}}", &r);
+    if (r.status == 200)
+        j = json_incref(r.json);
+    else if (r.status != 204)
+        fail_msg("claim: %ld %s", r.status, cu_buf_str(&r.body));
+    cu_http_result_release(&r);
+    return j;
+}
+
+static char *report_body(const char *root)
+{
+    json_t *j = json_pack("{s:s,s:i,s:n,s:i,s:i,s:[],s:s,s:{s:s,s:i},s:{s:s,s:i}}", "status", "ok",
+                          "exit_code", 0, "reason", "cpu_ms", 10, "wall_ms", 20, "outputs",
+                          "merkle_root", root, "stdout", "hash", E->empty_hex, "size", 0, "stderr",
+                          "hash", E->empty_hex, "size", 0);
+    char *s = json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT);
+    json_decref(j);
+    assert_non_null(s);
+    return s;
+}
+
+/* The heartbeat answer to the lease's current nonce (wrong when bad). */
+static char *hb_body(const json_t *lease, int64_t rid, const char *nonce_hex, bool bad)
+{
+    const json_t *hb = json_object_get(lease, "heartbeat");
+    unsigned char secret[CU_CHAL_KEY_LEN], nonce[CU_CHAL_NONCE_LEN], ans[CU_CHAL_ANSWER_LEN];
+    char hex[2 * CU_CHAL_ANSWER_LEN + 1], *s;
+    json_t *j;
+
+    assert_int_equal(cu_hex_decode(str_of(hb, "secret"), secret, sizeof secret), 0);
+    assert_int_equal(cu_hex_decode(nonce_hex ? nonce_hex : str_of(hb, "nonce"), nonce,
+                                   sizeof nonce),
+                     0);
+    cu_chal_heartbeat_answer(secret, rid, nonce, ans);
+    if (bad)
+        ans[3] ^= 0x10;
+    cu_hex_encode(ans, sizeof ans, hex);
+    j = json_pack("{s:s,s:s}", "state", "running", "answer", hex);
+    s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    return s;
+}
+
+static json_t *reputation(const char *id)
+{
+    struct cu_http_result r;
+    char path[128];
+    json_t *j;
+
+    assert_int_equal(cu_snprintf(path, sizeof path, "/v1/reputation/%s", id), 0);
+    cu_http_result_init(&r);
+    call(E->a, "GET", path, NULL, &r);
+    expect_status(&r, 200, NULL, "reputation");
+    j = json_incref(r.json);
+    cu_http_result_release(&r);
+    return j;
+}
+
+static void test_capability_challenge(void **state)
+{
+    char job[40], path[96], body[128];
+    json_t *ans, *ch, *lease, *rep;
+    struct cu_factor_answer fa;
+    const char *n_s;
+
+    (void)state;
+    fund(E->a, 100000000);
+    hello(E->p, NULL);
+    hello(E->q, NULL);
+    submit("chal", 1, ",\"challenge\":{\"kind\":\"factor\",\"bits\":32}", job, sizeof job);
+
+    /* Q answers wrongly: it is shut out of the job and marked. */
+    ans = claim(E->q);
+    assert_non_null(ans);
+    ch = json_object_get(ans, "challenge");
+    assert_non_null(ch);
+    assert_string_equal(str_of(ch, "kind"), "factor");
+    assert_string_equal(str_of(ch, "job"), job);
+    assert_int_equal(cu_snprintf(path, sizeof path, "/v1/challenges/%s", str_of(ch, "id")), 0);
+    json_decref(ans);
+    post(E->q, path, "{\"p\":\"3\",\"q\":\"5\"}", 200, NULL, "wrong answer", &ans);
+    assert_false(json_is_true(json_object_get(ans, "passed")));
+    json_decref(ans);
+    assert_null(claim(E->q)); /* never this job again */
+    rep = reputation(E->idq.id);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(rep, "counts"),
+                                                        "challenge_failed")),
+                     1);
+    json_decref(rep);
+
+    /* P factors it and then gets the lease, with a heartbeat challenge. */
+    ans = claim(E->p);
+    ch = json_object_get(ans, "challenge");
+    assert_non_null(ch);
+    n_s = str_of(ch, "n");
+    assert_int_equal(cu_chal_factor_solve(strtoull(n_s, NULL, 10), 100000000, &fa, NULL), 0);
+    assert_int_equal(cu_snprintf(path, sizeof path, "/v1/challenges/%s", str_of(ch, "id")), 0);
+    assert_int_equal(cu_snprintf(body, sizeof body, "{\"p\":\"%" PRIu64 "\",\"q\":\"%" PRIu64 "\"}",
+                                 fa.p, fa.q),
+                     0);
+    json_decref(ans);
+    post(E->p, path, body, 200, NULL, "right answer", &ans);
+    assert_true(json_is_true(json_object_get(ans, "passed")));
+    json_decref(ans);
+    ans = claim(E->p);
+    lease = json_object_get(ans, "lease");
+    assert_non_null(lease);
+    assert_non_null(json_object_get(lease, "heartbeat"));
+    json_decref(ans);
+}
+
+static void test_heartbeat_challenge(void **state)
+{
+    char job[40], path[96], *hb;
+    json_t *ans, *lease, *out;
+    int64_t rid;
+
+    (void)state;
+    hello(E->r, NULL);
+    submit("hb", 1, "", job, sizeof job);
+    ans = claim(E->r);
+    lease = json_object_get(ans, "lease");
+    assert_non_null(lease);
+    rid = json_integer_value(json_object_get(lease, "replica"));
+    assert_int_equal(cu_snprintf(path, sizeof path, "/v1/replicas/%" PRId64 "/heartbeat", rid), 0);
+
+    /* Right answers renew, each with a fresh nonce. */
+    hb = hb_body(lease, rid, NULL, false);
+    post(E->r, path, hb, 200, NULL, "answered heartbeat", &out);
+    free(hb);
+    assert_string_not_equal(str_of(out, "nonce"), str_of(json_object_get(lease, "heartbeat"),
+                                                         "nonce"));
+    /* The old nonce no longer works; the new one does, once. */
+    hb = hb_body(lease, rid, str_of(out, "nonce"), false);
+    json_decref(out);
+    post(E->r, path, hb, 200, NULL, "second heartbeat", &out);
+    free(hb);
+    /* A missing answer ends the lease. */
+    post(E->r, path, "{\"state\":\"running\"}", 409, "challenge_failed", "unanswered heartbeat",
+         NULL);
+    post(E->r, path, "{\"state\":\"running\"}", 409, "lease_lost", "after the end", NULL);
+    json_decref(out);
+    json_decref(ans);
+    /* The task was requeued for someone else. */
+    ans = claim(E->p);
+    assert_non_null(json_object_get(ans, "lease"));
+    json_decref(ans);
+}
+
+static void test_commit_reveal_and_slash(void **state)
+{
+    char job[40], pc[CU_HASH_HEX_LEN + 1], qc[CU_HASH_HEX_LEN + 1], path[96], body[160], *rep;
+    char bad_root[CU_HASH_HEX_LEN + 1];
+    struct cu_http_result r;
+    json_t *ap, *aq, *lp, *lq, *out, *jj;
+    int64_t rp, rq;
+
+    (void)state;
+    /* A fresh pair of providers with their own owners; Q stakes. */
+    fund(E->q, 100000);
+    post(E->q, "/v1/stake", "{\"amount\":1000}", 200, NULL, "stake", &out);
+    assert_int_equal(json_integer_value(json_object_get(out, "stake")), 1000);
+    json_decref(out);
+    submit("quorum", 1, ",\"quorum\":2,\"max_replicas\":3,\"replication\":2", job, sizeof job);
+    ap = claim(E->p);
+    aq = claim(E->q);
+    lp = json_object_get(ap, "lease");
+    lq = json_object_get(aq, "lease");
+    assert_non_null(lp);
+    assert_non_null(lq);
+    assert_string_equal(str_of(lp, "job"), job);
+    assert_string_equal(str_of(lq, "job"), job);
+    rp = json_integer_value(json_object_get(lp, "replica"));
+    rq = json_integer_value(json_object_get(lq, "replica"));
+    /* A busy staker cannot withdraw. */
+    post(E->q, "/v1/unstake", "{\"amount\":1}", 409, "busy", "unstake while leased", NULL);
+
+    /* An ok report needs a commitment first. */
+    rep = report_body(E->root_hex);
+    assert_int_equal(cu_snprintf(path, sizeof path, "/v1/replicas/%" PRId64 "/report", rp), 0);
+    post(E->p, path, rep, 409, "commit_required", "report before commit", NULL);
+
+    ex_commit_hash(E->idp.id, E->root_hex, pc);
+    assert_int_equal(cu_snprintf(path, sizeof path, "/v1/replicas/%" PRId64 "/commit", rp), 0);
+    assert_int_equal(cu_snprintf(body, sizeof body, "{\"commit\":\"%s\"}", pc), 0);
+    post(E->p, path, body, 200, NULL, "P commits", &out);
+    assert_false(json_is_true(json_object_get(out, "reveal"))); /* Q has not committed */
+    json_decref(out);
+    assert_int_equal(cu_snprintf(path, sizeof path, "/v1/replicas/%" PRId64 "/report", rp), 0);
+    post(E->p, path, rep, 409, "reveal_not_yet", "report before reveal", NULL);
+
+    /* Q commits to a different (wrong) result; then both may reveal. */
+    memset(bad_root, 'a', CU_HASH_HEX_LEN);
+    bad_root[CU_HASH_HEX_LEN] = '\0';
+    ex_commit_hash(E->idq.id, bad_root, qc);
+    assert_int_equal(cu_snprintf(path, sizeof path, "/v1/replicas/%" PRId64 "/commit", rq), 0);
+    assert_int_equal(cu_snprintf(body, sizeof body, "{\"commit\":\"%s\"}", qc), 0);
+    post(E->q, path, body, 200, NULL, "Q commits", &out);
+    assert_true(json_is_true(json_object_get(out, "reveal")));
+    json_decref(out);
+
+    /* P reveals its committed result; Q reveals one that is not its
+     * commitment: a wrong result, slashed. */
+    assert_int_equal(cu_snprintf(path, sizeof path, "/v1/replicas/%" PRId64 "/report", rp), 0);
+    post(E->p, path, rep, 200, NULL, "P reports", NULL);
+    assert_int_equal(cu_snprintf(path, sizeof path, "/v1/replicas/%" PRId64 "/report", rq), 0);
+    post(E->q, path, rep, 409, "commit_mismatch", "Q reveals another result", NULL);
+    free(rep);
+
+    jj = reputation(E->idq.id);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(jj, "counts"),
+                                                        "wrong_result")),
+                     1);
+    assert_int_equal(json_integer_value(json_object_get(jj, "stake")), 500); /* 50% slashed */
+    json_decref(jj);
+
+    /* The job's owner sees it; the task waits for a replacement replica. */
+    assert_int_equal(cu_snprintf(path, sizeof path, "/v1/jobs/%s", job), 0);
+    cu_http_result_init(&r);
+    call(E->a, "GET", path, NULL, &r);
+    expect_status(&r, 200, NULL, "job");
+    assert_string_equal(str_of(r.json, "state"), "running");
+    cu_http_result_release(&r);
+    json_decref(ap);
+    json_decref(aq);
+}
+
+static void test_same_owner_never_twice(void **state)
+{
+    char job[40];
+    struct cu_identity ids;
+    struct cu_http_client *s;
+    json_t *a1, *a2;
+
+    (void)state;
+    /* S declares R's owner: R and S never hold replicas of one task. */
+    assert_int_equal(cu_identity_generate(&ids), 0);
+    s = cu_http_client_new(E->x.url, &ids);
+    assert_non_null(s);
+    hello(E->r, NULL);
+    hello(s, E->idr.id);
+    submit("owners", 1, ",\"replication\":2", job, sizeof job);
+    a1 = claim(E->r);
+    assert_non_null(json_object_get(a1, "lease"));
+    a2 = claim(s);
+    assert_null(a2);
+    json_decref(a1);
+    cu_http_client_free(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_capability_challenge),
+        cmocka_unit_test(test_heartbeat_challenge),
+        cmocka_unit_test(test_commit_reveal_and_slash),
+        cmocka_unit_test(test_same_owner_never_twice),
+    };
+    int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return rc;
+}
