@@ -25,6 +25,8 @@ for n in $names; do
         dispatch) args="--tasks 200 --providers 4" ;;
         oci) args="--runs 2" ;;
         trust) args="--tasks 300 --solves 3 --mib 8" ;;
+        ledger) args="--txs 20000 --runs 1" ;;
+        scale) args="--small" ;;
         esac
     fi
     # shellcheck disable=SC2086

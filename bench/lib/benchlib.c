@@ -263,7 +263,18 @@ const char *bl_cumulus(void)
 
 pid_t bl_start_exchange(const char *dir, const char *lease, char *url, size_t urln)
 {
+    const char *extra[] = {lease ? "--lease" : NULL, lease, NULL};
+
+    return bl_start_exchange_args(dir, extra, url, urln);
+}
+
+pid_t bl_start_exchange_args(const char *dir, const char *const *extra, char *url, size_t urln)
+{
     char data[PATH_MAX], log[PATH_MAX], urlfile[PATH_MAX];
+    /* Always a devnet: requesters are funded from its faucet. */
+    const char *argv[16] = {bl_cumulus(), "exchange", "--listen", "127.0.0.1:0", "--data", data,
+                            "--log",      "warn",     "--devnet"};
+    size_t na = 9;
     struct cu_buf b;
     pid_t pid;
 
@@ -271,9 +282,12 @@ pid_t bl_start_exchange(const char *dir, const char *lease, char *url, size_t ur
         cu_snprintf(log, sizeof log, "%s/exchange.log", dir) ||
         cu_snprintf(urlfile, sizeof urlfile, "%s/exchange/exchange.url", dir))
         bl_die("path too long");
-    const char *argv[] = {bl_cumulus(), "exchange", "--listen", "127.0.0.1:0", "--data", data,
-                          "--log",      "warn",     "--devnet", lease ? "--lease" : NULL, lease,
-                          NULL};
+    for (size_t i = 0; extra && extra[i]; i++) {
+        if (na + 1 >= sizeof argv / sizeof argv[0])
+            bl_die("too many exchange options");
+        argv[na++] = extra[i];
+    }
+    argv[na] = NULL;
     pid = bl_spawn(argv, log);
     cu_buf_init(&b, 4096);
     for (int t = 0; t < 1000; t++) {

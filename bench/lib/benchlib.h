@@ -57,6 +57,9 @@ const char *bl_cumulus(void);
 /* Starts `cumulus exchange --listen 127.0.0.1:0 --data DIR/exchange` and
  * waits for DIR/exchange/exchange.url; url gets it. */
 pid_t bl_start_exchange(const char *dir, const char *lease, char *url, size_t urln);
+/* The same with more options (NULL-terminated, at most 7; NULL: none),
+ * e.g. {"--devnet", NULL}. */
+pid_t bl_start_exchange_args(const char *dir, const char *const *extra, char *url, size_t urln);
 /* Starts `cumulus provide` with its data under DIR/NAME and waits until it
  * has said hello (the exchange's /metrics shows one more provider). */
 pid_t bl_start_provider(const char *dir, const char *name, const char *url, unsigned slots);

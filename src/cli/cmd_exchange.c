@@ -11,7 +11,8 @@
 
 static const char usage_text[] =
     "usage: cumulus exchange [--listen ADDR:PORT] [--data DIR] [--lease DURATION]\n"
-    "                        [--devnet] [--fee-bps N] [--escrow-fee N] [--web DIR]\n"
+    "                        [--devnet] [--fee-bps N] [--escrow-fee N] [--slash-bps N]\n"
+    "                        [--web DIR]\n"
     "                        [--log LEVEL]\n"
     "\n"
     "Runs an exchange until SIGINT/SIGTERM: the HTTP API of docs/api.md, job and\n"
@@ -27,6 +28,8 @@ static const char usage_text[] =
     "                      (default 200 = 2%; 0..10000)\n"
     "  --escrow-fee N      flat fee per job, in base units, for holding its escrow\n"
     "                      (default 10)\n"
+    "  --slash-bps N       share of a provider's stake slashed when its result loses\n"
+    "                      a quorum, in basis points (default 5000 = 50%)\n"
     "  --web DIR           serve the dashboard's static files from DIR\n"
     "  --log LEVEL         debug, info, warn, error or off (default info, or\n"
     "                      CUMULUS_LOG)\n";
@@ -37,7 +40,8 @@ int cmd_exchange(int argc, char **argv)
                                  .data_dir = "./exchange-data",
                                  .lease_ms = CU_EXCHANGE_DEFAULT_LEASE_MS,
                                  .fee_bps = CU_EXCHANGE_DEFAULT_FEE_BPS,
-                                 .escrow_fee = CU_EXCHANGE_DEFAULT_ESCROW_FEE};
+                                 .escrow_fee = CU_EXCHANGE_DEFAULT_ESCROW_FEE,
+                                 .slash_bps = CU_EXCHANGE_DEFAULT_SLASH_BPS};
     const char *log = NULL, *v;
     struct cu_err e = {0};
 
@@ -52,6 +56,7 @@ int cmd_exchange(int argc, char **argv)
         } else if (strcmp(a, "--listen") != 0 && strcmp(a, "--data") != 0 &&
                    strcmp(a, "--lease") != 0 && strcmp(a, "--web") != 0 &&
                    strcmp(a, "--fee-bps") != 0 && strcmp(a, "--escrow-fee") != 0 &&
+                   strcmp(a, "--slash-bps") != 0 &&
                    strcmp(a, "--log") != 0) {
             cu_cli_errorf("exchange", "unknown argument '%s' (see 'cumulus exchange --help')", a);
             return CU_EXIT_USAGE;
@@ -80,6 +85,13 @@ int cmd_exchange(int argc, char **argv)
                 return CU_EXIT_USAGE;
             }
             o.fee_bps = (uint32_t)n;
+        } else if (strcmp(a, "--slash-bps") == 0) {
+            int64_t n;
+            if (cu_parse_i64(v, 0, 10000, &n) != 0) {
+                cu_cli_errorf("exchange", "--slash-bps: '%s' is not a whole number 0..10000", v);
+                return CU_EXIT_USAGE;
+            }
+            o.slash_bps = (uint32_t)n;
         } else if (strcmp(a, "--escrow-fee") == 0) {
             int64_t n;
             if (cu_parse_i64(v, 0, 1000000000000LL, &n) != 0) {

@@ -127,6 +127,7 @@ int cu_exchange_run(const struct cu_exchange_opts *opts, struct cu_err *e)
         goto out_restore_signals;
     st.fee_bps = opts->fee_bps;
     st.escrow_fee = opts->escrow_fee;
+    st.slash_bps = opts->slash_bps;
     /* Leases held before a crash: expired ones go back to the queue now;
      * live providers keep renewing the others. */
     reaped = ex_reap(&st, cu_now_ms());

@@ -15,12 +15,14 @@ struct cu_exchange_opts {
     bool devnet;           /* faucet allowed (money issue) */
     uint32_t fee_bps;      /* exchange fee on provider pay, basis points */
     uint64_t escrow_fee;   /* flat fee per job for holding its escrow */
+    uint32_t slash_bps;    /* share of a quorum loser's stake slashed */
     const char *web_dir;   /* static dashboard files; NULL = none */
 };
 
 #define CU_EXCHANGE_DEFAULT_LEASE_MS 30000
 #define CU_EXCHANGE_DEFAULT_FEE_BPS 200
 #define CU_EXCHANGE_DEFAULT_ESCROW_FEE 10
+#define CU_EXCHANGE_DEFAULT_SLASH_BPS 5000
 
 /* Runs the exchange until SIGINT/SIGTERM. Once listening it logs the URL
  * and writes it to DATA/exchange.url (atomically), so scripts using port 0

@@ -740,3 +740,44 @@ int cu_exchange_ledger_dump(const char *data_dir, cu_http_sink sink, void *ctx, 
     sqlite3_close(h);
     return rc;
 }
+
+json_t *ex_stake(struct ex_state *st, const char *who, uint64_t amount, bool unstake,
+                 int64_t now_ms, struct ex_fail *f)
+{
+    struct cu_tx tx;
+    struct cu_hash id;
+    char hex[CU_HASH_HEX_LEN + 1];
+    json_t *j = NULL;
+    uint64_t have;
+
+    if (amount < 1 || amount > CU_AMOUNT_MAX) {
+        ex_fail_set(f, 400, "invalid", "field 'amount' must be 1..%llu",
+                    (unsigned long long)CU_AMOUNT_MAX);
+        return NULL;
+    }
+    cu_tx_init(&tx, unstake ? CU_TX_UNSTAKE : CU_TX_STAKE);
+    tx.time_ms = now_ms;
+    (void)cu_snprintf(tx.from, sizeof tx.from, "%s", who);
+    tx.amount = amount;
+    pthread_mutex_lock(&st->mu);
+    have = unstake ? cu_ledger_stake(&st->ledger, who) : cu_ledger_balance(&st->ledger, who);
+    if (amount > have) {
+        ex_fail_set(f, 409, "insufficient_funds", "%s of %llu exceeds the %s of %llu",
+                    unstake ? "unstaking" : "staking", (unsigned long long)amount,
+                    unstake ? "stake" : "balance", (unsigned long long)have);
+        cu_tx_release(&tx);
+    } else if (unstake && ex_holds_lease(st, who)) {
+        /* A stake backs the leases held: it stays while one is. */
+        ex_fail_set(f, 409, "busy", "a stake cannot be withdrawn while you hold a lease");
+        cu_tx_release(&tx);
+    } else if (append_block(st, &tx, 1, now_ms, &id, f) == 0) {
+        cu_hash_to_hex(&id, hex);
+        j = json_pack("{s:s,s:I,s:I}", "tx", hex, "height", (json_int_t)st->tip_height, "stake",
+                      (json_int_t)cu_ledger_stake(&st->ledger, who));
+        if (!j)
+            ex_fail_set(f, 500, "internal", "out of memory");
+        cu_info("%.8s %s %llu", who, unstake ? "unstaked" : "staked", (unsigned long long)amount);
+    }
+    pthread_mutex_unlock(&st->mu);
+    return j;
+}

@@ -20,6 +20,7 @@
 #include "crypto/hash.h"
 #include "crypto/merkle.h"
 #include "exchange/state.h"
+#include "exchange/trust.h"
 #include "market/lease.h"
 #include "market/spec.h"
 
@@ -629,8 +630,14 @@ static int h_hello(struct cu_http_req *req, struct cu_http_resp *resp)
         rc = cu_json_get_u64(body, NULL, "price_per_cu", false, &h.price_per_cu, &e);
     if (!rc)
         rc = cu_json_get_u64(body, NULL, "cu_factor_milli", false, &h.cu_factor_milli, &e);
+    if (!rc)
+        rc = cu_json_get_str(body, NULL, "owner", false, &h.owner, &e);
     if (rc) {
         reply_invalid(resp, "", &e, rc);
+        goto out_free;
+    }
+    if (h.owner && !cu_ledger_id_ok(h.owner)) {
+        cu_http_error(resp, 400, "invalid", "field 'owner' must be an id (64 lowercase hex)");
         goto out_free;
     }
     if (h.price_per_cu > CU_AMOUNT_MAX) {
@@ -727,10 +734,10 @@ static int replica_param(struct cu_http_req *req, struct cu_http_resp *resp, int
 
 static int h_heartbeat(struct cu_http_req *req, struct cu_http_resp *resp)
 {
-    static const char *const keys[] = {"state", NULL};
+    static const char *const keys[] = {"state", "answer", NULL};
     struct ex_fail f = {0};
     struct cu_err e = {0};
-    const char *state = "running";
+    const char *state = "running", *answer = NULL;
     json_t *body, *out = NULL;
     int64_t id;
     int rc;
@@ -743,6 +750,8 @@ static int h_heartbeat(struct cu_http_req *req, struct cu_http_resp *resp)
     rc = cu_json_only_keys(body, NULL, keys, &e);
     if (!rc)
         rc = cu_json_get_str(body, NULL, "state", false, &state, &e);
+    if (!rc)
+        rc = cu_json_get_str(body, NULL, "answer", false, &answer, &e);
     if (rc) {
         reply_invalid(resp, "", &e, rc);
         goto out_free;
@@ -751,7 +760,7 @@ static int h_heartbeat(struct cu_http_req *req, struct cu_http_resp *resp)
         cu_http_error(resp, 400, "invalid", "field 'state' must be \"running\"");
         goto out_free;
     }
-    if (ex_heartbeat(app_of(req), id, req->signer, cu_now_ms(), &out, &f))
+    if (ex_heartbeat(app_of(req), id, req->signer, answer, cu_now_ms(), &out, &f))
         reply_fail(resp, &f);
     else
         cu_http_json(resp, 200, out);
@@ -1209,6 +1218,120 @@ static int h_ledger_head(struct cu_http_req *req, struct cu_http_resp *resp)
     return 0;
 }
 
+static int h_stake(struct cu_http_req *req, struct cu_http_resp *resp)
+{
+    static const char *const keys[] = {"amount", NULL};
+    struct ex_state *st = app_of(req);
+    struct cu_err e = {0};
+    struct ex_fail f = {0};
+    uint64_t amount = 0;
+    bool unstake = strstr(req->path, "/unstake") != NULL;
+    json_t *body, *j;
+    int rc;
+
+    body = body_object(req, resp, false);
+    if (!body)
+        return 0;
+    rc = cu_json_only_keys(body, NULL, keys, &e);
+    if (!rc)
+        rc = cu_json_get_u64(body, NULL, "amount", true, &amount, &e);
+    if (rc) {
+        reply_invalid(resp, "", &e, rc);
+        goto out_free;
+    }
+    j = ex_stake(st, req->signer, amount, unstake, cu_now_ms(), &f);
+    if (!j)
+        reply_fail(resp, &f);
+    else
+        cu_http_json(resp, 200, j);
+out_free:
+    json_decref(body);
+    return 0;
+}
+
+static int h_challenge_answer(struct cu_http_req *req, struct cu_http_resp *resp)
+{
+    static const char *const keys[] = {"p", "q", "answer", NULL};
+    struct ex_state *st = app_of(req);
+    struct cu_err e = {0};
+    struct ex_fail f = {0};
+    json_t *body, *j;
+    int rc;
+
+    body = body_object(req, resp, false);
+    if (!body)
+        return 0;
+    rc = cu_json_only_keys(body, NULL, keys, &e);
+    if (rc) {
+        reply_invalid(resp, "", &e, rc);
+        goto out_free;
+    }
+    j = ex_challenge_answer(st, req->params[0], req->signer, body, cu_now_ms(), &f);
+    if (!j)
+        reply_fail(resp, &f);
+    else
+        cu_http_json(resp, 200, j);
+out_free:
+    json_decref(body);
+    return 0;
+}
+
+static int h_commit(struct cu_http_req *req, struct cu_http_resp *resp)
+{
+    static const char *const keys[] = {"commit", NULL};
+    struct ex_fail f = {0};
+    struct cu_err e = {0};
+    const char *commit = NULL;
+    struct cu_hash h;
+    json_t *body, *out = NULL;
+    int64_t id;
+    int rc;
+
+    if (replica_param(req, resp, &id))
+        return 0;
+    body = body_object(req, resp, false);
+    if (!body)
+        return 0;
+    rc = cu_json_only_keys(body, NULL, keys, &e);
+    if (!rc)
+        rc = cu_json_get_str(body, NULL, "commit", true, &commit, &e);
+    if (rc) {
+        reply_invalid(resp, "", &e, rc);
+        goto out_free;
+    }
+    if (cu_hash_from_hex(commit, &h) != 0) {
+        cu_http_error(resp, 400, "invalid", "field 'commit' must be 64 lowercase hex chars");
+        goto out_free;
+    }
+    if (ex_commit(app_of(req), id, req->signer, commit, cu_now_ms(), &out, &f))
+        reply_fail(resp, &f);
+    else
+        cu_http_json(resp, 200, out);
+out_free:
+    json_decref(body);
+    return 0;
+}
+
+static int h_reputation(struct cu_http_req *req, struct cu_http_resp *resp)
+{
+    struct ex_state *st = app_of(req);
+    struct ex_fail f = {0};
+    json_t *j;
+
+    __atomic_add_fetch(&st->requests, 1, __ATOMIC_RELAXED);
+    if (!cu_ledger_id_ok(req->params[0])) {
+        cu_http_error(resp, 400, "invalid", "'%.80s' is not a provider id (64 lowercase hex)",
+                      req->params[0]);
+        return 0;
+    }
+    j = ex_reputation(st, req->params[0], cu_now_ms(), &f);
+    if (!j)
+        reply_fail(resp, &f);
+    else
+        cu_http_json(resp, 200, j);
+    return 0;
+}
+
 static int h_market(struct cu_http_req *req, struct cu_http_resp *resp)
 {
     struct ex_state *st = app_of(req);
@@ -1251,6 +1374,11 @@ static const struct cu_route routes[] = {
     {CU_HTTP_GET, "/v1/ledger", h_ledger, 0, 0},
     {CU_HTTP_GET, "/v1/ledger/head", h_ledger_head, 0, 0},
     {CU_HTTP_GET, "/v1/market", h_market, 0, 0},
+    {CU_HTTP_POST, "/v1/stake", h_stake, SIGNED | WRITES, LIMIT_SMALL},
+    {CU_HTTP_POST, "/v1/unstake", h_stake, SIGNED | WRITES, LIMIT_SMALL},
+    {CU_HTTP_POST, "/v1/challenges/{id}", h_challenge_answer, SIGNED | WRITES, LIMIT_SMALL},
+    {CU_HTTP_POST, "/v1/replicas/{id}/commit", h_commit, SIGNED | WRITES, LIMIT_SMALL},
+    {CU_HTTP_GET, "/v1/reputation/{id}", h_reputation, 0, 0},
 };
 
 const struct cu_route *ex_routes(size_t *n)

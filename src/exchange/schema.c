@@ -131,6 +131,38 @@ static const struct cu_migration migrations[] = {
      "ALTER TABLE replicas ADD COLUMN fee INTEGER;"
      "ALTER TABLE replicas ADD COLUMN recorded INTEGER NOT NULL DEFAULT 0;" /* task_record written */
      "CREATE INDEX replicas_paid ON replicas(provider, paid);"},
+    /* Trust (issue 4): replication policies, owners, reputation records,
+     * capability challenges, heartbeat nonces, commit-then-reveal. */
+    {4,
+     "ALTER TABLE jobs ADD COLUMN quorum INTEGER NOT NULL DEFAULT 0;"     /* 0: legacy policy */
+     "ALTER TABLE jobs ADD COLUMN max_replicas INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE jobs ADD COLUMN min_reputation INTEGER NOT NULL DEFAULT 0;" /* thousandths */
+     "ALTER TABLE jobs ADD COLUMN challenge TEXT;"                        /* canonical JSON */
+     "ALTER TABLE providers ADD COLUMN owner TEXT;"                       /* NULL: itself */
+     "ALTER TABLE providers ADD COLUMN score INTEGER NOT NULL DEFAULT 0;" /* thousandths, cached */
+     "ALTER TABLE replicas ADD COLUMN commit_hash TEXT;"
+     "ALTER TABLE replicas ADD COLUMN hb_nonce TEXT;"                     /* the open heartbeat nonce */
+     "ALTER TABLE replicas ADD COLUMN slashed INTEGER;"
+     "CREATE TABLE rep_records ("
+     "  provider TEXT NOT NULL,"
+     "  time_ms INTEGER NOT NULL,"
+     "  outcome TEXT NOT NULL,"          /* cu_rep_outcome names */
+     "  job TEXT,"
+     "  replica INTEGER"
+     ");"
+     "CREATE INDEX rep_records_provider ON rep_records(provider, time_ms);"
+     "CREATE TABLE challenges ("
+     "  id TEXT PRIMARY KEY,"
+     "  provider TEXT NOT NULL,"
+     "  job TEXT NOT NULL,"
+     "  kind TEXT NOT NULL,"             /* factor | memory */
+     "  public_json TEXT NOT NULL,"      /* what the provider is sent */
+     "  secret TEXT,"                    /* factor: \"p q\" */
+     "  state TEXT NOT NULL,"            /* open | passed | failed */
+     "  created_ms INTEGER NOT NULL,"
+     "  expires_ms INTEGER NOT NULL"
+     ");"
+     "CREATE INDEX challenges_provider_job ON challenges(provider, job);"},
 };
 /* clang-format on */
 

@@ -24,6 +24,7 @@
 #include "base/util.h"
 #include "exchange/settle.h"
 #include "exchange/sql.h"
+#include "exchange/trust.h"
 #include "market/price.h"
 
 #include "base/banned.h"
@@ -114,6 +115,9 @@ static int add_record(struct ex_state *st, const char *job, const char *owner,
     rc = ex_ledger_add(st, &tx, NULL, &f);
     if (rc)
         return settle_fail("task record", job, &f, rc);
+    rc = ex_trust_record(st, provider, ex_trust_outcome(status), job, rid, now);
+    if (rc)
+        return rc;
     return ex_sql_run(st, "UPDATE replicas SET recorded = 1 WHERE id = ?1", "i", rid);
 }
 
@@ -152,6 +156,35 @@ static int job_terms(struct ex_state *st, const char *job, struct job_terms *jt)
         return -CU_EDB;
     }
     return rc < 0 ? rc : 0;
+}
+
+/* A replica lost the quorum: slash_bps of its provider's stake goes to
+ * the requester whose job it tried to cheat (DESIGN.md §7). */
+static int slash(struct ex_state *st, const char *job, const char *owner, const char *provider,
+                 int64_t rid, int64_t now)
+{
+    uint64_t stake = cu_ledger_stake(ex_ledger_view(st), provider), amount;
+    struct ex_fail f = {0};
+    struct cu_tx tx;
+    int rc;
+
+    if (cu_price_fee(stake, st->slash_bps, &amount) != 0 || amount == 0)
+        return 0;
+    cu_tx_init(&tx, CU_TX_SLASH);
+    tx.time_ms = now;
+    (void)cu_snprintf(tx.from, sizeof tx.from, "%s", provider);
+    (void)cu_snprintf(tx.to, sizeof tx.to, "%s", owner);
+    (void)cu_snprintf(tx.job, sizeof tx.job, "%s", job);
+    (void)cu_snprintf(tx.replica, sizeof tx.replica, "%lld", (long long)rid);
+    (void)cu_snprintf(tx.memo, sizeof tx.memo, "result lost the quorum");
+    tx.amount = amount;
+    rc = ex_ledger_add(st, &tx, NULL, &f);
+    if (rc)
+        return settle_fail("slash", job, &f, rc);
+    cu_info("provider %.8s slashed %llu for replica %lld (wrong result)", provider,
+            (unsigned long long)amount, (long long)rid);
+    return ex_sql_run(st, "UPDATE replicas SET slashed = ?2 WHERE id = ?1", "ii", rid,
+                      (int64_t)amount);
 }
 
 struct acc_row {
@@ -254,7 +287,7 @@ int ex_settle_task(struct ex_state *st, const char *job, int64_t idx, int64_t no
     s = ex_sql_query(st,
                      "SELECT id, provider, COALESCE(wall_ms, 0) FROM replicas WHERE job_id = ?1 "
                      "AND task_idx = ?2 AND state = 'rejected' AND status = 'ok' AND recorded = 0 "
-                     "AND provider IS NOT NULL",
+                     "AND provider IS NOT NULL AND COALESCE(reason, '') != 'duplicate owner'",
                      "ti", job, idx);
     if (!s)
         return -CU_EDB;
@@ -271,6 +304,8 @@ int ex_settle_task(struct ex_state *st, const char *job, int64_t idx, int64_t no
     for (size_t i = 0; i < n; i++) {
         rc = add_record(st, job, jt.owner, acc[i].provider, idx, acc[i].id, CU_TASK_WRONG_RESULT, 0,
                         0, acc[i].wall_ms, jt.gpu, now);
+        if (!rc)
+            rc = slash(st, job, jt.owner, acc[i].provider, acc[i].id, now);
         if (rc)
             return rc;
     }
@@ -278,6 +313,11 @@ int ex_settle_task(struct ex_state *st, const char *job, int64_t idx, int64_t no
 }
 
 int ex_settle_lost(struct ex_state *st, int64_t rid, bool expired, int64_t now)
+{
+    return ex_settle_lost_as(st, rid, expired ? CU_TASK_TIMEOUT : CU_TASK_ABANDONED, now);
+}
+
+int ex_settle_lost_as(struct ex_state *st, int64_t rid, enum cu_task_status status, int64_t now)
 {
     struct job_terms jt;
     char job[32] = "", provider[CU_ID_LEN + 1] = "";
@@ -302,11 +342,42 @@ int ex_settle_lost(struct ex_state *st, int64_t rid, bool expired, int64_t now)
     if (rc <= 0)
         return rc;
     rc = job_terms(st, job, &jt);
-    if (rc || jt.replica_max == 0)
+    if (rc)
         return rc;
-    return add_record(st, job, jt.owner, provider, idx, rid,
-                      expired ? CU_TASK_TIMEOUT : CU_TASK_ABANDONED, 0, 0, (uint64_t)wall, jt.gpu,
+    return add_record(st, job, jt.owner, provider, idx, rid, status, 0, 0, (uint64_t)wall, jt.gpu,
                       now);
+}
+
+int ex_settle_mismatch(struct ex_state *st, int64_t rid, int64_t now)
+{
+    struct job_terms jt;
+    char job[32] = "", provider[CU_ID_LEN + 1] = "";
+    int64_t idx = 0, wall = 0;
+    sqlite3_stmt *s;
+    int rc;
+
+    s = ex_sql_query(st, "SELECT job_id, task_idx, provider, COALESCE(wall_ms, 0) FROM replicas "
+                         "WHERE id = ?1 AND recorded = 0",
+                     "i", rid);
+    if (!s)
+        return -CU_EDB;
+    rc = ex_sql_step(st, s);
+    if (rc == 1) {
+        ex_col_copy(s, 0, job, sizeof job);
+        idx = sqlite3_column_int64(s, 1);
+        ex_col_copy(s, 2, provider, sizeof provider);
+        wall = sqlite3_column_int64(s, 3);
+    }
+    sqlite3_finalize(s);
+    if (rc <= 0)
+        return rc;
+    rc = job_terms(st, job, &jt);
+    if (!rc)
+        rc = add_record(st, job, jt.owner, provider, idx, rid, CU_TASK_WRONG_RESULT, 0, 0,
+                        (uint64_t)wall, jt.gpu, now);
+    if (!rc)
+        rc = slash(st, job, jt.owner, provider, rid, now);
+    return rc;
 }
 
 int ex_settle_job_end(struct ex_state *st, const char *job, int64_t now)

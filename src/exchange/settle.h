@@ -41,6 +41,12 @@ int ex_settle_task(struct ex_state *st, const char *job, int64_t idx, int64_t no
 /* A task_record for a lost replica: timeout when its lease expired, else
  * abandoned (handed back, provider error). Once per replica. */
 int ex_settle_lost(struct ex_state *st, int64_t replica, bool expired, int64_t now);
+/* The same with the record's status given (e.g. challenge_failed). */
+int ex_settle_lost_as(struct ex_state *st, int64_t replica, enum cu_task_status status,
+                      int64_t now);
+/* A replica whose revealed result did not match its commitment: a
+ * wrong_result record and a slash. */
+int ex_settle_mismatch(struct ex_state *st, int64_t replica, int64_t now);
 /* At the end of a job (done, failed, cancelled): the escrow fee, then the
  * refund of the rest to the owner. Once per job. */
 int ex_settle_job_end(struct ex_state *st, const char *job, int64_t now);

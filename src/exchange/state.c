@@ -8,6 +8,7 @@
 #include "exchange/explain.h"
 #include "exchange/settle.h"
 #include "exchange/sql.h"
+#include "exchange/trust.h"
 #include "exchange/state.h"
 
 #include <assert.h>
@@ -15,6 +16,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sodium.h>
 #include <string.h>
 #include <time.h>
 
@@ -27,7 +29,7 @@
 #include "base/banned.h"
 
 #define MAX_LIST_JOBS 1000
-#define MAX_TASK_REPLICAS 256 /* replicas looked at per task decision */
+#define MAX_TASK_REPLICAS 96 /* replicas looked at per task decision */
 
 /* ---- failures ------------------------------------------------------------ */
 
@@ -223,6 +225,8 @@ static int task_fail(struct ex_state *st, const char *job, int64_t idx, const ch
 }
 
 struct vote_row {
+    char provider[CU_ID_LEN + 1];
+    char owner[CU_ID_LEN + 1];
     int64_t id;
     enum cu_replica_state state;
     char status[16];
@@ -257,14 +261,15 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
     enum cu_vote_outcome out[MAX_TASK_REPLICAS];
     struct cu_quorum_decision d;
     sqlite3_stmt *s;
-    int64_t replication = 0;
+    int64_t replication = 0, quorum = 0, max_replicas = 0;
+    struct cu_replication policy;
     char task_state[16] = "", job_state[16] = "";
     size_t n = 0;
     int rc;
 
     s = ex_sql_query(st,
-              "SELECT t.state, j.state, j.replication FROM tasks t JOIN jobs j ON j.id = t.job_id "
-              "WHERE t.job_id = ?1 AND t.idx = ?2",
+              "SELECT t.state, j.state, j.replication, j.quorum, j.max_replicas FROM tasks t "
+              "JOIN jobs j ON j.id = t.job_id WHERE t.job_id = ?1 AND t.idx = ?2",
               "ti", job, idx);
     if (!s)
         return -CU_EDB;
@@ -273,6 +278,8 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
         ex_col_copy(s, 0, task_state, sizeof task_state);
         ex_col_copy(s, 1, job_state, sizeof job_state);
         replication = sqlite3_column_int64(s, 2);
+        quorum = sqlite3_column_int64(s, 3);
+        max_replicas = sqlite3_column_int64(s, 4);
     }
     sqlite3_finalize(s);
     if (rc < 0)
@@ -281,8 +288,9 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
         return 0;
 
     s = ex_sql_query(st,
-              "SELECT id, state, status, merkle_root, reason, exit_code, cpu_ms FROM replicas "
-              "WHERE job_id = ?1 AND task_idx = ?2 ORDER BY id",
+              "SELECT r.id, r.state, r.status, r.merkle_root, r.reason, r.exit_code, r.cpu_ms, "
+              "r.provider, p.owner FROM replicas r LEFT JOIN providers p ON p.id = r.provider "
+              "WHERE r.job_id = ?1 AND r.task_idx = ?2 ORDER BY r.id",
               "ti", job, idx);
     if (!s)
         return -CU_EDB;
@@ -302,6 +310,10 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
         r->has_exit = !ex_col_null(s, 5);
         r->exit_code = sqlite3_column_int64(s, 5);
         r->cpu_ms = sqlite3_column_int64(s, 6);
+        ex_col_copy(s, 7, r->provider, sizeof r->provider);
+        ex_col_copy(s, 8, r->owner, sizeof r->owner);
+        v->provider = r->provider[0] ? r->provider : NULL;
+        v->owner = r->owner[0] ? r->owner : NULL;
         switch (r->state) {
         case CU_REPLICA_QUEUED:
         case CU_REPLICA_LEASED:
@@ -326,7 +338,17 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
     if (rc < 0)
         return rc;
 
-    rc = cu_quorum_decide(votes, n, (unsigned)replication, out, &d);
+    if (quorum > 0) {
+        policy = (struct cu_replication){.min = (unsigned)replication,
+                                         .quorum = (unsigned)quorum,
+                                         .max = (unsigned)max_replicas,
+                                         /* A lone failure is outvoted, so a
+                                          * cheater cannot sink a task. */
+                                         .fail_fast = false};
+    } else {
+        policy = cu_replication_legacy((unsigned)replication);
+    }
+    rc = cu_quorum_decide_policy(votes, n, &policy, out, &d);
     if (rc) {
         cu_error("task %s/%lld: quorum refused its input (replication %lld)", job, (long long)idx,
                  (long long)replication);
@@ -366,6 +388,15 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
         case CU_OUTCOME_REJECT:
             to = CU_REPLICA_REJECTED;
             break;
+        case CU_OUTCOME_DUPLICATE:
+            /* Agrees, but its owner already counted: neither paid nor
+             * slashed. */
+            to = CU_REPLICA_REJECTED;
+            rc = ex_sql_run(st, "UPDATE replicas SET reason = 'duplicate owner' WHERE id = ?1",
+                            "i", rows[i].id);
+            if (rc)
+                return rc;
+            break;
         case CU_OUTCOME_DROP:
             /* Held replicas learn at their next heartbeat that the task is over. */
             if (rows[i].state != CU_REPLICA_QUEUED)
@@ -398,7 +429,8 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
     if (d.failed_vote != SIZE_MAX)
         failure_reason(&rows[d.failed_vote], reason, sizeof reason);
     else
-        snprintf(reason, sizeof reason, "replicas disagree: %zu distinct results", d.distinct);
+        snprintf(reason, sizeof reason, "no quorum: %zu distinct results from %zu replicas",
+                 d.distinct, d.results);
     rc = ex_settle_task(st, job, idx, now);
     if (rc)
         return rc;
@@ -672,12 +704,23 @@ int ex_job_submit(struct ex_state *st, const struct ex_submit *sub, bool *existe
         rc = ex_fail_db(st, f, "storing the job");
         goto out_rollback;
     }
-    rc = ex_sql_run(st,
-                    "UPDATE jobs SET bid = ?2, max_cu = ?3, fee_bps = ?4, escrow_fee = ?5, "
-                    "replica_max = ?6, locked = ?7 WHERE id = ?1",
-                    "tiiiiii", sub->id, (int64_t)terms.bid, (int64_t)terms.max_cu,
-                    (int64_t)terms.fee_bps, (int64_t)terms.escrow_fee, (int64_t)terms.replica_max,
-                    (int64_t)terms.job_max);
+    {
+        json_t *specj = json_loads(sub->spec_json, 0, NULL);
+        json_t *ch = json_object_get(specj, "challenge");
+        char *ch_s = ch ? json_dumps(ch, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        uint32_t pmin, pq, pmax;
+        json_decref(specj);
+        cu_spec_policy(sp, &pmin, &pq, &pmax);
+        rc = ex_sql_run(st,
+                        "UPDATE jobs SET bid = ?2, max_cu = ?3, fee_bps = ?4, escrow_fee = ?5, "
+                        "replica_max = ?6, locked = ?7, quorum = ?8, max_replicas = ?9, "
+                        "min_reputation = ?10, challenge = ?11 WHERE id = ?1",
+                        "tiiiiiiiiit", sub->id, (int64_t)terms.bid, (int64_t)terms.max_cu,
+                        (int64_t)terms.fee_bps, (int64_t)terms.escrow_fee,
+                        (int64_t)terms.replica_max, (int64_t)terms.job_max, (int64_t)pq,
+                        (int64_t)pmax, (int64_t)sp->min_reputation, ch_s);
+        free(ch_s);
+    }
     if (rc) {
         rc = ex_fail_db(st, f, "storing the job");
         goto out_rollback;
@@ -870,7 +913,8 @@ static int job_row(struct ex_state *st, const char *id, const char *who, sqlite3
 /* A replica as docs/api.md shows it, from the columns of REPLICA_COLS. */
 #define REPLICA_COLS                                                                               \
     "id, provider, state, exit_code, status, reason, cpu_ms, wall_ms, merkle_root, leased_ms, "    \
-    "reported_ms, task_idx, outputs_json, price_per_cu, cu_milli"
+    "reported_ms, task_idx, outputs_json, price_per_cu, cu_milli, commit_hash IS NOT NULL, "    \
+    "slashed, paid, (SELECT p.owner FROM providers p WHERE p.id = replicas.provider)"
 
 static json_t *replica_json(sqlite3_stmt *s)
 {
@@ -891,7 +935,81 @@ static json_t *replica_json(sqlite3_stmt *s)
     json_object_set_new(r, "reported_ms", ex_col_jint(s, 10));
     json_object_set_new(r, "price_per_cu", ex_col_jint(s, 13));
     json_object_set_new(r, "cu_milli", ex_col_jint(s, 14));
+    json_object_set_new(r, "committed", json_boolean(sqlite3_column_int64(s, 15) != 0));
+    json_object_set_new(r, "slashed", json_integer(sqlite3_column_int64(s, 16)));
+    json_object_set_new(r, "paid", ex_col_jint(s, 17));
+    json_object_set_new(r, "provider_owner", ex_col_jtext(s, 18));
+    {
+        const char *st_s = ex_col_text(s, 2), *status = ex_col_text(s, 4);
+        const char *reason = ex_col_text(s, 5);
+        json_t *agreed = json_null();
+        if (st_s && strcmp(st_s, "accepted") == 0)
+            agreed = json_true();
+        else if (st_s && status && strcmp(status, "ok") == 0 &&
+                 (strcmp(st_s, "rejected") == 0 ||
+                  (reason && strcmp(reason, "report does not match its commitment") == 0)) &&
+                 !(reason && strcmp(reason, "duplicate owner") == 0))
+            agreed = json_false();
+        json_object_set_new(r, "agreed", agreed);
+        if (json_is_false(agreed) && ex_col_text(s, 12))
+            json_object_set_new(r, "_outputs", json_loads(ex_col_text(s, 12), 0, NULL));
+    }
     return r;
+}
+
+/* Names in a's outputs that b lacks or holds with another hash. */
+static json_t *differing_files(const json_t *a, const json_t *b)
+{
+    json_t *out = json_array(), *x, *y;
+    size_t i, k;
+
+    json_array_foreach(a, i, x) {
+        const char *name = json_string_value(json_object_get(x, "name"));
+        const char *hash = json_string_value(json_object_get(x, "hash"));
+        bool same = false;
+        json_array_foreach(b, k, y) {
+            const char *n2 = json_string_value(json_object_get(y, "name"));
+            const char *h2 = json_string_value(json_object_get(y, "hash"));
+            if (name && n2 && hash && h2 && strcmp(name, n2) == 0)
+                same = strcmp(hash, h2) == 0;
+        }
+        if (!same && name)
+            json_array_append_new(out, json_string(name));
+    }
+    json_array_foreach(b, k, y) { /* files only the winner has */
+        const char *n2 = json_string_value(json_object_get(y, "name"));
+        bool found = false;
+        json_array_foreach(a, i, x) {
+            const char *name = json_string_value(json_object_get(x, "name"));
+            if (name && n2 && strcmp(name, n2) == 0)
+                found = true;
+        }
+        if (!found && n2)
+            json_array_append_new(out, json_string(n2));
+    }
+    return out;
+}
+
+/* A task's "disagreement": for each replica whose result lost, the files
+ * that differ from the winning result. Drops the replicas' "_outputs". */
+static void task_disagreement(json_t *t)
+{
+    json_t *reps = json_object_get(t, "replicas"), *r, *list = NULL;
+    json_t *win = json_object_get(json_object_get(t, "result"), "outputs");
+    size_t i;
+
+    json_array_foreach(reps, i, r) {
+        json_t *mine = json_object_get(r, "_outputs");
+        if (mine && json_is_array(win)) {
+            if (!list)
+                list = json_array();
+            json_array_append_new(list, json_pack("{s:O,s:o}", "replica", json_object_get(r, "id"),
+                                                  "files", differing_files(mine, win)));
+        }
+        json_object_del(r, "_outputs");
+    }
+    if (list)
+        json_object_set_new(t, "disagreement", list);
 }
 
 /* The result object of a done task from its accepted replica's row. */
@@ -982,9 +1100,12 @@ json_t *ex_job_get(struct ex_state *st, const char *id, const char *who, struct 
     }
     if (rc < 0)
         goto out_db;
-    for (int64_t i = 0; i < ntasks; i++)
-        if (by_idx[i])
+    for (int64_t i = 0; i < ntasks; i++) {
+        if (by_idx[i]) {
             json_object_del(by_idx[i], "result_replica");
+            task_disagreement(by_idx[i]);
+        }
+    }
     json_object_set_new(j, "tasks", tasks);
     tasks = NULL;
     goto out_finalize;
@@ -1125,12 +1246,15 @@ int ex_provider_hello(struct ex_state *st, const char *provider, const struct ex
     rc = ex_sql_run(
         st,
         "INSERT INTO providers (id, first_seen_ms, last_seen_ms, slots, cores, memory, gpus, "
-        "version, price_per_cu, cu_factor_milli) VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+        "version, price_per_cu, cu_factor_milli, owner) "
+        "VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
         "ON CONFLICT(id) DO UPDATE SET last_seen_ms = ?2, slots = ?3, cores = ?4, "
-        "memory = ?5, gpus = ?6, version = ?7, price_per_cu = ?8, cu_factor_milli = ?9",
-        "tiiiiitii", provider, now_ms, (int64_t)h->slots, (int64_t)h->cores,
+        "memory = ?5, gpus = ?6, version = ?7, price_per_cu = ?8, cu_factor_milli = ?9, "
+        "owner = ?10",
+        "tiiiiitiit", provider, now_ms, (int64_t)h->slots, (int64_t)h->cores,
         (int64_t)(h->memory > INT64_MAX ? INT64_MAX : h->memory), (int64_t)h->gpus, h->version,
-        clamp_i64(h->price_per_cu), clamp_i64(h->cu_factor_milli));
+        clamp_i64(h->price_per_cu), clamp_i64(h->cu_factor_milli),
+        h->owner ? h->owner : provider);
     if (rc)
         rc = ex_fail_db(st, f, "registering the provider");
     unlock(st);
@@ -1185,7 +1309,7 @@ static int claim_once(struct ex_state *st, const struct ex_waiter *me, json_t **
     const struct ex_free *fr = &me->fr;
     sqlite3_stmt *jobs, *s = NULL;
     int64_t rid = 0, idx = 0, now, expires, task_count = 0;
-    char job[32] = "";
+    char job[32] = "", hb_nonce[2 * CU_CHAL_NONCE_LEN + 1] = "";
     json_t *spec = NULL, *arg = NULL;
     int rc;
 
@@ -1196,18 +1320,23 @@ static int claim_once(struct ex_state *st, const struct ex_waiter *me, json_t **
      * cu_replica_state_live (asserted at start). */
     jobs = ex_sql_query(
         st,
-        "SELECT id, task_count, spec_json, replica_max, escrow_fee, cores, memory, gpus, bid "
-        "FROM jobs WHERE state = 'running' AND cores <= ?1 AND memory <= ?2 AND gpus <= ?3 "
+        "SELECT id, task_count, spec_json, replica_max, escrow_fee, cores, memory, gpus, bid, "
+        "challenge FROM jobs WHERE state = 'running' AND cores <= ?1 AND memory <= ?2 AND "
+        "gpus <= ?3 "
         /* Only jobs whose bid covers the provider's ask (bid 0: a job
-         * stored before escrow existed, which pays nothing). */
-        "AND (bid = 0 OR bid >= ?4) ORDER BY created_ms, id",
-        "iiii", clamp_i64(fr->cores), clamp_i64(fr->memory), clamp_i64(fr->gpus),
-        clamp_i64(me->ask));
+         * stored before escrow existed, which pays nothing), and whose
+         * reputation floor the provider's score reaches. */
+        "AND (bid = 0 OR bid >= ?4) AND min_reputation <= ?5 ORDER BY created_ms, id",
+        "iiiii", clamp_i64(fr->cores), clamp_i64(fr->memory), clamp_i64(fr->gpus),
+        clamp_i64(me->ask), (int64_t)ex_trust_score(st, provider));
     s = ex_sql_query(st,
               "SELECT r.id, r.task_idx, t.arg, r.created_ms FROM replicas r JOIN tasks t "
               "ON t.job_id = r.job_id AND t.idx = r.task_idx "
               "WHERE r.job_id = ?1 AND r.state = 'queued' AND NOT EXISTS (SELECT 1 FROM replicas o "
-              "WHERE o.job_id = r.job_id AND o.task_idx = r.task_idx AND o.provider = ?2 "
+              "WHERE o.job_id = r.job_id AND o.task_idx = r.task_idx "
+              /* Never two replicas of a task on one provider or one owner. */
+              "AND (o.provider = ?2 OR o.provider IN (SELECT p.id FROM providers p WHERE p.owner = "
+              "(SELECT q.owner FROM providers q WHERE q.id = ?2))) "
               "AND o.state IN ('leased','running','reported','accepted')) "
               "ORDER BY r.task_idx, r.id LIMIT 1",
               "tt", "", provider);
@@ -1242,6 +1371,30 @@ static int claim_once(struct ex_state *st, const struct ex_waiter *me, json_t **
             break;
         if (!ok)
             continue;
+        /* A proof of capability first, where the job demands one. */
+        {
+            json_t *ch = NULL;
+            bool skip = false;
+            const char *chj = ex_col_text(jobs, 9);
+            if (chj) {
+                rc = ex_txn_begin(st, NULL);
+                if (!rc)
+                    rc = ex_trust_gate(st, provider, jid, chj, now, &ch, &skip);
+                if (!rc)
+                    rc = ex_txn_commit(st, now, NULL);
+                else
+                    ex_txn_rollback(st);
+                if (rc < 0)
+                    break;
+            }
+            if (skip)
+                continue;
+            if (ch) {
+                *lease = json_pack("{s:o}", "challenge", ch);
+                rc = *lease ? 0 : ex_fail_set(f, 500, "internal", "out of memory");
+                goto out_finalize;
+            }
+        }
         ex_col_copy(jobs, 0, job, sizeof job);
         task_count = sqlite3_column_int64(jobs, 1);
         spec = ex_col_text(jobs, 2) ? json_loads(ex_col_text(jobs, 2), 0, NULL) : NULL;
@@ -1281,6 +1434,8 @@ static int claim_once(struct ex_state *st, const struct ex_waiter *me, json_t **
                  "WHERE job_id = ?1 AND idx = ?2",
                  "ti", job, idx);
     if (!rc)
+        rc = ex_trust_new_nonce(st, rid, hb_nonce);
+    if (!rc)
         rc = provider_seen(st, provider, now);
     if (!rc)
         rc = ex_txn_commit(st, now, NULL);
@@ -1298,6 +1453,15 @@ static int claim_once(struct ex_state *st, const struct ex_waiter *me, json_t **
                   (json_int_t)st->lease_ms, "lease_expires_ms", (json_int_t)expires, "heartbeat_ms",
                   (json_int_t)cu_lease_heartbeat_ms(st->lease_ms));
     arg = spec = NULL; /* "o" stole them */
+    if (*lease) {
+        unsigned char secret[CU_CHAL_KEY_LEN];
+        char sec_hex[2 * CU_CHAL_KEY_LEN + 1];
+        ex_trust_lease_secret(st, rid, secret);
+        cu_hex_encode(secret, sizeof secret, sec_hex);
+        sodium_memzero(secret, sizeof secret);
+        json_object_set_new(json_object_get(*lease, "lease"), "heartbeat",
+                            json_pack("{s:s,s:s}", "secret", sec_hex, "nonce", hb_nonce));
+    }
     if (!*lease)
         rc = ex_fail_set(f, 500, "internal", "out of memory");
 out_finalize:
@@ -1397,9 +1561,58 @@ int ex_claim(struct ex_state *st, const char *provider, const struct ex_free *fr
     return rc;
 }
 
-int ex_heartbeat(struct ex_state *st, int64_t replica, const char *provider, int64_t now_ms,
-                 json_t **out, struct ex_fail *f)
+/* Whether a committed replica may reveal: no other replica of its task is
+ * still held without a commit. mu held. */
+static bool may_reveal(struct ex_state *st, int64_t replica, const char *job, int64_t idx)
 {
+    sqlite3_stmt *s = ex_sql_query(st,
+                                   "SELECT COUNT(*) FROM replicas WHERE job_id = ?1 AND "
+                                   "task_idx = ?2 AND id != ?3 AND state IN ('leased','running') "
+                                   "AND commit_hash IS NULL",
+                                   "tii", job, idx, replica);
+    bool ok = false;
+
+    if (s && ex_sql_step(st, s) == 1)
+        ok = sqlite3_column_int64(s, 0) == 0;
+    sqlite3_finalize(s);
+    return ok;
+}
+
+/* Ends a held lease whose heartbeat challenge failed: the replica expires
+ * with a challenge_failed record and the task gets a replacement. */
+static int lease_challenge_failed(struct ex_state *st, int64_t replica,
+                                  enum cu_replica_state state, const char *job, int64_t idx,
+                                  int64_t now)
+{
+    bool queued = false;
+    int rc = ex_txn_begin(st, NULL);
+
+    if (!rc)
+        rc = replica_move(st, replica, state, CU_REPLICA_EXPIRED);
+    if (!rc)
+        rc = ex_sql_run(st,
+                        "UPDATE replicas SET reason = 'heartbeat challenge failed' WHERE id = ?1",
+                        "i", replica);
+    if (!rc)
+        rc = ex_settle_lost_as(st, replica, CU_TASK_CHALLENGE_FAILED, now);
+    if (!rc)
+        rc = task_replica_lost(st, job, idx, "heartbeat challenge failed", now, &queued);
+    if (!rc)
+        rc = task_refresh(st, job, idx);
+    if (!rc)
+        rc = ex_txn_commit(st, now, NULL);
+    if (rc)
+        ex_txn_rollback(st);
+    else if (queued)
+        pthread_cond_broadcast(&st->work);
+    return rc;
+}
+
+int ex_heartbeat(struct ex_state *st, int64_t replica, const char *provider, const char *answer,
+                 int64_t now_ms, json_t **out, struct ex_fail *f)
+{
+    char nonce[2 * CU_CHAL_NONCE_LEN + 1] = "";
+    bool committed = false;
     sqlite3_stmt *s;
     enum cu_replica_state state = CU_REPLICA_NSTATES;
     char holder[CU_HASH_HEX_LEN + 1] = "", jstate[16] = "", tstate[16] = "", job[32] = "";
@@ -1411,8 +1624,8 @@ int ex_heartbeat(struct ex_state *st, int64_t replica, const char *provider, int
     lock(st);
     s = ex_sql_query(
         st,
-        "SELECT r.state, r.provider, r.lease_expires_ms, j.state, t.state, r.job_id, r.task_idx "
-        "FROM replicas r JOIN jobs j ON j.id = r.job_id "
+        "SELECT r.state, r.provider, r.lease_expires_ms, j.state, t.state, r.job_id, r.task_idx, "
+        "r.commit_hash IS NOT NULL FROM replicas r JOIN jobs j ON j.id = r.job_id "
         "JOIN tasks t ON t.job_id = r.job_id AND t.idx = r.task_idx WHERE r.id = ?1",
         "i", replica);
     if (!s) {
@@ -1428,6 +1641,7 @@ int ex_heartbeat(struct ex_state *st, int64_t replica, const char *provider, int
         ex_col_copy(s, 4, tstate, sizeof tstate);
         ex_col_copy(s, 5, job, sizeof job);
         idx = sqlite3_column_int64(s, 6);
+        committed = sqlite3_column_int64(s, 7) != 0;
     }
     sqlite3_finalize(s);
     if (rc < 0) {
@@ -1453,11 +1667,27 @@ int ex_heartbeat(struct ex_state *st, int64_t replica, const char *provider, int
                          (long long)replica);
         goto out_unlock;
     }
+    /* The renewal must answer the nonce of the last one (CuToken §6.9). */
+    rc = ex_trust_check_answer(st, replica, answer);
+    if (rc == -CU_EAUTH) {
+        cu_warn("replica %lld: heartbeat challenge failed by %.8s; the lease ends",
+                (long long)replica, provider);
+        if (lease_challenge_failed(st, replica, state, job, idx, now_ms) != 0)
+            cu_error("replica %lld: cannot end the lease", (long long)replica);
+        rc = ex_fail_set(f, 409, "challenge_failed",
+                         "replica %lld: the heartbeat %s the lease's challenge; the lease ended",
+                         (long long)replica, answer ? "answered wrongly" : "did not answer");
+        goto out_unlock;
+    }
+    if (rc) {
+        rc = ex_fail_db(st, f, "checking the heartbeat answer");
+        goto out_unlock;
+    }
     if (ex_txn_begin(st, NULL)) {
         rc = ex_fail_db(st, f, "starting a transaction");
         goto out_unlock;
     }
-    rc = 0;
+    rc = ex_trust_new_nonce(st, replica, nonce);
     if (state == CU_REPLICA_LEASED)
         rc = replica_move(st, replica, CU_REPLICA_LEASED, CU_REPLICA_RUNNING);
     if (!rc)
@@ -1480,8 +1710,9 @@ int ex_heartbeat(struct ex_state *st, int64_t replica, const char *provider, int
         cancel_reason = "task already done";
     else if (task_state_finished(tstate))
         cancel_reason = "task already finished";
-    *out = json_pack("{s:I,s:b}", "lease_expires_ms", (json_int_t)next, "cancel",
-                     cancel_reason != NULL);
+    *out = json_pack("{s:I,s:b,s:s,s:b}", "lease_expires_ms", (json_int_t)next, "cancel",
+                     cancel_reason != NULL, "nonce", nonce, "reveal",
+                     committed && may_reveal(st, replica, job, idx));
     if (*out && cancel_reason)
         json_object_set_new(*out, "reason", json_string(cancel_reason));
     if (!*out)
@@ -1645,6 +1876,86 @@ static int provider_cu_milli(struct ex_state *st, const char *provider, uint64_t
     return 0;
 }
 
+/* Commit, then reveal (docs/api.md "Trust"): an ok result of a job with
+ * more than one replica must have been committed, may be revealed only
+ * once no other held replica of its task is uncommitted, and must match
+ * its commitment; a mismatch is a wrong result (the replica expires with a
+ * wrong_result record and a slash, and the task gets a replacement). 0 to
+ * go on; negative with f set. mu held. */
+static int commit_gate(struct ex_state *st, int64_t replica, const char *provider,
+                       const struct replica_info *ri, const char *root, int64_t now,
+                       json_t **out, struct ex_fail *f)
+{
+    sqlite3_stmt *s;
+    char have[CU_HASH_HEX_LEN + 1] = "", want[CU_HASH_HEX_LEN + 1];
+    int64_t repl = 1, quorum = 0;
+    bool queued = false;
+    int rc;
+
+    (void)out;
+    s = ex_sql_query(st,
+                     "SELECT r.commit_hash, j.replication, j.quorum FROM replicas r "
+                     "JOIN jobs j ON j.id = r.job_id WHERE r.id = ?1",
+                     "i", replica);
+    if (!s)
+        return ex_fail_db(st, f, "reading the replica");
+    rc = ex_sql_step(st, s);
+    if (rc == 1) {
+        ex_col_copy(s, 0, have, sizeof have);
+        repl = sqlite3_column_int64(s, 1);
+        quorum = sqlite3_column_int64(s, 2);
+    }
+    sqlite3_finalize(s);
+    if (rc < 0)
+        return ex_fail_db(st, f, "reading the replica");
+    if (!have[0]) {
+        if (repl > 1 || quorum > 1)
+            return ex_fail_set(f, 409, "commit_required",
+                               "replica %lld: commit the result (POST /v1/replicas/%lld/commit) "
+                               "before reporting it",
+                               (long long)replica, (long long)replica);
+        return 0;
+    }
+    if (!may_reveal(st, replica, ri->job, ri->idx))
+        return ex_fail_set(f, 409, "reveal_not_yet",
+                           "replica %lld: other replicas of the task have not committed yet; "
+                           "keep heartbeating until a heartbeat says reveal",
+                           (long long)replica);
+    ex_commit_hash(provider, root, want);
+    if (strcmp(want, have) == 0)
+        return 0;
+    /* The revealed result is not the one committed. */
+    cu_warn("replica %lld: the report of %.8s does not match its commitment", (long long)replica,
+            provider);
+    rc = ex_txn_begin(st, f);
+    if (!rc)
+        rc = replica_move(st, replica, ri->state, CU_REPLICA_EXPIRED);
+    if (!rc)
+        rc = ex_sql_run(st,
+                        "UPDATE replicas SET reason = 'report does not match its commitment', "
+                        "status = 'ok', merkle_root = ?2, reported_ms = ?3 WHERE id = ?1",
+                        "iti", replica, root, now);
+    if (!rc)
+        rc = ex_settle_mismatch(st, replica, now);
+    if (!rc)
+        rc = task_replica_lost(st, ri->job, ri->idx, "report does not match its commitment", now,
+                               &queued);
+    if (!rc)
+        rc = task_refresh(st, ri->job, ri->idx);
+    if (!rc)
+        rc = ex_txn_commit(st, now, f);
+    else
+        ex_txn_rollback(st);
+    if (rc)
+        return f->code ? rc : ex_fail_db(st, f, "rejecting the report");
+    if (queued)
+        pthread_cond_broadcast(&st->work);
+    return ex_fail_set(f, 409, "commit_mismatch",
+                       "replica %lld: the reported result does not match its commitment; it "
+                       "counts as a wrong result",
+                       (long long)replica);
+}
+
 int ex_report_apply(struct ex_state *st, int64_t replica, const char *provider,
                     const struct ex_report *r, int64_t now_ms, json_t **out, struct ex_fail *f)
 {
@@ -1664,6 +1975,11 @@ int ex_report_apply(struct ex_state *st, int64_t replica, const char *provider,
     rc = provider_cu_milli(st, provider, r->cpu_ms, &cu_milli, f);
     if (rc)
         goto out_unlock;
+    if (status == EX_ST_OK && r->merkle_root) {
+        rc = commit_gate(st, replica, provider, &ri, r->merkle_root, now_ms, out, f);
+        if (rc)
+            goto out_unlock;
+    }
     if (ex_txn_begin(st, NULL)) {
         rc = ex_fail_db(st, f, "starting a transaction");
         goto out_unlock;
@@ -1825,4 +2141,140 @@ int ex_metrics(struct ex_state *st, int64_t now_ms, struct cu_buf *out)
                        (unsigned long long)__atomic_load_n(&st->requests, __ATOMIC_RELAXED)))
         return -CU_ETOOBIG;
     return 0;
+}
+
+/* ---- trust (issue 4) ------------------------------------------------------------------- */
+
+bool ex_holds_lease(struct ex_state *st, const char *provider)
+{
+    sqlite3_stmt *s = ex_sql_query(st,
+                                   "SELECT 1 FROM replicas WHERE provider = ?1 AND "
+                                   "state IN ('leased','running') LIMIT 1",
+                                   "t", provider);
+    bool held = s && ex_sql_step(st, s) == 1;
+
+    sqlite3_finalize(s);
+    return held;
+}
+
+void ex_commit_hash(const char *provider, const char *merkle_root, char out[CU_HASH_HEX_LEN + 1])
+{
+    struct cu_buf b = CU_BUF_INIT(256);
+    struct cu_hash h;
+
+    if (cu_buf_appendf(&b, "cumulus-commit-v1\n%s\n%s", provider, merkle_root) != 0) {
+        out[0] = '\0';
+        cu_buf_release(&b);
+        return;
+    }
+    cu_hash_mem(b.data, b.len, &h);
+    cu_hash_to_hex(&h, out);
+    cu_buf_release(&b);
+}
+
+int ex_commit(struct ex_state *st, int64_t replica, const char *provider, const char *commit,
+              int64_t now_ms, json_t **out, struct ex_fail *f)
+{
+    sqlite3_stmt *s;
+    char holder[CU_ID_LEN + 1] = "", state[16] = "", job[32] = "", have[CU_HASH_HEX_LEN + 1] = "";
+    int64_t idx = 0;
+    int rc;
+
+    *out = NULL;
+    lock(st);
+    s = ex_sql_query(st,
+                     "SELECT provider, state, job_id, task_idx, commit_hash FROM replicas "
+                     "WHERE id = ?1",
+                     "i", replica);
+    if (!s) {
+        rc = ex_fail_db(st, f, "reading the replica");
+        goto out_unlock;
+    }
+    rc = ex_sql_step(st, s);
+    if (rc == 1) {
+        ex_col_copy(s, 0, holder, sizeof holder);
+        ex_col_copy(s, 1, state, sizeof state);
+        ex_col_copy(s, 2, job, sizeof job);
+        idx = sqlite3_column_int64(s, 3);
+        ex_col_copy(s, 4, have, sizeof have);
+    }
+    sqlite3_finalize(s);
+    if (rc < 0) {
+        rc = ex_fail_db(st, f, "reading the replica");
+        goto out_unlock;
+    }
+    if (rc == 0) {
+        rc = ex_fail_set(f, 404, "not_found", "replica %lld not found", (long long)replica);
+        goto out_unlock;
+    }
+    if (strcmp(holder, provider) != 0) {
+        rc = ex_fail_set(f, 403, "forbidden", "replica %lld is not leased to you",
+                         (long long)replica);
+        goto out_unlock;
+    }
+    if (strcmp(state, "leased") != 0 && strcmp(state, "running") != 0) {
+        rc = ex_fail_set(f, 409, "lease_lost", "replica %lld is %s", (long long)replica, state);
+        goto out_unlock;
+    }
+    if (have[0] && strcmp(have, commit) != 0) {
+        rc = ex_fail_set(f, 409, "already_committed",
+                         "replica %lld is already committed to another result",
+                         (long long)replica);
+        goto out_unlock;
+    }
+    if (!have[0]) {
+        rc = ex_sql_run(st, "UPDATE replicas SET commit_hash = ?2 WHERE id = ?1", "it", replica,
+                        commit);
+        if (rc) {
+            rc = ex_fail_db(st, f, "storing the commitment");
+            goto out_unlock;
+        }
+        cu_debug("replica %lld committed by %.8s", (long long)replica, provider);
+    }
+    (void)now_ms;
+    *out = json_pack("{s:b}", "reveal", may_reveal(st, replica, job, idx));
+    rc = *out ? 0 : ex_fail_set(f, 500, "internal", "out of memory");
+out_unlock:
+    unlock(st);
+    return rc;
+}
+
+json_t *ex_challenge_answer(struct ex_state *st, const char *id, const char *provider,
+                            const json_t *answer, int64_t now_ms, struct ex_fail *f)
+{
+    struct ex_challenge c;
+    char why[256] = "";
+    bool passed;
+    int rc;
+
+    lock(st);
+    rc = ex_challenge_lookup(st, id, provider, &c, f);
+    unlock(st);
+    if (rc)
+        return NULL;
+    if (strcmp(c.state, "open") != 0)
+        return json_pack("{s:b,s:s}", "passed", strcmp(c.state, "passed") == 0, "reason",
+                         "already answered");
+    /* Checking may cost an argon2id hash: not under the lock. */
+    passed = ex_challenge_verdict(&c, answer, now_ms, why, sizeof why) == 0;
+    lock(st);
+    rc = ex_txn_begin(st, f);
+    if (!rc)
+        rc = ex_challenge_settle(st, id, provider, c.job, passed, now_ms);
+    if (!rc)
+        rc = ex_txn_commit(st, now_ms, f);
+    else
+        ex_txn_rollback(st);
+    if (!rc && passed)
+        pthread_cond_broadcast(&st->work); /* it may claim the job now */
+    unlock(st);
+    if (rc) {
+        if (!f->code)
+            ex_fail_db(st, f, "settling the challenge");
+        return NULL;
+    }
+    cu_info("challenge %s %s by %.8s%s%s", id, passed ? "passed" : "FAILED", provider,
+            passed ? "" : ": ", why);
+    return passed ? json_pack("{s:b}", "passed", 1)
+                  : json_pack("{s:b,s:s}", "passed", 0, "reason", why);
 }

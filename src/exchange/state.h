@@ -71,6 +71,7 @@ struct ex_state {
     bool devnet;
     uint32_t fee_bps;    /* exchange fee on providers' pay, basis points */
     uint64_t escrow_fee; /* flat per job, charged at settlement */
+    uint32_t slash_bps;  /* share of a quorum loser's stake slashed, basis points */
     bool stopping;     /* under mu */
     uint64_t requests; /* HTTP requests seen (atomic builtins) */
     int64_t pruned_ms; /* last nonce pruning (under mu) */
@@ -178,6 +179,7 @@ struct ex_hello {
     const char *version;
     uint64_t price_per_cu;    /* the ask, base units per CU (<= CU_AMOUNT_MAX) */
     uint64_t cu_factor_milli; /* EX_CU_FACTOR_MIN..EX_CU_FACTOR_MAX */
+    const char *owner;        /* owner id, or NULL: the provider itself */
 };
 int ex_provider_hello(struct ex_state *st, const char *provider, const struct ex_hello *h,
                       int64_t now_ms, struct ex_fail *f);
@@ -188,10 +190,13 @@ int ex_provider_hello(struct ex_state *st, const char *provider, const struct ex
  * with f set (503 when stopping, 500). */
 int ex_claim(struct ex_state *st, const char *provider, const struct ex_free *free_res,
              int64_t wait_ms, json_t **lease, struct ex_fail *f);
-/* Renews provider's lease of replica; *out = {"lease_expires_ms","cancel"
- * [,"reason"]}. 404 unknown, 403 not the holder, 409 lease_lost. */
-int ex_heartbeat(struct ex_state *st, int64_t replica, const char *provider, int64_t now_ms,
-                 json_t **out, struct ex_fail *f);
+/* Renews provider's lease of replica, checking answer (hex, may be NULL)
+ * against the lease's open heartbeat nonce; *out = {"lease_expires_ms",
+ * "cancel"[,"reason"],"nonce" (the next to answer),"reveal"}. 404 unknown,
+ * 403 not the holder, 409 lease_lost, 409 challenge_failed (the lease
+ * ended). */
+int ex_heartbeat(struct ex_state *st, int64_t replica, const char *provider, const char *answer,
+                 int64_t now_ms, json_t **out, struct ex_fail *f);
 
 enum ex_status {
     EX_ST_OK,
@@ -230,6 +235,25 @@ int ex_report_check(struct ex_state *st, int64_t replica, const char *provider, 
  * "state","task_state"}. Same refusals as ex_report_check. */
 int ex_report_apply(struct ex_state *st, int64_t replica, const char *provider,
                     const struct ex_report *r, int64_t now_ms, json_t **out, struct ex_fail *f);
+
+/* ---- trust (issue 4) --------------------------------------------------------- */
+
+/* POST /v1/stake and /v1/unstake: {"tx","height","stake"}; 409
+ * insufficient_funds, 409 busy (unstake while holding a lease). */
+json_t *ex_stake(struct ex_state *st, const char *who, uint64_t amount, bool unstake,
+                 int64_t now_ms, struct ex_fail *f);
+/* POST /v1/challenges/{id}: checks the answer (outside the lock for the
+ * memory kind) and settles the challenge: {"passed":bool[,"reason"]}. */
+json_t *ex_challenge_answer(struct ex_state *st, const char *id, const char *provider,
+                            const json_t *answer, int64_t now_ms, struct ex_fail *f);
+/* POST /v1/replicas/{id}/commit: stores the holder's commitment;
+ * *out = {"reveal":bool}. 404, 403, 409 lease_lost / already_committed. */
+int ex_commit(struct ex_state *st, int64_t replica, const char *provider, const char *commit,
+              int64_t now_ms, json_t **out, struct ex_fail *f);
+/* Whether provider holds a replica (leased or running). mu held. */
+bool ex_holds_lease(struct ex_state *st, const char *provider);
+/* The commitment a provider must send for an output root (hex out). */
+void ex_commit_hash(const char *provider, const char *merkle_root, char out[CU_HASH_HEX_LEN + 1]);
 
 /* ---- the ledger (ledger.c) --------------------------------------------------- */
 

@@ -8,47 +8,33 @@
 
 #include "base/banned.h"
 
-/* Builds a block's line object; NULL when out of memory. */
-static json_t *block_json(const struct cu_block *b)
-{
-    json_t *o = json_object(), *txs = json_array(), *h = cu_block_header_to_json(&b->h, true);
-
-    if (!o || !txs || !h)
-        goto out_free_parts;
-    for (size_t i = 0; i < b->ntx; i++) {
-        json_t *t = cu_tx_to_json(&b->txs[i], true);
-        if (!t || json_array_append_new(txs, t))
-            goto out_free_parts;
-    }
-    if (json_object_set_new(o, "header", h)) {
-        h = NULL;
-        goto out_free_parts;
-    }
-    h = NULL;
-    if (json_object_set_new(o, "txs", txs)) {
-        txs = NULL;
-        goto out_free_parts;
-    }
-    return o;
-out_free_parts:
-    json_decref(h);
-    json_decref(txs);
-    json_decref(o);
-    return NULL;
-}
-
+/* The line is written directly: {"header":H,"txs":[T,...]} with H the
+ * header as cu_json_dump writes it and each T cu_tx_export_form's bytes,
+ * which are what jansson writes for cu_tx_to_json(tx, true); so the line
+ * equals the dump of that object ("header" sorts before "txs") without
+ * building it. */
 int cu_export_block(const struct cu_block *b, struct cu_buf *out)
 {
     size_t mark = out->len;
-    json_t *j = block_json(b);
+    json_t *h = cu_block_header_to_json(&b->h, true);
     int rc;
 
-    if (!j)
+    if (!h)
         return -CU_ENOMEM;
-    rc = cu_json_dump(j, out);
-    json_decref(j);
+    rc = cu_buf_appends(out, "{\"header\":");
     if (rc == 0)
-        rc = cu_buf_append(out, "\n", 1);
+        rc = cu_json_dump(h, out);
+    json_decref(h);
+    if (rc == 0)
+        rc = cu_buf_appends(out, ",\"txs\":[");
+    for (size_t i = 0; i < b->ntx && rc == 0; i++) {
+        if (i)
+            rc = cu_buf_append(out, ",", 1);
+        if (rc == 0)
+            rc = cu_tx_export_form(&b->txs[i], out);
+    }
+    if (rc == 0)
+        rc = cu_buf_appends(out, "]}\n");
     if (rc) { /* leave out as it was */
         out->len = mark;
         if (out->data)

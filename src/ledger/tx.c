@@ -361,15 +361,221 @@ json_t *cu_tx_to_json(const struct cu_tx *tx, bool with_id)
     return tx_json(tx, with_id ? FORM_ID : 0);
 }
 
+/* ---- canonical bytes, written directly ---- */
+
+/* The canonical forms are the bytes cu_json_dump (compact, keys sorted by
+ * byte order, UTF-8 unescaped) writes for tx_json's object; building that
+ * object and sorting its keys cost most of a transaction's hashing and
+ * export (bench/ledger, docs/performance.md), so this writer produces the
+ * same bytes directly. tests/unit/ledger_canon_test.c checks it against
+ * jansson for every type and for hostile strings. Its failures mirror
+ * jansson's: a string that is not valid UTF-8 (json_string refuses it) is
+ * -CU_ENOMEM, as tx_json's NULL was; past out's maximum -CU_ETOOBIG. */
+struct canon {
+    struct cu_buf *out;
+    int rc;
+    bool first; /* no key written yet in the current object */
+};
+
+static void w_raw(struct canon *c, const char *p, size_t n)
+{
+    if (!c->rc)
+        c->rc = cu_buf_append(c->out, p, n);
+}
+
+/* Length of the valid UTF-8 sequence at s (jansson's rules: no overlong
+ * forms, no surrogates, at most U+10FFFF), 0 when invalid. */
+static size_t utf8_seq(const unsigned char *s)
+{
+    unsigned char u = s[0];
+    size_t n;
+    uint32_t v;
+
+    if (u < 0x80)
+        return 1;
+    if (u >= 0xC2 && u <= 0xDF)
+        n = 2, v = u & 0x1F;
+    else if (u >= 0xE0 && u <= 0xEF)
+        n = 3, v = u & 0x0F;
+    else if (u >= 0xF0 && u <= 0xF4)
+        n = 4, v = u & 0x07;
+    else
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if (s[i] < 0x80 || s[i] > 0xBF)
+            return 0;
+        v = (v << 6) | (s[i] & 0x3F);
+    }
+    if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF) || (n == 3 && v < 0x800) ||
+        (n == 4 && v < 0x10000))
+        return 0;
+    return n;
+}
+
+/* A JSON string: '"', '\\' and control characters escaped as jansson does
+ * ("\\n" etc., else \u00XX in upper-case hex), everything else verbatim. */
+static void w_str(struct canon *c, const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str, *run = s;
+    char esc[8];
+
+    w_raw(c, "\"", 1);
+    while (*s && !c->rc) {
+        size_t n = utf8_seq(s);
+        const char *e = NULL;
+        if (n == 0) {
+            c->rc = -CU_ENOMEM;
+            return;
+        }
+        if (n > 1 || (*s >= 0x20 && *s != '"' && *s != '\\')) {
+            s += n;
+            continue;
+        }
+        w_raw(c, (const char *)run, (size_t)(s - run));
+        switch (*s) {
+        case '"': e = "\\\""; break;
+        case '\\': e = "\\\\"; break;
+        case '\b': e = "\\b"; break;
+        case '\f': e = "\\f"; break;
+        case '\n': e = "\\n"; break;
+        case '\r': e = "\\r"; break;
+        case '\t': e = "\\t"; break;
+        default:
+            esc[0] = '\\', esc[1] = 'u', esc[2] = '0', esc[3] = '0';
+            esc[4] = "0123456789ABCDEF"[*s >> 4];
+            esc[5] = "0123456789ABCDEF"[*s & 15];
+            esc[6] = '\0';
+            e = esc;
+        }
+        w_raw(c, e, strlen(e));
+        run = ++s;
+    }
+    w_raw(c, (const char *)run, (size_t)(s - run));
+    w_raw(c, "\"", 1);
+}
+
+/* ,"key": (the comma unless first in its object). */
+static void w_key(struct canon *c, const char *key)
+{
+    if (!c->first)
+        w_raw(c, ",", 1);
+    c->first = false;
+    w_raw(c, "\"", 1);
+    w_raw(c, key, strlen(key));
+    w_raw(c, "\":", 2);
+}
+
+/* A JSON integer as jansson writes a json_int_t. */
+static void w_int(struct canon *c, int64_t v)
+{
+    char d[24];
+    size_t i = sizeof d;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+
+    do {
+        d[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        d[--i] = '-';
+    w_raw(c, d + i, sizeof d - i);
+}
+
+static void w_key_str(struct canon *c, const char *key, const char *v)
+{
+    w_key(c, key);
+    w_str(c, v);
+}
+
+static void w_key_int(struct canon *c, const char *key, int64_t v)
+{
+    w_key(c, key);
+    w_int(c, v);
+}
+
+static void w_rec(struct canon *c, const struct cu_task_rec *r)
+{
+    w_raw(c, "{", 1);
+    c->first = true;
+    w_key_str(c, "client", r->client);
+    w_key_int(c, "duration_ms", (int64_t)r->duration_ms);
+    w_key_str(c, "id", r->id);
+    w_key_int(c, "incentive", (int64_t)r->incentive);
+    w_key_str(c, "seller", r->seller);
+    w_key_str(c, "status", cu_task_status_name(r->status));
+    w_key_int(c, "task", (int64_t)r->task);
+    w_key_str(c, "task_type", r->task_type);
+    w_key_int(c, "time_ms", r->time_ms);
+    w_key_int(c, "tx_number", (int64_t)r->tx_number);
+    w_raw(c, "}", 1);
+    c->first = false;
+}
+
+/* Appends tx's form (FORM_* bits; id, the tx id, only with FORM_ID) to
+ * out: the fields of tx_json, keys in byte order. On failure out is left
+ * as it was. */
+static int write_form(const struct cu_tx *tx, int form, const struct cu_hash *id,
+                      struct cu_buf *out)
+{
+    unsigned req = cu_tx_type_required(tx->type);
+    unsigned bits = req | cu_tx_type_optional(tx->type);
+    struct canon c = {.out = out, .first = true};
+    size_t mark = out->len;
+    char hex[2 * CU_SIG_LEN + 1];
+
+    w_raw(&c, "{", 1);
+    if (req & CU_TXF_AMOUNT)
+        w_key_int(&c, "amount", (int64_t)tx->amount);
+    if (req & CU_TXF_AUTH)
+        w_key_str(&c, "authorization", tx->authorization ? tx->authorization : "");
+    if ((bits & CU_TXF_FROM) && ((req & CU_TXF_FROM) || tx->from[0]))
+        w_key_str(&c, "from", tx->from);
+    if (form & FORM_ID) {
+        cu_hash_to_hex(id, hex);
+        w_key_str(&c, "id", hex);
+    }
+    if ((bits & CU_TXF_JOB) && ((req & CU_TXF_JOB) || tx->job[0]))
+        w_key_str(&c, "job", tx->job);
+    if (tx->memo[0])
+        w_key_str(&c, "memo", tx->memo);
+    if (req & CU_TXF_NONCE)
+        w_key_int(&c, "nonce", (int64_t)tx->nonce);
+    if (req & CU_TXF_RECORD) {
+        w_key(&c, "record");
+        w_rec(&c, &tx->rec);
+    }
+    if ((bits & CU_TXF_REPLICA) && ((req & CU_TXF_REPLICA) || tx->replica[0]))
+        w_key_str(&c, "replica", tx->replica);
+    if (!(form & FORM_SIGNING))
+        w_key_int(&c, "seq", (int64_t)tx->seq);
+    if ((req & CU_TXF_SIG) && !(form & FORM_SIGNING)) {
+        cu_hex_encode(tx->sig, CU_SIG_LEN, hex);
+        w_key_str(&c, "sig", hex);
+    }
+    w_key_int(&c, "time_ms", tx->time_ms);
+    if ((bits & CU_TXF_TO) && ((req & CU_TXF_TO) || tx->to[0]))
+        w_key_str(&c, "to", tx->to);
+    w_key_str(&c, "type", cu_tx_type_name(tx->type));
+    w_raw(&c, "}", 1);
+    if (c.rc) {
+        out->len = mark;
+        if (out->data)
+            out->data[mark] = '\0';
+    }
+    return c.rc;
+}
+
 static int dump_form(const struct cu_tx *tx, int form, struct cu_buf *out)
 {
-    json_t *j = tx_json(tx, form);
-    int rc;
-    if (!j)
-        return -CU_ENOMEM;
-    rc = cu_json_dump(j, out);
-    json_decref(j);
-    return rc;
+    return write_form(tx, form, NULL, out);
+}
+
+int cu_tx_export_form(const struct cu_tx *tx, struct cu_buf *out)
+{
+    struct cu_hash id;
+    int rc = cu_tx_id(tx, &id);
+
+    return rc ? rc : write_form(tx, FORM_ID, &id, out);
 }
 
 int cu_tx_canonical(const struct cu_tx *tx, struct cu_buf *out)

@@ -94,7 +94,8 @@ enum cu_tx_type {
     X(SUCCESS, "success")                                                                  \
     X(WRONG_RESULT, "wrong_result")                                                        \
     X(TIMEOUT, "timeout")                                                                  \
-    X(ABANDONED, "abandoned")
+    X(ABANDONED, "abandoned")                                                              \
+    X(CHALLENGE_FAILED, "challenge_failed")
 
 enum cu_task_status {
 #define CU_X_TSENUM(e, name) CU_TASK_##e,
@@ -173,6 +174,9 @@ int cu_tx_from_json(const json_t *j, struct cu_tx *tx, struct cu_err *e);
 
 /* Canonical bytes hashed for the id (without "id") into out (appended). */
 int cu_tx_canonical(const struct cu_tx *tx, struct cu_buf *out);
+/* The export form (canonical JSON with "id", as cu_tx_to_json(tx, true)
+ * dumps it), appended to out. 0, -CU_ENOMEM, -CU_ETOOBIG. */
+int cu_tx_export_form(const struct cu_tx *tx, struct cu_buf *out);
 /* Tx id: BLAKE2b-256 of the canonical bytes. 0 or -CU_ENOMEM. */
 int cu_tx_id(const struct cu_tx *tx, struct cu_hash *out);
 /* Bytes a transfer's signer signs (appended to out). */

@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "crypto/ident.h"
+#include "trust/challenge.h"
 #include "crypto/merkle.h"
 
 #include "base/banned.h"
@@ -229,6 +230,54 @@ static void hello(struct cu_http_client *c)
 
 /* P claims (free: 1 core, so B's 2-core job never fits); the replica id,
  * checked to belong to A's job and task idx. */
+/* Heartbeat challenges: the secret and open nonce of each leased replica
+ * (docs/api.md "Trust"); heartbeats answer the nonce. */
+#define HB_MAX 8
+static struct {
+    int64_t rid;
+    unsigned char secret[CU_CHAL_KEY_LEN], nonce[CU_CHAL_NONCE_LEN];
+} hb_tab[HB_MAX];
+
+static void hb_remember(int64_t rid, const json_t *hb, bool nonce_only)
+{
+    for (int i = 0; i < HB_MAX; i++) {
+        if (hb_tab[i].rid != rid && hb_tab[i].rid != 0)
+            continue;
+        hb_tab[i].rid = rid;
+        if (!nonce_only)
+            assert_int_equal(cu_hex_decode(json_string_value(json_object_get(hb, "secret")),
+                                           hb_tab[i].secret, CU_CHAL_KEY_LEN),
+                             0);
+        assert_int_equal(cu_hex_decode(json_string_value(json_object_get(hb, "nonce")),
+                                       hb_tab[i].nonce, CU_CHAL_NONCE_LEN),
+                         0);
+        return;
+    }
+    fail_msg("too many replicas to remember");
+}
+
+/* A heartbeat body answering rid's open nonce (a wrong one when bad). */
+static char *hb_body(int64_t rid, bool bad)
+{
+    unsigned char ans[CU_CHAL_ANSWER_LEN];
+    char hex[2 * CU_CHAL_ANSWER_LEN + 1], *s;
+    json_t *j;
+
+    for (int i = 0; i < HB_MAX; i++) {
+        if (hb_tab[i].rid != rid)
+            continue;
+        cu_chal_heartbeat_answer(hb_tab[i].secret, rid, hb_tab[i].nonce, ans);
+        if (bad)
+            ans[0] ^= 1;
+        cu_hex_encode(ans, sizeof ans, hex);
+        j = json_pack("{s:s,s:s}", "state", "running", "answer", hex);
+        s = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        return s;
+    }
+    return strdup("{\"state\":\"running\"}");
+}
+
 static int64_t claim_p(int64_t idx)
 {
     struct cu_http_result r;
@@ -245,6 +294,7 @@ static int64_t claim_p(int64_t idx)
     assert_int_equal(json_integer_value(json_object_get(lease, "task")), idx);
     rid = json_integer_value(json_object_get(lease, "replica"));
     assert_true(rid > 0);
+    hb_remember(rid, json_object_get(lease, "heartbeat"), false);
     cu_http_result_release(&r);
     return rid;
 }
@@ -362,8 +412,13 @@ static void test_provider_only_touches_its_replica(void **state)
 
     /* P's own heartbeat works and keeps the replica P's. */
     replica_path(path, sizeof path, E->r0, "heartbeat");
-    call(E->p, "POST", path, "{\"state\":\"running\"}", &r);
+    {
+        char *hb = hb_body(E->r0, false);
+        call(E->p, "POST", path, hb, &r);
+        free(hb);
+    }
     expect_status(&r, 200, NULL, "P heartbeats its replica");
+    hb_remember(E->r0, r.json, true);
     assert_false(json_is_true(json_object_get(r.json, "cancel")));
     free(after);
     after = job_snapshot(E->job, &job);
