@@ -53,7 +53,7 @@
 
 static const char usage_text[] =
     "usage: cumulus demo [--out DIR] [--data DIR] [--providers N] [--slots N]\n"
-    "                    [--tasks N] [--size PIXELS]\n"
+    "                    [--tasks N] [--size PIXELS] [--cheaters N]\n"
     "\n"
     "Starts an exchange and N providers on loopback, submits a job that renders\n"
     "a Mandelbrot image in tiles (one task per tile), shows a progress bar,\n"
@@ -67,6 +67,11 @@ static const char usage_text[] =
     "  --slots N        task slots per provider (default 2)\n"
     "  --tasks N        tiles, a perfect square (default 64)\n"
     "  --size PIXELS    width and height of the image (default 1024)\n"
+    "  --cheaters N     also start N providers that return wrong tiles (--cheat\n"
+    "                   wrong, staking 1000 each); the job then runs each tile on\n"
+    "                   2 providers that must agree (up to 5): the image is\n"
+    "                   checked against an honest local render, and the\n"
+    "                   cheaters are shown slashed (default 0)\n"
     "\n"
     "environment: CUMULUS_FRACTAL overrides the task program (default: the\n"
     "fractal binary built next to this one, build/examples/fractal).\n";
@@ -87,6 +92,8 @@ struct demo {
     bool keep_data;
     char out[CU_PATH_MAX];
     unsigned nproviders, slots, tasks, grid, size;
+    unsigned ncheaters; /* --cheaters: providers[nhonest..nproviders) run --cheat wrong */
+    unsigned nhonest;
     char fractal[CU_PATH_MAX];
     char url[512];
     char key[CU_PATH_MAX];
@@ -483,7 +490,8 @@ static int parse_args(struct demo *d, int argc, char **argv, const char **out_di
         }
         if (strcmp(a, "--out") != 0 && strcmp(a, "--data") != 0 &&
             strcmp(a, "--providers") != 0 && strcmp(a, "--slots") != 0 &&
-            strcmp(a, "--tasks") != 0 && strcmp(a, "--size") != 0) {
+            strcmp(a, "--tasks") != 0 && strcmp(a, "--size") != 0 &&
+            strcmp(a, "--cheaters") != 0) {
             cu_cli_errorf("demo", "unknown argument '%s' (see 'cumulus demo --help')", a);
             return -1;
         }
@@ -502,9 +510,21 @@ static int parse_args(struct demo *d, int argc, char **argv, const char **out_di
         } else if (strcmp(a, "--tasks") == 0) {
             if (parse_uint_opt(a, v, 1, DEMO_MAX_TASKS, &d->tasks) < 0)
                 return -1;
+        } else if (strcmp(a, "--cheaters") == 0) {
+            if (parse_uint_opt(a, v, 0, DEMO_MAX_PROVIDERS - 1, &d->ncheaters) < 0)
+                return -1;
         } else if (parse_uint_opt(a, v, DEMO_MIN_SIZE, CU_IMAGE_MAX_DIM, &d->size) < 0) {
             return -1;
         }
+    }
+    if (d->nproviders + d->ncheaters > DEMO_MAX_PROVIDERS) {
+        cu_cli_errorf("demo", "--providers %u plus --cheaters %u is more than %d", d->nproviders,
+                      d->ncheaters, DEMO_MAX_PROVIDERS);
+        return -1;
+    }
+    if (d->ncheaters > 0 && d->nproviders < 2) {
+        cu_cli_errorf("demo", "--cheaters needs at least 2 honest --providers to outvote them");
+        return -1;
     }
     for (d->grid = 1; d->grid * d->grid < d->tasks; d->grid++)
         ;
@@ -585,9 +605,10 @@ static int write_job_file(const struct demo *d, const char *path)
                             "tasks: %u\n"
                             "outputs: [\"tile.ppm\"]\n"
                             "resources: {cores: 1, memory: 256MiB, time: 60s, output: 16MiB}\n"
-                            "replication: 1\n"
+                            "replication: %s\n"
                             "price: {max_per_cu: " DEMO_BID "}\n",
-                            d->tasks);
+                            d->tasks,
+                            d->ncheaters ? "{min: 2, quorum: 2, max: 5}" : "1");
     if (rc == 0)
         rc = cu_write_file_atomic(path, b.data, b.len, 0644);
     cu_buf_release(&b);
@@ -708,7 +729,8 @@ static int fund_requester(struct demo *d)
     char amount[32];
     int rc;
 
-    cu_snprintf(amount, sizeof amount, "%u", d->tasks * DEMO_FUNDS_PER_TASK);
+    /* With cheaters a tile may run up to 5 times (the policy's max). */
+    cu_snprintf(amount, sizeof amount, "%u", d->tasks * DEMO_FUNDS_PER_TASK * (d->ncheaters ? 5 : 1));
     char *argv[] = {"cumulus", "faucet", amount, NULL};
     rc = run_cli(d, "fund requester", argv, NULL, false, DEMO_STATUS_MS);
     if (rc < 0)
@@ -717,6 +739,152 @@ static int fund_requester(struct demo *d)
         return fail("fund requester", d->reqlog, "cumulus faucet exited with %d", rc);
     printf("demo: requester funded with %s tokens from the devnet faucet\n", amount);
     return 0;
+}
+
+static void keystore_id(const char *path, char *out, size_t n);
+
+/* Starts the --cheaters providers (providers[nhonest..]): each gets its own
+ * key, funds from the faucet and a stake (so a slash can take it), and
+ * runs with --cheat wrong. They join d->nproviders, so they are watched
+ * and stopped like the others. */
+static int start_cheaters(struct demo *d)
+{
+    for (unsigned k = 0; k < d->ncheaters; k++) {
+        unsigned i = d->nproviders;
+        struct child *p = &d->providers[i];
+        char pdir[CU_PATH_MAX], key[CU_PATH_MAX], slots[16], price[16];
+        int rc;
+
+        cu_snprintf(p->name, sizeof p->name, "provider-%u (cheater)", i + 1);
+        cu_snprintf(slots, sizeof slots, "%u", d->slots);
+        cu_snprintf(price, sizeof price, "%u", DEMO_FIRST_ASK + i);
+        if (cu_snprintf(pdir, sizeof pdir, "%s/provider-%u", d->data, i + 1) < 0 ||
+            cu_path_join(key, sizeof key, pdir, "identity.key") < 0 ||
+            cu_snprintf(p->log, sizeof p->log, "%s/provider-%u.log", d->data, i + 1) < 0)
+            return fail("start cheaters", NULL, "data directory path too long");
+        if (cu_mkdir_p(pdir, 0711) < 0 || chmod(pdir, 0711) != 0)
+            return fail("start cheaters", NULL, "cannot create %s", pdir);
+        if (access(key, R_OK) != 0) {
+            char *kargv[] = {"cumulus", "keygen", "--out", key, "--insecure-plain", NULL};
+            rc = run_cli(d, "start cheaters", kargv, NULL, false, DEMO_STATUS_MS);
+            if (rc != 0)
+                return rc < 0 ? CU_EXIT_FAIL
+                              : fail("start cheaters", d->reqlog, "keygen exited with %d", rc);
+        }
+        char *fargv[] = {"cumulus", "faucet", "100000", "--key", key, NULL};
+        rc = run_cli(d, "start cheaters", fargv, NULL, false, DEMO_STATUS_MS);
+        if (rc != 0)
+            return rc < 0 ? CU_EXIT_FAIL
+                          : fail("start cheaters", d->reqlog, "faucet exited with %d", rc);
+        p->own_group = true;
+        char *argv[] = {"cumulus", "provide", "--exchange", d->url, "--data", pdir, "--slots",
+                        slots, "--price", price, "--stake", "1000", "--cheat", "wrong", NULL};
+        if (spawn(d, p, argv, NULL, false) < 0)
+            return fail("start cheaters", NULL, "could not start %s", p->name);
+        d->nproviders++;
+    }
+    if (d->ncheaters)
+        printf("demo: started %u cheating provider(s) (--cheat wrong, stake 1000 each)\n",
+               d->ncheaters);
+    return 0;
+}
+
+/* Renders every tile here with the same fractal program, outside the
+ * market, and compares it byte for byte with the tile the job accepted
+ * (the fractal is deterministic: the same bytes on every machine). Prints
+ * the verdict; returns 0 when all tiles match. */
+static int check_honest(struct demo *d)
+{
+    char dir[CU_PATH_MAX], count[16], size[16];
+    unsigned bad = 0;
+
+    if (cu_path_join(dir, sizeof dir, d->data, "honest") < 0 || cu_mkdir_p(dir, 0755) < 0)
+        return fail("honest render", NULL, "cannot create %s/honest", d->data);
+    cu_snprintf(count, sizeof count, "%u", d->tasks);
+    cu_snprintf(size, sizeof size, "%u", d->size);
+    for (unsigned i = 0; i < d->tasks; i++) {
+        char tdir[CU_PATH_MAX], mine[CU_PATH_MAX], theirs[CU_PATH_MAX], index[16];
+        struct cu_hash h1, h2;
+        int status = 0;
+        pid_t pid;
+
+        cu_snprintf(index, sizeof index, "%u", i);
+        if (cu_snprintf(tdir, sizeof tdir, "%s/%u", dir, i) < 0 || cu_mkdir_p(tdir, 0755) < 0 ||
+            cu_path_join(mine, sizeof mine, tdir, "tile.ppm") < 0 ||
+            cu_snprintf(theirs, sizeof theirs, "%s/results/%u/tile.ppm", d->data, i) < 0)
+            return fail("honest render", NULL, "path too long");
+        pid = fork();
+        if (pid < 0)
+            return fail("honest render", NULL, "fork: %s", strerror(errno));
+        if (pid == 0) {
+            char *argv[] = {d->fractal, "--out", tdir, size, size, DEMO_MAXITER, NULL};
+            setenv("CUMULUS_TASK_INDEX", index, 1);
+            setenv("CUMULUS_TASK_COUNT", count, 1);
+            execv(d->fractal, argv);
+            _exit(127);
+        }
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+            ;
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            return fail("honest render", NULL, "%s failed for tile %u", d->fractal, i);
+        if (cu_hash_file(mine, &h1, NULL) != 0 || cu_hash_file(theirs, &h2, NULL) != 0 ||
+            !cu_hash_eq(&h1, &h2))
+            bad++;
+    }
+    if (bad)
+        return fail("honest render", NULL,
+                    "%u of %u tiles differ from an honest render: a wrong result was accepted",
+                    bad, d->tasks);
+    printf("  check:    all %u tiles equal an honest local render: the image is correct\n",
+           d->tasks);
+    return 0;
+}
+
+/* Prints which providers were slashed for the job, and by how much, from
+ * its JSON (replicas' "slashed"), marking the cheaters. Best effort. */
+static void print_slashed(struct demo *d)
+{
+    struct cu_buf out = CU_BUF_INIT(DEMO_CAPTURE_MAX);
+    char ids[DEMO_MAX_PROVIDERS][65];
+    json_t *j = NULL, *task, *rep;
+    size_t ti, ri;
+    unsigned wrong[DEMO_MAX_PROVIDERS] = {0};
+    long long taken[DEMO_MAX_PROVIDERS] = {0};
+    struct cu_err e = {0};
+
+    char *argv[] = {"cumulus", "status", d->job, "--json", NULL};
+    if (run_cli(d, "status", argv, &out, false, DEMO_STATUS_MS) != 0 ||
+        !(j = cu_json_parse(cu_buf_str(&out), out.len, &e))) {
+        fprintf(stderr, "demo: could not read the job's status for the slashing summary\n");
+        goto out_release;
+    }
+    for (unsigned i = 0; i < d->nproviders; i++) {
+        char path[CU_PATH_MAX];
+        cu_snprintf(path, sizeof path, "%s/provider-%u/identity.key", d->data, i + 1);
+        keystore_id(path, ids[i], sizeof ids[i]);
+    }
+    json_array_foreach(json_object_get(j, "tasks"), ti, task) {
+        json_array_foreach(json_object_get(task, "replicas"), ri, rep) {
+            const char *prov = json_string_value(json_object_get(rep, "provider"));
+            for (unsigned i = 0; prov && i < d->nproviders; i++) {
+                if (strcmp(ids[i], prov) != 0)
+                    continue;
+                if (json_is_false(json_object_get(rep, "agreed")))
+                    wrong[i]++;
+                taken[i] += json_integer_value(json_object_get(rep, "slashed"));
+            }
+        }
+    }
+    printf("  trust:    replicas against the quorum are not paid and lose stake:\n");
+    for (unsigned i = 0; i < d->nproviders; i++) {
+        if (!wrong[i] && !taken[i] && i < d->nhonest)
+            continue;
+        printf("    provider-%u  %-16.16s %s %3u wrong tile(s), slashed %lld\n", i + 1, ids[i],
+               i >= d->nhonest ? "cheater" : "honest ", wrong[i], taken[i]);
+    }
+out_release:
+    json_decref(j);
+    cu_buf_release(&out);
 }
 
 /* Verifies the exchange's ledger from genesis, as anyone could, and prints
@@ -849,8 +1017,9 @@ static void print_per_provider(struct demo *d)
             }
         }
         cu_api_fmt_cu(cu_milli, cu, sizeof cu);
-        printf("    provider-%u  %-16.16s  ask %2u  %3u tiles  %9s CU  paid %lld\n", i + 1,
-               ids[i][0] ? ids[i] : "(unknown id)", DEMO_FIRST_ASK + i, counts[i], cu, paid);
+        printf("    provider-%u  %-16.16s  ask %2u  %3u tiles  %9s CU  paid %lld%s\n", i + 1,
+               ids[i][0] ? ids[i] : "(unknown id)", DEMO_FIRST_ASK + i, counts[i], cu, paid,
+               i >= d->nhonest ? "  (cheater)" : "");
     }
     if (other)
         printf("    other         %u tiles\n", other);
@@ -928,8 +1097,9 @@ static int run_demo(struct demo *d)
     char resdir[CU_PATH_MAX], png[CU_PATH_MAX], took[32];
     int rc;
 
+    d->nhonest = d->nproviders;
     if ((rc = start_daemons(d)) != 0 || (rc = make_requester_key(d)) != 0 ||
-        (rc = fund_requester(d)) != 0)
+        (rc = fund_requester(d)) != 0 || (rc = start_cheaters(d)) != 0)
         return rc;
     printf("demo: exchange at %s, %u providers x %u slots\n", d->url, d->nproviders,
            d->slots);
@@ -971,6 +1141,11 @@ static int run_demo(struct demo *d)
     printf("  image:    %s (%ux%u PNG)\n", png, d->size, d->size);
     printf("  job:      %s, %u tasks, all succeeded\n", d->job, d->tasks);
     print_per_provider(d);
+    if (d->ncheaters) {
+        if ((rc = check_honest(d)) != 0)
+            return rc;
+        print_slashed(d);
+    }
     if ((rc = verify_ledger(d)) != 0)
         return rc;
     if (d->keep_data)

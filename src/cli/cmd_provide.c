@@ -23,6 +23,7 @@ static const char usage_text[] =
     "                       [--gpus LIST] [--price P] [--log LEVEL]\n"
     "                       [--idle-only] [--idle-after DURATION] [--max-load L]\n"
     "                       [--idle-probe FILE]\n"
+    "                       [--owner ID] [--stake AMOUNT] [--cheat MODE]\n"
     "\n"
     "Rents this machine out to an exchange until SIGINT/SIGTERM: claims tasks by\n"
     "long-poll, runs each in the sandbox, reports results. Only outbound\n"
@@ -65,7 +66,17 @@ static const char usage_text[] =
     "  --idle-probe FILE\n"
     "                  for tests and scripted setups: instead of measuring, read\n"
     "                  FILE; 'active' = the owner is there, 'idle' = away (since\n"
-    "                  it last said active); missing or anything else = active\n";
+    "                  it last said active); missing or anything else = active\n"
+    "  --owner ID      who owns this machine (a 64-hex id; default: the provider's\n"
+    "                  own id): two replicas of one task never go to one owner\n"
+    "  --stake AMOUNT  at start, top this provider's stake up to AMOUNT base units\n"
+    "                  from its balance (a replica that loses a quorum forfeits\n"
+    "                  part of it; see docs/trust.md)\n"
+    "  --cheat MODE    for testing trust on a devnet: makes this provider\n"
+    "                  misbehave. MODE: wrong (garbage outputs), wrong-sometimes\n"
+    "                  (half of them), vanish (exits mid-task), no-heartbeat,\n"
+    "                  bad-answer (wrong heartbeat answers), fail-challenge,\n"
+    "                  collude (one fixed wrong output, so colluders agree)\n";
 
 static int parse_count(const char *opt, const char *v, int64_t max, int64_t *out)
 {
@@ -124,7 +135,9 @@ int cmd_provide(int argc, char **argv)
             strcmp(a, "--memory") != 0 && strcmp(a, "--price") != 0 &&
             strcmp(a, "--log") != 0 && strcmp(a, "--cpus") != 0 && strcmp(a, "--disk") != 0 &&
             strcmp(a, "--gpus") != 0 && strcmp(a, "--idle-after") != 0 &&
-            strcmp(a, "--max-load") != 0 && strcmp(a, "--idle-probe") != 0) {
+            strcmp(a, "--max-load") != 0 && strcmp(a, "--idle-probe") != 0 &&
+            strcmp(a, "--owner") != 0 && strcmp(a, "--stake") != 0 &&
+            strcmp(a, "--cheat") != 0) {
             cu_cli_errorf("provide", "unknown argument '%s' (see 'cumulus provide --help')", a);
             return CU_EXIT_USAGE;
         }
@@ -159,6 +172,26 @@ int cmd_provide(int argc, char **argv)
         } else if (strcmp(a, "--disk") == 0) {
             if (cu_parse_size(v, &o.max_disk) != 0 || o.max_disk == 0) {
                 cu_cli_errorf("provide", "--disk: '%s' is not a size (use e.g. 20GiB)", v);
+                return CU_EXIT_USAGE;
+            }
+        } else if (strcmp(a, "--owner") == 0) {
+            if (strlen(v) != 64 || strspn(v, "0123456789abcdef") != 64) {
+                cu_cli_errorf("provide", "--owner: '%s' is not an id (64 lowercase hex, as "
+                                         "printed by cumulus keygen)", v);
+                return CU_EXIT_USAGE;
+            }
+            o.owner = v;
+        } else if (strcmp(a, "--stake") == 0) {
+            if (cu_parse_i64(v, 1, INT64_MAX, &n) != 0) {
+                cu_cli_errorf("provide", "--stake: '%s' is not a whole number of base units "
+                                         "(1 or more)", v);
+                return CU_EXIT_USAGE;
+            }
+            o.stake = (uint64_t)n;
+        } else if (strcmp(a, "--cheat") == 0) {
+            if (cu_cheat_parse(v, &o.cheat) != 0) {
+                cu_cli_errorf("provide", "--cheat: '%s' is not a mode (one of: %s)", v,
+                              cu_cheat_names());
                 return CU_EXIT_USAGE;
             }
         } else if (strcmp(a, "--gpus") == 0) {

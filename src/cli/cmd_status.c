@@ -19,7 +19,9 @@ static const char usage_text[] =
     "usage: cumulus status [JOB] [--json] [--exchange URL] [--key FILE]\n"
     "\n"
     "Without JOB: a table of your jobs (newest first). With JOB: its summary, a\n"
-    "table of its tasks and one of its replicas.\n"
+    "table of its tasks and one of its replicas (whether each agreed with the\n"
+    "accepted result and what was slashed from its provider), then the replicas\n"
+    "whose results disagreed, with the differing files.\n"
     "\n"
     "  --json          print the exchange's JSON answer instead (indented)\n"
     "  --exchange URL  the exchange (else CUMULUS_EXCHANGE, else the config)\n"
@@ -129,6 +131,65 @@ static const json_t *find_replica(const json_t *task, int64_t id)
     return NULL;
 }
 
+/* "yes"/"no" for a replica's "agreed", "-" while undecided (null or absent). */
+static const char *agreed(const json_t *r)
+{
+    const json_t *v = json_object_get(r, "agreed");
+    return json_is_true(v) ? "yes" : json_is_false(v) ? "no" : "-";
+}
+
+/* A replica's "slashed" amount, "-" when nothing was taken. */
+static const char *slashed(const json_t *r, char *out, size_t n)
+{
+    int64_t v;
+    if (!get_int(r, "slashed", &v) || v <= 0)
+        return "-";
+    snprintf(out, n, "%lld", (long long)v);
+    return out;
+}
+
+/* What trust did to the job (docs/api.md "Trust"): the tasks whose results
+ * disagreed, with the files each losing replica got wrong, and the
+ * providers whose stake was slashed. Nothing when all agreed. */
+static void print_trust(const json_t *tasks)
+{
+    const json_t *t, *d, *r, *f;
+    size_t i, di, ri, fi;
+    bool header = false;
+
+    json_array_foreach(tasks, i, t) {
+        json_array_foreach(json_object_get(t, "disagreement"), di, d) {
+            int64_t rid = int_or(d, "replica", -1);
+            const json_t *rep = find_replica(t, rid);
+            if (!header)
+                printf("\ndisagreements (files that differ from the accepted result):\n");
+            header = true;
+            printf("  task %lld, replica %lld (provider %.*s):", (long long)int_or(t, "index", -1),
+                   (long long)rid, SHORT_ID, rep ? str_or(rep, "provider", "?") : "?");
+            if (!json_array_size(json_object_get(d, "files")))
+                printf(" (no file names given)");
+            json_array_foreach(json_object_get(d, "files"), fi, f) {
+                printf("%s %s", fi ? "," : "", json_string_value(f) ? json_string_value(f) : "?");
+            }
+            printf("\n");
+        }
+    }
+    header = false;
+    json_array_foreach(tasks, i, t) {
+        json_array_foreach(json_object_get(t, "replicas"), ri, r) {
+            int64_t amount;
+            if (!get_int(r, "slashed", &amount) || amount <= 0)
+                continue;
+            if (!header)
+                printf("\nslashed (stake forfeited for results against the quorum):\n");
+            header = true;
+            printf("  provider %s: %lld (task %lld, replica %lld)\n", str_or(r, "provider", "?"),
+                   (long long)amount, (long long)int_or(t, "index", -1),
+                   (long long)int_or(r, "id", -1));
+        }
+    }
+}
+
 static void print_job(const json_t *job)
 {
     const json_t *c = json_object_get(job, "counts"), *tasks = json_object_get(job, "tasks");
@@ -186,19 +247,21 @@ static void print_job(const json_t *job)
     }
     if (!nrep)
         return;
-    printf("\n%-6s %-8s %-12s %-9s %-12s %5s %8s %8s %10s  %s\n", "TASK", "REPLICA",
-           "PROVIDER", "STATE", "STATUS", "EXIT", "CPU", "WALL", "CU", "REASON");
+    printf("\n%-6s %-8s %-12s %-9s %-12s %5s %8s %8s %10s %-6s %8s  %s\n", "TASK", "REPLICA",
+           "PROVIDER", "STATE", "STATUS", "EXIT", "CPU", "WALL", "CU", "AGREED", "SLASHED",
+           "REASON");
     json_array_foreach(tasks, i, t) {
         json_array_foreach(json_object_get(t, "replicas"), ri, r) {
-            char b1[32], b2[32], b3[32], b4[32];
-            printf("%-6lld %-8lld %-12.*s %-9s %-12s %5s %8s %8s %10s  %s\n",
+            char b1[32], b2[32], b3[32], b4[32], b5[32];
+            printf("%-6lld %-8lld %-12.*s %-9s %-12s %5s %8s %8s %10s %-6s %8s  %s\n",
                    (long long)int_or(t, "index", -1), (long long)int_or(r, "id", -1), SHORT_ID,
                    str_or(r, "provider", "-"), str_or(r, "state", "?"), str_or(r, "status", "-"),
                    fmt_int(r, "exit_code", b1, sizeof b1), fmt_ms(r, "cpu_ms", b2, sizeof b2),
                    fmt_ms(r, "wall_ms", b3, sizeof b3), fmt_cu(r, "cu_milli", b4, sizeof b4),
-                   str_or(r, "reason", "-"));
+                   agreed(r), slashed(r, b5, sizeof b5), str_or(r, "reason", "-"));
         }
     }
+    print_trust(tasks);
 }
 
 int cmd_status(int argc, char **argv)

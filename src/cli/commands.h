@@ -39,6 +39,7 @@ struct cu_command {
     X(wallet, "your account: balance, escrow, stake; signed transfers; history")            \
     X(faucet, "mint test tokens into your account (devnet exchanges only)")                 \
     X(market, "the indicative price per CU, fees, recent trades, open bids and asks")        \
+    X(reputation, "a provider's trust score, its records (success, wrong result...) and stake") \
     X(ledger, "verify the ledger from genesis (URL, data dir or file); export; show a block") \
     X(demo, "the main job: exchange + providers on loopback render a fractal")
 

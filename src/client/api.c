@@ -423,6 +423,47 @@ int cu_api_faucet(struct cu_api *api, uint64_t amount, json_t **out, struct cu_e
     return rc;
 }
 
+/* POST {"amount":N} to path (stake, unstake): the amount checked first. */
+static int post_amount(struct cu_api *api, const char *path, uint64_t amount, json_t **out,
+                       struct cu_err *e)
+{
+    json_t *body;
+    int rc;
+
+    *out = NULL;
+    if (amount == 0 || amount > CU_AMOUNT_MAX)
+        return cu_err_set(e, -CU_EINVAL, "amount %llu: must be between 1 and %llu",
+                          (unsigned long long)amount, (unsigned long long)CU_AMOUNT_MAX);
+    body = json_pack("{s:I}", "amount", (json_int_t)amount);
+    if (!body)
+        return cu_err_set(e, -CU_ENOMEM, "out of memory");
+    rc = post_json(api, path, body, out, e);
+    json_decref(body);
+    return rc;
+}
+
+int cu_api_stake(struct cu_api *api, uint64_t amount, json_t **out, struct cu_err *e)
+{
+    return post_amount(api, "/v1/stake", amount, out, e);
+}
+
+int cu_api_unstake(struct cu_api *api, uint64_t amount, json_t **out, struct cu_err *e)
+{
+    return post_amount(api, "/v1/unstake", amount, out, e);
+}
+
+int cu_api_reputation(struct cu_api *api, const char *id, json_t **out, struct cu_err *e)
+{
+    char path[128];
+
+    *out = NULL;
+    if (!id || strlen(id) != 64 || strspn(id, "0123456789abcdef") != 64)
+        return cu_err_set(e, -CU_EINVAL, "'%.80s' is not a participant id (64 lowercase hex)",
+                          id ? id : "");
+    cu_snprintf(path, sizeof path, "/v1/reputation/%s", id);
+    return get_json(api, "GET", path, out, e);
+}
+
 int cu_api_transfer(struct cu_api *api, const struct cu_tx *tx, json_t **out, struct cu_err *e)
 {
     json_t *txj, *body;

@@ -102,6 +102,18 @@ int cu_api_faucet(struct cu_api *api, uint64_t amount, json_t **out, struct cu_e
 /* POST /v1/transfers {"tx":TX} for a signed transfer: {"tx","height"}.
  * -CU_ECONFLICT (api->code "insufficient_funds") when the balance is short. */
 int cu_api_transfer(struct cu_api *api, const struct cu_tx *tx, json_t **out, struct cu_err *e);
+/* ---- trust (docs/api.md "Trust (issue 4)") ------------------------------------ */
+
+/* POST /v1/stake {"amount":N}: moves N (1..CU_AMOUNT_MAX) from the caller's
+ * balance into its stake; {"tx","height","stake"}. -CU_ECONFLICT
+ * (api->code "insufficient_funds") when the balance is short. */
+int cu_api_stake(struct cu_api *api, uint64_t amount, json_t **out, struct cu_err *e);
+/* POST /v1/unstake {"amount":N}: the reverse; -CU_ECONFLICT (api->code
+ * "busy") while the caller holds a lease. */
+int cu_api_unstake(struct cu_api *api, uint64_t amount, json_t **out, struct cu_err *e);
+/* GET /v1/reputation/{id} (unsigned; id is 64 lowercase hex, checked):
+ * {"id","score_milli","records","counts":{...},"stake","recent":[...]}. */
+int cu_api_reputation(struct cu_api *api, const char *id, json_t **out, struct cu_err *e);
 /* GET /v1/ledger/head (unsigned): {"height","hash","producer","blocks",...}. */
 int cu_api_ledger_head(struct cu_api *api, json_t **out, struct cu_err *e);
 /* GET /v1/market (unsigned): fees, indicative price, trades, bids, asks. */

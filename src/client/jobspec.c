@@ -532,11 +532,229 @@ static int f_resources(struct jctx *c, struct cu_spec *s, struct fy_node *v, con
     return walk(c, s, v, field, line, resource_fields, NULL);
 }
 
-static int f_replication(struct jctx *c, struct cu_spec *s, struct fy_node *v, const char *field,
-                         int line, void *arg)
+static int f_rep_min(struct jctx *c, struct cu_spec *s, struct fy_node *v, const char *field,
+                     int line, void *arg)
 {
     (void)arg;
     return get_u32(c, v, field, line, &s->replication);
+}
+
+static int f_rep_quorum(struct jctx *c, struct cu_spec *s, struct fy_node *v, const char *field,
+                        int line, void *arg)
+{
+    (void)arg;
+    return get_u32(c, v, field, line, &s->quorum);
+}
+
+static int f_rep_max(struct jctx *c, struct cu_spec *s, struct fy_node *v, const char *field,
+                     int line, void *arg)
+{
+    (void)arg;
+    return get_u32(c, v, field, line, &s->max_replicas);
+}
+
+static const struct field_def replication_fields[] = {
+    {"min", f_rep_min},
+    {"quorum", f_rep_quorum},
+    {"max", f_rep_max},
+    {NULL, NULL},
+};
+
+/* replication: K (the legacy policy), {min, quorum, max} (all three
+ * required: a policy half written is more likely a mistake than a wish for
+ * defaults), or "adaptive" (the fixed policy {2, 2, 5} with solo replicas
+ * for trusted providers; docs/api.md "Trust"). Validation checks ranges. */
+static int f_replication(struct jctx *c, struct cu_spec *s, struct fy_node *v, const char *field,
+                         int line, void *arg)
+{
+    const char *p;
+    size_t len;
+    int rc;
+
+    (void)arg;
+    if (!is_null(v) && !fy_node_is_alias(v) && fy_node_get_type(v) == FYNT_MAPPING) {
+        s->replication = 0;
+        if ((rc = walk(c, s, v, field, line, replication_fields, NULL)) != 0)
+            return rc;
+        if (!fy_node_mapping_lookup_by_string(v, "min", -1))
+            return jerr(c, -CU_EINVAL, line, "%s.min: missing (replicas run at first)", field);
+        if (!fy_node_mapping_lookup_by_string(v, "quorum", -1))
+            return jerr(c, -CU_EINVAL, line, "%s.quorum: missing (agreeing results needed)",
+                        field);
+        if (!fy_node_mapping_lookup_by_string(v, "max", -1))
+            return jerr(c, -CU_EINVAL, line, "%s.max: missing (most replicas in all)", field);
+        return 0;
+    }
+    if (!is_null(v) && !fy_node_is_alias(v) && fy_node_get_type(v) == FYNT_SCALAR) {
+        p = fy_node_get_scalar(v, &len);
+        if (p && len == 8 && memcmp(p, "adaptive", 8) == 0) {
+            s->replication = 2;
+            s->quorum = 2;
+            s->max_replicas = 5;
+            s->adaptive = true;
+            return 0;
+        }
+        if (p && len > 0 && ((p[0] >= 'a' && p[0] <= 'z') || (p[0] >= 'A' && p[0] <= 'Z')))
+            return jerr(c, -CU_EINVAL, line,
+                        "%s: '%.40s' is not a policy (use a number, {min: 2, quorum: 2, max: 5} "
+                        "or adaptive)",
+                        field, p);
+    }
+    return get_u32(c, v, field, line, &s->replication);
+}
+
+/* min_reputation: a decimal 0..1 with at most 3 decimals, kept exactly as
+ * thousandths (no floating point: "0.8" is 800, not 799.999...). */
+static int f_min_reputation(struct jctx *c, struct cu_spec *s, struct fy_node *v,
+                            const char *field, int line, void *arg)
+{
+    char *str = NULL;
+    const char *p, *frac;
+    uint32_t milli = 0;
+    size_t nfrac;
+    int rc;
+
+    (void)arg;
+    if ((rc = get_str(c, v, field, line, &str)) != 0)
+        return rc;
+    p = str;
+    if (p[0] != '0' && p[0] != '1')
+        goto out_bad;
+    frac = p[1] == '.' ? p + 2 : NULL;
+    if (p[1] != '\0' && !frac)
+        goto out_bad;
+    nfrac = frac ? strlen(frac) : 0;
+    if (frac && (nfrac == 0 || nfrac > 3 || strspn(frac, "0123456789") != nfrac)) {
+        if (nfrac > 3 && strspn(frac, "0123456789") == nfrac)
+            rc = jerr(c, -CU_EINVAL, line, "%s: '%.40s' has more than 3 decimals", field, str);
+        else
+            goto out_bad;
+        goto out_free;
+    }
+    milli = p[0] == '1' ? 1000 : 0;
+    for (size_t i = 0; i < 3; i++)
+        milli += (uint32_t)(i < nfrac ? frac[i] - '0' : 0) * (i == 0 ? 100u : i == 1 ? 10u : 1u);
+    if (milli > 1000) {
+        rc = jerr(c, -CU_EINVAL, line, "%s: '%.40s' must be between 0 and 1", field, str);
+        goto out_free;
+    }
+    s->min_reputation = milli;
+    goto out_free;
+out_bad:
+    rc = jerr(c, -CU_EINVAL, line, "%s: '%.40s' is not a number between 0 and 1 (e.g. 0.8)",
+              field, str);
+out_free:
+    free(str);
+    return rc;
+}
+
+struct challenge_arg {
+    char *kind;
+    int kind_line;
+    bool has_bits, has_mib;
+    uint32_t bits, mib;
+};
+
+static int f_ch_kind(struct jctx *c, struct cu_spec *s, struct fy_node *v, const char *field,
+                     int line, void *arg)
+{
+    struct challenge_arg *a = arg;
+    (void)s;
+    free(a->kind);
+    a->kind = NULL;
+    a->kind_line = line;
+    return get_str(c, v, field, line, &a->kind);
+}
+
+static int f_ch_bits(struct jctx *c, struct cu_spec *s, struct fy_node *v, const char *field,
+                     int line, void *arg)
+{
+    struct challenge_arg *a = arg;
+    (void)s;
+    a->has_bits = true;
+    return get_u32(c, v, field, line, &a->bits);
+}
+
+static int f_ch_mib(struct jctx *c, struct cu_spec *s, struct fy_node *v, const char *field,
+                    int line, void *arg)
+{
+    struct challenge_arg *a = arg;
+    (void)s;
+    a->has_mib = true;
+    return get_u32(c, v, field, line, &a->mib);
+}
+
+static const struct field_def challenge_fields[] = {
+    {"kind", f_ch_kind},
+    {"bits", f_ch_bits},
+    {"mib", f_ch_mib},
+    {NULL, NULL},
+};
+
+/* challenge: {kind: factor, bits: B} | {kind: memory, mib: M}; the size
+ * key must be the one of the kind. Ranges are checked by validation. */
+static int f_challenge(struct jctx *c, struct cu_spec *s, struct fy_node *v, const char *field,
+                       int line, void *arg)
+{
+    struct challenge_arg a = {0};
+    int rc;
+
+    (void)arg;
+    a.kind_line = line;
+    if ((rc = walk(c, s, v, field, line, challenge_fields, &a)) != 0)
+        goto out_free;
+    if (!a.kind) {
+        rc = jerr(c, -CU_EINVAL, line, "%s.kind: missing (factor or memory)", field);
+    } else if (strcmp(a.kind, "factor") == 0) {
+        if (a.has_mib)
+            rc = jerr(c, -CU_EINVAL, line, "%s.mib: only for kind memory (factor takes bits)",
+                      field);
+        else if (!a.has_bits)
+            rc = jerr(c, -CU_EINVAL, line, "%s.bits: missing (size of the semiprime, 8..64)",
+                      field);
+        s->challenge = CU_SPEC_CHALLENGE_FACTOR;
+        s->challenge_bits = a.bits;
+    } else if (strcmp(a.kind, "memory") == 0) {
+        if (a.has_bits)
+            rc = jerr(c, -CU_EINVAL, line, "%s.bits: only for kind factor (memory takes mib)",
+                      field);
+        else if (!a.has_mib)
+            rc = jerr(c, -CU_EINVAL, line, "%s.mib: missing (MiB of the puzzle, 1..4096)",
+                      field);
+        s->challenge = CU_SPEC_CHALLENGE_MEMORY;
+        s->challenge_mib = a.mib;
+    } else {
+        rc = jerr(c, -CU_EINVAL, a.kind_line, "%s.kind: '%.40s' must be factor or memory", field,
+                  a.kind);
+    }
+out_free:
+    free(a.kind);
+    return rc;
+}
+
+/* validator: exact is the only one built (equal output Merkle roots). */
+static int f_validator(struct jctx *c, struct cu_spec *s, struct fy_node *v, const char *field,
+                       int line, void *arg)
+{
+    char *str = NULL;
+    int rc;
+
+    (void)arg;
+    (void)s;
+    if (!is_null(v) && !fy_node_is_alias(v) && fy_node_get_type(v) != FYNT_SCALAR)
+        return jerr(c, -CU_EINVAL, line,
+                    "%s: validator commands are not built yet (only 'exact': equal output "
+                    "Merkle roots)",
+                    field);
+    if ((rc = get_str(c, v, field, line, &str)) != 0)
+        return rc;
+    if (strcmp(str, "exact") != 0)
+        rc = jerr(c, -CU_EINVAL, line,
+                  "%s: '%.60s': validator commands are not built yet (only 'exact': equal "
+                  "output Merkle roots)",
+                  field, str);
+    free(str);
+    return rc;
 }
 
 static int f_outputs(struct jctx *c, struct cu_spec *s, struct fy_node *v, const char *field,
@@ -592,6 +810,9 @@ static const struct field_def top_fields[] = {
     {"replication", f_replication},
     {"outputs", f_outputs},
     {"price", f_price},
+    {"min_reputation", f_min_reputation},
+    {"challenge", f_challenge},
+    {"validator", f_validator},
     {NULL, NULL},
 };
 

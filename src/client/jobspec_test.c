@@ -307,6 +307,112 @@ static void test_errors(void **state)
     refused("a: &x 1\nname: *x\n", "job.yaml:");
 }
 
+/* The trust fields (docs/api.md "Trust"): every spelling of the policy,
+ * exact thousandths for min_reputation, both challenge kinds, and each
+ * mistake named with its line and field. */
+static void test_trust_fields(void **state)
+{
+    struct cu_spec s;
+    struct cu_err e = {0};
+    (void)state;
+
+    assert_int_equal(parse(&s, HEAD "replication: 3\n", &e), 0);
+    assert_int_equal(s.replication, 3);
+    assert_int_equal(s.quorum, 0);
+    assert_int_equal(s.max_replicas, 0);
+    assert_false(s.adaptive);
+    assert_int_equal(s.challenge, CU_SPEC_CHALLENGE_NONE);
+    cu_spec_release(&s);
+
+    assert_int_equal(parse(&s,
+                           HEAD "replication: {min: 2, quorum: 2, max: 5}\n"
+                                "min_reputation: 0.8\n"
+                                "challenge: {kind: factor, bits: 48}\n"
+                                "validator: exact\n",
+                           &e),
+                     0);
+    assert_int_equal(s.replication, 2);
+    assert_int_equal(s.quorum, 2);
+    assert_int_equal(s.max_replicas, 5);
+    assert_false(s.adaptive);
+    assert_int_equal(s.min_reputation, 800);
+    assert_int_equal(s.challenge, CU_SPEC_CHALLENGE_FACTOR);
+    assert_int_equal(s.challenge_bits, 48);
+    cu_spec_release(&s);
+
+    assert_int_equal(parse(&s,
+                           HEAD "replication: adaptive\n"
+                                "min_reputation: 0.125\n"
+                                "challenge:\n  kind: memory\n  mib: 256\n",
+                           &e),
+                     0);
+    assert_int_equal(s.replication, 2);
+    assert_int_equal(s.quorum, 2);
+    assert_int_equal(s.max_replicas, 5);
+    assert_true(s.adaptive);
+    assert_int_equal(s.min_reputation, 125);
+    assert_int_equal(s.challenge, CU_SPEC_CHALLENGE_MEMORY);
+    assert_int_equal(s.challenge_mib, 256);
+    cu_spec_release(&s);
+
+    /* Exact decimals, no rounding: each spelling gives its thousandths. */
+    static const struct {
+        const char *text;
+        uint32_t milli;
+    } reps[] = {{"0", 0},         {"1", 1000},     {"1.0", 1000},  {"1.000", 1000},
+                {"0.999", 999},   {"0.05", 50},    {"0.001", 1},   {"0.7", 700},
+                {"0.29", 290},    {"0.57", 570},   {"0.100", 100}, {"0.0", 0}};
+    for (size_t i = 0; i < sizeof(reps) / sizeof(reps[0]); i++) {
+        char yaml[256];
+        assert_int_equal(cu_snprintf(yaml, sizeof(yaml), HEAD "min_reputation: %s\n",
+                                     reps[i].text),
+                         0);
+        assert_int_equal(parse(&s, yaml, &e), 0);
+        if (s.min_reputation != reps[i].milli)
+            fail_msg("min_reputation %s gave %u", reps[i].text, s.min_reputation);
+        cu_spec_release(&s);
+    }
+
+    refused(HEAD "min_reputation: 1.5\n", "job.yaml:4: min_reputation: '1.5' must be between 0 and 1");
+    refused(HEAD "min_reputation: 2\n", "job.yaml:4: min_reputation: '2' is not a number between 0 and 1");
+    refused(HEAD "min_reputation: 0.8125\n",
+            "job.yaml:4: min_reputation: '0.8125' has more than 3 decimals");
+    refused(HEAD "min_reputation: .8\n", "job.yaml:4: min_reputation: '.8' is not a number");
+    refused(HEAD "min_reputation: 0.\n", "job.yaml:4: min_reputation: '0.' is not a number");
+    refused(HEAD "min_reputation: 80%\n", "job.yaml:4: min_reputation: '80%' is not a number");
+    refused(HEAD "min_reputation: 0.8e1\n", "job.yaml:4: min_reputation: '0.8e1' is not");
+    refused(HEAD "min_reputation: -0.5\n", "job.yaml:4: min_reputation: '-0.5' is not");
+    refused(HEAD "replication: sometimes\n",
+            "job.yaml:4: replication: 'sometimes' is not a policy (use a number, {min: 2, quorum: 2, max: 5} or adaptive)");
+    refused(HEAD "replication: {min: 2, quorum: 2}\n", "job.yaml:4: replication.max: missing");
+    refused(HEAD "replication: {quorum: 2, max: 5}\n", "job.yaml:4: replication.min: missing");
+    refused(HEAD "replication: {min: 2, max: 5}\n", "job.yaml:4: replication.quorum: missing");
+    refused(HEAD "replication: {min: 2, quorum: 2, max: 5, k: 1}\n",
+            "job.yaml:4: replication.k: unknown key (expected one of: min, quorum, max)");
+    refused(HEAD "replication:\n  min: 2\n  quorum: 3\n  max: 5\n",
+            "job.yaml:6: replication.quorum: must be between 1 and replication.min (2)");
+    refused(HEAD "replication:\n  min: 3\n  quorum: 2\n  max: 2\n",
+            "job.yaml:7: replication.max: must be between replication.min (3) and");
+    refused(HEAD "replication: {min: two, quorum: 2, max: 5}\n",
+            "job.yaml:4: replication.min: 'two' is not a whole number");
+    refused(HEAD "challenge: {kind: factor, bits: 80}\n",
+            "job.yaml:4: challenge.bits: must be between 8 and 64");
+    refused(HEAD "challenge: {kind: factor}\n", "job.yaml:4: challenge.bits: missing");
+    refused(HEAD "challenge: {kind: memory, bits: 48}\n",
+            "job.yaml:4: challenge.bits: only for kind factor");
+    refused(HEAD "challenge: {kind: factor, mib: 48}\n", "job.yaml:4: challenge.mib: only for kind memory");
+    refused(HEAD "challenge:\n  kind: memory\n  mib: 9000\n",
+            "job.yaml:6: challenge.mib: must be between 1 and 4096");
+    refused(HEAD "challenge: {kind: sudoku, bits: 8}\n",
+            "job.yaml:4: challenge.kind: 'sudoku' must be factor or memory");
+    refused(HEAD "challenge: {bits: 8}\n", "job.yaml:4: challenge.kind: missing");
+    refused(HEAD "challenge: factor\n", "job.yaml:4: challenge: must be a mapping");
+    refused(HEAD "validator: ./compare.sh\n",
+            "job.yaml:4: validator: './compare.sh': validator commands are not built yet");
+    refused(HEAD "validator: [python3, cmp.py]\n",
+            "job.yaml:4: validator: validator commands are not built yet");
+}
+
 static void test_missing_input_message(void **state)
 {
     struct cu_spec s;
@@ -324,6 +430,7 @@ int main(void)
         cmocka_unit_test(test_good),       cmocka_unit_test(test_defaults_and_string_command),
         cmocka_unit_test(test_list_tasks), cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_errors),     cmocka_unit_test(test_missing_input_message),
+        cmocka_unit_test(test_trust_fields),
     };
     assert_int_equal(cu_crypto_init(), 0);
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -17,6 +17,8 @@
 #include "fabric/gpu.h"
 #include "fabric/idle.h"
 #include "net/http_client.h"
+#include "provider/collect.h"
+#include "provider/provider.h"
 #include "provider/pstate.h"
 #include "store/blob.h"
 
@@ -54,6 +56,8 @@ struct cu_agent {
     unsigned ngpus;
     struct cu_idle_monitor *idle; /* NULL: claim and run at any time */
     bool idle_pauses;             /* --idle-only: pause tasks while busy */
+    char owner[65];                   /* sent in hello; "" = the provider's own id */
+    enum cu_cheat cheat;              /* test-only misbehaviour */
 };
 
 /* One slot: a thread that claims and runs one replica at a time. Its two
@@ -109,5 +113,36 @@ int cu_blob_ensure_remote(struct cu_http_client *c, const struct cu_blobstore *b
  * NULL when out of memory or the upload failed (logged). */
 char *cu_error_report(struct cu_http_client *c, const struct cu_blobstore *bs,
                       const char *reason, long timeout_ms);
+
+/* ---- trust (trust.c; docs/api.md "Trust (issue 4)") ---------------------- */
+
+/* Tops the provider's stake up to want: GET /v1/wallet, then POST
+ * /v1/stake with the difference when the stake is below want. Transport
+ * failures are retried a few times. 0, or negative with e naming the
+ * shortfall (balance too small: how to fund it) or the refusal. Blocks. */
+int cu_trust_stake(struct cu_agent *a, struct cu_http_client *c, uint64_t want,
+                   const char *key_path, struct cu_err *e);
+
+/* Answers a capability challenge of a claim answer (borrowed): solves it
+ * (factor: bounded Pollard rho; memory: argon2id), or answers wrongly
+ * under --cheat fail-challenge, POSTs /v1/challenges/{id} and logs the
+ * outcome. 0 when the exchange took the answer (passed or not), negative
+ * when it could not be solved or sent (logged). Blocks for the solve. */
+int cu_trust_challenge(struct cu_slot *s, const json_t *challenge);
+
+/* The commit of a result: lowercase hex of BLAKE2b-256("cumulus-commit-v1\n"
+ * || provider id hex || "\n" || merkle root hex). */
+void cu_trust_commit_hex(const char *provider_id, const struct cu_hash *root,
+                         char out[CU_HASH_HEX_LEN + 1]);
+
+/* True when the cheat mode corrupts this replica's ok result (wrong,
+ * collude: always; wrong-sometimes: by hash of the replica id). */
+bool cu_cheat_corrupts(enum cu_cheat mode, int64_t replica);
+
+/* Rewrites the files listed in o (names under out_dir, as collected) the
+ * way mode cheats: wrong/wrong-sometimes append garbage, collude replaces
+ * each with one fixed content. The caller collects again afterwards. 0 or
+ * -CU_EIO. */
+int cu_cheat_outputs(enum cu_cheat mode, const char *out_dir, const struct cu_outputs *o);
 
 #endif

@@ -2,9 +2,9 @@
  * inputs, run the sandbox while a keeper thread heartbeats, collect and
  * upload the outputs, report, clean up. Every failure becomes a report. */
 #include "provider/agent.h"
-#include "trust/challenge.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +17,7 @@
 #include "fabric/sandbox.h"
 #include "market/spec.h"
 #include "provider/collect.h"
+#include "trust/challenge.h"
 
 #include "base/banned.h"
 
@@ -139,11 +140,15 @@ struct keeper {
     int64_t interval_ms;
     atomic_int verdict;
     char reason[256]; /* written before verdict is stored, read after */
-    /* Heartbeat challenge (docs/api.md "Trust"): each renewal answers the
-     * nonce the last one returned, keyed by the lease's secret. */
-    bool chal;
+    /* Heartbeat challenges: each beat answers the latest nonce with the
+     * lease secret (docs/api.md "Trust"); has_secret false for an exchange
+     * that gives none. Only the keeper thread touches nonce after start. */
+    bool has_secret;
     unsigned char secret[CU_CHAL_KEY_LEN];
     unsigned char nonce[CU_CHAL_NONCE_LEN];
+    enum cu_cheat cheat;
+    atomic_bool reveal; /* an answer said "reveal":true (commit-then-reveal) */
+    atomic_bool fast;   /* waiting for the reveal: beat at least every second */
 };
 
 /* One heartbeat; returns the verdict. last holds the error kind logged
@@ -156,12 +161,16 @@ static int heartbeat_once(struct keeper *k, const char *path, const json_t *body
 
     if (rc == 0 && r->status == 200) {
         json_t *cancel = json_object_get(r->json, "cancel");
-        const char *next = json_string_value(json_object_get(r->json, "nonce"));
-        if (next && cu_hex_decode(next, k->nonce, sizeof k->nonce) == 0)
-            k->chal = true;
+        const char *nonce = json_string_value(json_object_get(r->json, "nonce"));
+        unsigned char next[CU_CHAL_NONCE_LEN];
         if (last[0])
             cu_info("heartbeats for replica %lld answered again", (long long)k->replica);
         last[0] = '\0';
+        if (k->has_secret && nonce && strlen(nonce) == 2 * CU_CHAL_NONCE_LEN &&
+            cu_hex_decode(nonce, next, sizeof next) == 0)
+            memcpy(k->nonce, next, sizeof next);
+        if (json_is_true(json_object_get(r->json, "reveal")))
+            atomic_store(&k->reveal, true);
         if (json_is_true(cancel)) {
             const char *why = json_string_value(json_object_get(r->json, "reason"));
             (void)cu_snprintf(k->reason, sizeof k->reason, "%s", why ? why : "job cancelled");
@@ -182,42 +191,64 @@ static int heartbeat_once(struct keeper *k, const char *path, const json_t *body
     return KEEP_OK;
 }
 
+/* The body of one heartbeat: {"state":"running"} and, when the lease has
+ * a secret, "answer" for the latest nonce (wrong on purpose under
+ * --cheat bad-answer). New reference, NULL when out of memory. */
+static json_t *heartbeat_body(const struct keeper *k)
+{
+    unsigned char ans[CU_CHAL_ANSWER_LEN];
+    char hex[2 * CU_CHAL_ANSWER_LEN + 1];
+
+    if (!k->has_secret)
+        return json_pack("{s:s}", "state", "running");
+    cu_chal_heartbeat_answer(k->secret, k->replica, k->nonce, ans);
+    if (k->cheat == CU_CHEAT_BAD_ANSWER)
+        ans[0] ^= 0xff;
+    cu_hex_encode(ans, sizeof ans, hex);
+    return json_pack("{s:s,s:s}", "state", "running", "answer", hex);
+}
+
 static void *keeper_main(void *arg)
 {
     struct keeper *k = arg;
     struct cu_http_result r;
     char path[64], last[64] = "";
-    json_t *body = NULL;
     long timeout = k->interval_ms < 1000 ? 1000 : k->interval_ms > 10000 ? 10000 : k->interval_ms;
+    unsigned beats = 0;
 
     (void)cu_snprintf(path, sizeof path, "/v1/replicas/%lld/heartbeat", (long long)k->replica);
     cu_http_result_init(&r);
     pthread_mutex_lock(&k->mu);
-    for (;;) {
+    while (!k->stop) {
         struct timespec until;
-        int v;
+        int64_t wait_ms = k->interval_ms;
+        json_t *body;
+        int v = KEEP_OK;
 
-        if (k->stop)
-            break;
         pthread_mutex_unlock(&k->mu);
-        json_decref(body);
-        body = json_pack("{s:s}", "state", "running");
-        if (body && k->chal) {
-            unsigned char ans[CU_CHAL_ANSWER_LEN];
-            char hex[2 * CU_CHAL_ANSWER_LEN + 1];
-            cu_chal_heartbeat_answer(k->secret, k->replica, k->nonce, ans);
-            cu_hex_encode(ans, sizeof ans, hex);
-            json_object_set_new(body, "answer", json_string(hex));
+        if (k->cheat == CU_CHEAT_NO_HEARTBEAT && beats == 1)
+            cu_warn("replica %lld: --cheat no-heartbeat: no more heartbeats",
+                    (long long)k->replica);
+        if (k->cheat != CU_CHEAT_NO_HEARTBEAT || beats == 0) {
+            body = heartbeat_body(k);
+            if (!body) {
+                pthread_mutex_lock(&k->mu);
+                break;
+            }
+            v = heartbeat_once(k, path, body, timeout, &r, last, sizeof last);
+            json_decref(body);
         }
-        v = body ? heartbeat_once(k, path, body, timeout, &r, last, sizeof last) : KEEP_OK;
+        beats++;
         pthread_mutex_lock(&k->mu);
         if (v != KEEP_OK) {
             atomic_store(&k->verdict, v);
             break;
         }
+        if (atomic_load(&k->fast) && wait_ms > 1000)
+            wait_ms = 1000;
         clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += k->interval_ms / 1000;
-        until.tv_nsec += (k->interval_ms % 1000) * 1000000L;
+        until.tv_sec += wait_ms / 1000;
+        until.tv_nsec += (wait_ms % 1000) * 1000000L;
         if (until.tv_nsec >= 1000000000L) {
             until.tv_sec++;
             until.tv_nsec -= 1000000000L;
@@ -227,24 +258,34 @@ static void *keeper_main(void *arg)
     }
     pthread_mutex_unlock(&k->mu);
     cu_http_result_release(&r);
-    json_decref(body);
     return NULL;
 }
 
+/* Starts the keeper. The heartbeat secret and first nonce (has_secret,
+ * secret, nonce) and cheat are already set in k by lease_parse and are
+ * kept; everything else is reset. */
 static int keeper_start(struct keeper *k, struct cu_http_client *c, int64_t replica,
-                        int64_t interval_ms, const json_t *hb)
+                        int64_t interval_ms)
 {
     pthread_condattr_t ca;
-    const char *sec = json_string_value(json_object_get(hb, "secret"));
-    const char *non = json_string_value(json_object_get(hb, "nonce"));
+    bool has_secret = k->has_secret;
+    unsigned char secret[CU_CHAL_KEY_LEN], nonce[CU_CHAL_NONCE_LEN];
+    enum cu_cheat cheat = k->cheat;
 
+    memcpy(secret, k->secret, sizeof secret);
+    memcpy(nonce, k->nonce, sizeof nonce);
     memset(k, 0, sizeof *k);
-    k->chal = sec && non && cu_hex_decode(sec, k->secret, sizeof k->secret) == 0 &&
-              cu_hex_decode(non, k->nonce, sizeof k->nonce) == 0;
+    k->has_secret = has_secret;
+    memcpy(k->secret, secret, sizeof secret);
+    memcpy(k->nonce, nonce, sizeof nonce);
+    sodium_memzero(secret, sizeof secret);
+    k->cheat = cheat;
     k->c = c;
     k->replica = replica;
     k->interval_ms = interval_ms > 0 ? interval_ms : 1000;
     atomic_init(&k->verdict, KEEP_OK);
+    atomic_init(&k->reveal, false);
+    atomic_init(&k->fast, false);
     pthread_mutex_init(&k->mu, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -285,7 +326,6 @@ static void keeper_finish(struct keeper *k)
 /* ---- one task ------------------------------------------------------------ */
 
 struct task {
-    const json_t *hb_chal; /* the lease's "heartbeat" challenge (borrowed) */
     struct cu_slot *s;
     struct cu_agent *a;
     int64_t replica;
@@ -300,6 +340,32 @@ struct task {
     bool failed; /* reported "error" through the provider's own fault */
     struct cu_oci_image image; /* when the spec names an OCI image */
 };
+
+/* lease.heartbeat {"secret":HEX64,"nonce":HEX32} into the keeper (before
+ * it starts); absent: an exchange without heartbeat challenges. */
+static int heartbeat_parse(struct task *t, const json_t *hb, struct cu_err *e)
+{
+    const char *secret = NULL, *nonce = NULL;
+    int rc;
+
+    if (!hb || json_is_null(hb))
+        return 0;
+    if (!json_is_object(hb))
+        return cu_err_set(e, -CU_EPROTO, "lease.heartbeat: must be an object");
+    if ((rc = cu_json_get_str(hb, "lease.heartbeat", "secret", true, &secret, e)) != 0 ||
+        (rc = cu_json_get_str(hb, "lease.heartbeat", "nonce", true, &nonce, e)) != 0)
+        return rc;
+    if (strlen(secret) != 2 * CU_CHAL_KEY_LEN ||
+        cu_hex_decode(secret, t->k.secret, CU_CHAL_KEY_LEN) != 0)
+        return cu_err_set(e, -CU_EPROTO, "lease.heartbeat.secret: not %u hex digits",
+                          2 * CU_CHAL_KEY_LEN);
+    if (strlen(nonce) != 2 * CU_CHAL_NONCE_LEN ||
+        cu_hex_decode(nonce, t->k.nonce, CU_CHAL_NONCE_LEN) != 0)
+        return cu_err_set(e, -CU_EPROTO, "lease.heartbeat.nonce: not %u hex digits",
+                          2 * CU_CHAL_NONCE_LEN);
+    t->k.has_secret = true;
+    return 0;
+}
 
 /* Reads the claim answer's lease. Sets t->replica as soon as it is known
  * (so a later failure can still be reported). */
@@ -318,7 +384,6 @@ static int lease_parse(struct task *t, const json_t *lease, int64_t *hb_ms, stru
     if (replica <= 0)
         return cu_err_set(e, -CU_EPROTO, "lease.replica: must be positive");
     t->replica = replica;
-    t->hb_chal = json_object_get(lease, "heartbeat");
     if ((rc = cu_json_get_str(lease, "lease", "job", true, &job, e)) != 0 ||
         (rc = cu_json_get_u64(lease, "lease", "task", true, &task, e)) != 0 ||
         (rc = cu_json_get_u64(lease, "lease", "task_count", false, &count, e)) != 0 ||
@@ -350,7 +415,7 @@ static int lease_parse(struct task *t, const json_t *lease, int64_t *hb_ms, stru
     t->arg = arg;
     if (hb > 0 && hb < 3600000)
         *hb_ms = (int64_t)hb;
-    return 0;
+    return heartbeat_parse(t, json_object_get(lease, "heartbeat"), e);
 }
 
 static int task_paths(struct task *t)
@@ -688,6 +753,13 @@ static void run_sandbox(struct task *t, struct cu_sandbox_result *res, bool *los
         (void)cu_snprintf(res->reason, sizeof res->reason, "sandbox: %s", cu_err_msg(&e, rc));
         goto out_free_env;
     }
+    if (t->a->cheat == CU_CHEAT_VANISH) {
+        /* Test-only: the provider dies with the task running and never
+         * reports; the exchange must notice by the lease alone. */
+        cu_warn("replica %lld: --cheat vanish: exiting mid-task", (long long)t->replica);
+        cu_sandbox_kill(sb, "provider vanished");
+        _exit(3);
+    }
     for (;;) {
         if (!killed && t->a->idle_pauses)
             follow_idle(t, sb);
@@ -776,6 +848,74 @@ static void report_error(struct task *t, const char *reason, bool shutting_down)
     free(body);
 }
 
+/* Commit, then reveal (docs/api.md "Trust"): POSTs the commit of root and
+ * keeps the lease alive until the commit answer or a heartbeat answer says
+ * "reveal":true. Returns 0 to go on with the upload and report (also when
+ * the exchange cancelled the task meanwhile, or predates commit-reveal),
+ * -CU_ECANCELLED when the lease was lost or the provider stops (nothing to
+ * report then; the caller tells which). Blocks until the reveal. */
+static int commit_and_wait(struct task *t, const struct cu_hash *root)
+{
+    struct cu_http_result r;
+    char commit[CU_HASH_HEX_LEN + 1], path[64], desc[700];
+    json_t *body;
+    int64_t backoff = 500, started = cu_mono_ms();
+    int rc = 0;
+
+    cu_trust_commit_hex(t->a->id.id, root, commit);
+    body = json_pack("{s:s}", "commit", commit);
+    if (!body)
+        return -CU_ENOMEM;
+    (void)cu_snprintf(path, sizeof path, "/v1/replicas/%lld/commit", (long long)t->replica);
+    cu_http_result_init(&r);
+    for (;;) {
+        rc = cu_http_request_json(t->s->http, "POST", path, body, 30000, &r);
+        if (rc == 0 && r.status == 200)
+            break;
+        cu_http_result_describe(&r, desc, sizeof desc);
+        if (rc == 0 && r.status == 404 && strstr(r.err_msg, "no route")) {
+            cu_warn("replica %lld: the exchange has no commit route; reporting directly",
+                    (long long)t->replica);
+            rc = 1;
+            break;
+        }
+        if (rc == 0 && r.status >= 400 && r.status < 500) {
+            cu_warn("replica %lld: commit refused: %s", (long long)t->replica, desc);
+            (void)cu_snprintf(t->k.reason, sizeof t->k.reason, "%s", desc);
+            rc = -CU_ECANCELLED;
+            goto out_release;
+        }
+        if (!lease_live(t)) {
+            rc = -CU_ECANCELLED;
+            goto out_release;
+        }
+        cu_agent_nap(backoff);
+        backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+    }
+    if (rc == 1) {
+        rc = 0;
+        goto out_release;
+    }
+    if (json_is_true(json_object_get(r.json, "reveal")))
+        atomic_store(&t->k.reveal, true);
+    cu_info("replica %lld: committed %.16s…%s", (long long)t->replica, commit,
+            atomic_load(&t->k.reveal) ? "; revealing" : "; waiting for the other replicas");
+    atomic_store(&t->k.fast, true);
+    while (!atomic_load(&t->k.reveal) && lease_live(t))
+        cu_agent_nap(100);
+    if (atomic_load(&t->k.verdict) == KEEP_LOST || cu_agent_stopping())
+        rc = -CU_ECANCELLED;
+    else if (!atomic_load(&t->k.reveal))
+        cu_info("replica %lld: %s; reporting anyway", (long long)t->replica, t->k.reason);
+    else if (cu_mono_ms() - started > 1000)
+        cu_info("replica %lld: reveal after %lld ms", (long long)t->replica,
+                (long long)(cu_mono_ms() - started));
+out_release:
+    cu_http_result_release(&r);
+    json_decref(body);
+    return rc;
+}
+
 /* After the sandbox ended normally: collect, upload, report. */
 static void report_result(struct task *t, const struct cu_sandbox_result *res)
 {
@@ -798,6 +938,21 @@ static void report_result(struct task *t, const struct cu_sandbox_result *res)
         rep.reason = NULL;
     rc = cu_outputs_collect(t->out, t->spec.outputs, t->spec.noutputs, &t->a->cache,
                             t->spec.res.output, &o, &e);
+    if (rc == 0 && res->status == CU_SB_OK && cu_cheat_corrupts(t->a->cheat, t->replica)) {
+        /* Test-only (--cheat): the same files, other contents, collected
+         * again so the root, the commit and the blobs all carry the lie. */
+        cu_warn("replica %lld: --cheat: corrupting %zu output file(s)", (long long)t->replica,
+                o.n);
+        if (cu_cheat_outputs(t->a->cheat, t->out, &o) != 0) {
+            cu_outputs_release(&o);
+            report_error(t, "--cheat: cannot rewrite the outputs", false);
+            return;
+        }
+        cu_outputs_release(&o);
+        cu_outputs_init(&o);
+        rc = cu_outputs_collect(t->out, t->spec.outputs, t->spec.noutputs, &t->a->cache,
+                                t->spec.res.output, &o, &e);
+    }
     if (rc == -CU_ETOOBIG) {
         /* The sandbox's own check is approximate; this one is exact. */
         cu_outputs_release(&o);
@@ -815,6 +970,23 @@ static void report_result(struct task *t, const struct cu_sandbox_result *res)
         cu_outputs_release(&o);
         report_error(t, "cannot store the task's logs in the cache", false);
         return;
+    }
+    if (strcmp(rep.status, "ok") == 0) {
+        rc = commit_and_wait(t, &o.root);
+        if (rc == -CU_ENOMEM) {
+            report_error(t, "provider out of memory building the commit", false);
+            goto out_release;
+        }
+        if (rc == -CU_ECANCELLED) {
+            if (cu_agent_stopping()) {
+                report_error(t, "provider shutting down", true);
+            } else {
+                cu_warn("replica %lld: lease lost before the reveal (%s); not reported",
+                        (long long)t->replica, t->k.reason);
+                cu_pstate_forget(&t->a->state, t->a->exchange, t->replica);
+            }
+            goto out_release;
+        }
     }
     rc = upload_all(t, &o, &rep, &e);
     if (rc == -CU_ECANCELLED) {
@@ -893,7 +1065,8 @@ int cu_lease_run(struct cu_slot *s, const json_t *lease)
             goto out_remove_dir;
         }
     }
-    if (keeper_start(&t.k, s->hb, t.replica, hb_ms, t.hb_chal) != 0) {
+    t.k.cheat = t.a->cheat;
+    if (keeper_start(&t.k, s->hb, t.replica, hb_ms) != 0) {
         report_error(&t, "provider cannot start a heartbeat thread", false);
         goto out_remove_dir;
     }

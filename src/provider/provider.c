@@ -328,6 +328,10 @@ static int hello(struct cu_agent *a, struct cu_http_client *c, unsigned slots,
                      (json_int_t)total->cores, "memory", (json_int_t)total->memory, "gpus",
                      (json_int_t)total->gpus, "version", CU_PROVIDER_VERSION, "price_per_cu",
                      (json_int_t)price_per_cu, "cu_factor_milli", (json_int_t)cu_factor_milli);
+    if (body && a->owner[0] && json_object_set_new(body, "owner", json_string(a->owner)) != 0) {
+        json_decref(body);
+        body = NULL;
+    }
     if (!body)
         return cu_err_set(e, -CU_ENOMEM, "out of memory");
     cu_http_result_init(&r);
@@ -458,6 +462,12 @@ static void *slot_main(void *arg)
             backoff = 500;
             if (r.status == 204)
                 continue;
+            if (json_object_get(r.json, "challenge")) {
+                /* A proof of capability first; then claim again. */
+                if (cu_trust_challenge(s, json_object_get(r.json, "challenge")) != 0)
+                    cu_agent_nap(backoff);
+                continue;
+            }
             atomic_store(&s->busy, true);
             rc = cu_lease_run(s, json_object_get(r.json, "lease"));
             atomic_store(&s->busy, false);
@@ -608,6 +618,15 @@ int cu_provider_run(const struct cu_provider_opts *opts, struct cu_err *e)
     rc = agent_open(a, opts, e);
     if (rc)
         goto out_free_agent;
+    a->cheat = opts->cheat;
+    if (opts->owner) {
+        if (strlen(opts->owner) != 64 || strspn(opts->owner, "0123456789abcdef") != 64) {
+            rc = cu_err_set(e, -CU_EINVAL, "--owner: '%.80s' is not an id (64 lowercase hex)",
+                            opts->owner);
+            goto out_close_state;
+        }
+        (void)cu_snprintf(a->owner, sizeof a->owner, "%s", opts->owner);
+    }
 
     rc = cu_sandbox_probe(e);
     if (rc) {
@@ -685,6 +704,18 @@ int cu_provider_run(const struct cu_provider_opts *opts, struct cu_err *e)
             (long long)a->lease_ms, (long long)a->heartbeat_ms);
     write_info(a, opts, nslots);
     recover(a, c);
+    if (opts->stake) {
+        char key[CU_PATH_MAX];
+        if (opts->key_path)
+            (void)cu_snprintf(key, sizeof key, "%s", opts->key_path);
+        else if (cu_path_join(key, sizeof key, opts->data_dir, "identity.key") != 0)
+            (void)cu_snprintf(key, sizeof key, "%s", "DATA/identity.key");
+        rc = cu_trust_stake(a, c, opts->stake, key, e);
+        if (rc)
+            goto out_free_client;
+    }
+    if (a->cheat != CU_CHEAT_NONE)
+        cu_warn("--cheat is on: this provider misbehaves on purpose (devnet trust tests only)");
 
     if (opts->idle_only || opts->has_max_load) {
         struct cu_idle_opts io = {.idle_only = opts->idle_only,

@@ -7,6 +7,25 @@
 
 #include "base/err.h"
 
+/* Test-only misbehaviour (`cumulus provide --cheat MODE`): for testing
+ * trust on a devnet, never for real use. */
+enum cu_cheat {
+    CU_CHEAT_NONE,
+    CU_CHEAT_WRONG,           /* every ok result's outputs get garbage appended */
+    CU_CHEAT_WRONG_SOMETIMES, /* half of them (by hash of the replica id) */
+    CU_CHEAT_VANISH,          /* exits the process abruptly mid-task */
+    CU_CHEAT_NO_HEARTBEAT,    /* stops heartbeating after the first */
+    CU_CHEAT_BAD_ANSWER,      /* heartbeat answers wrong */
+    CU_CHEAT_FAIL_CHALLENGE,  /* answers capability challenges wrongly */
+    CU_CHEAT_COLLUDE,         /* outputs replaced by one fixed content (colluders agree) */
+};
+
+/* "wrong", "wrong-sometimes", ... into *out: 0, or -CU_EINVAL for an
+ * unknown name. */
+int cu_cheat_parse(const char *name, enum cu_cheat *out);
+/* The names, for help and errors: "wrong, wrong-sometimes, ...". */
+const char *cu_cheat_names(void);
+
 struct cu_provider_opts {
     const char *exchange_url;
     const char *data_dir;    /* state.db, blobs/ (input cache), tasks/, identity.key */
@@ -27,6 +46,9 @@ struct cu_provider_opts {
     uint32_t max_load_milli;  /* L x 1000 */
     int64_t idle_after_ms;    /* N: how long it must have been quiet */
     const char *idle_probe;   /* tests and agents: a file saying "active"/"idle" */
+    const char *owner;       /* owner id (64 hex) sent in hello; NULL = own id */
+    uint64_t stake;          /* stake topped up to this at start; 0 = leave as is */
+    enum cu_cheat cheat;     /* test-only misbehaviour; CU_CHEAT_NONE normally */
 };
 
 /* Runs until SIGINT/SIGTERM: claims replicas by long-poll, runs them in the
