@@ -394,7 +394,8 @@ static void op_submit(struct world *w)
     int r = (int)rnd_in(w, 0, NREQ - 1);
     const struct cu_identity *id = &w->acct[r].id;
     struct mjob m = {.owner = r};
-    unsigned tasks = (unsigned)rnd_in(w, 1, 5), rep = (unsigned)rnd_in(w, 1, 3);
+    /* Single-task jobs run out of escrow soonest when results disagree. */
+    unsigned tasks = chance(w, 40) ? 1 : (unsigned)rnd_in(w, 2, 5), rep = (unsigned)rnd_in(w, 1, 3);
     char body[1024], ref[40], *auth = NULL, *spec_s;
     struct cu_sig_headers h;
     struct cu_hash bh;
@@ -640,24 +641,19 @@ static void report(struct world *w, int i, enum ex_status status, bool wrong, ui
     }
 }
 
-static void op_report(struct world *w)
+/* Reports lease i with a random outcome. */
+static void report_random(struct world *w, int i)
 {
-    int i = pick_live(w);
-    unsigned k;
-    uint64_t cpu;
-    const struct mjob *m;
-
-    if (i < 0)
-        return;
-    m = &w->jobs[w->leases[i].job];
+    const struct mjob *m = &w->jobs[w->leases[i].job];
     /* CPU time: sometimes none, sometimes past the job's CU cap. */
-    cpu = chance(w, 10) ? 0 : rnd_in(w, 1, m->max_cu * 1500);
-    k = (unsigned)rnd_in(w, 0, 99);
-    if (k < 60)
+    uint64_t cpu = chance(w, 10) ? 0 : rnd_in(w, 1, m->max_cu * 1500);
+    unsigned k = (unsigned)rnd_in(w, 0, 99);
+
+    if (k < 58)
         report(w, i, EX_ST_OK, false, cpu);
-    else if (k < 70)
+    else if (k < 72)
         report(w, i, EX_ST_OK, true, cpu);
-    else if (k < 77)
+    else if (k < 78)
         report(w, i, EX_ST_FAILED, false, cpu);
     else if (k < 80)
         report(w, i, EX_ST_TIMEOUT, false, cpu);
@@ -665,6 +661,14 @@ static void op_report(struct world *w)
         report(w, i, EX_ST_KILLED, false, cpu);
     else
         report(w, i, EX_ST_ERROR, false, cpu);
+}
+
+static void op_report(struct world *w)
+{
+    int i = pick_live(w);
+
+    if (i >= 0)
+        report_random(w, i);
 }
 
 static void op_heartbeat(struct world *w)
@@ -813,9 +817,10 @@ static int buf_sink(void *ctx, const char *data, size_t n)
     return cu_buf_append(ctx, data, n);
 }
 
-/* Drives what is left: providers claim and report agreeing results for a
- * while, then every job still running is cancelled and the replicas out
- * report `killed`, then every lease expires. */
+/* Drives what is left: providers claim and report, at random for the
+ * first half of the rounds (disagreements, failures, losses), agreeing
+ * results after; then every job still running is cancelled, the replicas
+ * out report `killed`, and every lease expires. */
 static void drain(struct world *w)
 {
     for (int round = 0; round < DRAIN_ROUNDS; round++) {
@@ -825,7 +830,11 @@ static void drain(struct world *w)
             if (i < 0)
                 continue;
             any = true;
-            report(w, i, EX_ST_OK, false, rnd_in(w, 0, w->jobs[w->leases[i].job].max_cu * 1200));
+            if (round < DRAIN_ROUNDS / 2)
+                report_random(w, i);
+            else
+                report(w, i, EX_ST_OK, false,
+                       rnd_in(w, 0, w->jobs[w->leases[i].job].max_cu * 1200));
             check_money(w);
         }
         if (!any)
