@@ -61,12 +61,12 @@
 
 #include "base/banned.h"
 
-#define NREQ 3                 /* requesters */
-#define NPROV 4                /* providers */
-#define NACCT (NREQ + NPROV)   /* accounts the test gives tokens to */
-#define MAX_JOBS 64            /* per sequence */
-#define MAX_LEASES 1024        /* replicas leased per sequence */
-#define DRAIN_ROUNDS 60        /* claim/report rounds before the final cancel */
+#define NREQ 3               /* requesters */
+#define NPROV 4              /* providers */
+#define NACCT (NREQ + NPROV) /* accounts the test gives tokens to */
+#define MAX_JOBS 64          /* per sequence */
+#define MAX_LEASES 1024      /* replicas leased per sequence */
+#define DRAIN_ROUNDS 60      /* claim/report rounds before the final cancel */
 
 /* Sequences and operations; CU_MONEY_SEQS overrides the count. */
 #define DEFAULT_SEQS 250
@@ -94,12 +94,12 @@ struct mjob {
 
 struct mlease {
     int64_t rid;
-    int prov; /* 0..NPROV-1 */
-    int job;  /* index into jobs */
-    uint64_t ask;       /* the provider's ask when leased */
-    bool live;          /* not yet reported, as far as the test knows */
-    bool reported;      /* a report was applied */
-    uint64_t cu_milli;  /* from the report: cpu_ms x factor / 1000 */
+    int prov;          /* 0..NPROV-1 */
+    int job;           /* index into jobs */
+    uint64_t ask;      /* the provider's ask when leased */
+    bool live;         /* not yet reported, as far as the test knows */
+    bool reported;     /* a report was applied */
+    uint64_t cu_milli; /* from the report: cpu_ms x factor / 1000 */
 };
 
 struct world {
@@ -114,10 +114,10 @@ struct world {
     int njobs;
     struct mlease leases[MAX_LEASES];
     int nleases;
-    uint64_t minted;
-    /* totals over all sequences, for the summary line */
+    uint64_t minted; /* what the faucet gave in this sequence */
 };
 
+/* Over all sequences, for the summary line. */
 static struct {
     uint64_t seqs, ops, submits, claims, reports, accepted_paid, txs;
 } totals;
@@ -201,9 +201,9 @@ static void job_state(struct world *w, const char *job, char *out)
     sqlite3_stmt *s = NULL;
 
     out[0] = '\0';
-    assert_int_equal(sqlite3_prepare_v2(w->st.db.h, "SELECT state FROM jobs WHERE id = ?1", -1,
-                                        &s, NULL),
-                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(w->st.db.h, "SELECT state FROM jobs WHERE id = ?1", -1, &s, NULL),
+        SQLITE_OK);
     sqlite3_bind_text(s, 1, job, -1, SQLITE_STATIC);
     if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
         (void)cu_snprintf(out, 16, "%s", (const char *)sqlite3_column_text(s, 0));
@@ -274,8 +274,9 @@ static void check_money(struct world *w)
         wallet_of(w, w->acct[r].id.id, &bal, &wesc, &earned);
         if ((uint64_t)bal != cu_ledger_balance(L, w->acct[r].id.id) || (uint64_t)wesc != esc ||
             earned != 0)
-            FAILF(w, "requester %d: wallet says balance %lld escrow %lld earned %lld, the ledger "
-                     "%llu and %llu",
+            FAILF(w,
+                  "requester %d: wallet says balance %lld escrow %lld earned %lld, the ledger "
+                  "%llu and %llu",
                   r, (long long)bal, (long long)wesc, (long long)earned,
                   (unsigned long long)cu_ledger_balance(L, w->acct[r].id.id),
                   (unsigned long long)esc);
@@ -308,8 +309,9 @@ static void check_money(struct world *w)
         if (strcmp(state, "running") == 0) {
             int64_t held = held_of(w, m->id);
             if (held < 0 || locked < (uint64_t)held * m->replica_max + m->escrow_fee)
-                FAILF(w, "job %s runs on credit: %lld replicas out at up to %llu each + escrow "
-                         "fee %llu, but only %llu locked",
+                FAILF(w,
+                      "job %s runs on credit: %lld replicas out at up to %llu each + escrow "
+                      "fee %llu, but only %llu locked",
                       m->id, (long long)held, (unsigned long long)m->replica_max,
                       (unsigned long long)m->escrow_fee, (unsigned long long)locked);
         } else if (locked != 0) {
@@ -419,9 +421,8 @@ static void op_submit(struct world *w)
     m.fee_bps = w->st.fee_bps;
     m.escrow_fee = w->st.escrow_fee;
     assert_int_equal(cu_price_replica_max(m.bid, m.max_cu, m.fee_bps, &m.replica_max), 0);
-    assert_int_equal(cu_price_job_max(m.bid, m.max_cu, tasks, rep, m.fee_bps, m.escrow_fee,
-                                      &m.job_max),
-                     0);
+    assert_int_equal(
+        cu_price_job_max(m.bid, m.max_cu, tasks, rep, m.fee_bps, m.escrow_fee, &m.job_max), 0);
     assert_int_equal(cu_snprintf(ref, sizeof ref, "s%llu-%d", (unsigned long long)w->seed, w->step),
                      0);
     assert_int_equal(
@@ -466,8 +467,8 @@ static void op_submit(struct world *w)
     json_decref(bj);
     cu_spec_release(&spec);
     if (ok && rc)
-        FAILF(w, "submit costing %llu with balance %llu refused: %s",
-              (unsigned long long)m.job_max, (unsigned long long)bal, f.msg);
+        FAILF(w, "submit costing %llu with balance %llu refused: %s", (unsigned long long)m.job_max,
+              (unsigned long long)bal, f.msg);
     if (!ok) {
         if (rc == 0)
             FAILF(w, "submit costing %llu with balance %llu accepted",
@@ -532,8 +533,8 @@ static int op_claim(struct world *w, int p)
         FAILF(w, "replica of job %s (bid %llu) leased to an ask of %llu", w->jobs[j].id,
               (unsigned long long)w->jobs[j].bid, (unsigned long long)w->prov[p].ask);
     ml = &w->leases[w->nleases];
-    *ml = (struct mlease){.rid = jint(l, "replica"), .prov = p, .job = j, .ask = w->prov[p].ask,
-                          .live = true};
+    *ml = (struct mlease){
+        .rid = jint(l, "replica"), .prov = p, .job = j, .ask = w->prov[p].ask, .live = true};
     /* Never two live replicas of one task on one provider. */
     assert_int_equal(sqlite3_prepare_v2(w->st.db.h,
                                         "SELECT COUNT(*) FROM replicas WHERE job_id = ?1 AND "
@@ -608,8 +609,8 @@ static void report(struct world *w, int i, enum ex_status status, bool wrong, ui
     if (rc) {
         /* Lost (reaped, or the lease ran out): the provider drops it. */
         if (f.status != 409 || strcmp(f.code, "lease_lost") != 0)
-            FAILF(w, "report check of replica %lld: %d %s %s", (long long)ml->rid, f.status,
-                  f.code, f.msg);
+            FAILF(w, "report check of replica %lld: %d %s %s", (long long)ml->rid, f.status, f.code,
+                  f.msg);
         ml->live = false;
         return;
     }
@@ -681,8 +682,8 @@ static void op_heartbeat(struct world *w)
     if (i < 0)
         return;
     ml = &w->leases[i];
-    if (ex_heartbeat(&w->st, ml->rid, w->acct[ACCT_PROV(ml->prov)].id.id, cu_now_ms(), &out,
-                     &f) != 0) {
+    if (ex_heartbeat(&w->st, ml->rid, w->acct[ACCT_PROV(ml->prov)].id.id, cu_now_ms(), &out, &f) !=
+        0) {
         if (f.status != 409 || strcmp(f.code, "lease_lost") != 0)
             FAILF(w, "heartbeat of replica %lld: %d %s %s", (long long)ml->rid, f.status, f.code,
                   f.msg);
@@ -938,14 +939,15 @@ static void final_checks(struct world *w)
         assert_int_equal(cu_price_pay(lowest, m->max_cu, ml->ask, &pay), 0);
         assert_int_equal(cu_price_fee(pay, m->fee_bps, &fee), 0);
         if (pd->releases != (pay > 0) || pd->released != pay)
-            FAILF(w, "accepted replica %lld (lowest claim %llu milli-CU, ask %llu, cap %llu CU) "
-                     "paid %u time(s), %llu in all; expected once, %llu",
+            FAILF(w,
+                  "accepted replica %lld (lowest claim %llu milli-CU, ask %llu, cap %llu CU) "
+                  "paid %u time(s), %llu in all; expected once, %llu",
                   (long long)ml->rid, (unsigned long long)lowest, (unsigned long long)ml->ask,
                   (unsigned long long)m->max_cu, pd->releases, (unsigned long long)pd->released,
                   (unsigned long long)pay);
         if (pd->fees != (fee > 0) || pd->fee != fee)
-            FAILF(w, "replica %lld: %u fee(s) of %llu, expected %llu", (long long)ml->rid,
-                  pd->fees, (unsigned long long)pd->fee, (unsigned long long)fee);
+            FAILF(w, "replica %lld: %u fee(s) of %llu, expected %llu", (long long)ml->rid, pd->fees,
+                  (unsigned long long)pd->fee, (unsigned long long)fee);
         if (pd->records != 1)
             FAILF(w, "accepted replica %lld has %u task records", (long long)ml->rid, pd->records);
         pay_to[ml->prov] += pay;
@@ -964,8 +966,7 @@ static void final_checks(struct world *w)
         if (ls->refunds[j] > 1 || ls->escrow_fees[j] > 1 ||
             ls->escrow_fee_amount[j] > w->jobs[j].escrow_fee)
             FAILF(w, "job %s: %u refunds, %u escrow fees of %llu (fee %llu)", w->jobs[j].id,
-                  ls->refunds[j], ls->escrow_fees[j],
-                  (unsigned long long)ls->escrow_fee_amount[j],
+                  ls->refunds[j], ls->escrow_fees[j], (unsigned long long)ls->escrow_fee_amount[j],
                   (unsigned long long)w->jobs[j].escrow_fee);
     }
 
