@@ -68,8 +68,9 @@
 #define MAX_LEASES 1024      /* replicas leased per sequence */
 #define DRAIN_ROUNDS 60      /* claim/report rounds before the final cancel */
 
-/* Sequences and operations; CU_MONEY_SEQS overrides the count. */
-#define DEFAULT_SEQS 250
+/* Sequences and operations; CU_MONEY_SEQS overrides the count and
+ * CU_MONEY_SEED the first seed (for longer soaks). */
+#define DEFAULT_SEQS 300
 #define MIN_OPS 20
 #define MAX_OPS 60
 
@@ -1102,11 +1103,13 @@ static int group_teardown(void **state)
 static void test_random_sequences(void **state)
 {
     const char *env = getenv("CU_MONEY_SEQS");
+    const char *first = getenv("CU_MONEY_SEED");
     uint64_t nseq = env && env[0] ? strtoull(env, NULL, 10) : DEFAULT_SEQS;
+    uint64_t seed0 = first && first[0] ? strtoull(first, NULL, 10) : 1;
     int64_t t0 = cu_mono_ms();
 
     (void)state;
-    for (uint64_t seed = 1; seed <= nseq; seed++)
+    for (uint64_t seed = seed0; seed < seed0 + nseq; seed++)
         run_sequence(W, seed);
     fprintf(stderr,
             "# %llu sequences, %llu random operations (+ drains), %llu submits, %llu leases, "
