@@ -56,7 +56,7 @@ json_t *ex_job_waiting(struct ex_state *st, const char *job, int64_t now_ms)
     if (rc == 0 || strcmp(state, "running") != 0 || n.queued == 0)
         return json_null();
 
-    if (ex_settle_can_lease(st, job, (uint64_t)n.replica_max, (uint64_t)n.escrow_fee, &ok) != 0)
+    if (ex_settle_can_lease(st, job, -1, (uint64_t)n.replica_max, (uint64_t)n.escrow_fee, &ok) != 0)
         return NULL;
     if (!ok) {
         snprintf(msg, sizeof msg,

@@ -195,7 +195,7 @@ struct acc_row {
 
 #define SETTLE_MAX_ACCEPTED 64
 
-int ex_settle_task(struct ex_state *st, const char *job, int64_t idx, int64_t now)
+int ex_settle_task(struct ex_state *st, const char *job, int64_t idx, bool agreed, int64_t now)
 {
     struct acc_row acc[SETTLE_MAX_ACCEPTED];
     struct job_terms jt;
@@ -283,7 +283,11 @@ int ex_settle_task(struct ex_state *st, const char *job, int64_t idx, int64_t no
         cu_debug("replica %lld paid %llu (+ fee %llu) to %.8s", (long long)a->id,
                  (unsigned long long)pay, (unsigned long long)fee, a->provider);
     }
-    /* Replicas whose result lost the quorum: a wrong_result record. */
+    /* Replicas whose result lost the quorum: a wrong_result record and a
+     * slash. Only when a quorum agreed on another result: a task that
+     * failed (its own failure, or no quorum) proves no result wrong. */
+    if (!agreed)
+        return 0;
     s = ex_sql_query(st,
                      "SELECT id, provider, COALESCE(wall_ms, 0) FROM replicas WHERE job_id = ?1 "
                      "AND task_idx = ?2 AND state = 'rejected' AND status = 'ok' AND recorded = 0 "
@@ -346,6 +350,35 @@ int ex_settle_lost_as(struct ex_state *st, int64_t rid, enum cu_task_status stat
         return rc;
     return add_record(st, job, jt.owner, provider, idx, rid, status, 0, 0, (uint64_t)wall, jt.gpu,
                       now);
+}
+
+int ex_settle_challenge_failed(struct ex_state *st, const char *job, const char *provider,
+                               const char *challenge, int64_t now)
+{
+    const struct cu_ledger_state *view = ex_ledger_view(st);
+    struct job_terms jt;
+    struct ex_fail f = {0};
+    struct cu_tx tx;
+    int rc;
+
+    rc = job_terms(st, job, &jt);
+    if (rc)
+        return rc;
+    /* A record with no replica: the provider never got one. */
+    cu_tx_init(&tx, CU_TX_TASK_RECORD);
+    tx.time_ms = now;
+    (void)cu_snprintf(tx.job, sizeof tx.job, "%s", job);
+    (void)cu_snprintf(tx.rec.id, sizeof tx.rec.id, "%s", challenge);
+    tx.rec.time_ms = now;
+    (void)cu_snprintf(tx.rec.client, sizeof tx.rec.client, "%s", jt.owner);
+    (void)cu_snprintf(tx.rec.seller, sizeof tx.rec.seller, "%s", provider);
+    tx.rec.tx_number = view->tx_count;
+    tx.rec.status = CU_TASK_CHALLENGE_FAILED;
+    (void)cu_snprintf(tx.rec.task_type, sizeof tx.rec.task_type, "challenge");
+    rc = ex_ledger_add(st, &tx, NULL, &f);
+    if (rc)
+        return settle_fail("challenge record", job, &f, rc);
+    return ex_trust_record(st, provider, CU_REP_CHALLENGE_FAILED, job, 0, now);
 }
 
 int ex_settle_mismatch(struct ex_state *st, int64_t rid, int64_t now)
@@ -424,33 +457,50 @@ int ex_settle_job_end(struct ex_state *st, const char *job, int64_t now)
     return rc;
 }
 
-int ex_settle_can_lease(struct ex_state *st, const char *job, uint64_t replica_max,
+int ex_settle_can_lease(struct ex_state *st, const char *job, int64_t idx, uint64_t replica_max,
                         uint64_t escrow_fee, bool *ok)
 {
     sqlite3_stmt *s;
-    int64_t held = 0;
-    uint64_t need, locked;
+    uint64_t need = 0, payable = 0, locked;
+    int64_t quorum = 1, held_here = 0;
     int rc;
 
     *ok = true;
     if (replica_max == 0)
         return 0;
     s = ex_sql_query(st,
-                     "SELECT COUNT(*) FROM replicas WHERE job_id = ?1 AND "
-                     "state IN ('leased','running','reported')",
+                     "SELECT CASE WHEN quorum > 0 THEN quorum ELSE replication END FROM jobs "
+                     "WHERE id = ?1",
                      "t", job);
     if (!s)
         return -CU_EDB;
-    rc = ex_sql_step(st, s);
-    if (rc == 1)
-        held = sqlite3_column_int64(s, 0);
+    if ((rc = ex_sql_step(st, s)) == 1)
+        quorum = sqlite3_column_int64(s, 0);
     sqlite3_finalize(s);
     if (rc < 0)
         return rc;
+    /* At most `quorum` replicas of a task are ever paid, so the replicas out
+     * (leased, running, reported) of a task count up to that many: a
+     * replacement for a wrong result needs no more escrow than the quorum. */
+    s = ex_sql_query(st,
+                     "SELECT task_idx, COUNT(*) FROM replicas WHERE job_id = ?1 AND "
+                     "state IN ('leased','running','reported') GROUP BY task_idx",
+                     "t", job);
+    if (!s)
+        return -CU_EDB;
+    while ((rc = ex_sql_step(st, s)) == 1) {
+        int64_t n = sqlite3_column_int64(s, 1);
+        if (sqlite3_column_int64(s, 0) == idx)
+            held_here = n;
+        payable += (uint64_t)(n < quorum ? n : quorum);
+    }
+    sqlite3_finalize(s);
+    if (rc < 0)
+        return rc;
+    if (held_here < quorum)
+        payable++;
     locked = cu_ledger_locked(ex_ledger_view(st), job);
-    /* Every replica already out may still be paid in full; the next one
-     * must fit beside them and the escrow fee. */
-    if (cu_mul_u64((uint64_t)held + 1, replica_max, &need) != 0 ||
+    if (cu_mul_u64(payable, replica_max, &need) != 0 ||
         cu_add_u64(need, escrow_fee, &need) != 0 || need > locked)
         *ok = false;
     return 0;

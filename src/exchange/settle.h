@@ -36,23 +36,29 @@ int ex_settle_terms(const struct ex_state *st, const struct cu_spec *sp, struct 
 int ex_settle_lock(struct ex_state *st, const char *job, const char *owner,
                    const struct ex_terms *t, const char *auth, struct ex_fail *f);
 /* After a task's quorum decision: pays every accepted, unpaid replica of
- * the task and writes its task_record; records the rejected ones. */
-int ex_settle_task(struct ex_state *st, const char *job, int64_t idx, int64_t now);
+ * the task and writes its task_record; when a quorum agreed (agreed), the
+ * replicas whose results lost get a wrong_result record and a slash. */
+int ex_settle_task(struct ex_state *st, const char *job, int64_t idx, bool agreed, int64_t now);
 /* A task_record for a lost replica: timeout when its lease expired, else
  * abandoned (handed back, provider error). Once per replica. */
 int ex_settle_lost(struct ex_state *st, int64_t replica, bool expired, int64_t now);
 /* The same with the record's status given (e.g. challenge_failed). */
 int ex_settle_lost_as(struct ex_state *st, int64_t replica, enum cu_task_status status,
                       int64_t now);
+/* A failed capability challenge: a challenge_failed task_record (no
+ * replica) and the reputation record. */
+int ex_settle_challenge_failed(struct ex_state *st, const char *job, const char *provider,
+                               const char *challenge, int64_t now);
 /* A replica whose revealed result did not match its commitment: a
  * wrong_result record and a slash. */
 int ex_settle_mismatch(struct ex_state *st, int64_t replica, int64_t now);
 /* At the end of a job (done, failed, cancelled): the escrow fee, then the
  * refund of the rest to the owner. Once per job. */
 int ex_settle_job_end(struct ex_state *st, const char *job, int64_t now);
-/* Whether the job's escrow covers one more replica beside those already
- * out (leased, running, reported) and the escrow fee. */
-int ex_settle_can_lease(struct ex_state *st, const char *job, uint64_t replica_max,
+/* Whether the job's escrow covers one more replica of task idx beside
+ * those already out (leased, running, reported; at most the quorum of
+ * each task can be paid) and the escrow fee. idx < 0: any task. */
+int ex_settle_can_lease(struct ex_state *st, const char *job, int64_t idx, uint64_t replica_max,
                         uint64_t escrow_fee, bool *ok);
 /* The job's bill so far: {"locked","paid_total","paid":[{provider,
  * replicas, amount, cu_milli}],"exchange_fee","escrow_fee","fees",

@@ -421,7 +421,7 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
         if (rc)
             return rc;
         cu_info("task %s/%lld done (replica %lld)", job, (long long)idx, (long long)result);
-        rc = ex_settle_task(st, job, idx, now);
+        rc = ex_settle_task(st, job, idx, true, now);
         if (rc)
             return rc;
         return job_refresh(st, job, now);
@@ -432,7 +432,7 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
     else
         snprintf(reason, sizeof reason, "no quorum: %zu distinct results from %zu replicas",
                  d.distinct, d.results);
-    rc = ex_settle_task(st, job, idx, now);
+    rc = ex_settle_task(st, job, idx, false, now);
     if (rc)
         return rc;
     return task_fail(st, job, idx, reason, now);
@@ -1397,7 +1397,11 @@ static int claim_once(struct ex_state *st, const struct ex_waiter *me, json_t **
               /* Never two replicas of a task on one provider or one owner. */
               "AND (o.provider = ?2 OR o.provider IN (SELECT p.id FROM providers p WHERE p.owner = "
               "(SELECT q.owner FROM providers q WHERE q.id = ?2))) "
-              "AND o.state IN ('leased','running','reported','accepted')) "
+              "AND (o.state IN ('leased','running','reported','accepted') OR "
+              /* ...nor again to a provider that failed a challenge or broke
+               * its commitment on this task. */
+              "(o.provider = ?2 AND o.reason IN ('heartbeat challenge failed', "
+              "'report does not match its commitment')))) "
               "ORDER BY r.task_idx, r.id LIMIT 1",
               "tt", "", provider);
     if (!jobs || !s) {
@@ -1425,7 +1429,8 @@ static int claim_once(struct ex_state *st, const struct ex_waiter *me, json_t **
             continue;
         }
         /* Never run on credit: the escrow must cover this replica too. */
-        rc = ex_settle_can_lease(st, jid, (uint64_t)sqlite3_column_int64(jobs, 3),
+        rc = ex_settle_can_lease(st, jid, sqlite3_column_int64(s, 1),
+                                 (uint64_t)sqlite3_column_int64(jobs, 3),
                                  (uint64_t)sqlite3_column_int64(jobs, 4), &ok);
         if (rc < 0)
             break;

@@ -12,6 +12,7 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "exchange/settle.h"
 #include "exchange/sql.h"
 #include "exchange/trust.h"
 #include "trust/challenge.h"
@@ -266,7 +267,7 @@ int ex_trust_gate(struct ex_state *st, const char *provider, const char *job,
                                 "INSERT INTO challenges (id, provider, job, kind, public_json, "
                                 "secret, state, created_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, "
                                 "?5, ?6, 'open', ?7, ?8)",
-                                "tttttti", id, provider, job,
+                                "ttttttii", id, provider, job,
                                 json_string_value(json_object_get(pub, "kind")), pub_s,
                                 secret[0] ? secret : NULL, now, expires)
                    : -CU_ENOMEM;
@@ -381,7 +382,7 @@ int ex_challenge_settle(struct ex_state *st, const char *id, const char *provide
                         "tt", id, passed ? "passed" : "failed");
     if (rc || passed || sqlite3_changes(st->db.h) == 0)
         return rc;
-    return ex_trust_record(st, provider, CU_REP_CHALLENGE_FAILED, job, 0, now);
+    return ex_settle_challenge_failed(st, job, provider, id, now);
 }
 
 /* ---- heartbeat challenges ------------------------------------------------------- */

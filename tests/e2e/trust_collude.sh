@@ -25,7 +25,8 @@ C2=$(provider_id c2)
 trust_job "$T/job.yaml" 3
 submit "$T/job.yaml"
 wait_for 60 "a colluder leasing" has_replica "$C1" "$JOB"
-wait_for 60 "the other colluder leasing" has_replica "$C2" "$JOB"
+# C2 shares C1's owner: it may lease only tasks C1 holds no replica of,
+# so whether it gets any at all is a race; the owner rule is checked below.
 trust_provider h1
 trust_provider h2
 trust_provider h3
@@ -38,6 +39,7 @@ jq -e --arg o "$OWNER" '[.tasks[] | [.replicas[] | select(.provider_owner == $o)
 export_ledger
 for c in "$C1" "$C2"; do
     not_paid "$c" "$JOB"
+    has_replica "$c" "$JOB" || continue
     slashed "$c" "$JOB"
     has_record "$c" "$JOB" wrong_result
 done

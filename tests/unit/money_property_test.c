@@ -53,6 +53,7 @@
 #include "crypto/reqsign.h"
 #include "exchange/exchange.h"
 #include "exchange/state.h"
+#include "trust/challenge.h"
 #include "ledger/export.h"
 #include "ledger/state.h"
 #include "ledger/tx.h"
@@ -101,6 +102,9 @@ struct mlease {
     bool live;         /* not yet reported, as far as the test knows */
     bool reported;     /* a report was applied */
     uint64_t cu_milli; /* from the report: cpu_ms x factor / 1000 */
+    /* The lease's heartbeat challenge: renewals answer the open nonce. */
+    unsigned char hb_secret[CU_CHAL_KEY_LEN], hb_nonce[CU_CHAL_NONCE_LEN];
+    bool committed, commit_wrong; /* committed to a result (waiting to reveal) */
 };
 
 struct world {
@@ -185,8 +189,13 @@ static int64_t held_of(struct world *w, const char *job)
     int64_t n = -1;
 
     assert_int_equal(sqlite3_prepare_v2(w->st.db.h,
-                                        "SELECT COUNT(*) FROM replicas WHERE job_id = ?1 AND "
-                                        "state IN ('leased','running','reported')",
+                                        /* Replicas out that may still be paid: at
+                                         * most the quorum of each task. */
+                                        "SELECT COALESCE(SUM(MIN(n, q)), 0) FROM (SELECT "
+                                        "COUNT(*) AS n, (SELECT CASE WHEN quorum > 0 THEN "
+                                        "quorum ELSE replication END FROM jobs WHERE id = ?1) "
+                                        "AS q FROM replicas WHERE job_id = ?1 AND state IN "
+                                        "('leased','running','reported') GROUP BY task_idx)",
                                         -1, &s, NULL),
                      SQLITE_OK);
     sqlite3_bind_text(s, 1, job, -1, SQLITE_STATIC);
@@ -311,7 +320,7 @@ static void check_money(struct world *w)
             int64_t held = held_of(w, m->id);
             if (held < 0 || locked < (uint64_t)held * m->replica_max + m->escrow_fee)
                 FAILF(w,
-                      "job %s runs on credit: %lld replicas out at up to %llu each + escrow "
+                      "job %s runs on credit: %lld payable replicas out at up to %llu each + escrow "
                       "fee %llu, but only %llu locked",
                       m->id, (long long)held, (unsigned long long)m->replica_max,
                       (unsigned long long)m->escrow_fee, (unsigned long long)locked);
@@ -536,6 +545,14 @@ static int op_claim(struct world *w, int p)
     ml = &w->leases[w->nleases];
     *ml = (struct mlease){
         .rid = jint(l, "replica"), .prov = p, .job = j, .ask = w->prov[p].ask, .live = true};
+    {
+        const json_t *hb = json_object_get(l, "heartbeat");
+        if (cu_hex_decode(json_string_value(json_object_get(hb, "secret")), ml->hb_secret,
+                          sizeof ml->hb_secret) != 0 ||
+            cu_hex_decode(json_string_value(json_object_get(hb, "nonce")), ml->hb_nonce,
+                          sizeof ml->hb_nonce) != 0)
+            FAILF(w, "lease of replica %lld has no heartbeat challenge", (long long)ml->rid);
+    }
     /* Never two live replicas of one task on one provider. */
     assert_int_equal(sqlite3_prepare_v2(w->st.db.h,
                                         "SELECT COUNT(*) FROM replicas WHERE job_id = ?1 AND "
@@ -593,6 +610,8 @@ static void report(struct world *w, int i, enum ex_status status, bool wrong, ui
     int64_t now = cu_now_ms();
     int rc;
 
+    if (ml->committed && status == EX_ST_OK)
+        wrong = ml->commit_wrong; /* a provider reveals what it committed to */
     root_hex(wrong ? 'B' : 'A', root);
     r.status = status;
     r.has_exit = status == EX_ST_OK || status == EX_ST_FAILED;
@@ -617,7 +636,26 @@ static void report(struct world *w, int i, enum ex_status status, bool wrong, ui
     }
     if (done)
         FAILF(w, "replica %lld counts as reported before its report", (long long)ml->rid);
+    if (status == EX_ST_OK) {
+        /* Commit, then reveal (docs/api.md "Trust"). */
+        char commit[CU_HASH_HEX_LEN + 1];
+        ex_commit_hash(pid, root, commit);
+        rc = ex_commit(&w->st, ml->rid, pid, commit, now, &out, &f);
+        json_decref(out);
+        out = NULL;
+        if (rc) {
+            if (f.status != 409 || strcmp(f.code, "lease_lost") != 0)
+                FAILF(w, "commit of replica %lld: %d %s %s", (long long)ml->rid, f.status, f.code,
+                      f.msg);
+            ml->live = false;
+            return;
+        }
+        ml->committed = true;
+        ml->commit_wrong = wrong;
+    }
     rc = ex_report_apply(&w->st, ml->rid, pid, &r, now, &out, &f);
+    if (rc && f.status == 409 && strcmp(f.code, "reveal_not_yet") == 0)
+        return; /* the provider keeps heartbeating until the others commit */
     if (rc) {
         if (f.status != 409 || strcmp(f.code, "lease_lost") != 0)
             FAILF(w, "report of replica %lld: %d %s %s", (long long)ml->rid, f.status, f.code,
@@ -675,6 +713,7 @@ static void op_report(struct world *w)
 
 static void op_heartbeat(struct world *w)
 {
+    char answer[2 * CU_CHAL_ANSWER_LEN + 1];
     int i = pick_live(w);
     struct ex_fail f = {0};
     json_t *out = NULL;
@@ -683,14 +722,22 @@ static void op_heartbeat(struct world *w)
     if (i < 0)
         return;
     ml = &w->leases[i];
-    if (ex_heartbeat(&w->st, ml->rid, w->acct[ACCT_PROV(ml->prov)].id.id, cu_now_ms(), &out, &f) !=
-        0) {
+    {
+        unsigned char a[CU_CHAL_ANSWER_LEN];
+        cu_chal_heartbeat_answer(ml->hb_secret, ml->rid, ml->hb_nonce, a);
+        cu_hex_encode(a, sizeof a, answer);
+    }
+    if (ex_heartbeat(&w->st, ml->rid, w->acct[ACCT_PROV(ml->prov)].id.id, answer, cu_now_ms(),
+                     &out, &f) != 0) {
         if (f.status != 409 || strcmp(f.code, "lease_lost") != 0)
             FAILF(w, "heartbeat of replica %lld: %d %s %s", (long long)ml->rid, f.status, f.code,
                   f.msg);
         ml->live = false;
         return;
     }
+    if (cu_hex_decode(json_string_value(json_object_get(out, "nonce")), ml->hb_nonce,
+                      sizeof ml->hb_nonce) != 0)
+        FAILF(w, "heartbeat of replica %lld gave no next nonce", (long long)ml->rid);
     /* Told to stop: the provider kills the run and says so. */
     if (json_is_true(json_object_get(out, "cancel")))
         report(w, i, EX_ST_KILLED, false, rnd_in(w, 0, 500));

@@ -322,6 +322,17 @@ static void test_commit_reveal_and_slash(void **state)
     /* A busy staker cannot withdraw. */
     post(E->q, "/v1/unstake", "{\"amount\":1}", 409, "busy", "unstake while leased", NULL);
 
+    /* The (empty) logs exist as a blob, as a provider uploads them. */
+    {
+        struct cu_http_result r0;
+        char bpath[128];
+        assert_int_equal(cu_snprintf(bpath, sizeof bpath, "/v1/blobs/%s", E->empty_hex), 0);
+        cu_http_result_init(&r0);
+        call(E->p, "PUT", bpath, NULL, &r0);
+        if (r0.status != 200 && r0.status != 201 && r0.status != 204)
+            fail_msg("upload of the empty blob: %ld", r0.status);
+        cu_http_result_release(&r0);
+    }
     /* An ok report needs a commitment first. */
     rep = report_body(E->root_hex);
     assert_int_equal(cu_snprintf(path, sizeof path, "/v1/replicas/%" PRId64 "/report", rp), 0);
@@ -387,10 +398,21 @@ static void test_same_owner_never_twice(void **state)
     hello(E->r, NULL);
     hello(s, E->idr.id);
     submit("owners", 1, ",\"replication\":2", job, sizeof job);
-    a1 = claim(E->r);
-    assert_non_null(json_object_get(a1, "lease"));
-    a2 = claim(s);
-    assert_null(a2);
+    /* R takes leftovers of earlier tests until it holds this job's task. */
+    for (int i = 0;; i++) {
+        a1 = claim(E->r);
+        assert_non_null(a1);
+        assert_true(i < 8);
+        if (strcmp(str_of(json_object_get(a1, "lease"), "job"), job) == 0)
+            break;
+        json_decref(a1);
+    }
+    /* S may get other work (earlier tests left some), never this task. */
+    for (int i = 0; i < 4 && (a2 = claim(s)) != NULL; i++) {
+        json_t *l = json_object_get(a2, "lease"), *c = json_object_get(a2, "challenge");
+        assert_string_not_equal(str_of(l ? l : c, "job"), job);
+        json_decref(a2);
+    }
     json_decref(a1);
     cu_http_client_free(s);
 }
