@@ -37,9 +37,10 @@
 #define DEMO_MAX_PROVIDERS 32
 #define DEMO_MAX_SLOTS 64
 #define DEMO_MAX_TASKS 4096
-#define DEMO_BID "10"            /* the job's bid per CU */
-#define DEMO_FIRST_ASK 2         /* provider-N asks DEMO_FIRST_ASK + N - 1 */
-#define DEMO_FUNDS_PER_TASK 1000 /* > bid x 60 CU (time limit) + fees */
+#define DEMO_BID "100000"        /* the job's bid per CU (base units) */
+#define DEMO_FIRST_ASK 2         /* provider-N asks (DEMO_FIRST_ASK + N - 1) x DEMO_ASK_UNIT */
+#define DEMO_ASK_UNIT 10000
+#define DEMO_FUNDS_PER_TASK 7000000 /* > bid x 60 CU (time limit) + fees */
 #define DEMO_MIN_SIZE 16
 #define DEMO_MAXITER "2000"
 #define DEMO_STOP_GRACE_MS 5000
@@ -679,7 +680,7 @@ static int start_daemons(struct demo *d)
         cu_snprintf(p->name, sizeof p->name, "provider-%u", i + 1);
         cu_snprintf(slots, sizeof slots, "%u", d->slots);
         /* Different asks, so the settlement shows each paid its own. */
-        cu_snprintf(price, sizeof price, "%u", DEMO_FIRST_ASK + i);
+        cu_snprintf(price, sizeof price, "%u", (DEMO_FIRST_ASK + i) * DEMO_ASK_UNIT);
         if (cu_snprintf(pdir, sizeof pdir, "%s/provider-%u", d->data, i + 1) < 0 ||
             cu_snprintf(p->log, sizeof p->log, "%s/provider-%u.log", d->data, i + 1) < 0)
             return fail("start providers", NULL, "data directory path too long");
@@ -730,7 +731,8 @@ static int fund_requester(struct demo *d)
     int rc;
 
     /* With cheaters a tile may run up to 5 times (the policy's max). */
-    cu_snprintf(amount, sizeof amount, "%u", d->tasks * DEMO_FUNDS_PER_TASK * (d->ncheaters ? 5 : 1));
+    cu_snprintf(amount, sizeof amount, "%llu",
+                (unsigned long long)d->tasks * DEMO_FUNDS_PER_TASK * (d->ncheaters ? 5 : 1));
     char *argv[] = {"cumulus", "faucet", amount, NULL};
     rc = run_cli(d, "fund requester", argv, NULL, false, DEMO_STATUS_MS);
     if (rc < 0)
@@ -757,7 +759,7 @@ static int start_cheaters(struct demo *d)
 
         cu_snprintf(p->name, sizeof p->name, "provider-%u (cheater)", i + 1);
         cu_snprintf(slots, sizeof slots, "%u", d->slots);
-        cu_snprintf(price, sizeof price, "%u", DEMO_FIRST_ASK + i);
+        cu_snprintf(price, sizeof price, "%u", (DEMO_FIRST_ASK + i) * DEMO_ASK_UNIT);
         if (cu_snprintf(pdir, sizeof pdir, "%s/provider-%u", d->data, i + 1) < 0 ||
             cu_path_join(key, sizeof key, pdir, "identity.key") < 0 ||
             cu_snprintf(p->log, sizeof p->log, "%s/provider-%u.log", d->data, i + 1) < 0)
@@ -1022,8 +1024,8 @@ static void print_per_provider(struct demo *d)
             }
         }
         cu_api_fmt_cu(cu_milli, cu, sizeof cu);
-        printf("    provider-%u  %-16.16s  ask %2u  %3u tiles  %9s CU  paid %lld%s\n", i + 1,
-               ids[i][0] ? ids[i] : "(unknown id)", DEMO_FIRST_ASK + i, counts[i], cu, paid,
+        printf("    provider-%u  %-16.16s  ask %6u  %3u tiles  %9s CU  paid %8lld%s\n", i + 1,
+               ids[i][0] ? ids[i] : "(unknown id)", (DEMO_FIRST_ASK + i) * DEMO_ASK_UNIT, counts[i], cu, paid,
                i >= d->nhonest ? "  (cheater)" : "");
     }
     if (other)
