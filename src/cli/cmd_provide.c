@@ -6,6 +6,7 @@
 
 #include "base/util.h"
 #include "cli/commands.h"
+#include "crypto/hash.h"
 #include "client/config.h"
 #include "fabric/idle.h"
 #include "provider/provider.h"
@@ -24,6 +25,7 @@ static const char usage_text[] =
     "                       [--idle-only] [--idle-after DURATION] [--max-load L]\n"
     "                       [--idle-probe FILE]\n"
     "                       [--owner ID] [--stake AMOUNT] [--cheat MODE]\n"
+    "                       [--allow-image HASH]...\n"
     "\n"
     "Rents this machine out to an exchange until SIGINT/SIGTERM: claims tasks by\n"
     "long-poll, runs each in the sandbox, reports results. Only outbound\n"
@@ -67,6 +69,10 @@ static const char usage_text[] =
     "                  for tests and scripted setups: instead of measuring, read\n"
     "                  FILE; 'active' = the owner is there, 'idle' = away (since\n"
     "                  it last said active); missing or anything else = active\n"
+    "  --allow-image HASH\n"
+    "                  run only OCI images whose tarball has this content hash\n"
+    "                  (64 hex, as 'cumulus submit' shows it); repeatable; host\n"
+    "                  jobs are not affected\n"
     "  --owner ID      who owns this machine (a 64-hex id; default: the provider's\n"
     "                  own id): two replicas of one task never go to one owner\n"
     "  --stake AMOUNT  at start, top this provider's stake up to AMOUNT base units\n"
@@ -119,6 +125,8 @@ int cmd_provide(int argc, char **argv)
     char url[1024];
     struct cu_err e = {0};
     int64_t n, idle_after = -1;
+    const char *allow[64];
+    size_t nallow = 0;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -137,6 +145,7 @@ int cmd_provide(int argc, char **argv)
             strcmp(a, "--gpus") != 0 && strcmp(a, "--idle-after") != 0 &&
             strcmp(a, "--max-load") != 0 && strcmp(a, "--idle-probe") != 0 &&
             strcmp(a, "--owner") != 0 && strcmp(a, "--stake") != 0 &&
+            strcmp(a, "--allow-image") != 0 &&
             strcmp(a, "--cheat") != 0) {
             cu_cli_errorf("provide", "unknown argument '%s' (see 'cumulus provide --help')", a);
             return CU_EXIT_USAGE;
@@ -174,6 +183,21 @@ int cmd_provide(int argc, char **argv)
                 cu_cli_errorf("provide", "--disk: '%s' is not a size (use e.g. 20GiB)", v);
                 return CU_EXIT_USAGE;
             }
+        } else if (strcmp(a, "--allow-image") == 0) {
+            struct cu_hash h;
+            if (cu_hash_from_hex(v, &h) != 0) {
+                cu_cli_errorf("provide", "--allow-image: '%s' is not an image hash (64 lowercase "
+                                         "hex: the content hash of the image tarball)", v);
+                return CU_EXIT_USAGE;
+            }
+            if (nallow >= sizeof allow / sizeof allow[0]) {
+                cu_cli_errorf("provide", "--allow-image: at most %zu images",
+                              sizeof allow / sizeof allow[0]);
+                return CU_EXIT_USAGE;
+            }
+            allow[nallow++] = v;
+            o.allow_images = allow;
+            o.nallow_images = nallow;
         } else if (strcmp(a, "--owner") == 0) {
             if (strlen(v) != 64 || strspn(v, "0123456789abcdef") != 64) {
                 cu_cli_errorf("provide", "--owner: '%s' is not an id (64 lowercase hex, as "

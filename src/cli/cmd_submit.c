@@ -47,6 +47,13 @@ static void print_summary(const char *file, const struct cu_spec *s)
         fprintf(stderr, ", %u GPU%s", s->res.gpus, s->res.gpus == 1 ? "" : "s");
     fprintf(stderr, "\n  inputs: %zu file%s, %s\n", s->ninputs, s->ninputs == 1 ? "" : "s",
             total);
+    if (cu_spec_image_is_oci(s)) {
+        char hex[CU_HASH_HEX_LEN + 1], sz[32];
+        cu_hash_to_hex(&s->image_oci.hash, hex);
+        cu_fmt_size(s->image_oci.size, sz, sizeof sz);
+        /* What providers name in --allow-image. */
+        fprintf(stderr, "  image: OCI tarball %s, %s\n", hex, sz);
+    }
 }
 
 /* Shows the most the job can cost under the exchange's fees and refuses,

@@ -611,6 +611,7 @@ static int h_hello(struct cu_http_req *req, struct cu_http_resp *resp)
     struct cu_err e = {0};
     struct ex_fail f = {0};
     json_t *body;
+    char *allow_s = NULL;
     int rc;
 
     body = body_object(req, resp, false);
@@ -640,6 +641,27 @@ static int h_hello(struct cu_http_req *req, struct cu_http_resp *resp)
         cu_http_error(resp, 400, "invalid", "field 'owner' must be an id (64 lowercase hex)");
         goto out_free;
     }
+    {
+        json_t *al = json_object_get(body, "allow_images"), *v;
+        size_t i;
+        if (al) {
+            struct cu_hash hh;
+            if (!json_is_array(al) || json_array_size(al) > 64) {
+                cu_http_error(resp, 400, "invalid",
+                              "field 'allow_images' must be a list of at most 64 image hashes");
+                goto out_free;
+            }
+            json_array_foreach(al, i, v) {
+                if (!json_is_string(v) || cu_hash_from_hex(json_string_value(v), &hh) != 0) {
+                    cu_http_error(resp, 400, "invalid",
+                                  "field 'allow_images[%zu]' must be 64 lowercase hex", i);
+                    goto out_free;
+                }
+            }
+            allow_s = json_dumps(al, JSON_COMPACT);
+            h.allow_images = allow_s;
+        }
+    }
     if (h.price_per_cu > CU_AMOUNT_MAX) {
         cu_http_error(resp, 400, "invalid", "field 'price_per_cu' must be at most %llu",
                       (unsigned long long)CU_AMOUNT_MAX);
@@ -663,6 +685,7 @@ static int h_hello(struct cu_http_req *req, struct cu_http_resp *resp)
                            (json_int_t)cu_lease_heartbeat_ms(st->lease_ms), "time_ms",
                            (json_int_t)cu_now_ms()));
 out_free:
+    free(allow_s);
     json_decref(body);
     return 0;
 }

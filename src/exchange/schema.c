@@ -175,6 +175,8 @@ static const struct cu_migration migrations[] = {
      "ALTER TABLE tasks ADD COLUMN policy_min INTEGER;"
      "ALTER TABLE tasks ADD COLUMN policy_quorum INTEGER;"
      "ALTER TABLE tasks ADD COLUMN policy_max INTEGER;"},
+    /* Providers that run only some OCI images (--allow-image). */
+    {7, "ALTER TABLE providers ADD COLUMN allow_images TEXT;"}, /* JSON array, NULL = any */
 };
 /* clang-format on */
 

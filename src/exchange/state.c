@@ -1250,15 +1250,15 @@ int ex_provider_hello(struct ex_state *st, const char *provider, const struct ex
     rc = ex_sql_run(
         st,
         "INSERT INTO providers (id, first_seen_ms, last_seen_ms, slots, cores, memory, gpus, "
-        "version, price_per_cu, cu_factor_milli, owner) "
-        "VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
+        "version, price_per_cu, cu_factor_milli, owner, allow_images) "
+        "VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) "
         "ON CONFLICT(id) DO UPDATE SET last_seen_ms = ?2, slots = ?3, cores = ?4, "
         "memory = ?5, gpus = ?6, version = ?7, price_per_cu = ?8, cu_factor_milli = ?9, "
-        "owner = ?10",
-        "tiiiiitiit", provider, now_ms, (int64_t)h->slots, (int64_t)h->cores,
+        "owner = ?10, allow_images = ?11",
+        "tiiiiitiitt", provider, now_ms, (int64_t)h->slots, (int64_t)h->cores,
         (int64_t)(h->memory > INT64_MAX ? INT64_MAX : h->memory), (int64_t)h->gpus, h->version,
         clamp_i64(h->price_per_cu), clamp_i64(h->cu_factor_milli),
-        h->owner ? h->owner : provider);
+        h->owner ? h->owner : provider, h->allow_images);
     if (rc)
         rc = ex_fail_db(st, f, "registering the provider");
     unlock(st);
@@ -1386,9 +1386,15 @@ static int claim_once(struct ex_state *st, const struct ex_waiter *me, json_t **
         /* Only jobs whose bid covers the provider's ask (bid 0: a job
          * stored before escrow existed, which pays nothing), and whose
          * reputation floor the provider's score reaches. */
-        "AND (bid = 0 OR bid >= ?4) AND min_reputation <= ?5 ORDER BY created_ms, id",
-        "iiiii", clamp_i64(fr->cores), clamp_i64(fr->memory), clamp_i64(fr->gpus),
-        clamp_i64(me->ask), (int64_t)ex_trust_score(st, provider));
+        "AND (bid = 0 OR bid >= ?4) AND min_reputation <= ?5 "
+        /* A provider with --allow-image runs only those OCI images. */
+        "AND (json_extract(spec_json, '$.image.oci.hash') IS NULL OR "
+        "(SELECT allow_images FROM providers WHERE id = ?6) IS NULL OR "
+        "EXISTS (SELECT 1 FROM json_each((SELECT allow_images FROM providers WHERE id = ?6)) "
+        "WHERE value = json_extract(spec_json, '$.image.oci.hash'))) "
+        "ORDER BY created_ms, id",
+        "iiiiit", clamp_i64(fr->cores), clamp_i64(fr->memory), clamp_i64(fr->gpus),
+        clamp_i64(me->ask), (int64_t)ex_trust_score(st, provider), provider);
     s = ex_sql_query(st,
               "SELECT r.id, r.task_idx, t.arg, r.created_ms FROM replicas r JOIN tasks t "
               "ON t.job_id = r.job_id AND t.idx = r.task_idx "

@@ -57,6 +57,8 @@ struct cu_agent {
     struct cu_idle_monitor *idle; /* NULL: claim and run at any time */
     bool idle_pauses;             /* --idle-only: pause tasks while busy */
     char owner[65];                   /* sent in hello; "" = the provider's own id */
+    const char *const *allow_images;  /* --allow-image list (borrowed), or NULL */
+    size_t nallow_images;
     enum cu_cheat cheat;              /* test-only misbehaviour */
 };
 

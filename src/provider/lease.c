@@ -562,6 +562,17 @@ static int prepare_image(struct task *t, struct cu_err *e)
 
     if (!cu_spec_image_is_oci(&t->spec))
         return 0;
+    if (t->a->nallow_images) {
+        /* The exchange matches on this list too; never run another image. */
+        char hex[CU_HASH_HEX_LEN + 1];
+        bool ok = false;
+        cu_hash_to_hex(&in->hash, hex);
+        for (size_t i = 0; i < t->a->nallow_images && !ok; i++)
+            ok = strcmp(t->a->allow_images[i], hex) == 0;
+        if (!ok)
+            return cu_err_set(e, -CU_EPERM, "image %.16s... is not one this provider allows "
+                                            "(--allow-image)", hex);
+    }
     if (cu_blob_stat(&t->a->cache, &in->hash, &size) != 0 || size != in->size) {
         if ((rc = fetch_blob(t, in, e)) != 0)
             return rc;

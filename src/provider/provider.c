@@ -332,6 +332,16 @@ static int hello(struct cu_agent *a, struct cu_http_client *c, unsigned slots,
         json_decref(body);
         body = NULL;
     }
+    if (body && a->nallow_images) {
+        /* The exchange leases only jobs on these images to this provider. */
+        json_t *list = json_array();
+        for (size_t i = 0; list && i < a->nallow_images; i++)
+            json_array_append_new(list, json_string(a->allow_images[i]));
+        if (!list || json_object_set_new(body, "allow_images", list) != 0) {
+            json_decref(body);
+            body = NULL;
+        }
+    }
     if (!body)
         return cu_err_set(e, -CU_ENOMEM, "out of memory");
     cu_http_result_init(&r);
@@ -627,6 +637,8 @@ int cu_provider_run(const struct cu_provider_opts *opts, struct cu_err *e)
         }
         (void)cu_snprintf(a->owner, sizeof a->owner, "%s", opts->owner);
     }
+    a->allow_images = opts->allow_images;
+    a->nallow_images = opts->nallow_images;
 
     rc = cu_sandbox_probe(e);
     if (rc) {

@@ -47,6 +47,10 @@ struct cu_provider_opts {
     int64_t idle_after_ms;    /* N: how long it must have been quiet */
     const char *idle_probe;   /* tests and agents: a file saying "active"/"idle" */
     const char *owner;       /* owner id (64 hex) sent in hello; NULL = own id */
+    /* --allow-image: the only OCI images (blob hashes, 64 hex) this
+     * provider runs; nallow_images 0 = any image. */
+    const char *const *allow_images;
+    size_t nallow_images;
     uint64_t stake;          /* stake topped up to this at start; 0 = leave as is */
     enum cu_cheat cheat;     /* test-only misbehaviour; CU_CHEAT_NONE normally */
 };

@@ -99,5 +99,29 @@ grep -q "image.tar.*already there" "$T/submit.err" || fail "the image was upload
 grep -q "found in the cache" "$T/p1.log" || fail "the second task did not reuse the cached rootfs"
 [ "$(ls "$T/p1/oci" | grep -vc '^\.')" = 1 ] || fail "oci cache: $(ls -a "$T/p1/oci")"
 ls -a "$T/p1/oci" | grep -q '^\.tmp' && fail "a temporary unpack directory was left behind"
+
+# --allow-image: a provider that allows another image never takes this one;
+# one that allows it (by the tarball's BLAKE2b-256, as b2sum -l 256 prints
+# it) does.
+need b2sum
+HASH=$(b2sum -l 256 "$T/img.tar" | cut -d' ' -f1)
+P1=$LAST_PID
+stop_pid "$P1"
+OTHER=0000000000000000000000000000000000000000000000000000000000000000
+mkdir -p "$T/p2" "$T/p3"
+"$CU" provide --exchange "$EX_URL" --data "$T/p2" --slots 1 --allow-image "$OTHER" >>"$T/p2.log" 2>&1 &
+PIDS="$PIDS $!"
+sed 's/^name: .*/name: oci-allow/' "$T/job2.yaml" >"$T/job3.yaml"
+submit "$T/job3.yaml"
+# Long enough for p2 to say hello and claim, were the job open to it.
+sleep 4
+# (p1's last long-poll may still take it on p1's behalf; that lease then
+# expires and the job is requeued.)
+grep -q "leased" "$T/p2.log" && fail "a provider that allows another image took the job"
+"$CU" provide --exchange "$EX_URL" --data "$T/p3" --slots 1 --allow-image "$HASH" >>"$T/p3.log" 2>&1 &
+PIDS="$PIDS $!"
+"$CU" wait "$JOB" --timeout 60s 2>"$T/wait.err" || fail "wait 3: $(tail -5 "$T/wait.err")"
+grep -q "leased" "$T/p3.log" || fail "the provider allowing the image did not run it"
+grep -q "leased" "$T/p2.log" && fail "the provider allowing another image leased something"
 say "oci ok"
 exit 0
