@@ -21,3 +21,10 @@ int ex_auth(void *app, const struct cu_http_req *req, struct cu_err *e)
      * cannot burn someone else's nonces. */
     return ex_nonce_use(st, req->sig.key, req->sig.nonce, now, e);
 }
+
+int ex_barrier(void *app)
+{
+    struct ex_state *st = app;
+
+    return cu_db_barrier(&st->db);
+}

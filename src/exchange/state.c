@@ -509,6 +509,9 @@ int ex_state_open(struct ex_state *st, const char *data_dir, uint64_t lease_ms, 
     rc = cu_db_open(&st->db, path, m, nm, e);
     if (rc)
         return rc;
+    rc = cu_db_group_start(&st->db, e); /* answers wait for ex_barrier */
+    if (rc)
+        goto out_close_db;
     if (pthread_mutex_init(&st->mu, NULL) != 0) {
         rc = cu_err_set(e, -CU_ENOMEM, "cannot create a mutex");
         goto out_close_db;

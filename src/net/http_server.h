@@ -121,12 +121,20 @@ struct cu_route {
  * buffered routes is checked by the server after this returns 0. */
 typedef int (*cu_http_auth_fn)(void *app, const struct cu_http_req *req, struct cu_err *e);
 
+/* Durability barrier: called on the request's thread before any response
+ * is queued (every route, every status), without locks of the server's.
+ * It returns once what the request changed is durable: 0, or negative when
+ * that cannot be promised, which turns a 2xx/3xx answer into a 500 (the
+ * client must not believe a change that may be lost). May block. */
+typedef int (*cu_http_barrier_fn)(void *app);
+
 struct cu_http_server_opts {
     const char *listen;            /* "127.0.0.1:8080", ":0" or "[::1]:0" */
     const struct cu_route *routes;
     size_t nroutes;
     void *app;
     cu_http_auth_fn auth;
+    cu_http_barrier_fn barrier;    /* may be NULL */
     const char *static_dir;        /* GET of unmatched paths outside /v1/ served from here; may be NULL */
     unsigned max_conns;            /* 0: 1024 */
     uint64_t default_body_limit;   /* unused if 0; else the limit of routes whose
