@@ -167,6 +167,10 @@ static const struct cu_migration migrations[] = {
      * keys into that index was most of the append cost (bench/ledger:
      * 10.4k -> 23.7k tx/s without it). */
     {5, "DROP INDEX ledger_txs_txid;"},
+    /* Whether a job still has open tasks is asked after every report
+     * (job_refresh): with this index it is a seek, not a count of the
+     * job's tasks (bench/dispatch, see docs/performance.md). */
+    {6, "CREATE INDEX tasks_state ON tasks(job_id, state);"},
 };
 /* clang-format on */
 

@@ -160,6 +160,16 @@ static int job_refresh(struct ex_state *st, const char *job, int64_t now)
     int64_t total = 0, open = 0, done = 0, failed = 0;
     int rc;
 
+    /* Asked after every report: one index seek while tasks are open, and
+     * the count below only once, when the last one finishes. */
+    s = ex_sql_query(st, "SELECT 1 FROM tasks WHERE job_id = ?1 AND state IN ('queued','running') "
+                         "LIMIT 1", "t", job);
+    if (!s)
+        return -CU_EDB;
+    rc = ex_sql_step(st, s);
+    sqlite3_finalize(s);
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
     s = ex_sql_query(st, "SELECT state, COUNT(*) FROM tasks WHERE job_id = ?1 GROUP BY state", "t", job);
     if (!s)
         return -CU_EDB;
