@@ -55,6 +55,54 @@ int cu_db_prepare(struct cu_db *db, const char *sql, sqlite3_stmt **st, struct c
     return 0;
 }
 
+/* ---- statement cache ------------------------------------------------------- */
+
+#define CACHE_SLOTS 256 /* a power of two; the exchange has ~150 statements */
+
+struct cu_db_cached {
+    const char *key; /* the caller's sql pointer */
+    sqlite3_stmt *st;
+};
+
+static void cache_free(struct cu_db *db)
+{
+    if (!db->cache)
+        return;
+    for (size_t i = 0; i < CACHE_SLOTS; i++)
+        sqlite3_finalize(db->cache[i].st);
+    free(db->cache);
+    db->cache = NULL;
+}
+
+int cu_db_cached(struct cu_db *db, const char *sql, sqlite3_stmt **st, struct cu_err *e)
+{
+    size_t i = ((uintptr_t)sql >> 3) & (CACHE_SLOTS - 1);
+    struct cu_db_cached *c;
+    int rc;
+
+    *st = NULL;
+    if (!db->cache) {
+        db->cache = calloc(CACHE_SLOTS, sizeof *db->cache);
+        if (!db->cache)
+            return cu_err_set(e, -CU_EDB, "out of memory for the statement cache");
+    }
+    /* Direct-mapped: a collision replaces the older statement. */
+    c = &db->cache[i];
+    if (c->st && c->key == sql && strcmp(sqlite3_sql(c->st), sql) == 0) {
+        *st = c->st;
+        return 0;
+    }
+    sqlite3_finalize(c->st);
+    c->st = NULL;
+    c->key = NULL;
+    rc = cu_db_prepare(db, sql, &c->st, e);
+    if (rc)
+        return rc;
+    c->key = sql;
+    *st = c->st;
+    return 0;
+}
+
 /* The version, or -CU_EDB. */
 int cu_db_user_version(struct cu_db *db)
 {
@@ -153,6 +201,8 @@ int cu_db_open(struct cu_db *db, const char *path, const struct cu_migration *m,
     for (size_t i = 0; i < n; i++)
         assert(m[i].version == (int)i + 1 && m[i].sql);
     db->h = NULL;
+    db->g = NULL;
+    db->cache = NULL;
     rc = sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (rc != SQLITE_OK) {
         rc = cu_err_set(e, -CU_EDB, "cannot open database %s: %s", path,
@@ -224,6 +274,7 @@ void cu_db_close(struct cu_db *db)
 {
     if (!db->h)
         return;
+    cache_free(db);
     group_stop(db);
     /* SQLITE_BUSY here means a caller leaked a statement: a bug to report. */
     if (sqlite3_close(db->h) != SQLITE_OK)

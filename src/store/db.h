@@ -12,10 +12,12 @@
 #include "base/err.h"
 
 struct cu_db_group;
+struct cu_db_cached;
 
 struct cu_db {
     sqlite3 *h;
-    struct cu_db_group *g; /* group commit state; NULL: every COMMIT syncs */
+    struct cu_db_group *g;       /* group commit state; NULL: every COMMIT syncs */
+    struct cu_db_cached *cache;  /* prepared statements (cu_db_cached), or NULL */
 };
 
 /* Migration `version` brings the schema from version-1 to version; the
@@ -42,6 +44,16 @@ void cu_db_rollback(struct cu_db *db);
 /* sqlite3_prepare_v2 with error reporting; *st NULL on failure. */
 int cu_db_prepare(struct cu_db *db, const char *sql, sqlite3_stmt **st, struct cu_err *e);
 int cu_db_user_version(struct cu_db *db);
+
+/* A prepared statement for sql kept by db for reuse (parsing and planning
+ * a statement costs more than running most of ours). sql is usually a
+ * literal: the cache is keyed by its address and checks the text. The
+ * statement is owned by db: the caller binds, steps, then must
+ * sqlite3_reset it (a statement left unreset holds a read snapshot) and
+ * never finalizes it. Not reentrant for one sql: finish with a statement
+ * before asking for the same text again. Under the caller's lock like
+ * every use of db. 0, or -CU_EDB with e set (*st NULL). */
+int cu_db_cached(struct cu_db *db, const char *sql, sqlite3_stmt **st, struct cu_err *e);
 
 /* ---- group commit ------------------------------------------------------------
  *
