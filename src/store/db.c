@@ -534,6 +534,7 @@ void cu_db_stats(struct cu_db *db, struct cu_db_stats *out)
         return;
     out->commits = __atomic_load_n(&g->committed, __ATOMIC_SEQ_CST);
     pthread_mutex_lock(&g->mu);
+    out->synced = g->synced;
     out->syncs = g->syncs;
     out->checkpoints = g->checkpoints;
     pthread_mutex_unlock(&g->mu);

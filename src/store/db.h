@@ -92,7 +92,8 @@ int cu_db_cached(struct cu_db *db, const char *sql, sqlite3_stmt **st, struct cu
 #define CU_DB_CKPT_PAGES 4096 /* WAL pages (of 4 KiB) between checkpoints */
 
 struct cu_db_stats {
-    uint64_t commits;     /* COMMITs seen by the WAL hook */
+    uint64_t commits;     /* COMMITs seen by the WAL hook (the last number) */
+    uint64_t synced;      /* every commit numbered up to this is durable */
     uint64_t syncs;       /* fdatasync calls of barrier leaders */
     uint64_t checkpoints; /* checkpoints run by the checkpoint thread */
 };
