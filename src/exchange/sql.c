@@ -70,6 +70,33 @@ sqlite3_stmt *ex_sql_query(struct ex_state *st, const char *sql, const char *typ
     return s;
 }
 
+sqlite3_stmt *ex_sql_cached(struct ex_state *st, const char *sql, const char *types, ...)
+{
+    struct cu_err e = {0};
+    sqlite3_stmt *s = NULL;
+    va_list ap;
+    int rc;
+
+    if (cu_db_cached(&st->db, sql, &s, &e) != 0) {
+        cu_error("db: cannot prepare [%s]: %s", sql, e.msg);
+        return NULL;
+    }
+    va_start(ap, types);
+    rc = bind_v(s, types, ap);
+    va_end(ap);
+    if (rc) {
+        cu_error("db: cannot bind [%s]: %s", sql, sqlite3_errmsg(st->db.h));
+        cu_db_cached_done(&st->db, s);
+        return NULL;
+    }
+    return s;
+}
+
+void ex_sql_done(struct ex_state *st, sqlite3_stmt *s)
+{
+    cu_db_cached_done(&st->db, s);
+}
+
 /* 1 for a row, 0 at the end, -CU_EDB (logged). */
 int ex_sql_step(struct ex_state *st, sqlite3_stmt *s)
 {
@@ -102,16 +129,14 @@ int ex_sql_run(struct ex_state *st, const char *sql, const char *types, ...)
     rc = bind_v(s, types, ap);
     va_end(ap);
     if (rc) {
-        sqlite3_clear_bindings(s);
+        cu_db_cached_done(&st->db, s);
         return -CU_EDB;
     }
     rc = sqlite3_step(s);
-    /* Reset at once: a cached statement must not hold a snapshot, and
-     * sqlite3_errmsg must be read before the reset changes it. */
+    /* sqlite3_errmsg must be read before the reset changes it. */
     if (rc != SQLITE_DONE && rc != SQLITE_ROW && (rc & 0xff) != SQLITE_CONSTRAINT)
         cu_error("db: [%s]: %s", sql, sqlite3_errmsg(st->db.h));
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
+    cu_db_cached_done(&st->db, s);
     if (rc == SQLITE_DONE || rc == SQLITE_ROW)
         return 0;
     if ((rc & 0xff) == SQLITE_CONSTRAINT)

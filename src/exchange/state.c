@@ -162,12 +162,12 @@ static int job_refresh(struct ex_state *st, const char *job, int64_t now)
 
     /* Asked after every report: one index seek while tasks are open, and
      * the count below only once, when the last one finishes. */
-    s = ex_sql_query(st, "SELECT 1 FROM tasks WHERE job_id = ?1 AND state IN ('queued','running') "
-                         "LIMIT 1", "t", job);
+    s = ex_sql_cached(st, "SELECT 1 FROM tasks WHERE job_id = ?1 AND state IN ('queued','running') "
+                          "LIMIT 1", "t", job);
     if (!s)
         return -CU_EDB;
     rc = ex_sql_step(st, s);
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc != 0)
         return rc < 0 ? rc : 0;
     s = ex_sql_query(st, "SELECT state, COUNT(*) FROM tasks WHERE job_id = ?1 GROUP BY state", "t", job);
@@ -1331,7 +1331,7 @@ static int claim_once(struct ex_state *st, const struct ex_waiter *me, json_t **
     now = cu_now_ms();
     /* Oldest job first; within a job the lowest task. The state lists match
      * cu_replica_state_live (asserted at start). */
-    jobs = ex_sql_query(
+    jobs = ex_sql_cached(
         st,
         "SELECT id, task_count, spec_json, replica_max, escrow_fee, cores, memory, gpus, bid, "
         "challenge FROM jobs WHERE state = 'running' AND cores <= ?1 AND memory <= ?2 AND "
@@ -1342,7 +1342,7 @@ static int claim_once(struct ex_state *st, const struct ex_waiter *me, json_t **
         "AND (bid = 0 OR bid >= ?4) AND min_reputation <= ?5 ORDER BY created_ms, id",
         "iiiii", clamp_i64(fr->cores), clamp_i64(fr->memory), clamp_i64(fr->gpus),
         clamp_i64(me->ask), (int64_t)ex_trust_score(st, provider));
-    s = ex_sql_query(st,
+    s = ex_sql_cached(st,
               "SELECT r.id, r.task_idx, t.arg, r.created_ms FROM replicas r JOIN tasks t "
               "ON t.job_id = r.job_id AND t.idx = r.task_idx "
               "WHERE r.job_id = ?1 AND r.state = 'queued' AND NOT EXISTS (SELECT 1 FROM replicas o "
@@ -1480,8 +1480,8 @@ static int claim_once(struct ex_state *st, const struct ex_waiter *me, json_t **
 out_finalize:
     json_decref(arg);
     json_decref(spec);
-    sqlite3_finalize(s);
-    sqlite3_finalize(jobs);
+    ex_sql_done(st, s);
+    ex_sql_done(st, jobs);
     return rc;
 }
 

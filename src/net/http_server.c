@@ -9,6 +9,9 @@
  *                here is answered at once, before any body is read.
  *                middle calls: body chunks, buffered (bounded) or streamed.
  *                last call: body hash check, handler, response.
+ *   respond      every answer: the app's durability barrier first (what
+ *                the request committed is on disk before anyone hears of
+ *                it), then the response is queued.
  *   on_completed always: stream_abort if a stream was opened and its
  *                handler never ran, then free struct conn.
  *

@@ -6,7 +6,9 @@
  * path that matches no pattern gets 404; one that matches with another
  * method gets 405 with an Allow header. One gate enforces the flags:
  * CU_ROUTE_SIGNED runs the app's auth callback before the handler and
- * answers 401 on failure; bodies over the limit get 413.
+ * answers 401 on failure; bodies over the limit get 413. Before any answer
+ * leaves, the app's barrier callback (if set) makes what the request
+ * changed durable; a 2xx whose barrier fails becomes a 500.
  *
  * Threading: one thread per connection (MHD_USE_THREAD_PER_CONNECTION), so
  * a handler may block, e.g. a long-poll waits on a condition variable until

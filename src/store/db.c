@@ -62,6 +62,7 @@ int cu_db_prepare(struct cu_db *db, const char *sql, sqlite3_stmt **st, struct c
 struct cu_db_cached {
     const char *key; /* the caller's sql pointer */
     sqlite3_stmt *st;
+    bool out;        /* handed out, not yet given back */
 };
 
 static void cache_free(struct cu_db *db)
@@ -86,9 +87,13 @@ int cu_db_cached(struct cu_db *db, const char *sql, sqlite3_stmt **st, struct cu
         if (!db->cache)
             return cu_err_set(e, -CU_EDB, "out of memory for the statement cache");
     }
-    /* Direct-mapped: a collision replaces the older statement. */
+    /* Direct-mapped: a collision replaces the older statement, unless it
+     * is out; then the caller gets a statement of its own. */
     c = &db->cache[i];
+    if (c->out)
+        return cu_db_prepare(db, sql, st, e);
     if (c->st && c->key == sql && strcmp(sqlite3_sql(c->st), sql) == 0) {
+        c->out = true;
         *st = c->st;
         return 0;
     }
@@ -99,8 +104,26 @@ int cu_db_cached(struct cu_db *db, const char *sql, sqlite3_stmt **st, struct cu
     if (rc)
         return rc;
     c->key = sql;
+    c->out = true;
     *st = c->st;
     return 0;
+}
+
+void cu_db_cached_done(struct cu_db *db, sqlite3_stmt *st)
+{
+    if (!st)
+        return;
+    for (size_t i = 0; db->cache && i < CACHE_SLOTS; i++) {
+        struct cu_db_cached *c = &db->cache[i];
+        if (c->st == st) {
+            assert(c->out);
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            c->out = false;
+            return;
+        }
+    }
+    sqlite3_finalize(st);
 }
 
 /* The version, or -CU_EDB. */

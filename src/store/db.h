@@ -48,12 +48,16 @@ int cu_db_user_version(struct cu_db *db);
 /* A prepared statement for sql kept by db for reuse (parsing and planning
  * a statement costs more than running most of ours). sql is usually a
  * literal: the cache is keyed by its address and checks the text. The
- * statement is owned by db: the caller binds, steps, then must
- * sqlite3_reset it (a statement left unreset holds a read snapshot) and
- * never finalizes it. Not reentrant for one sql: finish with a statement
- * before asking for the same text again. Under the caller's lock like
- * every use of db. 0, or -CU_EDB with e set (*st NULL). */
+ * caller binds and steps, then hands it back with cu_db_cached_done (never
+ * sqlite3_finalize). While one is out, asking for the same sql again
+ * gives a fresh statement that cu_db_cached_done finalizes, so nested use
+ * is safe. Under the caller's lock like every use of db. 0, or -CU_EDB
+ * with e set (*st NULL). */
 int cu_db_cached(struct cu_db *db, const char *sql, sqlite3_stmt **st, struct cu_err *e);
+/* Gives back st from cu_db_cached: reset (a statement left stepping holds
+ * a read snapshot) and unbound for its next use, or finalized when it was
+ * not the cached one. NULL is ignored. */
+void cu_db_cached_done(struct cu_db *db, sqlite3_stmt *st);
 
 /* ---- group commit ------------------------------------------------------------
  *

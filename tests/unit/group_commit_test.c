@@ -88,7 +88,7 @@ static int insert_row(struct dbenv *d, int who, const void *blob, size_t n, uint
         sqlite3_bind_int(s, 1, who);
         sqlite3_bind_blob(s, 2, blob, (int)n, SQLITE_STATIC);
         rc = sqlite3_step(s) == SQLITE_DONE ? 0 : -CU_EDB;
-        sqlite3_reset(s);
+        cu_db_cached_done(&d->db, s);
     }
     cu_db_stats(&d->db, &st); /* no other commit can come between */
     if (seq)
