@@ -170,7 +170,7 @@ static int job_refresh(struct ex_state *st, const char *job, int64_t now)
     ex_sql_done(st, s);
     if (rc != 0)
         return rc < 0 ? rc : 0;
-    s = ex_sql_query(st, "SELECT state, COUNT(*) FROM tasks WHERE job_id = ?1 GROUP BY state", "t", job);
+    s = ex_sql_cached(st, "SELECT state, COUNT(*) FROM tasks WHERE job_id = ?1 GROUP BY state", "t", job);
     if (!s)
         return -CU_EDB;
     while ((rc = ex_sql_step(st, s)) == 1) {
@@ -184,7 +184,7 @@ static int job_refresh(struct ex_state *st, const char *job, int64_t now)
         else if (strcmp(state, "failed") == 0)
             failed += c;
     }
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc < 0)
         return rc;
     if (open > 0 || total == 0)
@@ -277,7 +277,7 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
     size_t n = 0;
     int rc;
 
-    s = ex_sql_query(st,
+    s = ex_sql_cached(st,
               "SELECT t.state, j.state, j.replication, j.quorum, j.max_replicas FROM tasks t "
               "JOIN jobs j ON j.id = t.job_id WHERE t.job_id = ?1 AND t.idx = ?2",
               "ti", job, idx);
@@ -291,13 +291,13 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
         quorum = sqlite3_column_int64(s, 3);
         max_replicas = sqlite3_column_int64(s, 4);
     }
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc < 0)
         return rc;
     if (rc == 0 || task_state_finished(task_state) || strcmp(job_state, "running") != 0)
         return 0;
 
-    s = ex_sql_query(st,
+    s = ex_sql_cached(st,
               "SELECT r.id, r.state, r.status, r.merkle_root, r.reason, r.exit_code, r.cpu_ms, "
               "r.provider, p.owner FROM replicas r LEFT JOIN providers p ON p.id = r.provider "
               "WHERE r.job_id = ?1 AND r.task_idx = ?2 ORDER BY r.id",
@@ -344,7 +344,7 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
         }
         n++;
     }
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc < 0)
         return rc;
 
@@ -458,7 +458,7 @@ static int task_replica_lost(struct ex_state *st, const char *job, int64_t idx, 
     char tstate[16] = "", jstate[16] = "";
     int rc;
 
-    s = ex_sql_query(st,
+    s = ex_sql_cached(st,
               "SELECT t.errors, t.state, j.state FROM tasks t JOIN jobs j ON j.id = t.job_id "
               "WHERE t.job_id = ?1 AND t.idx = ?2",
               "ti", job, idx);
@@ -470,7 +470,7 @@ static int task_replica_lost(struct ex_state *st, const char *job, int64_t idx, 
         ex_col_copy(s, 1, tstate, sizeof tstate);
         ex_col_copy(s, 2, jstate, sizeof jstate);
     }
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc <= 0)
         return rc;
     if (task_state_finished(tstate) || strcmp(jstate, "running") != 0)
@@ -602,7 +602,7 @@ int ex_reap(struct ex_state *st, int64_t now_ms)
 
     lock(st);
     /* At most a batch per round: a later round takes the rest. */
-    s = ex_sql_query(st,
+    s = ex_sql_cached(st,
               "SELECT id, job_id, task_idx, provider, state FROM replicas "
               "WHERE state IN ('leased','running') AND lease_expires_ms < ?1 "
               "ORDER BY lease_expires_ms LIMIT 64",
@@ -620,7 +620,7 @@ int ex_reap(struct ex_state *st, int64_t now_ms)
         if (cu_replica_state_parse(ex_col_text(s, 4), &l->state) == 0)
             n++;
     }
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc < 0)
         goto out_unlock;
 
@@ -683,13 +683,13 @@ int ex_job_submit(struct ex_state *st, const struct ex_submit *sub, bool *existe
         return rc;
     lock(st);
     {
-        sqlite3_stmt *s = ex_sql_query(st, "SELECT 1 FROM jobs WHERE id = ?1", "t", sub->id);
+        sqlite3_stmt *s = ex_sql_cached(st, "SELECT 1 FROM jobs WHERE id = ?1", "t", sub->id);
         if (!s) {
             rc = ex_fail_db(st, f, "looking up the job");
             goto out_unlock;
         }
         rc = ex_sql_step(st, s);
-        sqlite3_finalize(s);
+        ex_sql_done(st, s);
         if (rc < 0) {
             rc = ex_fail_db(st, f, "looking up the job");
             goto out_unlock;
@@ -742,9 +742,9 @@ int ex_job_submit(struct ex_state *st, const struct ex_submit *sub, bool *existe
     rc = ex_settle_lock(st, sub->id, sub->owner, &terms, sub->auth, f);
     if (rc)
         goto out_rollback;
-    task = ex_sql_query(st, "INSERT INTO tasks (job_id, idx, state, arg) VALUES (?1, ?2, 'queued', ?3)",
+    task = ex_sql_cached(st, "INSERT INTO tasks (job_id, idx, state, arg) VALUES (?1, ?2, 'queued', ?3)",
                  "t", sub->id);
-    rep = ex_sql_query(
+    rep = ex_sql_cached(
         st,
         "INSERT INTO replicas (job_id, task_idx, state, created_ms) VALUES (?1, ?2, 'queued', ?3)",
         "t", sub->id);
@@ -773,8 +773,8 @@ int ex_job_submit(struct ex_state *st, const struct ex_submit *sub, bool *existe
             sqlite3_reset(rep);
         }
     }
-    sqlite3_finalize(task);
-    sqlite3_finalize(rep);
+    ex_sql_done(st, task);
+    ex_sql_done(st, rep);
     task = rep = NULL;
     rc = ex_txn_commit(st, sub->now_ms, f);
     if (rc)
@@ -787,8 +787,8 @@ int ex_job_submit(struct ex_state *st, const struct ex_submit *sub, bool *existe
     return 0;
 
 out_rollback:
-    sqlite3_finalize(task);
-    sqlite3_finalize(rep);
+    ex_sql_done(st, task);
+    ex_sql_done(st, rep);
     ex_txn_rollback(st);
 out_unlock:
     unlock(st);
@@ -819,19 +819,19 @@ static json_t *job_summary(struct ex_state *st, sqlite3_stmt *row)
     json_object_set_new(counts, "total", ex_col_jint(row, 7));
     for (size_t i = 0; i < sizeof states / sizeof states[0]; i++)
         json_object_set_new(counts, states[i], json_integer(0));
-    s = ex_sql_query(st, "SELECT state, COUNT(*) FROM tasks WHERE job_id = ?1 GROUP BY state", "t",
+    s = ex_sql_cached(st, "SELECT state, COUNT(*) FROM tasks WHERE job_id = ?1 GROUP BY state", "t",
               ex_col_text(row, 0));
     if (!s)
         goto out_free;
     while ((rc = ex_sql_step(st, s)) == 1)
         if (ex_col_text(s, 0))
             json_object_set_new(counts, ex_col_text(s, 0), ex_col_jint(s, 1));
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc < 0)
         goto out_free;
     json_object_set_new(j, "counts", counts);
     counts = NULL;
-    s = ex_sql_query(st,
+    s = ex_sql_cached(st,
               "SELECT COALESCE(SUM(cu_milli), 0) FROM replicas "
               "WHERE job_id = ?1 AND state = 'accepted'",
               "t", ex_col_text(row, 0));
@@ -840,7 +840,7 @@ static json_t *job_summary(struct ex_state *st, sqlite3_stmt *row)
     rc = ex_sql_step(st, s);
     if (rc == 1)
         json_object_set_new(j, "cu_milli", ex_col_jint(s, 0));
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc != 1)
         goto out_free;
     return j;
@@ -861,7 +861,7 @@ json_t *ex_job_list(struct ex_state *st, const char *owner, struct ex_fail *f)
         goto out_free;
     }
     lock(st);
-    s = ex_sql_query(st,
+    s = ex_sql_cached(st,
               "SELECT " SUMMARY_COLS " FROM jobs WHERE owner = ?1 "
               "ORDER BY created_ms DESC, id DESC LIMIT ?2",
               "ti", owner, (int64_t)MAX_LIST_JOBS);
@@ -878,7 +878,7 @@ json_t *ex_job_list(struct ex_state *st, const char *owner, struct ex_fail *f)
         }
         json_array_append_new(arr, j);
     }
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc < 0) {
         ex_fail_db(st, f, "listing jobs");
         unlock(st);
@@ -903,20 +903,20 @@ static int job_row(struct ex_state *st, const char *id, const char *who, sqlite3
     int rc;
 
     *row = NULL;
-    s = ex_sql_query(st, "SELECT " SUMMARY_COLS ", spec_json FROM jobs WHERE id = ?1", "t", id);
+    s = ex_sql_cached(st, "SELECT " SUMMARY_COLS ", spec_json FROM jobs WHERE id = ?1", "t", id);
     if (!s)
         return ex_fail_db(st, f, "reading the job");
     rc = ex_sql_step(st, s);
     if (rc < 0) {
-        sqlite3_finalize(s);
+        ex_sql_done(st, s);
         return ex_fail_db(st, f, "reading the job");
     }
     if (rc == 0) {
-        sqlite3_finalize(s);
+        ex_sql_done(st, s);
         return ex_fail_set(f, 404, "not_found", "job '%s' not found", id);
     }
     if (!ex_col_text(s, 2) || strcmp(ex_col_text(s, 2), who) != 0) {
-        sqlite3_finalize(s);
+        ex_sql_done(st, s);
         return ex_fail_set(f, 403, "forbidden", "job '%s' belongs to another key", id);
     }
     *row = s;
@@ -1071,7 +1071,7 @@ json_t *ex_job_get(struct ex_state *st, const char *id, const char *who, struct 
     if (!by_idx)
         goto out_db;
 
-    ts = ex_sql_query(st,
+    ts = ex_sql_cached(st,
                "SELECT idx, state, arg, attempts, reason, result_replica FROM tasks "
                "WHERE job_id = ?1 ORDER BY idx",
                "t", id);
@@ -1097,7 +1097,7 @@ json_t *ex_job_get(struct ex_state *st, const char *id, const char *who, struct 
     if (rc < 0)
         goto out_db;
 
-    rs = ex_sql_query(st, "SELECT " REPLICA_COLS " FROM replicas WHERE job_id = ?1 ORDER BY task_idx, id",
+    rs = ex_sql_cached(st, "SELECT " REPLICA_COLS " FROM replicas WHERE job_id = ?1 ORDER BY task_idx, id",
                "t", id);
     if (!rs)
         goto out_db;
@@ -1130,9 +1130,9 @@ out_db:
 out_finalize:
     json_decref(tasks);
     free(by_idx);
-    sqlite3_finalize(rs);
-    sqlite3_finalize(ts);
-    sqlite3_finalize(row);
+    ex_sql_done(st, rs);
+    ex_sql_done(st, ts);
+    ex_sql_done(st, row);
 out_unlock:
     unlock(st);
     return j;
@@ -1150,7 +1150,7 @@ int ex_job_cancel(struct ex_state *st, const char *id, const char *who, int64_t 
     if (rc)
         goto out_unlock;
     ex_col_copy(row, 3, state, sizeof state);
-    sqlite3_finalize(row);
+    ex_sql_done(st, row);
     if (strcmp(state, "running") != 0) {
         rc = ex_fail_set(f, 409, "job_finished", "job '%s' is already %s", id, state);
         goto out_unlock;
@@ -1205,12 +1205,12 @@ int ex_logs_find(struct ex_state *st, const char *job, int64_t task, const char 
     if (rc)
         goto out_unlock;
     ntasks = sqlite3_column_int64(row, 7);
-    sqlite3_finalize(row);
+    ex_sql_done(st, row);
     if (task < 0 || task >= ntasks) {
         rc = ex_fail_set(f, 404, "not_found", "job '%s' has no task %lld", job, (long long)task);
         goto out_unlock;
     }
-    s = ex_sql_query(st,
+    s = ex_sql_cached(st,
               "SELECT id, status, exit_code, reason, stdout_hash, stderr_hash FROM replicas "
               "WHERE job_id = ?1 AND task_idx = ?2 AND reported_ms IS NOT NULL "
               "ORDER BY reported_ms DESC, id DESC LIMIT 1",
@@ -1237,7 +1237,7 @@ int ex_logs_find(struct ex_state *st, const char *job, int64_t task, const char 
         ex_col_copy(s, 5, out->stderr_hash, sizeof out->stderr_hash);
         rc = 0;
     }
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
 out_unlock:
     unlock(st);
     return rc;
@@ -1489,13 +1489,13 @@ out_finalize:
  * never said one). mu held. */
 static uint64_t provider_ask(struct ex_state *st, const char *provider)
 {
-    sqlite3_stmt *s = ex_sql_query(st, "SELECT price_per_cu FROM providers WHERE id = ?1", "t",
+    sqlite3_stmt *s = ex_sql_cached(st, "SELECT price_per_cu FROM providers WHERE id = ?1", "t",
                                    provider);
     uint64_t ask = EX_DEFAULT_PRICE_PER_CU;
 
     if (s && ex_sql_step(st, s) == 1 && sqlite3_column_int64(s, 0) > 0)
         ask = (uint64_t)sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     return ask;
 }
 
@@ -1578,7 +1578,7 @@ int ex_claim(struct ex_state *st, const char *provider, const struct ex_free *fr
  * still held without a commit. mu held. */
 static bool may_reveal(struct ex_state *st, int64_t replica, const char *job, int64_t idx)
 {
-    sqlite3_stmt *s = ex_sql_query(st,
+    sqlite3_stmt *s = ex_sql_cached(st,
                                    "SELECT COUNT(*) FROM replicas WHERE job_id = ?1 AND "
                                    "task_idx = ?2 AND id != ?3 AND state IN ('leased','running') "
                                    "AND commit_hash IS NULL",
@@ -1587,7 +1587,7 @@ static bool may_reveal(struct ex_state *st, int64_t replica, const char *job, in
 
     if (s && ex_sql_step(st, s) == 1)
         ok = sqlite3_column_int64(s, 0) == 0;
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     return ok;
 }
 
@@ -1635,7 +1635,7 @@ int ex_heartbeat(struct ex_state *st, int64_t replica, const char *provider, con
 
     *out = NULL;
     lock(st);
-    s = ex_sql_query(
+    s = ex_sql_cached(
         st,
         "SELECT r.state, r.provider, r.lease_expires_ms, j.state, t.state, r.job_id, r.task_idx, "
         "r.commit_hash IS NOT NULL FROM replicas r JOIN jobs j ON j.id = r.job_id "
@@ -1656,7 +1656,7 @@ int ex_heartbeat(struct ex_state *st, int64_t replica, const char *provider, con
         idx = sqlite3_column_int64(s, 6);
         committed = sqlite3_column_int64(s, 7) != 0;
     }
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc < 0) {
         rc = ex_fail_db(st, f, "reading the replica");
         goto out_unlock;
@@ -1781,7 +1781,7 @@ static int replica_info(struct ex_state *st, int64_t id, struct replica_info *ri
 
     memset(ri, 0, sizeof *ri);
     ri->state = CU_REPLICA_NSTATES;
-    s = ex_sql_query(
+    s = ex_sql_cached(
         st,
         "SELECT r.state, r.provider, r.job_id, r.task_idx, r.lease_expires_ms, r.reported_ms, "
         "j.output_limit, j.state, t.state FROM replicas r JOIN jobs j ON j.id = r.job_id "
@@ -1801,7 +1801,7 @@ static int replica_info(struct ex_state *st, int64_t id, struct replica_info *ri
         ex_col_copy(s, 7, ri->jstate, sizeof ri->jstate);
         ex_col_copy(s, 8, ri->tstate, sizeof ri->tstate);
     }
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc < 0)
         return ex_fail_db(st, f, "reading the replica");
     if (rc == 0)
@@ -1873,13 +1873,13 @@ static int provider_cu_milli(struct ex_state *st, const char *provider, uint64_t
     uint64_t factor = EX_DEFAULT_CU_FACTOR_MILLI, prod;
     int rc;
 
-    s = ex_sql_query(st, "SELECT cu_factor_milli FROM providers WHERE id = ?1", "t", provider);
+    s = ex_sql_cached(st, "SELECT cu_factor_milli FROM providers WHERE id = ?1", "t", provider);
     if (!s)
         return ex_fail_db(st, f, "reading the provider");
     rc = ex_sql_step(st, s);
     if (rc == 1 && sqlite3_column_int64(s, 0) > 0)
         factor = (uint64_t)sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc < 0)
         return ex_fail_db(st, f, "reading the provider");
     if (cu_mul_u64(cpu_ms, factor, &prod) != 0 || prod / 1000 > CU_AMOUNT_MAX)
@@ -1906,7 +1906,7 @@ static int commit_gate(struct ex_state *st, int64_t replica, const char *provide
     int rc;
 
     (void)out;
-    s = ex_sql_query(st,
+    s = ex_sql_cached(st,
                      "SELECT r.commit_hash, j.replication, j.quorum FROM replicas r "
                      "JOIN jobs j ON j.id = r.job_id WHERE r.id = ?1",
                      "i", replica);
@@ -1918,7 +1918,7 @@ static int commit_gate(struct ex_state *st, int64_t replica, const char *provide
         repl = sqlite3_column_int64(s, 1);
         quorum = sqlite3_column_int64(s, 2);
     }
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc < 0)
         return ex_fail_db(st, f, "reading the replica");
     if (!have[0]) {
@@ -1999,7 +1999,7 @@ int ex_report_apply(struct ex_state *st, int64_t replica, const char *provider,
     }
     rc = 0;
     {
-        sqlite3_stmt *s = ex_sql_query(st,
+        sqlite3_stmt *s = ex_sql_cached(st,
                                 "UPDATE replicas SET status = ?2, exit_code = ?3, reason = ?4, "
                                 "cpu_ms = ?5, wall_ms = ?6, merkle_root = ?7, outputs_json = ?8, "
                                 "stdout_hash = ?9, stderr_hash = ?10, report_body = ?11, "
@@ -2027,7 +2027,7 @@ int ex_report_apply(struct ex_state *st, int64_t replica, const char *provider,
             sqlite3_bind_int64(s, 12, now_ms);
             sqlite3_bind_int64(s, 13, clamp_i64(cu_milli));
             rc = ex_sql_step(st, s) < 0 ? -CU_EDB : 0;
-            sqlite3_finalize(s);
+            ex_sql_done(st, s);
         }
     }
     if (rc)
@@ -2091,13 +2091,13 @@ static int metric_states(struct ex_state *st, struct cu_buf *out, const char *na
     /* Every known state appears, zero or not, so graphs do not break. */
     for (size_t i = 0; states[i]; i++) {
         int64_t c = 0;
-        s = ex_sql_query(st, sql, "t", states[i]);
+        s = ex_sql_cached(st, sql, "t", states[i]);
         if (!s)
             return -CU_EDB;
         rc = ex_sql_step(st, s);
         if (rc == 1)
             c = sqlite3_column_int64(s, 0);
-        sqlite3_finalize(s);
+        ex_sql_done(st, s);
         if (rc < 0)
             return rc;
         if (cu_buf_appendf(out, "%s{state=\"%s\"} %lld\n", name, states[i], (long long)c))
@@ -2132,14 +2132,14 @@ int ex_metrics(struct ex_state *st, int64_t now_ms, struct cu_buf *out)
     if (!rc) {
         /* Online: seen within a long-poll plus two leases. */
         int64_t window = EX_MAX_WAIT_MS + 2 * clamp_i64(st->lease_ms);
-        s = ex_sql_query(st, "SELECT COUNT(*) FROM providers WHERE last_seen_ms >= ?1", "i",
+        s = ex_sql_cached(st, "SELECT COUNT(*) FROM providers WHERE last_seen_ms >= ?1", "i",
                   now_ms - window);
         rc = s ? ex_sql_step(st, s) : -CU_EDB;
         if (rc == 1) {
             online = sqlite3_column_int64(s, 0);
             rc = 0;
         }
-        sqlite3_finalize(s);
+        ex_sql_done(st, s);
     }
     unlock(st);
     if (rc)
@@ -2160,13 +2160,13 @@ int ex_metrics(struct ex_state *st, int64_t now_ms, struct cu_buf *out)
 
 bool ex_holds_lease(struct ex_state *st, const char *provider)
 {
-    sqlite3_stmt *s = ex_sql_query(st,
+    sqlite3_stmt *s = ex_sql_cached(st,
                                    "SELECT 1 FROM replicas WHERE provider = ?1 AND "
                                    "state IN ('leased','running') LIMIT 1",
                                    "t", provider);
     bool held = s && ex_sql_step(st, s) == 1;
 
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     return held;
 }
 
@@ -2195,7 +2195,7 @@ int ex_commit(struct ex_state *st, int64_t replica, const char *provider, const 
 
     *out = NULL;
     lock(st);
-    s = ex_sql_query(st,
+    s = ex_sql_cached(st,
                      "SELECT provider, state, job_id, task_idx, commit_hash FROM replicas "
                      "WHERE id = ?1",
                      "i", replica);
@@ -2211,7 +2211,7 @@ int ex_commit(struct ex_state *st, int64_t replica, const char *provider, const 
         idx = sqlite3_column_int64(s, 3);
         ex_col_copy(s, 4, have, sizeof have);
     }
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc < 0) {
         rc = ex_fail_db(st, f, "reading the replica");
         goto out_unlock;
