@@ -273,7 +273,11 @@ void ex_ledger_close(struct ex_state *st);
  * All with mu held. ex_txn_commit seals the pending block (if any tx was
  * added), stores it, commits, and only then makes the new ledger state
  * current; on any failure everything is rolled back (rolling back twice is
- * harmless). f may be NULL. */
+ * harmless). f may be NULL. A commit is atomic at once but durable only
+ * after the committing thread's barrier (group commit, store/db.h): the
+ * HTTP server runs it (ex_barrier) before the answer leaves, so code that
+ * tells the outside world about a change by any other way must call
+ * cu_db_barrier(&st->db) first, without mu. */
 int ex_txn_begin(struct ex_state *st, struct ex_fail *f);
 int ex_txn_commit(struct ex_state *st, int64_t now_ms, struct ex_fail *f);
 void ex_txn_rollback(struct ex_state *st);
