@@ -571,20 +571,114 @@ void ex_state_stop(struct ex_state *st)
 
 /* ---- nonces and the reaper ----------------------------------------------------- */
 
+static int ex_nonces_flush_all(struct ex_state *st);
+
+/* The batch this thread's last nonce joined, and on which state. */
+static __thread struct {
+    struct ex_state *st;
+    uint64_t batch;
+    bool owed;
+} my_nonce;
+
 int ex_nonce_use(struct ex_state *st, const char *key, const char *nonce, int64_t now_ms,
                  struct cu_err *e)
+{
+    struct ex_nonces *q = &st->nonces;
+    sqlite3_stmt *s;
+    int rc;
+
+    lock(st);
+    for (size_t i = 0; i < q->n; i++) {
+        if (strcmp(q->p[i].nonce, nonce) == 0 && strcmp(q->p[i].key, key) == 0) {
+            unlock(st);
+            return cu_err_set(e, -CU_EAUTH, "replayed: nonce already used");
+        }
+    }
+    s = ex_sql_cached(st, "SELECT 1 FROM nonces WHERE key = ?1 AND nonce = ?2", "tt", key, nonce);
+    rc = s ? ex_sql_step(st, s) : -CU_EDB;
+    ex_sql_done(st, s);
+    if (rc == 1) {
+        unlock(st);
+        return cu_err_set(e, -CU_EAUTH, "replayed: nonce already used");
+    }
+    /* A full queue is written now (rare: it empties at every commit). */
+    if (rc == 0 && q->n == EX_NONCES_PENDING) {
+        unlock(st);
+        rc = ex_nonces_flush_all(st);
+        lock(st);
+    }
+    if (rc == 0 && q->n == EX_NONCES_PENDING)
+        rc = -CU_EAGAIN; /* others filled it meanwhile: the client retries */
+    if (rc == 0) {
+        (void)cu_snprintf(q->p[q->n].key, sizeof q->p[q->n].key, "%s", key);
+        (void)cu_snprintf(q->p[q->n].nonce, sizeof q->p[q->n].nonce, "%s", nonce);
+        q->p[q->n].ts_ms = now_ms;
+        q->n++;
+        my_nonce.st = st;
+        my_nonce.batch = q->batch;
+        my_nonce.owed = true;
+    }
+    unlock(st);
+    if (rc == -CU_EAGAIN)
+        return cu_err_set(e, rc, "too many requests at once; try again");
+    if (rc)
+        return cu_err_set(e, -CU_EDB, "database error while recording the nonce");
+    return 0;
+}
+
+int ex_nonces_stage(struct ex_state *st)
+{
+    struct ex_nonces *q = &st->nonces;
+
+    for (size_t i = 0; i < q->n; i++) {
+        /* OR IGNORE: a nonce is checked against the table before it
+         * queues, so a conflict cannot happen; it must not fail a commit. */
+        if (ex_sql_run(st, "INSERT OR IGNORE INTO nonces (key, nonce, ts_ms) VALUES (?1, ?2, ?3)",
+                       "tti", q->p[i].key, q->p[i].nonce, q->p[i].ts_ms) != 0)
+            return -CU_EDB;
+    }
+    return (int)q->n;
+}
+
+void ex_nonces_committed(struct ex_state *st, size_t n)
+{
+    struct ex_nonces *q = &st->nonces;
+
+    /* mu was held from ex_nonces_stage to here: nothing was added. */
+    assert(n == q->n);
+    if (n == 0)
+        return;
+    q->n = 0;
+    __atomic_store_n(&q->batch, q->batch + 1, __ATOMIC_RELEASE); /* read without mu */
+}
+
+/* Commits every pending nonce in a transaction of its own. Takes mu. */
+static int ex_nonces_flush_all(struct ex_state *st)
 {
     int rc;
 
     lock(st);
-    rc = ex_sql_run(st, "INSERT INTO nonces (key, nonce, ts_ms) VALUES (?1, ?2, ?3)", "tti", key, nonce,
-             now_ms);
+    if (st->nonces.n == 0) {
+        unlock(st);
+        return 0;
+    }
+    rc = ex_txn_begin(st, NULL);
+    if (!rc)
+        rc = ex_txn_commit(st, cu_now_ms(), NULL); /* stages the nonces */
     unlock(st);
-    if (rc == -CU_EEXISTS)
-        return cu_err_set(e, -CU_EAUTH, "replayed: nonce already used");
-    if (rc)
-        return cu_err_set(e, rc, "database error while recording the nonce");
-    return 0;
+    return rc;
+}
+
+int ex_nonces_flush(struct ex_state *st)
+{
+    bool owed;
+
+    if (!my_nonce.owed || my_nonce.st != st)
+        return 0;
+    my_nonce.owed = false;
+    /* Without mu: most nonces were carried by a commit already. */
+    owed = my_nonce.batch >= __atomic_load_n(&st->nonces.batch, __ATOMIC_ACQUIRE);
+    return owed ? ex_nonces_flush_all(st) : 0;
 }
 
 int ex_reap(struct ex_state *st, int64_t now_ms)
