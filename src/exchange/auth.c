@@ -21,3 +21,16 @@ int ex_auth(void *app, const struct cu_http_req *req, struct cu_err *e)
      * cannot burn someone else's nonces. */
     return ex_nonce_use(st, req->sig.key, req->sig.nonce, now, e);
 }
+
+int ex_barrier(void *app)
+{
+    struct ex_state *st = app;
+    int rc;
+
+    /* The request's nonce first (unless a commit already carried it), so
+     * the replay check holds across a restart once anyone hears back. */
+    rc = ex_nonces_flush(st);
+    if (rc)
+        return rc;
+    return cu_db_barrier(&st->db);
+}

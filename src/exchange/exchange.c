@@ -139,6 +139,7 @@ int cu_exchange_run(const struct cu_exchange_opts *opts, struct cu_err *e)
     so.routes = ex_routes(&so.nroutes);
     so.app = &st;
     so.auth = ex_auth;
+    so.barrier = ex_barrier;
     so.static_dir = opts->web_dir;
     rc = cu_http_server_start(&srv, &so, e);
     if (rc)

@@ -31,7 +31,7 @@ json_t *ex_job_waiting(struct ex_state *st, const char *job, int64_t now_ms)
     bool ok = true;
     int rc;
 
-    s = ex_sql_query(st,
+    s = ex_sql_cached(st,
                      "SELECT state, cores, memory, gpus, bid, replication, replica_max, escrow_fee, "
                      "(SELECT COUNT(*) FROM tasks t WHERE t.job_id = j.id AND t.state = 'queued') "
                      "FROM jobs j WHERE id = ?1",
@@ -50,7 +50,7 @@ json_t *ex_job_waiting(struct ex_state *st, const char *job, int64_t now_ms)
         n.escrow_fee = sqlite3_column_int64(s, 7);
         n.queued = sqlite3_column_int64(s, 8);
     }
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc < 0)
         return NULL;
     if (rc == 0 || strcmp(state, "running") != 0 || n.queued == 0)
@@ -67,7 +67,7 @@ json_t *ex_job_waiting(struct ex_state *st, const char *job, int64_t now_ms)
         return answer(n.queued, "escrow_exhausted", msg);
     }
 
-    s = ex_sql_query(st,
+    s = ex_sql_cached(st,
                      "SELECT cores, memory, gpus, price_per_cu, slots FROM providers "
                      "WHERE last_seen_ms >= ?1",
                      "i", now_ms - EX_ONLINE_MS);
@@ -90,7 +90,7 @@ json_t *ex_job_waiting(struct ex_state *st, const char *job, int64_t now_ms)
             slots += sqlite3_column_int64(s, 4);
         }
     }
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc < 0)
         return NULL;
 
@@ -147,7 +147,7 @@ json_t *ex_market(struct ex_state *st, int64_t now_ms, struct ex_fail *f)
     if (!trades || !bids || !asks)
         goto out_nomem;
     pthread_mutex_lock(&st->mu);
-    s = ex_sql_query(st,
+    s = ex_sql_cached(st,
                      "SELECT reported_ms, price_per_cu, cu_milli, paid FROM replicas "
                      "WHERE paid IS NOT NULL ORDER BY reported_ms DESC, id DESC LIMIT ?1",
                      "i", (int64_t)MARKET_TRADES_MEDIAN);
@@ -164,11 +164,11 @@ json_t *ex_market(struct ex_state *st, int64_t now_ms, struct ex_fail *f)
                                   (json_int_t)sqlite3_column_int64(s, 3)));
         np++;
     }
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc < 0)
         goto out_db;
     /* Open bids: running jobs with queued replicas, best bid first. */
-    s = ex_sql_query(st,
+    s = ex_sql_cached(st,
                      "SELECT j.bid, j.cores, j.memory, j.gpus, COUNT(r.id) FROM jobs j "
                      "JOIN replicas r ON r.job_id = j.id AND r.state = 'queued' "
                      "WHERE j.state = 'running' GROUP BY j.id ORDER BY j.bid DESC, j.created_ms "
@@ -184,11 +184,11 @@ json_t *ex_market(struct ex_state *st, int64_t now_ms, struct ex_fail *f)
                             (json_int_t)sqlite3_column_int64(s, 2), "gpus",
                             (json_int_t)sqlite3_column_int64(s, 3), "queued_replicas",
                             (json_int_t)sqlite3_column_int64(s, 4)));
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc < 0)
         goto out_db;
     /* Asks of online providers, cheapest first. */
-    s = ex_sql_query(st,
+    s = ex_sql_cached(st,
                      "SELECT id, price_per_cu, slots, cores, memory, gpus, cu_factor_milli "
                      "FROM providers WHERE last_seen_ms >= ?1 ORDER BY price_per_cu, first_seen_ms "
                      "LIMIT ?2",
@@ -204,7 +204,7 @@ json_t *ex_market(struct ex_state *st, int64_t now_ms, struct ex_fail *f)
                             (json_int_t)sqlite3_column_int64(s, 4), "gpus",
                             (json_int_t)sqlite3_column_int64(s, 5), "cu_factor_milli",
                             (json_int_t)sqlite3_column_int64(s, 6)));
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc < 0)
         goto out_db;
     j = json_pack("{s:I,s:I,s:{s:I,s:I},s:s,s:o,s:o,s:o}", "indicative_price_per_cu",

@@ -394,10 +394,19 @@ int ex_txn_begin(struct ex_state *st, struct ex_fail *f)
     return 0;
 }
 
+/* Also carries the pending request nonces (ex_nonces_stage): one commit
+ * for the change and the nonces of every request waiting, the request's
+ * own among them. */
 int ex_txn_commit(struct ex_state *st, int64_t now_ms, struct ex_fail *f)
 {
     int rc = ex_ledger_seal(st, now_ms, f);
+    int staged = 0;
 
+    if (!rc) {
+        staged = ex_nonces_stage(st);
+        if (staged < 0)
+            rc = db_fail(st, f, "recording nonces");
+    }
     if (rc) {
         ex_txn_rollback(st);
         return rc;
@@ -408,6 +417,7 @@ int ex_txn_commit(struct ex_state *st, int64_t now_ms, struct ex_fail *f)
         return rc;
     }
     st->in_txn = false;
+    ex_nonces_committed(st, (size_t)staged);
     ex_ledger_end(st, true);
     return 0;
 }

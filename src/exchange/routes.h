@@ -17,4 +17,12 @@ const struct cu_route *ex_routes(size_t *n);
  * replay ("replayed: ..."). A refused request changes nothing else. */
 int ex_auth(void *app, const struct cu_http_req *req, struct cu_err *e);
 
+/* cu_http_barrier_fn (app is the struct ex_state): commits the request's
+ * nonce if no commit carried it yet (ex_nonces_flush), then waits until
+ * every commit this request's thread made is on disk (group commit,
+ * store/db.h),
+ * so no answer reports a change a crash could take back. Called without
+ * st->mu; blocks for about one fdatasync shared with concurrent requests. */
+int ex_barrier(void *app);
+
 #endif

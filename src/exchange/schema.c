@@ -177,6 +177,10 @@ static const struct cu_migration migrations[] = {
      "ALTER TABLE tasks ADD COLUMN policy_max INTEGER;"},
     /* Providers that run only some OCI images (--allow-image). */
     {7, "ALTER TABLE providers ADD COLUMN allow_images TEXT;"}, /* JSON array, NULL = any */
+    /* Whether a job still has open tasks is asked after every report
+     * (job_refresh): with this index it is a seek, not a count of the
+     * job's tasks (bench/dispatch, see docs/performance.md). */
+    {8, "CREATE INDEX tasks_state ON tasks(job_id, state);"},
 };
 /* clang-format on */
 

@@ -133,7 +133,7 @@ static int job_terms(struct ex_state *st, const char *job, struct job_terms *jt)
     int rc;
 
     memset(jt, 0, sizeof *jt);
-    s = ex_sql_query(st,
+    s = ex_sql_cached(st,
                      "SELECT owner, max_cu, fee_bps, escrow_fee, replica_max, locked, gpus, "
                      "settled FROM jobs WHERE id = ?1",
                      "t", job);
@@ -150,7 +150,7 @@ static int job_terms(struct ex_state *st, const char *job, struct job_terms *jt)
         jt->gpu = sqlite3_column_int64(s, 6) > 0;
         jt->settled = sqlite3_column_int64(s, 7) != 0;
     }
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc == 0) {
         cu_error("settlement: job %s is not stored", job);
         return -CU_EDB;
@@ -210,7 +210,7 @@ int ex_settle_task(struct ex_state *st, const char *job, int64_t idx, bool agree
     /* Jobs stored before escrow existed (bid 0) settle nothing. */
     if (jt.replica_max == 0)
         return 0;
-    s = ex_sql_query(st,
+    s = ex_sql_cached(st,
                      "SELECT id, provider, COALESCE(price_per_cu, 1), COALESCE(cu_milli, 0), "
                      "COALESCE(wall_ms, 0) FROM replicas WHERE job_id = ?1 AND task_idx = ?2 "
                      "AND state = 'accepted' AND paid IS NULL ORDER BY id",
@@ -227,7 +227,7 @@ int ex_settle_task(struct ex_state *st, const char *job, int64_t idx, bool agree
         if (a->cu_milli < lowest)
             lowest = a->cu_milli;
     }
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc < 0)
         return rc;
     for (size_t i = 0; i < n; i++) {
@@ -288,7 +288,7 @@ int ex_settle_task(struct ex_state *st, const char *job, int64_t idx, bool agree
      * failed (its own failure, or no quorum) proves no result wrong. */
     if (!agreed)
         return 0;
-    s = ex_sql_query(st,
+    s = ex_sql_cached(st,
                      "SELECT id, provider, COALESCE(wall_ms, 0) FROM replicas WHERE job_id = ?1 "
                      "AND task_idx = ?2 AND state = 'rejected' AND status = 'ok' AND recorded = 0 "
                      "AND provider IS NOT NULL AND COALESCE(reason, '') != 'duplicate owner'",
@@ -302,7 +302,7 @@ int ex_settle_task(struct ex_state *st, const char *job, int64_t idx, bool agree
         ex_col_copy(s, 1, a->provider, sizeof a->provider);
         a->wall_ms = (uint64_t)sqlite3_column_int64(s, 2);
     }
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc < 0)
         return rc;
     for (size_t i = 0; i < n; i++) {
@@ -329,7 +329,7 @@ int ex_settle_lost_as(struct ex_state *st, int64_t rid, enum cu_task_status stat
     sqlite3_stmt *s;
     int rc;
 
-    s = ex_sql_query(st,
+    s = ex_sql_cached(st,
                      "SELECT job_id, task_idx, provider, COALESCE(wall_ms, 0) FROM replicas "
                      "WHERE id = ?1 AND recorded = 0 AND provider IS NOT NULL",
                      "i", rid);
@@ -342,7 +342,7 @@ int ex_settle_lost_as(struct ex_state *st, int64_t rid, enum cu_task_status stat
         ex_col_copy(s, 2, provider, sizeof provider);
         wall = sqlite3_column_int64(s, 3);
     }
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc <= 0)
         return rc;
     rc = job_terms(st, job, &jt);
@@ -389,7 +389,7 @@ int ex_settle_mismatch(struct ex_state *st, int64_t rid, int64_t now)
     sqlite3_stmt *s;
     int rc;
 
-    s = ex_sql_query(st, "SELECT job_id, task_idx, provider, COALESCE(wall_ms, 0) FROM replicas "
+    s = ex_sql_cached(st, "SELECT job_id, task_idx, provider, COALESCE(wall_ms, 0) FROM replicas "
                          "WHERE id = ?1 AND recorded = 0",
                      "i", rid);
     if (!s)
@@ -401,7 +401,7 @@ int ex_settle_mismatch(struct ex_state *st, int64_t rid, int64_t now)
         ex_col_copy(s, 2, provider, sizeof provider);
         wall = sqlite3_column_int64(s, 3);
     }
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc <= 0)
         return rc;
     rc = job_terms(st, job, &jt);
@@ -468,7 +468,7 @@ int ex_settle_can_lease(struct ex_state *st, const char *job, int64_t idx, uint6
     *ok = true;
     if (replica_max == 0)
         return 0;
-    s = ex_sql_query(st,
+    s = ex_sql_cached(st,
                      "SELECT CASE WHEN quorum > 0 THEN quorum ELSE replication END FROM jobs "
                      "WHERE id = ?1",
                      "t", job);
@@ -476,13 +476,13 @@ int ex_settle_can_lease(struct ex_state *st, const char *job, int64_t idx, uint6
         return -CU_EDB;
     if ((rc = ex_sql_step(st, s)) == 1)
         quorum = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc < 0)
         return rc;
     /* At most `quorum` replicas of a task are ever paid, so the replicas out
      * (leased, running, reported) of a task count up to that many: a
      * replacement for a wrong result needs no more escrow than the quorum. */
-    s = ex_sql_query(st,
+    s = ex_sql_cached(st,
                      "SELECT task_idx, COUNT(*) FROM replicas WHERE job_id = ?1 AND "
                      "state IN ('leased','running','reported') GROUP BY task_idx",
                      "t", job);
@@ -494,7 +494,7 @@ int ex_settle_can_lease(struct ex_state *st, const char *job, int64_t idx, uint6
             held_here = n;
         payable += (uint64_t)(n < quorum ? n : quorum);
     }
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc < 0)
         return rc;
     if (held_here < quorum)
@@ -517,12 +517,12 @@ json_t *ex_settle_bill(struct ex_state *st, const char *job)
     if (!x)
         return json_null();
     paid = json_array();
-    s = ex_sql_query(st,
+    s = ex_sql_cached(st,
                      "SELECT provider, COUNT(*), SUM(paid), SUM(fee), SUM(cu_milli) FROM replicas "
                      "WHERE job_id = ?1 AND paid IS NOT NULL GROUP BY provider ORDER BY provider",
                      "t", job);
     if (!s || !paid) {
-        sqlite3_finalize(s);
+        ex_sql_done(st, s);
         json_decref(paid);
         return NULL;
     }
@@ -534,7 +534,7 @@ json_t *ex_settle_bill(struct ex_state *st, const char *job)
                                               "cu_milli",
                                               (json_int_t)sqlite3_column_int64(s, 4)));
     }
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     efee = x->fees >= exfee ? x->fees - exfee : 0;
     bill = json_pack("{s:I,s:I,s:o,s:I,s:I,s:I,s:I,s:I}", "locked", (json_int_t)x->total_locked,
                      "paid_total", (json_int_t)x->released, "paid", paid, "exchange_fee",

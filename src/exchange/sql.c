@@ -70,6 +70,33 @@ sqlite3_stmt *ex_sql_query(struct ex_state *st, const char *sql, const char *typ
     return s;
 }
 
+sqlite3_stmt *ex_sql_cached(struct ex_state *st, const char *sql, const char *types, ...)
+{
+    struct cu_err e = {0};
+    sqlite3_stmt *s = NULL;
+    va_list ap;
+    int rc;
+
+    if (cu_db_cached(&st->db, sql, &s, &e) != 0) {
+        cu_error("db: cannot prepare [%s]: %s", sql, e.msg);
+        return NULL;
+    }
+    va_start(ap, types);
+    rc = bind_v(s, types, ap);
+    va_end(ap);
+    if (rc) {
+        cu_error("db: cannot bind [%s]: %s", sql, sqlite3_errmsg(st->db.h));
+        cu_db_cached_done(&st->db, s);
+        return NULL;
+    }
+    return s;
+}
+
+void ex_sql_done(struct ex_state *st, sqlite3_stmt *s)
+{
+    cu_db_cached_done(&st->db, s);
+}
+
 /* 1 for a row, 0 at the end, -CU_EDB (logged). */
 int ex_sql_step(struct ex_state *st, sqlite3_stmt *s)
 {
@@ -84,31 +111,36 @@ int ex_sql_step(struct ex_state *st, sqlite3_stmt *s)
 }
 
 /* Runs one statement without rows: 0, -CU_EEXISTS on a constraint
- * violation, -CU_EDB (logged). */
+ * violation, -CU_EDB (logged). The statement is prepared once per text and
+ * reused (cu_db_cached): sql must not change while the state is open
+ * unless it is a different string. */
 int ex_sql_run(struct ex_state *st, const char *sql, const char *types, ...)
 {
+    struct cu_err e = {0};
     sqlite3_stmt *s = NULL;
     va_list ap;
     int rc;
 
-    if (sqlite3_prepare_v2(st->db.h, sql, -1, &s, NULL) != SQLITE_OK) {
-        cu_error("db: cannot prepare [%s]: %s", sql, sqlite3_errmsg(st->db.h));
+    if (cu_db_cached(&st->db, sql, &s, &e) != 0) {
+        cu_error("db: cannot prepare [%s]: %s", sql, e.msg);
         return -CU_EDB;
     }
     va_start(ap, types);
     rc = bind_v(s, types, ap);
     va_end(ap);
     if (rc) {
-        sqlite3_finalize(s);
+        cu_db_cached_done(&st->db, s);
         return -CU_EDB;
     }
     rc = sqlite3_step(s);
-    sqlite3_finalize(s);
+    /* sqlite3_errmsg must be read before the reset changes it. */
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW && (rc & 0xff) != SQLITE_CONSTRAINT)
+        cu_error("db: [%s]: %s", sql, sqlite3_errmsg(st->db.h));
+    cu_db_cached_done(&st->db, s);
     if (rc == SQLITE_DONE || rc == SQLITE_ROW)
         return 0;
     if ((rc & 0xff) == SQLITE_CONSTRAINT)
         return -CU_EEXISTS;
-    cu_error("db: [%s]: %s", sql, sqlite3_errmsg(st->db.h));
     return -CU_EDB;
 }
 

@@ -18,6 +18,12 @@ int ex_fail_db(struct ex_state *st, struct ex_fail *f, const char *what);
  * (NULL binds NULL), 'i' int64_t, 'b' const void * then size_t (a blob).
  * NULL when it cannot (logged). The caller finalizes. */
 sqlite3_stmt *ex_sql_query(struct ex_state *st, const char *sql, const char *types, ...);
+/* ex_sql_query with a statement reused across calls (cu_db_cached), for
+ * hot paths: the caller gives it back with ex_sql_done, never
+ * sqlite3_finalize. NULL when it cannot (logged). */
+sqlite3_stmt *ex_sql_cached(struct ex_state *st, const char *sql, const char *types, ...);
+/* Gives back a statement of ex_sql_cached (NULL is ignored). */
+void ex_sql_done(struct ex_state *st, sqlite3_stmt *s);
 /* 1 for a row, 0 at the end, -CU_EDB (logged). */
 int ex_sql_step(struct ex_state *st, sqlite3_stmt *s);
 /* Runs one statement without rows: 0, -CU_EEXISTS on a constraint

@@ -160,7 +160,17 @@ static int job_refresh(struct ex_state *st, const char *job, int64_t now)
     int64_t total = 0, open = 0, done = 0, failed = 0;
     int rc;
 
-    s = ex_sql_query(st, "SELECT state, COUNT(*) FROM tasks WHERE job_id = ?1 GROUP BY state", "t", job);
+    /* Asked after every report: one index seek while tasks are open, and
+     * the count below only once, when the last one finishes. */
+    s = ex_sql_cached(st, "SELECT 1 FROM tasks WHERE job_id = ?1 AND state IN ('queued','running') "
+                          "LIMIT 1", "t", job);
+    if (!s)
+        return -CU_EDB;
+    rc = ex_sql_step(st, s);
+    ex_sql_done(st, s);
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
+    s = ex_sql_cached(st, "SELECT state, COUNT(*) FROM tasks WHERE job_id = ?1 GROUP BY state", "t", job);
     if (!s)
         return -CU_EDB;
     while ((rc = ex_sql_step(st, s)) == 1) {
@@ -174,7 +184,7 @@ static int job_refresh(struct ex_state *st, const char *job, int64_t now)
         else if (strcmp(state, "failed") == 0)
             failed += c;
     }
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc < 0)
         return rc;
     if (open > 0 || total == 0)
@@ -267,7 +277,7 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
     size_t n = 0;
     int rc;
 
-    s = ex_sql_query(st,
+    s = ex_sql_cached(st,
               "SELECT t.state, j.state, COALESCE(t.policy_min, j.replication), "
               "COALESCE(t.policy_quorum, j.quorum), COALESCE(t.policy_max, j.max_replicas) "
               "FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE t.job_id = ?1 AND t.idx = ?2",
@@ -282,13 +292,13 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
         quorum = sqlite3_column_int64(s, 3);
         max_replicas = sqlite3_column_int64(s, 4);
     }
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc < 0)
         return rc;
     if (rc == 0 || task_state_finished(task_state) || strcmp(job_state, "running") != 0)
         return 0;
 
-    s = ex_sql_query(st,
+    s = ex_sql_cached(st,
               "SELECT r.id, r.state, r.status, r.merkle_root, r.reason, r.exit_code, r.cpu_ms, "
               "r.provider, p.owner FROM replicas r LEFT JOIN providers p ON p.id = r.provider "
               "WHERE r.job_id = ?1 AND r.task_idx = ?2 ORDER BY r.id",
@@ -335,7 +345,7 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
         }
         n++;
     }
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc < 0)
         return rc;
 
@@ -449,7 +459,7 @@ static int task_replica_lost(struct ex_state *st, const char *job, int64_t idx, 
     char tstate[16] = "", jstate[16] = "";
     int rc;
 
-    s = ex_sql_query(st,
+    s = ex_sql_cached(st,
               "SELECT t.errors, t.state, j.state FROM tasks t JOIN jobs j ON j.id = t.job_id "
               "WHERE t.job_id = ?1 AND t.idx = ?2",
               "ti", job, idx);
@@ -461,7 +471,7 @@ static int task_replica_lost(struct ex_state *st, const char *job, int64_t idx, 
         ex_col_copy(s, 1, tstate, sizeof tstate);
         ex_col_copy(s, 2, jstate, sizeof jstate);
     }
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc <= 0)
         return rc;
     if (task_state_finished(tstate) || strcmp(jstate, "running") != 0)
@@ -510,6 +520,9 @@ int ex_state_open(struct ex_state *st, const char *data_dir, uint64_t lease_ms, 
     rc = cu_db_open(&st->db, path, m, nm, e);
     if (rc)
         return rc;
+    rc = cu_db_group_start(&st->db, e); /* answers wait for ex_barrier */
+    if (rc)
+        goto out_close_db;
     if (pthread_mutex_init(&st->mu, NULL) != 0) {
         rc = cu_err_set(e, -CU_ENOMEM, "cannot create a mutex");
         goto out_close_db;
@@ -559,20 +572,114 @@ void ex_state_stop(struct ex_state *st)
 
 /* ---- nonces and the reaper ----------------------------------------------------- */
 
+static int ex_nonces_flush_all(struct ex_state *st);
+
+/* The batch this thread's last nonce joined, and on which state. */
+static __thread struct {
+    struct ex_state *st;
+    uint64_t batch;
+    bool owed;
+} my_nonce;
+
 int ex_nonce_use(struct ex_state *st, const char *key, const char *nonce, int64_t now_ms,
                  struct cu_err *e)
+{
+    struct ex_nonces *q = &st->nonces;
+    sqlite3_stmt *s;
+    int rc;
+
+    lock(st);
+    for (size_t i = 0; i < q->n; i++) {
+        if (strcmp(q->p[i].nonce, nonce) == 0 && strcmp(q->p[i].key, key) == 0) {
+            unlock(st);
+            return cu_err_set(e, -CU_EAUTH, "replayed: nonce already used");
+        }
+    }
+    s = ex_sql_cached(st, "SELECT 1 FROM nonces WHERE key = ?1 AND nonce = ?2", "tt", key, nonce);
+    rc = s ? ex_sql_step(st, s) : -CU_EDB;
+    ex_sql_done(st, s);
+    if (rc == 1) {
+        unlock(st);
+        return cu_err_set(e, -CU_EAUTH, "replayed: nonce already used");
+    }
+    /* A full queue is written now (rare: it empties at every commit). */
+    if (rc == 0 && q->n == EX_NONCES_PENDING) {
+        unlock(st);
+        rc = ex_nonces_flush_all(st);
+        lock(st);
+    }
+    if (rc == 0 && q->n == EX_NONCES_PENDING)
+        rc = -CU_EAGAIN; /* others filled it meanwhile: the client retries */
+    if (rc == 0) {
+        (void)cu_snprintf(q->p[q->n].key, sizeof q->p[q->n].key, "%s", key);
+        (void)cu_snprintf(q->p[q->n].nonce, sizeof q->p[q->n].nonce, "%s", nonce);
+        q->p[q->n].ts_ms = now_ms;
+        q->n++;
+        my_nonce.st = st;
+        my_nonce.batch = q->batch;
+        my_nonce.owed = true;
+    }
+    unlock(st);
+    if (rc == -CU_EAGAIN)
+        return cu_err_set(e, rc, "too many requests at once; try again");
+    if (rc)
+        return cu_err_set(e, -CU_EDB, "database error while recording the nonce");
+    return 0;
+}
+
+int ex_nonces_stage(struct ex_state *st)
+{
+    struct ex_nonces *q = &st->nonces;
+
+    for (size_t i = 0; i < q->n; i++) {
+        /* OR IGNORE: a nonce is checked against the table before it
+         * queues, so a conflict cannot happen; it must not fail a commit. */
+        if (ex_sql_run(st, "INSERT OR IGNORE INTO nonces (key, nonce, ts_ms) VALUES (?1, ?2, ?3)",
+                       "tti", q->p[i].key, q->p[i].nonce, q->p[i].ts_ms) != 0)
+            return -CU_EDB;
+    }
+    return (int)q->n;
+}
+
+void ex_nonces_committed(struct ex_state *st, size_t n)
+{
+    struct ex_nonces *q = &st->nonces;
+
+    /* mu was held from ex_nonces_stage to here: nothing was added. */
+    assert(n == q->n);
+    if (n == 0)
+        return;
+    q->n = 0;
+    __atomic_store_n(&q->batch, q->batch + 1, __ATOMIC_RELEASE); /* read without mu */
+}
+
+/* Commits every pending nonce in a transaction of its own. Takes mu. */
+static int ex_nonces_flush_all(struct ex_state *st)
 {
     int rc;
 
     lock(st);
-    rc = ex_sql_run(st, "INSERT INTO nonces (key, nonce, ts_ms) VALUES (?1, ?2, ?3)", "tti", key, nonce,
-             now_ms);
+    if (st->nonces.n == 0) {
+        unlock(st);
+        return 0;
+    }
+    rc = ex_txn_begin(st, NULL);
+    if (!rc)
+        rc = ex_txn_commit(st, cu_now_ms(), NULL); /* stages the nonces */
     unlock(st);
-    if (rc == -CU_EEXISTS)
-        return cu_err_set(e, -CU_EAUTH, "replayed: nonce already used");
-    if (rc)
-        return cu_err_set(e, rc, "database error while recording the nonce");
-    return 0;
+    return rc;
+}
+
+int ex_nonces_flush(struct ex_state *st)
+{
+    bool owed;
+
+    if (!my_nonce.owed || my_nonce.st != st)
+        return 0;
+    my_nonce.owed = false;
+    /* Without mu: most nonces were carried by a commit already. */
+    owed = my_nonce.batch >= __atomic_load_n(&st->nonces.batch, __ATOMIC_ACQUIRE);
+    return owed ? ex_nonces_flush_all(st) : 0;
 }
 
 int ex_reap(struct ex_state *st, int64_t now_ms)
@@ -590,7 +697,7 @@ int ex_reap(struct ex_state *st, int64_t now_ms)
 
     lock(st);
     /* At most a batch per round: a later round takes the rest. */
-    s = ex_sql_query(st,
+    s = ex_sql_cached(st,
               "SELECT id, job_id, task_idx, provider, state FROM replicas "
               "WHERE state IN ('leased','running') AND lease_expires_ms < ?1 "
               "ORDER BY lease_expires_ms LIMIT 64",
@@ -608,7 +715,7 @@ int ex_reap(struct ex_state *st, int64_t now_ms)
         if (cu_replica_state_parse(ex_col_text(s, 4), &l->state) == 0)
             n++;
     }
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc < 0)
         goto out_unlock;
 
@@ -671,13 +778,13 @@ int ex_job_submit(struct ex_state *st, const struct ex_submit *sub, bool *existe
         return rc;
     lock(st);
     {
-        sqlite3_stmt *s = ex_sql_query(st, "SELECT 1 FROM jobs WHERE id = ?1", "t", sub->id);
+        sqlite3_stmt *s = ex_sql_cached(st, "SELECT 1 FROM jobs WHERE id = ?1", "t", sub->id);
         if (!s) {
             rc = ex_fail_db(st, f, "looking up the job");
             goto out_unlock;
         }
         rc = ex_sql_step(st, s);
-        sqlite3_finalize(s);
+        ex_sql_done(st, s);
         if (rc < 0) {
             rc = ex_fail_db(st, f, "looking up the job");
             goto out_unlock;
@@ -731,9 +838,9 @@ int ex_job_submit(struct ex_state *st, const struct ex_submit *sub, bool *existe
     rc = ex_settle_lock(st, sub->id, sub->owner, &terms, sub->auth, f);
     if (rc)
         goto out_rollback;
-    task = ex_sql_query(st, "INSERT INTO tasks (job_id, idx, state, arg) VALUES (?1, ?2, 'queued', ?3)",
+    task = ex_sql_cached(st, "INSERT INTO tasks (job_id, idx, state, arg) VALUES (?1, ?2, 'queued', ?3)",
                  "t", sub->id);
-    rep = ex_sql_query(
+    rep = ex_sql_cached(
         st,
         "INSERT INTO replicas (job_id, task_idx, state, created_ms) VALUES (?1, ?2, 'queued', ?3)",
         "t", sub->id);
@@ -764,8 +871,8 @@ int ex_job_submit(struct ex_state *st, const struct ex_submit *sub, bool *existe
             sqlite3_reset(rep);
         }
     }
-    sqlite3_finalize(task);
-    sqlite3_finalize(rep);
+    ex_sql_done(st, task);
+    ex_sql_done(st, rep);
     task = rep = NULL;
     rc = ex_txn_commit(st, sub->now_ms, f);
     if (rc)
@@ -778,8 +885,8 @@ int ex_job_submit(struct ex_state *st, const struct ex_submit *sub, bool *existe
     return 0;
 
 out_rollback:
-    sqlite3_finalize(task);
-    sqlite3_finalize(rep);
+    ex_sql_done(st, task);
+    ex_sql_done(st, rep);
     ex_txn_rollback(st);
 out_unlock:
     unlock(st);
@@ -810,19 +917,19 @@ static json_t *job_summary(struct ex_state *st, sqlite3_stmt *row)
     json_object_set_new(counts, "total", ex_col_jint(row, 7));
     for (size_t i = 0; i < sizeof states / sizeof states[0]; i++)
         json_object_set_new(counts, states[i], json_integer(0));
-    s = ex_sql_query(st, "SELECT state, COUNT(*) FROM tasks WHERE job_id = ?1 GROUP BY state", "t",
+    s = ex_sql_cached(st, "SELECT state, COUNT(*) FROM tasks WHERE job_id = ?1 GROUP BY state", "t",
               ex_col_text(row, 0));
     if (!s)
         goto out_free;
     while ((rc = ex_sql_step(st, s)) == 1)
         if (ex_col_text(s, 0))
             json_object_set_new(counts, ex_col_text(s, 0), ex_col_jint(s, 1));
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc < 0)
         goto out_free;
     json_object_set_new(j, "counts", counts);
     counts = NULL;
-    s = ex_sql_query(st,
+    s = ex_sql_cached(st,
               "SELECT COALESCE(SUM(cu_milli), 0) FROM replicas "
               "WHERE job_id = ?1 AND state = 'accepted'",
               "t", ex_col_text(row, 0));
@@ -831,7 +938,7 @@ static json_t *job_summary(struct ex_state *st, sqlite3_stmt *row)
     rc = ex_sql_step(st, s);
     if (rc == 1)
         json_object_set_new(j, "cu_milli", ex_col_jint(s, 0));
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc != 1)
         goto out_free;
     return j;
@@ -852,7 +959,7 @@ json_t *ex_job_list(struct ex_state *st, const char *owner, struct ex_fail *f)
         goto out_free;
     }
     lock(st);
-    s = ex_sql_query(st,
+    s = ex_sql_cached(st,
               "SELECT " SUMMARY_COLS " FROM jobs WHERE owner = ?1 "
               "ORDER BY created_ms DESC, id DESC LIMIT ?2",
               "ti", owner, (int64_t)MAX_LIST_JOBS);
@@ -869,7 +976,7 @@ json_t *ex_job_list(struct ex_state *st, const char *owner, struct ex_fail *f)
         }
         json_array_append_new(arr, j);
     }
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc < 0) {
         ex_fail_db(st, f, "listing jobs");
         unlock(st);
@@ -894,20 +1001,20 @@ static int job_row(struct ex_state *st, const char *id, const char *who, sqlite3
     int rc;
 
     *row = NULL;
-    s = ex_sql_query(st, "SELECT " SUMMARY_COLS ", spec_json FROM jobs WHERE id = ?1", "t", id);
+    s = ex_sql_cached(st, "SELECT " SUMMARY_COLS ", spec_json FROM jobs WHERE id = ?1", "t", id);
     if (!s)
         return ex_fail_db(st, f, "reading the job");
     rc = ex_sql_step(st, s);
     if (rc < 0) {
-        sqlite3_finalize(s);
+        ex_sql_done(st, s);
         return ex_fail_db(st, f, "reading the job");
     }
     if (rc == 0) {
-        sqlite3_finalize(s);
+        ex_sql_done(st, s);
         return ex_fail_set(f, 404, "not_found", "job '%s' not found", id);
     }
     if (!ex_col_text(s, 2) || strcmp(ex_col_text(s, 2), who) != 0) {
-        sqlite3_finalize(s);
+        ex_sql_done(st, s);
         return ex_fail_set(f, 403, "forbidden", "job '%s' belongs to another key", id);
     }
     *row = s;
@@ -1062,7 +1169,7 @@ json_t *ex_job_get(struct ex_state *st, const char *id, const char *who, struct 
     if (!by_idx)
         goto out_db;
 
-    ts = ex_sql_query(st,
+    ts = ex_sql_cached(st,
                "SELECT idx, state, arg, attempts, reason, result_replica FROM tasks "
                "WHERE job_id = ?1 ORDER BY idx",
                "t", id);
@@ -1088,7 +1195,7 @@ json_t *ex_job_get(struct ex_state *st, const char *id, const char *who, struct 
     if (rc < 0)
         goto out_db;
 
-    rs = ex_sql_query(st, "SELECT " REPLICA_COLS " FROM replicas WHERE job_id = ?1 ORDER BY task_idx, id",
+    rs = ex_sql_cached(st, "SELECT " REPLICA_COLS " FROM replicas WHERE job_id = ?1 ORDER BY task_idx, id",
                "t", id);
     if (!rs)
         goto out_db;
@@ -1121,9 +1228,9 @@ out_db:
 out_finalize:
     json_decref(tasks);
     free(by_idx);
-    sqlite3_finalize(rs);
-    sqlite3_finalize(ts);
-    sqlite3_finalize(row);
+    ex_sql_done(st, rs);
+    ex_sql_done(st, ts);
+    ex_sql_done(st, row);
 out_unlock:
     unlock(st);
     return j;
@@ -1141,7 +1248,7 @@ int ex_job_cancel(struct ex_state *st, const char *id, const char *who, int64_t 
     if (rc)
         goto out_unlock;
     ex_col_copy(row, 3, state, sizeof state);
-    sqlite3_finalize(row);
+    ex_sql_done(st, row);
     if (strcmp(state, "running") != 0) {
         rc = ex_fail_set(f, 409, "job_finished", "job '%s' is already %s", id, state);
         goto out_unlock;
@@ -1196,12 +1303,12 @@ int ex_logs_find(struct ex_state *st, const char *job, int64_t task, const char 
     if (rc)
         goto out_unlock;
     ntasks = sqlite3_column_int64(row, 7);
-    sqlite3_finalize(row);
+    ex_sql_done(st, row);
     if (task < 0 || task >= ntasks) {
         rc = ex_fail_set(f, 404, "not_found", "job '%s' has no task %lld", job, (long long)task);
         goto out_unlock;
     }
-    s = ex_sql_query(st,
+    s = ex_sql_cached(st,
               "SELECT id, status, exit_code, reason, stdout_hash, stderr_hash FROM replicas "
               "WHERE job_id = ?1 AND task_idx = ?2 AND reported_ms IS NOT NULL "
               "ORDER BY reported_ms DESC, id DESC LIMIT 1",
@@ -1228,7 +1335,7 @@ int ex_logs_find(struct ex_state *st, const char *job, int64_t task, const char 
         ex_col_copy(s, 5, out->stderr_hash, sizeof out->stderr_hash);
         rc = 0;
     }
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
 out_unlock:
     unlock(st);
     return rc;
@@ -1295,7 +1402,7 @@ static int adaptive_plan(struct ex_state *st, const char *job, int64_t idx, cons
     bool planned = true;
     int rc;
 
-    s = ex_sql_query(st,
+    s = ex_sql_cached(st,
                      "SELECT j.adaptive, j.replication, j.quorum, j.max_replicas, t.plan IS NOT NULL "
                      "FROM jobs j JOIN tasks t ON t.job_id = j.id WHERE j.id = ?1 AND t.idx = ?2",
                      "ti", job, idx);
@@ -1309,7 +1416,7 @@ static int adaptive_plan(struct ex_state *st, const char *job, int64_t idx, cons
         max = sqlite3_column_int64(s, 3);
         planned = sqlite3_column_int64(s, 4) != 0;
     }
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc < 0)
         return rc;
     if (!adaptive || planned)
@@ -1378,7 +1485,7 @@ static int claim_once(struct ex_state *st, const struct ex_waiter *me, json_t **
     now = cu_now_ms();
     /* Oldest job first; within a job the lowest task. The state lists match
      * cu_replica_state_live (asserted at start). */
-    jobs = ex_sql_query(
+    jobs = ex_sql_cached(
         st,
         "SELECT id, task_count, spec_json, replica_max, escrow_fee, cores, memory, gpus, bid, "
         "challenge FROM jobs WHERE state = 'running' AND cores <= ?1 AND memory <= ?2 AND "
@@ -1395,7 +1502,7 @@ static int claim_once(struct ex_state *st, const struct ex_waiter *me, json_t **
         "ORDER BY created_ms, id",
         "iiiiit", clamp_i64(fr->cores), clamp_i64(fr->memory), clamp_i64(fr->gpus),
         clamp_i64(me->ask), (int64_t)ex_trust_score(st, provider), provider);
-    s = ex_sql_query(st,
+    s = ex_sql_cached(st,
               "SELECT r.id, r.task_idx, t.arg, r.created_ms FROM replicas r JOIN tasks t "
               "ON t.job_id = r.job_id AND t.idx = r.task_idx "
               "WHERE r.job_id = ?1 AND r.state = 'queued' AND NOT EXISTS (SELECT 1 FROM replicas o "
@@ -1540,8 +1647,8 @@ static int claim_once(struct ex_state *st, const struct ex_waiter *me, json_t **
 out_finalize:
     json_decref(arg);
     json_decref(spec);
-    sqlite3_finalize(s);
-    sqlite3_finalize(jobs);
+    ex_sql_done(st, s);
+    ex_sql_done(st, jobs);
     return rc;
 }
 
@@ -1549,13 +1656,13 @@ out_finalize:
  * never said one). mu held. */
 static uint64_t provider_ask(struct ex_state *st, const char *provider)
 {
-    sqlite3_stmt *s = ex_sql_query(st, "SELECT price_per_cu FROM providers WHERE id = ?1", "t",
+    sqlite3_stmt *s = ex_sql_cached(st, "SELECT price_per_cu FROM providers WHERE id = ?1", "t",
                                    provider);
     uint64_t ask = EX_DEFAULT_PRICE_PER_CU;
 
     if (s && ex_sql_step(st, s) == 1 && sqlite3_column_int64(s, 0) > 0)
         ask = (uint64_t)sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     return ask;
 }
 
@@ -1638,7 +1745,7 @@ int ex_claim(struct ex_state *st, const char *provider, const struct ex_free *fr
  * still held without a commit. mu held. */
 static bool may_reveal(struct ex_state *st, int64_t replica, const char *job, int64_t idx)
 {
-    sqlite3_stmt *s = ex_sql_query(st,
+    sqlite3_stmt *s = ex_sql_cached(st,
                                    "SELECT COUNT(*) FROM replicas WHERE job_id = ?1 AND "
                                    "task_idx = ?2 AND id != ?3 AND state IN ('leased','running') "
                                    "AND commit_hash IS NULL",
@@ -1647,7 +1754,7 @@ static bool may_reveal(struct ex_state *st, int64_t replica, const char *job, in
 
     if (s && ex_sql_step(st, s) == 1)
         ok = sqlite3_column_int64(s, 0) == 0;
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     return ok;
 }
 
@@ -1695,7 +1802,7 @@ int ex_heartbeat(struct ex_state *st, int64_t replica, const char *provider, con
 
     *out = NULL;
     lock(st);
-    s = ex_sql_query(
+    s = ex_sql_cached(
         st,
         "SELECT r.state, r.provider, r.lease_expires_ms, j.state, t.state, r.job_id, r.task_idx, "
         "r.commit_hash IS NOT NULL FROM replicas r JOIN jobs j ON j.id = r.job_id "
@@ -1716,7 +1823,7 @@ int ex_heartbeat(struct ex_state *st, int64_t replica, const char *provider, con
         idx = sqlite3_column_int64(s, 6);
         committed = sqlite3_column_int64(s, 7) != 0;
     }
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc < 0) {
         rc = ex_fail_db(st, f, "reading the replica");
         goto out_unlock;
@@ -1841,7 +1948,7 @@ static int replica_info(struct ex_state *st, int64_t id, struct replica_info *ri
 
     memset(ri, 0, sizeof *ri);
     ri->state = CU_REPLICA_NSTATES;
-    s = ex_sql_query(
+    s = ex_sql_cached(
         st,
         "SELECT r.state, r.provider, r.job_id, r.task_idx, r.lease_expires_ms, r.reported_ms, "
         "j.output_limit, j.state, t.state FROM replicas r JOIN jobs j ON j.id = r.job_id "
@@ -1861,7 +1968,7 @@ static int replica_info(struct ex_state *st, int64_t id, struct replica_info *ri
         ex_col_copy(s, 7, ri->jstate, sizeof ri->jstate);
         ex_col_copy(s, 8, ri->tstate, sizeof ri->tstate);
     }
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc < 0)
         return ex_fail_db(st, f, "reading the replica");
     if (rc == 0)
@@ -1933,13 +2040,13 @@ static int provider_cu_milli(struct ex_state *st, const char *provider, uint64_t
     uint64_t factor = EX_DEFAULT_CU_FACTOR_MILLI, prod;
     int rc;
 
-    s = ex_sql_query(st, "SELECT cu_factor_milli FROM providers WHERE id = ?1", "t", provider);
+    s = ex_sql_cached(st, "SELECT cu_factor_milli FROM providers WHERE id = ?1", "t", provider);
     if (!s)
         return ex_fail_db(st, f, "reading the provider");
     rc = ex_sql_step(st, s);
     if (rc == 1 && sqlite3_column_int64(s, 0) > 0)
         factor = (uint64_t)sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc < 0)
         return ex_fail_db(st, f, "reading the provider");
     if (cu_mul_u64(cpu_ms, factor, &prod) != 0 || prod / 1000 > CU_AMOUNT_MAX)
@@ -1966,7 +2073,7 @@ static int commit_gate(struct ex_state *st, int64_t replica, const char *provide
     int rc;
 
     (void)out;
-    s = ex_sql_query(st,
+    s = ex_sql_cached(st,
                      "SELECT r.commit_hash, j.replication, j.quorum FROM replicas r "
                      "JOIN jobs j ON j.id = r.job_id WHERE r.id = ?1",
                      "i", replica);
@@ -1978,7 +2085,7 @@ static int commit_gate(struct ex_state *st, int64_t replica, const char *provide
         repl = sqlite3_column_int64(s, 1);
         quorum = sqlite3_column_int64(s, 2);
     }
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc < 0)
         return ex_fail_db(st, f, "reading the replica");
     if (!have[0]) {
@@ -2059,7 +2166,7 @@ int ex_report_apply(struct ex_state *st, int64_t replica, const char *provider,
     }
     rc = 0;
     {
-        sqlite3_stmt *s = ex_sql_query(st,
+        sqlite3_stmt *s = ex_sql_cached(st,
                                 "UPDATE replicas SET status = ?2, exit_code = ?3, reason = ?4, "
                                 "cpu_ms = ?5, wall_ms = ?6, merkle_root = ?7, outputs_json = ?8, "
                                 "stdout_hash = ?9, stderr_hash = ?10, report_body = ?11, "
@@ -2087,7 +2194,7 @@ int ex_report_apply(struct ex_state *st, int64_t replica, const char *provider,
             sqlite3_bind_int64(s, 12, now_ms);
             sqlite3_bind_int64(s, 13, clamp_i64(cu_milli));
             rc = ex_sql_step(st, s) < 0 ? -CU_EDB : 0;
-            sqlite3_finalize(s);
+            ex_sql_done(st, s);
         }
     }
     if (rc)
@@ -2151,13 +2258,13 @@ static int metric_states(struct ex_state *st, struct cu_buf *out, const char *na
     /* Every known state appears, zero or not, so graphs do not break. */
     for (size_t i = 0; states[i]; i++) {
         int64_t c = 0;
-        s = ex_sql_query(st, sql, "t", states[i]);
+        s = ex_sql_cached(st, sql, "t", states[i]);
         if (!s)
             return -CU_EDB;
         rc = ex_sql_step(st, s);
         if (rc == 1)
             c = sqlite3_column_int64(s, 0);
-        sqlite3_finalize(s);
+        ex_sql_done(st, s);
         if (rc < 0)
             return rc;
         if (cu_buf_appendf(out, "%s{state=\"%s\"} %lld\n", name, states[i], (long long)c))
@@ -2192,14 +2299,14 @@ int ex_metrics(struct ex_state *st, int64_t now_ms, struct cu_buf *out)
     if (!rc) {
         /* Online: seen within a long-poll plus two leases. */
         int64_t window = EX_MAX_WAIT_MS + 2 * clamp_i64(st->lease_ms);
-        s = ex_sql_query(st, "SELECT COUNT(*) FROM providers WHERE last_seen_ms >= ?1", "i",
+        s = ex_sql_cached(st, "SELECT COUNT(*) FROM providers WHERE last_seen_ms >= ?1", "i",
                   now_ms - window);
         rc = s ? ex_sql_step(st, s) : -CU_EDB;
         if (rc == 1) {
             online = sqlite3_column_int64(s, 0);
             rc = 0;
         }
-        sqlite3_finalize(s);
+        ex_sql_done(st, s);
     }
     unlock(st);
     if (rc)
@@ -2220,13 +2327,13 @@ int ex_metrics(struct ex_state *st, int64_t now_ms, struct cu_buf *out)
 
 bool ex_holds_lease(struct ex_state *st, const char *provider)
 {
-    sqlite3_stmt *s = ex_sql_query(st,
+    sqlite3_stmt *s = ex_sql_cached(st,
                                    "SELECT 1 FROM replicas WHERE provider = ?1 AND "
                                    "state IN ('leased','running') LIMIT 1",
                                    "t", provider);
     bool held = s && ex_sql_step(st, s) == 1;
 
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     return held;
 }
 
@@ -2255,7 +2362,7 @@ int ex_commit(struct ex_state *st, int64_t replica, const char *provider, const 
 
     *out = NULL;
     lock(st);
-    s = ex_sql_query(st,
+    s = ex_sql_cached(st,
                      "SELECT provider, state, job_id, task_idx, commit_hash FROM replicas "
                      "WHERE id = ?1",
                      "i", replica);
@@ -2271,7 +2378,7 @@ int ex_commit(struct ex_state *st, int64_t replica, const char *provider, const 
         idx = sqlite3_column_int64(s, 3);
         ex_col_copy(s, 4, have, sizeof have);
     }
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc < 0) {
         rc = ex_fail_db(st, f, "reading the replica");
         goto out_unlock;

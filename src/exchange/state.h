@@ -22,6 +22,7 @@
 #include "base/err.h"
 #include "crypto/hash.h"
 #include "crypto/ident.h"
+#include "crypto/reqsign.h"
 #include "ledger/block.h"
 #include "ledger/state.h"
 #include "ledger/tx.h"
@@ -62,6 +63,23 @@ struct ex_waiter {
 #define EX_MAX_WAITERS 1024
 #define EX_CHEAPER_FIRST_MS 300 /* a fresh replica waits this long for a cheaper ask */
 
+/* Nonces of signed requests not yet in the nonces table (under mu). They
+ * ride along in the next transaction that commits (ex_txn_commit), or the
+ * request's own barrier writes them (ex_nonces_flush), so a nonce is in
+ * SQLite before any answer to its request leaves, without a commit of its
+ * own per request. batch counts flushes: a nonce added while batch == b is
+ * in the table once batch > b. */
+#define EX_NONCES_PENDING 256
+struct ex_nonces {
+    struct {
+        char key[CU_ID_LEN + 1];
+        char nonce[CU_NONCE_HEX_LEN + 1];
+        int64_t ts_ms;
+    } p[EX_NONCES_PENDING];
+    size_t n;
+    uint64_t batch;
+};
+
 struct ex_state {
     pthread_mutex_t mu;
     pthread_cond_t work; /* broadcast when replicas are queued, and on stop */
@@ -89,6 +107,7 @@ struct ex_state {
     struct ex_ledger_pending pend; /* the block of the open transaction */
     struct cu_hash *last_ids;      /* where ex_ledger_seal copies tx ids, or NULL */
     size_t last_ids_cap;
+    struct ex_nonces nonces;       /* pending nonces (ex_nonce_use) */
 };
 
 /* Why a request was refused: HTTP status, stable code, sentence. */
@@ -115,9 +134,20 @@ void ex_state_close(struct ex_state *st);
 void ex_state_stop(struct ex_state *st);
 
 /* Records (key, nonce) as used at now_ms. 0; -CU_EAUTH with e->msg
- * "replayed: ..." when already used; -CU_EDB. One transaction. */
+ * "replayed: ..." when already used (in the table or pending); -CU_EDB.
+ * The nonce is pending (st->nonces) until a commit carries it: the
+ * request's own state change if it has one, else ex_nonces_flush from the
+ * barrier; the calling thread remembers that it owes one. */
 int ex_nonce_use(struct ex_state *st, const char *key, const char *nonce, int64_t now_ms,
                  struct cu_err *e);
+/* Inserts the pending nonces into the open transaction (mu held, before
+ * COMMIT). Returns how many it inserted (>= 0) or -CU_EDB; after the
+ * COMMIT succeeded, ex_nonces_committed(st, n) forgets them. */
+int ex_nonces_stage(struct ex_state *st);
+void ex_nonces_committed(struct ex_state *st, size_t n);
+/* For the barrier, without mu: if a nonce this thread added is still
+ * pending, commits every pending nonce in one transaction. 0 or -CU_EDB. */
+int ex_nonces_flush(struct ex_state *st);
 
 /* The reaper: expires leases that ran out before now_ms (queuing
  * replacements) and forgets nonces older than EX_NONCE_TTL_MS. Returns the
@@ -274,7 +304,11 @@ void ex_ledger_close(struct ex_state *st);
  * All with mu held. ex_txn_commit seals the pending block (if any tx was
  * added), stores it, commits, and only then makes the new ledger state
  * current; on any failure everything is rolled back (rolling back twice is
- * harmless). f may be NULL. */
+ * harmless). f may be NULL. A commit is atomic at once but durable only
+ * after the committing thread's barrier (group commit, store/db.h): the
+ * HTTP server runs it (ex_barrier) before the answer leaves, so code that
+ * tells the outside world about a change by any other way must call
+ * cu_db_barrier(&st->db) first, without mu. */
 int ex_txn_begin(struct ex_state *st, struct ex_fail *f);
 int ex_txn_commit(struct ex_state *st, int64_t now_ms, struct ex_fail *f);
 void ex_txn_rollback(struct ex_state *st);

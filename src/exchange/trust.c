@@ -34,7 +34,7 @@ static int score_of(struct ex_state *st, const char *provider, int64_t now, uint
 
     cu_rep_params_default(&params);
     cu_rep_tally_init(&t);
-    s = ex_sql_query(st,
+    s = ex_sql_cached(st,
                      "SELECT outcome, time_ms FROM rep_records WHERE provider = ?1 "
                      "ORDER BY time_ms DESC LIMIT ?2",
                      "ti", provider, (int64_t)SCORE_RECORDS_MAX);
@@ -50,7 +50,7 @@ static int score_of(struct ex_state *st, const char *provider, int64_t now, uint
         if (r.outcome == CU_REP_ACCEPTED && t.last_bad_ms == INT64_MIN)
             t.clean_streak++;
     }
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc < 0)
         return rc;
     *score = cu_rep_score_milli(&t, &params);
@@ -97,12 +97,12 @@ int ex_trust_record(struct ex_state *st, const char *provider, enum cu_rep_outco
 
 uint32_t ex_trust_score(struct ex_state *st, const char *provider)
 {
-    sqlite3_stmt *s = ex_sql_query(st, "SELECT score FROM providers WHERE id = ?1", "t", provider);
+    sqlite3_stmt *s = ex_sql_cached(st, "SELECT score FROM providers WHERE id = ?1", "t", provider);
     uint32_t v = 0;
 
     if (s && ex_sql_step(st, s) == 1)
         v = (uint32_t)sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     return v;
 }
 
@@ -123,7 +123,7 @@ json_t *ex_reputation(struct ex_state *st, const char *id, int64_t now, struct e
     for (unsigned o = 0; o < CU_REP_NOUTCOMES; o++)
         json_object_set_new(counts, cu_rep_outcome_name((enum cu_rep_outcome)o),
                             json_integer((json_int_t)t.count[o]));
-    s = ex_sql_query(st,
+    s = ex_sql_cached(st,
                      "SELECT time_ms, outcome, job, replica FROM rep_records WHERE provider = ?1 "
                      "ORDER BY time_ms DESC, rowid DESC LIMIT 20",
                      "t", id);
@@ -134,7 +134,7 @@ json_t *ex_reputation(struct ex_state *st, const char *id, int64_t now, struct e
                                                 (json_int_t)sqlite3_column_int64(s, 0),
                                                 "outcome", ex_col_text(s, 1), "job",
                                                 ex_col_jtext(s, 2), "replica", ex_col_jint(s, 3)));
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc < 0)
         goto out_fail;
     {
@@ -196,7 +196,7 @@ int ex_trust_gate(struct ex_state *st, const char *provider, const char *job,
     *skip = false;
     if (!challenge_json)
         return 0;
-    s = ex_sql_query(st,
+    s = ex_sql_cached(st,
                      "SELECT state, public_json, expires_ms FROM challenges WHERE provider = ?1 "
                      "AND job = ?2 ORDER BY created_ms DESC LIMIT 1",
                      "tt", provider, job);
@@ -209,7 +209,7 @@ int ex_trust_gate(struct ex_state *st, const char *provider, const char *job,
         if (strcmp(state, "open") == 0 && expires > now)
             *challenge = json_loads(ex_col_text(s, 1), 0, NULL);
     }
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc < 0)
         return rc;
     if (strcmp(state, "passed") == 0)
@@ -291,7 +291,7 @@ int ex_challenge_lookup(struct ex_state *st, const char *id, const char *provide
     int rc;
 
     memset(c, 0, sizeof *c);
-    s = ex_sql_query(st,
+    s = ex_sql_cached(st,
                      "SELECT provider, job, kind, public_json, secret, state, expires_ms "
                      "FROM challenges WHERE id = ?1",
                      "t", id);
@@ -307,7 +307,7 @@ int ex_challenge_lookup(struct ex_state *st, const char *id, const char *provide
         ex_col_copy(s, 5, c->state, sizeof c->state);
         c->expires_ms = sqlite3_column_int64(s, 6);
     }
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc < 0)
         return ex_fail_db(st, f, "reading the challenge");
     if (rc == 0)
@@ -416,13 +416,13 @@ int ex_trust_check_answer(struct ex_state *st, int64_t replica, const char *answ
     char nonce_hex[2 * CU_CHAL_NONCE_LEN + 1] = "";
     int rc;
 
-    s = ex_sql_query(st, "SELECT hb_nonce FROM replicas WHERE id = ?1", "i", replica);
+    s = ex_sql_cached(st, "SELECT hb_nonce FROM replicas WHERE id = ?1", "i", replica);
     if (!s)
         return -CU_EDB;
     rc = ex_sql_step(st, s);
     if (rc == 1)
         ex_col_copy(s, 0, nonce_hex, sizeof nonce_hex);
-    sqlite3_finalize(s);
+    ex_sql_done(st, s);
     if (rc < 0)
         return rc;
     if (!nonce_hex[0])

@@ -9,6 +9,9 @@
  *                here is answered at once, before any body is read.
  *                middle calls: body chunks, buffered (bounded) or streamed.
  *                last call: body hash check, handler, response.
+ *   respond      every answer: the app's durability barrier first (what
+ *                the request committed is on disk before anyone hears of
+ *                it), then the response is queued.
  *   on_completed always: stream_abort if a stream was opened and its
  *                handler never ran, then free struct conn.
  *
@@ -49,6 +52,7 @@ struct cu_http_server {
     size_t nroutes;
     void *app;
     cu_http_auth_fn auth;
+    cu_http_barrier_fn barrier;
     char *static_dir;
     uint64_t default_body_limit;
     uint16_t port;
@@ -345,6 +349,12 @@ static enum MHD_Result respond(struct conn *c, struct MHD_Connection *mc)
 
     if (resp->status == 0)
         resp->status = 200;
+    /* The one place every answer passes: nothing leaves before the changes
+     * it reports are durable (group commit, see store/db.h). */
+    if (c->s->barrier && c->s->barrier(c->s->app) != 0 && resp->status < 400) {
+        resp_drop_body(resp);
+        cu_http_error(resp, 500, "internal", "the change could not be made durable");
+    }
     if (resp->json) {
         struct cu_buf b = CU_BUF_INIT(MAX_JSON_RESPONSE);
         char *p;
@@ -847,6 +857,7 @@ int cu_http_server_start(struct cu_http_server **out, const struct cu_http_serve
     s->nroutes = opts->nroutes;
     s->app = opts->app;
     s->auth = opts->auth;
+    s->barrier = opts->barrier;
     s->default_body_limit = opts->default_body_limit;
     if (opts->static_dir) {
         s->static_dir = strdup(opts->static_dir);

@@ -6,7 +6,9 @@
  * path that matches no pattern gets 404; one that matches with another
  * method gets 405 with an Allow header. One gate enforces the flags:
  * CU_ROUTE_SIGNED runs the app's auth callback before the handler and
- * answers 401 on failure; bodies over the limit get 413.
+ * answers 401 on failure; bodies over the limit get 413. Before any answer
+ * leaves, the app's barrier callback (if set) makes what the request
+ * changed durable; a 2xx whose barrier fails becomes a 500.
  *
  * Threading: one thread per connection (MHD_USE_THREAD_PER_CONNECTION), so
  * a handler may block, e.g. a long-poll waits on a condition variable until
@@ -121,12 +123,20 @@ struct cu_route {
  * buffered routes is checked by the server after this returns 0. */
 typedef int (*cu_http_auth_fn)(void *app, const struct cu_http_req *req, struct cu_err *e);
 
+/* Durability barrier: called on the request's thread before any response
+ * is queued (every route, every status), without locks of the server's.
+ * It returns once what the request changed is durable: 0, or negative when
+ * that cannot be promised, which turns a 2xx/3xx answer into a 500 (the
+ * client must not believe a change that may be lost). May block. */
+typedef int (*cu_http_barrier_fn)(void *app);
+
 struct cu_http_server_opts {
     const char *listen;            /* "127.0.0.1:8080", ":0" or "[::1]:0" */
     const struct cu_route *routes;
     size_t nroutes;
     void *app;
     cu_http_auth_fn auth;
+    cu_http_barrier_fn barrier;    /* may be NULL */
     const char *static_dir;        /* GET of unmatched paths outside /v1/ served from here; may be NULL */
     unsigned max_conns;            /* 0: 1024 */
     uint64_t default_body_limit;   /* unused if 0; else the limit of routes whose

@@ -2,7 +2,12 @@
 #include "store/db.h"
 
 #include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "base/util.h"
@@ -48,6 +53,77 @@ int cu_db_prepare(struct cu_db *db, const char *sql, sqlite3_stmt **st, struct c
         return db_fail(db, e, "cannot prepare statement");
     }
     return 0;
+}
+
+/* ---- statement cache ------------------------------------------------------- */
+
+#define CACHE_SLOTS 256 /* a power of two; the exchange has ~150 statements */
+
+struct cu_db_cached {
+    const char *key; /* the caller's sql pointer */
+    sqlite3_stmt *st;
+    bool out;        /* handed out, not yet given back */
+};
+
+static void cache_free(struct cu_db *db)
+{
+    if (!db->cache)
+        return;
+    for (size_t i = 0; i < CACHE_SLOTS; i++)
+        sqlite3_finalize(db->cache[i].st);
+    free(db->cache);
+    db->cache = NULL;
+}
+
+int cu_db_cached(struct cu_db *db, const char *sql, sqlite3_stmt **st, struct cu_err *e)
+{
+    size_t i = ((uintptr_t)sql >> 3) & (CACHE_SLOTS - 1);
+    struct cu_db_cached *c;
+    int rc;
+
+    *st = NULL;
+    if (!db->cache) {
+        db->cache = calloc(CACHE_SLOTS, sizeof *db->cache);
+        if (!db->cache)
+            return cu_err_set(e, -CU_EDB, "out of memory for the statement cache");
+    }
+    /* Direct-mapped: a collision replaces the older statement, unless it
+     * is out; then the caller gets a statement of its own. */
+    c = &db->cache[i];
+    if (c->out)
+        return cu_db_prepare(db, sql, st, e);
+    if (c->st && c->key == sql && strcmp(sqlite3_sql(c->st), sql) == 0) {
+        c->out = true;
+        *st = c->st;
+        return 0;
+    }
+    sqlite3_finalize(c->st);
+    c->st = NULL;
+    c->key = NULL;
+    rc = cu_db_prepare(db, sql, &c->st, e);
+    if (rc)
+        return rc;
+    c->key = sql;
+    c->out = true;
+    *st = c->st;
+    return 0;
+}
+
+void cu_db_cached_done(struct cu_db *db, sqlite3_stmt *st)
+{
+    if (!st)
+        return;
+    for (size_t i = 0; db->cache && i < CACHE_SLOTS; i++) {
+        struct cu_db_cached *c = &db->cache[i];
+        if (c->st == st) {
+            assert(c->out);
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            c->out = false;
+            return;
+        }
+    }
+    sqlite3_finalize(st);
 }
 
 /* The version, or -CU_EDB. */
@@ -148,6 +224,8 @@ int cu_db_open(struct cu_db *db, const char *path, const struct cu_migration *m,
     for (size_t i = 0; i < n; i++)
         assert(m[i].version == (int)i + 1 && m[i].sql);
     db->h = NULL;
+    db->g = NULL;
+    db->cache = NULL;
     rc = sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (rc != SQLITE_OK) {
         rc = cu_err_set(e, -CU_EDB, "cannot open database %s: %s", path,
@@ -213,10 +291,14 @@ out_close_db:
     return rc;
 }
 
+static void group_stop(struct cu_db *db);
+
 void cu_db_close(struct cu_db *db)
 {
     if (!db->h)
         return;
+    cache_free(db);
+    group_stop(db);
     /* SQLITE_BUSY here means a caller leaked a statement: a bug to report. */
     if (sqlite3_close(db->h) != SQLITE_OK)
     {
@@ -224,4 +306,259 @@ void cu_db_close(struct cu_db *db)
         sqlite3_close_v2(db->h); /* frees the handle once they are finalized */
     }
     db->h = NULL;
+}
+
+/* ---- group commit (see db.h) ---------------------------------------------------- */
+
+struct cu_db_group {
+    pthread_mutex_t mu;
+    pthread_cond_t synced_cv; /* broadcast when synced moves or a sync fails */
+    pthread_cond_t ckpt_cv;   /* wakes the checkpoint thread */
+    uint64_t committed;       /* last sequence number handed out (atomic) */
+    uint64_t synced;          /* under mu: every commit <= this is on disk */
+    bool syncing;             /* under mu: a leader is in fdatasync */
+    int err;                  /* under mu: sticky -CU_EIO after a failed sync */
+    int wal_fd;               /* on DB-wal: fdatasync of any fd flushes the inode */
+    sqlite3 *ckpt_h;          /* the checkpoint thread's own connection */
+    pthread_t ckpt_thread;
+    bool ckpt_due, stopping;  /* under mu */
+    int ckpt_floor;           /* under mu: WAL size at the last request */
+    uint64_t syncs, checkpoints; /* under mu */
+};
+
+/* The commit this thread still has to see synced, and on which database. */
+static __thread struct {
+    struct cu_db_group *g;
+    uint64_t seq;
+} owed;
+
+/* SQLite calls this after every commit of the connection, with the WAL
+ * already written (the caller's lock on the connection is held). Numbers
+ * the commit, remembers it as this thread's debt, and asks for a
+ * checkpoint each time the WAL has grown by CU_DB_CKPT_PAGES. Registering
+ * it replaces SQLite's automatic checkpoints. */
+static int wal_hook(void *arg, sqlite3 *h, const char *name, int npages)
+{
+    struct cu_db_group *g = arg;
+
+    (void)h;
+    (void)name;
+    owed.g = g;
+    owed.seq = __atomic_add_fetch(&g->committed, 1, __ATOMIC_SEQ_CST);
+    pthread_mutex_lock(&g->mu);
+    if (npages < g->ckpt_floor)
+        g->ckpt_floor = 0; /* the WAL restarted after a complete checkpoint */
+    if (npages >= g->ckpt_floor + CU_DB_CKPT_PAGES && !g->ckpt_due) {
+        g->ckpt_due = true;
+        g->ckpt_floor = npages;
+        pthread_cond_signal(&g->ckpt_cv);
+    }
+    pthread_mutex_unlock(&g->mu);
+    return SQLITE_OK;
+}
+
+/* The checkpoint thread: a PASSIVE checkpoint each time one is due, on a
+ * connection with synchronous=FULL, so the database file is synced before
+ * frames count as backfilled (and before a writer may restart the WAL). */
+static void *ckpt_main(void *arg)
+{
+    struct cu_db_group *g = arg;
+
+    pthread_mutex_lock(&g->mu);
+    for (;;) {
+        int rc, nlog = 0, nckpt = 0;
+
+        while (!g->ckpt_due && !g->stopping)
+            pthread_cond_wait(&g->ckpt_cv, &g->mu);
+        if (g->stopping)
+            break;
+        g->ckpt_due = false;
+        pthread_mutex_unlock(&g->mu);
+        rc = sqlite3_wal_checkpoint_v2(g->ckpt_h, NULL, SQLITE_CHECKPOINT_PASSIVE, &nlog, &nckpt);
+        if (rc != SQLITE_OK)
+            cu_warn("db: checkpoint failed: %s (will retry when the WAL grows)",
+                    sqlite3_errmsg(g->ckpt_h));
+        else
+            cu_debug("db: checkpoint: %d of %d WAL frames in the database", nckpt, nlog);
+        pthread_mutex_lock(&g->mu);
+        if (rc == SQLITE_OK)
+            g->checkpoints++;
+    }
+    pthread_mutex_unlock(&g->mu);
+    return NULL;
+}
+
+/* Frees g's synchronisation objects and descriptors (not the thread). */
+static void group_free(struct cu_db_group *g)
+{
+    if (g->ckpt_h)
+        sqlite3_close(g->ckpt_h);
+    if (g->wal_fd >= 0)
+        close(g->wal_fd);
+    pthread_cond_destroy(&g->ckpt_cv);
+    pthread_cond_destroy(&g->synced_cv);
+    pthread_mutex_destroy(&g->mu);
+    free(g);
+}
+
+/* Opens the WAL descriptor and the checkpoint connection of the database
+ * file path. 0 or negative with e set. */
+static int group_open_files(struct cu_db_group *g, const char *path, struct cu_err *e)
+{
+    char wal[CU_PATH_MAX], dir[CU_PATH_MAX];
+    char *slash;
+    int rc;
+
+    rc = cu_snprintf(wal, sizeof wal, "%s-wal", path);
+    if (rc)
+        return cu_err_set(e, rc, "database path %s is too long", path);
+    /* The connection has read the database in WAL mode, so DB-wal exists. */
+    g->wal_fd = open(wal, O_RDWR | O_CLOEXEC);
+    if (g->wal_fd < 0)
+        return cu_err_set(e, -CU_EIO, "cannot open %s: %s", wal, strerror(errno));
+    /* The WAL's directory entry must be durable before the first barrier
+     * counts on it; later, SQLite reuses the same file. */
+    (void)cu_snprintf(dir, sizeof dir, "%s", path);
+    slash = strrchr(dir, '/');
+    if (slash == dir)
+        dir[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        (void)cu_snprintf(dir, sizeof dir, ".");
+    rc = cu_fsync_dir(dir);
+    if (rc)
+        return cu_err_set(e, rc, "cannot sync directory %s", dir);
+    if (sqlite3_open_v2(path, &g->ckpt_h, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK)
+        return cu_err_set(e, -CU_EDB, "cannot open %s for checkpoints: %s", path,
+                          g->ckpt_h ? sqlite3_errmsg(g->ckpt_h) : "no handle");
+    sqlite3_busy_timeout(g->ckpt_h, DB_BUSY_TIMEOUT_MS);
+    if (sqlite3_exec(g->ckpt_h, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK)
+        return cu_err_set(e, -CU_EDB, "cannot set synchronous=FULL for checkpoints: %s",
+                          sqlite3_errmsg(g->ckpt_h));
+    return 0;
+}
+
+int cu_db_group_start(struct cu_db *db, struct cu_err *e)
+{
+    const char *path = sqlite3_db_filename(db->h, "main");
+    struct cu_db_group *g;
+    int rc;
+
+    assert(!db->g);
+    if (!path || !path[0])
+        return cu_err_set(e, -CU_EINVAL, "group commit needs a database file, not memory");
+    g = calloc(1, sizeof *g);
+    if (!g)
+        return cu_err_set(e, -CU_ENOMEM, "out of memory");
+    g->wal_fd = -1;
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->synced_cv, NULL);
+    pthread_cond_init(&g->ckpt_cv, NULL);
+    rc = group_open_files(g, path, e);
+    if (rc)
+        goto out_free_group;
+    if (pthread_create(&g->ckpt_thread, NULL, ckpt_main, g) != 0) {
+        rc = cu_err_set(e, -CU_ENOMEM, "cannot start the checkpoint thread");
+        goto out_free_group;
+    }
+    rc = cu_db_exec(db, "PRAGMA synchronous=OFF", e);
+    if (rc)
+        goto out_stop_thread;
+    sqlite3_wal_hook(db->h, wal_hook, g);
+    db->g = g;
+    return 0;
+out_stop_thread:
+    pthread_mutex_lock(&g->mu);
+    g->stopping = true;
+    pthread_cond_signal(&g->ckpt_cv);
+    pthread_mutex_unlock(&g->mu);
+    pthread_join(g->ckpt_thread, NULL);
+out_free_group:
+    group_free(g);
+    return rc;
+}
+
+/* Undoes cu_db_group_start before the last close: synchronous=FULL again,
+ * so the checkpoint SQLite runs when the last connection closes (and the
+ * WAL's removal after it) is synced like any other. */
+static void group_stop(struct cu_db *db)
+{
+    struct cu_db_group *g = db->g;
+
+    if (!g)
+        return;
+    pthread_mutex_lock(&g->mu);
+    g->stopping = true;
+    pthread_cond_signal(&g->ckpt_cv);
+    pthread_mutex_unlock(&g->mu);
+    pthread_join(g->ckpt_thread, NULL);
+    sqlite3_wal_hook(db->h, NULL, NULL);
+    if (sqlite3_exec(db->h, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK)
+        cu_warn("db: cannot restore synchronous=FULL: %s", sqlite3_errmsg(db->h));
+    /* What the connection committed is synced by the close's checkpoint;
+     * syncing the WAL now also covers a close that cannot checkpoint. */
+    if (fdatasync(g->wal_fd) != 0)
+        cu_warn("db: cannot sync the WAL at close: %s", strerror(errno));
+    if (owed.g == g)
+        owed.g = NULL;
+    group_free(g);
+    db->g = NULL;
+}
+
+int cu_db_barrier(struct cu_db *db)
+{
+    struct cu_db_group *g = db->g;
+    uint64_t want;
+    int rc;
+
+    if (!g || owed.g != g || owed.seq == 0)
+        return 0;
+    want = owed.seq;
+    owed.seq = 0;
+    pthread_mutex_lock(&g->mu);
+    while (!g->err && g->synced < want) {
+        uint64_t upto;
+        int r, saved;
+
+        if (g->syncing) {
+            pthread_cond_wait(&g->synced_cv, &g->mu);
+            continue;
+        }
+        /* Lead: every commit numbered so far has written its frames. */
+        g->syncing = true;
+        upto = __atomic_load_n(&g->committed, __ATOMIC_SEQ_CST);
+        pthread_mutex_unlock(&g->mu);
+        r = fdatasync(g->wal_fd);
+        saved = errno;
+        pthread_mutex_lock(&g->mu);
+        g->syncing = false;
+        g->syncs++;
+        if (r != 0) {
+            cu_error("db: fdatasync of the WAL failed: %s; no later commit is acknowledged",
+                     strerror(saved));
+            g->err = -CU_EIO;
+        } else if (upto > g->synced) {
+            g->synced = upto;
+        }
+        pthread_cond_broadcast(&g->synced_cv);
+    }
+    rc = g->err;
+    pthread_mutex_unlock(&g->mu);
+    return rc;
+}
+
+void cu_db_stats(struct cu_db *db, struct cu_db_stats *out)
+{
+    struct cu_db_group *g = db->g;
+
+    memset(out, 0, sizeof *out);
+    if (!g)
+        return;
+    out->commits = __atomic_load_n(&g->committed, __ATOMIC_SEQ_CST);
+    pthread_mutex_lock(&g->mu);
+    out->synced = g->synced;
+    out->syncs = g->syncs;
+    out->checkpoints = g->checkpoints;
+    pthread_mutex_unlock(&g->mu);
 }

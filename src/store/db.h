@@ -7,11 +7,17 @@
 #define CU_STORE_DB_H
 
 #include <sqlite3.h>
+#include <stdint.h>
 
 #include "base/err.h"
 
+struct cu_db_group;
+struct cu_db_cached;
+
 struct cu_db {
     sqlite3 *h;
+    struct cu_db_group *g;       /* group commit state; NULL: every COMMIT syncs */
+    struct cu_db_cached *cache;  /* prepared statements (cu_db_cached), or NULL */
 };
 
 /* Migration `version` brings the schema from version-1 to version; the
@@ -38,5 +44,83 @@ void cu_db_rollback(struct cu_db *db);
 /* sqlite3_prepare_v2 with error reporting; *st NULL on failure. */
 int cu_db_prepare(struct cu_db *db, const char *sql, sqlite3_stmt **st, struct cu_err *e);
 int cu_db_user_version(struct cu_db *db);
+
+/* A prepared statement for sql kept by db for reuse (parsing and planning
+ * a statement costs more than running most of ours). sql is usually a
+ * literal: the cache is keyed by its address and checks the text. The
+ * caller binds and steps, then hands it back with cu_db_cached_done (never
+ * sqlite3_finalize). While one is out, asking for the same sql again
+ * gives a fresh statement that cu_db_cached_done finalizes, so nested use
+ * is safe. Under the caller's lock like every use of db. 0, or -CU_EDB
+ * with e set (*st NULL). */
+int cu_db_cached(struct cu_db *db, const char *sql, sqlite3_stmt **st, struct cu_err *e);
+/* Gives back st from cu_db_cached: reset (a statement left stepping holds
+ * a read snapshot) and unbound for its next use, or finalized when it was
+ * not the cached one. NULL is ignored. */
+void cu_db_cached_done(struct cu_db *db, sqlite3_stmt *st);
+
+/* ---- group commit ------------------------------------------------------------
+ *
+ * By default every COMMIT syncs (synchronous=FULL): one fdatasync per write
+ * transaction, however many threads commit at once. In group commit mode
+ * (cu_db_group_start) COMMIT only writes the WAL (synchronous=OFF) and
+ * durability is a separate step, the barrier:
+ *
+ *   - every commit on the connection gets a sequence number (a WAL hook runs
+ *     after each COMMIT, autocommit statements included) and the committing
+ *     thread remembers the highest one it owes (thread-local);
+ *   - before a thread tells anyone outside the process that its change
+ *     happened, it calls cu_db_barrier: one waiting thread at a time becomes
+ *     the leader, reads the latest sequence number, fdatasync()s the WAL
+ *     file and marks everything up to that number synced; the others wait
+ *     for it, so N concurrent writers share one fdatasync;
+ *   - the WAL is a log of whole commits with checksums: after a crash SQLite
+ *     recovers its longest valid prefix, so a commit that was synced is kept
+ *     together with every commit before it, and one that was not is either
+ *     kept whole or lost whole (a kill -9 loses nothing: the writes are in
+ *     the page cache);
+ *   - automatic checkpoints are off (they would run with synchronous=OFF and
+ *     could restart the WAL over pages the database file has not yet got on
+ *     disk). A checkpoint thread with its own connection (synchronous=FULL:
+ *     it syncs the WAL before copying and the database file before marking
+ *     frames as backfilled, which is what allows a writer to restart the
+ *     WAL) runs a PASSIVE checkpoint whenever the WAL has grown by
+ *     CU_DB_CKPT_PAGES pages; writers go on meanwhile;
+ *   - cu_db_close switches back to synchronous=FULL before the last close,
+ *     whose checkpoint and WAL removal must be durable too.
+ *
+ * A thread that commits through two group-commit databases must run the
+ * barrier of the first before committing to the second (the thread-local
+ * holds one obligation); the exchange does, one request at a time. */
+
+#define CU_DB_CKPT_PAGES 4096 /* WAL pages (of 4 KiB) between checkpoints */
+
+struct cu_db_stats {
+    uint64_t commits;     /* COMMITs seen by the WAL hook (the last number) */
+    uint64_t synced;      /* every commit numbered up to this is durable */
+    uint64_t syncs;       /* fdatasync calls of barrier leaders */
+    uint64_t checkpoints; /* checkpoints run by the checkpoint thread */
+};
+
+/* Switches the open database db (a file in WAL mode) to group commit:
+ * synchronous=OFF, the WAL hook, an fd on its WAL file (DB-wal), and the
+ * checkpoint thread with its own connection. Call once, right after
+ * cu_db_open, before any other thread uses db. 0, or negative with e set
+ * (db is then unchanged and still synchronous=FULL). */
+int cu_db_group_start(struct cu_db *db, struct cu_err *e);
+
+/* The durability barrier: returns once every commit this thread made on db
+ * since its last barrier is on disk. Returns 0 at once when the thread owes
+ * nothing (or db is not in group commit mode). Blocks for at most one or
+ * two fdatasync calls; takes no lock of the caller's and must be called
+ * without the caller's state lock held, or the commits of other threads
+ * cannot join the group. -CU_EIO when fdatasync failed: then the outcome of
+ * every commit since the last successful sync is unknown, and every later
+ * barrier fails too (the page cache may have dropped the failed pages; the
+ * process should be restarted, and SQLite's recovery decides). */
+int cu_db_barrier(struct cu_db *db);
+
+/* Counters since cu_db_group_start (all zero without group commit). */
+void cu_db_stats(struct cu_db *db, struct cu_db_stats *out);
 
 #endif

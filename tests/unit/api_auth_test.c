@@ -276,6 +276,33 @@ static void test_nothing_changed(void **state)
     assert_int_equal(count_jobs(), 0);
 }
 
+/* A nonce is in the database before its answer leaves, even for a GET,
+ * which commits nothing else (group commit flushes it in the barrier): a
+ * kill -9 right after the answer and a restart still refuse the replay. */
+static void test_replay_refused_after_kill9(void **state)
+{
+    (void)state;
+    struct cu_sig_headers h;
+    struct cu_buf b = CU_BUF_INIT(1 << 20);
+    long status = 0;
+
+    sign("GET", "/v1/jobs", NULL, now_s(), &h);
+    raw_request("GET", "/v1/jobs", &h, NULL, &status, &b);
+    if (status != 200)
+        fail_msg("first signed GET: %ld %s", status, cu_buf_str(&b));
+    exfix_stop(&E->x, SIGKILL);
+    assert_int_equal(exfix_start(&E->x, "data", exchange_args, 30, false), 0);
+    cu_http_client_free(E->client);
+    cu_http_client_free(E->unsigned_client);
+    E->client = cu_http_client_new(E->x.url, &E->id);
+    E->unsigned_client = cu_http_client_new(E->x.url, NULL);
+    assert_non_null(E->client);
+    assert_non_null(E->unsigned_client);
+    raw_request("GET", "/v1/jobs", &h, NULL, &status, &b);
+    expect_401(status, &b, "replayed");
+    cu_buf_release(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -286,6 +313,7 @@ int main(void)
         cmocka_unit_test(test_stale_refused),
         cmocka_unit_test(test_replay_refused),
         cmocka_unit_test(test_nothing_changed),
+        cmocka_unit_test(test_replay_refused_after_kill9),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
