@@ -732,7 +732,21 @@ out_free:
     return rc;
 }
 
-/* validator: exact is the only one built (equal output Merkle roots). */
+/* validator: exact (equal output Merkle roots, the default), or
+ * {command: [...]}: a program run by the exchange that compares two
+ * results (/work/a, /work/b) and exits 0 when they agree. */
+static int f_validator_command(struct jctx *c, struct cu_spec *s, struct fy_node *v,
+                               const char *field, int line, void *arg)
+{
+    (void)arg;
+    return get_strv(c, v, field, line, CU_SPEC_MAX_ARGV, &s->validator, &s->nvalidator);
+}
+
+static const struct field_def validator_fields[] = {
+    {"command", f_validator_command},
+    {NULL, NULL},
+};
+
 static int f_validator(struct jctx *c, struct cu_spec *s, struct fy_node *v, const char *field,
                        int line, void *arg)
 {
@@ -740,18 +754,19 @@ static int f_validator(struct jctx *c, struct cu_spec *s, struct fy_node *v, con
     int rc;
 
     (void)arg;
-    (void)s;
-    if (!is_null(v) && !fy_node_is_alias(v) && fy_node_get_type(v) != FYNT_SCALAR)
-        return jerr(c, -CU_EINVAL, line,
-                    "%s: validator commands are not built yet (only 'exact': equal output "
-                    "Merkle roots)",
-                    field);
+    if (!is_null(v) && !fy_node_is_alias(v) && fy_node_get_type(v) == FYNT_MAPPING) {
+        rc = walk(c, s, v, field, line, validator_fields, NULL);
+        if (rc == 0 && s->nvalidator == 0)
+            rc = jerr(c, -CU_EINVAL, line, "%s.command: missing (a list: program and arguments)",
+                      field);
+        return rc;
+    }
     if ((rc = get_str(c, v, field, line, &str)) != 0)
         return rc;
     if (strcmp(str, "exact") != 0)
         rc = jerr(c, -CU_EINVAL, line,
-                  "%s: '%.60s': validator commands are not built yet (only 'exact': equal "
-                  "output Merkle roots)",
+                  "%s: '%.60s' must be 'exact' (equal output Merkle roots) or "
+                  "{command: [...]} (a program comparing /work/a and /work/b)",
                   field, str);
     free(str);
     return rc;

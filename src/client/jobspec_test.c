@@ -408,9 +408,16 @@ static void test_trust_fields(void **state)
     refused(HEAD "challenge: {bits: 8}\n", "job.yaml:4: challenge.kind: missing");
     refused(HEAD "challenge: factor\n", "job.yaml:4: challenge: must be a mapping");
     refused(HEAD "validator: ./compare.sh\n",
-            "job.yaml:4: validator: './compare.sh': validator commands are not built yet");
-    refused(HEAD "validator: [python3, cmp.py]\n",
-            "job.yaml:4: validator: validator commands are not built yet");
+            "job.yaml:4: validator: './compare.sh' must be 'exact'");
+    refused(HEAD "validator: [python3, cmp.py]\n", "job.yaml:4: validator:");
+    refused(HEAD "validator: {cmd: [x]}\n", "job.yaml:4: validator.cmd: unknown key");
+    refused(HEAD "validator: {}\n", "job.yaml:4: validator.command: missing");
+    /* A validator command: kept as given. */
+    assert_int_equal(parse(&s, HEAD "validator: {command: [/in/cmp, -s]}\n", &e), 0);
+    assert_int_equal(s.nvalidator, 2);
+    assert_string_equal(s.validator[0], "/in/cmp");
+    assert_string_equal(s.validator[1], "-s");
+    cu_spec_release(&s);
 }
 
 static void test_missing_input_message(void **state)

@@ -20,6 +20,7 @@
 #include "crypto/hash.h"
 #include "exchange/routes.h"
 #include "exchange/state.h"
+#include "exchange/validate.h"
 #include "market/lease.h"
 #include "net/http_server.h"
 
@@ -69,6 +70,25 @@ static void check_state_lists(void)
     }
 }
 
+/* The validator thread (validate.c): results of jobs with a validator
+ * command are compared here, off the request threads, until stop. */
+static void *validator_main(void *arg)
+{
+    struct ex_state *st = arg;
+
+    for (;;) {
+        bool stop;
+        pthread_mutex_lock(&st->mu);
+        stop = st->stopping;
+        pthread_mutex_unlock(&st->mu);
+        if (stop)
+            break;
+        if (ex_validate_sweep(st) == 0)
+            cu_sleep_ms(100);
+    }
+    return NULL;
+}
+
 /* Waits for SIGINT/SIGTERM, reaping every REAP_MS. Returns the signal. */
 static int serve_until_signal(struct ex_state *st, const sigset_t *sigs)
 {
@@ -96,6 +116,8 @@ int cu_exchange_run(const struct cu_exchange_opts *opts, struct cu_err *e)
     char url[320], urlfile[CU_PATH_MAX], line[330];
     uint64_t lease_ms = opts->lease_ms ? opts->lease_ms : CU_EXCHANGE_DEFAULT_LEASE_MS;
     int rc, sig, reaped;
+    pthread_t validator;
+    bool validator_started = false;
 
     if (!opts->data_dir || !opts->data_dir[0])
         return cu_err_set(e, -CU_EINVAL, "no data directory given");
@@ -133,6 +155,9 @@ int cu_exchange_run(const struct cu_exchange_opts *opts, struct cu_err *e)
     reaped = ex_reap(&st, cu_now_ms());
     if (reaped > 0)
         cu_info("recovered %d expired lease(s) at start", reaped);
+    validator_started = pthread_create(&validator, NULL, validator_main, &st) == 0;
+    if (!validator_started)
+        cu_warn("cannot start the validator thread: validator jobs will not finish");
 
     memset(&so, 0, sizeof so);
     so.listen = opts->listen ? opts->listen : "127.0.0.1:7070";
@@ -169,6 +194,8 @@ out_stop_server:
      * short pause lets their 503s reach the providers before the server
      * closes the connections. */
     ex_state_stop(&st);
+    if (validator_started)
+        pthread_join(validator, NULL);
     if (srv)
         cu_sleep_ms(100);
     cu_http_server_stop(srv);

@@ -181,6 +181,11 @@ static const struct cu_migration migrations[] = {
      * (job_refresh): with this index it is a seek, not a count of the
      * job's tasks (bench/dispatch, see docs/performance.md). */
     {8, "CREATE INDEX tasks_state ON tasks(job_id, state);"},
+    /* Validator commands: a reported result waits for its comparison
+     * (validating) and then votes with the root it agrees with. */
+    {9,
+     "ALTER TABLE replicas ADD COLUMN validating INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE replicas ADD COLUMN vote_root TEXT;"},
 };
 /* clang-format on */
 

@@ -299,8 +299,9 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
         return 0;
 
     s = ex_sql_cached(st,
-              "SELECT r.id, r.state, r.status, r.merkle_root, r.reason, r.exit_code, r.cpu_ms, "
-              "r.provider, p.owner FROM replicas r LEFT JOIN providers p ON p.id = r.provider "
+              "SELECT r.id, r.state, r.status, COALESCE(r.vote_root, r.merkle_root), r.reason, "
+              "r.exit_code, r.cpu_ms, r.provider, p.owner, r.validating "
+              "FROM replicas r LEFT JOIN providers p ON p.id = r.provider "
               "WHERE r.job_id = ?1 AND r.task_idx = ?2 ORDER BY r.id",
               "ti", job, idx);
     if (!s)
@@ -334,7 +335,10 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
         case CU_REPLICA_REPORTED:
         case CU_REPLICA_ACCEPTED:
         case CU_REPLICA_REJECTED:
-            if (strcmp(r->status, "ok") == 0 && root && cu_hash_from_hex(root, &v->root) == 0)
+            if (sqlite3_column_int64(s, 9) != 0)
+                v->kind = CU_VOTE_PENDING; /* its validator comparison is still to run */
+            else if (strcmp(r->status, "ok") == 0 && root &&
+                     cu_hash_from_hex(root, &v->root) == 0)
                 v->kind = CU_VOTE_RESULT;
             else
                 v->kind = CU_VOTE_FAILED;
@@ -446,6 +450,11 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
     if (rc)
         return rc;
     return task_fail(st, job, idx, reason, now);
+}
+
+int ex_task_decide(struct ex_state *st, const char *job, int64_t idx, int64_t now, bool *queued)
+{
+    return task_decide(st, job, idx, now, queued);
 }
 
 /* A replica was lost (provider error, lease expiry, abandoned run): count
@@ -2056,6 +2065,19 @@ static int provider_cu_milli(struct ex_state *st, const char *provider, uint64_t
     return 0;
 }
 
+/* Whether the job ships a validator command. mu held. */
+static bool job_has_validator(struct ex_state *st, const char *job)
+{
+    sqlite3_stmt *s = ex_sql_cached(st,
+                                    "SELECT json_extract(spec_json, '$.validator.command') "
+                                    "IS NOT NULL FROM jobs WHERE id = ?1",
+                                    "t", job);
+    bool v = s && ex_sql_step(st, s) == 1 && sqlite3_column_int64(s, 0) != 0;
+
+    ex_sql_done(st, s);
+    return v;
+}
+
 /* Commit, then reveal (docs/api.md "Trust"): an ok result of a job with
  * more than one replica must have been committed, may be revealed only
  * once no other held replica of its task is uncommitted, and must match
@@ -2219,7 +2241,11 @@ int ex_report_apply(struct ex_state *st, int64_t replica, const char *provider,
             rc = task_refresh(st, ri.job, ri.idx);
     } else {
         rc = replica_move(st, replica, ri.state, CU_REPLICA_REPORTED);
-        if (!rc)
+        if (!rc && status == EX_ST_OK && job_has_validator(st, ri.job))
+            /* Decided after the validator compared it (validate.c). */
+            rc = ex_sql_run(st, "UPDATE replicas SET validating = 1 WHERE id = ?1", "i",
+                            replica);
+        else if (!rc)
             rc = task_decide(st, ri.job, ri.idx, now_ms, &queued);
     }
     if (rc)

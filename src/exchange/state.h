@@ -267,6 +267,10 @@ int ex_report_check(struct ex_state *st, int64_t replica, const char *provider, 
 int ex_report_apply(struct ex_state *st, int64_t replica, const char *provider,
                     const struct ex_report *r, int64_t now_ms, json_t **out, struct ex_fail *f);
 
+/* mu held, in a transaction: decides a task from its replicas (the
+ * quorum) and applies the decision (validate.c uses it). */
+int ex_task_decide(struct ex_state *st, const char *job, int64_t idx, int64_t now, bool *queued);
+
 /* ---- trust (issue 4) --------------------------------------------------------- */
 
 /* POST /v1/stake and /v1/unstake: {"tx","height","stake"}; 409

@@ -46,6 +46,7 @@ void cu_spec_release(struct cu_spec *s)
 {
     free(s->name);
     free_strv(s->command, s->ncommand);
+    free_strv(s->validator, s->nvalidator);
     free(s->image);
     free(s->image_oci.name);
     free(s->image_oci.path);
@@ -249,6 +250,15 @@ int cu_spec_validate_field(const struct cu_spec *s, struct cu_err *e, char *fiel
     }
     if (s->adaptive && (!s->quorum || s->replication < 2))
         return FAIL("replication: adaptive needs a policy of at least 2 replicas");
+    if (s->nvalidator) {
+        if (s->nvalidator > CU_SPEC_MAX_ARGV || !s->validator[0] || !s->validator[0][0])
+            return FAIL("validator.command: must name a program (at most %d arguments)",
+                        CU_SPEC_MAX_ARGV);
+        for (size_t i = 0; i < s->nvalidator; i++)
+            if (!s->validator[i] || strlen(s->validator[i]) > CU_SPEC_MAX_ARG_LEN)
+                return FAIL("validator.command[%zu]: missing or longer than %d", i,
+                            CU_SPEC_MAX_ARG_LEN);
+    }
     if (s->min_reputation > 1000)
         return FAIL("min_reputation: must be between 0 and 1 (%u thousandths given)",
                     s->min_reputation);
@@ -404,6 +414,9 @@ json_t *cu_spec_to_json(const struct cu_spec *s)
     }
     if (s->adaptive)
         put(j, "adaptive", json_true(), &ok);
+    if (s->nvalidator)
+        put(j, "validator", json_pack("{s:o}", "command", strv_to_json(s->validator, s->nvalidator)),
+            &ok);
     if (s->min_reputation)
         put(j, "min_reputation", json_integer(s->min_reputation), &ok);
     if (s->challenge == CU_SPEC_CHALLENGE_FACTOR)
@@ -713,13 +726,22 @@ static int spec_from_json(struct cu_spec *s, const json_t *j, struct cu_err *e)
         s->adaptive = json_is_true(v);
     }
     if ((v = json_object_get(j, "validator"))) {
-        if (!json_is_string(v))
-            return cu_err_set(e, -CU_EINVAL, "validator: must be 'exact'");
-        if (strcmp(json_string_value(v), "exact") != 0)
+        static const char *const val_keys[] = {"command", NULL};
+        if (json_is_string(v) && strcmp(json_string_value(v), "exact") == 0) {
+            /* the default, written out */
+        } else if (json_is_object(v)) {
+            if ((rc = cu_json_only_keys(v, "validator", val_keys, e)) != 0)
+                return rc;
+            if (!json_object_get(v, "command"))
+                return cu_err_set(e, -CU_EINVAL, "validator.command: missing");
+            if ((rc = dup_strv(json_object_get(v, "command"), "validator.command",
+                               CU_SPEC_MAX_ARGV, &s->validator, &s->nvalidator, e)) != 0)
+                return rc;
+        } else {
             return cu_err_set(e, -CU_EINVAL,
-                              "validator: '%.60s' is not supported; only 'exact' (equal output "
-                              "Merkle roots) is built so far",
-                              json_string_value(v));
+                              "validator: must be 'exact' or {command: [...]} (a program that "
+                              "compares /work/a and /work/b and exits 0 when they agree)");
+        }
     }
     if ((rc = object_field(j, "challenge", false, &v, e)) != 0)
         return rc;

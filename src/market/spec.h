@@ -90,6 +90,11 @@ struct cu_spec {
     enum cu_spec_challenge challenge;
     uint32_t challenge_bits; /* factor: 8..64 */
     uint32_t challenge_mib;  /* memory: 1..4096 */
+    /* A validator command (NULL: "exact", equal output Merkle roots). It
+     * runs in the exchange's sandbox with the job's inputs under /in and two
+     * results under /work/a and /work/b; exit 0 = they agree. */
+    char **validator;
+    size_t nvalidator;
 };
 
 /* True when the job runs on an OCI image (image_oci holds its tarball). */
