@@ -42,6 +42,12 @@
 #define MAX_TARGET 8192          /* longest request target we keep */
 #define MAX_JSON_RESPONSE (256u << 20)
 #define CONN_TIMEOUT_S 300       /* idle keep-alive connections */
+/* Per-connection memory pool. MHD reads a body into what the headers
+ * leave of it, so its default (32 KiB) hands stream routes 16 KiB chunks:
+ * one recv, hash update and write(2) each. MHD maps pools this large
+ * lazily (mmap), so an idle or small-request connection stays small in
+ * resident memory. */
+#define CONN_MEMORY_LIMIT (1u << 20)
 
 struct cu_http_server {
     struct MHD_Daemon *d;
@@ -864,6 +870,7 @@ int cu_http_server_start(struct cu_http_server **out, const struct cu_http_serve
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)(opts->max_conns ? opts->max_conns : 1024),
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONN_TIMEOUT_S,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY_LIMIT,
         MHD_OPTION_END);
     if (!s->d) {
         char ebuf[128];

@@ -15,7 +15,13 @@
 #include "base/banned.h"
 
 #define BLOB_TMP_DIR "tmp"
-#define COPY_CHUNK 65536
+#define COPY_CHUNK (1u << 20)
+/* Every WRITEBACK_STEP bytes a writer asks the kernel to start writing the
+ * new range to disk (sync_file_range, no wait), so the fsync at commit
+ * finds most of a large blob already on its way instead of flushing it all
+ * at the end: for 1 GiB that tail was ~0.5 s of the transfer here. The
+ * fsync still decides durability; this only starts the I/O earlier. */
+#define WRITEBACK_STEP (8u << 20)
 
 /* True when the temp file name "PID.RAND" belongs to a process that no
  * longer runs (so its writer can never finish). */
@@ -189,6 +195,13 @@ int cu_blob_writer_write(struct cu_blob_writer *w, const void *p, size_t n)
         }
         c += k;
         n -= (size_t)k;
+    }
+    if (w->size - w->synced >= WRITEBACK_STEP) {
+        /* Only a hint: a failure here (say a file system without it) is
+         * caught, if it matters, by the fsync at commit. */
+        (void)sync_file_range(w->fd, (off_t)w->synced, (off_t)(w->size - w->synced),
+                              SYNC_FILE_RANGE_WRITE);
+        w->synced = w->size;
     }
     return 0;
 }

@@ -38,6 +38,7 @@ struct cu_blob_writer {
     struct cu_hasher h;
     uint64_t size;
     uint64_t max;
+    uint64_t synced;  /* bytes handed to early writeback (sync_file_range) */
     mode_t mode;
 };
 
