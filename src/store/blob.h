@@ -15,6 +15,8 @@
 #include "base/util.h"
 #include "crypto/hash.h"
 
+struct cu_blob_flusher;
+
 struct cu_blobstore {
     char root[CU_PATH_MAX];
 };
@@ -36,6 +38,8 @@ int cu_blob_verify(const struct cu_blobstore *bs, const struct cu_hash *h);
  * arrive, gathered in a 4 MiB aligned buffer and written from there by
  * DMA, so a 1 GiB blob neither passes through nor evicts the page cache
  * (on this VM first-touch page-cache memory costs ~2 s of CPU per GiB).
+ * Full stages are written by a helper thread of the writer while the
+ * caller hashes and fills the next one, so hashing never waits on the disk.
  * Elsewhere (tmpfs, small blobs) it writes through the page cache. Either
  * way the content is hashed once and fsynced before the rename. */
 struct cu_blob_writer {
@@ -49,6 +53,7 @@ struct cu_blob_writer {
     uint64_t synced;  /* buffered: bytes handed to early writeback */
     bool direct;      /* fd is O_DIRECT: full stage buffers go straight to disk */
     unsigned char *stage; /* direct: aligned staging buffer (owned), or NULL */
+    struct cu_blob_flusher *fl; /* direct: thread writing full stages, or NULL */
     size_t staged;    /* bytes waiting in stage */
     mode_t mode;
 };
