@@ -8,9 +8,11 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -438,6 +440,49 @@ static void test_blob_writer_large(void **state)
     assert_int_equal(count_entries(tmpdir), 0);
 }
 
+/* A disk error in the pipeline's write thread (a file size limit makes
+ * write(2) fail with EFBIG) comes back from a later write or the commit,
+ * and nothing is stored or left behind. */
+static void test_blob_writer_write_error(void **state)
+{
+    struct tmpdir *t = *state;
+    struct cu_blobstore bs;
+    struct cu_blob_writer w;
+    struct rlimit old, lim;
+    struct sigaction ign = {.sa_handler = SIG_IGN}, prev;
+    char tmpdir[CU_PATH_MAX];
+    size_t n = 24u << 20, off = 0;
+    unsigned char *data = pattern(n, 7);
+    struct cu_hash want;
+    int rc = 0;
+
+    open_store(t, &bs);
+    tmp_dir_of(&bs, tmpdir);
+    cu_hash_mem(data, n, &want);
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    assert_int_equal(sigaction(SIGXFSZ, &ign, &prev), 0);
+    lim = old;
+    lim.rlim_cur = 6u << 20;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+
+    assert_int_equal(cu_blob_writer_open(&w, &bs, UINT64_MAX), 0);
+    while (off < n && rc == 0) {
+        rc = cu_blob_writer_write(&w, data + off, 1u << 20);
+        off += 1u << 20;
+    }
+    if (rc == 0)
+        rc = cu_blob_writer_commit(&w, &want, NULL);
+    else
+        cu_blob_writer_abort(&w);
+
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    assert_int_equal(sigaction(SIGXFSZ, &prev, NULL), 0);
+    assert_int_equal(rc, -CU_EIO);
+    assert_int_equal(cu_blob_stat(&bs, &want, NULL), -CU_ENOTFOUND);
+    assert_int_equal(count_entries(tmpdir), 0);
+    free(data);
+}
+
 static void test_vfile(void **state)
 {
     struct tmpdir *t = *state;
@@ -591,6 +636,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_blob_corrupt, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_blob_writer, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_blob_writer_large, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_blob_writer_write_error, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_vfile, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_blob_files, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_blob_stale_tmp, setup_dir, teardown_dir),
