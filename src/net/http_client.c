@@ -362,7 +362,8 @@ static int perform(struct cu_http_client *c, const char *method, const char *pat
     if (is_head) {
         curl_easy_setopt(c->curl, CURLOPT_NOBODY, 1L);
     } else if (b->fd >= 0) {
-        curl_easy_setopt(c->curl, CURLOPT_UPLOAD_BUFFERSIZE, STREAM_SEND_BUFFER);
+        if (b->fd_size > STREAM_SEND_BUFFER / 4) /* small files: the default */
+            curl_easy_setopt(c->curl, CURLOPT_UPLOAD_BUFFERSIZE, STREAM_SEND_BUFFER);
         curl_easy_setopt(c->curl, CURLOPT_READFUNCTION, on_read);
         curl_easy_setopt(c->curl, CURLOPT_READDATA, &x);
         curl_easy_setopt(c->curl, CURLOPT_SEEKFUNCTION, on_seek);
