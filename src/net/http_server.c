@@ -374,9 +374,14 @@ static ssize_t uncached_read(void *cls, uint64_t pos, char *out, size_t max)
     if (pos < u->buf_pos || pos >= u->buf_pos + u->buf_len) {
         uint64_t at = pos & ~(uint64_t)(UNCACHED_ALIGN - 1);
         ssize_t k;
+        int fl;
         do
             k = pread(u->fd, u->buf, UNCACHED_CHUNK, (off_t)at);
-        while (k < 0 && errno == EINTR);
+        while (k < 0 && (errno == EINTR ||
+                         /* O_DIRECT taken but refused for the I/O: read
+                          * through the page cache instead. */
+                         (errno == EINVAL && (fl = fcntl(u->fd, F_GETFL)) >= 0 &&
+                          (fl & O_DIRECT) && fcntl(u->fd, F_SETFL, fl & ~O_DIRECT) == 0)));
         /* Short of pos: the file shrank under us (blobs never change). */
         if (k <= 0 || at + (uint64_t)k <= pos) {
             cu_error("http: reading a file response at %llu failed: %s",

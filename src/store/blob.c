@@ -155,11 +155,18 @@ static int writer_create(struct cu_blob_writer *w, uint64_t max)
 static int write_all(int fd, const void *p, size_t n)
 {
     const char *c = p;
+    int fl;
 
     while (n) {
         ssize_t k = write(fd, c, n);
         if (k < 0) {
             if (errno == EINTR)
+                continue;
+            /* A file system that took O_DIRECT but refuses the I/O (a
+             * block size over DIRECT_ALIGN, some FUSE or overlay
+             * mounts): go on through the page cache. */
+            if (errno == EINVAL && (fl = fcntl(fd, F_GETFL)) >= 0 && (fl & O_DIRECT) &&
+                fcntl(fd, F_SETFL, fl & ~O_DIRECT) == 0)
                 continue;
             return -CU_EIO;
         }
@@ -195,8 +202,6 @@ struct cu_blob_flusher {
     bool quit;                      /* threads leave when nothing is left */
     bool cancel;                    /* abort: skip what is left */
 };
-
-static int write_all(int fd, const void *p, size_t n);
 
 static void *pipe_hash_main(void *arg)
 {
