@@ -18,11 +18,11 @@
 
 #define BLOB_TMP_DIR "tmp"
 #define COPY_CHUNK (1u << 20)
-/* Every WRITEBACK_STEP bytes a writer asks the kernel to start writing the
- * new range to disk (sync_file_range, no wait), so the fsync at commit
- * finds most of a large blob already on its way instead of flushing it all
- * at the end: for 1 GiB that tail was ~0.5 s of the transfer here. The
- * fsync still decides durability; this only starts the I/O earlier. */
+/* Every WRITEBACK_STEP bytes a buffered writer asks the kernel to start
+ * writing the new range to disk (sync_file_range, no wait), so the fsync
+ * at commit finds most of it already on its way instead of flushing it all
+ * at the end (1 GiB through the page cache: fsync 0.48 s -> 0.01 s here).
+ * The fsync still decides durability; this only starts the I/O earlier. */
 #define WRITEBACK_STEP (8u << 20)
 /* O_DIRECT writers: the staging buffer, its alignment (the largest
  * logical block size in use), and the smallest max that goes direct. */
@@ -203,10 +203,21 @@ struct cu_blob_flusher {
     bool cancel;                    /* abort: skip what is left */
 };
 
+/* Pipeline threads take no signals: the process's own threads handle
+ * them as before. */
+static void block_signals(void)
+{
+    sigset_t all;
+
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+}
+
 static void *pipe_hash_main(void *arg)
 {
     struct cu_blob_flusher *fl = arg;
 
+    block_signals();
     pthread_mutex_lock(&fl->mu);
     for (;;) {
         unsigned char *buf;
@@ -232,6 +243,7 @@ static void *pipe_write_main(void *arg)
 {
     struct cu_blob_flusher *fl = arg;
 
+    block_signals();
     pthread_mutex_lock(&fl->mu);
     for (;;) {
         unsigned char *buf;
