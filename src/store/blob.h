@@ -38,8 +38,10 @@ int cu_blob_verify(const struct cu_blobstore *bs, const struct cu_hash *h);
  * arrive, gathered in a 4 MiB aligned buffer and written from there by
  * DMA, so a 1 GiB blob neither passes through nor evicts the page cache
  * (on this VM first-touch page-cache memory costs ~2 s of CPU per GiB).
- * Full stages are written by a helper thread of the writer while the
- * caller hashes and fills the next one, so hashing never waits on the disk.
+ * Full stages are hashed and written by two threads of the writer while
+ * the caller fills the next one (see blob.c), so receiving, hashing and
+ * the disk overlap. Those threads point into the writer: a writer must not
+ * be moved or copied between open and commit/abort.
  * Elsewhere (tmpfs, small blobs) it writes through the page cache. Either
  * way the content is hashed once and fsynced before the rename. */
 struct cu_blob_writer {
