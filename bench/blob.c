@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "base/util.h"
@@ -62,6 +63,16 @@ static void stamp(const char *path, uint64_t run)
     close(fd);
 }
 
+/* CPU seconds (user + system) of this thread so far. */
+static double thread_cpu_s(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_THREAD, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
 static int sink(void *ctx, const char *data, size_t n)
 {
     return cu_blob_writer_write(ctx, data, n);
@@ -72,13 +83,13 @@ int main(int argc, char **argv)
     uint64_t size = bl_opt_u64(argc, argv, "--size", 1ULL << 30);
     uint64_t runs = bl_opt_u64(argc, argv, "--runs", 3);
     char dir[PATH_MAX], url[512], file[PATH_MAX], cache[PATH_MAX], path[128], hex[65];
-    double up[16], put[16], down[16], hash_ms[16];
+    double up[16], put[16], down[16], hash_ms[16], commit_ms[16], down_cpu[16];
     struct cu_identity id;
     struct cu_http_client *c;
     struct cu_http_result r;
     struct cu_blobstore bs;
     struct cu_err e = {0};
-    struct bl_stats su, sp, sd, sh;
+    struct bl_stats su, sp, sd, sh, sc, su_cpu;
     pid_t ex;
 
     bl_init("blob");
@@ -99,7 +110,7 @@ int main(int argc, char **argv)
         struct cu_hash h, got;
         struct cu_blob_writer w;
         uint64_t n;
-        double t0, t1, t2, t3, t4;
+        double t0, t1, t2, t3, t4, t35, c0;
         char stored[PATH_MAX];
 
         stamp(file, i + 1);
@@ -117,15 +128,19 @@ int main(int argc, char **argv)
         if (cu_blob_writer_open(&w, &bs, size) != 0)
             bl_die("cannot open a blob writer under %s", cache);
         t3 = bl_now_ms();
+        c0 = thread_cpu_s();
         if (cu_http_download(c, path, sink, &w, 600000, &r) != 0 || r.status != 200) {
             char d[700];
             cu_blob_writer_abort(&w);
             bl_die("download: %s", cu_http_result_describe(&r, d, sizeof d));
         }
+        t35 = bl_now_ms();
         if (w.size != size || cu_blob_writer_commit(&w, &h, &got) != 0)
             bl_die("the downloaded blob does not match (%llu bytes)",
                    (unsigned long long)w.size);
         t4 = bl_now_ms();
+        down_cpu[i] = thread_cpu_s() - c0;
+        commit_ms[i] = t4 - t35;
         hash_ms[i] = t1 - t0;
         up[i] = (double)size / 1e3 / (t2 - t0);
         put[i] = (double)size / 1e3 / (t2 - t1);
@@ -147,12 +162,16 @@ int main(int argc, char **argv)
     bl_stats(put, runs, &sp);
     bl_stats(down, runs, &sd);
     bl_stats(hash_ms, runs, &sh);
+    bl_stats(commit_ms, runs, &sc);
+    bl_stats(down_cpu, runs, &su_cpu);
     printf("{\"bench\":\"blob\",\"size_bytes\":%llu,\"runs\":%llu,\"upload_mb_per_s\":%.1f,"
            "\"upload_min_mb_per_s\":%.1f,\"upload_max_mb_per_s\":%.1f,\"put_mb_per_s\":%.1f,"
            "\"client_hash_mb_per_s\":%.1f,\"download_mb_per_s\":%.1f,"
-           "\"download_min_mb_per_s\":%.1f,\"download_max_mb_per_s\":%.1f}\n",
+           "\"download_min_mb_per_s\":%.1f,\"download_max_mb_per_s\":%.1f,"
+           "\"download_commit_ms\":%.1f,\"download_client_cpu_s\":%.2f}\n",
            (unsigned long long)size, (unsigned long long)runs, su.median, su.min, su.max,
-           sp.median, (double)size / 1e3 / sh.median, sd.median, sd.min, sd.max);
+           sp.median, (double)size / 1e3 / sh.median, sd.median, sd.min, sd.max, sc.median,
+           su_cpu.median);
     fprintf(stderr,
             "blob: %.0f MB over loopback: upload %.0f MB/s (hash + PUT; PUT alone %.0f), "
             "download %.0f MB/s (verified), median of %llu\n",

@@ -158,6 +158,9 @@ static int h_blob_get(struct cu_http_req *req, struct cu_http_resp *resp)
     resp->status = 200;
     resp->fd = fd;
     resp->fd_size = (uint64_t)sb.st_size;
+    /* Stored blobs are written with O_DIRECT (store/blob.h); reading large
+     * ones back the same way keeps them out of the page cache here too. */
+    resp->fd_uncached = true;
     resp->content_type = "application/octet-stream";
     return 0;
 out_not_found:

@@ -26,6 +26,12 @@
 #define DEFAULT_TIMEOUT_MS 30000L
 #define MAX_CONNECT_TIMEOUT_MS 10000L
 #define MAX_BASE_URL 1024
+/* Streamed transfers move blobs of up to a GiB: curl's defaults (16 KiB
+ * receive buffer, 64 KiB upload buffer) cost one write callback, one hash
+ * update and one write(2) per 16 KiB. Buffered JSON requests keep the
+ * defaults (the buffer is allocated per handle). */
+#define STREAM_RECV_BUFFER (1L << 20)
+#define STREAM_SEND_BUFFER (2L << 20) /* curl's maximum upload buffer */
 
 struct cu_http_client {
     CURL *curl;
@@ -351,9 +357,13 @@ static int perform(struct cu_http_client *c, const char *method, const char *pat
     curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(c->curl, CURLOPT_TCP_KEEPALIVE, 1L);
 
+    if (sink)
+        curl_easy_setopt(c->curl, CURLOPT_BUFFERSIZE, STREAM_RECV_BUFFER);
     if (is_head) {
         curl_easy_setopt(c->curl, CURLOPT_NOBODY, 1L);
     } else if (b->fd >= 0) {
+        if (b->fd_size > STREAM_SEND_BUFFER / 4) /* small files: the default */
+            curl_easy_setopt(c->curl, CURLOPT_UPLOAD_BUFFERSIZE, STREAM_SEND_BUFFER);
         curl_easy_setopt(c->curl, CURLOPT_READFUNCTION, on_read);
         curl_easy_setopt(c->curl, CURLOPT_READDATA, &x);
         curl_easy_setopt(c->curl, CURLOPT_SEEKFUNCTION, on_seek);

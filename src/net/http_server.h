@@ -82,6 +82,10 @@ struct cu_http_resp {
     size_t raw_len;
     int fd;                 /* >= 0: file sent from its start, fd_size bytes; owned */
     uint64_t fd_size;
+    bool fd_uncached;       /* fd is large and read once: read it with O_DIRECT
+                             * through a reused buffer instead of sendfile from
+                             * the page cache (falls back to sendfile where
+                             * O_DIRECT is refused) */
     const char *content_type;
     char allow[64];         /* internal */
 };

@@ -34,7 +34,10 @@
 /* ---- the test app --------------------------------------------------------- */
 
 #define MAX_NONCES 256
-#define BLOB_SIZE (3u << 20)
+/* Over 4 MiB and not a multiple of the page: h_blob asks for an uncached
+ * (O_DIRECT, bounce buffer) response, which reads it in three pieces, the
+ * last one short. */
+#define BLOB_SIZE ((9u << 20) + 1237u)
 
 struct app {
     pthread_mutex_t mu;
@@ -203,6 +206,7 @@ static int h_blob(struct cu_http_req *req, struct cu_http_resp *resp)
         return -CU_EIO;
     resp->fd = fd;
     resp->fd_size = (uint64_t)st.st_size;
+    resp->fd_uncached = true;
     resp->content_type = "application/octet-stream";
     return 0;
 }
@@ -220,7 +224,7 @@ static const struct cu_route routes[] = {
     ROUTE(CU_HTTP_GET, "/v1/fail", h_fail, 0, 0),
     ROUTE(CU_HTTP_GET, "/v1/slow", h_slow, 0, 0),
     {.methods = CU_HTTP_PUT, .pattern = "/v1/blobs/{hash}", .handler = h_upload,
-     .flags = CU_ROUTE_SIGNED | CU_ROUTE_STREAM, .body_limit = 8u << 20,
+     .flags = CU_ROUTE_SIGNED | CU_ROUTE_STREAM, .body_limit = 16u << 20,
      .stream_open = up_open, .stream_write = up_write, .stream_abort = up_abort},
     ROUTE(CU_HTTP_GET | CU_HTTP_HEAD, "/v1/blobs/{hash}", h_blob, CU_ROUTE_SIGNED, 0),
 };

@@ -1,9 +1,11 @@
 /* blob.c - content-addressed blob store and verified file writes. */
 #include "store/blob.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +17,18 @@
 #include "base/banned.h"
 
 #define BLOB_TMP_DIR "tmp"
-#define COPY_CHUNK 65536
+#define COPY_CHUNK (1u << 20)
+/* Every WRITEBACK_STEP bytes a buffered writer asks the kernel to start
+ * writing the new range to disk (sync_file_range, no wait), so the fsync
+ * at commit finds most of it already on its way instead of flushing it all
+ * at the end (1 GiB through the page cache: fsync 0.48 s -> 0.01 s here).
+ * The fsync still decides durability; this only starts the I/O earlier. */
+#define WRITEBACK_STEP (8u << 20)
+/* O_DIRECT writers: the staging buffer, its alignment (the largest
+ * logical block size in use), and the smallest max that goes direct. */
+#define STAGE_SIZE (4u << 20)
+#define DIRECT_ALIGN 4096u
+#define DIRECT_MIN_MAX STAGE_SIZE
 
 /* True when the temp file name "PID.RAND" belongs to a process that no
  * longer runs (so its writer can never finish). */
@@ -115,18 +128,281 @@ static void writer_reset(struct cu_blob_writer *w)
     w->fd = -1;
 }
 
-/* Creates the temp file w->tmp exclusively (0600 until commit). */
+/* Creates the temp file w->tmp exclusively (0600 until commit). O_DIRECT
+ * is asked for afterwards with fcntl, not at open: a file system without
+ * it (tmpfs before Linux 6.6) refuses the fcntl with EINVAL, while an
+ * open with O_DIRECT there may create the file and then fail. */
 static int writer_create(struct cu_blob_writer *w, uint64_t max)
 {
+    int fl;
+
     w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (w->fd < 0) {
         int rc = errno == ENOENT ? -CU_ENOTFOUND : -CU_EIO;
         w->tmp[0] = '\0';
         return rc;
     }
+    if (max >= DIRECT_MIN_MAX && (fl = fcntl(w->fd, F_GETFL)) >= 0 &&
+        fcntl(w->fd, F_SETFL, fl | O_DIRECT) == 0)
+        w->direct = true;
     cu_hasher_init(&w->h);
     w->size = 0;
     w->max = max;
+    return 0;
+}
+
+/* write(2) of all n bytes: 0 or -CU_EIO. */
+static int write_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    int fl;
+
+    while (n) {
+        ssize_t k = write(fd, c, n);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            /* A file system that took O_DIRECT but refuses the I/O (a
+             * block size over DIRECT_ALIGN, some FUSE or overlay
+             * mounts): go on through the page cache. */
+            if (errno == EINVAL && (fl = fcntl(fd, F_GETFL)) >= 0 && (fl & O_DIRECT) &&
+                fcntl(fd, F_SETFL, fl & ~O_DIRECT) == 0)
+                continue;
+            return -CU_EIO;
+        }
+        c += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+/* ---- the pipeline of a large direct writer ------------------------------- */
+
+/* Full stages move through three steps, each on its own thread, so that
+ * receiving (the caller), hashing and the disk overlap: the caller fills
+ * stage k while the hash thread hashes stage k-1 and the write thread
+ * writes stage k-2. Stages are numbered; stage k lives in buf[k % DEPTH].
+ * The counters only grow: filled (handed over by the caller) >= hashed
+ * >= written. The caller may fill buffer k % DEPTH again once stage
+ * k - DEPTH is written. Only the hash thread touches the writer's hasher
+ * and only the write thread the fd until drain says written == filled;
+ * then the caller has both back (tail and final hash). Stages are hashed
+ * and written in order, so the hash is of exactly the bytes on disk. */
+#define PIPE_DEPTH 3
+
+struct cu_blob_flusher {
+    pthread_t hash_th, write_th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int fd;
+    struct cu_hasher *h;            /* the writer's */
+    unsigned char *buf[PIPE_DEPTH]; /* owned; buf[0] was the writer's stage */
+    uint64_t filled, hashed, written;
+    int rc;                         /* first write error; sticky */
+    bool quit;                      /* threads leave when nothing is left */
+    bool cancel;                    /* abort: skip what is left */
+};
+
+/* Pipeline threads take no signals: the process's own threads handle
+ * them as before. */
+static void block_signals(void)
+{
+    sigset_t all;
+
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+}
+
+static void *pipe_hash_main(void *arg)
+{
+    struct cu_blob_flusher *fl = arg;
+
+    block_signals();
+    pthread_mutex_lock(&fl->mu);
+    for (;;) {
+        unsigned char *buf;
+
+        while (fl->hashed == fl->filled && !fl->quit)
+            pthread_cond_wait(&fl->cv, &fl->mu);
+        if (fl->hashed == fl->filled)
+            break;
+        buf = fl->buf[fl->hashed % PIPE_DEPTH];
+        if (!fl->cancel) {
+            pthread_mutex_unlock(&fl->mu);
+            cu_hasher_update(fl->h, buf, STAGE_SIZE);
+            pthread_mutex_lock(&fl->mu);
+        }
+        fl->hashed++;
+        pthread_cond_broadcast(&fl->cv);
+    }
+    pthread_mutex_unlock(&fl->mu);
+    return NULL;
+}
+
+static void *pipe_write_main(void *arg)
+{
+    struct cu_blob_flusher *fl = arg;
+
+    block_signals();
+    pthread_mutex_lock(&fl->mu);
+    for (;;) {
+        unsigned char *buf;
+        int rc = 0;
+
+        while (fl->written == fl->hashed && !(fl->quit && fl->written == fl->filled))
+            pthread_cond_wait(&fl->cv, &fl->mu);
+        if (fl->written == fl->filled)
+            break;
+        buf = fl->buf[fl->written % PIPE_DEPTH];
+        /* After an error or an abort the rest is not written: the commit
+         * fails anyway. */
+        if (!fl->rc && !fl->cancel) {
+            pthread_mutex_unlock(&fl->mu);
+            rc = write_all(fl->fd, buf, STAGE_SIZE);
+            pthread_mutex_lock(&fl->mu);
+        }
+        if (rc && !fl->rc)
+            fl->rc = rc;
+        fl->written++;
+        pthread_cond_broadcast(&fl->cv);
+    }
+    pthread_mutex_unlock(&fl->mu);
+    return NULL;
+}
+
+/* Starts w's pipeline, taking over w->stage as its first buffer. NULL
+ * (w untouched) when memory or threads are short: the writer then hashes
+ * and writes its stages itself. */
+static struct cu_blob_flusher *flusher_start(struct cu_blob_writer *w)
+{
+    struct cu_blob_flusher *fl = calloc(1, sizeof *fl);
+    int i;
+
+    if (!fl)
+        return NULL;
+    fl->fd = w->fd;
+    fl->h = &w->h;
+    fl->buf[0] = w->stage; /* freed by flusher_stop, not on failure here */
+    for (i = 1; i < PIPE_DEPTH; i++)
+        if (posix_memalign((void **)&fl->buf[i], DIRECT_ALIGN, STAGE_SIZE) != 0)
+            goto out_free_bufs;
+    if (pthread_mutex_init(&fl->mu, NULL) != 0)
+        goto out_free_bufs;
+    if (pthread_cond_init(&fl->cv, NULL) != 0)
+        goto out_destroy_mu;
+    if (pthread_create(&fl->hash_th, NULL, pipe_hash_main, fl) != 0)
+        goto out_destroy_cv;
+    if (pthread_create(&fl->write_th, NULL, pipe_write_main, fl) != 0)
+        goto out_stop_hash;
+    return fl;
+out_stop_hash:
+    pthread_mutex_lock(&fl->mu);
+    fl->quit = true;
+    pthread_cond_broadcast(&fl->cv);
+    pthread_mutex_unlock(&fl->mu);
+    pthread_join(fl->hash_th, NULL);
+out_destroy_cv:
+    pthread_cond_destroy(&fl->cv);
+out_destroy_mu:
+    pthread_mutex_destroy(&fl->mu);
+out_free_bufs:
+    for (i = 1; i < PIPE_DEPTH; i++)
+        free(fl->buf[i]);
+    free(fl);
+    return NULL;
+}
+
+/* Waits until every stage handed over is hashed and written: 0 or the
+ * first write error. */
+static int flusher_drain(struct cu_blob_flusher *fl)
+{
+    int rc;
+
+    pthread_mutex_lock(&fl->mu);
+    while (fl->written < fl->filled)
+        pthread_cond_wait(&fl->cv, &fl->mu);
+    rc = fl->rc;
+    pthread_mutex_unlock(&fl->mu);
+    return rc;
+}
+
+/* Hands the full stage *stage over and points *stage at the next buffer,
+ * waiting until the stage that used it last is on disk. */
+static int flusher_submit(struct cu_blob_flusher *fl, unsigned char **stage)
+{
+    int rc;
+
+    pthread_mutex_lock(&fl->mu);
+    assert(*stage == fl->buf[fl->filled % PIPE_DEPTH]);
+    fl->filled++;
+    pthread_cond_broadcast(&fl->cv);
+    while (fl->filled - fl->written >= PIPE_DEPTH)
+        pthread_cond_wait(&fl->cv, &fl->mu);
+    rc = fl->rc;
+    *stage = fl->buf[fl->filled % PIPE_DEPTH];
+    pthread_mutex_unlock(&fl->mu);
+    return rc;
+}
+
+/* Stops both threads (skipping what is left when cancel), frees the
+ * buffers, including the one the writer's stage points into. */
+static void flusher_stop(struct cu_blob_flusher *fl, bool cancel)
+{
+    pthread_mutex_lock(&fl->mu);
+    fl->quit = true;
+    fl->cancel = cancel;
+    pthread_cond_broadcast(&fl->cv);
+    pthread_mutex_unlock(&fl->mu);
+    pthread_join(fl->hash_th, NULL);
+    pthread_join(fl->write_th, NULL);
+    pthread_cond_destroy(&fl->cv);
+    pthread_mutex_destroy(&fl->mu);
+    for (int i = 0; i < PIPE_DEPTH; i++)
+        free(fl->buf[i]);
+    free(fl);
+}
+
+/* Writes what is staged: whole aligned blocks with O_DIRECT; when last,
+ * the unaligned tail too, after turning O_DIRECT off (it needs aligned
+ * lengths). Not last, only full buffers are flushed, so every direct
+ * write starts at an aligned offset. */
+static int stage_flush(struct cu_blob_writer *w, bool last)
+{
+    size_t aligned = w->staged & ~(size_t)(DIRECT_ALIGN - 1);
+    int fl, rc;
+
+    if (!last && w->staged < STAGE_SIZE)
+        return 0;
+    if (!last) {
+        /* A full stage: into the pipeline (started on the first one, so
+         * blobs under 4 MiB never start a thread). */
+        if (!w->fl)
+            w->fl = flusher_start(w);
+        if (w->fl) {
+            rc = flusher_submit(w->fl, &w->stage);
+            if (!rc)
+                w->staged = 0;
+            return rc;
+        }
+    } else if (w->fl && (rc = flusher_drain(w->fl)) != 0) {
+        return rc;
+    }
+    /* The pipeline is idle or absent: hash and write here. */
+    cu_hasher_update(&w->h, w->stage, w->staged);
+    rc = write_all(w->fd, w->stage, aligned);
+    if (rc)
+        return rc;
+    if (aligned < w->staged) {
+        assert(last);
+        fl = fcntl(w->fd, F_GETFL);
+        if (fl < 0 || fcntl(w->fd, F_SETFL, fl & ~O_DIRECT) != 0)
+            return -CU_EIO;
+        w->direct = false;
+        rc = write_all(w->fd, w->stage + aligned, w->staged - aligned);
+        if (rc)
+            return rc;
+    }
+    w->staged = 0;
     return 0;
 }
 
@@ -170,31 +446,57 @@ int cu_vfile_open(struct cu_blob_writer *w, const char *dest_path, uint64_t max,
     return writer_create(w, max);
 }
 
+/* Buffered writers hash p and write it through; direct ones copy it into
+ * the stage, and each full 4 MiB is hashed and written by the pipeline
+ * (or here, by stage_flush, without one). */
 int cu_blob_writer_write(struct cu_blob_writer *w, const void *p, size_t n)
 {
-    const char *c = p;
+    const unsigned char *c = p;
+    int rc;
 
     if (w->fd < 0)
         return -CU_EINVAL;
     if (n > w->max - w->size)
         return -CU_ETOOBIG;
-    cu_hasher_update(&w->h, p, n);
     w->size += n;
-    while (n) {
-        ssize_t k = write(w->fd, c, n);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            return -CU_EIO;
+    if (w->direct) {
+        if (!w->stage && posix_memalign((void **)&w->stage, DIRECT_ALIGN, STAGE_SIZE) != 0) {
+            w->stage = NULL;
+            return -CU_ENOMEM;
         }
-        c += k;
-        n -= (size_t)k;
+        while (n) {
+            size_t take = STAGE_SIZE - w->staged < n ? STAGE_SIZE - w->staged : n;
+            memcpy(w->stage + w->staged, c, take);
+            w->staged += take;
+            c += take;
+            n -= take;
+            rc = stage_flush(w, false);
+            if (rc)
+                return rc;
+        }
+        return 0;
+    }
+    cu_hasher_update(&w->h, c, n);
+    rc = write_all(w->fd, c, n);
+    if (rc)
+        return rc;
+    if (w->size - w->synced >= WRITEBACK_STEP) {
+        /* Only a hint: a failure here (say a file system without it) is
+         * caught, if it matters, by the fsync at commit. */
+        (void)sync_file_range(w->fd, (off_t)w->synced, (off_t)(w->size - w->synced),
+                              SYNC_FILE_RANGE_WRITE);
+        w->synced = w->size;
     }
     return 0;
 }
 
 void cu_blob_writer_abort(struct cu_blob_writer *w)
 {
+    if (w->fl) {
+        flusher_stop(w->fl, true);
+        w->stage = NULL; /* one of the pipeline's buffers, freed with it */
+    }
+    free(w->stage);
     if (w->fd >= 0)
         close(w->fd);
     if (w->tmp[0])
@@ -226,6 +528,13 @@ int cu_blob_writer_commit(struct cu_blob_writer *w, const struct cu_hash *expect
 
     if (w->fd < 0)
         return -CU_EINVAL;
+    /* Direct writers hash what they write: the last stage first. */
+    if (w->staged)
+        rc = stage_flush(w, true);
+    else if (w->fl)
+        rc = flusher_drain(w->fl);
+    if (rc)
+        goto out_abort;
     cu_hasher_final(&w->h, &got);
     if (expect && !cu_hash_eq(&got, expect)) {
         rc = -CU_ECORRUPT;

@@ -15,6 +15,8 @@
 #include "base/util.h"
 #include "crypto/hash.h"
 
+struct cu_blob_flusher;
+
 struct cu_blobstore {
     char root[CU_PATH_MAX];
 };
@@ -29,15 +31,32 @@ int cu_blob_stat(const struct cu_blobstore *bs, const struct cu_hash *h, uint64_
 int cu_blob_verify(const struct cu_blobstore *bs, const struct cu_hash *h);
 
 /* A streaming writer. Either into the store (name = hash at commit) or to
- * an arbitrary destination path (a verified download). */
+ * an arbitrary destination path (a verified download).
+ *
+ * A writer that may receive a large blob (max of at least 4 MiB) writes
+ * with O_DIRECT where the file system allows it: bytes are hashed as they
+ * arrive, gathered in a 4 MiB aligned buffer and written from there by
+ * DMA, so a 1 GiB blob neither passes through nor evicts the page cache
+ * (on this VM first-touch page-cache memory costs ~2 s of CPU per GiB).
+ * Full stages are hashed and written by two threads of the writer while
+ * the caller fills the next one (see blob.c), so receiving, hashing and
+ * the disk overlap. Those threads point into the writer: a writer must not
+ * be moved or copied between open and commit/abort.
+ * Elsewhere (tmpfs, small blobs) it writes through the page cache. Either
+ * way the content is hashed once and fsynced before the rename. */
 struct cu_blob_writer {
     int fd;
     char tmp[CU_PATH_MAX];
     char dest[CU_PATH_MAX]; /* empty: into the store */
     const struct cu_blobstore *bs;
     struct cu_hasher h;
-    uint64_t size;
+    uint64_t size;    /* bytes accepted (written or staged) */
     uint64_t max;
+    uint64_t synced;  /* buffered: bytes handed to early writeback */
+    bool direct;      /* fd is O_DIRECT: full stage buffers go straight to disk */
+    unsigned char *stage; /* direct: aligned staging buffer (owned), or NULL */
+    struct cu_blob_flusher *fl; /* direct: thread writing full stages, or NULL */
+    size_t staged;    /* bytes waiting in stage */
     mode_t mode;
 };
 

@@ -8,9 +8,11 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -328,6 +330,159 @@ static void test_blob_writer(void **state)
     assert_int_equal(cu_blob_stat(&bs, &wrong, NULL), -CU_ENOTFOUND);
 }
 
+/* Pseudo-random bytes, different for each seed. */
+static unsigned char *pattern(size_t n, uint64_t seed)
+{
+    unsigned char *p = malloc(n ? n : 1);
+    uint64_t x = seed * 0x9E3779B97F4A7C15ULL + 1;
+
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        p[i] = (unsigned char)x;
+    }
+    return p;
+}
+
+/* Writes data[0..n) through w in uneven pieces (1 byte, a page less one,
+ * 3 MiB + 7, ...) so the stage fills, flushes and straddles pieces. */
+static void write_uneven(struct cu_blob_writer *w, const unsigned char *data, size_t n)
+{
+    static const size_t steps[] = {1, 4095, (3u << 20) + 7, 16384, 5, (1u << 20) + 333};
+    size_t off = 0;
+
+    for (size_t i = 0; off < n; i++) {
+        size_t k = steps[i % (sizeof steps / sizeof steps[0])];
+        if (k > n - off)
+            k = n - off;
+        assert_int_equal(cu_blob_writer_write(w, data + off, k), 0);
+        off += k;
+    }
+    assert_int_equal(w->size, n);
+}
+
+/* The file at path holds exactly data[0..n). */
+static void assert_file_is(const char *path, const unsigned char *data, size_t n)
+{
+    struct cu_buf b = CU_BUF_INIT(64u << 20);
+
+    assert_int_equal(cu_read_file(path, &b), 0);
+    assert_int_equal(b.len, n);
+    assert_memory_equal(b.data, data, n);
+    cu_buf_release(&b);
+}
+
+/* Large writers (O_DIRECT where the file system allows it, through a 4 MiB
+ * stage): sizes around the stage and page boundaries come back byte for
+ * byte, into the store and to a path; a wrong hash still stores nothing. */
+static void test_blob_writer_large(void **state)
+{
+    static const size_t sizes[] = {0, 1, 4095, 4096, 5000, 4u << 20, (4u << 20) + 1,
+                                   (9u << 20) + 1237};
+    struct tmpdir *t = *state;
+    struct cu_blobstore bs;
+    struct cu_blob_writer w;
+    struct cu_hash want, h, wrong;
+    char tmpdir[CU_PATH_MAX], path[CU_PATH_MAX], dest[CU_PATH_MAX];
+    struct stat st;
+
+    open_store(t, &bs);
+    tmp_dir_of(&bs, tmpdir);
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        size_t n = sizes[i];
+        unsigned char *data = pattern(n, i + 1);
+
+        cu_hash_mem(data, n, &want);
+        assert_int_equal(cu_blob_writer_open(&w, &bs, UINT64_MAX), 0);
+        write_uneven(&w, data, n);
+        assert_int_equal(cu_blob_writer_commit(&w, &want, &h), 0);
+        assert_true(cu_hash_eq(&h, &want));
+        assert_int_equal(cu_blob_path(&bs, &want, path, sizeof path), 0);
+        assert_file_is(path, data, n);
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0444);
+        assert_int_equal(cu_blob_verify(&bs, &want), 0);
+
+        join(dest, t, "big.out");
+        assert_int_equal(cu_vfile_open(&w, dest, n, 0600), 0);
+        write_uneven(&w, data, n);
+        assert_int_equal(cu_blob_writer_commit(&w, &want, NULL), 0);
+        assert_file_is(dest, data, n);
+        assert_int_equal(unlink(dest), 0);
+
+        /* Same bytes claimed under another hash: refused, nothing left. */
+        wrong = want;
+        wrong.b[31] ^= 0x80;
+        assert_int_equal(cu_blob_writer_open(&w, &bs, UINT64_MAX), 0);
+        write_uneven(&w, data, n);
+        assert_int_equal(cu_blob_writer_commit(&w, &wrong, NULL), -CU_ECORRUPT);
+        assert_int_equal(cu_blob_stat(&bs, &wrong, NULL), -CU_ENOTFOUND);
+        assert_int_equal(count_entries(tmpdir), 0);
+
+        /* Aborted half way: the temp file and the stage go. */
+        assert_int_equal(cu_blob_writer_open(&w, &bs, UINT64_MAX), 0);
+        write_uneven(&w, data, n / 2);
+        cu_blob_writer_abort(&w);
+        assert_int_equal(count_entries(tmpdir), 0);
+        free(data);
+    }
+    /* The size limit holds on the direct path too. */
+    {
+        unsigned char *data = pattern(5u << 20, 99);
+        assert_int_equal(cu_blob_writer_open(&w, &bs, 5u << 20), 0);
+        assert_int_equal(cu_blob_writer_write(&w, data, 5u << 20), 0);
+        assert_int_equal(cu_blob_writer_write(&w, data, 1), -CU_ETOOBIG);
+        cu_blob_writer_abort(&w);
+        free(data);
+    }
+    assert_int_equal(count_entries(tmpdir), 0);
+}
+
+/* A disk error in the pipeline's write thread (a file size limit makes
+ * write(2) fail with EFBIG) comes back from a later write or the commit,
+ * and nothing is stored or left behind. */
+static void test_blob_writer_write_error(void **state)
+{
+    struct tmpdir *t = *state;
+    struct cu_blobstore bs;
+    struct cu_blob_writer w;
+    struct rlimit old, lim;
+    struct sigaction ign = {.sa_handler = SIG_IGN}, prev;
+    char tmpdir[CU_PATH_MAX];
+    size_t n = 24u << 20, off = 0;
+    unsigned char *data = pattern(n, 7);
+    struct cu_hash want;
+    int rc = 0;
+
+    open_store(t, &bs);
+    tmp_dir_of(&bs, tmpdir);
+    cu_hash_mem(data, n, &want);
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    assert_int_equal(sigaction(SIGXFSZ, &ign, &prev), 0);
+    lim = old;
+    lim.rlim_cur = 6u << 20;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+
+    assert_int_equal(cu_blob_writer_open(&w, &bs, UINT64_MAX), 0);
+    while (off < n && rc == 0) {
+        rc = cu_blob_writer_write(&w, data + off, 1u << 20);
+        off += 1u << 20;
+    }
+    if (rc == 0)
+        rc = cu_blob_writer_commit(&w, &want, NULL);
+    else
+        cu_blob_writer_abort(&w);
+
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    assert_int_equal(sigaction(SIGXFSZ, &prev, NULL), 0);
+    assert_int_equal(rc, -CU_EIO);
+    assert_int_equal(cu_blob_stat(&bs, &want, NULL), -CU_ENOTFOUND);
+    assert_int_equal(count_entries(tmpdir), 0);
+    free(data);
+}
+
 static void test_vfile(void **state)
 {
     struct tmpdir *t = *state;
@@ -480,6 +635,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_blob_put_stat_verify, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_blob_corrupt, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_blob_writer, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_blob_writer_large, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_blob_writer_write_error, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_vfile, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_blob_files, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_blob_stale_tmp, setup_dir, teardown_dir),
