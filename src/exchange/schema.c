@@ -186,6 +186,12 @@ static const struct cu_migration migrations[] = {
     {9,
      "ALTER TABLE replicas ADD COLUMN validating INTEGER NOT NULL DEFAULT 0;"
      "ALTER TABLE replicas ADD COLUMN vote_root TEXT;"},
+    /* The OCI image's content hash, so claims match --allow-image without
+     * parsing every job's spec (bench/scale: claim p99 182 ms with
+     * json_extract per running job). */
+    {10,
+     "ALTER TABLE jobs ADD COLUMN image_hash TEXT;"
+     "UPDATE jobs SET image_hash = json_extract(spec_json, '$.image.oci.hash');"},
 };
 /* clang-format on */
 

@@ -826,17 +826,21 @@ int ex_job_submit(struct ex_state *st, const struct ex_submit *sub, bool *existe
         json_t *ch = json_object_get(specj, "challenge");
         char *ch_s = ch ? json_dumps(ch, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
         uint32_t pmin, pq, pmax;
+        char img[CU_HASH_HEX_LEN + 1] = "";
         json_decref(specj);
+        if (cu_spec_image_is_oci(sp))
+            cu_hash_to_hex(&sp->image_oci.hash, img);
         cu_spec_policy(sp, &pmin, &pq, &pmax);
         rc = ex_sql_run(st,
                         "UPDATE jobs SET bid = ?2, max_cu = ?3, fee_bps = ?4, escrow_fee = ?5, "
                         "replica_max = ?6, locked = ?7, quorum = ?8, max_replicas = ?9, "
-                        "min_reputation = ?10, challenge = ?11, adaptive = ?12 WHERE id = ?1",
-                        "tiiiiiiiiiti", sub->id, (int64_t)terms.bid, (int64_t)terms.max_cu,
+                        "min_reputation = ?10, challenge = ?11, adaptive = ?12, "
+                        "image_hash = ?13 WHERE id = ?1",
+                        "tiiiiiiiiitit", sub->id, (int64_t)terms.bid, (int64_t)terms.max_cu,
                         (int64_t)terms.fee_bps, (int64_t)terms.escrow_fee,
                         (int64_t)terms.replica_max, (int64_t)terms.job_max, (int64_t)pq,
                         (int64_t)pmax, (int64_t)sp->min_reputation, ch_s,
-                        (int64_t)(sp->adaptive ? 1 : 0));
+                        (int64_t)(sp->adaptive ? 1 : 0), cu_spec_image_is_oci(sp) ? img : NULL);
         free(ch_s);
     }
     if (rc) {
@@ -1504,10 +1508,10 @@ static int claim_once(struct ex_state *st, const struct ex_waiter *me, json_t **
          * reputation floor the provider's score reaches. */
         "AND (bid = 0 OR bid >= ?4) AND min_reputation <= ?5 "
         /* A provider with --allow-image runs only those OCI images. */
-        "AND (json_extract(spec_json, '$.image.oci.hash') IS NULL OR "
+        "AND (image_hash IS NULL OR "
         "(SELECT allow_images FROM providers WHERE id = ?6) IS NULL OR "
         "EXISTS (SELECT 1 FROM json_each((SELECT allow_images FROM providers WHERE id = ?6)) "
-        "WHERE value = json_extract(spec_json, '$.image.oci.hash'))) "
+        "WHERE value = image_hash)) "
         "ORDER BY created_ms, id",
         "iiiiit", clamp_i64(fr->cores), clamp_i64(fr->memory), clamp_i64(fr->gpus),
         clamp_i64(me->ask), (int64_t)ex_trust_score(st, provider), provider);
