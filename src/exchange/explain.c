@@ -13,7 +13,7 @@
 #include "base/banned.h"
 
 struct need {
-    int64_t cores, memory, gpus, bid, replication, replica_max, escrow_fee, queued;
+    int64_t cores, memory, gpus, bid, replication, replica_max, escrow_fee, queued, output;
 };
 
 static json_t *answer(int64_t queued, const char *code, const char *msg)
@@ -26,14 +26,15 @@ json_t *ex_job_waiting(struct ex_state *st, const char *job, int64_t now_ms)
     struct need n = {0};
     char msg[CU_ERR_MSG_MAX], state[16] = "";
     int64_t online = 0, fit = 0, priced = 0, max_cores = 0, max_mem = 0, max_gpus = 0;
-    int64_t low_ask = -1, slots = 0;
+    int64_t low_ask = -1, slots = 0, small_disk = 0;
     sqlite3_stmt *s;
     bool ok = true;
     int rc;
 
     s = ex_sql_cached(st,
                      "SELECT state, cores, memory, gpus, bid, replication, replica_max, escrow_fee, "
-                     "(SELECT COUNT(*) FROM tasks t WHERE t.job_id = j.id AND t.state = 'queued') "
+                     "(SELECT COUNT(*) FROM tasks t WHERE t.job_id = j.id AND t.state = 'queued'), "
+                     "input_bytes "
                      "FROM jobs j WHERE id = ?1",
                      "t", job);
     if (!s)
@@ -49,6 +50,7 @@ json_t *ex_job_waiting(struct ex_state *st, const char *job, int64_t now_ms)
         n.replica_max = sqlite3_column_int64(s, 6);
         n.escrow_fee = sqlite3_column_int64(s, 7);
         n.queued = sqlite3_column_int64(s, 8);
+        n.output = sqlite3_column_int64(s, 9);
     }
     ex_sql_done(st, s);
     if (rc < 0)
@@ -68,7 +70,8 @@ json_t *ex_job_waiting(struct ex_state *st, const char *job, int64_t now_ms)
     }
 
     s = ex_sql_cached(st,
-                     "SELECT cores, memory, gpus, price_per_cu, slots FROM providers "
+                     "SELECT cores, memory, gpus, price_per_cu, slots, "
+                     "CASE WHEN disk > 0 AND slots > 0 THEN disk / slots ELSE 0 END FROM providers "
                      "WHERE last_seen_ms >= ?1",
                      "i", now_ms - EX_ONLINE_MS);
     if (!s)
@@ -80,7 +83,10 @@ json_t *ex_job_waiting(struct ex_state *st, const char *job, int64_t now_ms)
         max_cores = c > max_cores ? c : max_cores;
         max_mem = m > max_mem ? m : max_mem;
         max_gpus = g > max_gpus ? g : max_gpus;
-        if (c < n.cores || m < n.memory || g < n.gpus)
+        int64_t dk = sqlite3_column_int64(s, 5);
+        if (dk > 0 && dk < n.output)
+            small_disk++;
+        if (c < n.cores || m < n.memory || g < n.gpus || (dk > 0 && dk < n.output))
             continue;
         fit++;
         if (low_ask < 0 || ask < low_ask)
@@ -100,7 +106,11 @@ json_t *ex_job_waiting(struct ex_state *st, const char *job, int64_t now_ms)
         return answer(n.queued, "no_provider", msg);
     }
     if (fit == 0) {
-        const char *what = n.gpus > max_gpus ? "GPUs" : n.cores > max_cores ? "cores" : "memory";
+        const char *what = n.gpus > max_gpus     ? "GPUs"
+                           : n.cores > max_cores ? "cores"
+                           : n.memory > max_mem  ? "memory"
+                           : small_disk          ? "disk for the job's inputs"
+                                                 : "cores, memory and disk together";
         snprintf(msg, sizeof msg,
                  "no online provider has enough %s: the job needs %lld cores, %lld MiB, %lld GPUs "
                  "per task; the largest offer is %lld cores, %lld MiB, %lld GPUs (%lld online)",

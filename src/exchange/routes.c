@@ -636,6 +636,8 @@ static int h_hello(struct cu_http_req *req, struct cu_http_resp *resp)
         rc = cu_json_get_u64(body, NULL, "cu_factor_milli", false, &h.cu_factor_milli, &e);
     if (!rc)
         rc = cu_json_get_str(body, NULL, "owner", false, &h.owner, &e);
+    if (!rc)
+        rc = cu_json_get_u64(body, NULL, "disk", false, &h.disk, &e);
     if (rc) {
         reply_invalid(resp, "", &e, rc);
         goto out_free;

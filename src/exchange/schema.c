@@ -192,6 +192,10 @@ static const struct cu_migration migrations[] = {
     {10,
      "ALTER TABLE jobs ADD COLUMN image_hash TEXT;"
      "UPDATE jobs SET image_hash = json_extract(spec_json, '$.image.oci.hash');"},
+    /* Disk offered by a provider (bytes; 0 = not said). */
+    {11,
+     "ALTER TABLE providers ADD COLUMN disk INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE jobs ADD COLUMN input_bytes INTEGER NOT NULL DEFAULT 0;"}, /* inputs + image */
 };
 /* clang-format on */
 

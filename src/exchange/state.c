@@ -827,6 +827,10 @@ int ex_job_submit(struct ex_state *st, const struct ex_submit *sub, bool *existe
         char *ch_s = ch ? json_dumps(ch, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
         uint32_t pmin, pq, pmax;
         char img[CU_HASH_HEX_LEN + 1] = "";
+        uint64_t input_bytes = cu_spec_image_is_oci(sp) ? sp->image_oci.size : 0;
+        for (size_t i = 0; i < sp->ninputs; i++)
+            if (cu_add_u64(input_bytes, sp->inputs[i].size, &input_bytes) != 0)
+                input_bytes = UINT64_MAX;
         json_decref(specj);
         if (cu_spec_image_is_oci(sp))
             cu_hash_to_hex(&sp->image_oci.hash, img);
@@ -835,12 +839,13 @@ int ex_job_submit(struct ex_state *st, const struct ex_submit *sub, bool *existe
                         "UPDATE jobs SET bid = ?2, max_cu = ?3, fee_bps = ?4, escrow_fee = ?5, "
                         "replica_max = ?6, locked = ?7, quorum = ?8, max_replicas = ?9, "
                         "min_reputation = ?10, challenge = ?11, adaptive = ?12, "
-                        "image_hash = ?13 WHERE id = ?1",
-                        "tiiiiiiiiitit", sub->id, (int64_t)terms.bid, (int64_t)terms.max_cu,
+                        "image_hash = ?13, input_bytes = ?14 WHERE id = ?1",
+                        "tiiiiiiiiititi", sub->id, (int64_t)terms.bid, (int64_t)terms.max_cu,
                         (int64_t)terms.fee_bps, (int64_t)terms.escrow_fee,
                         (int64_t)terms.replica_max, (int64_t)terms.job_max, (int64_t)pq,
                         (int64_t)pmax, (int64_t)sp->min_reputation, ch_s,
-                        (int64_t)(sp->adaptive ? 1 : 0), cu_spec_image_is_oci(sp) ? img : NULL);
+                        (int64_t)(sp->adaptive ? 1 : 0), cu_spec_image_is_oci(sp) ? img : NULL,
+                        (int64_t)(input_bytes > INT64_MAX ? INT64_MAX : input_bytes));
         free(ch_s);
     }
     if (rc) {
@@ -1370,15 +1375,15 @@ int ex_provider_hello(struct ex_state *st, const char *provider, const struct ex
     rc = ex_sql_run(
         st,
         "INSERT INTO providers (id, first_seen_ms, last_seen_ms, slots, cores, memory, gpus, "
-        "version, price_per_cu, cu_factor_milli, owner, allow_images) "
-        "VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) "
+        "version, price_per_cu, cu_factor_milli, owner, allow_images, disk) "
+        "VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) "
         "ON CONFLICT(id) DO UPDATE SET last_seen_ms = ?2, slots = ?3, cores = ?4, "
         "memory = ?5, gpus = ?6, version = ?7, price_per_cu = ?8, cu_factor_milli = ?9, "
-        "owner = ?10, allow_images = ?11",
-        "tiiiiitiitt", provider, now_ms, (int64_t)h->slots, (int64_t)h->cores,
+        "owner = ?10, allow_images = ?11, disk = ?12",
+        "tiiiiitiitti", provider, now_ms, (int64_t)h->slots, (int64_t)h->cores,
         (int64_t)(h->memory > INT64_MAX ? INT64_MAX : h->memory), (int64_t)h->gpus, h->version,
         clamp_i64(h->price_per_cu), clamp_i64(h->cu_factor_milli),
-        h->owner ? h->owner : provider, h->allow_images);
+        h->owner ? h->owner : provider, h->allow_images, clamp_i64(h->disk));
     if (rc)
         rc = ex_fail_db(st, f, "registering the provider");
     unlock(st);
@@ -1508,6 +1513,11 @@ static int claim_once(struct ex_state *st, const struct ex_waiter *me, json_t **
          * reputation floor the provider's score reaches. */
         "AND (bid = 0 OR bid >= ?4) AND min_reputation <= ?5 "
         /* A provider with --allow-image runs only those OCI images. */
+        /* The task's inputs (and image) must fit the disk a slot of the
+         * provider offers (disk / slots; 0 = not said); what the task
+         * writes is held to that share while it runs. */
+        "AND input_bytes <= COALESCE((SELECT CASE WHEN disk > 0 AND slots > 0 THEN disk / slots "
+        "ELSE NULL END FROM providers WHERE id = ?6), input_bytes) "
         "AND (image_hash IS NULL OR "
         "(SELECT allow_images FROM providers WHERE id = ?6) IS NULL OR "
         "EXISTS (SELECT 1 FROM json_each((SELECT allow_images FROM providers WHERE id = ?6)) "

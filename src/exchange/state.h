@@ -211,6 +211,7 @@ struct ex_hello {
     uint64_t cu_factor_milli; /* EX_CU_FACTOR_MIN..EX_CU_FACTOR_MAX */
     const char *owner;        /* owner id, or NULL: the provider itself */
     const char *allow_images; /* JSON array of image hashes, or NULL: any */
+    uint64_t disk;            /* disk offered, bytes; 0 = not said */
 };
 int ex_provider_hello(struct ex_state *st, const char *provider, const struct ex_hello *h,
                       int64_t now_ms, struct ex_fail *f);

@@ -5,6 +5,7 @@
 #include <dlfcn.h>
 #include <sched.h>
 #include <stdio.h>
+#include <sys/statvfs.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
@@ -155,6 +156,17 @@ static unsigned probe_gpus_pci(void)
     }
     closedir(d);
     return n;
+}
+
+uint64_t cu_probe_disk_free(const char *path)
+{
+    struct statvfs v;
+
+    if (statvfs(path, &v) != 0)
+        return 0;
+    if (v.f_frsize && v.f_bavail > UINT64_MAX / v.f_frsize)
+        return UINT64_MAX;
+    return (uint64_t)v.f_bavail * v.f_frsize;
 }
 
 void cu_machine_probe(struct cu_machine *m)

@@ -15,5 +15,8 @@ struct cu_machine {
 
 /* Fills m; never fails (unknown fields are 0 / ""). */
 void cu_machine_probe(struct cu_machine *m);
+/* Bytes free to unprivileged users on the file system holding path
+ * (statvfs f_bavail); 0 when it cannot tell. */
+uint64_t cu_probe_disk_free(const char *path);
 
 #endif

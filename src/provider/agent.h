@@ -58,6 +58,7 @@ struct cu_agent {
     bool idle_pauses;             /* --idle-only: pause tasks while busy */
     char owner[65];                   /* sent in hello; "" = the provider's own id */
     const char *const *allow_images;  /* --allow-image list (borrowed), or NULL */
+    uint64_t disk;                    /* disk offered (bytes), sent in hello; 0 = unknown */
     size_t nallow_images;
     enum cu_cheat cheat;              /* test-only misbehaviour */
 };

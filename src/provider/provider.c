@@ -332,6 +332,11 @@ static int hello(struct cu_agent *a, struct cu_http_client *c, unsigned slots,
         json_decref(body);
         body = NULL;
     }
+    if (body && a->disk && json_object_set_new(body, "disk", json_integer((json_int_t)(
+                                a->disk > INT64_MAX ? INT64_MAX : a->disk))) != 0) {
+        json_decref(body);
+        body = NULL;
+    }
     if (body && a->nallow_images) {
         /* The exchange leases only jobs on these images to this provider. */
         json_t *list = json_array();
@@ -686,6 +691,8 @@ int cu_provider_run(const struct cu_provider_opts *opts, struct cu_err *e)
     total.memory = opts->max_memory ? opts->max_memory : m.memory;
     total.gpus = a->ngpus;
     a->slot_disk = opts->max_disk / nslots;
+    /* The disk offered: --disk, else what is free where tasks run. */
+    a->disk = opts->max_disk ? opts->max_disk : cu_probe_disk_free(opts->data_dir);
     cgroup_setup(a, opts, opts->data_dir);
     if (!total.memory) {
         total.memory = 1ULL << 30;
