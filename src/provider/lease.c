@@ -982,7 +982,9 @@ static void report_result(struct task *t, const struct cu_sandbox_result *res)
         report_error(t, "cannot store the task's logs in the cache", false);
         return;
     }
-    if (strcmp(rep.status, "ok") == 0) {
+    /* A job of one replica has nobody to copy from: the exchange asks no
+     * commitment then, and the round trip is saved. */
+    if (strcmp(rep.status, "ok") == 0 && (t->spec.replication > 1 || t->spec.quorum > 1)) {
         rc = commit_and_wait(t, &o.root);
         if (rc == -CU_ENOMEM) {
             report_error(t, "provider out of memory building the commit", false);
