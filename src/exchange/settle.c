@@ -321,7 +321,10 @@ int ex_settle_lost(struct ex_state *st, int64_t rid, bool expired, int64_t now)
     return ex_settle_lost_as(st, rid, expired ? CU_TASK_TIMEOUT : CU_TASK_ABANDONED, now);
 }
 
-int ex_settle_lost_as(struct ex_state *st, int64_t rid, enum cu_task_status status, int64_t now)
+/* Records one replica that has no record yet: status, no pay; a slash too
+ * when slashed. 0 also when there is nothing to record. */
+static int record_unpaid(struct ex_state *st, int64_t rid, enum cu_task_status status,
+                         bool slashed, int64_t now)
 {
     struct job_terms jt;
     char job[32] = "", provider[CU_ID_LEN + 1] = "";
@@ -346,10 +349,17 @@ int ex_settle_lost_as(struct ex_state *st, int64_t rid, enum cu_task_status stat
     if (rc <= 0)
         return rc;
     rc = job_terms(st, job, &jt);
-    if (rc)
-        return rc;
-    return add_record(st, job, jt.owner, provider, idx, rid, status, 0, 0, (uint64_t)wall, jt.gpu,
-                      now);
+    if (!rc)
+        rc = add_record(st, job, jt.owner, provider, idx, rid, status, 0, 0, (uint64_t)wall,
+                        jt.gpu, now);
+    if (!rc && slashed)
+        rc = slash(st, job, jt.owner, provider, rid, now);
+    return rc;
+}
+
+int ex_settle_lost_as(struct ex_state *st, int64_t rid, enum cu_task_status status, int64_t now)
+{
+    return record_unpaid(st, rid, status, false, now);
 }
 
 int ex_settle_challenge_failed(struct ex_state *st, const char *job, const char *provider,
@@ -383,34 +393,7 @@ int ex_settle_challenge_failed(struct ex_state *st, const char *job, const char 
 
 int ex_settle_mismatch(struct ex_state *st, int64_t rid, int64_t now)
 {
-    struct job_terms jt;
-    char job[32] = "", provider[CU_ID_LEN + 1] = "";
-    int64_t idx = 0, wall = 0;
-    sqlite3_stmt *s;
-    int rc;
-
-    s = ex_sql_cached(st, "SELECT job_id, task_idx, provider, COALESCE(wall_ms, 0) FROM replicas "
-                         "WHERE id = ?1 AND recorded = 0",
-                     "i", rid);
-    if (!s)
-        return -CU_EDB;
-    rc = ex_sql_step(st, s);
-    if (rc == 1) {
-        ex_col_copy(s, 0, job, sizeof job);
-        idx = sqlite3_column_int64(s, 1);
-        ex_col_copy(s, 2, provider, sizeof provider);
-        wall = sqlite3_column_int64(s, 3);
-    }
-    ex_sql_done(st, s);
-    if (rc <= 0)
-        return rc;
-    rc = job_terms(st, job, &jt);
-    if (!rc)
-        rc = add_record(st, job, jt.owner, provider, idx, rid, CU_TASK_WRONG_RESULT, 0, 0,
-                        (uint64_t)wall, jt.gpu, now);
-    if (!rc)
-        rc = slash(st, job, jt.owner, provider, rid, now);
-    return rc;
+    return record_unpaid(st, rid, CU_TASK_WRONG_RESULT, true, now);
 }
 
 int ex_settle_job_end(struct ex_state *st, const char *job, int64_t now)

@@ -1764,6 +1764,22 @@ int ex_claim(struct ex_state *st, const char *provider, const struct ex_free *fr
     return rc;
 }
 
+/* The refusals of the holder-only routes once the replica's row was read
+ * (step_rc: 1 found, 0 not, negative a database error): 500, 404, or 403
+ * when provider does not hold it. 0 to go on. mu held. */
+static int holder_check(struct ex_state *st, int step_rc, const char *holder,
+                        const char *provider, int64_t replica, struct ex_fail *f)
+{
+    if (step_rc < 0)
+        return ex_fail_db(st, f, "reading the replica");
+    if (step_rc == 0)
+        return ex_fail_set(f, 404, "not_found", "replica %lld not found", (long long)replica);
+    if (strcmp(holder, provider) != 0)
+        return ex_fail_set(f, 403, "forbidden", "replica %lld is not leased to you",
+                           (long long)replica);
+    return 0;
+}
+
 /* Whether a committed replica may reveal: no other replica of its task is
  * still held without a commit. mu held. */
 static bool may_reveal(struct ex_state *st, int64_t replica, const char *job, int64_t idx)
@@ -1847,19 +1863,9 @@ int ex_heartbeat(struct ex_state *st, int64_t replica, const char *provider, con
         committed = sqlite3_column_int64(s, 7) != 0;
     }
     ex_sql_done(st, s);
-    if (rc < 0) {
-        rc = ex_fail_db(st, f, "reading the replica");
+    rc = holder_check(st, rc, holder, provider, replica, f);
+    if (rc)
         goto out_unlock;
-    }
-    if (rc == 0) {
-        rc = ex_fail_set(f, 404, "not_found", "replica %lld not found", (long long)replica);
-        goto out_unlock;
-    }
-    if (strcmp(holder, provider) != 0) {
-        rc = ex_fail_set(f, 403, "forbidden", "replica %lld is not leased to you",
-                         (long long)replica);
-        goto out_unlock;
-    }
     if (!cu_replica_state_held(state)) {
         rc = ex_fail_set(f, 409, "lease_lost", "replica %lld is %s", (long long)replica,
                          cu_replica_state_name(state));
@@ -2419,19 +2425,9 @@ int ex_commit(struct ex_state *st, int64_t replica, const char *provider, const 
         ex_col_copy(s, 4, have, sizeof have);
     }
     ex_sql_done(st, s);
-    if (rc < 0) {
-        rc = ex_fail_db(st, f, "reading the replica");
+    rc = holder_check(st, rc, holder, provider, replica, f);
+    if (rc)
         goto out_unlock;
-    }
-    if (rc == 0) {
-        rc = ex_fail_set(f, 404, "not_found", "replica %lld not found", (long long)replica);
-        goto out_unlock;
-    }
-    if (strcmp(holder, provider) != 0) {
-        rc = ex_fail_set(f, 403, "forbidden", "replica %lld is not leased to you",
-                         (long long)replica);
-        goto out_unlock;
-    }
     if (strcmp(state, "leased") != 0 && strcmp(state, "running") != 0) {
         rc = ex_fail_set(f, 409, "lease_lost", "replica %lld is %s", (long long)replica, state);
         goto out_unlock;
