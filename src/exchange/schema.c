@@ -196,6 +196,9 @@ static const struct cu_migration migrations[] = {
     {11,
      "ALTER TABLE providers ADD COLUMN disk INTEGER NOT NULL DEFAULT 0;"
      "ALTER TABLE jobs ADD COLUMN input_bytes INTEGER NOT NULL DEFAULT 0;"}, /* inputs + image */
+    /* A replica told it may reveal keeps that right: the task's other
+     * replica may be leased (uncommitted) after the answer went out. */
+    {12, "ALTER TABLE replicas ADD COLUMN revealed INTEGER NOT NULL DEFAULT 0;"},
 };
 /* clang-format on */
 

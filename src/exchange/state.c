@@ -1477,7 +1477,10 @@ static bool cheaper_waiting(struct ex_state *st, const struct ex_waiter *me,
         if ((int64_t)w->fr.cores < cores || (int64_t)w->fr.memory < memory ||
             (int64_t)w->fr.gpus < gpus || (bid > 0 && (int64_t)w->ask > bid))
             continue;
-        if (w->ask < me->ask || (w->ask == me->ask && w->since_ms < me->since_ms))
+        /* Cheaper asks first, then the better reputation, then the one
+         * waiting longest. */
+        if (w->ask < me->ask || (w->ask == me->ask && w->score > me->score) ||
+            (w->ask == me->ask && w->score == me->score && w->since_ms < me->since_ms))
             return true;
     }
     return false;
@@ -1725,6 +1728,7 @@ int ex_claim(struct ex_state *st, const char *provider, const struct ex_free *fr
     (void)cu_snprintf(me->provider, sizeof me->provider, "%s", provider);
     me->fr = *fr;
     me->ask = provider_ask(st, provider);
+    me->score = ex_trust_score(st, provider);
     me->since_ms = cu_now_ms();
     me->active = me != &solo;
     for (;;) {
@@ -1794,6 +1798,24 @@ static bool may_reveal(struct ex_state *st, int64_t replica, const char *job, in
     if (s && ex_sql_step(st, s) == 1)
         ok = sqlite3_column_int64(s, 0) == 0;
     ex_sql_done(st, s);
+    return ok;
+}
+
+/* may_reveal, remembered: once a replica is told it may reveal, it may
+ * (another replica of the task may be leased after the answer left). mu
+ * held. */
+static bool grant_reveal(struct ex_state *st, int64_t replica, const char *job, int64_t idx)
+{
+    sqlite3_stmt *s = ex_sql_cached(st, "SELECT revealed FROM replicas WHERE id = ?1", "i",
+                                    replica);
+    bool ok = s && ex_sql_step(st, s) == 1 && sqlite3_column_int64(s, 0) != 0;
+
+    ex_sql_done(st, s);
+    if (!ok && may_reveal(st, replica, job, idx)) {
+        ok = true;
+        if (ex_sql_run(st, "UPDATE replicas SET revealed = 1 WHERE id = ?1", "i", replica) != 0)
+            cu_warn("replica %lld: cannot remember its reveal", (long long)replica);
+    }
     return ok;
 }
 
@@ -1921,7 +1943,7 @@ int ex_heartbeat(struct ex_state *st, int64_t replica, const char *provider, con
         cancel_reason = "task already finished";
     *out = json_pack("{s:I,s:b,s:s,s:b}", "lease_expires_ms", (json_int_t)next, "cancel",
                      cancel_reason != NULL, "nonce", nonce, "reveal",
-                     committed && may_reveal(st, replica, job, idx));
+                     committed && grant_reveal(st, replica, job, idx));
     if (*out && cancel_reason)
         json_object_set_new(*out, "reason", json_string(cancel_reason));
     if (!*out)
@@ -2138,7 +2160,7 @@ static int commit_gate(struct ex_state *st, int64_t replica, const char *provide
                                (long long)replica, (long long)replica);
         return 0;
     }
-    if (!may_reveal(st, replica, ri->job, ri->idx))
+    if (!grant_reveal(st, replica, ri->job, ri->idx))
         return ex_fail_set(f, 409, "reveal_not_yet",
                            "replica %lld: other replicas of the task have not committed yet; "
                            "keep heartbeating until a heartbeat says reveal",
@@ -2448,7 +2470,7 @@ int ex_commit(struct ex_state *st, int64_t replica, const char *provider, const 
         cu_debug("replica %lld committed by %.8s", (long long)replica, provider);
     }
     (void)now_ms;
-    *out = json_pack("{s:b}", "reveal", may_reveal(st, replica, job, idx));
+    *out = json_pack("{s:b}", "reveal", grant_reveal(st, replica, job, idx));
     rc = *out ? 0 : ex_fail_set(f, 500, "internal", "out of memory");
 out_unlock:
     unlock(st);

@@ -57,6 +57,7 @@ struct ex_waiter {
     char provider[CU_ID_LEN + 1];
     struct ex_free fr;
     uint64_t ask;
+    uint32_t score;   /* reputation, thousandths (trust.h) */
     int64_t since_ms;
     bool active;
 };
