@@ -305,65 +305,7 @@ static void gen_rewind(struct gen *g)
         new_job(g, i);
 }
 
-/* ---- storing a block as the exchange does -------------------------------------- */
-
-static int bind_opt(sqlite3_stmt *s, int i, const char *v)
-{
-    return v[0] ? sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(s, i);
-}
-
-/* The exchange's store_block (src/exchange/ledger.c): the block row with
- * its canonical line, and one index row per transaction. In a
- * transaction. 0 or -CU_EDB. */
-static int store_block(struct cu_db *db, const struct cu_block *b, const struct cu_hash *ids,
-                       const struct cu_hash *hash, const char *line, size_t line_len)
-{
-    char hex[CU_HASH_HEX_LEN + 1];
-    sqlite3_stmt *s;
-    int rc;
-
-    if (cu_db_prepare(db, "INSERT INTO ledger_blocks (height, hash, time_ms, tx_count, line) "
-                          "VALUES (?1, ?2, ?3, ?4, ?5)", &s, NULL) != 0)
-        return -CU_EDB;
-    cu_hash_to_hex(hash, hex);
-    sqlite3_bind_int64(s, 1, (int64_t)b->h.height);
-    sqlite3_bind_text(s, 2, hex, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 3, b->h.time_ms);
-    sqlite3_bind_int64(s, 4, (int64_t)b->ntx);
-    sqlite3_bind_text(s, 5, line, (int)line_len, SQLITE_TRANSIENT);
-    rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE)
-        return -CU_EDB;
-    if (!b->ntx)
-        return 0;
-    if (cu_db_prepare(db, "INSERT INTO ledger_txs (txid, height, idx, seq, type, from_id, "
-                          "to_id, job, amount, time_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
-                          "?8, ?9, ?10)", &s, NULL) != 0)
-        return -CU_EDB;
-    for (size_t i = 0; i < b->ntx; i++) {
-        const struct cu_tx *tx = &b->txs[i];
-        sqlite3_reset(s);
-        sqlite3_clear_bindings(s);
-        cu_hash_to_hex(&ids[i], hex);
-        sqlite3_bind_text(s, 1, hex, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(s, 2, (int64_t)b->h.height);
-        sqlite3_bind_int64(s, 3, (int64_t)i);
-        sqlite3_bind_int64(s, 4, (int64_t)tx->seq);
-        sqlite3_bind_text(s, 5, cu_tx_type_name(tx->type), -1, SQLITE_STATIC);
-        bind_opt(s, 6, tx->from);
-        bind_opt(s, 7, tx->to);
-        bind_opt(s, 8, tx->job);
-        sqlite3_bind_int64(s, 9, (int64_t)tx->amount);
-        sqlite3_bind_int64(s, 10, tx->time_ms);
-        if (sqlite3_step(s) != SQLITE_DONE) {
-            sqlite3_finalize(s);
-            return -CU_EDB;
-        }
-    }
-    sqlite3_finalize(s);
-    return 0;
-}
+/* ---- storing blocks with the exchange's own ex_ledger_store_block ------------------- */
 
 struct chain {
     struct cu_db db;
@@ -409,7 +351,7 @@ static void append_block(struct chain *c, struct cu_tx *txs, size_t n, int64_t t
         cu_block_hash(&b.h, &hash) != 0 || cu_export_block(&b, &line) != 0)
         bl_die("cannot seal block %llu", (unsigned long long)height);
     t2 = bl_now_ms();
-    if (cu_db_begin(&c->db) != 0 || store_block(&c->db, &b, ids, &hash, line.data,
+    if (cu_db_begin(&c->db) != 0 || ex_ledger_store_block(&c->db, &b, ids, &hash, line.data,
                                                 line.len - 1) != 0 ||
         cu_db_commit(&c->db) != 0)
         bl_die("storing block %llu: %s", (unsigned long long)height, sqlite3_errmsg(c->db.h));

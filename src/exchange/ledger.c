@@ -85,15 +85,14 @@ static int identity_open(struct ex_state *st, const char *data_dir, struct cu_er
     return 0;
 }
 
-/* Inserts the block row and its tx index rows. In a transaction. */
-static int store_block(struct ex_state *st, const struct cu_block *b, const struct cu_hash *ids,
-                       const struct cu_hash *hash, const char *line, size_t line_len)
+int ex_ledger_store_block(struct cu_db *db, const struct cu_block *b, const struct cu_hash *ids,
+                          const struct cu_hash *hash, const char *line, size_t line_len)
 {
     char hex[CU_HASH_HEX_LEN + 1];
     sqlite3_stmt *s;
     int rc;
 
-    s = prep(st->db.h, "INSERT INTO ledger_blocks (height, hash, time_ms, tx_count, line) "
+    s = prep(db->h, "INSERT INTO ledger_blocks (height, hash, time_ms, tx_count, line) "
                        "VALUES (?1, ?2, ?3, ?4, ?5)");
     if (!s)
         return -CU_EDB;
@@ -109,7 +108,7 @@ static int store_block(struct ex_state *st, const struct cu_block *b, const stru
         return -CU_EDB;
     if (!b->ntx)
         return 0;
-    s = prep(st->db.h, "INSERT INTO ledger_txs (txid, height, idx, seq, type, from_id, to_id, "
+    s = prep(db->h, "INSERT INTO ledger_txs (txid, height, idx, seq, type, from_id, to_id, "
                        "job, amount, time_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
     if (!s)
         return -CU_EDB;
@@ -160,7 +159,7 @@ static int genesis(struct ex_state *st, bool devnet, struct cu_err *e)
         rc = cu_err_set(e, -CU_EDB, "cannot begin: %s", sqlite3_errmsg(st->db.h));
         goto out;
     }
-    rc = store_block(st, &b, NULL, &h, line.data, line.len - 1);
+    rc = ex_ledger_store_block(&st->db, &b, NULL, &h, line.data, line.len - 1);
     if (!rc && cu_db_commit(&st->db) != 0)
         rc = -CU_EDB;
     if (rc) {
@@ -350,7 +349,7 @@ int ex_ledger_seal(struct ex_state *st, int64_t now_ms, struct ex_fail *f)
         rc = ex_fail_set(f, 500, "internal", "cannot seal the block");
         goto out_free;
     }
-    if (store_block(st, &p->b, tid, &p->tip, line.data, line.len - 1) != 0) {
+    if (ex_ledger_store_block(&st->db, &p->b, tid, &p->tip, line.data, line.len - 1) != 0) {
         rc = db_fail(st, f, "storing a ledger block");
         goto out_free;
     }

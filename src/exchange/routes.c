@@ -50,6 +50,15 @@ static void reply_fail(struct cu_http_resp *resp, const struct ex_fail *f)
     cu_http_error(resp, f->status ? f->status : 500, f->code ? f->code : "internal", "%s", f->msg);
 }
 
+/* 200 with j (taken), or the failure f describes when j is NULL. */
+static void reply_result(struct cu_http_resp *resp, json_t *j, const struct ex_fail *f)
+{
+    if (j)
+        cu_http_json(resp, 200, j);
+    else
+        reply_fail(resp, f);
+}
+
 /* 400 naming the field from a cu_err filled by the JSON helpers. */
 static int reply_invalid(struct cu_http_resp *resp, const char *prefix, const struct cu_err *e,
                          int rc)
@@ -448,10 +457,7 @@ static int h_job_list(struct cu_http_req *req, struct cu_http_resp *resp)
     struct ex_fail f = {0};
     json_t *j = ex_job_list(app_of(req), req->signer, &f);
 
-    if (!j)
-        reply_fail(resp, &f);
-    else
-        cu_http_json(resp, 200, j);
+    reply_result(resp, j, &f);
     return 0;
 }
 
@@ -473,10 +479,7 @@ static int h_job_get(struct cu_http_req *req, struct cu_http_resp *resp)
     if (!job_param_ok(req, resp))
         return 0;
     j = ex_job_get(app_of(req), req->params[0], req->signer, &f);
-    if (!j)
-        reply_fail(resp, &f);
-    else
-        cu_http_json(resp, 200, j);
+    reply_result(resp, j, &f);
     return 0;
 }
 
@@ -1109,10 +1112,7 @@ static int h_wallet(struct cu_http_req *req, struct cu_http_resp *resp)
     struct ex_fail f = {0};
     json_t *j = ex_wallet(app_of(req), req->signer, &f);
 
-    if (!j)
-        reply_fail(resp, &f);
-    else
-        cu_http_json(resp, 200, j);
+    reply_result(resp, j, &f);
     return 0;
 }
 
@@ -1141,10 +1141,7 @@ static int h_faucet(struct cu_http_req *req, struct cu_http_resp *resp)
         goto out_free;
     }
     j = ex_faucet(st, req->signer, amount, cu_now_ms(), &f);
-    if (!j)
-        reply_fail(resp, &f);
-    else
-        cu_http_json(resp, 200, j);
+    reply_result(resp, j, &f);
 out_free:
     json_decref(body);
     return 0;
@@ -1178,10 +1175,7 @@ static int h_transfer(struct cu_http_req *req, struct cu_http_resp *resp)
         goto out;
     }
     j = ex_transfer(app_of(req), req->signer, &tx, cu_now_ms(), &f); /* consumes tx */
-    if (!j)
-        reply_fail(resp, &f);
-    else
-        cu_http_json(resp, 200, j);
+    reply_result(resp, j, &f);
 out:
     cu_tx_release(&tx);
     json_decref(body);
@@ -1197,10 +1191,7 @@ static int h_wallet_history(struct cu_http_req *req, struct cu_http_resp *resp)
     if (!query_u64(req, resp, "limit", HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, &limit))
         return 0;
     j = ex_wallet_history(app_of(req), req->signer, limit, &f);
-    if (!j)
-        reply_fail(resp, &f);
-    else
-        cu_http_json(resp, 200, j);
+    reply_result(resp, j, &f);
     return 0;
 }
 
@@ -1239,10 +1230,7 @@ static int h_ledger_head(struct cu_http_req *req, struct cu_http_resp *resp)
 
     __atomic_add_fetch(&st->requests, 1, __ATOMIC_RELAXED);
     j = ex_ledger_head(st, &f);
-    if (!j)
-        reply_fail(resp, &f);
-    else
-        cu_http_json(resp, 200, j);
+    reply_result(resp, j, &f);
     return 0;
 }
 
@@ -1268,10 +1256,7 @@ static int h_stake(struct cu_http_req *req, struct cu_http_resp *resp)
         goto out_free;
     }
     j = ex_stake(st, req->signer, amount, unstake, cu_now_ms(), &f);
-    if (!j)
-        reply_fail(resp, &f);
-    else
-        cu_http_json(resp, 200, j);
+    reply_result(resp, j, &f);
 out_free:
     json_decref(body);
     return 0;
@@ -1295,10 +1280,7 @@ static int h_challenge_answer(struct cu_http_req *req, struct cu_http_resp *resp
         goto out_free;
     }
     j = ex_challenge_answer(st, req->params[0], req->signer, body, cu_now_ms(), &f);
-    if (!j)
-        reply_fail(resp, &f);
-    else
-        cu_http_json(resp, 200, j);
+    reply_result(resp, j, &f);
 out_free:
     json_decref(body);
     return 0;
@@ -1353,10 +1335,7 @@ static int h_reputation(struct cu_http_req *req, struct cu_http_resp *resp)
         return 0;
     }
     j = ex_reputation(st, req->params[0], cu_now_ms(), &f);
-    if (!j)
-        reply_fail(resp, &f);
-    else
-        cu_http_json(resp, 200, j);
+    reply_result(resp, j, &f);
     return 0;
 }
 
@@ -1368,10 +1347,7 @@ static int h_market(struct cu_http_req *req, struct cu_http_resp *resp)
 
     __atomic_add_fetch(&st->requests, 1, __ATOMIC_RELAXED);
     j = ex_market(st, cu_now_ms(), &f);
-    if (!j)
-        reply_fail(resp, &f);
-    else
-        cu_http_json(resp, 200, j);
+    reply_result(resp, j, &f);
     return 0;
 }
 

@@ -327,6 +327,12 @@ int ex_ledger_add(struct ex_state *st, struct cu_tx *tx, uint64_t *seq, struct e
 /* The ledger state as the current transaction sees it (the pending state
  * when txs were added, else the committed one). mu held. */
 const struct cu_ledger_state *ex_ledger_view(const struct ex_state *st);
+/* Inserts a sealed block's row (its canonical export line) and its
+ * transactions' index rows into db; ids: the n tx ids (NULL when the block
+ * has none). In the caller's transaction. 0 or -CU_EDB. Also what
+ * bench/ledger times, so the bench stores blocks exactly as the exchange. */
+int ex_ledger_store_block(struct cu_db *db, const struct cu_block *b, const struct cu_hash *ids,
+                          const struct cu_hash *hash, const char *line, size_t line_len);
 /* Internal to ex_txn_commit / rollback. */
 int ex_ledger_seal(struct ex_state *st, int64_t now_ms, struct ex_fail *f);
 void ex_ledger_end(struct ex_state *st, bool committed);
