@@ -19,42 +19,24 @@
 #include "base/util.h"
 #include "fabric/proctree.h"
 #include "fabric/sandbox.h"
+#include "sandbox_fixture.h"
 
 #include "base/banned.h"
 
 struct fixture {
-    char base[64];
-    char work[CU_PATH_MAX], out[CU_PATH_MAX], ready[CU_PATH_MAX], done[CU_PATH_MAX];
-    char so[CU_PATH_MAX], se[CU_PATH_MAX];
-    struct cu_sandbox_opts o;
+    struct sbfix x;
+    char ready[CU_PATH_MAX], done[CU_PATH_MAX];
     struct cu_sandbox *s;
 };
 
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
-    struct cu_sandbox_opts init = CU_SANDBOX_OPTS_INIT;
 
-    if (!f)
+    if (!f || sbfix_init(&f->x, "cu-pause-test") != 0)
         return -1;
-    cu_snprintf(f->base, sizeof(f->base), "/tmp/cu-pause-test-XXXXXX");
-    if (!mkdtemp(f->base))
-        return -1;
-    chmod(f->base, 0755); /* uid 65534 must reach the directories below */
-    cu_path_join(f->work, sizeof(f->work), f->base, "work");
-    cu_path_join(f->out, sizeof(f->out), f->base, "out");
-    cu_path_join(f->ready, sizeof(f->ready), f->out, "ready");
-    cu_path_join(f->done, sizeof(f->done), f->out, "done");
-    cu_path_join(f->so, sizeof(f->so), f->base, "stdout");
-    cu_path_join(f->se, sizeof(f->se), f->base, "stderr");
-    if (mkdir(f->work, 0755) || mkdir(f->out, 0755))
-        return -1;
-    f->o = init;
-    f->o.work_dir = f->work;
-    f->o.out_dir = f->out;
-    f->o.stdout_path = f->so;
-    f->o.stderr_path = f->se;
-    f->o.time_limit_ms = 60000;
+    cu_path_join(f->ready, sizeof(f->ready), f->x.out, "ready");
+    cu_path_join(f->done, sizeof(f->done), f->x.out, "done");
     *state = f;
     return 0;
 }
@@ -63,7 +45,7 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     cu_sandbox_free(f->s);
-    cu_rm_rf(f->base);
+    sbfix_release(&f->x);
     free(f);
     return 0;
 }
@@ -75,8 +57,8 @@ static void start_ready(struct fixture *f, const char *script)
     struct cu_err e = {0};
     int64_t end = cu_mono_ms() + 60000;
 
-    f->o.argv = argv;
-    assert_int_equal(cu_sandbox_start(&f->o, &f->s, &e), 0);
+    f->x.o.argv = argv;
+    assert_int_equal(cu_sandbox_start(&f->x.o, &f->s, &e), 0);
     while (access(f->ready, F_OK) != 0) {
         assert_true(cu_mono_ms() < end);
         assert_int_equal(cu_sandbox_wait(f->s, 50), -CU_EAGAIN);
@@ -140,7 +122,7 @@ static void test_time_limit_skips_the_pause(void **state)
     struct cu_sandbox_result r;
     int64_t t0 = cu_mono_ms(), pause_end;
 
-    f->o.time_limit_ms = 5000;
+    f->x.o.time_limit_ms = 5000;
     start_ready(f, "touch /out/ready; sleep 1; echo done > /out/done");
     assert_int_equal(cu_sandbox_pause(f->s), 0);
     pause_end = cu_mono_ms() + 6000;
