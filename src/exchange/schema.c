@@ -199,6 +199,10 @@ static const struct cu_migration migrations[] = {
     /* A replica told it may reveal keeps that right: the task's other
      * replica may be leased (uncommitted) after the answer went out. */
     {12, "ALTER TABLE replicas ADD COLUMN revealed INTEGER NOT NULL DEFAULT 0;"},
+    /* The validator thread looks for waiting results ten times a second:
+     * a partial index keeps that a seek, not a scan of every replica
+     * under the state lock. */
+    {13, "CREATE INDEX replicas_validating ON replicas(id) WHERE validating = 1;"},
 };
 /* clang-format on */
 
