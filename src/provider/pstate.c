@@ -43,6 +43,22 @@ int cu_pstate_open(struct cu_pstate *ps, const char *path, struct cu_err *e)
                     sizeof pstate_migrations / sizeof pstate_migrations[0], e);
     if (rc)
         return rc;
+    /* synchronous=NORMAL (WAL): a commit is written to the WAL but not
+     * fsynced; checkpoints still sync. That keeps every committed row
+     * across kill -9 of the provider (the bytes are in the kernel, which
+     * lives on), which is the crash DESIGN.md §9 fixes; it saves an fsync
+     * (~0.5-1 ms here) on each of the 3-4 writes per task. Only a power
+     * loss can drop the newest rows, and each loss is one the exchange
+     * already survives without us: a lost 'running' row or 'finished'
+     * report means the lease expires and the replica is requeued (nothing
+     * was paid); a lost delete means a report is sent twice, which the
+     * exchange answers idempotently; history is only for `provider
+     * status`. The exchange's own state, where money moves, stays FULL. */
+    rc = cu_db_exec(&ps->db, "PRAGMA synchronous=NORMAL", e);
+    if (rc) {
+        cu_db_close(&ps->db);
+        return rc;
+    }
     pthread_mutex_init(&ps->lock, NULL);
     return 0;
 }

@@ -37,8 +37,8 @@ void cu_pstate_close(struct cu_pstate *ps);
 /* Records (or resets) replica as 'running'. */
 int cu_pstate_running(struct cu_pstate *ps, const char *exchange, int64_t replica,
                       const char *job, uint32_t task);
-/* Stores the report body and marks the replica 'finished' (durably: the
- * commit is synchronous=FULL). */
+/* Stores the report body and marks the replica 'finished' (durable
+ * across kill -9 of the provider: synchronous=NORMAL, see pstate.c). */
 int cu_pstate_finished(struct cu_pstate *ps, const char *exchange, int64_t replica,
                        const char *report_json);
 /* Deletes the replica's row (delivered, or dropped for good). */
