@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -851,14 +852,16 @@ struct report_in {
     uint64_t *sizes;
     size_t nout;
     json_t *outputs; /* borrowed */
+    json_t *blobs;   /* borrowed: inline blobs {hash: base64}, or NULL */
     uint64_t stdout_size, stderr_size;
 };
 
 /* Strict validation of a report body (docs/api.md); names the bad field. */
 static int report_parse(json_t *body, struct report_in *in, struct cu_err *e)
 {
-    static const char *const keys[] = {"status",  "exit_code",   "reason", "cpu_ms", "wall_ms",
-                                       "outputs", "merkle_root", "stdout", "stderr", NULL};
+    static const char *const keys[] = {"status",  "exit_code",   "reason", "cpu_ms",
+                                       "wall_ms", "outputs",     "merkle_root", "stdout",
+                                       "stderr",  "blobs",       NULL};
     const char *status = NULL;
     json_t *v;
     int rc;
@@ -947,7 +950,129 @@ static int report_parse(json_t *body, struct report_in *in, struct cu_err *e)
     if (v && !json_is_null(v) &&
         (rc = hash_size(v, "stderr", &in->r.stderr_hash, &in->stderr_size, e)))
         return rc;
+
+    v = json_object_get(body, "blobs");
+    if (v && !json_is_null(v)) {
+        const char *key;
+        json_t *val;
+        if (!json_is_object(v))
+            return cu_err_set(e, -CU_EINVAL, "field 'blobs' must be an object {hash: base64}");
+        json_object_foreach(v, key, val) {
+            if (!cu_hash_hex_valid(key))
+                return cu_err_set(e, -CU_EINVAL,
+                                  "field 'blobs': key '%.80s' is not 64 lowercase hex chars",
+                                  key);
+            if (!json_is_string(val))
+                return cu_err_set(e, -CU_EINVAL, "field 'blobs.%.12s…' must be a base64 string",
+                                  key);
+        }
+        in->blobs = v;
+    }
     return 0;
+}
+
+/* True when hex is a blob the report names (an output, stdout or
+ * stderr); *size gets the size it declares. */
+static bool report_names(const struct report_in *in, const char *hex, uint64_t *size)
+{
+    struct cu_hash h;
+
+    if (cu_hash_from_hex(hex, &h))
+        return false;
+    for (size_t i = 0; i < in->nout; i++)
+        if (cu_hash_eq(&in->leaves[i].hash, &h)) {
+            *size = in->sizes[i];
+            return true;
+        }
+    if (in->r.stdout_hash && strcmp(in->r.stdout_hash, hex) == 0) {
+        *size = in->stdout_size;
+        return true;
+    }
+    if (in->r.stderr_hash && strcmp(in->r.stderr_hash, hex) == 0) {
+        *size = in->stderr_size;
+        return true;
+    }
+    return false;
+}
+
+/* Stores the report's inline blobs (docs/api.md "blobs"): each must be
+ * named by the report with the size it declares and hash to its key, and
+ * all of them together hold at most CU_REPORT_INLINE_MAX bytes. Each is
+ * written as a PUT would write it (temp file, fsync, rename, directory
+ * fsync) before the report is applied, so an answered report never names
+ * a blob a crash could lose. 0, or negative with the answer set. */
+static int report_store_inline(struct ex_state *st, const struct report_in *in,
+                               struct cu_http_resp *resp)
+{
+    unsigned char *bin;
+    size_t left = CU_REPORT_INLINE_MAX;
+    const char *key;
+    json_t *val;
+    int rc = 0;
+
+    if (!in->blobs || json_object_size(in->blobs) == 0)
+        return 0;
+    bin = malloc(CU_REPORT_INLINE_MAX + 1);
+    if (!bin) {
+        cu_http_error(resp, 500, "internal", "out of memory");
+        return -CU_ENOMEM;
+    }
+    json_object_foreach(in->blobs, key, val) {
+        const char *b64 = json_string_value(val);
+        size_t b64len = json_string_length(val), n = 0;
+        uint64_t declared = 0, have;
+        struct cu_hash want, got;
+
+        if (!report_names(in, key, &declared)) {
+            cu_http_error(resp, 400, "invalid",
+                          "field 'blobs.%.12s…': not an output, stdout or stderr of this report",
+                          key);
+            rc = -CU_EINVAL;
+            break;
+        }
+        /* Base64 of n bytes is 4 * ceil(n / 3) characters. */
+        if (b64len / 4 * 3 > left + 2 || declared > left) {
+            cu_http_error(resp, 413, "too_large",
+                          "field 'blobs': more than %d bytes inline; upload large blobs with "
+                          "PUT /v1/blobs/{hash}",
+                          CU_REPORT_INLINE_MAX);
+            rc = -CU_ETOOBIG;
+            break;
+        }
+        if (sodium_base642bin(bin, left, b64, b64len, NULL, &n, NULL,
+                              sodium_base64_VARIANT_ORIGINAL) != 0) {
+            cu_http_error(resp, 400, "invalid",
+                          "field 'blobs.%.12s…' is not base64 (RFC 4648, with padding)", key);
+            rc = -CU_EINVAL;
+            break;
+        }
+        (void)cu_hash_from_hex(key, &want);
+        cu_hash_mem(bin, n, &got);
+        if (!cu_hash_eq(&want, &got)) {
+            cu_http_error(resp, 400, "hash_mismatch",
+                          "field 'blobs.%.12s…': the content does not hash to its key", key);
+            rc = -CU_ECORRUPT;
+            break;
+        }
+        if (n != declared) {
+            cu_http_error(resp, 400, "invalid",
+                          "field 'blobs.%.12s…': %zu bytes, but the report says %llu", key, n,
+                          (unsigned long long)declared);
+            rc = -CU_EINVAL;
+            break;
+        }
+        left -= n;
+        if (cu_blob_stat(&st->blobs, &want, &have) == 0 && have == n)
+            continue;
+        rc = cu_blob_put_mem(&st->blobs, bin, n, NULL);
+        if (rc) {
+            cu_error("report: cannot store inline blob %s: %s", key, cu_strerror(rc));
+            cu_http_error(resp, 500, "internal", "cannot store the blob");
+            break;
+        }
+    }
+    free(bin);
+    return rc;
 }
 
 /* Adds hex to the missing list unless the blob is stored with that size;
@@ -1006,6 +1131,8 @@ static int h_report(struct cu_http_req *req, struct cu_http_resp *resp)
         goto out_free;
     }
 
+    if (report_store_inline(st, &in, resp))
+        goto out_free;
     missing = json_array();
     if (!missing) {
         cu_http_error(resp, 500, "internal", "out of memory");

@@ -112,10 +112,9 @@ int cu_blob_ensure_remote(struct cu_http_client *c, const struct cu_blobstore *b
 
 /* The body (malloc'd string) of an "error" report with reason: the
  * exchange requeues the replica without blaming the task. Its stdout and
- * stderr are the empty blob, which this uploads (one try of timeout_ms).
- * NULL when out of memory or the upload failed (logged). */
-char *cu_error_report(struct cu_http_client *c, const struct cu_blobstore *bs,
-                      const char *reason, long timeout_ms);
+ * stderr are the empty blob, which every exchange holds (nothing to
+ * upload). NULL when out of memory. */
+char *cu_error_report(const char *reason);
 
 /* ---- trust (trust.c; docs/api.md "Trust (issue 4)") ---------------------- */
 

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +24,10 @@ void cu_outputs_init(struct cu_outputs *o)
 
 void cu_outputs_release(struct cu_outputs *o)
 {
-    for (size_t i = 0; i < o->n; i++)
+    for (size_t i = 0; i < o->n; i++) {
         free(o->v[i].name);
+        free(o->v[i].data);
+    }
     free(o->v);
     memset(o, 0, sizeof *o);
 }
@@ -37,6 +40,7 @@ struct walk {
     const struct cu_blobstore *bs;
     uint64_t max_total; /* 0: none */
     uint64_t total;
+    uint64_t *inline_room; /* NULL: everything into bs */
     struct cu_outputs *o;
     struct cu_err *e;
 };
@@ -89,22 +93,117 @@ out_close_fd:
     return rc;
 }
 
+/* Reads the open regular file fd of st_size bytes into memory when it
+ * fits in *inline_room (which shrinks by its size); 1 when it did not fit
+ * or grew while being read (fd is rewound: store it instead), 0 with *data
+ * (malloc'd; NULL for an empty file), *h and *size set, negative on error.
+ * Does not close fd. */
+static int take_small(int fd, uint64_t st_size, uint64_t *inline_room, unsigned char **data,
+                      struct cu_hash *h, uint64_t *size)
+{
+    unsigned char *buf;
+    size_t got = 0;
+
+    *data = NULL;
+    if (!inline_room || st_size > *inline_room)
+        return 1;
+    /* One byte more than fstat said, to see a file that grew. */
+    buf = malloc((size_t)st_size + 1);
+    if (!buf)
+        return -CU_ENOMEM;
+    while (got < (size_t)st_size + 1) {
+        ssize_t k = read(fd, buf + got, (size_t)st_size + 1 - got);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0) {
+            free(buf);
+            return -CU_EIO;
+        }
+        if (k == 0)
+            break;
+        got += (size_t)k;
+    }
+    if (got > st_size) {
+        free(buf);
+        return lseek(fd, 0, SEEK_SET) == 0 ? 1 : -CU_EIO;
+    }
+    cu_hash_mem(buf, got, h);
+    *size = got;
+    *inline_room -= got;
+    if (got == 0)
+        free(buf); /* the empty blob: every store has it */
+    else
+        *data = buf;
+    return 0;
+}
+
+/* The open regular file fd (closed here on every path), at most room
+ * bytes (-CU_ETOOBIG past it): in memory when small (take_small), else
+ * copied into bs. */
+static int take_fd(const struct cu_blobstore *bs, int fd, uint64_t room, uint64_t *inline_room,
+                   struct cu_hash *h, uint64_t *size, unsigned char **data)
+{
+    struct stat st;
+    int rc;
+
+    *data = NULL;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return -CU_EIO;
+    }
+    rc = (uint64_t)st.st_size <= room
+             ? take_small(fd, (uint64_t)st.st_size, inline_room, data, h, size)
+             : 1;
+    if (rc <= 0) {
+        close(fd);
+        return rc;
+    }
+    return put_fd(bs, fd, room, h, size);
+}
+
+int cu_log_collect(const struct cu_blobstore *bs, const char *path, uint64_t *inline_room,
+                   struct cu_blobref *ref)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+
+    memset(ref, 0, sizeof *ref);
+    if (fd < 0 && errno == ENOENT) {
+        cu_hash_mem("", 0, &ref->hash); /* no log: the empty blob */
+        return 0;
+    }
+    if (fd < 0)
+        return -CU_EIO;
+    return take_fd(bs, fd, UINT64_MAX, inline_room, &ref->hash, &ref->size, &ref->data);
+}
+
+void cu_blobref_release(struct cu_blobref *ref)
+{
+    free(ref->data);
+    ref->data = NULL;
+}
+
+/* Takes data (may be NULL) on every path. */
 static int outputs_add(struct cu_outputs *o, const char *name, const struct cu_hash *h,
-                       uint64_t size)
+                       uint64_t size, unsigned char *data)
 {
     if (o->n == o->cap) {
         size_t cap = o->cap ? 2 * o->cap : 16;
         struct cu_output *v = realloc(o->v, cap * sizeof *v);
-        if (!v)
+        if (!v) {
+            free(data);
             return -CU_ENOMEM;
+        }
         o->v = v;
         o->cap = cap;
     }
     o->v[o->n].name = strdup(name);
-    if (!o->v[o->n].name)
+    if (!o->v[o->n].name) {
+        free(data);
         return -CU_ENOMEM;
+    }
     o->v[o->n].hash = *h;
     o->v[o->n].size = size;
+    o->v[o->n].data = data;
     o->n++;
     return 0;
 }
@@ -115,6 +214,7 @@ static int walk_file(struct walk *w, int dfd, const char *name, const char *rel)
     struct stat st;
     struct cu_hash h;
     uint64_t size = 0, room;
+    unsigned char *data = NULL;
     int fd, rc;
 
     if (!matches_any(w, rel)) {
@@ -138,14 +238,14 @@ static int walk_file(struct walk *w, int dfd, const char *name, const char *rel)
         return 0;
     }
     room = w->max_total ? w->max_total - w->total : UINT64_MAX;
-    rc = put_fd(w->bs, fd, room, &h, &size);
+    rc = take_fd(w->bs, fd, room, w->inline_room, &h, &size, &data);
     if (rc == -CU_ETOOBIG)
         return cu_err_set(w->e, rc, "outputs exceed the output limit of %llu bytes (at '%s')",
                           (unsigned long long)w->max_total, rel);
     if (rc)
         return cu_err_set(w->e, rc, "outputs: cannot store '%s': %s", rel, cu_strerror(rc));
     w->total += size;
-    rc = outputs_add(w->o, rel, &h, size);
+    rc = outputs_add(w->o, rel, &h, size, data);
     if (rc)
         return cu_err_set(w->e, rc, "outputs: out of memory");
     return 0;
@@ -233,11 +333,11 @@ static int outputs_root(struct cu_outputs *o, struct cu_err *e)
 }
 
 int cu_outputs_collect(const char *out_dir, char *const *globs, size_t nglobs,
-                       const struct cu_blobstore *bs, uint64_t max_total, struct cu_outputs *o,
-                       struct cu_err *e)
+                       const struct cu_blobstore *bs, uint64_t max_total, uint64_t *inline_room,
+                       struct cu_outputs *o, struct cu_err *e)
 {
     struct walk w = {.globs = globs, .nglobs = nglobs, .bs = bs, .max_total = max_total,
-                     .o = o, .e = e};
+                     .inline_room = inline_room, .o = o, .e = e};
     int dfd, rc;
 
     dfd = open(out_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -342,12 +442,56 @@ static json_t *reason_json(const char *reason)
     return s ? s : json_string("(reason was not valid UTF-8)");
 }
 
+/* Adds {hex: base64(data)} to blobs (created on first use). */
+static int inline_add(json_t **blobs, const struct cu_hash *h, const unsigned char *data,
+                      uint64_t size)
+{
+    char hex[CU_HASH_HEX_LEN + 1];
+    size_t len = sodium_base64_encoded_len((size_t)size, sodium_base64_VARIANT_ORIGINAL);
+    char *b64;
+    int rc;
+
+    if (!*blobs && !(*blobs = json_object()))
+        return -CU_ENOMEM;
+    b64 = malloc(len);
+    if (!b64)
+        return -CU_ENOMEM;
+    sodium_bin2base64(b64, len, data, (size_t)size, sodium_base64_VARIANT_ORIGINAL);
+    cu_hash_to_hex(h, hex);
+    rc = json_object_set_new(*blobs, hex, json_string(b64)) ? -CU_ENOMEM : 0;
+    free(b64);
+    return rc;
+}
+
+/* The "blobs" member: every blob of r held in memory, or NULL when none
+ * (*err set when out of memory). */
+static json_t *inline_json(const struct cu_report *r, const struct cu_outputs *o, bool *err)
+{
+    json_t *blobs = NULL;
+    int rc = 0;
+
+    for (size_t i = 0; i < o->n && !rc; i++)
+        if (o->v[i].data)
+            rc = inline_add(&blobs, &o->v[i].hash, o->v[i].data, o->v[i].size);
+    if (!rc && r->out.data)
+        rc = inline_add(&blobs, &r->out.hash, r->out.data, r->out.size);
+    if (!rc && r->err.data)
+        rc = inline_add(&blobs, &r->err.hash, r->err.data, r->err.size);
+    if (rc) {
+        json_decref(blobs);
+        *err = true;
+        return NULL;
+    }
+    return blobs;
+}
+
 json_t *cu_report_to_json(const struct cu_report *r)
 {
     struct cu_outputs none;
     const struct cu_outputs *o = r->outputs;
     char hex[CU_HASH_HEX_LEN + 1];
-    json_t *j, *outs;
+    json_t *j, *outs, *blobs;
+    bool err = false;
 
     if (!o) {
         cu_outputs_init(&none);
@@ -374,5 +518,12 @@ json_t *cu_report_to_json(const struct cu_report *r)
                   (json_int_t)r->cpu_ms, "wall_ms", (json_int_t)r->wall_ms, "outputs", outs,
                   "merkle_root", hex, "stdout", blobref_json(&r->out), "stderr",
                   blobref_json(&r->err));
+    if (!j)
+        return NULL;
+    blobs = inline_json(r, o, &err);
+    if (err || (blobs && json_object_set_new(j, "blobs", blobs) != 0)) {
+        json_decref(j);
+        return NULL;
+    }
     return j;
 }

@@ -23,6 +23,8 @@ struct cu_output {
     char *name;          /* relative path under out/ ("tiles/a.ppm"), owned */
     struct cu_hash hash;
     uint64_t size;
+    unsigned char *data; /* owned: the content, sent inline in the report;
+                            NULL: in the cache (or empty) */
 };
 
 struct cu_outputs {
@@ -40,14 +42,17 @@ void cu_outputs_release(struct cu_outputs *o);
  * provider read anything outside out_dir. Symlinks, devices, fifos and
  * sockets are skipped, as are names that are not safe path components
  * (cu_name_is_safe) and files whose relative name matches none of globs.
- * Each kept file is copied into bs and listed in o (which must be freshly
- * initialised) with the Merkle root. max_total bounds the bytes kept (0:
- * none). Returns 0, or negative with e set: -CU_ETOOBIG past a bound,
- * -CU_EIO, -CU_ENOMEM. On error o holds what was collected so far (release
- * it). Blocks on disk I/O. */
+ * Each kept file is listed in o (which must be freshly initialised) with
+ * the Merkle root; its content is read into memory (cu_output.data, for
+ * the report's inline "blobs") while it fits in *inline_room, which
+ * shrinks by what was taken, else copied into bs. inline_room NULL: every
+ * file into bs. Empty files are neither (the empty blob is everywhere).
+ * max_total bounds the bytes kept (0: none). Returns 0, or negative with e
+ * set: -CU_ETOOBIG past a bound, -CU_EIO, -CU_ENOMEM. On error o holds
+ * what was collected so far (release it). Blocks on disk I/O. */
 int cu_outputs_collect(const char *out_dir, char *const *globs, size_t nglobs,
-                       const struct cu_blobstore *bs, uint64_t max_total, struct cu_outputs *o,
-                       struct cu_err *e);
+                       const struct cu_blobstore *bs, uint64_t max_total, uint64_t *inline_room,
+                       struct cu_outputs *o, struct cu_err *e);
 
 /* The task's environment: CUMULUS_TASK_INDEX, CUMULUS_TASK_COUNT,
  * CUMULUS_TASK_ARG (when arg is non-NULL), CUMULUS_JOB_ID,
@@ -63,7 +68,16 @@ void cu_task_env_free(char **env);
 struct cu_blobref {
     struct cu_hash hash;
     uint64_t size;
+    unsigned char *data; /* owned: sent inline; NULL: in the cache (or empty) */
 };
+
+/* A log file (stdout, stderr) into ref, as cu_outputs_collect takes an
+ * output: in memory while it fits in *inline_room (NULL: never), else into
+ * bs; a missing or empty file is the empty blob. 0 or negative. Release
+ * ref with cu_blobref_release. */
+int cu_log_collect(const struct cu_blobstore *bs, const char *path, uint64_t *inline_room,
+                   struct cu_blobref *ref);
+void cu_blobref_release(struct cu_blobref *ref);
 
 struct cu_report {
     const char *status;        /* cu_sandbox_status_name(): ok, failed, ... */
@@ -76,7 +90,9 @@ struct cu_report {
 };
 
 /* The report body of POST /v1/replicas/{id}/report (docs/api.md), new
- * reference; NULL when out of memory or the Merkle root cannot be made. */
+ * reference; NULL when out of memory or the Merkle root cannot be made.
+ * Blobs held in memory (outputs' and logs' data) go into its "blobs"
+ * object, base64, keyed by hash. */
 json_t *cu_report_to_json(const struct cu_report *r);
 
 #endif

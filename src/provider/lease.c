@@ -33,6 +33,8 @@ int cu_blob_ensure_remote(struct cu_http_client *c, const struct cu_blobstore *b
     char hex[CU_HASH_HEX_LEN + 1], path[BLOB_PATH_MAX], file[CU_PATH_MAX], desc[700];
     int rc;
 
+    if (cu_blob_is_empty_hash(h))
+        return 0; /* every store has it (store/blob.h) */
     cu_hash_to_hex(h, hex);
     (void)cu_snprintf(path, sizeof path, "/v1/blobs/%s", hex);
     rc = cu_blob_path(bs, h, file, sizeof file);
@@ -58,24 +60,14 @@ out_release:
     return rc;
 }
 
-char *cu_error_report(struct cu_http_client *c, const struct cu_blobstore *bs,
-                      const char *reason, long timeout_ms)
+char *cu_error_report(const char *reason)
 {
     struct cu_report rep = {.status = "error", .reason = reason};
-    struct cu_err e = {0};
-    struct cu_hash empty;
     json_t *j;
     char *s;
 
-    if (cu_blob_put_mem(bs, "", 0, &empty) != 0) {
-        cu_error("cannot store the empty log blob in the cache");
-        return NULL;
-    }
-    if (cu_blob_ensure_remote(c, bs, &empty, timeout_ms, &e) != 0) {
-        cu_warn("error report not sent: %s", e.msg);
-        return NULL;
-    }
-    rep.out.hash = rep.err.hash = empty;
+    cu_blob_empty_hash(&rep.out.hash);
+    rep.err.hash = rep.out.hash;
     j = cu_report_to_json(&rep);
     s = j ? cu_json_dumps(j) : NULL;
     json_decref(j);
@@ -591,20 +583,9 @@ static int prepare_image(struct task *t, struct cu_err *e)
     return 0;
 }
 
-/* Puts a log file into the cache (missing: the empty blob). */
-static int put_log(struct task *t, const char *path, struct cu_blobref *ref)
-{
-    int rc = cu_blob_put_file(&t->a->cache, path, &ref->hash, &ref->size);
-
-    if (rc == -CU_ENOTFOUND) {
-        ref->size = 0;
-        rc = cu_blob_put_mem(&t->a->cache, "", 0, &ref->hash);
-    }
-    return rc;
-}
-
-/* Uploads every blob of the report, retrying transport errors while the
- * lease lives. */
+/* Uploads every blob of the report that it does not carry inline (nor
+ * is empty: the exchange always has that one), retrying transport errors
+ * while the lease lives. */
 static int upload_all(struct task *t, const struct cu_outputs *o, const struct cu_report *rep,
                       struct cu_err *e)
 {
@@ -613,9 +594,13 @@ static int upload_all(struct task *t, const struct cu_outputs *o, const struct c
     for (size_t i = 0; i < n; i++) {
         const struct cu_hash *h = i < o->n ? &o->v[i].hash : i == o->n ? &rep->out.hash
                                                                        : &rep->err.hash;
+        bool inl = i < o->n ? o->v[i].data != NULL : i == o->n ? rep->out.data != NULL
+                                                                : rep->err.data != NULL;
         int64_t backoff = 500;
         int rc;
 
+        if (inl)
+            continue;
         for (;;) {
             rc = cu_blob_ensure_remote(t->s->http, &t->a->cache, h, 30000, e);
             if (rc != -CU_ENET)
@@ -845,9 +830,11 @@ static void report_error(struct task *t, const char *reason, bool shutting_down)
     cu_warn("replica %lld: error: %s", (long long)t->replica, reason);
     if (!shutting_down)
         t->failed = true;
-    while (!(body = cu_error_report(t->s->http, &t->a->cache, reason, timeout))) {
+    while (!(body = cu_error_report(reason))) {
+        /* Out of memory: the row stays 'running' when we give up, and a
+         * restart reports it abandoned. */
         if (shutting_down || !lease_live(t))
-            return; /* the row stays 'running': a restart reports it abandoned */
+            return;
         cu_agent_nap(backoff);
         backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
     }
@@ -938,6 +925,9 @@ static void report_result(struct task *t, const struct cu_sandbox_result *res)
     struct cu_err e = {0};
     json_t *j;
     char *body = NULL;
+    /* Small outputs and logs travel inside the report (docs/api.md): no
+     * cache copy, no PUT per blob. */
+    uint64_t room = CU_REPORT_INLINE_MAX;
     int rc;
 
     cu_outputs_init(&o);
@@ -948,7 +938,7 @@ static void report_result(struct task *t, const struct cu_sandbox_result *res)
     if (res->status == CU_SB_OK)
         rep.reason = NULL;
     rc = cu_outputs_collect(t->out, t->spec.outputs, t->spec.noutputs, &t->a->cache,
-                            t->spec.res.output, &o, &e);
+                            t->spec.res.output, &room, &o, &e);
     if (rc == 0 && res->status == CU_SB_OK && cu_cheat_corrupts(t->a->cheat, t->replica)) {
         /* Test-only (--cheat): the same files, other contents, collected
          * again so the root, the commit and the blobs all carry the lie. */
@@ -961,8 +951,9 @@ static void report_result(struct task *t, const struct cu_sandbox_result *res)
         }
         cu_outputs_release(&o);
         cu_outputs_init(&o);
+        room = CU_REPORT_INLINE_MAX;
         rc = cu_outputs_collect(t->out, t->spec.outputs, t->spec.noutputs, &t->a->cache,
-                                t->spec.res.output, &o, &e);
+                                t->spec.res.output, &room, &o, &e);
     }
     if (rc == -CU_ETOOBIG) {
         /* The sandbox's own check is approximate; this one is exact. */
@@ -977,10 +968,10 @@ static void report_result(struct task *t, const struct cu_sandbox_result *res)
     } else {
         rep.outputs = &o;
     }
-    if (put_log(t, t->stdout_path, &rep.out) || put_log(t, t->stderr_path, &rep.err)) {
-        cu_outputs_release(&o);
+    if (cu_log_collect(&t->a->cache, t->stdout_path, &room, &rep.out) ||
+        cu_log_collect(&t->a->cache, t->stderr_path, &room, &rep.err)) {
         report_error(t, "cannot store the task's logs in the cache", false);
-        return;
+        goto out_release;
     }
     /* A job of one replica has nobody to copy from: the exchange asks no
      * commitment then, and the round trip is saved. */
@@ -1030,6 +1021,8 @@ static void report_result(struct task *t, const struct cu_sandbox_result *res)
         cu_pstate_forget(&t->a->state, t->a->exchange, t->replica);
 out_release:
     free(body);
+    cu_blobref_release(&rep.out);
+    cu_blobref_release(&rep.err);
     cu_outputs_release(&o);
 }
 

@@ -415,8 +415,7 @@ static void recover(struct cu_agent *a, struct cu_http_client *c)
             cu_info("re-sending the report of replica %lld (job %s, task %u)",
                     (long long)row->id, row->job, row->task);
         } else if (strcmp(row->state, "running") == 0) {
-            body = cu_error_report(c, &a->cache, "provider restarted; task abandoned",
-                                   RECOVERY_TIMEOUT_MS);
+            body = cu_error_report("provider restarted; task abandoned");
             if (!body)
                 continue; /* kept: tried again at the next start */
             send = body;

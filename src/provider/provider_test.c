@@ -1,7 +1,7 @@
 /* provider_test.c - unit tests for the provider's pure parts: output
  * collection (glob filter, symlinks and special files ignored, Merkle root,
- * output limit), the task environment, the report body, and the local
- * replica table. */
+ * output limit, small outputs and logs kept inline), the task environment,
+ * the report body, and the local replica table. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,7 +107,7 @@ static void test_collect_filters_and_roots(void **state)
     put(f, "bad name.txt", "unsafe name\n");
 
     cu_outputs_init(&o);
-    assert_int_equal(cu_outputs_collect(f->out, globs, 2, &f->bs, 0, &o, &e), 0);
+    assert_int_equal(cu_outputs_collect(f->out, globs, 2, &f->bs, 0, NULL, &o, &e), 0);
     assert_int_equal(o.n, 3);
     assert_string_equal(o.v[0].name, "a.txt");
     assert_string_equal(o.v[1].name, "b.txt");
@@ -150,7 +151,7 @@ static void test_collect_symlinked_dir_not_followed(void **state)
     out_path(f, "up", p);
     assert_int_equal(symlink("..", p), 0);
     cu_outputs_init(&o);
-    assert_int_equal(cu_outputs_collect(f->out, globs, 2, &f->bs, 0, &o, &e), 0);
+    assert_int_equal(cu_outputs_collect(f->out, globs, 2, &f->bs, 0, NULL, &o, &e), 0);
     assert_int_equal(o.n, 0);
     cu_outputs_release(&o);
 }
@@ -164,7 +165,7 @@ static void test_collect_empty_root(void **state)
     struct cu_hash root;
 
     cu_outputs_init(&o);
-    assert_int_equal(cu_outputs_collect(f->out, globs, 1, &f->bs, 0, &o, &e), 0);
+    assert_int_equal(cu_outputs_collect(f->out, globs, 1, &f->bs, 0, NULL, &o, &e), 0);
     assert_int_equal(o.n, 0);
     assert_int_equal(cu_merkle_root(NULL, 0, &root), 0);
     assert_true(cu_hash_eq(&root, &o.root));
@@ -181,11 +182,11 @@ static void test_collect_output_limit(void **state)
     put(f, "a.txt", "0123456789");
     put(f, "b.txt", "0123456789");
     cu_outputs_init(&o);
-    assert_int_equal(cu_outputs_collect(f->out, globs, 1, &f->bs, 15, &o, &e), -CU_ETOOBIG);
+    assert_int_equal(cu_outputs_collect(f->out, globs, 1, &f->bs, 15, NULL, &o, &e), -CU_ETOOBIG);
     assert_non_null(strstr(e.msg, "output limit"));
     cu_outputs_release(&o);
     cu_outputs_init(&o);
-    assert_int_equal(cu_outputs_collect(f->out, globs, 1, &f->bs, 20, &o, &e), 0);
+    assert_int_equal(cu_outputs_collect(f->out, globs, 1, &f->bs, 20, NULL, &o, &e), 0);
     assert_int_equal(o.n, 2);
     cu_outputs_release(&o);
 }
@@ -260,7 +261,7 @@ static void test_report_json(void **state)
 
     put(f, "r.txt", "result\n");
     cu_outputs_init(&o);
-    assert_int_equal(cu_outputs_collect(f->out, globs, 1, &f->bs, 0, &o, &e), 0);
+    assert_int_equal(cu_outputs_collect(f->out, globs, 1, &f->bs, 0, NULL, &o, &e), 0);
     rep.outputs = &o;
     cu_hash_mem("out", 3, &rep.out.hash);
     rep.out.size = 3;
@@ -293,6 +294,86 @@ static void test_report_json(void **state)
     assert_string_equal(json_string_value(json_object_get(j, "reason")), "provider restarted");
     assert_int_equal(json_array_size(json_object_get(j, "outputs")), 0);
     json_decref(j);
+    cu_outputs_release(&o);
+}
+
+/* Small files are kept in memory for the report's "blobs" while the
+ * inline budget lasts, larger ones go to the cache, empty ones are neither;
+ * logs the same; the report carries exactly the in-memory ones, base64. */
+static void test_collect_inline(void **state)
+{
+    struct fixture *f = *state;
+    char *globs[] = {"*"};
+    struct cu_outputs o;
+    struct cu_err e = {0};
+    struct cu_blobref lo, le, lm;
+    struct cu_report rep = {.status = "ok", .has_exit_code = true};
+    char hex[CU_HASH_HEX_LEN + 1], p[CU_PATH_MAX], big[101];
+    uint64_t room = 30, size;
+    json_t *j, *blobs;
+    unsigned char dec[128];
+    size_t n;
+
+    memset(big, 'b', 100);
+    big[100] = '\0';
+    put(f, "a.txt", "small a\n");  /* 8 bytes: inline */
+    put(f, "b.txt", big);          /* 100: past the budget of 30: cache */
+    put(f, "c.txt", "");           /* empty: neither */
+    put(f, "d.txt", "small d\n");  /* 8: inline */
+    cu_outputs_init(&o);
+    assert_int_equal(cu_outputs_collect(f->out, globs, 1, &f->bs, 0, &room, &o, &e), 0);
+    assert_int_equal(o.n, 4);
+    assert_non_null(o.v[0].data);
+    assert_memory_equal(o.v[0].data, "small a\n", 8);
+    assert_null(o.v[1].data);
+    assert_int_equal(cu_blob_stat(&f->bs, &o.v[1].hash, &size), 0);
+    assert_int_equal(size, 100);
+    assert_null(o.v[2].data);
+    assert_true(cu_blob_is_empty_hash(&o.v[2].hash));
+    assert_int_equal(o.v[2].size, 0);
+    assert_non_null(o.v[3].data);
+    assert_int_equal(cu_blob_stat(&f->bs, &o.v[0].hash, NULL), -CU_ENOTFOUND); /* not cached */
+    assert_int_equal(room, 30 - 16);
+
+    /* Logs: missing = empty blob; small = inline; past the budget = cache. */
+    assert_int_equal(cu_path_join(p, sizeof p, f->dir, "no-such-log"), 0);
+    assert_int_equal(cu_log_collect(&f->bs, p, &room, &lm), 0);
+    assert_true(cu_blob_is_empty_hash(&lm.hash));
+    assert_null(lm.data);
+    assert_int_equal(cu_path_join(p, sizeof p, f->dir, "stdout"), 0);
+    assert_int_equal(cu_write_file_atomic(p, "log line\n", 9, 0644), 0);
+    assert_int_equal(cu_log_collect(&f->bs, p, &room, &lo), 0);
+    assert_non_null(lo.data);
+    assert_int_equal(lo.size, 9);
+    assert_int_equal(cu_path_join(p, sizeof p, f->dir, "stderr"), 0);
+    assert_int_equal(cu_write_file_atomic(p, big, 100, 0644), 0);
+    assert_int_equal(cu_log_collect(&f->bs, p, &room, &le), 0);
+    assert_null(le.data);
+    assert_int_equal(cu_blob_stat(&f->bs, &le.hash, &size), 0);
+
+    rep.outputs = &o;
+    rep.out = lo;
+    rep.err = le;
+    j = cu_report_to_json(&rep);
+    assert_non_null(j);
+    blobs = json_object_get(j, "blobs");
+    assert_true(json_is_object(blobs));
+    /* a.txt, d.txt and stdout; not b.txt, c.txt or stderr. */
+    assert_int_equal(json_object_size(blobs), 3);
+    cu_hash_to_hex(&o.v[0].hash, hex);
+    assert_int_equal(sodium_base642bin(dec, sizeof dec, json_string_value(json_object_get(blobs, hex)),
+                                       json_string_length(json_object_get(blobs, hex)), NULL, &n,
+                                       NULL, sodium_base64_VARIANT_ORIGINAL),
+                     0);
+    assert_int_equal(n, 8);
+    assert_memory_equal(dec, "small a\n", 8);
+    cu_hash_to_hex(&lo.hash, hex);
+    assert_non_null(json_object_get(blobs, hex));
+    cu_hash_to_hex(&o.v[1].hash, hex);
+    assert_null(json_object_get(blobs, hex));
+    json_decref(j);
+    cu_blobref_release(&lo);
+    cu_blobref_release(&le);
     cu_outputs_release(&o);
 }
 
@@ -352,6 +433,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_collect_output_limit, setup, teardown),
         cmocka_unit_test(test_env),
         cmocka_unit_test_setup_teardown(test_report_json, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_collect_inline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pstate, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

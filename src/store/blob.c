@@ -81,7 +81,33 @@ int cu_blobstore_open(struct cu_blobstore *bs, const char *root, struct cu_err *
     if (rc)
         return cu_err_set(e, rc, "cannot create blob store %s: %s", tmpdir, strerror(errno));
     sweep_tmp(tmpdir);
+    /* The empty blob always exists (blob.h): stored once, durably, here,
+     * so empty logs and outputs are never uploaded or written per task. */
+    {
+        struct cu_hash empty;
+        uint64_t size = 1;
+        cu_blob_empty_hash(&empty);
+        if (cu_blob_stat(bs, &empty, &size) != 0 || size != 0) {
+            rc = cu_blob_put_mem(bs, "", 0, NULL);
+            if (rc)
+                return cu_err_set(e, rc, "cannot store the empty blob in %s: %s", root,
+                                  cu_strerror(rc));
+        }
+    }
     return 0;
+}
+
+void cu_blob_empty_hash(struct cu_hash *out)
+{
+    cu_hash_mem("", 0, out);
+}
+
+bool cu_blob_is_empty_hash(const struct cu_hash *h)
+{
+    struct cu_hash empty;
+
+    cu_blob_empty_hash(&empty);
+    return cu_hash_eq(h, &empty);
 }
 
 int cu_blob_path(const struct cu_blobstore *bs, const struct cu_hash *h, char *out, size_t n)

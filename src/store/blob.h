@@ -17,12 +17,22 @@
 
 struct cu_blob_flusher;
 
+/* Bytes of blob content (decoded) a report may carry inline in its
+ * "blobs" object instead of separate PUTs (docs/api.md): the provider's
+ * budget and the exchange's limit. */
+#define CU_REPORT_INLINE_MAX (64 * 1024)
+
 struct cu_blobstore {
     char root[CU_PATH_MAX];
 };
 
-/* Creates root and root/tmp as needed and deletes stale temp files. */
+/* Creates root and root/tmp as needed, deletes stale temp files and makes
+ * sure the empty blob (zero bytes) is stored: in an open store it always
+ * exists, so peers never upload it (docs/api.md "Blobs"). */
 int cu_blobstore_open(struct cu_blobstore *bs, const char *root, struct cu_err *e);
+/* The hash of the empty blob. */
+void cu_blob_empty_hash(struct cu_hash *out);
+bool cu_blob_is_empty_hash(const struct cu_hash *h);
 /* Path of a blob (whether or not it exists). -CU_ETOOBIG if too long. */
 int cu_blob_path(const struct cu_blobstore *bs, const struct cu_hash *h, char *out, size_t n);
 /* 0 and *size if present, -CU_ENOTFOUND otherwise. */

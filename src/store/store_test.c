@@ -246,6 +246,36 @@ static void test_blob_put_stat_verify(void **state)
     assert_int_equal(count_entries(path), 0);
 }
 
+/* An open store always holds the empty blob, and a lost or damaged one
+ * is put back at the next open. */
+static void test_blob_empty_always(void **state)
+{
+    struct tmpdir *t = *state;
+    struct cu_blobstore bs;
+    struct cu_hash h;
+    char path[CU_PATH_MAX];
+    uint64_t size = 1;
+
+    open_store(t, &bs);
+    cu_blob_empty_hash(&h);
+    assert_true(cu_blob_is_empty_hash(&h));
+    assert_int_equal(cu_blob_stat(&bs, &h, &size), 0);
+    assert_int_equal(size, 0);
+    assert_int_equal(cu_blob_verify(&bs, &h), 0);
+    assert_int_equal(cu_blob_path(&bs, &h, path, sizeof path), 0);
+    assert_int_equal(unlink(path), 0);
+    open_store(t, &bs);
+    assert_int_equal(cu_blob_stat(&bs, &h, &size), 0);
+    assert_int_equal(size, 0);
+    /* Damaged (content where there should be none): replaced. */
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(cu_write_file_atomic(path, "x", 1, 0444), 0);
+    open_store(t, &bs);
+    assert_int_equal(cu_blob_verify(&bs, &h), 0);
+    cu_hash_mem("x", 1, &h);
+    assert_false(cu_blob_is_empty_hash(&h));
+}
+
 static void test_blob_corrupt(void **state)
 {
     struct tmpdir *t = *state;
@@ -633,6 +663,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_db_bad_migration, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_db_transactions, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_blob_put_stat_verify, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_blob_empty_always, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_blob_corrupt, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_blob_writer, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_blob_writer_large, setup_dir, teardown_dir),
