@@ -28,6 +28,7 @@
 #define CU_BLOB_TIMEOUT_MS (30L * 60 * 1000)  /* one blob transfer */
 #define CU_SHUTDOWN_REPORT_MS 1000            /* report timeout while stopping */
 #define CU_STDIO_CAP (1u << 20)               /* kept of each of stdout, stderr */
+#define CU_FIRST_BEAT_MS 250                  /* first heartbeat of a lease, at most */
 #define CU_INPUT_MAX (1ULL << 30)             /* the exchange's blob limit */
 
 /* Resources one slot offers in its claims. */

@@ -10,6 +10,11 @@
 
 #include "base/banned.h"
 
+#define HISTORY_KEEP 200       /* newest finished replicas kept */
+#define HISTORY_PRUNE_EVERY 32
+#define CU_STR_(x) #x
+#define CU_STR(x) CU_STR_(x)
+
 static const struct cu_migration pstate_migrations[] = {
     {1, "CREATE TABLE replicas ("
         "  exchange TEXT NOT NULL,"
@@ -59,6 +64,7 @@ int cu_pstate_open(struct cu_pstate *ps, const char *path, struct cu_err *e)
         cu_db_close(&ps->db);
         return rc;
     }
+    ps->history_adds = 0;
     pthread_mutex_init(&ps->lock, NULL);
     return 0;
 }
@@ -238,10 +244,13 @@ int cu_pstate_history_add(struct cu_pstate *ps, const char *exchange,
     if (sqlite3_step(st) != SQLITE_DONE)
         rc = -CU_EDB;
     sqlite3_finalize(st);
-    if (rc == 0 &&
+    /* The prune sorts the table: once every HISTORY_PRUNE_EVERY adds is
+     * enough (at most HISTORY_KEEP + HISTORY_PRUNE_EVERY rows). */
+    if (rc == 0 && ps->history_adds++ % HISTORY_PRUNE_EVERY == 0 &&
         sqlite3_exec(ps->db.h,
                      "DELETE FROM history WHERE rowid NOT IN"
-                     " (SELECT rowid FROM history ORDER BY finished_ms DESC LIMIT 200)",
+                     " (SELECT rowid FROM history ORDER BY finished_ms DESC LIMIT "
+                     CU_STR(HISTORY_KEEP) ")",
                      NULL, NULL, NULL) != SQLITE_OK)
         rc = -CU_EDB;
 out_unlock:

@@ -21,6 +21,7 @@
 struct cu_pstate {
     struct cu_db db;
     pthread_mutex_t lock;
+    unsigned history_adds; /* under lock */
 };
 
 struct cu_pstate_row {
@@ -66,7 +67,8 @@ struct cu_pstate_done {
     char exchange[1024];
 };
 
-/* Records a finished replica; the newest 200 are kept. */
+/* Records a finished replica; the newest 200 are kept (a few dozen more
+ * between prunes). */
 int cu_pstate_history_add(struct cu_pstate *ps, const char *exchange,
                           const struct cu_pstate_done *d);
 
