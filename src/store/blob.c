@@ -152,6 +152,7 @@ static void writer_reset(struct cu_blob_writer *w)
 {
     memset(w, 0, sizeof *w);
     w->fd = -1;
+    w->durable = true;
 }
 
 /* Creates the temp file w->tmp exclusively (0600 until commit). O_DIRECT
@@ -566,7 +567,7 @@ int cu_blob_writer_commit(struct cu_blob_writer *w, const struct cu_hash *expect
         rc = -CU_ECORRUPT;
         goto out_abort;
     }
-    if (fsync(w->fd) != 0 || fchmod(w->fd, w->mode) != 0) {
+    if ((w->durable && fsync(w->fd) != 0) || fchmod(w->fd, w->mode) != 0) {
         rc = -CU_EIO;
         goto out_abort;
     }
@@ -590,7 +591,7 @@ int cu_blob_writer_commit(struct cu_blob_writer *w, const struct cu_hash *expect
         goto out_abort;
     }
     w->tmp[0] = '\0';
-    rc = cu_fsync_dir(final);
+    rc = w->durable ? cu_fsync_dir(final) : 0;
     if (!rc && out)
         *out = got;
 out_abort:
@@ -689,6 +690,7 @@ int cu_blob_copy_out(const struct cu_blobstore *bs, const struct cu_hash *h, con
     rc = cu_vfile_open(&w, dest, (uint64_t)st.st_size, mode);
     if (rc)
         goto out_close_fd;
+    w.durable = false; /* a scratch copy (blob.h) */
     rc = copy_fd(fd, &w);
     if (rc) {
         cu_blob_writer_abort(&w);

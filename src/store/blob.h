@@ -68,6 +68,7 @@ struct cu_blob_writer {
     struct cu_blob_flusher *fl; /* direct: thread writing full stages, or NULL */
     size_t staged;    /* bytes waiting in stage */
     mode_t mode;
+    bool durable;     /* fsync the file and its directory at commit (default) */
 };
 
 /* Starts a write into the store of at most max bytes. */
@@ -91,7 +92,10 @@ int cu_blob_put_file(const struct cu_blobstore *bs, const char *path, struct cu_
                      uint64_t *size);
 int cu_blob_put_mem(const struct cu_blobstore *bs, const void *p, size_t n, struct cu_hash *out);
 /* Copies a blob to dest (atomic, verified against its hash while copying),
- * with the given mode. -CU_ENOTFOUND, -CU_ECORRUPT, -CU_EIO. */
+ * with the given mode. dest is a scratch copy (a task's /in): renamed into
+ * place but not fsynced, so after a power loss it may be missing or
+ * partial; its user must clear such leftovers (the provider wipes tasks/
+ * at start). -CU_ENOTFOUND, -CU_ECORRUPT, -CU_EIO. */
 int cu_blob_copy_out(const struct cu_blobstore *bs, const struct cu_hash *h, const char *dest,
                      mode_t mode);
 
