@@ -23,6 +23,7 @@
 
 #define BLOB_PATH_MAX (sizeof "/v1/blobs/" + CU_HASH_HEX_LEN)
 #define TRANSFER_TRIES 5 /* per input download while the exchange restarts */
+#define REVEAL_ASK_MAX_MS 500 /* commit asked again at most this far apart */
 
 /* ---- blobs and reports (also used by recovery in provider.c) ------------- */
 
@@ -911,8 +912,27 @@ static int commit_and_wait(struct task *t, const struct cu_hash *root)
     cu_info("replica %lld: committed %.16s…%s", (long long)t->replica, commit,
             atomic_load(&t->k.reveal) ? "; revealing" : "; waiting for the other replicas");
     atomic_store(&t->k.fast, true);
-    while (!atomic_load(&t->k.reveal) && lease_live(t))
-        cu_agent_nap(100);
+    /* The reveal comes when the task's other replicas have committed. A
+     * heartbeat answer says so within a second; asking again with the same
+     * commit (idempotent, and only reads once it is stored) says so sooner:
+     * after 25 ms, then twice as long each time, up to REVEAL_ASK_MAX_MS. */
+    for (int64_t ask_ms = 25; !atomic_load(&t->k.reveal) && lease_live(t);) {
+        int64_t until = cu_mono_ms() + ask_ms;
+        while (!atomic_load(&t->k.reveal) && lease_live(t) && cu_mono_ms() < until)
+            cu_agent_nap(until - cu_mono_ms() < 25 ? until - cu_mono_ms() : 25);
+        if (atomic_load(&t->k.reveal) || !lease_live(t))
+            break;
+        ask_ms = ask_ms * 2 > REVEAL_ASK_MAX_MS ? REVEAL_ASK_MAX_MS : ask_ms * 2;
+        if (cu_http_request_json(t->s->http, "POST", path, body, 30000, &r) == 0 &&
+            r.status == 200) {
+            if (json_is_true(json_object_get(r.json, "reveal")))
+                atomic_store(&t->k.reveal, true);
+        } else if (r.status >= 400 && r.status < 500) {
+            /* The keeper's next heartbeat tells what happened. */
+            while (!atomic_load(&t->k.reveal) && lease_live(t))
+                cu_agent_nap(25);
+        }
+    }
     if (atomic_load(&t->k.verdict) == KEEP_LOST || cu_agent_stopping())
         rc = -CU_ECANCELLED;
     else if (!atomic_load(&t->k.reveal))
