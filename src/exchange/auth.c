@@ -18,7 +18,17 @@ int ex_auth(void *app, const struct cu_http_req *req, struct cu_err *e)
     if (rc)
         return rc;
     /* Only a request whose signature verifies may spend its nonce: a forger
-     * cannot burn someone else's nonces. */
+     * cannot burn someone else's nonces. A read (GET, HEAD: no route
+     * changes state on those) is checked against the in-memory window,
+     * with no write and no fsync; see replay.h for why that is enough.
+     * When the window is full it takes the durable path like a write. */
+    if (req->method & (CU_HTTP_GET | CU_HTTP_HEAD)) {
+        rc = ex_replay_use(&st->reads, req->sig.key, req->sig.nonce, now);
+        if (rc == -CU_EAUTH)
+            return cu_err_set(e, rc, "replayed: nonce already used");
+        if (rc == 0)
+            return 0;
+    }
     return ex_nonce_use(st, req->sig.key, req->sig.nonce, now, e);
 }
 

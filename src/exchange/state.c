@@ -549,11 +549,17 @@ int ex_state_open(struct ex_state *st, const char *data_dir, uint64_t lease_ms, 
         rc = cu_err_set(e, -CU_ENOMEM, "cannot create a condition variable");
         goto out_destroy_mutex;
     }
+    if (ex_replay_init(&st->reads, 0) != 0) {
+        rc = cu_err_set(e, -CU_ENOMEM, "cannot allocate the read replay window");
+        goto out_destroy_cond;
+    }
     rc = ex_ledger_open(st, data_dir, e);
     if (rc)
-        goto out_destroy_cond;
+        goto out_release_reads;
     return 0;
 
+out_release_reads:
+    ex_replay_release(&st->reads);
 out_destroy_cond:
     pthread_cond_destroy(&st->work);
 out_destroy_mutex:
@@ -566,6 +572,7 @@ out_close_db:
 void ex_state_close(struct ex_state *st)
 {
     ex_ledger_close(st);
+    ex_replay_release(&st->reads);
     pthread_cond_destroy(&st->work);
     pthread_mutex_destroy(&st->mu);
     cu_db_close(&st->db);

@@ -23,6 +23,7 @@
 #include "crypto/hash.h"
 #include "crypto/ident.h"
 #include "crypto/reqsign.h"
+#include "exchange/replay.h"
 #include "ledger/block.h"
 #include "ledger/state.h"
 #include "ledger/tx.h"
@@ -109,6 +110,7 @@ struct ex_state {
     struct cu_hash *last_ids;      /* where ex_ledger_seal copies tx ids, or NULL */
     size_t last_ids_cap;
     struct ex_nonces nonces;       /* pending nonces (ex_nonce_use) */
+    struct ex_replay reads;        /* nonces of signed reads (replay.h) */
 };
 
 /* Why a request was refused: HTTP status, stable code, sentence. */

@@ -276,20 +276,23 @@ static void test_nothing_changed(void **state)
     assert_int_equal(count_jobs(), 0);
 }
 
-/* A nonce is in the database before its answer leaves, even for a GET,
- * which commits nothing else (group commit flushes it in the barrier): a
- * kill -9 right after the answer and a restart still refuse the replay. */
+/* A write's nonce is in the database before its answer leaves, whatever
+ * the answer (group commit flushes it in the barrier): a kill -9 right
+ * after the answer and a restart still refuse the replay. (A read's nonce
+ * lives in memory only, exchange/replay.h: replaying a read after a
+ * restart fetches what the original fetched, and moves nothing.) */
 static void test_replay_refused_after_kill9(void **state)
 {
     (void)state;
     struct cu_sig_headers h;
     struct cu_buf b = CU_BUF_INIT(1 << 20);
-    long status = 0;
+    long status = 0, first;
 
-    sign("GET", "/v1/jobs", NULL, now_s(), &h);
-    raw_request("GET", "/v1/jobs", &h, NULL, &status, &b);
-    if (status != 200)
-        fail_msg("first signed GET: %ld %s", status, cu_buf_str(&b));
+    sign("POST", "/v1/jobs", job_body_a, now_s(), &h);
+    raw_request("POST", "/v1/jobs", &h, job_body_a, &status, &b);
+    first = status;
+    if (status == 401)
+        fail_msg("first signed POST refused: %ld %s", status, cu_buf_str(&b));
     exfix_stop(&E->x, SIGKILL);
     assert_int_equal(exfix_start(&E->x, "data", exchange_args, 30, false), 0);
     cu_http_client_free(E->client);
@@ -298,7 +301,36 @@ static void test_replay_refused_after_kill9(void **state)
     E->unsigned_client = cu_http_client_new(E->x.url, NULL);
     assert_non_null(E->client);
     assert_non_null(E->unsigned_client);
-    raw_request("GET", "/v1/jobs", &h, NULL, &status, &b);
+    raw_request("POST", "/v1/jobs", &h, job_body_a, &status, &b);
+    if (status != 401)
+        fail_msg("replayed POST after kill -9 (first answer %ld): %ld %s", first, status,
+                 cu_buf_str(&b));
+    expect_401(status, &b, "replayed");
+    cu_buf_release(&b);
+}
+
+/* Reads: refused as replays while the exchange runs, however many other
+ * reads came between (the window grows; it forgets nothing live). */
+static void test_read_replay_window(void **state)
+{
+    (void)state;
+    struct cu_sig_headers h, first;
+    struct cu_buf b = CU_BUF_INIT(1 << 20);
+    long status = 0;
+
+    sign("GET", "/v1/wallet", NULL, now_s(), &first);
+    raw_request("GET", "/v1/wallet", &first, NULL, &status, &b);
+    if (status != 200)
+        fail_msg("first signed GET: %ld %s", status, cu_buf_str(&b));
+    for (int i = 0; i < 300; i++) {
+        sign("GET", "/v1/wallet", NULL, now_s(), &h);
+        raw_request("GET", "/v1/wallet", &h, NULL, &status, &b);
+        if (status != 200)
+            fail_msg("signed GET %d: %ld %s", i, status, cu_buf_str(&b));
+        raw_request("GET", "/v1/wallet", &h, NULL, &status, &b);
+        expect_401(status, &b, "replayed");
+    }
+    raw_request("GET", "/v1/wallet", &first, NULL, &status, &b);
     expect_401(status, &b, "replayed");
     cu_buf_release(&b);
 }
@@ -313,6 +345,7 @@ int main(void)
         cmocka_unit_test(test_stale_refused),
         cmocka_unit_test(test_replay_refused),
         cmocka_unit_test(test_nothing_changed),
+        cmocka_unit_test(test_read_replay_window),
         cmocka_unit_test(test_replay_refused_after_kill9),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
