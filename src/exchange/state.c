@@ -2491,7 +2491,8 @@ int ex_report_apply_batch(struct ex_state *st, const char *provider, size_t n,
     int rc = 0;
 
     for (size_t i = 0; i < n; i++)
-        outs[i] = NULL;
+        if (reports[i])
+            outs[i] = NULL;
     lock(st);
     if (ex_txn_begin(st, NULL)) {
         rc = ex_fail_db(st, f, "starting a transaction");
@@ -2532,6 +2533,8 @@ int ex_report_apply_batch(struct ex_state *st, const char *provider, size_t n,
     if (rc || broken || ex_txn_commit(st, now_ms, NULL)) {
         ex_txn_rollback(st);
         for (size_t i = 0; i < n; i++) {
+            if (!reports[i])
+                continue;
             json_decref(outs[i]);
             outs[i] = NULL;
         }

@@ -279,8 +279,8 @@ int ex_report_apply(struct ex_state *st, int64_t replica, const char *provider,
 
 #define EX_MAX_REPORT_BATCH 64
 /* Applies the reports of one batch (POST /v1/reports) in one
- * transaction: reports[i] of replica replicas[i] (NULL: refused before,
- * fails[i] already set). Each passes the gates of ex_report_apply on its
+ * transaction: reports[i] of replica replicas[i] (NULL: answered before,
+ * outs[i] or fails[i] already set and left alone). Each passes the gates of ex_report_apply on its
  * own: outs[i] gets its answer (or the idempotent one), or fails[i] its
  * refusal while the others go on. body is the batch's verbatim signed
  * body, stored once for all. 0; negative with f set when the transaction
