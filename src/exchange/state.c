@@ -141,14 +141,12 @@ static bool task_state_finished(const char *s)
 }
 
 /* An unfinished task is running while a replica is held or reported, else
- * queued. */
+ * queued (tasks.held counts those: schema.c, 14). */
 static int task_refresh(struct ex_state *st, const char *job, int64_t idx)
 {
     return ex_sql_run(st,
-               "UPDATE tasks SET state = CASE WHEN EXISTS (SELECT 1 FROM replicas r WHERE "
-               "r.job_id = ?1 AND r.task_idx = ?2 AND r.state IN ('leased','running','reported')) "
-               "THEN 'running' ELSE 'queued' END "
-               "WHERE job_id = ?1 AND idx = ?2 AND state IN ('queued','running')",
+               "UPDATE tasks SET state = CASE WHEN held > 0 THEN 'running' ELSE 'queued' END "
+               "WHERE job_id = ?1 AND idx = ?2 AND (state = 'queued' OR state = 'running')",
                "ti", job, idx);
 }
 
@@ -162,8 +160,9 @@ static int job_refresh(struct ex_state *st, const char *job, int64_t now)
 
     /* Asked after every report: one index seek while tasks are open, and
      * the count below only once, when the last one finishes. */
-    s = ex_sql_cached(st, "SELECT 1 FROM tasks WHERE job_id = ?1 AND state IN ('queued','running') "
-                          "LIMIT 1", "t", job);
+    s = ex_sql_cached(st, "SELECT 1 FROM tasks WHERE job_id = ?1 AND state = 'queued' UNION ALL "
+                          "SELECT 1 FROM tasks WHERE job_id = ?1 AND state = 'running' LIMIT 1",
+                      "t", job);
     if (!s)
         return -CU_EDB;
     rc = ex_sql_step(st, s);
@@ -1551,15 +1550,19 @@ static int claim_find(struct ex_state *st, const struct ex_waiter *me, const str
               "SELECT r.id, r.task_idx, t.arg, r.created_ms FROM replicas r JOIN tasks t "
               "ON t.job_id = r.job_id AND t.idx = r.task_idx "
               "WHERE r.job_id = ?1 AND r.state = 'queued' AND NOT EXISTS (SELECT 1 FROM replicas o "
-              "WHERE o.job_id = r.job_id AND o.task_idx = r.task_idx "
-              /* Never two replicas of a task on one provider or one owner. */
-              "AND (o.provider = ?2 OR o.provider IN (SELECT p.id FROM providers p WHERE p.owner = "
-              "(SELECT q.owner FROM providers q WHERE q.id = ?2))) "
-              "AND (o.state IN ('leased','running','reported','accepted') OR "
+              "WHERE o.job_id = r.job_id AND o.task_idx = r.task_idx AND o.provider IS NOT NULL "
+              /* Never two replicas of a task on one provider or one owner
+               * (the owner through a key seek per replica of the task: an
+               * IN list of the owner's providers scanned the providers
+               * table on every claim, 10,000 rows in bench/scale)... */
+              "AND (((o.state = 'leased' OR o.state = 'running' OR o.state = 'reported' OR "
+              "o.state = 'accepted') AND (o.provider = ?2 OR EXISTS (SELECT 1 FROM providers p "
+              "WHERE p.id = o.provider AND p.owner = (SELECT q.owner FROM providers q "
+              "WHERE q.id = ?2)))) "
               /* ...nor again to a provider that failed a challenge or broke
                * its commitment on this task. */
-              "(o.provider = ?2 AND o.reason IN ('heartbeat challenge failed', "
-              "'report does not match its commitment')))) "
+              "OR (o.provider = ?2 AND (o.reason = 'heartbeat challenge failed' OR "
+              "o.reason = 'report does not match its commitment')))) "
               "ORDER BY r.task_idx, r.id LIMIT 1",
               "tt", "", provider);
     if (!jobs || !s) {
