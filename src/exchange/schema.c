@@ -225,6 +225,10 @@ static const struct cu_migration migrations[] = {
      "  time_ms INTEGER NOT NULL"
      ");"
      "ALTER TABLE replicas ADD COLUMN report_batch INTEGER;"
+     /* A score reads a provider's newest records: with the outcome in the
+      * index that is an index-only scan, not a row lookup per record. */
+     "DROP INDEX rep_records_provider;"
+     "CREATE INDEX rep_records_provider ON rep_records(provider, time_ms, outcome);"
      "UPDATE tasks SET held = (SELECT COUNT(*) FROM replicas r WHERE r.job_id = tasks.job_id "
      "  AND r.task_idx = tasks.idx AND r.state IN ('leased','running','reported'));"
      "UPDATE jobs SET payable = (SELECT COALESCE(SUM(MIN(t.held, "
