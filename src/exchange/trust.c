@@ -418,12 +418,17 @@ void ex_trust_lease_secret(const struct ex_state *st, int64_t replica,
     sodium_memzero(master, sizeof master);
 }
 
-int ex_trust_new_nonce(struct ex_state *st, int64_t replica, char out[2 * CU_CHAL_NONCE_LEN + 1])
+void ex_trust_nonce_make(char out[2 * CU_CHAL_NONCE_LEN + 1])
 {
     unsigned char n[CU_CHAL_NONCE_LEN];
 
     randombytes_buf(n, sizeof n);
     cu_hex_encode(n, sizeof n, out);
+}
+
+int ex_trust_new_nonce(struct ex_state *st, int64_t replica, char out[2 * CU_CHAL_NONCE_LEN + 1])
+{
+    ex_trust_nonce_make(out);
     return ex_sql_run(st, "UPDATE replicas SET hb_nonce = ?2 WHERE id = ?1", "it", replica, out);
 }
 

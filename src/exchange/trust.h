@@ -70,6 +70,8 @@ int ex_challenge_settle(struct ex_state *st, const char *id, const char *provide
 void ex_trust_lease_secret(const struct ex_state *st, int64_t replica,
                            unsigned char out[CU_CHAL_KEY_LEN]);
 int ex_trust_new_nonce(struct ex_state *st, int64_t replica, char out[2 * CU_CHAL_NONCE_LEN + 1]);
+/* A fresh heartbeat nonce (hex) for the caller to store with the lease. */
+void ex_trust_nonce_make(char out[2 * CU_CHAL_NONCE_LEN + 1]);
 int ex_trust_check_answer(struct ex_state *st, int64_t replica, const char *answer_hex);
 
 #endif
