@@ -5,19 +5,28 @@
  * /v1/replicas/{id}/report, status ok, Merkle root of zero files). No
  * sandbox, no blobs: this measures the exchange's dispatch path alone.
  *
- *   build/bench/dispatch [--providers P] [--tasks N] [--seconds S]
- *                        (default 16 providers, 2000 tasks, 30 s cap)
+ *   build/bench/dispatch [--providers P] [--tasks N] [--seconds S] [--batch B]
+ *                        [--batch-reports 0|1]
+ *                        (default 16 providers, 2000 tasks, 30 s cap, B 16, 1)
  *
- * One job of N trivial tasks (replication 1) is queued before the clock
- * starts. replicas_per_s = replicas reported accepted / elapsed (until all
- * are done or S seconds pass); claim latency counts claims answered with
- * a lease (work was waiting), report latency every report. */
+ * Two rounds, each against a fresh exchange with one job of N trivial
+ * tasks (replication 1) queued before the clock starts: first single
+ * claims (no "max": one {"lease"} per request, as `cumulus provide`
+ * claims), then batched claims ("max": B, free resources for B tasks:
+ * {"leases":[...]}) whose leases are reported together in one POST
+ * /v1/reports (--batch-reports 0: each on its own). --batch 0 runs the
+ * single round alone. replicas_per_s = replicas reported accepted /
+ * elapsed (until all are done or S seconds pass) of the batched round
+ * (of the single round with --batch 0), replicas_per_s_single that of the
+ * single round; claim latency counts claims answered with a lease (work
+ * was waiting), report latency every report. */
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/util.h"
 #include "benchlib.h"
@@ -39,6 +48,8 @@ struct sim {
 };
 
 static pthread_barrier_t start_barrier;
+static unsigned batch; /* "max" of this round's claims; 0: single claims */
+static bool batch_reports; /* the batched round reports through POST /v1/reports */
 static atomic_ullong completed;
 static atomic_int stop_now;
 static unsigned long long total_tasks;
@@ -55,12 +66,19 @@ static void *sim_main(void *arg)
     bool ready = false;
 
     cu_http_result_init(&r);
-    claim = json_pack("{s:i,s:{s:i,s:I,s:i}}", "wait_ms", 500, "free", "cores", 1, "memory",
-                      (json_int_t)(4LL << 30), "gpus", 0);
+    if (batch)
+        claim = json_pack("{s:i,s:i,s:{s:i,s:I,s:i}}", "max", (int)batch, "wait_ms", 500, "free",
+                          "cores", (int)batch, "memory", (json_int_t)batch * (4LL << 30), "gpus",
+                          0);
+    else
+        claim = json_pack("{s:i,s:{s:i,s:I,s:i}}", "wait_ms", 500, "free", "cores", 1, "memory",
+                          (json_int_t)(4LL << 30), "gpus", 0);
     report = json_pack("{s:s,s:i,s:n,s:i,s:i,s:[],s:s}", "status", "ok", "exit_code", 0,
                        "reason", "cpu_ms", 0, "wall_ms", 0, "outputs", "merkle_root", root0);
-    json_t *hello = json_pack("{s:i,s:i,s:I,s:i,s:s}", "slots", 1, "cores", 1, "memory",
-                              (json_int_t)(4LL << 30), "gpus", 0, "version", "bench");
+    json_t *hello = json_pack("{s:i,s:i,s:I,s:i,s:s}", "slots", batch ? (int)batch : 1, "cores",
+                              batch ? (int)batch : 1, "memory",
+                              (json_int_t)(batch ? batch : 1) * (4LL << 30), "gpus", 0,
+                              "version", "bench");
     if (!c || !claim || !report || !hello) {
         cu_snprintf(s->err, sizeof s->err, "out of memory");
     } else if (cu_http_request_json(c, "POST", "/v1/providers/hello", hello, 10000, &r) != 0 ||
@@ -89,22 +107,69 @@ static void *sim_main(void *arg)
                 break;
             continue;
         }
-        json_int_t rid = json_integer_value(
-            json_object_get(json_object_get(r.json, "lease"), "replica"));
-        if (s->nclaim < s->cap)
-            s->claim_ms[s->nclaim++] = t1 - t0;
-        cu_snprintf(path, sizeof path, "/v1/replicas/%lld/report", (long long)rid);
-        t0 = bl_now_ms();
-        if (cu_http_request_json(c, "POST", path, report, 10000, &r) != 0 || r.status != 200) {
-            cu_snprintf(s->err, sizeof s->err, "report %lld: %s", (long long)rid,
-                        cu_http_result_describe(&r, desc, sizeof desc));
+        json_t *one = json_object_get(r.json, "lease");
+        json_t *many = json_object_get(r.json, "leases");
+        size_t nl = batch ? json_array_size(many) : (one ? 1 : 0);
+        if (nl == 0) {
+            cu_snprintf(s->err, sizeof s->err, "claim answered 200 without a lease");
             break;
         }
-        t1 = bl_now_ms();
-        if (s->nreport < s->cap)
-            s->report_ms[s->nreport++] = t1 - t0;
-        if (atomic_fetch_add(&completed, 1) + 1 >= total_tasks)
-            atomic_store(&stop_now, 1);
+        if (s->nclaim < s->cap)
+            s->claim_ms[s->nclaim++] = t1 - t0;
+        /* The leases are ours to report once this answer is released. */
+        json_int_t rids[256];
+        for (size_t k = 0; k < nl && k < 256; k++)
+            rids[k] = json_integer_value(
+                json_object_get(batch ? json_array_get(many, k) : one, "replica"));
+        if (batch && batch_reports) {
+            /* All of this claim's leases in one POST /v1/reports. */
+            json_t *list = json_array(), *rb = json_pack("{s:o}", "reports", list);
+            for (size_t k = 0; k < nl && k < 256; k++) {
+                json_t *one_r = json_copy(report);
+                json_object_set_new(one_r, "replica", json_integer(rids[k]));
+                json_array_append_new(list, one_r);
+            }
+            t0 = bl_now_ms();
+            if (!rb || cu_http_request_json(c, "POST", "/v1/reports", rb, 10000, &r) != 0 ||
+                r.status != 200) {
+                cu_snprintf(s->err, sizeof s->err, "reports: %s",
+                            cu_http_result_describe(&r, desc, sizeof desc));
+                json_decref(rb);
+                break;
+            }
+            json_decref(rb);
+            t1 = bl_now_ms();
+            json_t *res = json_object_get(r.json, "results");
+            size_t ok = 0;
+            for (size_t k = 0; k < json_array_size(res); k++)
+                if (!json_object_get(json_array_get(res, k), "error"))
+                    ok++;
+            if (ok != nl) {
+                cu_snprintf(s->err, sizeof s->err, "reports: %zu of %zu refused", nl - ok, nl);
+                break;
+            }
+            if (s->nreport < s->cap)
+                s->report_ms[s->nreport++] = t1 - t0;
+            if (atomic_fetch_add(&completed, nl) + nl >= total_tasks)
+                atomic_store(&stop_now, 1);
+            continue;
+        }
+        for (size_t k = 0; k < nl && k < 256; k++) {
+            cu_snprintf(path, sizeof path, "/v1/replicas/%lld/report", (long long)rids[k]);
+            t0 = bl_now_ms();
+            if (cu_http_request_json(c, "POST", path, report, 10000, &r) != 0 ||
+                r.status != 200) {
+                cu_snprintf(s->err, sizeof s->err, "report %lld: %s", (long long)rids[k],
+                            cu_http_result_describe(&r, desc, sizeof desc));
+                ready = false;
+                break;
+            }
+            t1 = bl_now_ms();
+            if (s->nreport < s->cap)
+                s->report_ms[s->nreport++] = t1 - t0;
+            if (atomic_fetch_add(&completed, 1) + 1 >= total_tasks)
+                atomic_store(&stop_now, 1);
+        }
     }
     json_decref(claim);
     json_decref(report);
@@ -113,11 +178,43 @@ static void *sim_main(void *arg)
     return NULL;
 }
 
-int main(int argc, char **argv)
+/* CPU seconds (user + system) the process pid has used, or -1. */
+static double proc_cpu_s(pid_t pid)
 {
-    uint64_t np = bl_opt_u64(argc, argv, "--providers", 16);
-    uint64_t tasks = bl_opt_u64(argc, argv, "--tasks", 2000);
-    uint64_t secs = bl_opt_u64(argc, argv, "--seconds", 30);
+    char path[64], buf[1024];
+    unsigned long long ut = 0, stime = 0;
+    FILE *f;
+    size_t n;
+    char *p;
+
+    cu_snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    f = fopen(path, "r");
+    if (!f)
+        return -1;
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* Fields 14 and 15 (utime, stime) follow the ")" that ends the name. */
+    p = strrchr(buf, ')');
+    if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+                     &stime) != 2)
+        return -1;
+    return (double)(ut + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* One round's figures. */
+struct round {
+    unsigned long long completed, done_ex;
+    double elapsed_ms, submit_ms;
+    double ex_cpu_s; /* the exchange's CPU time during the round */
+    struct bl_stats sc, sr;
+    unsigned empty;
+};
+
+/* Runs one round against a fresh exchange with claims of `batch` (global,
+ * set by the caller) and fills out. Dies on failure. */
+static void run_round(uint64_t np, uint64_t tasks, uint64_t secs, struct round *out)
+{
     static const char *const cmd[] = {"true", NULL};
     static struct sim sims[MAX_PROVIDERS];
     char dir[PATH_MAX], url[512], job[CU_API_JOB_ID_MAX + 1];
@@ -125,22 +222,14 @@ int main(int argc, char **argv)
     struct cu_api api;
     struct cu_spec spec;
     struct cu_err e = {0};
-    struct cu_hash h0;
-    struct bl_stats sc, sr;
-    double *all_c, *all_r, t0, t1, submit_ms;
+    double *all_c, *all_r, t0, t1;
     size_t nc = 0, nr = 0;
-    unsigned empty = 0;
     pid_t ex;
 
-    bl_init("dispatch");
-    if (np < 1 || np > MAX_PROVIDERS || tasks < 1 || tasks > CU_SPEC_MAX_TASKS || secs < 1)
-        bl_die("--providers 1..%d, --tasks 1..%d, --seconds >= 1", MAX_PROVIDERS,
-               CU_SPEC_MAX_TASKS);
-    if (cu_merkle_root(NULL, 0, &h0) != 0)
-        bl_die("merkle root of nothing failed");
-    cu_hash_to_hex(&h0, root0);
-    total_tasks = tasks;
-
+    memset(out, 0, sizeof *out);
+    memset(sims, 0, sizeof sims);
+    atomic_store(&completed, 0);
+    atomic_store(&stop_now, 0);
     bl_tmpdir(dir, sizeof dir);
     ex = bl_start_exchange(dir, NULL, url, sizeof url);
     bl_api_open(&api, &rid, url);
@@ -148,7 +237,7 @@ int main(int argc, char **argv)
     t0 = bl_now_ms();
     if (cu_api_submit(&api, &spec, job, sizeof job, NULL, &e) != 0)
         bl_die("submit: %s", e.msg);
-    submit_ms = bl_now_ms() - t0;
+    out->submit_ms = bl_now_ms() - t0;
 
     if (pthread_barrier_init(&start_barrier, NULL, (unsigned)np + 1) != 0)
         bl_die("barrier");
@@ -165,11 +254,14 @@ int main(int argc, char **argv)
             bl_die("cannot start thread %llu", (unsigned long long)i);
     }
     pthread_barrier_wait(&start_barrier);
+    double cpu0 = proc_cpu_s(ex);
     t0 = bl_now_ms();
     deadline_ms = t0 + (double)secs * 1e3;
     for (uint64_t i = 0; i < np; i++)
         pthread_join(sims[i].t, NULL);
     t1 = bl_now_ms();
+    out->ex_cpu_s = proc_cpu_s(ex) - cpu0;
+    pthread_barrier_destroy(&start_barrier);
 
     all_c = calloc(tasks, sizeof *all_c);
     all_r = calloc(tasks, sizeof *all_r);
@@ -183,41 +275,84 @@ int main(int argc, char **argv)
             all_c[nc++] = s->claim_ms[k];
         for (size_t k = 0; k < s->nreport && nr < tasks; k++)
             all_r[nr++] = s->report_ms[k];
-        empty += s->empty;
+        out->empty += s->empty;
         free(s->claim_ms);
         free(s->report_ms);
     }
     /* The exchange's own count of what finished. */
-    unsigned long long done_ex = 0;
     json_t *list = NULL;
     if (cu_api_jobs(&api, &list, &e) == 0) {
         json_t *j0 = json_array_get(json_object_get(list, "jobs"), 0);
-        done_ex = (unsigned long long)json_integer_value(
+        out->done_ex = (unsigned long long)json_integer_value(
             json_object_get(json_object_get(j0, "counts"), "done"));
     }
     json_decref(list);
     cu_spec_release(&spec);
     cu_api_close(&api);
     bl_stop(ex);
-    bl_stats(all_c, nc, &sc);
-    bl_stats(all_r, nr, &sr);
-    unsigned long long got = atomic_load(&completed);
-    if (got == 0)
-        bl_die("no replica completed");
-    printf("{\"bench\":\"dispatch\",\"providers\":%llu,\"tasks\":%llu,\"completed\":%llu,"
-           "\"exchange_done\":%llu,\"elapsed_s\":%.3f,\"replicas_per_s\":%.1f,"
-           "\"claim_p50_ms\":%.2f,\"claim_p99_ms\":%.2f,\"claim_max_ms\":%.2f,"
-           "\"report_p50_ms\":%.2f,\"report_p99_ms\":%.2f,\"empty_claims\":%u,"
-           "\"submit_ms\":%.1f}\n",
-           (unsigned long long)np, (unsigned long long)tasks, got, done_ex, (t1 - t0) / 1e3,
-           (double)got * 1e3 / (t1 - t0), sc.median, sc.p99, sc.max, sr.median, sr.p99, empty,
-           submit_ms);
-    fprintf(stderr,
-            "dispatch: %llu simulated providers: %.0f replicas/s (%llu in %.1f s), claim p50 "
-            "%.1f ms p99 %.1f ms, report p50 %.1f ms p99 %.1f ms\n",
-            (unsigned long long)np, (double)got * 1e3 / (t1 - t0), got, (t1 - t0) / 1e3,
-            sc.median, sc.p99, sr.median, sr.p99);
+    bl_stats(all_c, nc, &out->sc);
+    bl_stats(all_r, nr, &out->sr);
+    out->completed = atomic_load(&completed);
+    out->elapsed_ms = t1 - t0;
     free(all_c);
     free(all_r);
+    if (out->completed == 0)
+        bl_die("no replica completed (claims %s)", batch ? "batched" : "single");
+    fprintf(stderr,
+            "dispatch: %llu simulated providers, %s claims: %.0f replicas/s (%llu in %.1f s), "
+            "claim p50 %.1f ms p99 %.1f ms, report p50 %.1f ms p99 %.1f ms; exchange CPU "
+            "%.0f us per replica\n",
+            (unsigned long long)np, batch ? "batched" : "single",
+            (double)out->completed * 1e3 / out->elapsed_ms, out->completed,
+            out->elapsed_ms / 1e3, out->sc.median, out->sc.p99, out->sr.median, out->sr.p99,
+            out->ex_cpu_s * 1e6 / (double)out->completed);
+}
+
+int main(int argc, char **argv)
+{
+    uint64_t np = bl_opt_u64(argc, argv, "--providers", 16);
+    uint64_t tasks = bl_opt_u64(argc, argv, "--tasks", 2000);
+    uint64_t secs = bl_opt_u64(argc, argv, "--seconds", 30);
+    uint64_t nb = bl_opt_u64(argc, argv, "--batch", 16);
+    batch_reports = bl_opt_u64(argc, argv, "--batch-reports", 1) != 0;
+    struct round single, batched, *main_r;
+    struct cu_hash h0;
+
+    bl_init("dispatch");
+    if (np < 1 || np > MAX_PROVIDERS || tasks < 1 || tasks > CU_SPEC_MAX_TASKS || secs < 1 ||
+        nb > 64)
+        bl_die("--providers 1..%d, --tasks 1..%d, --seconds >= 1, --batch 0..64", MAX_PROVIDERS,
+               CU_SPEC_MAX_TASKS);
+    if (cu_merkle_root(NULL, 0, &h0) != 0)
+        bl_die("merkle root of nothing failed");
+    cu_hash_to_hex(&h0, root0);
+    total_tasks = tasks;
+
+    batch = 0;
+    run_round(np, tasks, secs, &single);
+    main_r = &single;
+    if (nb > 0) {
+        batch = (unsigned)nb;
+        run_round(np, tasks, secs, &batched);
+        main_r = &batched;
+    }
+    printf("{\"bench\":\"dispatch\",\"providers\":%llu,\"tasks\":%llu,\"batch\":%llu,"
+           "\"batch_reports\":%s,"
+           "\"completed\":%llu,\"exchange_done\":%llu,\"elapsed_s\":%.3f,"
+           "\"replicas_per_s\":%.1f,\"claim_p50_ms\":%.2f,\"claim_p99_ms\":%.2f,"
+           "\"claim_max_ms\":%.2f,\"report_p50_ms\":%.2f,\"report_p99_ms\":%.2f,"
+           "\"empty_claims\":%u,\"submit_ms\":%.1f,"
+           "\"replicas_per_s_single\":%.1f,\"claim_p50_ms_single\":%.2f,"
+           "\"claim_p99_ms_single\":%.2f,\"report_p99_ms_single\":%.2f,"
+           "\"completed_single\":%llu,\"exchange_done_single\":%llu,"
+           "\"exchange_cpu_us_per_replica\":%.0f,\"exchange_cpu_us_per_replica_single\":%.0f}\n",
+           (unsigned long long)np, (unsigned long long)tasks, (unsigned long long)nb,
+           nb && batch_reports ? "true" : "false", main_r->completed, main_r->done_ex, main_r->elapsed_ms / 1e3,
+           (double)main_r->completed * 1e3 / main_r->elapsed_ms, main_r->sc.median,
+           main_r->sc.p99, main_r->sc.max, main_r->sr.median, main_r->sr.p99, main_r->empty,
+           main_r->submit_ms, (double)single.completed * 1e3 / single.elapsed_ms,
+           single.sc.median, single.sc.p99, single.sr.p99, single.completed, single.done_ex,
+           main_r->ex_cpu_s * 1e6 / (double)main_r->completed,
+           single.ex_cpu_s * 1e6 / (double)single.completed);
     return 0;
 }

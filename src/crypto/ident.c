@@ -46,6 +46,8 @@ bool cu_id_valid(const char *id)
     return cu_id_to_pk(id, pk) == 0;
 }
 
+#define ID_CACHE 8 /* valid keys each thread remembers (cu_id_to_pk) */
+
 /* Only lowercase hex is an id: one key has exactly one id string. */
 int cu_id_to_pk(const char *id, unsigned char pk[CU_PK_LEN])
 {
@@ -60,8 +62,23 @@ int cu_id_to_pk(const char *id, unsigned char pk[CU_PK_LEN])
         return -CU_EINVAL;
     if (cu_hex_decode(id, pk, CU_PK_LEN))
         return -CU_EINVAL;
-    if (cu_crypto_init() || !crypto_core_ed25519_is_valid_point(pk))
-        return -CU_EINVAL;
+    /* The point check (decompression and subgroup membership) costs more
+     * than the signature check it precedes; a thread that served a key
+     * recently (a keep-alive connection's signer) remembers that it was
+     * valid. Only valid keys are kept, per thread: no lock, no sharing. */
+    {
+        static __thread unsigned char seen[ID_CACHE][CU_PK_LEN];
+        static __thread unsigned nseen, next;
+        for (unsigned i = 0; i < nseen; i++)
+            if (memcmp(seen[i], pk, CU_PK_LEN) == 0)
+                return 0;
+        if (cu_crypto_init() || !crypto_core_ed25519_is_valid_point(pk))
+            return -CU_EINVAL;
+        memcpy(seen[next], pk, CU_PK_LEN);
+        next = (next + 1) % ID_CACHE;
+        if (nseen < ID_CACHE)
+            nseen++;
+    }
     return 0;
 }
 

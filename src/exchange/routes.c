@@ -34,6 +34,7 @@
 #define LIMIT_SMALL (64 * KiB) /* hello, claims, heartbeats, cancel */
 #define LIMIT_JOB (8 * MiB)
 #define LIMIT_REPORT (1 * MiB)
+#define LIMIT_REPORTS (4 * MiB) /* a batch of reports */
 #define LIMIT_BLOB (1 * GiB)
 #define LOG_CAP (1 * MiB) /* bytes of stdout/stderr shown per stream */
 #define MAX_OUTPUTS 4096
@@ -701,13 +702,13 @@ out_free:
 
 static int h_claim(struct cu_http_req *req, struct cu_http_resp *resp)
 {
-    static const char *const keys[] = {"wait_ms", "free", NULL};
+    static const char *const keys[] = {"wait_ms", "free", "max", NULL};
     static const char *const free_keys[] = {"cores", "memory", "gpus", NULL};
     struct ex_state *st = app_of(req);
     struct ex_free fr = {0};
     struct cu_err e = {0};
     struct ex_fail f = {0};
-    uint64_t wait_ms = DEFAULT_WAIT_MS;
+    uint64_t wait_ms = DEFAULT_WAIT_MS, max = 0;
     json_t *body, *free_j, *lease = NULL;
     int rc;
 
@@ -717,8 +718,16 @@ static int h_claim(struct cu_http_req *req, struct cu_http_resp *resp)
     rc = cu_json_only_keys(body, NULL, keys, &e);
     if (!rc)
         rc = cu_json_get_u64(body, NULL, "wait_ms", false, &wait_ms, &e);
+    if (!rc)
+        rc = cu_json_get_u64(body, NULL, "max", false, &max, &e);
     if (rc) {
         reply_invalid(resp, "", &e, rc);
+        goto out_free;
+    }
+    /* "max" asks for a batch ({"leases":[...]}); without it the answer is
+     * the one {"lease":...} that providers have always read. */
+    if (json_object_get(body, "max") && (max < 1 || max > EX_MAX_CLAIM_BATCH)) {
+        cu_http_error(resp, 400, "invalid", "field 'max' must be 1..%d", EX_MAX_CLAIM_BATCH);
         goto out_free;
     }
     if (wait_ms > EX_MAX_WAIT_MS) {
@@ -741,7 +750,7 @@ static int h_claim(struct cu_http_req *req, struct cu_http_resp *resp)
         reply_invalid(resp, "", &e, rc);
         goto out_free;
     }
-    if (ex_claim(st, req->signer, &fr, (int64_t)wait_ms, &lease, &f)) {
+    if (ex_claim_batch(st, req->signer, &fr, (int64_t)wait_ms, (unsigned)max, &lease, &f)) {
         reply_fail(resp, &f);
         goto out_free;
     }
@@ -1095,6 +1104,71 @@ static int blob_check(struct ex_state *st, const char *what, const char *hex, ui
     return 0;
 }
 
+/* The checks of a parsed report against the blob store and the job
+ * (limit: its output limit): every output and log blob stored with its
+ * size, the Merkle root, the size limit; *outputs_s gets the canonical
+ * outputs (owned, NULL when none). 0, or negative with f set: 409
+ * missing_blobs with the hashes in missing, 400, 500. */
+static int report_verify(struct ex_state *st, struct report_in *in, uint64_t limit,
+                         char **outputs_s, json_t *missing, struct ex_fail *f)
+{
+    struct cu_err e = {0};
+    int rc = 0;
+
+    *outputs_s = NULL;
+    for (size_t i = 0; i < in->nout && !rc; i++) {
+        char what[32], hex[CU_HASH_HEX_LEN + 1];
+        snprintf(what, sizeof what, "outputs[%zu]", i);
+        cu_hash_to_hex(&in->leaves[i].hash, hex);
+        rc = blob_check(st, what, hex, in->sizes[i], missing, &e);
+    }
+    if (!rc && in->r.stdout_hash)
+        rc = blob_check(st, "stdout", in->r.stdout_hash, in->stdout_size, missing, &e);
+    if (!rc && in->r.stderr_hash)
+        rc = blob_check(st, "stderr", in->r.stderr_hash, in->stderr_size, missing, &e);
+    if (rc == -CU_ENOMEM)
+        return ex_fail_set(f, 500, "internal", "out of memory");
+    if (rc)
+        return ex_fail_set(f, 400, "invalid", "%s", cu_err_msg(&e, rc));
+    if (json_array_size(missing))
+        return ex_fail_set(f, 409, "missing_blobs", "upload the outputs and logs before reporting");
+    if (in->outputs) {
+        struct cu_hash root, claimed;
+        rc = cu_merkle_root(in->leaves, in->nout, &root);
+        if (rc == -CU_EINVAL)
+            return ex_fail_set(f, 400, "invalid", "field 'outputs': two files have the same name");
+        else if (rc)
+            return ex_fail_set(f, 500, "internal", "out of memory");
+        if (in->r.merkle_root &&
+            (cu_hash_from_hex(in->r.merkle_root, &claimed) || !cu_hash_eq(&root, &claimed)))
+            return ex_fail_set(f, 400, "invalid",
+                               "field 'merkle_root' is not the Merkle root of 'outputs'");
+        /* A run stopped for its output size says so; only a success must fit. */
+        if (in->r.status == EX_ST_OK && in->r.outputs_size > limit)
+            return ex_fail_set(f, 400, "invalid",
+                               "field 'outputs': %llu bytes in total, over the job's output "
+                               "limit of %llu",
+                               (unsigned long long)in->r.outputs_size,
+                               (unsigned long long)limit);
+        *outputs_s = cu_json_dumps(in->outputs);
+        if (!*outputs_s)
+            return ex_fail_set(f, 500, "internal", "out of memory");
+    }
+    return 0;
+}
+
+/* 409 missing_blobs lists the absent hashes; other failures as usual. */
+static void reply_report_fail(struct cu_http_resp *resp, const struct ex_fail *f,
+                              json_t *missing)
+{
+    if (f->code && strcmp(f->code, "missing_blobs") == 0)
+        cu_http_json(resp, 409,
+                     json_pack("{s:{s:s,s:s,s:O}}", "error", "code", "missing_blobs", "message",
+                               f->msg, "missing", missing));
+    else
+        reply_fail(resp, f);
+}
+
 static int h_report(struct cu_http_req *req, struct cu_http_resp *resp)
 {
     struct ex_state *st = app_of(req);
@@ -1138,55 +1212,9 @@ static int h_report(struct cu_http_req *req, struct cu_http_resp *resp)
         cu_http_error(resp, 500, "internal", "out of memory");
         goto out_free;
     }
-    for (size_t i = 0; i < in.nout && !rc; i++) {
-        char what[32], hex[CU_HASH_HEX_LEN + 1];
-        snprintf(what, sizeof what, "outputs[%zu]", i);
-        cu_hash_to_hex(&in.leaves[i].hash, hex);
-        rc = blob_check(st, what, hex, in.sizes[i], missing, &e);
-    }
-    if (!rc && in.r.stdout_hash)
-        rc = blob_check(st, "stdout", in.r.stdout_hash, in.stdout_size, missing, &e);
-    if (!rc && in.r.stderr_hash)
-        rc = blob_check(st, "stderr", in.r.stderr_hash, in.stderr_size, missing, &e);
-    if (rc) {
-        reply_invalid(resp, "", &e, rc);
+    if (report_verify(st, &in, limit, &outputs_s, missing, &f)) {
+        reply_report_fail(resp, &f, missing);
         goto out_free;
-    }
-    if (json_array_size(missing)) {
-        cu_http_json(resp, 409,
-                     json_pack("{s:{s:s,s:s,s:O}}", "error", "code", "missing_blobs", "message",
-                               "upload the outputs and logs before reporting", "missing", missing));
-        goto out_free;
-    }
-    if (in.outputs) {
-        struct cu_hash root, claimed;
-        rc = cu_merkle_root(in.leaves, in.nout, &root);
-        if (rc == -CU_EINVAL) {
-            cu_http_error(resp, 400, "invalid", "field 'outputs': two files have the same name");
-            goto out_free;
-        } else if (rc) {
-            cu_http_error(resp, 500, "internal", "out of memory");
-            goto out_free;
-        }
-        if (in.r.merkle_root &&
-            (cu_hash_from_hex(in.r.merkle_root, &claimed) || !cu_hash_eq(&root, &claimed))) {
-            cu_http_error(resp, 400, "invalid",
-                          "field 'merkle_root' is not the Merkle root of 'outputs'");
-            goto out_free;
-        }
-        /* A run stopped for its output size says so; only a success must fit. */
-        if (in.r.status == EX_ST_OK && in.r.outputs_size > limit) {
-            cu_http_error(resp, 400, "invalid",
-                          "field 'outputs': %llu bytes in total, over the job's output limit of "
-                          "%llu",
-                          (unsigned long long)in.r.outputs_size, (unsigned long long)limit);
-            goto out_free;
-        }
-        outputs_s = cu_json_dumps(in.outputs);
-        if (!outputs_s) {
-            cu_http_error(resp, 500, "internal", "out of memory");
-            goto out_free;
-        }
     }
     in.r.outputs_json = outputs_s;
     in.r.body = req->body;
@@ -1203,6 +1231,153 @@ out_free:
     free(outputs_s);
     free(in.leaves);
     free(in.sizes);
+    json_decref(body);
+    return 0;
+}
+
+/* One report of a batch: what h_report reads from its path and body. */
+struct batch_item {
+    int64_t id;
+    json_t *fields; /* the report without "replica" (owned) */
+    struct report_in in;
+    char *outputs_s;
+    json_t *missing;
+};
+
+/* {"replica":R,"error":{"code","message"[,"missing"]}} for a refused report. */
+static json_t *batch_error(int64_t id, const struct ex_fail *f, json_t *missing)
+{
+    json_t *err = json_pack("{s:s,s:s}", "code", f->code ? f->code : "internal", "message",
+                            f->msg);
+
+    if (err && f->code && strcmp(f->code, "missing_blobs") == 0 && missing)
+        json_object_set(err, "missing", missing);
+    return json_pack("{s:I,s:o}", "replica", (json_int_t)id, "error", err);
+}
+
+/* POST /v1/reports: several reports of one holder in one signed request
+ * and one transaction (docs/api.md "Batched reports"). Each is checked as
+ * POST /v1/replicas/{id}/report checks it and answered on its own. */
+static int h_reports(struct cu_http_req *req, struct cu_http_resp *resp)
+{
+    static const char *const keys[] = {"reports", NULL};
+    struct ex_state *st = app_of(req);
+    struct batch_item *items = NULL;
+    const struct ex_report **reps = NULL;
+    struct ex_fail *fails = NULL, f = {0};
+    json_t *body, *list, **outs = NULL, *results = NULL;
+    struct cu_err e = {0};
+    int64_t *ids = NULL;
+    size_t n = 0;
+    int rc;
+
+    body = body_object(req, resp, false);
+    if (!body)
+        return 0;
+    rc = cu_json_only_keys(body, NULL, keys, &e);
+    if (rc) {
+        reply_invalid(resp, "", &e, rc);
+        goto out_free;
+    }
+    list = json_object_get(body, "reports");
+    if (!json_is_array(list) || json_array_size(list) < 1 ||
+        json_array_size(list) > EX_MAX_REPORT_BATCH) {
+        cu_http_error(resp, 400, "invalid", "field 'reports' must be an array of 1..%d reports",
+                      EX_MAX_REPORT_BATCH);
+        goto out_free;
+    }
+    n = json_array_size(list);
+    items = calloc(n, sizeof *items);
+    reps = calloc(n, sizeof *reps);
+    fails = calloc(n, sizeof *fails);
+    outs = calloc(n, sizeof *outs);
+    ids = calloc(n, sizeof *ids);
+    results = json_array();
+    if (!items || !reps || !fails || !outs || !ids || !results) {
+        cu_http_error(resp, 500, "internal", "out of memory");
+        goto out_free;
+    }
+    /* Shape first: a malformed entry refuses the whole request. */
+    for (size_t i = 0; i < n; i++) {
+        struct batch_item *it = &items[i];
+        json_t *o = json_array_get(list, i);
+        char prefix[40];
+        snprintf(prefix, sizeof prefix, "reports[%zu]: ", i);
+        if (!json_is_object(o) || !json_is_integer(json_object_get(o, "replica")) ||
+            json_integer_value(json_object_get(o, "replica")) < 1) {
+            cu_http_error(resp, 400, "invalid", "%sfield 'replica' must be a replica id", prefix);
+            goto out_free;
+        }
+        it->id = ids[i] = json_integer_value(json_object_get(o, "replica"));
+        for (size_t k = 0; k < i; k++)
+            if (items[k].id == it->id) {
+                cu_http_error(resp, 400, "invalid", "%sreplica %lld is reported twice", prefix,
+                              (long long)it->id);
+                goto out_free;
+            }
+        it->fields = json_copy(o);
+        if (!it->fields || json_object_del(it->fields, "replica") != 0) {
+            cu_http_error(resp, 500, "internal", "out of memory");
+            goto out_free;
+        }
+        rc = report_parse(it->fields, &it->in, &e);
+        if (rc) {
+            reply_invalid(resp, prefix, &e, rc);
+            goto out_free;
+        }
+    }
+    /* Then each on its own, as h_report: holder, lease and idempotence,
+     * then blobs and roots. */
+    for (size_t i = 0; i < n; i++) {
+        struct batch_item *it = &items[i];
+        uint64_t limit = 0;
+        bool done = false;
+        if (ex_report_check(st, it->id, req->signer, cu_now_ms(), &limit, &done, &outs[i],
+                            &fails[i]))
+            continue;
+        if (done)
+            continue;
+        it->missing = json_array();
+        if (!it->missing) {
+            ex_fail_set(&fails[i], 500, "internal", "out of memory");
+            continue;
+        }
+        if (report_verify(st, &it->in, limit, &it->outputs_s, it->missing, &fails[i]))
+            continue;
+        it->in.r.outputs_json = it->outputs_s;
+        it->in.r.body = NULL; /* the batch's body is stored once */
+        reps[i] = &it->in.r;
+    }
+    if (ex_report_apply_batch(st, req->signer, n, ids, reps, req->body, req->body_len,
+                              cu_now_ms(), outs, fails, &f)) {
+        reply_fail(resp, &f);
+        goto out_free;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *r = outs[i] ? json_incref(outs[i]) : batch_error(items[i].id, &fails[i],
+                                                                 items[i].missing);
+        if (!r || json_array_append_new(results, r) != 0) {
+            cu_http_error(resp, 500, "internal", "out of memory");
+            goto out_free;
+        }
+    }
+    cu_http_json(resp, 200, json_pack("{s:O}", "results", results));
+out_free:
+    for (size_t i = 0; items && i < n; i++) {
+        json_decref(items[i].fields);
+        json_decref(items[i].missing);
+        free(items[i].outputs_s);
+        free(items[i].in.leaves);
+        free(items[i].in.sizes);
+        if (outs)
+            json_decref(outs[i]);
+    }
+    free(items);
+    free(reps);
+    free(fails);
+    free(outs);
+    free(ids);
+    json_decref(results);
     json_decref(body);
     return 0;
 }
@@ -1498,6 +1673,7 @@ static const struct cu_route routes[] = {
     {CU_HTTP_POST, "/v1/claims", h_claim, SIGNED | WRITES, LIMIT_SMALL},
     {CU_HTTP_POST, "/v1/replicas/{id}/heartbeat", h_heartbeat, SIGNED | WRITES, LIMIT_SMALL},
     {CU_HTTP_POST, "/v1/replicas/{id}/report", h_report, SIGNED | WRITES, LIMIT_REPORT},
+    {CU_HTTP_POST, "/v1/reports", h_reports, SIGNED | WRITES, LIMIT_REPORTS},
     {CU_HTTP_GET, "/v1/wallet", h_wallet, SIGNED, 0},
     {CU_HTTP_GET, "/v1/wallet/history", h_wallet_history, SIGNED, 0},
     {CU_HTTP_POST, "/v1/faucet", h_faucet, SIGNED | WRITES, LIMIT_SMALL},

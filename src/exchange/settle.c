@@ -451,31 +451,22 @@ int ex_settle_can_lease(struct ex_state *st, const char *job, int64_t idx, uint6
     *ok = true;
     if (replica_max == 0)
         return 0;
-    s = ex_sql_cached(st,
-                     "SELECT CASE WHEN quorum > 0 THEN quorum ELSE replication END FROM jobs "
-                     "WHERE id = ?1",
-                     "t", job);
-    if (!s)
-        return -CU_EDB;
-    if ((rc = ex_sql_step(st, s)) == 1)
-        quorum = sqlite3_column_int64(s, 0);
-    ex_sql_done(st, s);
-    if (rc < 0)
-        return rc;
     /* At most `quorum` replicas of a task are ever paid, so the replicas out
      * (leased, running, reported) of a task count up to that many: a
-     * replacement for a wrong result needs no more escrow than the quorum. */
+     * replacement for a wrong result needs no more escrow than the quorum.
+     * jobs.payable is that sum and tasks.held the task's count, both kept
+     * by triggers in every state change's transaction (schema.c, 14). */
     s = ex_sql_cached(st,
-                     "SELECT task_idx, COUNT(*) FROM replicas WHERE job_id = ?1 AND "
-                     "state IN ('leased','running','reported') GROUP BY task_idx",
-                     "t", job);
+                     "SELECT CASE WHEN j.quorum > 0 THEN j.quorum ELSE j.replication END, "
+                     "j.payable, COALESCE(t.held, 0) FROM jobs j "
+                     "LEFT JOIN tasks t ON t.job_id = j.id AND t.idx = ?2 WHERE j.id = ?1",
+                     "ti", job, idx);
     if (!s)
         return -CU_EDB;
-    while ((rc = ex_sql_step(st, s)) == 1) {
-        int64_t n = sqlite3_column_int64(s, 1);
-        if (sqlite3_column_int64(s, 0) == idx)
-            held_here = n;
-        payable += (uint64_t)(n < quorum ? n : quorum);
+    if ((rc = ex_sql_step(st, s)) == 1) {
+        quorum = sqlite3_column_int64(s, 0);
+        payable = (uint64_t)sqlite3_column_int64(s, 1);
+        held_here = sqlite3_column_int64(s, 2);
     }
     ex_sql_done(st, s);
     if (rc < 0)

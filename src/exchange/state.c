@@ -141,14 +141,12 @@ static bool task_state_finished(const char *s)
 }
 
 /* An unfinished task is running while a replica is held or reported, else
- * queued. */
+ * queued (tasks.held counts those: schema.c, 14). */
 static int task_refresh(struct ex_state *st, const char *job, int64_t idx)
 {
     return ex_sql_run(st,
-               "UPDATE tasks SET state = CASE WHEN EXISTS (SELECT 1 FROM replicas r WHERE "
-               "r.job_id = ?1 AND r.task_idx = ?2 AND r.state IN ('leased','running','reported')) "
-               "THEN 'running' ELSE 'queued' END "
-               "WHERE job_id = ?1 AND idx = ?2 AND state IN ('queued','running')",
+               "UPDATE tasks SET state = CASE WHEN held > 0 THEN 'running' ELSE 'queued' END "
+               "WHERE job_id = ?1 AND idx = ?2 AND (state = 'queued' OR state = 'running')",
                "ti", job, idx);
 }
 
@@ -162,8 +160,9 @@ static int job_refresh(struct ex_state *st, const char *job, int64_t now)
 
     /* Asked after every report: one index seek while tasks are open, and
      * the count below only once, when the last one finishes. */
-    s = ex_sql_cached(st, "SELECT 1 FROM tasks WHERE job_id = ?1 AND state IN ('queued','running') "
-                          "LIMIT 1", "t", job);
+    s = ex_sql_cached(st, "SELECT 1 FROM tasks WHERE job_id = ?1 AND state = 'queued' UNION ALL "
+                          "SELECT 1 FROM tasks WHERE job_id = ?1 AND state = 'running' LIMIT 1",
+                      "t", job);
     if (!s)
         return -CU_EDB;
     rc = ex_sql_step(st, s);
@@ -1493,26 +1492,45 @@ static bool cheaper_waiting(struct ex_state *st, const struct ex_waiter *me,
     return false;
 }
 
-/* One attempt to lease a queued replica to provider. 0 with *lease set or
- * NULL (nothing fits; *retry_ms > 0 when a replica was left to a cheaper
- * waiter and is worth another look that soon); negative on a database
+/* A replica picked for a lease, with what its lease answer needs. */
+struct claim_pick {
+    int64_t rid, idx, task_count, cores, memory, gpus;
+    char job[32];
+    json_t *spec, *arg; /* owned */
+};
+
+static void claim_pick_release(struct claim_pick *p)
+{
+    json_decref(p->spec);
+    json_decref(p->arg);
+    memset(p, 0, sizeof *p);
+}
+
+/* Looks for the replica to lease next to me, whose free resources are fr:
+ * oldest job first, within a job the lowest task. 0 with p->rid set, or
+ * p->rid == 0 when nothing fits (*retry_ms > 0 when a replica was left to
+ * a cheaper waiter and is worth another look that soon), or *challenge
+ * set (owned) when the first fitting job demands a proof of capability
+ * first. in_txn: a batch's transaction is open (its earlier leases are
+ * visible to these reads); then a job demanding a challenge ends the
+ * batch instead (p->rid == 0, *stop set), so the gate's own transaction
+ * never nests. score: the provider's reputation now. prev: the batch's
+ * last pick, whose parsed spec is reused when the job is the same. Negative with f set on a database
  * failure. mu held. */
-static int claim_once(struct ex_state *st, const struct ex_waiter *me, json_t **lease,
-                      int64_t *retry_ms, struct ex_fail *f)
+static int claim_find(struct ex_state *st, const struct ex_waiter *me, const struct ex_free *fr,
+                      uint32_t score, bool in_txn, const struct claim_pick *prev,
+                      struct claim_pick *p,
+                      json_t **challenge, bool *stop, int64_t *retry_ms, struct ex_fail *f)
 {
     const char *provider = me->provider;
-    const struct ex_free *fr = &me->fr;
     sqlite3_stmt *jobs, *s = NULL;
-    int64_t rid = 0, idx = 0, now, expires, task_count = 0;
-    char job[32] = "", hb_nonce[2 * CU_CHAL_NONCE_LEN + 1] = "";
-    json_t *spec = NULL, *arg = NULL;
+    int64_t now = cu_now_ms();
     int rc;
 
-    *lease = NULL;
-    *retry_ms = 0;
-    now = cu_now_ms();
-    /* Oldest job first; within a job the lowest task. The state lists match
-     * cu_replica_state_live (asserted at start). */
+    memset(p, 0, sizeof *p);
+    *challenge = NULL;
+    *stop = false;
+    /* The state lists match cu_replica_state_live (asserted at start). */
     jobs = ex_sql_cached(
         st,
         "SELECT id, task_count, spec_json, replica_max, escrow_fee, cores, memory, gpus, bid, "
@@ -1534,20 +1552,24 @@ static int claim_once(struct ex_state *st, const struct ex_waiter *me, json_t **
         "WHERE value = image_hash)) "
         "ORDER BY created_ms, id",
         "iiiiit", clamp_i64(fr->cores), clamp_i64(fr->memory), clamp_i64(fr->gpus),
-        clamp_i64(me->ask), (int64_t)ex_trust_score(st, provider), provider);
+        clamp_i64(me->ask), (int64_t)score, provider);
     s = ex_sql_cached(st,
               "SELECT r.id, r.task_idx, t.arg, r.created_ms FROM replicas r JOIN tasks t "
               "ON t.job_id = r.job_id AND t.idx = r.task_idx "
               "WHERE r.job_id = ?1 AND r.state = 'queued' AND NOT EXISTS (SELECT 1 FROM replicas o "
-              "WHERE o.job_id = r.job_id AND o.task_idx = r.task_idx "
-              /* Never two replicas of a task on one provider or one owner. */
-              "AND (o.provider = ?2 OR o.provider IN (SELECT p.id FROM providers p WHERE p.owner = "
-              "(SELECT q.owner FROM providers q WHERE q.id = ?2))) "
-              "AND (o.state IN ('leased','running','reported','accepted') OR "
+              "WHERE o.job_id = r.job_id AND o.task_idx = r.task_idx AND o.provider IS NOT NULL "
+              /* Never two replicas of a task on one provider or one owner
+               * (the owner through a key seek per replica of the task: an
+               * IN list of the owner's providers scanned the providers
+               * table on every claim, 10,000 rows in bench/scale)... */
+              "AND (((o.state = 'leased' OR o.state = 'running' OR o.state = 'reported' OR "
+              "o.state = 'accepted') AND (o.provider = ?2 OR EXISTS (SELECT 1 FROM providers p "
+              "WHERE p.id = o.provider AND p.owner = (SELECT q.owner FROM providers q "
+              "WHERE q.id = ?2)))) "
               /* ...nor again to a provider that failed a challenge or broke
                * its commitment on this task. */
-              "(o.provider = ?2 AND o.reason IN ('heartbeat challenge failed', "
-              "'report does not match its commitment')))) "
+              "OR (o.provider = ?2 AND (o.reason = 'heartbeat challenge failed' OR "
+              "o.reason = 'report does not match its commitment')))) "
               "ORDER BY r.task_idx, r.id LIMIT 1",
               "tt", "", provider);
     if (!jobs || !s) {
@@ -1574,7 +1596,9 @@ static int claim_once(struct ex_state *st, const struct ex_waiter *me, json_t **
                 *retry_ms = left;
             continue;
         }
-        /* Never run on credit: the escrow must cover this replica too. */
+        /* Never run on credit: the escrow must cover this replica too
+         * (and, in a batch, the batch's earlier leases: they are in the
+         * open transaction's counts). */
         rc = ex_settle_can_lease(st, jid, sqlite3_column_int64(s, 1),
                                  (uint64_t)sqlite3_column_int64(jobs, 3),
                                  (uint64_t)sqlite3_column_int64(jobs, 4), &ok);
@@ -1587,6 +1611,11 @@ static int claim_once(struct ex_state *st, const struct ex_waiter *me, json_t **
             json_t *ch = NULL;
             bool skip = false;
             const char *chj = ex_col_text(jobs, 9);
+            if (chj && in_txn) {
+                *stop = true; /* the batch ends here; the next claim meets the gate */
+                rc = 0;
+                goto out_finalize;
+            }
             if (chj) {
                 rc = ex_txn_begin(st, NULL);
                 if (!rc)
@@ -1601,88 +1630,174 @@ static int claim_once(struct ex_state *st, const struct ex_waiter *me, json_t **
             if (skip)
                 continue;
             if (ch) {
-                *lease = json_pack("{s:o}", "challenge", ch);
-                rc = *lease ? 0 : ex_fail_set(f, 500, "internal", "out of memory");
+                *challenge = ch;
+                rc = 0;
                 goto out_finalize;
             }
         }
-        ex_col_copy(jobs, 0, job, sizeof job);
-        task_count = sqlite3_column_int64(jobs, 1);
-        spec = ex_col_text(jobs, 2) ? json_loads(ex_col_text(jobs, 2), 0, NULL) : NULL;
-        rid = sqlite3_column_int64(s, 0);
-        idx = sqlite3_column_int64(s, 1);
-        arg = ex_col_jtext(s, 2);
+        ex_col_copy(jobs, 0, p->job, sizeof p->job);
+        p->task_count = sqlite3_column_int64(jobs, 1);
+        p->cores = sqlite3_column_int64(jobs, 5);
+        p->memory = sqlite3_column_int64(jobs, 6);
+        p->gpus = sqlite3_column_int64(jobs, 7);
+        /* A batch parses a job's spec once, not once per lease. */
+        if (prev && prev->spec && strcmp(prev->job, p->job) == 0)
+            p->spec = json_incref(prev->spec);
+        else
+            p->spec = ex_col_text(jobs, 2) ? json_loads(ex_col_text(jobs, 2), 0, NULL) : NULL;
+        p->rid = sqlite3_column_int64(s, 0);
+        p->idx = sqlite3_column_int64(s, 1);
+        p->arg = ex_col_jtext(s, 2);
         rc = 0;
         break;
     }
-    if (rc < 0) {
+    if (rc < 0)
         rc = ex_fail_db(st, f, "looking for work");
-        goto out_finalize;
+out_finalize:
+    ex_sql_done(st, s);
+    ex_sql_done(st, jobs);
+    return rc;
+}
+
+/* Leases the picked replica to provider in the open transaction and
+ * builds its lease object (*lease, owned; p->spec and p->arg are given to
+ * it). 0, or -CU_EDB / -CU_ENOMEM; the caller rolls back. mu held. */
+static int claim_lease(struct ex_state *st, const char *provider, struct claim_pick *p,
+                       int64_t now, json_t **lease)
+{
+    char hb_nonce[2 * CU_CHAL_NONCE_LEN + 1] = "";
+    unsigned char secret[CU_CHAL_KEY_LEN];
+    char sec_hex[2 * CU_CHAL_KEY_LEN + 1];
+    int64_t expires;
+    int rc;
+
+    *lease = NULL;
+    if (cu_lease_expiry(now, st->lease_ms, &expires))
+        return -CU_EINVAL;
+    /* The move, the lease's terms and its first heartbeat nonce in one
+     * write of the row (three UPDATEs of it were 12 % of a batch). */
+    assert(cu_replica_can_transition(CU_REPLICA_QUEUED, CU_REPLICA_LEASED));
+    ex_trust_nonce_make(hb_nonce);
+    rc = ex_sql_run(st,
+             "UPDATE replicas SET state = 'leased', provider = ?2, leased_ms = ?3, "
+             "lease_expires_ms = ?4, hb_nonce = ?5, "
+             "price_per_cu = COALESCE((SELECT price_per_cu FROM providers WHERE id = ?2), 1) "
+             "WHERE id = ?1 AND state = 'queued'",
+             "itiit", p->rid, provider, now, expires, hb_nonce);
+    if (!rc && sqlite3_changes(st->db.h) != 1) {
+        cu_error("replica %lld was not queued (leasing it)", (long long)p->rid);
+        rc = -CU_ECONFLICT;
     }
-    if (rid == 0) {
-        rc = 0;
-        goto out_finalize;
-    }
-    now = cu_now_ms();
-    if (cu_lease_expiry(now, st->lease_ms, &expires)) {
-        rc = ex_fail_set(f, 500, "internal", "lease time overflows");
-        goto out_finalize;
-    }
-    if (ex_txn_begin(st, NULL)) {
-        rc = ex_fail_db(st, f, "starting a transaction");
-        goto out_finalize;
-    }
-    rc = replica_move(st, rid, CU_REPLICA_QUEUED, CU_REPLICA_LEASED);
-    if (!rc)
-        rc = ex_sql_run(st,
-                 "UPDATE replicas SET provider = ?2, leased_ms = ?3, lease_expires_ms = ?4, "
-                 "price_per_cu = COALESCE((SELECT price_per_cu FROM providers WHERE id = ?2), 1) "
-                 "WHERE id = ?1",
-                 "itii", rid, provider, now, expires);
     if (!rc)
         rc = ex_sql_run(st,
                  "UPDATE tasks SET attempts = attempts + 1, state = 'running' "
                  "WHERE job_id = ?1 AND idx = ?2",
-                 "ti", job, idx);
+                 "ti", p->job, p->idx);
     if (!rc)
-        rc = ex_trust_new_nonce(st, rid, hb_nonce);
-    if (!rc)
-        rc = adaptive_plan(st, job, idx, provider, now);
-    if (!rc)
-        rc = provider_seen(st, provider, now);
-    if (!rc)
-        rc = ex_txn_commit(st, now, NULL);
-    if (rc) {
-        rc = ex_fail_db(st, f, "leasing a replica");
-        ex_txn_rollback(st);
-        goto out_finalize;
-    }
-    cu_info("replica %lld leased: task %s/%lld to provider %.8s", (long long)rid, job,
-            (long long)idx, provider);
-    *lease =
-        json_pack("{s:{s:I,s:s,s:I,s:I,s:o,s:o,s:I,s:I,s:I}}", "lease", "replica", (json_int_t)rid,
-                  "job", job, "task", (json_int_t)idx, "task_count", (json_int_t)task_count, "arg",
-                  arg ? arg : json_null(), "spec", spec ? spec : json_null(), "lease_ms",
-                  (json_int_t)st->lease_ms, "lease_expires_ms", (json_int_t)expires, "heartbeat_ms",
-                  (json_int_t)cu_lease_heartbeat_ms(st->lease_ms));
-    arg = spec = NULL; /* "o" stole them */
-    if (*lease) {
-        unsigned char secret[CU_CHAL_KEY_LEN];
-        char sec_hex[2 * CU_CHAL_KEY_LEN + 1];
-        ex_trust_lease_secret(st, rid, secret);
-        cu_hex_encode(secret, sizeof secret, sec_hex);
-        sodium_memzero(secret, sizeof secret);
-        json_object_set_new(json_object_get(*lease, "lease"), "heartbeat",
-                            json_pack("{s:s,s:s}", "secret", sec_hex, "nonce", hb_nonce));
-    }
+        rc = adaptive_plan(st, p->job, p->idx, provider, now);
+    if (rc)
+        return rc;
+    ex_trust_lease_secret(st, p->rid, secret);
+    cu_hex_encode(secret, sizeof secret, sec_hex);
+    sodium_memzero(secret, sizeof secret);
+    *lease = json_pack("{s:I,s:s,s:I,s:I,s:O,s:O,s:I,s:I,s:I,s:{s:s,s:s}}", "replica",
+                       (json_int_t)p->rid, "job", p->job, "task", (json_int_t)p->idx,
+                       "task_count", (json_int_t)p->task_count, "arg",
+                       p->arg ? p->arg : json_null(), "spec", p->spec ? p->spec : json_null(),
+                       "lease_ms", (json_int_t)st->lease_ms, "lease_expires_ms",
+                       (json_int_t)expires, "heartbeat_ms",
+                       (json_int_t)cu_lease_heartbeat_ms(st->lease_ms), "heartbeat", "secret",
+                       sec_hex, "nonce", hb_nonce);
+    sodium_memzero(sec_hex, sizeof sec_hex);
     if (!*lease)
-        rc = ex_fail_set(f, 500, "internal", "out of memory");
-out_finalize:
-    json_decref(arg);
-    json_decref(spec);
-    ex_sql_done(st, s);
-    ex_sql_done(st, jobs);
-    return rc;
+        return -CU_ENOMEM;
+    cu_info("replica %lld leased: task %s/%lld to provider %.8s", (long long)p->rid, p->job,
+            (long long)p->idx, provider);
+    return 0;
+}
+
+/* One attempt to lease up to max queued replicas to me (max >= 1), all in
+ * one transaction: each lease is searched with the batch's earlier leases
+ * visible (never two replicas of a task on one provider or owner, the
+ * escrow covering every one of them) and the replicas together fit the
+ * free resources. 0 with *leases set (a non-empty array, owned) or
+ * *challenge set (owned), or neither (nothing fits; *retry_ms > 0 when a
+ * replica was left to a cheaper waiter and is worth another look that
+ * soon); negative with f set on a database failure. mu held. */
+static int claim_once(struct ex_state *st, const struct ex_waiter *me, unsigned max,
+                      json_t **leases, json_t **challenge, int64_t *retry_ms, struct ex_fail *f)
+{
+    struct claim_pick p = {0}, prev = {0};
+    struct ex_free left = me->fr;
+    uint32_t score = ex_trust_score(st, me->provider);
+    json_t *arr = NULL, *lease;
+    int64_t now;
+    bool stop = false;
+    int rc = 0;
+
+    *leases = NULL;
+    *challenge = NULL;
+    *retry_ms = 0;
+    for (unsigned n = 0; n < max && !stop; n++) {
+        rc = claim_find(st, me, &left, score, st->in_txn, &prev, &p, challenge, &stop, retry_ms,
+                        f);
+        if (rc || *challenge || p.rid == 0)
+            break;
+        now = cu_now_ms();
+        if (!st->in_txn) {
+            arr = json_array();
+            if (!arr) {
+                rc = ex_fail_set(f, 500, "internal", "out of memory");
+                break;
+            }
+            if (ex_txn_begin(st, NULL)) {
+                rc = ex_fail_db(st, f, "starting a transaction");
+                break;
+            }
+            rc = provider_seen(st, me->provider, now);
+            if (rc) {
+                rc = ex_fail_db(st, f, "leasing a replica");
+                break;
+            }
+        }
+        rc = claim_lease(st, me->provider, &p, now, &lease);
+        if (!rc && json_array_append_new(arr, lease) != 0)
+            rc = -CU_ENOMEM;
+        if (rc) {
+            rc = rc == -CU_EDB ? ex_fail_db(st, f, "leasing a replica")
+                               : ex_fail_set(f, 500, "internal", "cannot build the lease");
+            break;
+        }
+        /* What is left for the next replica of the batch. */
+        left.cores -= (uint64_t)p.cores <= left.cores ? (uint64_t)p.cores : left.cores;
+        left.memory -= (uint64_t)p.memory <= left.memory ? (uint64_t)p.memory : left.memory;
+        left.gpus -= (uint64_t)p.gpus <= left.gpus ? (uint64_t)p.gpus : left.gpus;
+        claim_pick_release(&prev);
+        prev = p;
+        memset(&p, 0, sizeof p);
+    }
+    claim_pick_release(&p);
+    claim_pick_release(&prev);
+    if (st->in_txn && !rc) {
+        if (ex_txn_commit(st, cu_now_ms(), NULL))
+            rc = ex_fail_db(st, f, "leasing a replica");
+    } else if (st->in_txn) {
+        ex_txn_rollback(st);
+    }
+    if (rc) {
+        json_decref(arr);
+        json_decref(*challenge);
+        *challenge = NULL;
+        return rc;
+    }
+    if (*challenge) {
+        /* Only a batch's first search hands out a challenge: nothing was
+         * leased. */
+        assert(!arr);
+        return 0;
+    }
+    *leases = arr;
+    return 0;
 }
 
 /* The provider's ask from its hello (EX_DEFAULT_PRICE_PER_CU when it
@@ -1709,20 +1824,20 @@ static void add_ms(struct timespec *t, int64_t ms)
     }
 }
 
-int ex_claim(struct ex_state *st, const char *provider, const struct ex_free *fr, int64_t wait_ms,
-             json_t **lease, struct ex_fail *f)
+int ex_claim_batch(struct ex_state *st, const char *provider, const struct ex_free *fr,
+                   int64_t wait_ms, unsigned max, json_t **answer, struct ex_fail *f)
 {
     struct timespec deadline, now_ts, until;
     struct ex_waiter solo, *me = &solo;
+    json_t *leases = NULL, *challenge = NULL;
     int64_t retry_ms = 0;
+    bool seen = false; /* last_seen recorded by this claim */
     int rc;
 
-    *lease = NULL;
+    *answer = NULL;
     clock_gettime(CLOCK_MONOTONIC, &deadline);
     add_ms(&deadline, wait_ms);
     lock(st);
-    if (!st->stopping && provider_seen(st, provider, cu_now_ms()) != 0)
-        cu_warn("provider %.8s: cannot record last_seen", provider);
     /* Waiters are visible to each other so cheaper asks are served first;
      * past EX_MAX_WAITERS a claimer simply takes its turn unseen. */
     for (size_t i = 0; i < EX_MAX_WAITERS; i++) {
@@ -1743,9 +1858,14 @@ int ex_claim(struct ex_state *st, const char *provider, const struct ex_free *fr
             rc = ex_fail_set(f, 503, "unavailable", "the exchange is shutting down");
             break;
         }
-        rc = claim_once(st, me, lease, &retry_ms, f);
-        if (rc || *lease)
+        rc = claim_once(st, me, max ? max : 1, &leases, &challenge, &retry_ms, f);
+        if (rc || leases || challenge)
             break;
+        /* A lease records that the provider was seen in its own
+         * transaction; a claim about to wait records it now. */
+        if (!seen && provider_seen(st, provider, cu_now_ms()) != 0)
+            cu_warn("provider %.8s: cannot record last_seen", provider);
+        seen = true;
         until = deadline;
         if (retry_ms > 0) {
             clock_gettime(CLOCK_MONOTONIC, &now_ts);
@@ -1767,12 +1887,29 @@ int ex_claim(struct ex_state *st, const char *provider, const struct ex_free *fr
     }
     me->active = false;
     /* Whoever deferred to this waiter looks again. */
-    if (!*lease && st->deferred) {
+    if (!leases && st->deferred) {
         st->deferred = false;
         pthread_cond_broadcast(&st->work);
     }
     unlock(st);
-    return rc;
+    if (rc)
+        return rc;
+    if (challenge)
+        *answer = json_pack("{s:o}", "challenge", challenge);
+    else if (leases && max == 0)
+        *answer = json_pack("{s:O}", "lease", json_array_get(leases, 0));
+    else if (leases)
+        *answer = json_pack("{s:O}", "leases", leases);
+    json_decref(leases);
+    if ((challenge || leases) && !*answer)
+        return ex_fail_set(f, 500, "internal", "out of memory");
+    return 0;
+}
+
+int ex_claim(struct ex_state *st, const char *provider, const struct ex_free *fr, int64_t wait_ms,
+             json_t **lease, struct ex_fail *f)
+{
+    return ex_claim_batch(st, provider, fr, wait_ms, 0, lease, f);
 }
 
 /* The refusals of the holder-only routes once the replica's row was read
@@ -2132,18 +2269,20 @@ static bool job_has_validator(struct ex_state *st, const char *job)
  * once no other held replica of its task is uncommitted, and must match
  * its commitment; a mismatch is a wrong result (the replica expires with a
  * wrong_result record and a slash, and the task gets a replacement). 0 to
- * go on; negative with f set. mu held. */
+ * go on; negative with f set. In an open transaction (a batch) the
+ * rejection's writes join it, and *broken says a failure left it half
+ * done (roll it back). mu held. */
 static int commit_gate(struct ex_state *st, int64_t replica, const char *provider,
                        const struct replica_info *ri, const char *root, int64_t now,
-                       json_t **out, struct ex_fail *f)
+                       bool *broken, struct ex_fail *f)
 {
     sqlite3_stmt *s;
     char have[CU_HASH_HEX_LEN + 1] = "", want[CU_HASH_HEX_LEN + 1];
     int64_t repl = 1, quorum = 0;
-    bool queued = false;
+    bool queued = false, own;
     int rc;
 
-    (void)out;
+    *broken = false;
     s = ex_sql_cached(st,
                      "SELECT r.commit_hash, j.replication, j.quorum FROM replicas r "
                      "JOIN jobs j ON j.id = r.job_id WHERE r.id = ?1",
@@ -2178,7 +2317,9 @@ static int commit_gate(struct ex_state *st, int64_t replica, const char *provide
     /* The revealed result is not the one committed. */
     cu_warn("replica %lld: the report of %.8s does not match its commitment", (long long)replica,
             provider);
-    rc = ex_txn_begin(st, f);
+    /* In a batch's transaction the rejection joins it; else its own. */
+    own = !st->in_txn;
+    rc = own ? ex_txn_begin(st, f) : 0;
     if (!rc)
         rc = replica_move(st, replica, ri->state, CU_REPLICA_EXPIRED);
     if (!rc)
@@ -2193,10 +2334,16 @@ static int commit_gate(struct ex_state *st, int64_t replica, const char *provide
                                &queued);
     if (!rc)
         rc = task_refresh(st, ri->job, ri->idx);
-    if (!rc)
+    if (!own) {
+        if (rc) {
+            *broken = true; /* the batch's transaction holds half of it */
+            return ex_fail_db(st, f, "rejecting the report");
+        }
+    } else if (!rc) {
         rc = ex_txn_commit(st, now, f);
-    else
+    } else {
         ex_txn_rollback(st);
+    }
     if (rc)
         return f->code ? rc : ex_fail_db(st, f, "rejecting the report");
     if (queued)
@@ -2207,96 +2354,135 @@ static int commit_gate(struct ex_state *st, int64_t replica, const char *provide
                        (long long)replica);
 }
 
+/* The writes of one report that passed its gates, in the open
+ * transaction: the report's fields (the verbatim body, or the id of the
+ * batch whose signed body holds it), the replica's new state, the task's
+ * decision. *queued is set when replicas were queued. 0 or -CU_EDB (roll
+ * back). mu held. */
+static int report_write(struct ex_state *st, int64_t replica, const char *provider,
+                        const struct replica_info *ri, const struct ex_report *r,
+                        int64_t batch_id, uint64_t cu_milli, int64_t now_ms, bool *queued)
+{
+    enum ex_status status = r->status;
+    enum cu_replica_state to;
+    bool ended = task_state_finished(ri->tstate) || strcmp(ri->jstate, "running") != 0;
+    sqlite3_stmt *s;
+    int rc;
+
+    /* Where the report takes the replica: the task ended elsewhere
+     * (cancel, quorum, failure) and this run no longer counts; the
+     * provider could not run it (not the task's fault); or reported. */
+    if (ended)
+        to = CU_REPLICA_CANCELLED;
+    else if (status == EX_ST_KILLED || status == EX_ST_ERROR)
+        to = CU_REPLICA_EXPIRED;
+    else
+        to = CU_REPLICA_REPORTED;
+    assert(cu_replica_can_transition(ri->state, to));
+    /* The report's fields and the move in one write of the row. */
+    s = ex_sql_cached(st,
+                      "UPDATE replicas SET status = ?2, exit_code = ?3, reason = ?4, "
+                      "cpu_ms = ?5, wall_ms = ?6, merkle_root = ?7, outputs_json = ?8, "
+                      "stdout_hash = ?9, stderr_hash = ?10, report_body = ?11, "
+                      "reported_ms = ?12, cu_milli = ?13, report_batch = ?14, state = ?15 "
+                      "WHERE id = ?1 AND state = ?16",
+                      "it", replica, ex_status_name(status));
+    if (!s)
+        return -CU_EDB;
+    if (r->has_exit)
+        sqlite3_bind_int64(s, 3, r->exit_code);
+    if (r->reason)
+        sqlite3_bind_text(s, 4, r->reason, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, clamp_i64(r->cpu_ms));
+    sqlite3_bind_int64(s, 6, clamp_i64(r->wall_ms));
+    if (r->merkle_root)
+        sqlite3_bind_text(s, 7, r->merkle_root, -1, SQLITE_STATIC);
+    if (r->outputs_json)
+        sqlite3_bind_text(s, 8, r->outputs_json, -1, SQLITE_STATIC);
+    if (r->stdout_hash)
+        sqlite3_bind_text(s, 9, r->stdout_hash, -1, SQLITE_STATIC);
+    if (r->stderr_hash)
+        sqlite3_bind_text(s, 10, r->stderr_hash, -1, SQLITE_STATIC);
+    if (r->body && batch_id == 0)
+        sqlite3_bind_blob64(s, 11, r->body, r->body_len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 12, now_ms);
+    sqlite3_bind_int64(s, 13, clamp_i64(cu_milli));
+    if (batch_id > 0)
+        sqlite3_bind_int64(s, 14, batch_id);
+    sqlite3_bind_text(s, 15, cu_replica_state_name(to), -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 16, cu_replica_state_name(ri->state), -1, SQLITE_STATIC);
+    rc = ex_sql_step(st, s) < 0 ? -CU_EDB : 0;
+    if (!rc && sqlite3_changes(st->db.h) != 1) {
+        cu_error("replica %lld was not %s (reporting it)", (long long)replica,
+                 cu_replica_state_name(ri->state));
+        rc = -CU_ECONFLICT;
+    }
+    ex_sql_done(st, s);
+    if (rc)
+        return rc;
+
+    cu_info("replica %lld reported %s by %.8s (task %s/%lld)", (long long)replica,
+            ex_status_name(status), provider, ri->job, (long long)ri->idx);
+    if (ended)
+        return 0;
+    if (to == CU_REPLICA_EXPIRED) {
+        rc = ex_settle_lost(st, replica, false, now_ms);
+        if (!rc)
+            rc = task_replica_lost(st, ri->job, ri->idx,
+                                   r->reason && r->reason[0] ? r->reason : ex_status_name(status),
+                                   now_ms, queued);
+        if (!rc)
+            rc = task_refresh(st, ri->job, ri->idx);
+        return rc;
+    }
+    if (status == EX_ST_OK && job_has_validator(st, ri->job))
+        /* Decided after the validator compared it (validate.c). */
+        return ex_sql_run(st, "UPDATE replicas SET validating = 1 WHERE id = ?1", "i", replica);
+    return task_decide(st, ri->job, ri->idx, now_ms, queued);
+}
+
+/* The gates of one report (holder, lease, idempotence, CU, commitment):
+ * 0 to write it (*ri and *cu_milli set), 1 when already reported (*out
+ * set: the idempotent answer), negative with f set when refused; *broken
+ * when a failure left the open (batch) transaction half done. mu held. */
+static int report_gates(struct ex_state *st, int64_t replica, const char *provider,
+                        const struct ex_report *r, int64_t now_ms, struct replica_info *ri,
+                        uint64_t *cu_milli, json_t **out, bool *broken, struct ex_fail *f)
+{
+    int rc;
+
+    *broken = false;
+    rc = report_gate(st, replica, provider, now_ms, ri, out, f);
+    if (rc)
+        return rc;
+    rc = provider_cu_milli(st, provider, r->cpu_ms, cu_milli, f);
+    if (rc)
+        return rc;
+    if (r->status == EX_ST_OK && r->merkle_root)
+        rc = commit_gate(st, replica, provider, ri, r->merkle_root, now_ms, broken, f);
+    return rc;
+}
+
 int ex_report_apply(struct ex_state *st, int64_t replica, const char *provider,
                     const struct ex_report *r, int64_t now_ms, json_t **out, struct ex_fail *f)
 {
     struct replica_info ri;
-    bool queued = false;
-    enum ex_status status = r->status;
+    bool queued = false, broken;
     uint64_t cu_milli = 0;
     int rc;
 
     *out = NULL;
     lock(st);
-    rc = report_gate(st, replica, provider, now_ms, &ri, out, f);
+    rc = report_gates(st, replica, provider, r, now_ms, &ri, &cu_milli, out, &broken, f);
     if (rc) {
         rc = rc > 0 ? 0 : rc;
         goto out_unlock;
-    }
-    rc = provider_cu_milli(st, provider, r->cpu_ms, &cu_milli, f);
-    if (rc)
-        goto out_unlock;
-    if (status == EX_ST_OK && r->merkle_root) {
-        rc = commit_gate(st, replica, provider, &ri, r->merkle_root, now_ms, out, f);
-        if (rc)
-            goto out_unlock;
     }
     if (ex_txn_begin(st, NULL)) {
         rc = ex_fail_db(st, f, "starting a transaction");
         goto out_unlock;
     }
-    rc = 0;
-    {
-        sqlite3_stmt *s = ex_sql_cached(st,
-                                "UPDATE replicas SET status = ?2, exit_code = ?3, reason = ?4, "
-                                "cpu_ms = ?5, wall_ms = ?6, merkle_root = ?7, outputs_json = ?8, "
-                                "stdout_hash = ?9, stderr_hash = ?10, report_body = ?11, "
-                                "reported_ms = ?12, cu_milli = ?13 WHERE id = ?1",
-                                "it", replica, ex_status_name(status));
-        if (!s) {
-            rc = -CU_EDB;
-        } else {
-            if (r->has_exit)
-                sqlite3_bind_int64(s, 3, r->exit_code);
-            if (r->reason)
-                sqlite3_bind_text(s, 4, r->reason, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(s, 5, clamp_i64(r->cpu_ms));
-            sqlite3_bind_int64(s, 6, clamp_i64(r->wall_ms));
-            if (r->merkle_root)
-                sqlite3_bind_text(s, 7, r->merkle_root, -1, SQLITE_STATIC);
-            if (r->outputs_json)
-                sqlite3_bind_text(s, 8, r->outputs_json, -1, SQLITE_STATIC);
-            if (r->stdout_hash)
-                sqlite3_bind_text(s, 9, r->stdout_hash, -1, SQLITE_STATIC);
-            if (r->stderr_hash)
-                sqlite3_bind_text(s, 10, r->stderr_hash, -1, SQLITE_STATIC);
-            if (r->body)
-                sqlite3_bind_blob64(s, 11, r->body, r->body_len, SQLITE_STATIC);
-            sqlite3_bind_int64(s, 12, now_ms);
-            sqlite3_bind_int64(s, 13, clamp_i64(cu_milli));
-            rc = ex_sql_step(st, s) < 0 ? -CU_EDB : 0;
-            ex_sql_done(st, s);
-        }
-    }
-    if (rc)
-        goto out_rollback;
-
-    cu_info("replica %lld reported %s by %.8s (task %s/%lld)", (long long)replica,
-            ex_status_name(status), provider, ri.job, (long long)ri.idx);
-    if (task_state_finished(ri.tstate) || strcmp(ri.jstate, "running") != 0) {
-        /* The task ended elsewhere (cancel, quorum, failure): this run no
-         * longer counts. */
-        rc = replica_move(st, replica, ri.state, CU_REPLICA_CANCELLED);
-    } else if (status == EX_ST_KILLED || status == EX_ST_ERROR) {
-        /* The provider could not run it: not the task's fault. */
-        rc = replica_move(st, replica, ri.state, CU_REPLICA_EXPIRED);
-        if (!rc)
-            rc = ex_settle_lost(st, replica, false, now_ms);
-        if (!rc)
-            rc = task_replica_lost(st, ri.job, ri.idx,
-                                   r->reason && r->reason[0] ? r->reason : ex_status_name(status),
-                                   now_ms, &queued);
-        if (!rc)
-            rc = task_refresh(st, ri.job, ri.idx);
-    } else {
-        rc = replica_move(st, replica, ri.state, CU_REPLICA_REPORTED);
-        if (!rc && status == EX_ST_OK && job_has_validator(st, ri.job))
-            /* Decided after the validator compared it (validate.c). */
-            rc = ex_sql_run(st, "UPDATE replicas SET validating = 1 WHERE id = ?1", "i",
-                            replica);
-        else if (!rc)
-            rc = task_decide(st, ri.job, ri.idx, now_ms, &queued);
-    }
+    rc = report_write(st, replica, provider, &ri, r, 0, cu_milli, now_ms, &queued);
     if (rc)
         goto out_rollback;
     *out = report_answer(st, replica);
@@ -2315,6 +2501,75 @@ int ex_report_apply(struct ex_state *st, int64_t replica, const char *provider,
 out_rollback:
     rc = ex_fail_db(st, f, "applying the report");
     ex_txn_rollback(st);
+out_unlock:
+    unlock(st);
+    return rc;
+}
+
+int ex_report_apply_batch(struct ex_state *st, const char *provider, size_t n,
+                          const int64_t *replicas, const struct ex_report *const *reports,
+                          const char *body, size_t body_len, int64_t now_ms, json_t **outs,
+                          struct ex_fail *fails, struct ex_fail *f)
+{
+    struct replica_info ri;
+    bool queued = false, broken = false;
+    int64_t batch_id = 0;
+    uint64_t cu_milli;
+    int rc = 0;
+
+    for (size_t i = 0; i < n; i++)
+        if (reports[i])
+            outs[i] = NULL;
+    lock(st);
+    if (ex_txn_begin(st, NULL)) {
+        rc = ex_fail_db(st, f, "starting a transaction");
+        goto out_unlock;
+    }
+    for (size_t i = 0; i < n && !rc; i++) {
+        const struct ex_report *r = reports[i];
+        if (!r)
+            continue; /* refused before (fails[i] set by the caller) */
+        fails[i].code = NULL;
+        cu_milli = 0;
+        rc = report_gates(st, replicas[i], provider, r, now_ms, &ri, &cu_milli, &outs[i],
+                          &broken, &fails[i]);
+        if (broken)
+            break;
+        if (rc) {
+            /* This one is refused or was already reported; the batch goes on. */
+            rc = 0;
+            continue;
+        }
+        if (batch_id == 0) {
+            /* The signed body, once: every report of the batch is in it. */
+            rc = ex_sql_run(st,
+                            "INSERT INTO report_batches (provider, body, time_ms) "
+                            "VALUES (?1, ?2, ?3)",
+                            "tbi", provider, (const void *)body, body_len, now_ms);
+            if (rc)
+                break;
+            batch_id = sqlite3_last_insert_rowid(st->db.h);
+        }
+        rc = report_write(st, replicas[i], provider, &ri, r, batch_id, cu_milli, now_ms, &queued);
+        if (!rc) {
+            outs[i] = report_answer(st, replicas[i]);
+            if (!outs[i])
+                rc = -CU_ENOMEM;
+        }
+    }
+    if (rc || broken || ex_txn_commit(st, now_ms, NULL)) {
+        ex_txn_rollback(st);
+        for (size_t i = 0; i < n; i++) {
+            if (!reports[i])
+                continue;
+            json_decref(outs[i]);
+            outs[i] = NULL;
+        }
+        rc = ex_fail_db(st, f, "applying the reports");
+        goto out_unlock;
+    }
+    if (queued)
+        pthread_cond_broadcast(&st->work);
 out_unlock:
     unlock(st);
     return rc;

@@ -221,10 +221,18 @@ int ex_provider_hello(struct ex_state *st, const char *provider, const struct ex
 
 /* Long-poll: leases the oldest fitting queued replica to provider, waiting
  * up to wait_ms for one. Blocks (without holding the lock while waiting).
- * Returns 0 with *lease set (owned) or NULL when wait_ms passed; negative
- * with f set (503 when stopping, 500). */
+ * Returns 0 with *lease set (owned: {"lease":LEASE} or {"challenge":CH})
+ * or NULL when wait_ms passed; negative with f set (503 when stopping,
+ * 500). */
 int ex_claim(struct ex_state *st, const char *provider, const struct ex_free *free_res,
              int64_t wait_ms, json_t **lease, struct ex_fail *f);
+#define EX_MAX_CLAIM_BATCH 64
+/* The same for up to max replicas (1..EX_MAX_CLAIM_BATCH) at once, leased
+ * in one transaction; together they fit free_res. *answer is
+ * {"leases":[LEASE...]} (1..max) or {"challenge":CH}; max 0 answers as
+ * ex_claim. */
+int ex_claim_batch(struct ex_state *st, const char *provider, const struct ex_free *free_res,
+                   int64_t wait_ms, unsigned max, json_t **answer, struct ex_fail *f);
 /* Renews provider's lease of replica, checking answer (hex, may be NULL)
  * against the lease's open heartbeat nonce; *out = {"lease_expires_ms",
  * "cancel"[,"reason"],"nonce" (the next to answer),"reveal"}. 404 unknown,
@@ -270,6 +278,19 @@ int ex_report_check(struct ex_state *st, int64_t replica, const char *provider, 
  * "state","task_state"}. Same refusals as ex_report_check. */
 int ex_report_apply(struct ex_state *st, int64_t replica, const char *provider,
                     const struct ex_report *r, int64_t now_ms, json_t **out, struct ex_fail *f);
+
+#define EX_MAX_REPORT_BATCH 64
+/* Applies the reports of one batch (POST /v1/reports) in one
+ * transaction: reports[i] of replica replicas[i] (NULL: answered before,
+ * outs[i] or fails[i] already set and left alone). Each passes the gates of ex_report_apply on its
+ * own: outs[i] gets its answer (or the idempotent one), or fails[i] its
+ * refusal while the others go on. body is the batch's verbatim signed
+ * body, stored once for all. 0; negative with f set when the transaction
+ * failed (nothing applied, no outs). */
+int ex_report_apply_batch(struct ex_state *st, const char *provider, size_t n,
+                          const int64_t *replicas, const struct ex_report *const *reports,
+                          const char *body, size_t body_len, int64_t now_ms, json_t **outs,
+                          struct ex_fail *fails, struct ex_fail *f);
 
 /* mu held, in a transaction: decides a task from its replicas (the
  * quorum) and applies the decision (validate.c uses it). */

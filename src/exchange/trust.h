@@ -18,11 +18,14 @@
 
 /* The reputation outcome of a ledger task_record status. */
 enum cu_rep_outcome ex_trust_outcome(enum cu_task_status s);
-/* In a transaction: stores one reputation record and refreshes the
- * provider's cached score. */
+/* In a transaction: stores one reputation record and marks the
+ * provider's cached score stale as of now. */
 int ex_trust_record(struct ex_state *st, const char *provider, enum cu_rep_outcome outcome,
                     const char *job, int64_t replica, int64_t now);
-/* The cached score (thousandths); 0 for unknown providers. */
+/* The cached score (thousandths); 0 for unknown providers. A stale one
+ * is recomputed as of its newest record's time and stored (in the open
+ * transaction, else on its own), so it reads as if ex_trust_record had
+ * recomputed it. mu held, no statement of the caller stepping. */
 uint32_t ex_trust_score(struct ex_state *st, const char *provider);
 /* GET /v1/reputation/{id}. Takes mu. NULL with f set. */
 json_t *ex_reputation(struct ex_state *st, const char *id, int64_t now, struct ex_fail *f);
@@ -67,6 +70,8 @@ int ex_challenge_settle(struct ex_state *st, const char *id, const char *provide
 void ex_trust_lease_secret(const struct ex_state *st, int64_t replica,
                            unsigned char out[CU_CHAL_KEY_LEN]);
 int ex_trust_new_nonce(struct ex_state *st, int64_t replica, char out[2 * CU_CHAL_NONCE_LEN + 1]);
+/* A fresh heartbeat nonce (hex) for the caller to store with the lease. */
+void ex_trust_nonce_make(char out[2 * CU_CHAL_NONCE_LEN + 1]);
 int ex_trust_check_answer(struct ex_state *st, int64_t replica, const char *answer_hex);
 
 #endif

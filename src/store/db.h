@@ -12,12 +12,12 @@
 #include "base/err.h"
 
 struct cu_db_group;
-struct cu_db_cached;
+struct cu_db_cache;
 
 struct cu_db {
     sqlite3 *h;
     struct cu_db_group *g;       /* group commit state; NULL: every COMMIT syncs */
-    struct cu_db_cached *cache;  /* prepared statements (cu_db_cached), or NULL */
+    struct cu_db_cache *cache;   /* prepared statements (cu_db_cached), or NULL */
 };
 
 /* Migration `version` brings the schema from version-1 to version; the

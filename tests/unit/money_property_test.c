@@ -125,6 +125,7 @@ struct world {
 /* Over all sequences, for the summary line. */
 static struct {
     uint64_t seqs, ops, submits, claims, reports, accepted_paid, txs;
+    uint64_t batch_claims, batch_leases, batch_reports; /* batches of more than one */
 } totals;
 
 static struct world *W;
@@ -401,13 +402,23 @@ static void job_id_of(const char *signer, const char *body, size_t n, char out[3
     (void)cu_snprintf(out, 32, "j-%.24s", hex);
 }
 
+static void submit_job(struct world *w, int r, unsigned tasks, unsigned rep);
+
 static void op_submit(struct world *w)
 {
     int r = (int)rnd_in(w, 0, NREQ - 1);
-    const struct cu_identity *id = &w->acct[r].id;
-    struct mjob m = {.owner = r};
     /* Single-task jobs run out of escrow soonest when results disagree. */
     unsigned tasks = chance(w, 40) ? 1 : (unsigned)rnd_in(w, 2, 5), rep = (unsigned)rnd_in(w, 1, 3);
+
+    submit_job(w, r, tasks, rep);
+}
+
+/* Requester r submits a job of tasks tasks and replication rep, with
+ * random price terms and fees (refused when r cannot pay: checked). */
+static void submit_job(struct world *w, int r, unsigned tasks, unsigned rep)
+{
+    const struct cu_identity *id = &w->acct[r].id;
+    struct mjob m = {.owner = r};
     char body[1024], ref[40], *auth = NULL, *spec_s;
     struct cu_sig_headers h;
     struct cu_hash bh;
@@ -515,33 +526,25 @@ static int job_index(struct world *w, const char *id)
     return -1;
 }
 
-/* Provider p claims once (no waiting). Returns the lease index or -1. */
-static int op_claim(struct world *w, int p)
+/* Registers lease l of provider p (one object of a claim's answer) and
+ * checks it: the job exists, its bid covers the ask, the provider holds
+ * one live replica of the task. Returns the lease index. */
+static int add_lease(struct world *w, int p, const json_t *l)
 {
-    static const uint64_t lease_ms[] = {2000, 20000, 120000};
-    const struct ex_free fr = {.cores = 64, .memory = 1ULL << 40, .gpus = 0};
     const char *pid = w->acct[ACCT_PROV(p)].id.id;
-    struct ex_fail f = {0};
-    json_t *lease = NULL, *l;
     struct mlease *ml;
     sqlite3_stmt *s = NULL;
     int64_t same = -1;
     int j;
 
-    if (w->nleases >= MAX_LEASES)
-        return -1;
-    w->st.lease_ms = lease_ms[rnd(w) % 3];
-    if (ex_claim(&w->st, pid, &fr, 0, &lease, &f) != 0)
-        FAILF(w, "claim failed: %s", f.msg);
-    if (!lease)
-        return -1;
-    l = json_object_get(lease, "lease");
     j = job_index(w, json_string_value(json_object_get(l, "job")));
     if (j < 0)
         FAILF(w, "leased a replica of an unknown job");
     if (w->prov[p].ask > w->jobs[j].bid)
         FAILF(w, "replica of job %s (bid %llu) leased to an ask of %llu", w->jobs[j].id,
               (unsigned long long)w->jobs[j].bid, (unsigned long long)w->prov[p].ask);
+    if (w->nleases >= MAX_LEASES)
+        FAILF(w, "more leases than the test keeps");
     ml = &w->leases[w->nleases];
     *ml = (struct mlease){
         .rid = jint(l, "replica"), .prov = p, .job = j, .ask = w->prov[p].ask, .live = true};
@@ -553,7 +556,8 @@ static int op_claim(struct world *w, int p)
                           sizeof ml->hb_nonce) != 0)
             FAILF(w, "lease of replica %lld has no heartbeat challenge", (long long)ml->rid);
     }
-    /* Never two live replicas of one task on one provider. */
+    /* Never two live replicas of one task on one provider (nor within
+     * one batch). */
     assert_int_equal(sqlite3_prepare_v2(w->st.db.h,
                                         "SELECT COUNT(*) FROM replicas WHERE job_id = ?1 AND "
                                         "task_idx = ?2 AND provider = ?3 AND state IN "
@@ -569,9 +573,59 @@ static int op_claim(struct world *w, int p)
     if (same != 1)
         FAILF(w, "provider %d holds %lld replicas of task %s/%lld", p, (long long)same,
               w->jobs[j].id, (long long)jint(l, "task"));
-    json_decref(lease);
     totals.claims++;
     return w->nleases++;
+}
+
+/* Provider p claims once (no waiting): one replica, or sometimes a batch
+ * ("max") whose free cores are fewer than the batch (each task takes one
+ * core). Returns the index of the (first) lease or -1. */
+static int op_claim(struct world *w, int p)
+{
+    static const uint64_t lease_ms[] = {2000, 20000, 120000};
+    struct ex_free fr = {.cores = 64, .memory = 1ULL << 40, .gpus = 0};
+    const char *pid = w->acct[ACCT_PROV(p)].id.id;
+    struct ex_fail f = {0};
+    json_t *lease = NULL, *list;
+    unsigned max = 0;
+    int first = -1;
+
+    if (w->nleases + EX_MAX_CLAIM_BATCH > MAX_LEASES)
+        return -1;
+    w->st.lease_ms = lease_ms[rnd(w) % 3];
+    if (chance(w, 40)) {
+        max = (unsigned)rnd_in(w, 1, 8);
+        fr.cores = rnd_in(w, 1, 8);
+        if (ex_claim_batch(&w->st, pid, &fr, 0, max, &lease, &f) != 0)
+            FAILF(w, "batched claim failed: %s", f.msg);
+    } else if (ex_claim(&w->st, pid, &fr, 0, &lease, &f) != 0) {
+        FAILF(w, "claim failed: %s", f.msg);
+    }
+    if (!lease)
+        return -1;
+    if (max == 0) {
+        if (json_object_get(lease, "leases"))
+            FAILF(w, "a claim without max answered a batch");
+        first = add_lease(w, p, json_object_get(lease, "lease"));
+    } else {
+        list = json_object_get(lease, "leases");
+        if (json_object_get(lease, "lease") || !json_is_array(list) || json_array_size(list) < 1)
+            FAILF(w, "a batched claim answered no leases array");
+        if (json_array_size(list) > max || json_array_size(list) > fr.cores)
+            FAILF(w, "a batch of max %u with %llu free cores leased %zu replicas", max,
+                  (unsigned long long)fr.cores, json_array_size(list));
+        if (json_array_size(list) > 1) {
+            totals.batch_claims++;
+            totals.batch_leases += json_array_size(list);
+        }
+        for (size_t k = 0; k < json_array_size(list); k++) {
+            int i = add_lease(w, p, json_array_get(list, k));
+            if (first < 0)
+                first = i;
+        }
+    }
+    json_decref(lease);
+    return first;
 }
 
 /* A live lease chosen at random, or -1. */
@@ -596,15 +650,17 @@ static void root_hex(char c, char out[CU_HASH_HEX_LEN + 1])
     cu_hash_to_hex(&h, out);
 }
 
-/* Reports lease i with status st (ok uses root A, or B when wrong). */
-static void report(struct world *w, int i, enum ex_status status, bool wrong, uint64_t cpu_ms)
+/* What a provider sends for lease i with status st (ok uses root A, or B
+ * when wrong; a committed lease reveals what it committed to): fills r
+ * (root is its storage), checks the lease and commits an ok result.
+ * Returns true when the report may go, false when the lease was lost. */
+static bool report_prepare(struct world *w, int i, enum ex_status status, bool wrong,
+                           uint64_t cpu_ms, struct ex_report *r, char root[CU_HASH_HEX_LEN + 1])
 {
     struct mlease *ml = &w->leases[i];
     const char *pid = w->acct[ACCT_PROV(ml->prov)].id.id;
-    char root[CU_HASH_HEX_LEN + 1];
-    struct ex_report r = {0};
     struct ex_fail f = {0};
-    uint64_t limit = 0, txs;
+    uint64_t limit = 0;
     bool done = false;
     json_t *out = NULL;
     int64_t now = cu_now_ms();
@@ -613,16 +669,17 @@ static void report(struct world *w, int i, enum ex_status status, bool wrong, ui
     if (ml->committed && status == EX_ST_OK)
         wrong = ml->commit_wrong; /* a provider reveals what it committed to */
     root_hex(wrong ? 'B' : 'A', root);
-    r.status = status;
-    r.has_exit = status == EX_ST_OK || status == EX_ST_FAILED;
-    r.exit_code = status == EX_ST_FAILED ? 3 : 0;
-    r.reason = status == EX_ST_ERROR ? "test: provider error" : NULL;
-    r.cpu_ms = cpu_ms;
-    r.wall_ms = cpu_ms + 5;
-    r.outputs_json = "[]";
-    r.merkle_root = status == EX_ST_OK ? root : NULL;
-    r.body = "{}";
-    r.body_len = 2;
+    memset(r, 0, sizeof *r);
+    r->status = status;
+    r->has_exit = status == EX_ST_OK || status == EX_ST_FAILED;
+    r->exit_code = status == EX_ST_FAILED ? 3 : 0;
+    r->reason = status == EX_ST_ERROR ? "test: provider error" : NULL;
+    r->cpu_ms = cpu_ms;
+    r->wall_ms = cpu_ms + 5;
+    r->outputs_json = "[]";
+    r->merkle_root = status == EX_ST_OK ? root : NULL;
+    r->body = "{}";
+    r->body_len = 2;
     rc = ex_report_check(&w->st, ml->rid, pid, now, &limit, &done, &out, &f);
     json_decref(out);
     out = NULL;
@@ -632,11 +689,11 @@ static void report(struct world *w, int i, enum ex_status status, bool wrong, ui
             FAILF(w, "report check of replica %lld: %d %s %s", (long long)ml->rid, f.status, f.code,
                   f.msg);
         ml->live = false;
-        return;
+        return false;
     }
     if (done)
         FAILF(w, "replica %lld counts as reported before its report", (long long)ml->rid);
-    if (status == EX_ST_OK) {
+    if (status == EX_ST_OK && !ml->committed) {
         /* Commit, then reveal (docs/api.md "Trust"). */
         char commit[CU_HASH_HEX_LEN + 1];
         ex_commit_hash(pid, root, commit);
@@ -648,27 +705,56 @@ static void report(struct world *w, int i, enum ex_status status, bool wrong, ui
                 FAILF(w, "commit of replica %lld: %d %s %s", (long long)ml->rid, f.status, f.code,
                       f.msg);
             ml->live = false;
-            return;
+            return false;
         }
         ml->committed = true;
         ml->commit_wrong = wrong;
     }
-    rc = ex_report_apply(&w->st, ml->rid, pid, &r, now, &out, &f);
-    if (rc && f.status == 409 && strcmp(f.code, "reveal_not_yet") == 0)
-        return; /* the provider keeps heartbeating until the others commit */
+    return true;
+}
+
+/* The outcome of lease i's report: rc/f from the apply. Returns true when
+ * it was applied. */
+static bool report_outcome(struct world *w, int i, int rc, const struct ex_fail *f,
+                           uint64_t cpu_ms)
+{
+    struct mlease *ml = &w->leases[i];
+
+    if (rc && f->status == 409 && strcmp(f->code, "reveal_not_yet") == 0)
+        return false; /* the provider keeps heartbeating until the others commit */
     if (rc) {
-        if (f.status != 409 || strcmp(f.code, "lease_lost") != 0)
-            FAILF(w, "report of replica %lld: %d %s %s", (long long)ml->rid, f.status, f.code,
-                  f.msg);
+        if (f->status != 409 || strcmp(f->code, "lease_lost") != 0)
+            FAILF(w, "report of replica %lld: %d %s %s", (long long)ml->rid, f->status, f->code,
+                  f->msg);
         ml->live = false;
-        return;
+        return false;
     }
-    json_decref(out);
-    out = NULL;
     ml->live = false;
     ml->reported = true;
     ml->cu_milli = cpu_ms * w->prov[ml->prov].factor_milli / 1000;
     totals.reports++;
+    return true;
+}
+
+/* Reports lease i with status st (ok uses root A, or B when wrong). */
+static void report(struct world *w, int i, enum ex_status status, bool wrong, uint64_t cpu_ms)
+{
+    struct mlease *ml = &w->leases[i];
+    const char *pid = w->acct[ACCT_PROV(ml->prov)].id.id;
+    char root[CU_HASH_HEX_LEN + 1];
+    struct ex_report r;
+    struct ex_fail f = {0};
+    uint64_t txs;
+    json_t *out = NULL;
+    int rc;
+
+    if (!report_prepare(w, i, status, wrong, cpu_ms, &r, root))
+        return;
+    rc = ex_report_apply(&w->st, ml->rid, pid, &r, cu_now_ms(), &out, &f);
+    json_decref(out);
+    out = NULL;
+    if (!report_outcome(w, i, rc, &f, cpu_ms))
+        return;
     /* Sent again (a retry after a lost answer): same answer, no money. */
     if (chance(w, 15)) {
         txs = w->st.ledger.tx_count;
@@ -679,6 +765,90 @@ static void report(struct world *w, int i, enum ex_status status, bool wrong, ui
         if (w->st.ledger.tx_count != txs)
             FAILF(w, "a repeated report moved money");
     }
+}
+
+#define MAX_REPORT_BATCH 6
+/* One provider reports several live leases in one batch (POST
+ * /v1/reports): random outcomes, sometimes a replica it does not hold,
+ * and sometimes one it reported already (answered as before, no money). */
+static void op_report_batch(struct world *w)
+{
+    int first = pick_live(w), idx[MAX_REPORT_BATCH + 1], n = 0, p;
+    struct ex_report r[MAX_REPORT_BATCH + 1];
+    const struct ex_report *rp[MAX_REPORT_BATCH + 1];
+    char roots[MAX_REPORT_BATCH + 1][CU_HASH_HEX_LEN + 1];
+    uint64_t cpu[MAX_REPORT_BATCH + 1];
+    int64_t ids[MAX_REPORT_BATCH + 1];
+    json_t *outs[MAX_REPORT_BATCH + 1];
+    struct ex_fail fails[MAX_REPORT_BATCH + 1], f = {0};
+    int stranger = -1, again = -1;
+
+    if (first < 0)
+        return;
+    p = w->leases[first].prov;
+    for (int i = 0; i < w->nleases && n < MAX_REPORT_BATCH; i++) {
+        const struct mjob *m = &w->jobs[w->leases[i].job];
+        unsigned k = (unsigned)rnd_in(w, 0, 99);
+        enum ex_status status = k < 60 ? EX_ST_OK : k < 70 ? EX_ST_FAILED : k < 85 ? EX_ST_KILLED
+                                                                                 : EX_ST_ERROR;
+        if (!w->leases[i].live || w->leases[i].prov != p)
+            continue;
+        cpu[n] = chance(w, 10) ? 0 : rnd_in(w, 1, m->max_cu * 1500);
+        if (!report_prepare(w, i, status, chance(w, 15), cpu[n], &r[n], roots[n]))
+            continue;
+        idx[n] = i;
+        ids[n] = w->leases[i].rid;
+        rp[n] = &r[n];
+        n++;
+    }
+    /* A replica someone else holds, or one already reported. */
+    if (chance(w, 20)) {
+        for (int i = 0; i < w->nleases; i++)
+            if (w->leases[i].prov != p && w->leases[i].live) {
+                stranger = i;
+                break;
+            }
+    } else if (chance(w, 20)) {
+        for (int i = 0; i < w->nleases; i++)
+            if (w->leases[i].prov == p && w->leases[i].reported) {
+                again = i;
+                break;
+            }
+    }
+    if (stranger >= 0 || again >= 0) {
+        int i = stranger >= 0 ? stranger : again;
+        root_hex('A', roots[n]);
+        r[n] = (struct ex_report){.status = EX_ST_OK, .cpu_ms = 1, .outputs_json = "[]",
+                                  .merkle_root = roots[n]};
+        rp[n] = &r[n];
+        ids[n] = w->leases[i].rid;
+        idx[n] = -1;
+        n++;
+    }
+    if (n == 0)
+        return;
+    for (int k = 0; k < n; k++)
+        fails[k] = (struct ex_fail){0};
+    uint64_t txs = w->st.ledger.tx_count;
+    if (ex_report_apply_batch(&w->st, w->acct[ACCT_PROV(p)].id.id, (size_t)n, ids, rp, "{}", 2,
+                              cu_now_ms(), outs, fails, &f) != 0)
+        FAILF(w, "batched report failed: %d %s %s", f.status, f.code, f.msg);
+    if (n > 1)
+        totals.batch_reports++;
+    for (int k = 0; k < n; k++) {
+        if (idx[k] >= 0) {
+            (void)report_outcome(w, idx[k], outs[k] ? 0 : -1, &fails[k], cpu[k]);
+        } else if (stranger >= 0) {
+            if (outs[k] || fails[k].status != 403)
+                FAILF(w, "a batch reported replica %lld of another provider", (long long)ids[k]);
+        } else if (!outs[k]) {
+            FAILF(w, "a batch's repeated report of replica %lld refused: %s", (long long)ids[k],
+                  fails[k].msg);
+        }
+        json_decref(outs[k]);
+    }
+    if (n == 1 && again >= 0 && w->st.ledger.tx_count != txs)
+        FAILF(w, "a repeated report in a batch moved money");
 }
 
 /* Reports lease i with a random outcome. */
@@ -875,16 +1045,19 @@ static void drain(struct world *w)
     for (int round = 0; round < DRAIN_ROUNDS; round++) {
         bool any = false;
         for (int p = 0; p < NPROV; p++) {
-            int i = op_claim(w, p);
-            if (i < 0)
+            int first = op_claim(w, p), end = w->nleases;
+            if (first < 0)
                 continue;
             any = true;
-            if (round < DRAIN_ROUNDS / 2)
-                report_random(w, i);
-            else
-                report(w, i, EX_ST_OK, false,
-                       rnd_in(w, 0, w->jobs[w->leases[i].job].max_cu * 1200));
-            check_money(w);
+            /* Every lease of the claim (a batch may have leased several). */
+            for (int i = first; i < end; i++) {
+                if (round < DRAIN_ROUNDS / 2)
+                    report_random(w, i);
+                else
+                    report(w, i, EX_ST_OK, false,
+                           rnd_in(w, 0, w->jobs[w->leases[i].job].max_cu * 1200));
+                check_money(w);
+            }
         }
         if (!any)
             break;
@@ -1094,8 +1267,10 @@ static void run_sequence(struct world *w, uint64_t seed)
             op_hello(w, (int)rnd_in(w, 0, NPROV - 1));
         else if (k < 52)
             (void)op_claim(w, (int)rnd_in(w, 0, NPROV - 1));
-        else if (k < 80)
+        else if (k < 70)
             op_report(w);
+        else if (k < 80)
+            op_report_batch(w);
         else if (k < 87)
             op_heartbeat(w);
         else if (k < 93)
@@ -1160,19 +1335,108 @@ static void test_random_sequences(void **state)
         run_sequence(W, seed);
     fprintf(stderr,
             "# %llu sequences, %llu random operations (+ drains), %llu submits, %llu leases, "
-            "%llu reports, %llu paid replicas, %llu ledger txs, %lld ms\n",
+            "%llu reports, %llu paid replicas, %llu ledger txs, %llu batched claims (%llu "
+            "leases), %llu batched reports, %lld ms\n",
             (unsigned long long)totals.seqs, (unsigned long long)totals.ops,
             (unsigned long long)totals.submits, (unsigned long long)totals.claims,
             (unsigned long long)totals.reports, (unsigned long long)totals.accepted_paid,
-            (unsigned long long)totals.txs, (long long)(cu_mono_ms() - t0));
-    /* The sequences must actually have moved money. */
+            (unsigned long long)totals.txs, (unsigned long long)totals.batch_claims,
+            (unsigned long long)totals.batch_leases, (unsigned long long)totals.batch_reports,
+            (long long)(cu_mono_ms() - t0));
+    /* The sequences must actually have moved money, and batches have been
+     * tried. */
     assert_true(totals.accepted_paid > nseq);
+    assert_true(totals.batch_claims > nseq / 10);
+    assert_true(totals.batch_reports > nseq / 10);
+}
+
+/* A batched claim never leases two replicas of one task to one provider
+ * or to two providers of one owner, nor beyond the job's escrow: provider
+ * 1 declares provider 0's owner; jobs of replication 3. */
+static void test_batch_owners(void **state)
+{
+    struct ex_hello h = {.slots = 8, .cores = 64, .memory = 1ULL << 40, .version = "test"};
+    const struct ex_free fr = {.cores = 64, .memory = 1ULL << 40, .gpus = 0};
+    struct world *w = W;
+    struct cu_err e = {0};
+    struct ex_fail f = {0};
+    json_t *ans = NULL;
+    int tasks_of[MAX_JOBS][8];
+    size_t got[2] = {0, 0};
+
+    (void)state;
+    memset(tasks_of, 0, sizeof tasks_of);
+    w->seed = 7;
+    w->rng = 7 * 0x9E3779B97F4A7C15ULL + 1;
+    w->step = 0;
+    w->njobs = w->nleases = 0;
+    w->minted = 0;
+    for (int a = 0; a < NACCT; a++)
+        w->acct[a].given = w->acct[a].sent = 0;
+    assert_int_equal(cu_snprintf(w->dir, sizeof w->dir, "%s/cu_moneyprop_XXXXXX", temp_base()), 0);
+    assert_non_null(mkdtemp(w->dir));
+    if (ex_state_open(&w->st, w->dir, 20000, true, &e) != 0)
+        FAILF(w, "open: %s", e.msg);
+    w->open = true;
+    for (int p = 0; p < NPROV; p++)
+        op_hello(w, p);
+    for (int p = 0; p < NPROV; p++)
+        w->prov[p].ask = 1;
+    h.price_per_cu = 1;
+    h.cu_factor_milli = 1000;
+    assert_int_equal(ex_provider_hello(&w->st, w->acct[ACCT_PROV(0)].id.id, &h, cu_now_ms(), &f), 0);
+    assert_int_equal(ex_provider_hello(&w->st, w->acct[ACCT_PROV(2)].id.id, &h, cu_now_ms(), &f), 0);
+    h.owner = w->acct[ACCT_PROV(0)].id.id;
+    assert_int_equal(ex_provider_hello(&w->st, w->acct[ACCT_PROV(1)].id.id, &h, cu_now_ms(), &f), 0);
+    for (int r = 0; r < NREQ; r++)
+        op_faucet(w, r);
+    for (int j = 0; j < 4; j++)
+        submit_job(w, j % NREQ, 4, 3);
+    assert_true(w->njobs > 0);
+    for (int p = 0; p < 2; p++) {
+        assert_int_equal(
+            ex_claim_batch(&w->st, w->acct[ACCT_PROV(p)].id.id, &fr, 0, 64, &ans, &f), 0);
+        if (!ans)
+            continue;
+        const json_t *list = json_object_get(ans, "leases");
+        got[p] = json_array_size(list);
+        for (size_t k = 0; k < json_array_size(list); k++) {
+            const json_t *l = json_array_get(list, k);
+            int j = job_index(w, json_string_value(json_object_get(l, "job")));
+            int64_t t = jint(l, "task");
+            assert_true(j >= 0 && t >= 0 && t < 8);
+            /* One owner: at most one replica of each task over both. */
+            if (tasks_of[j][t]++ != 0)
+                FAILF(w, "owner got two replicas of task %s/%lld", w->jobs[j].id, (long long)t);
+            (void)add_lease(w, p, l);
+        }
+        json_decref(ans);
+        ans = NULL;
+        check_money(w); /* escrow covers every replica out */
+    }
+    /* Provider 0 took one replica of every task; provider 1 none. */
+    assert_int_equal(got[0], (size_t)w->njobs * 4);
+    assert_int_equal(got[1], 0);
+    /* Provider 2 (its own owner) may take the others' tasks again. */
+    assert_int_equal(ex_claim_batch(&w->st, w->acct[ACCT_PROV(2)].id.id, &fr, 0, 64, &ans, &f),
+                     0);
+    assert_non_null(ans);
+    assert_true(json_array_size(json_object_get(ans, "leases")) > 0);
+    for (size_t k = 0; k < json_array_size(json_object_get(ans, "leases")); k++)
+        (void)add_lease(w, 2, json_array_get(json_object_get(ans, "leases"), k));
+    json_decref(ans);
+    check_money(w);
+    ex_state_close(&w->st);
+    w->open = false;
+    assert_int_equal(cu_rm_rf(w->dir), 0);
+    w->dir[0] = '\0';
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_sequences),
+        cmocka_unit_test(test_batch_owners),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

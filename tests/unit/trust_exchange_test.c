@@ -417,9 +417,125 @@ static void test_same_owner_never_twice(void **state)
     cu_http_client_free(s);
 }
 
+/* Batched claims and reports (docs/api.md): "max" answers {"leases"}
+ * with one replica per task at most, fitting the free cores; a request
+ * without it keeps the {"lease"} answer; POST /v1/reports answers each
+ * report on its own. Runs first and finishes its job, so later tests see
+ * no leftovers. */
+static void test_batches(void **state)
+{
+    char job[40], body[1024], hex[CU_HASH_HEX_LEN + 1];
+    struct cu_identity idt;
+    struct cu_http_client *t;
+    struct cu_http_result r;
+    json_t *ans = NULL, *list, *res;
+    int64_t rid[3];
+    int seen[3] = {0, 0, 0};
+
+    (void)state;
+    assert_int_equal(cu_identity_generate(&idt), 0);
+    t = cu_http_client_new(E->x.url, &idt);
+    assert_non_null(t);
+    fund(E->a, 1000000000);
+    hello(t, NULL);
+    submit("batches", 3, ",\"replication\":1", job, sizeof job);
+    post(t, "/v1/claims", "{\"max\":0,\"wait_ms\":0,\"free\":{\"cores\":4,\"memory\":4294967296}}",
+         400, "invalid", "max 0", NULL);
+    post(t, "/v1/claims",
+         "{\"max\":65,\"wait_ms\":0,\"free\":{\"cores\":4,\"memory\":4294967296}}", 400, "invalid",
+         "max 65", NULL);
+    /* Two free cores: two of the three tasks (one core each). */
+    post(t, "/v1/claims", "{\"max\":8,\"wait_ms\":0,\"free\":{\"cores\":2,\"memory\":4294967296}}",
+         200, NULL, "batched claim", &ans);
+    list = json_object_get(ans, "leases");
+    assert_null(json_object_get(ans, "lease"));
+    assert_int_equal(json_array_size(list), 2);
+    for (size_t k = 0; k < 2; k++) {
+        const json_t *l = json_array_get(list, k);
+        assert_string_equal(str_of(l, "job"), job);
+        rid[k] = json_integer_value(json_object_get(l, "replica"));
+        seen[json_integer_value(json_object_get(l, "task"))]++;
+        assert_non_null(json_object_get(json_object_get(l, "heartbeat"), "secret"));
+    }
+    json_decref(ans);
+    /* Without max: the single answer, the last task. */
+    ans = claim(t);
+    assert_non_null(ans);
+    assert_null(json_object_get(ans, "leases"));
+    assert_string_equal(str_of(json_object_get(ans, "lease"), "job"), job);
+    rid[2] = json_integer_value(json_object_get(json_object_get(ans, "lease"), "replica"));
+    seen[json_integer_value(json_object_get(json_object_get(ans, "lease"), "task"))]++;
+    json_decref(ans);
+    assert_true(seen[0] == 1 && seen[1] == 1 && seen[2] == 1);
+    assert_null(claim(t));
+
+    /* A replica reported twice in one batch is refused whole. */
+    assert_int_equal(
+        cu_snprintf(body, sizeof body,
+                    "{\"reports\":[{\"replica\":%lld,\"status\":\"failed\",\"exit_code\":1},"
+                    "{\"replica\":%lld,\"status\":\"failed\",\"exit_code\":1}]}",
+                    (long long)rid[0], (long long)rid[0]),
+        0);
+    post(t, "/v1/reports", body, 400, "invalid", "duplicate replica", NULL);
+    post(t, "/v1/reports", "{\"reports\":[]}", 400, "invalid", "empty batch", NULL);
+    /* The batch: two good reports, one with a log blob never uploaded,
+     * and a replica of another provider's; each is answered alone. */
+    cu_random_hex(hex, CU_HASH_HEX_LEN / 2);
+    assert_int_equal(cu_snprintf(hex + CU_HASH_HEX_LEN / 2, CU_HASH_HEX_LEN / 2 + 1, "%s",
+                                 E->root_hex + CU_HASH_HEX_LEN / 2),
+                     0);
+    assert_int_equal(
+        cu_snprintf(body, sizeof body,
+                    "{\"reports\":["
+                    "{\"replica\":%lld,\"status\":\"ok\",\"exit_code\":0,\"cpu_ms\":5,"
+                    "\"outputs\":[],\"merkle_root\":\"%s\"},"
+                    "{\"replica\":%lld,\"status\":\"ok\",\"exit_code\":0,\"cpu_ms\":5,"
+                    "\"outputs\":[],\"merkle_root\":\"%s\",\"stdout\":{\"hash\":\"%s\","
+                    "\"size\":3}},"
+                    "{\"replica\":%lld,\"status\":\"ok\",\"exit_code\":0,\"cpu_ms\":5,"
+                    "\"outputs\":[],\"merkle_root\":\"%s\"},"
+                    "{\"replica\":%lld,\"status\":\"ok\",\"exit_code\":0,"
+                    "\"outputs\":[],\"merkle_root\":\"%s\"}]}",
+                    (long long)rid[0], E->root_hex, (long long)rid[1], E->root_hex, hex,
+                    (long long)rid[2], E->root_hex, (long long)999999, E->root_hex),
+        0);
+    cu_http_result_init(&r);
+    call(t, "POST", "/v1/reports", body, &r);
+    expect_status(&r, 200, NULL, "batched report");
+    res = json_object_get(r.json, "results");
+    assert_int_equal(json_array_size(res), 4);
+    assert_string_equal(str_of(json_array_get(res, 0), "state"), "accepted");
+    assert_string_equal(str_of(json_object_get(json_array_get(res, 1), "error"), "code"),
+                        "missing_blobs");
+    assert_string_equal(str_of(json_array_get(res, 2), "state"), "accepted");
+    assert_string_equal(str_of(json_array_get(res, 2), "task_state"), "done");
+    assert_string_equal(str_of(json_object_get(json_array_get(res, 3), "error"), "code"),
+                        "not_found");
+    cu_http_result_release(&r);
+    /* The one left, alone; then the first again (idempotent). */
+    assert_int_equal(cu_snprintf(body, sizeof body,
+                                 "{\"reports\":[{\"replica\":%lld,\"status\":\"ok\","
+                                 "\"exit_code\":0,\"cpu_ms\":5,\"outputs\":[],"
+                                 "\"merkle_root\":\"%s\"},{\"replica\":%lld,\"status\":\"ok\","
+                                 "\"exit_code\":0,\"cpu_ms\":5,\"outputs\":[],"
+                                 "\"merkle_root\":\"%s\"}]}",
+                                 (long long)rid[1], E->root_hex, (long long)rid[0], E->root_hex),
+                     0);
+    cu_http_result_init(&r);
+    call(t, "POST", "/v1/reports", body, &r);
+    expect_status(&r, 200, NULL, "batched report");
+    res = json_object_get(r.json, "results");
+    assert_string_equal(str_of(json_array_get(res, 0), "task_state"), "done");
+    assert_string_equal(str_of(json_array_get(res, 1), "state"), "accepted");
+    cu_http_result_release(&r);
+    cu_identity_wipe(&idt);
+    cu_http_client_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_batches),
         cmocka_unit_test(test_capability_challenge),
         cmocka_unit_test(test_heartbeat_challenge),
         cmocka_unit_test(test_commit_reveal_and_slash),
