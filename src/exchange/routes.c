@@ -1009,9 +1009,9 @@ static bool report_names(const struct report_in *in, const char *hex, uint64_t *
  * all of them together hold at most CU_REPORT_INLINE_MAX bytes. Each is
  * written as a PUT would write it (temp file, fsync, rename, directory
  * fsync) before the report is applied, so an answered report never names
- * a blob a crash could lose. 0, or negative with the answer set. */
+ * a blob a crash could lose. 0, or negative with f set. */
 static int report_store_inline(struct ex_state *st, const struct report_in *in,
-                               struct cu_http_resp *resp)
+                               struct ex_fail *f)
 {
     unsigned char *bin;
     size_t left = CU_REPORT_INLINE_MAX;
@@ -1023,8 +1023,7 @@ static int report_store_inline(struct ex_state *st, const struct report_in *in,
         return 0;
     bin = malloc(CU_REPORT_INLINE_MAX + 1);
     if (!bin) {
-        cu_http_error(resp, 500, "internal", "out of memory");
-        return -CU_ENOMEM;
+        return ex_fail_set(f, 500, "internal", "out of memory");
     }
     json_object_foreach(in->blobs, key, val) {
         const char *b64 = json_string_value(val);
@@ -1033,7 +1032,7 @@ static int report_store_inline(struct ex_state *st, const struct report_in *in,
         struct cu_hash want, got;
 
         if (!report_names(in, key, &declared)) {
-            cu_http_error(resp, 400, "invalid",
+            ex_fail_set(f, 400, "invalid",
                           "field 'blobs.%.12s…': not an output, stdout or stderr of this report",
                           key);
             rc = -CU_EINVAL;
@@ -1041,7 +1040,7 @@ static int report_store_inline(struct ex_state *st, const struct report_in *in,
         }
         /* Base64 of n bytes is 4 * ceil(n / 3) characters. */
         if (b64len / 4 * 3 > left + 2 || declared > left) {
-            cu_http_error(resp, 413, "too_large",
+            ex_fail_set(f, 413, "too_large",
                           "field 'blobs': more than %d bytes inline; upload large blobs with "
                           "PUT /v1/blobs/{hash}",
                           CU_REPORT_INLINE_MAX);
@@ -1050,7 +1049,7 @@ static int report_store_inline(struct ex_state *st, const struct report_in *in,
         }
         if (sodium_base642bin(bin, left, b64, b64len, NULL, &n, NULL,
                               sodium_base64_VARIANT_ORIGINAL) != 0) {
-            cu_http_error(resp, 400, "invalid",
+            ex_fail_set(f, 400, "invalid",
                           "field 'blobs.%.12s…' is not base64 (RFC 4648, with padding)", key);
             rc = -CU_EINVAL;
             break;
@@ -1058,13 +1057,13 @@ static int report_store_inline(struct ex_state *st, const struct report_in *in,
         (void)cu_hash_from_hex(key, &want);
         cu_hash_mem(bin, n, &got);
         if (!cu_hash_eq(&want, &got)) {
-            cu_http_error(resp, 400, "hash_mismatch",
+            ex_fail_set(f, 400, "hash_mismatch",
                           "field 'blobs.%.12s…': the content does not hash to its key", key);
             rc = -CU_ECORRUPT;
             break;
         }
         if (n != declared) {
-            cu_http_error(resp, 400, "invalid",
+            ex_fail_set(f, 400, "invalid",
                           "field 'blobs.%.12s…': %zu bytes, but the report says %llu", key, n,
                           (unsigned long long)declared);
             rc = -CU_EINVAL;
@@ -1076,7 +1075,7 @@ static int report_store_inline(struct ex_state *st, const struct report_in *in,
         rc = cu_blob_put_mem(&st->blobs, bin, n, NULL);
         if (rc) {
             cu_error("report: cannot store inline blob %s: %s", key, cu_strerror(rc));
-            cu_http_error(resp, 500, "internal", "cannot store the blob");
+            ex_fail_set(f, 500, "internal", "cannot store the blob");
             break;
         }
     }
@@ -1205,8 +1204,10 @@ static int h_report(struct cu_http_req *req, struct cu_http_resp *resp)
         goto out_free;
     }
 
-    if (report_store_inline(st, &in, resp))
+    if (report_store_inline(st, &in, &f)) {
+        reply_fail(resp, &f);
         goto out_free;
+    }
     missing = json_array();
     if (!missing) {
         cu_http_error(resp, 500, "internal", "out of memory");
@@ -1336,6 +1337,8 @@ static int h_reports(struct cu_http_req *req, struct cu_http_resp *resp)
                             &fails[i]))
             continue;
         if (done)
+            continue;
+        if (report_store_inline(st, &it->in, &fails[i]))
             continue;
         it->missing = json_array();
         if (!it->missing) {

@@ -333,11 +333,48 @@ static void test_inline_report_survives_kill9(void **state)
     cu_http_result_release(&r);
 }
 
+/* POST /v1/reports takes inline blobs too: a good one is stored and its
+ * report applied; a bad one is refused on its own, the other applied. */
+static void test_batch_inline(void **state)
+{
+    char job1[40], job2[40], body[4096], hex[CU_HASH_HEX_LEN + 1], *good, *bad;
+    struct cu_buf b = CU_BUF_INIT(64);
+    json_t *out = NULL, *res;
+    int64_t r1, r2;
+
+    (void)state;
+    r1 = lease_one(job1, sizeof job1);
+    r2 = lease_one(job2, sizeof job2);
+    good = report("batch ok\n", 9, "", blobs1("batch ok\n", "batch ok\n", 9));
+    bad = report("batch no\n", 9, "", blobs1("batch no\n", "batch xx\n", 9));
+    assert_int_equal(cu_snprintf(body, sizeof body,
+                                 "{\"reports\":[{\"replica\":%" PRId64 ",%s,{\"replica\":%" PRId64
+                                 ",%s]}",
+                                 r1, good + 1, r2, bad + 1),
+                     0);
+    free(good);
+    free(bad);
+    post(E->p, "/v1/reports", body, 200, NULL, "batched inline reports", &out);
+    res = json_object_get(out, "results");
+    assert_int_equal(json_array_size(res), 2);
+    assert_null(json_object_get(json_array_get(res, 0), "error"));
+    assert_string_equal(str_of(json_object_get(json_array_get(res, 1), "error"), "code"),
+                        "hash_mismatch");
+    json_decref(out);
+    hex_of("batch ok\n", hex);
+    assert_int_equal(get_blob(hex, &b), 200);
+    assert_int_equal(b.len, 9);
+    cu_buf_release(&b);
+    hex_of("batch no\n", hex);
+    assert_int_equal(get_blob(hex, NULL), 404);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_empty_blob_always_there),
         cmocka_unit_test(test_bad_inline_refused),
+        cmocka_unit_test(test_batch_inline),
         cmocka_unit_test(test_inline_report_survives_kill9),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
