@@ -16,6 +16,7 @@
 #include "fabric/cgroup.h"
 #include "fabric/gpu.h"
 #include "fabric/idle.h"
+#include "fabric/warm.h"
 #include "net/http_client.h"
 #include "provider/collect.h"
 #include "provider/provider.h"
@@ -43,6 +44,8 @@ struct cu_agent {
     char exchange[1024];          /* base URL */
     char tasks_dir[CU_PATH_MAX];  /* DATA/tasks */
     char oci_dir[CU_PATH_MAX];    /* DATA/oci: unpacked OCI images by manifest digest */
+    char warm_dir[CU_PATH_MAX];   /* DATA/warm: slot N's warm sandbox binds DATA/warm/N */
+    bool warm;                    /* keep a warm sandbox per slot (not --no-warm-sandbox) */
     struct cu_identity id;
     struct cu_blobstore cache;    /* DATA/blobs: inputs, outputs, logs */
     struct cu_pstate state;       /* DATA/state.db */
@@ -74,6 +77,9 @@ struct cu_slot {
     pthread_t thread;
     bool started;
     atomic_bool busy;  /* running a lease (shutdown waits for these) */
+    /* The slot's warm sandbox (fabric/warm.h), kept between consecutive
+     * leases of one job; NULL when none. Only the slot's thread uses it. */
+    struct cu_warm *warm;
     atomic_bool done;  /* the thread has returned */
 };
 
