@@ -487,6 +487,12 @@ void cu_cgroup_read_stats(const struct cu_cgroup *cg, struct cu_cgroup_stats *st
     st->pids_refused = read_key(pids, "pids.events", "max");
 }
 
+void cu_cgroup_reset_peak(const struct cu_cgroup *cg)
+{
+    if (cg->version == CU_CG_V1 && cg->dir[CU_CG_MEMORY][0])
+        (void)write_at(cg->dir[CU_CG_MEMORY], "memory.max_usage_in_bytes", "0");
+}
+
 /* SIGKILLs every process listed in dir/cgroup.procs; the count sent. */
 static int kill_members(const char *dir)
 {

@@ -883,6 +883,10 @@ static void fmt_limit_duration(uint64_t ms, char *out, size_t n)
 static void enforce_cgroup(struct cu_sandbox *s)
 {
     cu_cgroup_read_stats(&s->cg, &s->cg_stats);
+    if (s->warm) { /* the warm sandbox's group: this task's share only */
+        s->cg_stats.oom_kills -= s->cg_base.oom_kills;
+        s->cg_stats.pids_refused -= s->cg_base.pids_refused;
+    }
     if (s->cg_stats.oom_kills > 0)
         force_end(s, CU_SB_FAILED, "memory limit");
     else if (s->cg_stats.pids_refused > 0)

@@ -78,6 +78,7 @@ struct cu_sandbox {
     int code;                       /* exit code, 128 + signal when killed */
     char setup_error[200];          /* the task could not be started: why */
     bool exec_error;                /* ... because its command cannot run */
+    char cmd[128];                  /* the command's name, for that reason */
     char *task_dir[3];              /* the task's work, out, in: entries go back there */
 };
 

@@ -675,6 +675,7 @@ int cu_warm_run(struct cu_warm *w, const struct cu_sandbox_opts *opts, struct cu
     s->disk_limit = opts->disk_limit;
     s->time_limit_ms = opts->time_limit_ms;
     s->cpu_limit_s = cpu_limit_s;
+    (void)cu_snprintf(s->cmd, sizeof(s->cmd), "%s", opts->argv[0]); /* cut when longer */
     s->cg = w->cg;
     cu_buf_init(&s->status, 16);
     s->work_dir = strdup(w->dir[D_WORK]);
@@ -707,8 +708,10 @@ int cu_warm_run(struct cu_warm *w, const struct cu_sandbox_opts *opts, struct cu
     if (geteuid() == 0 && ((rc = cu_sb_chown_tree(w->dir[D_WORK], w->uid, w->gid, e)) != 0 ||
                            (rc = cu_sb_chown_tree(w->dir[D_OUT], w->uid, w->gid, e)) != 0))
         goto out_move_back;
-    if (s->cg.version != CU_CG_NONE)
+    if (s->cg.version != CU_CG_NONE) {
+        cu_cgroup_reset_peak(&s->cg);
         cu_cgroup_read_stats(&s->cg, &s->cg_base);
+    }
     s->start_ms = cu_mono_ms();
     if (send_run(w, &msg, p_out[1], p_err[1]) != 0) {
         kill_hard(w);
@@ -792,7 +795,7 @@ static void poll_done(struct cu_sandbox *s, int64_t now)
                     s->code = 128 + WTERMSIG(d.wstatus);
             } else if (d.stage == CU_WARM_STAGE_EXEC) {
                 s->exec_error = true;
-                (void)cu_snprintf(s->setup_error, sizeof(s->setup_error), "%s",
+                (void)cu_snprintf(s->setup_error, sizeof(s->setup_error), "%s: %s", s->cmd,
                                   strerror(d.err));
             } else {
                 (void)cu_snprintf(s->setup_error, sizeof(s->setup_error), "%s: %s",
