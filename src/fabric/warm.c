@@ -57,7 +57,10 @@ struct cu_warm {
     int rd_status;   /* bwrap --json-status-fd */
     struct cu_buf status;
     struct cu_cgroup cg; /* the sandbox's group; NONE without one */
-    char *key;           /* owner and shape: cu_warm_fits compares it */
+    char *key;           /* the sandbox's shape: cu_warm_fits compares it */
+    char *owner;         /* the job whose tasks it runs; NULL until its first */
+    struct shape *shape; /* what it was started from, for cu_warm_start_like */
+    char base[CU_PATH_MAX];   /* removed with the sandbox */
     char dir[3][CU_PATH_MAX]; /* work, out, in under the base directory */
     bool has_in;
     bool dead;  /* ended or misbehaved: only cu_warm_free is left */
@@ -157,6 +160,92 @@ static int empty_dir(const char *dir)
     return rc;
 }
 
+/* ---- the shape ------------------------------------------------------------ */
+
+/* A deep copy of the options a sandbox was started from (the per-task ones
+ * left out), so that a spare of the same shape can be started later. */
+struct shape {
+    struct cu_sandbox_opts o;
+    struct cu_cgroup cg_parent;
+    char *rootfs, *bwrap;
+    char **dev_binds, **ro_binds;
+};
+
+static void strv_free(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+static int strv_dup(const char *const *v, char ***out)
+{
+    size_t n = 0;
+
+    *out = NULL;
+    if (!v)
+        return 0;
+    while (v[n])
+        n++;
+    *out = calloc(n + 1, sizeof(**out));
+    if (!*out)
+        return -CU_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        if (!((*out)[i] = strdup(v[i])))
+            return -CU_ENOMEM; /* the rest are NULL: strv_free stops there */
+    }
+    return 0;
+}
+
+static void shape_free(struct shape *sh)
+{
+    if (!sh)
+        return;
+    free(sh->rootfs);
+    free(sh->bwrap);
+    strv_free(sh->dev_binds);
+    strv_free(sh->ro_binds);
+    free(sh);
+}
+
+static struct shape *shape_copy(const struct cu_sandbox_opts *opts)
+{
+    struct shape *sh = calloc(1, sizeof(*sh));
+    struct cu_sandbox_opts init = CU_SANDBOX_OPTS_INIT;
+
+    if (!sh)
+        return NULL;
+    sh->o = init;
+    sh->o.stdio_cap = opts->stdio_cap;
+    sh->o.output_limit = opts->output_limit;
+    sh->o.memory_limit = opts->memory_limit;
+    sh->o.nproc_limit = opts->nproc_limit;
+    sh->o.network = opts->network;
+    sh->o.uid = opts->uid;
+    sh->o.gid = opts->gid;
+    sh->o.no_seccomp = opts->no_seccomp;
+    sh->o.cpu_milli = opts->cpu_milli;
+    sh->o.disk_limit = opts->disk_limit;
+    /* Only whether there is an /in matters: any directory says yes. */
+    sh->o.in_dir = opts->in_dir ? "/" : NULL;
+    if (opts->cgroup_parent) {
+        sh->cg_parent = *opts->cgroup_parent;
+        sh->o.cgroup_parent = &sh->cg_parent;
+    }
+    if ((opts->rootfs && !(sh->rootfs = strdup(opts->rootfs))) ||
+        (opts->bwrap && !(sh->bwrap = strdup(opts->bwrap))) ||
+        strv_dup(opts->dev_binds, &sh->dev_binds) != 0 ||
+        strv_dup(opts->ro_binds, &sh->ro_binds) != 0) {
+        shape_free(sh);
+        return NULL;
+    }
+    sh->o.rootfs = sh->rootfs;
+    sh->o.bwrap = sh->bwrap;
+    sh->o.dev_binds = (const char *const *)sh->dev_binds;
+    sh->o.ro_binds = (const char *const *)sh->ro_binds;
+    return sh;
+}
+
 /* ---- the key ------------------------------------------------------------ */
 
 /* The bound view of opts: the sandbox's own directories instead of the
@@ -174,10 +263,10 @@ static void sandbox_view(const struct cu_warm *w, const struct cu_sandbox_opts *
 }
 
 /* Everything that shapes the sandbox, as one string: the bwrap command
- * line (binds, devices, /tmp size, seccomp, uid) and the cgroup's limits,
- * then the owner. malloc'd, or NULL. */
+ * line (binds, devices, /tmp size, seccomp, uid) and the cgroup's limits.
+ * malloc'd, or NULL. */
 static char *make_key(const struct cu_warm *w, const struct cu_sandbox_opts *opts,
-                      const char *bwrap_path, const char *owner, struct cu_err *e)
+                      const char *bwrap_path, struct cu_err *e)
 {
     struct cu_sandbox_opts v;
     struct argv_builder av = {0};
@@ -193,14 +282,13 @@ static char *make_key(const struct cu_warm *w, const struct cu_sandbox_opts *opt
         (void)cu_buf_append(&b, av.v[i], strlen(av.v[i]));
         (void)cu_buf_append(&b, "\x1f", 1);
     }
-    (void)cu_snprintf(num, sizeof(num), "mem=%llu cpu=%llu pids=%u cg=%s owner=",
+    (void)cu_snprintf(num, sizeof(num), "mem=%llu cpu=%llu pids=%u cg=%s",
                       (unsigned long long)opts->memory_limit, (unsigned long long)opts->cpu_milli,
                       opts->nproc_limit,
                       opts->cgroup_parent && opts->cgroup_parent->version != CU_CG_NONE
                           ? opts->cgroup_parent->dir[CU_CG_MEMORY]
                           : "-");
-    (void)cu_buf_append(&b, num, strlen(num));
-    if (cu_buf_append(&b, owner, strlen(owner)) == 0)
+    if (cu_buf_append(&b, num, strlen(num)) == 0)
         key = strdup(cu_buf_str(&b));
     cu_buf_release(&b);
     cu_sb_av_release(&av);
@@ -292,12 +380,12 @@ void cu_warm_free(struct cu_warm *w)
     cu_sb_close_fd(&w->rd_status);
     if (w->cg.version != CU_CG_NONE && cu_cgroup_destroy(&w->cg) != 0)
         cu_warn("cannot remove cgroup %s", w->cg.dir[CU_CG_MEMORY]);
-    for (int i = 0; i < 3; i++) {
-        if (w->dir[i][0] && empty_dir(w->dir[i]) != 0)
-            cu_warn("cannot empty %s", w->dir[i]);
-    }
+    if (w->base[0] && cu_rm_rf(w->base) != 0)
+        cu_warn("cannot remove %s", w->base);
     cu_buf_release(&w->status);
     free(w->key);
+    free(w->owner);
+    shape_free(w->shape);
     free(w);
 }
 
@@ -371,6 +459,15 @@ int cu_warm_start(const struct cu_sandbox_opts *opts, const char *base_dir, cons
     w->gid = (gid_t)opts->gid;
     w->has_in = opts->in_dir != NULL;
     cu_buf_init(&w->status, STATUS_MAX);
+    if (cu_snprintf(w->base, sizeof(w->base), "%s", base_dir) != 0) {
+        w->base[0] = '\0';
+        rc = cu_err_set(e, -CU_EINVAL, "warm sandbox directory '%s': too long", base_dir);
+        goto out_free;
+    }
+    if ((owner && !(w->owner = strdup(owner))) || !(w->shape = shape_copy(opts))) {
+        rc = cu_err_set(e, -CU_ENOMEM, "out of memory");
+        goto out_free;
+    }
     for (int i = 0; i < 3; i++) {
         if (cu_path_join(w->dir[i], sizeof(w->dir[i]), base_dir, dir_names[i]) != 0) {
             rc = cu_err_set(e, -CU_EINVAL, "warm sandbox directory '%s': too long", base_dir);
@@ -390,7 +487,7 @@ int cu_warm_start(const struct cu_sandbox_opts *opts, const char *base_dir, cons
     if (root && ((rc = cu_sb_chown_tree(w->dir[D_WORK], w->uid, w->gid, e)) != 0 ||
                  (rc = cu_sb_chown_tree(w->dir[D_OUT], w->uid, w->gid, e)) != 0))
         goto out_free;
-    if (!(w->key = make_key(w, opts, bwrap_path, owner, e))) {
+    if (!(w->key = make_key(w, opts, bwrap_path, e))) {
         rc = -CU_ENOMEM;
         goto out_free;
     }
@@ -506,17 +603,28 @@ bool cu_warm_fits(struct cu_warm *w, const struct cu_sandbox_opts *opts, const c
     if (cu_sb_resolve_exe(opts->bwrap ? opts->bwrap : "bwrap", bwrap_path, sizeof(bwrap_path)) !=
         0)
         return false;
-    key = make_key(w, opts, bwrap_path, owner, &e);
+    key = make_key(w, opts, bwrap_path, &e);
     same = key && strcmp(key, w->key) == 0;
     free(key);
-    return same;
+    /* A sandbox that has run no task yet is as clean as a new one: it
+     * may become any job's. */
+    return same && (!w->owner || strcmp(w->owner, owner) == 0);
+}
+
+int cu_warm_start_like(const struct cu_warm *w, const char *base_dir, struct cu_warm **out,
+                       struct cu_err *e)
+{
+    return cu_warm_start(&w->shape->o, base_dir, NULL, out, e);
 }
 
 int cu_warm_acquire(struct cu_warm **wp, const struct cu_sandbox_opts *opts,
                     const char *base_dir, const char *owner, struct cu_err *e)
 {
-    if (*wp && cu_warm_fits(*wp, opts, owner))
+    if (*wp && cu_warm_fits(*wp, opts, owner)) {
+        if (!(*wp)->owner && !((*wp)->owner = strdup(owner)))
+            return cu_err_set(e, -CU_ENOMEM, "out of memory");
         return 0;
+    }
     cu_warm_free(*wp);
     *wp = NULL;
     return cu_warm_start(opts, base_dir, owner, wp, e);
@@ -644,6 +752,8 @@ int cu_warm_run(struct cu_warm *w, const struct cu_sandbox_opts *opts, struct cu
         return cu_err_set(e, -CU_ECONFLICT, "warm sandbox: a task runs already");
     if (w->dead)
         return cu_err_set(e, -CU_ESANDBOX, "warm sandbox: it has ended");
+    if (!w->owner)
+        return cu_err_set(e, -CU_EINVAL, "warm sandbox: no owner yet (cu_warm_acquire)");
     if (!opts->argv || !opts->argv[0] || !opts->argv[0][0])
         return cu_err_set(e, -CU_EINVAL, "sandbox option 'argv': empty command");
     if ((rc = cu_sb_check_dir("work_dir", opts->work_dir, e)) != 0 ||

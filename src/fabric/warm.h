@@ -35,15 +35,22 @@ struct cu_warm;
 
 /* Starts a warm sandbox shaped by opts (everything except argv, env, cwd,
  * stdout/stderr paths and the time limit, which are per task; work_dir,
- * out_dir, in_dir only say whether there is an /in) for owner (a job id),
- * bound from base_dir/{work,out,in} (created, emptied). Blocks until the
- * supervisor is ready (a few ms). -CU_ESANDBOX with e saying why bwrap or
- * the supervisor could not start. */
+ * out_dir, in_dir only say whether there is an /in) for owner (a job id;
+ * NULL: a spare, whose first cu_warm_acquire gives it an owner), bound from
+ * base_dir/{work,out,in} (created; base_dir is removed with the sandbox,
+ * so give each sandbox its own). Blocks until the supervisor is ready (a
+ * few ms). -CU_ESANDBOX with e saying why bwrap or the supervisor could
+ * not start. */
 int cu_warm_start(const struct cu_sandbox_opts *opts, const char *base_dir, const char *owner,
                   struct cu_warm **out, struct cu_err *e);
 
-/* True when a task of owner with opts may run in w: same owner, same
- * sandbox shape, and w has not died. */
+/* A spare (no owner) of w's shape in base_dir, as cu_warm_start: started
+ * ahead of time, it takes a new job's first task without a bwrap start. */
+int cu_warm_start_like(const struct cu_warm *w, const char *base_dir, struct cu_warm **out,
+                       struct cu_err *e);
+
+/* True when a task of owner with opts may run in w: same sandbox shape,
+ * w has not died, and w belongs to owner or has run no task yet. */
 bool cu_warm_fits(struct cu_warm *w, const struct cu_sandbox_opts *opts, const char *owner);
 
 /* Runs one task in w (see the top): opts->work_dir, out_dir, in_dir are the
@@ -55,14 +62,15 @@ bool cu_warm_fits(struct cu_warm *w, const struct cu_sandbox_opts *opts, const c
 int cu_warm_run(struct cu_warm *w, const struct cu_sandbox_opts *opts, struct cu_sandbox **out,
                 struct cu_err *e);
 
-/* Keeps *wp when the task fits it; otherwise frees it and starts a new
- * one for opts and owner into *wp. 0 or as cu_warm_start (*wp NULL). */
+/* Keeps *wp when the task fits it (giving it to owner when it had none);
+ * otherwise frees it and starts a new one for opts and owner in base_dir
+ * into *wp. 0 or as cu_warm_start (*wp NULL). */
 int cu_warm_acquire(struct cu_warm **wp, const struct cu_sandbox_opts *opts,
                     const char *base_dir, const char *owner, struct cu_err *e);
 
-/* Ends the sandbox (every process in it), removes its cgroup and empties
- * base_dir's directories. Call with no task running (free it first). NULL
- * is fine. */
+/* Ends the sandbox (every process in it), removes its cgroup and its
+ * base directory. Call with no task running (free it first). NULL is
+ * fine. */
 void cu_warm_free(struct cu_warm *w);
 
 #endif

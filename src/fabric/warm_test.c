@@ -269,6 +269,36 @@ static void test_other_owner_gets_new_sandbox(void **state)
     assert_false(cu_warm_fits(f->w, &f->o, "job-a"));
 }
 
+/* A spare, started ahead of time from another sandbox's shape, becomes
+ * the sandbox of whichever job's task comes first, and only that job's. */
+static void test_spare_takes_first_owner(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ok[] = {"sh", "-c", "echo spare > /out/s.txt", NULL};
+    struct cu_warm *spare = NULL;
+    struct cu_sandbox *s = NULL;
+    struct cu_err e = {0};
+    char base[CU_PATH_MAX];
+
+    run(f, ok);
+    cu_path_join(base, sizeof(base), f->base, "spare");
+    assert_int_equal(cu_warm_start_like(f->w, base, &spare, &e), 0);
+    f->o.argv = ok;
+    assert_true(cu_warm_fits(spare, &f->o, "job-b"));
+    assert_true(cu_warm_fits(spare, &f->o, "job-c"));
+    assert_int_equal(cu_warm_acquire(&spare, &f->o, base, "job-b", &e), 0);
+    assert_false(cu_warm_fits(spare, &f->o, "job-c"));
+    task_dirs(f);
+    assert_int_equal(cu_warm_run(spare, &f->o, &s, &e), 0);
+    assert_int_equal(cu_sandbox_wait(s, -1), 0);
+    cu_sandbox_get_result(s, &f->r);
+    cu_sandbox_free(s);
+    assert_int_equal(f->r.status, CU_SB_OK);
+    assert_true(exists(f->out, "s.txt"));
+    cu_warm_free(spare);
+    assert_false(exists(f->base, "spare")); /* its directory goes with it */
+}
+
 static void test_memory_limit(void **state)
 {
     struct fixture *f = *state;
@@ -313,6 +343,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_time_limit_kills, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cpu_accounting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_owner_gets_new_sandbox, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spare_takes_first_owner, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memory_limit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -77,11 +77,21 @@ struct cu_slot {
     pthread_t thread;
     bool started;
     atomic_bool busy;  /* running a lease (shutdown waits for these) */
-    /* The slot's warm sandbox (fabric/warm.h), kept between consecutive
-     * leases of one job; NULL when none. Only the slot's thread uses it. */
-    struct cu_warm *warm;
+    /* The slot's warm sandboxes (fabric/warm.h); only the slot's thread
+     * uses them. warm: kept between consecutive leases of one job. spare:
+     * started after a lease, ahead of time, to take a new job's first
+     * task. retired: replaced during a lease, ended after it (off the
+     * task's path). Each NULL when none. */
+    struct cu_warm *warm, *spare, *retired;
+    unsigned warm_serial; /* names their directories DATA/warm/SLOT-N */
     atomic_bool done;  /* the thread has returned */
 };
+
+/* Ends the slot's warm sandboxes (all three). */
+void cu_slot_warm_release(struct cu_slot *s);
+/* After a lease: ends the retired sandbox and, when the slot keeps warm
+ * sandboxes and has one, starts a spare of its shape. Blocks a few ms. */
+void cu_slot_warm_after_lease(struct cu_slot *s);
 
 /* True once SIGINT/SIGTERM arrived (or cu_agent_stop was called). */
 bool cu_agent_stopping(void);

@@ -694,32 +694,77 @@ static void follow_idle(struct task *t, struct cu_sandbox *sb)
     }
 }
 
+/* DATA/warm/SLOT-N, a new one for each sandbox of the slot. */
+static int warm_base(struct cu_slot *s, char *out, size_t n)
+{
+    char name[32];
+    if (cu_snprintf(name, sizeof name, "%u-%u", s->index, s->warm_serial++) != 0)
+        return -CU_EINVAL;
+    return cu_path_join(out, n, s->a->warm_dir, name);
+}
+
+void cu_slot_warm_release(struct cu_slot *s)
+{
+    cu_warm_free(s->warm);
+    cu_warm_free(s->spare);
+    cu_warm_free(s->retired);
+    s->warm = s->spare = s->retired = NULL;
+}
+
+void cu_slot_warm_after_lease(struct cu_slot *s)
+{
+    char base[CU_PATH_MAX];
+    struct cu_err e = {0};
+    int rc;
+
+    cu_warm_free(s->retired);
+    s->retired = NULL;
+    if (!s->a->warm || !s->warm || s->spare || cu_agent_stopping() ||
+        warm_base(s, base, sizeof base) != 0)
+        return;
+    rc = cu_warm_start_like(s->warm, base, &s->spare, &e);
+    if (rc)
+        cu_warn("slot %u: cannot start a spare warm sandbox: %s", s->index, cu_err_msg(&e, rc));
+}
+
 /* Starts the task: in the slot's warm sandbox when the provider keeps one
- * (started, or replaced, here when this task's job or sandbox shape
- * differs from the last task's: tasks of different jobs never share one),
- * else in a bwrap of its own. A warm sandbox that cannot start, or a task
- * too large for its message, runs in a sandbox of its own instead. */
+ * (the one of the last task when this is the same job and sandbox shape,
+ * else the spare when it fits, else a new one: tasks of different jobs
+ * never share one), else in a bwrap of its own. A warm sandbox that cannot
+ * start, or a task too large for its message, runs in a sandbox of its
+ * own instead. */
 static int start_task(struct task *t, const struct cu_sandbox_opts *o, struct cu_sandbox **sb,
                       struct cu_err *e)
 {
     struct cu_slot *s = t->s;
-    char base[CU_PATH_MAX], name[16];
+    struct cu_warm *had = s->warm;
+    char base[CU_PATH_MAX];
     int rc;
 
-    if (t->a->warm && cu_snprintf(name, sizeof name, "%u", s->index) == 0 &&
-        cu_path_join(base, sizeof base, t->a->warm_dir, name) == 0) {
-        struct cu_warm *had = s->warm;
-        rc = cu_warm_acquire(&s->warm, o, base, t->job, e);
-        if (rc == 0 && s->warm != had)
-            cu_info("slot %u: warm sandbox started for job %s", s->index, t->job);
-        if (rc == 0 && (rc = cu_warm_run(s->warm, o, sb, e)) == 0)
-            return 0;
-        cu_warn("replica %lld: warm sandbox: %s; running the task in a sandbox of its own",
-                (long long)t->replica, cu_err_msg(e, rc));
-        cu_warm_free(s->warm);
+    if (!t->a->warm)
+        return cu_sandbox_start(o, sb, e);
+    if (s->warm && !cu_warm_fits(s->warm, o, t->job)) {
+        /* Ended after this lease, not on its way. */
+        cu_warm_free(s->retired);
+        s->retired = s->warm;
         s->warm = NULL;
-        memset(e, 0, sizeof *e);
     }
+    if (!s->warm && s->spare && cu_warm_fits(s->spare, o, t->job)) {
+        s->warm = s->spare;
+        s->spare = NULL;
+    }
+    rc = warm_base(s, base, sizeof base);
+    if (rc == 0)
+        rc = cu_warm_acquire(&s->warm, o, base, t->job, e);
+    if (rc == 0 && s->warm != had)
+        cu_info("slot %u: warm sandbox started for job %s", s->index, t->job);
+    if (rc == 0 && (rc = cu_warm_run(s->warm, o, sb, e)) == 0)
+        return 0;
+    cu_warn("replica %lld: warm sandbox: %s; running the task in a sandbox of its own",
+            (long long)t->replica, cu_err_msg(e, rc));
+    cu_warm_free(s->warm);
+    s->warm = NULL;
+    memset(e, 0, sizeof *e);
     return cu_sandbox_start(o, sb, e);
 }
 
@@ -832,7 +877,8 @@ out_free_sandbox:
     cu_sandbox_free(sb);
     if (res->status == CU_SB_ERROR && t->s->warm) {
         /* Whatever went wrong, the next task starts from a fresh one. */
-        cu_warm_free(t->s->warm);
+        cu_warm_free(t->s->retired);
+        t->s->retired = t->s->warm;
         t->s->warm = NULL;
     }
 out_free_env:

@@ -466,8 +466,7 @@ static void *slot_main(void *arg)
 
         if (s->a->idle && !cu_idle_monitor_idle(s->a->idle)) {
             /* Paused for the owner: nothing stays warm meanwhile. */
-            cu_warm_free(s->warm);
-            s->warm = NULL;
+            cu_slot_warm_release(s);
             if (!waiting) {
                 char why[192];
                 cu_idle_monitor_reason(s->a->idle, why, sizeof why);
@@ -481,13 +480,11 @@ static void *slot_main(void *arg)
             cu_info("slot %u: machine idle, claiming again", s->index);
         waiting = false;
         (void)json_object_set_new(body, "wait_ms",
-                                  json_integer(s->warm ? WARM_IDLE_MS : CU_CLAIM_WAIT_MS));
+                                  json_integer(s->warm || s->spare ? WARM_IDLE_MS
+                                                                   : CU_CLAIM_WAIT_MS));
         rc = cu_http_request_json(s->http, "POST", "/v1/claims", body, CU_CLAIM_TIMEOUT_MS, &r);
-        if (s->warm && !(rc == 0 && r.status == 200)) {
-            /* No lease right away (idle timeout, or the exchange is away). */
-            cu_warm_free(s->warm);
-            s->warm = NULL;
-        }
+        if (!(rc == 0 && r.status == 200))
+            cu_slot_warm_release(s); /* no lease right away: idle, or the exchange is away */
         if (rc == 0 && (r.status == 200 || r.status == 204)) {
             if (last[0])
                 cu_info("slot %u: exchange answering claims again", s->index);
@@ -503,6 +500,7 @@ static void *slot_main(void *arg)
             }
             atomic_store(&s->busy, true);
             rc = cu_lease_run(s, json_object_get(r.json, "lease"));
+            cu_slot_warm_after_lease(s);
             atomic_store(&s->busy, false);
             if (rc == 0) {
                 error_pause = 0;
@@ -528,8 +526,7 @@ static void *slot_main(void *arg)
     }
     if (!body)
         cu_error("slot %u: out of memory", s->index);
-    cu_warm_free(s->warm);
-    s->warm = NULL;
+    cu_slot_warm_release(s);
     cu_http_result_release(&r);
     json_decref(body);
     atomic_store(&s->done, true);
