@@ -611,10 +611,20 @@ bool cu_warm_fits(struct cu_warm *w, const struct cu_sandbox_opts *opts, const c
     return same && (!w->owner || strcmp(w->owner, owner) == 0);
 }
 
-int cu_warm_start_like(const struct cu_warm *w, const char *base_dir, struct cu_warm **out,
-                       struct cu_err *e)
+struct cu_warm_shape *cu_warm_shape_of(const struct cu_warm *w)
 {
-    return cu_warm_start(&w->shape->o, base_dir, NULL, out, e);
+    return (struct cu_warm_shape *)shape_copy(&w->shape->o);
+}
+
+void cu_warm_shape_free(struct cu_warm_shape *sh)
+{
+    shape_free((struct shape *)sh);
+}
+
+int cu_warm_start_shape(const struct cu_warm_shape *sh, const char *base_dir,
+                        struct cu_warm **out, struct cu_err *e)
+{
+    return cu_warm_start(&((const struct shape *)sh)->o, base_dir, NULL, out, e);
 }
 
 int cu_warm_acquire(struct cu_warm **wp, const struct cu_sandbox_opts *opts,

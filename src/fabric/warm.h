@@ -44,10 +44,14 @@ struct cu_warm;
 int cu_warm_start(const struct cu_sandbox_opts *opts, const char *base_dir, const char *owner,
                   struct cu_warm **out, struct cu_err *e);
 
-/* A spare (no owner) of w's shape in base_dir, as cu_warm_start: started
- * ahead of time, it takes a new job's first task without a bwrap start. */
-int cu_warm_start_like(const struct cu_warm *w, const char *base_dir, struct cu_warm **out,
-                       struct cu_err *e);
+/* The shape of w (a copy: it outlives w), and a spare (no owner) of that
+ * shape in base_dir, as cu_warm_start: started ahead of time, a spare
+ * takes a new job's first task without a bwrap start. */
+struct cu_warm_shape;
+struct cu_warm_shape *cu_warm_shape_of(const struct cu_warm *w); /* NULL: out of memory */
+void cu_warm_shape_free(struct cu_warm_shape *sh);
+int cu_warm_start_shape(const struct cu_warm_shape *sh, const char *base_dir,
+                        struct cu_warm **out, struct cu_err *e);
 
 /* True when a task of owner with opts may run in w: same sandbox shape,
  * w has not died, and w belongs to owner or has run no task yet. */

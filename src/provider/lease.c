@@ -694,76 +694,30 @@ static void follow_idle(struct task *t, struct cu_sandbox *sb)
     }
 }
 
-/* DATA/warm/SLOT-N, a new one for each sandbox of the slot. */
-static int warm_base(struct cu_slot *s, char *out, size_t n)
-{
-    char name[32];
-    if (cu_snprintf(name, sizeof name, "%u-%u", s->index, s->warm_serial++) != 0)
-        return -CU_EINVAL;
-    return cu_path_join(out, n, s->a->warm_dir, name);
-}
-
-void cu_slot_warm_release(struct cu_slot *s)
-{
-    cu_warm_free(s->warm);
-    cu_warm_free(s->spare);
-    cu_warm_free(s->retired);
-    s->warm = s->spare = s->retired = NULL;
-}
-
-void cu_slot_warm_after_lease(struct cu_slot *s)
-{
-    char base[CU_PATH_MAX];
-    struct cu_err e = {0};
-    int rc;
-
-    cu_warm_free(s->retired);
-    s->retired = NULL;
-    if (!s->a->warm || !s->warm || s->spare || cu_agent_stopping() ||
-        warm_base(s, base, sizeof base) != 0)
-        return;
-    rc = cu_warm_start_like(s->warm, base, &s->spare, &e);
-    if (rc)
-        cu_warn("slot %u: cannot start a spare warm sandbox: %s", s->index, cu_err_msg(&e, rc));
-}
-
-/* Starts the task: in the slot's warm sandbox when the provider keeps one
- * (the one of the last task when this is the same job and sandbox shape,
- * else the spare when it fits, else a new one: tasks of different jobs
- * never share one), else in a bwrap of its own. A warm sandbox that cannot
- * start, or a task too large for its message, runs in a sandbox of its
- * own instead. */
+/* Starts the task: in the slot's warm sandbox when the provider keeps them
+ * (warm_slot.c: the last task's when this is the same job and sandbox
+ * shape, else a spare, else a new one; tasks of different jobs never share
+ * one), else in a bwrap of its own. A warm sandbox that cannot start, or a
+ * task too large for its message, runs in a sandbox of its own instead. */
 static int start_task(struct task *t, const struct cu_sandbox_opts *o, struct cu_sandbox **sb,
                       struct cu_err *e)
 {
     struct cu_slot *s = t->s;
     struct cu_warm *had = s->warm;
-    char base[CU_PATH_MAX];
+    bool spare = false;
     int rc;
 
-    if (!t->a->warm)
+    if (!s->keeper)
         return cu_sandbox_start(o, sb, e);
-    if (s->warm && !cu_warm_fits(s->warm, o, t->job)) {
-        /* Ended after this lease, not on its way. */
-        cu_warm_free(s->retired);
-        s->retired = s->warm;
-        s->warm = NULL;
-    }
-    if (!s->warm && s->spare && cu_warm_fits(s->spare, o, t->job)) {
-        s->warm = s->spare;
-        s->spare = NULL;
-    }
-    rc = warm_base(s, base, sizeof base);
-    if (rc == 0)
-        rc = cu_warm_acquire(&s->warm, o, base, t->job, e);
+    rc = cu_slot_warm_take(s, o, t->job, &spare, e);
     if (rc == 0 && s->warm != had)
-        cu_info("slot %u: warm sandbox started for job %s", s->index, t->job);
+        cu_info("slot %u: warm sandbox started for job %s%s", s->index, t->job,
+                spare ? " (the spare)" : "");
     if (rc == 0 && (rc = cu_warm_run(s->warm, o, sb, e)) == 0)
         return 0;
     cu_warn("replica %lld: warm sandbox: %s; running the task in a sandbox of its own",
             (long long)t->replica, cu_err_msg(e, rc));
-    cu_warm_free(s->warm);
-    s->warm = NULL;
+    cu_slot_warm_discard(s);
     memset(e, 0, sizeof *e);
     return cu_sandbox_start(o, sb, e);
 }
@@ -875,12 +829,8 @@ static void run_sandbox(struct task *t, struct cu_sandbox_result *res, bool *los
     cu_sandbox_get_result(sb, res);
 out_free_sandbox:
     cu_sandbox_free(sb);
-    if (res->status == CU_SB_ERROR && t->s->warm) {
-        /* Whatever went wrong, the next task starts from a fresh one. */
-        cu_warm_free(t->s->retired);
-        t->s->retired = t->s->warm;
-        t->s->warm = NULL;
-    }
+    if (res->status == CU_SB_ERROR && t->s->warm)
+        cu_slot_warm_discard(t->s); /* whatever went wrong, the next task gets a fresh one */
 out_free_env:
     free(all_env);
     cu_task_env_free(env);

@@ -461,6 +461,8 @@ static void *slot_main(void *arg)
                      "cores", (json_int_t)f->cores, "memory", (json_int_t)f->memory, "gpus",
                      (json_int_t)f->gpus);
     cu_http_result_init(&r);
+    if (cu_slot_warm_init(s) != 0)
+        cu_warn("slot %u: cannot start its warm sandbox keeper: a sandbox per task", s->index);
     while (body && !cu_agent_stopping()) {
         int rc;
 
@@ -480,10 +482,10 @@ static void *slot_main(void *arg)
             cu_info("slot %u: machine idle, claiming again", s->index);
         waiting = false;
         (void)json_object_set_new(body, "wait_ms",
-                                  json_integer(s->warm || s->spare ? WARM_IDLE_MS
-                                                                   : CU_CLAIM_WAIT_MS));
+                                  json_integer(cu_slot_warm_held(s) ? WARM_IDLE_MS
+                                                                    : CU_CLAIM_WAIT_MS));
         rc = cu_http_request_json(s->http, "POST", "/v1/claims", body, CU_CLAIM_TIMEOUT_MS, &r);
-        if (!(rc == 0 && r.status == 200))
+        if (!(rc == 0 && r.status == 200) && cu_slot_warm_held(s))
             cu_slot_warm_release(s); /* no lease right away: idle, or the exchange is away */
         if (rc == 0 && (r.status == 200 || r.status == 204)) {
             if (last[0])
@@ -526,7 +528,7 @@ static void *slot_main(void *arg)
     }
     if (!body)
         cu_error("slot %u: out of memory", s->index);
-    cu_slot_warm_release(s);
+    cu_slot_warm_fini(s);
     cu_http_result_release(&r);
     json_decref(body);
     atomic_store(&s->done, true);
