@@ -100,6 +100,11 @@ int cu_cgroup_destroy(const struct cu_cgroup *cg);
  * groups. */
 int cu_cgroup_save(const struct cu_cgroup *cg, const char *path);
 int cu_cgroup_load(struct cu_cgroup *cg, const char *path);
+/* Renames the group (each controller's directory, in place under its
+ * parent; processes stay in it) to name, updating cg. All or nothing:
+ * 0, -CU_EINVAL for an unsafe name, -CU_EIO when the kernel refuses. */
+int cu_cgroup_rename(struct cu_cgroup *cg, const char *name);
+
 /* The group `name` under parent, by path only (nothing created). */
 int cu_cgroup_child(const struct cu_cgroup *parent, const char *name, struct cu_cgroup *child);
 

@@ -878,15 +878,22 @@ static void fmt_limit_duration(uint64_t ms, char *out, size_t n)
                  (unsigned long long)(ms % 1000));
 }
 
+/* A warm task's share of its sandbox group's counters: what they grew by
+ * since the task started. */
+static void warm_share(struct cu_cgroup_stats *now, const struct cu_cgroup_stats *base)
+{
+    now->oom_kills = now->oom_kills > base->oom_kills ? now->oom_kills - base->oom_kills : 0;
+    now->pids_refused =
+        now->pids_refused > base->pids_refused ? now->pids_refused - base->pids_refused : 0;
+}
+
 /* The cgroup's verdicts: an OOM kill or a refused fork ends the task
  * (without a group OOM kill in v1, the rest of the tree would run on). */
 static void enforce_cgroup(struct cu_sandbox *s)
 {
     cu_cgroup_read_stats(&s->cg, &s->cg_stats);
-    if (s->warm) { /* the warm sandbox's group: this task's share only */
-        s->cg_stats.oom_kills -= s->cg_base.oom_kills;
-        s->cg_stats.pids_refused -= s->cg_base.pids_refused;
-    }
+    if (s->warm) /* the warm sandbox's group: this task's share only */
+        warm_share(&s->cg_stats, &s->cg_base);
     if (s->cg_stats.oom_kills > 0)
         force_end(s, CU_SB_FAILED, "memory limit");
     else if (s->cg_stats.pids_refused > 0)
@@ -1034,12 +1041,9 @@ void cu_sb_finish(struct cu_sandbox *s)
     if (s->warm && s->cg.version != CU_CG_NONE) {
         /* The warm sandbox's group lives on: this task's share is what
          * its counters grew by since the task started. */
-        struct cu_cgroup_stats now;
-        cu_cgroup_read_stats(&s->cg, &now);
-        s->cg_stats = now;
-        s->cg_stats.oom_kills = now.oom_kills - s->cg_base.oom_kills;
-        s->cg_stats.pids_refused = now.pids_refused - s->cg_base.pids_refused;
-        r->memory_peak = now.memory_peak;
+        cu_cgroup_read_stats(&s->cg, &s->cg_stats);
+        warm_share(&s->cg_stats, &s->cg_base);
+        r->memory_peak = s->cg_stats.memory_peak;
         memset(&s->cg, 0, sizeof(s->cg));
     } else if (s->cg.version != CU_CG_NONE) {
         /* Everything in it has exited (pid 1 of its namespace is reaped). */

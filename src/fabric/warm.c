@@ -57,6 +57,7 @@ struct cu_warm {
     int rd_status;   /* bwrap --json-status-fd */
     struct cu_buf status;
     struct cu_cgroup cg; /* the sandbox's group; NONE without one */
+    char cg_name[64];    /* its own name; a task's while one runs (cgroup_name) */
     char *key;           /* the sandbox's shape: cu_warm_fits compares it */
     char *owner;         /* the job whose tasks it runs; NULL until its first */
     struct shape *shape; /* what it was started from, for cu_warm_start_like */
@@ -500,6 +501,7 @@ int cu_warm_start(const struct cu_sandbox_opts *opts, const char *base_dir, cons
                                        .pids = opts->nproc_limit ? opts->nproc_limit : 256};
         (void)cu_snprintf(name, sizeof(name), "warm-%d-%u", (int)getpid(),
                           atomic_fetch_add(&serial, 1));
+        (void)cu_snprintf(w->cg_name, sizeof(w->cg_name), "%s", name);
         rc = cu_cgroup_create(opts->cgroup_parent, name, &lim, &w->cg, e);
         if (rc == 0 && (rc = cu_cgroup_open_procs(&w->cg, cg_fds, e)) != 0) {
             (void)cu_cgroup_destroy(&w->cg);
@@ -828,7 +830,12 @@ int cu_warm_run(struct cu_warm *w, const struct cu_sandbox_opts *opts, struct cu
     if (geteuid() == 0 && ((rc = cu_sb_chown_tree(w->dir[D_WORK], w->uid, w->gid, e)) != 0 ||
                            (rc = cu_sb_chown_tree(w->dir[D_OUT], w->uid, w->gid, e)) != 0))
         goto out_move_back;
-    if (s->cg.version != CU_CG_NONE) {
+    if (w->cg.version != CU_CG_NONE) {
+        /* Under the task's own name while it runs, so that what looks for
+         * a task's group by name (cumulus provider status) finds it. */
+        if (opts->cgroup_name && cu_cgroup_rename(&w->cg, opts->cgroup_name) != 0)
+            cu_debug("warm sandbox: cannot rename its cgroup to %s", opts->cgroup_name);
+        s->cg = w->cg;
         cu_cgroup_reset_peak(&s->cg);
         cu_cgroup_read_stats(&s->cg, &s->cg_base);
     }
@@ -952,6 +959,11 @@ static void task_release(struct cu_sandbox *s)
 {
     struct cu_warm *w = s->warm;
 
+    if (w->cg.version != CU_CG_NONE && cu_cgroup_rename(&w->cg, w->cg_name) != 0) {
+        cu_warn("warm sandbox: cannot rename cgroup %s back; ending the sandbox",
+                w->cg.dir[CU_CG_MEMORY]);
+        kill_hard(w);
+    }
     for (int i = 0; i < 3; i++) {
         if (s->task_dir[i] && move_entries(w->dir[i], s->task_dir[i]) != 0)
             cu_warn("warm sandbox: cannot move %s back to %s", w->dir[i], s->task_dir[i]);
@@ -983,8 +995,10 @@ int cu_warm_task_wait(struct cu_sandbox *s, int timeout_ms)
         if (s->reaped) {
             cu_sb_drain_all(s);
             if ((s->rd_out < 0 && s->rd_err < 0) || now >= s->drain_deadline_ms) {
-                task_release(s);
+                /* The result first: the final size check reads the
+                 * sandbox's directories, the cgroup its current name. */
                 cu_sb_finish(s);
+                task_release(s);
                 return 0;
             }
         }

@@ -234,6 +234,24 @@ static void test_time_limit_kills(void **state)
     assert_int_equal(f->r.status, CU_SB_OK);
 }
 
+/* Three files, each under the limit, together over it, written faster
+ * than the periodic size check: the final check still sees them. */
+static void test_output_limit(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const fill[] = {
+        "sh", "-c",
+        "for n in a b c; do head -c 600000 /dev/zero > /out/$n; done", NULL};
+    static const char *const ok[] = {"true", NULL};
+
+    f->o.output_limit = 1 << 20;
+    run(f, fill);
+    assert_int_equal(f->r.status, CU_SB_OUTPUT_LIMIT);
+    assert_string_equal(f->r.reason, "output limit 1.0 MiB exceeded");
+    run(f, ok); /* the files are gone with the task */
+    assert_int_equal(f->r.status, CU_SB_OK);
+}
+
 static void test_cpu_accounting(void **state)
 {
     struct fixture *f = *state;
@@ -348,6 +366,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_exit_codes_and_signals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nothing_leaks_to_next_task, setup, teardown),
         cmocka_unit_test_setup_teardown(test_time_limit_kills, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_output_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cpu_accounting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_owner_gets_new_sandbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spare_takes_first_owner, setup, teardown),
