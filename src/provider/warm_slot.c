@@ -30,6 +30,7 @@ struct cu_warm_keeper {
     bool stop;
     struct cu_warm_shape *want; /* start a spare of this shape (owned) */
     struct cu_warm *spare;      /* ready, no owner yet */
+    bool starting;              /* a spare is being started (not under the lock) */
     struct cu_warm *to_free[TO_FREE_MAX];
     size_t nfree;
 };
@@ -64,6 +65,7 @@ static void *keeper_main(void *arg)
             char base[CU_PATH_MAX];
             int rc;
             k->want = NULL;
+            k->starting = true;
             rc = warm_base(k->s, base, sizeof base);
             pthread_mutex_unlock(&k->mu);
             if (rc == 0)
@@ -73,6 +75,8 @@ static void *keeper_main(void *arg)
                         cu_err_msg(&e, rc));
             cu_warm_shape_free(sh);
             pthread_mutex_lock(&k->mu);
+            k->starting = false;
+            pthread_cond_broadcast(&k->cv); /* a task may wait for this spare */
             if (w && (k->stop || k->spare)) {
                 pthread_mutex_unlock(&k->mu);
                 cu_warm_free(w);
@@ -132,7 +136,7 @@ static void retire(struct cu_slot *s, struct cu_warm *w)
         if (k->nfree < TO_FREE_MAX) {
             k->to_free[k->nfree++] = w;
             queued = true;
-            pthread_cond_signal(&k->cv);
+            pthread_cond_broadcast(&k->cv);
         }
         pthread_mutex_unlock(&k->mu);
     }
@@ -150,7 +154,7 @@ void cu_slot_warm_fini(struct cu_slot *s)
         return;
     pthread_mutex_lock(&k->mu);
     k->stop = true;
-    pthread_cond_signal(&k->cv);
+    pthread_cond_broadcast(&k->cv);
     pthread_mutex_unlock(&k->mu);
     pthread_join(k->thread, NULL);
     pthread_cond_destroy(&k->cv);
@@ -186,7 +190,7 @@ void cu_slot_warm_release(struct cu_slot *s)
     if (k->spare && k->nfree < TO_FREE_MAX) {
         k->to_free[k->nfree++] = k->spare;
         k->spare = NULL;
-        pthread_cond_signal(&k->cv);
+        pthread_cond_broadcast(&k->cv);
     }
     pthread_mutex_unlock(&k->mu);
 }
@@ -201,7 +205,7 @@ void cu_slot_warm_after_lease(struct cu_slot *s)
     pthread_mutex_lock(&k->mu);
     if (!k->spare && !k->want && (sh = cu_warm_shape_of(s->warm)) != NULL) {
         k->want = sh;
-        pthread_cond_signal(&k->cv);
+        pthread_cond_broadcast(&k->cv);
     }
     pthread_mutex_unlock(&k->mu);
 }
@@ -220,6 +224,9 @@ int cu_slot_warm_take(struct cu_slot *s, const struct cu_sandbox_opts *o, const 
     s->warm = NULL;
     if (k) {
         pthread_mutex_lock(&k->mu);
+        /* A spare on its way is ready sooner than a new sandbox would be. */
+        while (k->starting)
+            pthread_cond_wait(&k->cv, &k->mu);
         if (k->spare && cu_warm_fits(k->spare, o, job)) {
             s->warm = k->spare;
             k->spare = NULL;
