@@ -60,7 +60,7 @@ struct cu_warm {
     char cg_name[64];    /* its own name; a task's while one runs (cgroup_name) */
     char *key;           /* the sandbox's shape: cu_warm_fits compares it */
     char *owner;         /* the job whose tasks it runs; NULL until its first */
-    struct shape *shape; /* what it was started from, for cu_warm_start_like */
+    struct shape *shape; /* what it was started from, for cu_warm_shape_of */
     char base[CU_PATH_MAX];   /* removed with the sandbox */
     char dir[3][CU_PATH_MAX]; /* work, out, in under the base directory */
     bool has_in;

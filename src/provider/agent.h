@@ -45,7 +45,7 @@ struct cu_agent {
     char exchange[1024];          /* base URL */
     char tasks_dir[CU_PATH_MAX];  /* DATA/tasks */
     char oci_dir[CU_PATH_MAX];    /* DATA/oci: unpacked OCI images by manifest digest */
-    char warm_dir[CU_PATH_MAX];   /* DATA/warm: slot N's warm sandbox binds DATA/warm/N */
+    char warm_dir[CU_PATH_MAX];   /* DATA/warm: each warm sandbox binds DATA/warm/SLOT-N */
     bool warm;                    /* keep a warm sandbox per slot (not --no-warm-sandbox) */
     struct cu_identity id;
     struct cu_blobstore cache;    /* DATA/blobs: inputs, outputs, logs */
