@@ -53,6 +53,17 @@ $(B)/examples/fractal: examples/fractal/fractal.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -o $@ $< -lm
 
+# The supervisor of a warm sandbox (src/fabric/warm.h): a static program,
+# so it runs on the host view and in any OCI root alike; embedded into the
+# library by src/fabric/warm_blob.c (.incbin), so nothing is installed.
+$(B)/warm-init: src/fabric/init/warm_init.c src/fabric/warm_proto.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -Isrc $(WARN) -Os -static -s -o $@ $<
+
+$(B)/obj/src/fabric/warm_blob.o $(B)/asan/obj/src/fabric/warm_blob.o: $(B)/warm-init
+$(B)/obj/src/fabric/warm_blob.o $(B)/asan/obj/src/fabric/warm_blob.o: \
+	ALL_CFLAGS += -DCU_WARM_INIT_BIN='"$(B)/warm-init"'
+
 define unit_rule
 $(B)/asan/test/$(basename $(notdir $(1))): $(1) $(B)/asan/libcumulus.a
 	@mkdir -p $$(dir $$@)

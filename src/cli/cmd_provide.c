@@ -25,7 +25,7 @@ static const char usage_text[] =
     "                       [--idle-only] [--idle-after DURATION] [--max-load L]\n"
     "                       [--idle-probe FILE]\n"
     "                       [--owner ID] [--stake AMOUNT] [--cheat MODE]\n"
-    "                       [--allow-image HASH]...\n"
+    "                       [--allow-image HASH]... [--no-warm-sandbox]\n"
     "\n"
     "Rents this machine out to an exchange until SIGINT/SIGTERM: claims tasks by\n"
     "long-poll, runs each in the sandbox, reports results. Only outbound\n"
@@ -82,7 +82,12 @@ static const char usage_text[] =
     "                  misbehave. MODE: wrong (garbage outputs), wrong-sometimes\n"
     "                  (half of them), vanish (exits mid-task), no-heartbeat,\n"
     "                  bad-answer (wrong heartbeat answers), fail-challenge,\n"
-    "                  collude (one fixed wrong output, so colluders agree)\n";
+    "                  collude (one fixed wrong output, so colluders agree)\n"
+    "  --no-warm-sandbox\n"
+    "                  start a new sandbox (bwrap) for every task, instead of\n"
+    "                  keeping one warm sandbox per slot for consecutive tasks of\n"
+    "                  the same job (faster for short tasks; tasks of different\n"
+    "                  jobs never share one)\n";
 
 static int parse_count(const char *opt, const char *v, int64_t max, int64_t *out)
 {
@@ -136,6 +141,10 @@ int cmd_provide(int argc, char **argv)
         }
         if (strcmp(a, "--idle-only") == 0) {
             o.idle_only = true;
+            continue;
+        }
+        if (strcmp(a, "--no-warm-sandbox") == 0) {
+            o.no_warm_sandbox = true;
             continue;
         }
         if (strcmp(a, "--exchange") != 0 && strcmp(a, "--data") != 0 &&

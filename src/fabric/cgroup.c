@@ -375,6 +375,46 @@ int cu_cgroup_child(const struct cu_cgroup *parent, const char *name, struct cu_
     return 0;
 }
 
+int cu_cgroup_rename(struct cu_cgroup *cg, const char *name)
+{
+    struct cu_cgroup old = *cg;
+    const char *dirs[CU_CG_NCTRL];
+    int n = distinct_dirs(&old, dirs), done = 0, rc = 0;
+
+    if (!cu_name_is_safe(name))
+        return -CU_EINVAL;
+    for (; done < n; done++) {
+        char to[CU_PATH_MAX], parent[CU_PATH_MAX];
+        const char *slash = strrchr(dirs[done], '/');
+        if (!slash || cu_snprintf(parent, sizeof parent, "%.*s", (int)(slash - dirs[done]),
+                                  dirs[done]) != 0 ||
+            cu_path_join(to, sizeof to, parent, name) != 0) {
+            rc = -CU_ETOOBIG;
+            break;
+        }
+        if (rename(dirs[done], to) != 0) {
+            rc = -CU_EIO;
+            break;
+        }
+        for (int c = 0; c < CU_CG_NCTRL; c++) {
+            if (strcmp(old.dir[c], dirs[done]) == 0)
+                (void)cu_snprintf(cg->dir[c], sizeof cg->dir[c], "%s", to);
+        }
+    }
+    if (rc) { /* put back what moved: all or nothing */
+        for (int k = 0; k < done; k++) {
+            for (int c = 0; c < CU_CG_NCTRL; c++) {
+                if (strcmp(old.dir[c], dirs[k]) == 0) {
+                    (void)rename(cg->dir[c], old.dir[c]);
+                    break;
+                }
+            }
+        }
+        *cg = old;
+    }
+    return rc;
+}
+
 int cu_cgroup_create(const struct cu_cgroup *parent, const char *name,
                      const struct cu_cgroup_limits *lim, struct cu_cgroup *child,
                      struct cu_err *e)
@@ -485,6 +525,12 @@ void cu_cgroup_read_stats(const struct cu_cgroup *cg, struct cu_cgroup_stats *st
     }
     st->pids_current = read_u64(pids, "pids.current");
     st->pids_refused = read_key(pids, "pids.events", "max");
+}
+
+void cu_cgroup_reset_peak(const struct cu_cgroup *cg)
+{
+    if (cg->version == CU_CG_V1 && cg->dir[CU_CG_MEMORY][0])
+        (void)write_at(cg->dir[CU_CG_MEMORY], "memory.max_usage_in_bytes", "0");
 }
 
 /* SIGKILLs every process listed in dir/cgroup.procs; the count sent. */

@@ -85,6 +85,11 @@ int cu_cgroup_attach(const struct cu_cgroup *cg, pid_t pid, struct cu_err *e);
 /* Reads the group's usage; absent values stay 0. */
 void cu_cgroup_read_stats(const struct cu_cgroup *cg, struct cu_cgroup_stats *st);
 
+/* Starts the peak memory over from the current use (v1; v2 has no
+ * group-wide reset, so its peak stays the group's since creation). For a
+ * group that runs one task after another (fabric/warm.h). Best effort. */
+void cu_cgroup_reset_peak(const struct cu_cgroup *cg);
+
 /* Kills every process left in the group and removes it (waits up to about
  * a second for the kernel to empty it). 0, or -CU_EIO when a directory
  * would not go. */
@@ -95,6 +100,11 @@ int cu_cgroup_destroy(const struct cu_cgroup *cg);
  * groups. */
 int cu_cgroup_save(const struct cu_cgroup *cg, const char *path);
 int cu_cgroup_load(struct cu_cgroup *cg, const char *path);
+/* Renames the group (each controller's directory, in place under its
+ * parent; processes stay in it) to name, updating cg. All or nothing:
+ * 0, -CU_EINVAL for an unsafe name, -CU_EIO when the kernel refuses. */
+int cu_cgroup_rename(struct cu_cgroup *cg, const char *name);
+
 /* The group `name` under parent, by path only (nothing created). */
 int cu_cgroup_child(const struct cu_cgroup *parent, const char *name, struct cu_cgroup *child);
 

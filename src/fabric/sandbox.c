@@ -39,57 +39,15 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "fabric/proctree.h"
+#include "fabric/sandbox_int.h"
 #include "fabric/seccomp.h"
 
 #include "base/banned.h"
 
 /* Descriptor numbers bwrap sees; FD_SECCOMP only with the filter on. */
-enum { FD_STATUS = 3, FD_EXECERR = 4, FD_SECCOMP = 5, FD_MAX_PASSED = 6 };
 
-#define SIZE_CHECK_MS 150
-#define DRAIN_AFTER_EXIT_MS 2000
-#define STATUS_MAX 8192
-#define ERR_HEAD_MAX 512
 #define TMP_DEFAULT_SIZE (512ULL << 20) /* /tmp tmpfs when no output limit */
 
-struct cu_sandbox {
-    pid_t pid;
-    int pidfd;                     /* -1 when pidfd_open is not available */
-    int rd_out, rd_err, rd_status; /* read ends, -1 once at EOF */
-    int f_out, f_err;              /* capture files */
-    uint64_t out_kept, err_kept, stdio_cap;
-    char err_head[ERR_HEAD_MAX]; /* first bytes of stderr: bwrap's own errors */
-    size_t err_head_len;
-    struct cu_buf status; /* bwrap --json-status-fd output */
-
-    char *work_dir, *out_dir;
-    uint64_t output_limit;
-    uint64_t disk_limit;
-    struct cu_cgroup cg; /* the task's own group; version NONE without one */
-    struct cu_cgroup_stats cg_stats;
-    uint64_t time_limit_ms;
-    uint64_t cpu_limit_s; /* RLIMIT_CPU soft limit, 0 = none */
-    int64_t start_ms, time_deadline_ms, next_size_check_ms;
-    /* cu_sandbox_pause: the wall-clock limit stands still while paused */
-    bool paused;
-    int64_t paused_at_ms, paused_ms;
-
-    bool reaped;
-    int wstatus;
-    struct rusage ru;
-    /* bwrap's pid 1 in the task's pid namespace ("child-pid"). The monitor
-     * exits without reaping it, so it is reparented to us (we are a child
-     * subreaper) and its rusage holds the task's CPU time. */
-    pid_t inner_pid;
-    bool inner_done;
-    int64_t end_ms, drain_deadline_ms;
-
-    enum cu_sandbox_status forced; /* set by a kill we did; RUNNING if none */
-    char forced_reason[256];
-
-    bool done;
-    struct cu_sandbox_result result;
-};
 
 /* What the child reports over the close-on-exec pipe when it cannot exec. */
 struct exec_failure {
@@ -138,13 +96,8 @@ const char *cu_sandbox_status_name(enum cu_sandbox_status s)
 
 /* ---- argument vector -------------------------------------------------- */
 
-struct argv_builder {
-    char **v;
-    size_t n, cap;
-    bool failed;
-};
 
-static void av_add(struct argv_builder *a, const char *s)
+void cu_sb_av_add(struct argv_builder *a, const char *s)
 {
     char *copy;
     if (a->failed)
@@ -170,13 +123,13 @@ static void av_add(struct argv_builder *a, const char *s)
 
 static void av_add3(struct argv_builder *a, const char *x, const char *y, const char *z)
 {
-    av_add(a, x);
-    av_add(a, y);
+    cu_sb_av_add(a, x);
+    cu_sb_av_add(a, y);
     if (z)
-        av_add(a, z);
+        cu_sb_av_add(a, z);
 }
 
-static void av_release(struct argv_builder *a)
+void cu_sb_av_release(struct argv_builder *a)
 {
     for (size_t i = 0; i < a->n; i++)
         free(a->v[i]);
@@ -208,20 +161,18 @@ static void av_add_host_dir(struct argv_builder *a, const char *path)
     }
 }
 
-/* Builds the bwrap command line into a (argv[0] = bwrap_path). -CU_EINVAL
- * with e set for a bad env entry, -CU_ENOMEM. */
-static int build_argv(const struct cu_sandbox_opts *o, const char *bwrap_path,
-                      struct argv_builder *a, struct cu_err *e)
+int cu_sb_build_argv(const struct cu_sandbox_opts *o, const char *bwrap_path,
+                     enum cu_sb_argv_mode mode, struct argv_builder *a, struct cu_err *e)
 {
     char num[32];
 
-    av_add(a, bwrap_path);
-    av_add(a, "--unshare-all");
+    cu_sb_av_add(a, bwrap_path);
+    cu_sb_av_add(a, "--unshare-all");
     if (o->network)
-        av_add(a, "--share-net");
-    av_add(a, "--die-with-parent");
-    av_add(a, "--new-session");
-    av_add(a, "--unshare-user");
+        cu_sb_av_add(a, "--share-net");
+    cu_sb_av_add(a, "--die-with-parent");
+    cu_sb_av_add(a, "--new-session");
+    cu_sb_av_add(a, "--unshare-user");
     snprintf(num, sizeof(num), "%d", o->uid);
     av_add3(a, "--uid", num, NULL);
     snprintf(num, sizeof(num), "%d", o->gid);
@@ -256,8 +207,27 @@ static int build_argv(const struct cu_sandbox_opts *o, const char *bwrap_path,
     /* The root itself is a tmpfs bwrap made; without this a task could
      * fill memory by writing to /. */
     av_add3(a, "--remount-ro", "/", NULL);
+    if (mode == CU_SB_ARGV_WARM) {
+        /* The supervisor (fabric/init/warm_init.c) is pid 1 itself, so no
+         * task can signal it, and it reaps every orphan of a task; it sets
+         * each task's directory and environment. */
+        cu_sb_av_add(a, "--as-pid-1");
+        cu_sb_av_add(a, "--clearenv");
+        av_add3(a, "--chdir", "/", NULL);
+        snprintf(num, sizeof(num), "%d", FD_STATUS);
+        av_add3(a, "--json-status-fd", num, NULL);
+        if (!o->no_seccomp) {
+            snprintf(num, sizeof(num), "%d", FD_SECCOMP);
+            av_add3(a, "--seccomp", num, NULL);
+        }
+        snprintf(num, sizeof(num), "/proc/self/fd/%d", FD_INIT);
+        av_add3(a, "--", num, NULL);
+        if (a->failed)
+            return cu_err_set(e, -CU_ENOMEM, "out of memory building sandbox arguments");
+        return 0;
+    }
     av_add3(a, "--chdir", o->cwd ? o->cwd : "/work", NULL);
-    av_add(a, "--clearenv");
+    cu_sb_av_add(a, "--clearenv");
     av_add3(a, "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin");
     av_add3(a, "--setenv", "HOME", "/work");
     for (size_t i = 0; o->env && o->env[i]; i++) {
@@ -279,9 +249,9 @@ static int build_argv(const struct cu_sandbox_opts *o, const char *bwrap_path,
         snprintf(num, sizeof(num), "%d", FD_SECCOMP);
         av_add3(a, "--seccomp", num, NULL);
     }
-    av_add(a, "--");
+    cu_sb_av_add(a, "--");
     for (size_t i = 0; o->argv[i]; i++)
-        av_add(a, o->argv[i]);
+        cu_sb_av_add(a, o->argv[i]);
     if (a->failed)
         return cu_err_set(e, -CU_ENOMEM, "out of memory building sandbox arguments");
     return 0;
@@ -289,7 +259,7 @@ static int build_argv(const struct cu_sandbox_opts *o, const char *bwrap_path,
 
 /* Finds an executable named name on PATH (or takes it as is when it has a
  * '/'). 0 with out filled, or -CU_ENOTFOUND. */
-static int resolve_exe(const char *name, char *out, size_t n)
+int cu_sb_resolve_exe(const char *name, char *out, size_t n)
 {
     const char *path = getenv("PATH");
     const char *p;
@@ -349,7 +319,7 @@ static int chown_tree_at(int dfd, uid_t uid, gid_t gid, int depth)
 
 /* Gives dir and everything under it to uid:gid, so the task (running as
  * that uid) can write there. */
-static int chown_tree(const char *dir, uid_t uid, gid_t gid, struct cu_err *e)
+int cu_sb_chown_tree(const char *dir, uid_t uid, gid_t gid, struct cu_err *e)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
@@ -402,18 +372,6 @@ static unsigned count_user_tasks(uid_t uid)
 
 /* ---- the child -------------------------------------------------------- */
 
-struct child_plan {
-    char *const *argv;
-    int fds[FD_MAX_PASSED]; /* what becomes fd 0..nfds-1 in bwrap */
-    int nfds;               /* FD_SECCOMP + 1 with the filter, else FD_SECCOMP */
-    bool drop_privileges;
-    uid_t uid;
-    gid_t gid;
-    const char *check_dirs[3]; /* must be reachable after dropping privileges */
-    int cg_fds[CU_CG_NCTRL];   /* cgroup.procs of the task's group, -1 if none */
-    struct rlimit lim_cpu, lim_as, lim_fsize, lim_nproc;
-    bool set_cpu, set_as, set_fsize, set_nproc;
-};
 
 _Noreturn static void child_fail(int errpipe, int stage, int err)
 {
@@ -501,7 +459,55 @@ _Noreturn static void child_exec(const struct child_plan *p)
 
 /* ---- start ------------------------------------------------------------ */
 
-static void close_fd(int *fd)
+int cu_sb_spawn(struct child_plan *plan, pid_t *pid, struct cu_err *e)
+{
+    int p_exec[2] = {-1, -1};
+    sigset_t all, old;
+    struct exec_failure fail;
+    ssize_t n;
+
+    *pid = 0;
+    if (pipe2(p_exec, O_CLOEXEC) != 0)
+        return cu_err_set(e, -CU_ESANDBOX, "cannot create pipes: %s", strerror(errno));
+    plan->fds[FD_EXECERR] = p_exec[1];
+    /* Block signals across fork so no parent handler runs in the child
+     * before it resets the dispositions. (clone(CLONE_VM | CLONE_VFORK)
+     * was tried: no difference beyond noise in e2e_trivial, and a child
+     * on its own stack confuses ASan; a warm sandbox spawns bwrap rarely
+     * anyway.) */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    *pid = fork();
+    if (*pid == 0)
+        child_exec(plan);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    cu_sb_close_fd(&p_exec[1]);
+    plan->fds[FD_EXECERR] = -1;
+    if (*pid < 0) {
+        *pid = 0;
+        cu_sb_close_fd(&p_exec[0]);
+        return cu_err_set(e, -CU_ESANDBOX, "fork: %s", strerror(errno));
+    }
+    setpgid(*pid, *pid); /* also done in the child; whichever runs first wins */
+    do {
+        n = read(p_exec[0], &fail, sizeof(fail));
+    } while (n < 0 && errno == EINTR);
+    cu_sb_close_fd(&p_exec[0]);
+    if (n == (ssize_t)sizeof(fail)) {
+        int st;
+        while (waitpid(*pid, &st, 0) < 0 && errno == EINTR) {
+        }
+        *pid = 0;
+        return cu_err_set(e, -CU_ESANDBOX, "cannot %s (%s): %s",
+                          fail.stage > 0 && fail.stage <= STAGE_EXEC ? stage_names[fail.stage]
+                                                                     : "start bwrap",
+                          plan->argv[0], strerror(fail.err));
+    }
+    return 0;
+}
+
+
+void cu_sb_close_fd(int *fd)
 {
     if (*fd >= 0) {
         close(*fd);
@@ -511,15 +517,15 @@ static void close_fd(int *fd)
 
 static void sandbox_free_fds(struct cu_sandbox *s)
 {
-    close_fd(&s->pidfd);
-    close_fd(&s->rd_out);
-    close_fd(&s->rd_err);
-    close_fd(&s->rd_status);
-    close_fd(&s->f_out);
-    close_fd(&s->f_err);
+    cu_sb_close_fd(&s->pidfd);
+    cu_sb_close_fd(&s->rd_out);
+    cu_sb_close_fd(&s->rd_err);
+    cu_sb_close_fd(&s->rd_status);
+    cu_sb_close_fd(&s->f_out);
+    cu_sb_close_fd(&s->f_err);
 }
 
-static int open_capture(const char *path, int *fd, struct cu_err *e)
+int cu_sb_open_capture(const char *path, int *fd, struct cu_err *e)
 {
     *fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (*fd < 0)
@@ -527,7 +533,7 @@ static int open_capture(const char *path, int *fd, struct cu_err *e)
     return 0;
 }
 
-static int check_dir(const char *what, const char *path, struct cu_err *e)
+int cu_sb_check_dir(const char *what, const char *path, struct cu_err *e)
 {
     struct stat st;
     if (!path)
@@ -570,6 +576,48 @@ static int cgroup_prepare(struct cu_sandbox *s, const struct cu_sandbox_opts *op
     return 0;
 }
 
+void cu_sb_plan_limits(const struct cu_sandbox_opts *opts, const struct cu_cgroup *cg,
+                       struct child_plan *plan, uint64_t *cpu_limit_s)
+{
+    bool root = geteuid() == 0;
+
+    *cpu_limit_s = 0;
+    if (opts->time_limit_ms > 0) {
+        *cpu_limit_s = opts->time_limit_ms / 1000 + 1;
+        plan->set_cpu = true;
+        plan->lim_cpu.rlim_cur = *cpu_limit_s;
+        plan->lim_cpu.rlim_max = *cpu_limit_s + 1; /* SIGXCPU first, SIGKILL a second later */
+    }
+    if (opts->memory_limit > 0 && cg->version == CU_CG_NONE) {
+        /* Without a cgroup, address space is the only memory cap we have
+         * (it fails allocations instead of killing, and counts mappings,
+         * not memory; the cgroup's limit is the real one). */
+        plan->set_as = true;
+        plan->lim_as.rlim_cur = plan->lim_as.rlim_max = opts->memory_limit;
+    }
+    if (opts->output_limit > 0) {
+        plan->set_fsize = true;
+        /* One byte over the limit, so that a file stopped by it shows as
+         * exceeding the limit in the final size check. */
+        plan->lim_fsize.rlim_cur = plan->lim_fsize.rlim_max = opts->output_limit + 1;
+    }
+    {
+        rlim_t nproc = opts->nproc_limit ? opts->nproc_limit : 256;
+        if (cg->version != CU_CG_NONE && cg->dir[CU_CG_PIDS][0])
+            nproc *= 2; /* pids.max is the cap; this stays as a backstop */
+        if (!root) /* the limit counts every process of the provider's uid */
+            nproc += count_user_tasks(getuid());
+        plan->set_nproc = true;
+        plan->lim_nproc.rlim_cur = plan->lim_nproc.rlim_max = nproc;
+        if (!root) {
+            struct rlimit cur;
+            if (getrlimit(RLIMIT_NPROC, &cur) == 0 && cur.rlim_max != RLIM_INFINITY &&
+                cur.rlim_max < nproc)
+                plan->lim_nproc.rlim_cur = plan->lim_nproc.rlim_max = cur.rlim_max;
+        }
+    }
+}
+
 int cu_sandbox_start(const struct cu_sandbox_opts *opts, struct cu_sandbox **out, struct cu_err *e)
 {
     struct cu_sandbox *s;
@@ -577,12 +625,8 @@ int cu_sandbox_start(const struct cu_sandbox_opts *opts, struct cu_sandbox **out
     struct child_plan plan;
     char bwrap_path[CU_PATH_MAX];
     int p_out[2] = {-1, -1}, p_err[2] = {-1, -1}, p_status[2] = {-1, -1};
-    int p_exec[2] = {-1, -1};
     int devnull = -1, seccomp_fd = -1;
     int cg_fds[CU_CG_NCTRL] = {-1, -1, -1, -1};
-    sigset_t all, old;
-    struct exec_failure fail;
-    ssize_t n;
     int rc;
     bool root = geteuid() == 0;
 
@@ -592,9 +636,9 @@ int cu_sandbox_start(const struct cu_sandbox_opts *opts, struct cu_sandbox **out
         return cu_err_set(e, -CU_ESANDBOX, "cannot become a child subreaper: %s", strerror(errno));
     if (!opts->argv || !opts->argv[0] || !opts->argv[0][0])
         return cu_err_set(e, -CU_EINVAL, "sandbox option 'argv': empty command");
-    if ((rc = check_dir("work_dir", opts->work_dir, e)) != 0 ||
-        (rc = check_dir("out_dir", opts->out_dir, e)) != 0 ||
-        (opts->in_dir && (rc = check_dir("in_dir", opts->in_dir, e)) != 0))
+    if ((rc = cu_sb_check_dir("work_dir", opts->work_dir, e)) != 0 ||
+        (rc = cu_sb_check_dir("out_dir", opts->out_dir, e)) != 0 ||
+        (opts->in_dir && (rc = cu_sb_check_dir("in_dir", opts->in_dir, e)) != 0))
         return rc;
     if (!opts->stdout_path || !opts->stderr_path)
         return cu_err_set(e, -CU_EINVAL, "sandbox option 'stdout_path'/'stderr_path': missing");
@@ -602,7 +646,7 @@ int cu_sandbox_start(const struct cu_sandbox_opts *opts, struct cu_sandbox **out
         return cu_err_set(e, -CU_EINVAL, "sandbox option 'uid'/'gid': must be >= 0");
     if (root && (opts->uid == 0 || opts->gid == 0))
         return cu_err_set(e, -CU_EINVAL, "sandbox option 'uid'/'gid': tasks never run as root");
-    if (resolve_exe(opts->bwrap ? opts->bwrap : "bwrap", bwrap_path, sizeof(bwrap_path)) != 0)
+    if (cu_sb_resolve_exe(opts->bwrap ? opts->bwrap : "bwrap", bwrap_path, sizeof(bwrap_path)) != 0)
         return cu_err_set(e, -CU_ESANDBOX, "bwrap not found on PATH (install bubblewrap)");
 
     s = calloc(1, sizeof(*s));
@@ -622,24 +666,24 @@ int cu_sandbox_start(const struct cu_sandbox_opts *opts, struct cu_sandbox **out
         goto out_free_sandbox;
     }
 
-    if ((rc = build_argv(opts, bwrap_path, &av, e)) != 0)
+    if ((rc = cu_sb_build_argv(opts, bwrap_path, CU_SB_ARGV_TASK, &av, e)) != 0)
         goto out_free_argv;
     if (opts->cgroup_parent && opts->cgroup_parent->version != CU_CG_NONE &&
         (rc = cgroup_prepare(s, opts, cg_fds, e)) != 0)
         goto out_free_argv;
 
     if (root) {
-        if ((rc = chown_tree(opts->work_dir, (uid_t)opts->uid, (gid_t)opts->gid, e)) != 0 ||
-            (rc = chown_tree(opts->out_dir, (uid_t)opts->uid, (gid_t)opts->gid, e)) != 0)
+        if ((rc = cu_sb_chown_tree(opts->work_dir, (uid_t)opts->uid, (gid_t)opts->gid, e)) != 0 ||
+            (rc = cu_sb_chown_tree(opts->out_dir, (uid_t)opts->uid, (gid_t)opts->gid, e)) != 0)
             goto out_free_argv;
     }
 
-    if ((rc = open_capture(opts->stdout_path, &s->f_out, e)) != 0 ||
-        (rc = open_capture(opts->stderr_path, &s->f_err, e)) != 0)
+    if ((rc = cu_sb_open_capture(opts->stdout_path, &s->f_out, e)) != 0 ||
+        (rc = cu_sb_open_capture(opts->stderr_path, &s->f_err, e)) != 0)
         goto out_close_fds;
     devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (devnull < 0 || pipe2(p_out, O_CLOEXEC) != 0 || pipe2(p_err, O_CLOEXEC) != 0 ||
-        pipe2(p_status, O_CLOEXEC) != 0 || pipe2(p_exec, O_CLOEXEC) != 0) {
+        pipe2(p_status, O_CLOEXEC) != 0) {
         rc = cu_err_set(e, -CU_ESANDBOX, "cannot create pipes: %s", strerror(errno));
         goto out_close_pipes;
     }
@@ -654,7 +698,6 @@ int cu_sandbox_start(const struct cu_sandbox_opts *opts, struct cu_sandbox **out
     plan.fds[1] = p_out[1];
     plan.fds[2] = p_err[1];
     plan.fds[FD_STATUS] = p_status[1];
-    plan.fds[FD_EXECERR] = p_exec[1];
     plan.fds[FD_SECCOMP] = seccomp_fd;
     plan.nfds = seccomp_fd >= 0 ? FD_SECCOMP + 1 : FD_SECCOMP;
     plan.drop_privileges = root;
@@ -664,79 +707,19 @@ int cu_sandbox_start(const struct cu_sandbox_opts *opts, struct cu_sandbox **out
     plan.check_dirs[1] = opts->out_dir;
     plan.check_dirs[2] = opts->in_dir;
     memcpy(plan.cg_fds, cg_fds, sizeof(plan.cg_fds));
-    if (opts->time_limit_ms > 0) {
-        s->cpu_limit_s = opts->time_limit_ms / 1000 + 1;
-        plan.set_cpu = true;
-        plan.lim_cpu.rlim_cur = s->cpu_limit_s;
-        plan.lim_cpu.rlim_max = s->cpu_limit_s + 1; /* SIGXCPU first, SIGKILL a second later */
-    }
-    if (opts->memory_limit > 0 && s->cg.version == CU_CG_NONE) {
-        /* Without a cgroup, address space is the only memory cap we have
-         * (it fails allocations instead of killing, and counts mappings,
-         * not memory; the cgroup's limit is the real one). */
-        plan.set_as = true;
-        plan.lim_as.rlim_cur = plan.lim_as.rlim_max = opts->memory_limit;
-    }
-    if (opts->output_limit > 0) {
-        plan.set_fsize = true;
-        /* One byte over the limit, so that a file stopped by it shows as
-         * exceeding the limit in the final size check. */
-        plan.lim_fsize.rlim_cur = plan.lim_fsize.rlim_max = opts->output_limit + 1;
-    }
-    {
-        rlim_t nproc = opts->nproc_limit ? opts->nproc_limit : 256;
-        if (s->cg.version != CU_CG_NONE && s->cg.dir[CU_CG_PIDS][0])
-            nproc *= 2; /* pids.max is the cap; this stays as a backstop */
-        if (!root) /* the limit counts every process of the provider's uid */
-            nproc += count_user_tasks(getuid());
-        plan.set_nproc = true;
-        plan.lim_nproc.rlim_cur = plan.lim_nproc.rlim_max = nproc;
-        if (!root) {
-            struct rlimit cur;
-            if (getrlimit(RLIMIT_NPROC, &cur) == 0 && cur.rlim_max != RLIM_INFINITY &&
-                cur.rlim_max < nproc)
-                plan.lim_nproc.rlim_cur = plan.lim_nproc.rlim_max = cur.rlim_max;
-        }
-    }
+    cu_sb_plan_limits(opts, &s->cg, &plan, &s->cpu_limit_s);
 
-    /* Block signals across fork so no parent handler runs in the child
-     * before it resets the dispositions. */
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
+    plan.fds[FD_EXECERR] = -1;
     s->start_ms = cu_mono_ms();
-    s->pid = fork();
-    if (s->pid == 0)
-        child_exec(&plan);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (s->pid < 0) {
-        rc = cu_err_set(e, -CU_ESANDBOX, "fork: %s", strerror(errno));
-        goto out_close_pipes;
-    }
-    setpgid(s->pid, s->pid); /* also done in the child; whichever runs first wins */
-
-    close_fd(&devnull);
-    close_fd(&seccomp_fd);
+    rc = cu_sb_spawn(&plan, &s->pid, e);
+    cu_sb_close_fd(&devnull);
+    cu_sb_close_fd(&seccomp_fd);
     cu_cgroup_close_fds(cg_fds);
-    close_fd(&p_out[1]);
-    close_fd(&p_err[1]);
-    close_fd(&p_status[1]);
-    close_fd(&p_exec[1]);
-
-    do {
-        n = read(p_exec[0], &fail, sizeof(fail));
-    } while (n < 0 && errno == EINTR);
-    close_fd(&p_exec[0]);
-    if (n == (ssize_t)sizeof(fail)) {
-        int st;
-        while (waitpid(s->pid, &st, 0) < 0 && errno == EINTR) {
-        }
-        s->pid = 0;
-        rc = cu_err_set(e, -CU_ESANDBOX, "cannot %s (%s): %s",
-                        fail.stage > 0 && fail.stage <= STAGE_EXEC ? stage_names[fail.stage]
-                                                                   : "start bwrap",
-                        bwrap_path, strerror(fail.err));
+    cu_sb_close_fd(&p_out[1]);
+    cu_sb_close_fd(&p_err[1]);
+    cu_sb_close_fd(&p_status[1]);
+    if (rc)
         goto out_close_pipes;
-    }
 
     s->rd_out = p_out[0];
     s->rd_err = p_err[0];
@@ -749,24 +732,23 @@ int cu_sandbox_start(const struct cu_sandbox_opts *opts, struct cu_sandbox **out
         fcntl(s->pidfd, F_SETFD, FD_CLOEXEC);
     s->time_deadline_ms = opts->time_limit_ms ? s->start_ms + (int64_t)opts->time_limit_ms : 0;
     s->next_size_check_ms = s->start_ms + SIZE_CHECK_MS;
-    av_release(&av);
+    cu_sb_av_release(&av);
     *out = s;
     return 0;
 
 out_close_pipes:
-    close_fd(&devnull);
-    close_fd(&seccomp_fd);
+    cu_sb_close_fd(&devnull);
+    cu_sb_close_fd(&seccomp_fd);
     cu_cgroup_close_fds(cg_fds);
     for (int i = 0; i < 2; i++) {
-        close_fd(&p_out[i]);
-        close_fd(&p_err[i]);
-        close_fd(&p_status[i]);
-        close_fd(&p_exec[i]);
+        cu_sb_close_fd(&p_out[i]);
+        cu_sb_close_fd(&p_err[i]);
+        cu_sb_close_fd(&p_status[i]);
     }
 out_close_fds:
     sandbox_free_fds(s);
 out_free_argv:
-    av_release(&av);
+    cu_sb_av_release(&av);
     if (s->cg.version != CU_CG_NONE)
         (void)cu_cgroup_destroy(&s->cg);
 out_free_sandbox:
@@ -791,11 +773,11 @@ static void drain_stream(struct cu_sandbox *s, int *fd, int file, uint64_t *kept
             if (errno == EINTR)
                 continue;
             if (errno != EAGAIN)
-                close_fd(fd);
+                cu_sb_close_fd(fd);
             return;
         }
         if (n == 0) {
-            close_fd(fd);
+            cu_sb_close_fd(fd);
             return;
         }
         if (is_err && s->err_head_len < sizeof(s->err_head) - 1) {
@@ -836,18 +818,18 @@ static void drain_status(struct cu_sandbox *s)
             if (errno == EINTR)
                 continue;
             if (errno != EAGAIN)
-                close_fd(&s->rd_status);
+                cu_sb_close_fd(&s->rd_status);
             return;
         }
         if (n == 0) {
-            close_fd(&s->rd_status);
+            cu_sb_close_fd(&s->rd_status);
             return;
         }
         (void)cu_buf_append(&s->status, buf, (size_t)n); /* bounded; bwrap writes little */
     }
 }
 
-static void drain_all(struct cu_sandbox *s)
+void cu_sb_drain_all(struct cu_sandbox *s)
 {
     drain_stream(s, &s->rd_out, s->f_out, &s->out_kept, false);
     drain_stream(s, &s->rd_err, s->f_err, &s->err_kept, true);
@@ -861,6 +843,10 @@ static void force_end(struct cu_sandbox *s, enum cu_sandbox_status st, const cha
     if (s->forced == CU_SB_RUNNING) {
         s->forced = st;
         snprintf(s->forced_reason, sizeof(s->forced_reason), "%s", reason);
+    }
+    if (s->warm) {
+        cu_warm_task_kill(s);
+        return;
     }
     drain_status(s); /* learn pid 1's pid while bwrap still holds it */
     kill(-s->pid, SIGKILL);
@@ -878,18 +864,29 @@ static void fmt_limit_duration(uint64_t ms, char *out, size_t n)
                  (unsigned long long)(ms % 1000));
 }
 
+/* A warm task's share of its sandbox group's counters: what they grew by
+ * since the task started. */
+static void warm_share(struct cu_cgroup_stats *now, const struct cu_cgroup_stats *base)
+{
+    now->oom_kills = now->oom_kills > base->oom_kills ? now->oom_kills - base->oom_kills : 0;
+    now->pids_refused =
+        now->pids_refused > base->pids_refused ? now->pids_refused - base->pids_refused : 0;
+}
+
 /* The cgroup's verdicts: an OOM kill or a refused fork ends the task
  * (without a group OOM kill in v1, the rest of the tree would run on). */
 static void enforce_cgroup(struct cu_sandbox *s)
 {
     cu_cgroup_read_stats(&s->cg, &s->cg_stats);
+    if (s->warm) /* the warm sandbox's group: this task's share only */
+        warm_share(&s->cg_stats, &s->cg_base);
     if (s->cg_stats.oom_kills > 0)
         force_end(s, CU_SB_FAILED, "memory limit");
     else if (s->cg_stats.pids_refused > 0)
         force_end(s, CU_SB_FAILED, "process limit");
 }
 
-static void enforce_limits(struct cu_sandbox *s, int64_t now)
+void cu_sb_enforce_limits(struct cu_sandbox *s, int64_t now)
 {
     char reason[160], amount[32];
 
@@ -931,7 +928,7 @@ static void try_reap(struct cu_sandbox *s)
         s->reaped = true;
         s->end_ms = cu_mono_ms();
         s->drain_deadline_ms = s->end_ms + DRAIN_AFTER_EXIT_MS;
-        close_fd(&s->pidfd);
+        cu_sb_close_fd(&s->pidfd);
     }
 }
 
@@ -1020,14 +1017,21 @@ static void first_line(const char *in, char *out, size_t n)
     out[len] = '\0';
 }
 
-static void finish(struct cu_sandbox *s)
+void cu_sb_finish(struct cu_sandbox *s)
 {
     struct cu_sandbox_result *r = &s->result;
     int code = 0;
     char line[200];
 
     memset(r, 0, sizeof(*r));
-    if (s->cg.version != CU_CG_NONE) {
+    if (s->warm && s->cg.version != CU_CG_NONE) {
+        /* The warm sandbox's group lives on: this task's share is what
+         * its counters grew by since the task started. */
+        cu_cgroup_read_stats(&s->cg, &s->cg_stats);
+        warm_share(&s->cg_stats, &s->cg_base);
+        r->memory_peak = s->cg_stats.memory_peak;
+        memset(&s->cg, 0, sizeof(s->cg));
+    } else if (s->cg.version != CU_CG_NONE) {
         /* Everything in it has exited (pid 1 of its namespace is reaped). */
         cu_cgroup_read_stats(&s->cg, &s->cg_stats);
         r->memory_peak = s->cg_stats.memory_peak;
@@ -1043,7 +1047,9 @@ static void finish(struct cu_sandbox *s)
     r->paused_ms = (uint64_t)s->paused_ms;
     r->wall_ms = (uint64_t)(s->end_ms - s->start_ms - s->paused_ms);
     r->max_rss_kb = (uint64_t)s->ru.ru_maxrss;
-    bool have_code = status_exit_code(s, &code);
+    bool have_code = s->warm ? s->have_code : status_exit_code(s, &code);
+    if (s->warm)
+        code = s->code;
     if (have_code) {
         r->exit_code = code;
         if (code > 128 && code < 128 + 65)
@@ -1102,6 +1108,15 @@ static void finish(struct cu_sandbox *s)
     } else if (have_code) {
         r->status = CU_SB_FAILED;
         snprintf(r->reason, sizeof(r->reason), "exit code %d", code);
+    } else if (s->warm && s->exec_error) {
+        r->status = CU_SB_FAILED;
+        r->exit_code = strstr(s->setup_error, "Permission denied") ? 126 : 127;
+        snprintf(r->reason, sizeof(r->reason), "cannot run command: %s (exit code %d)",
+                 s->setup_error, r->exit_code);
+    } else if (s->warm) {
+        r->status = CU_SB_ERROR;
+        snprintf(r->reason, sizeof(r->reason), "sandbox setup failed: %s",
+                 s->setup_error[0] ? s->setup_error : "the warm sandbox ended without the task");
     } else if (strncmp(s->err_head, "bwrap: execvp ", 14) == 0) {
         /* bwrap set everything up but could not run the command itself:
          * that is the task's fault, reported as a shell would. */
@@ -1124,6 +1139,9 @@ int cu_sandbox_wait(struct cu_sandbox *s, int timeout_ms)
 {
     int64_t until = timeout_ms < 0 ? INT64_MAX : cu_mono_ms() + timeout_ms;
 
+    if (s->warm)
+        return cu_warm_task_wait(s, timeout_ms);
+
     for (;;) {
         struct pollfd pfd[4];
         nfds_t np = 0;
@@ -1133,15 +1151,15 @@ int cu_sandbox_wait(struct cu_sandbox *s, int timeout_ms)
             return 0;
         now = cu_mono_ms();
         if (!s->reaped)
-            enforce_limits(s, now);
+            cu_sb_enforce_limits(s, now);
         try_reap(s);
         if (s->reaped) {
-            drain_all(s);
+            cu_sb_drain_all(s);
             reap_inner(s, now >= s->drain_deadline_ms);
             if ((s->rd_out < 0 && s->rd_err < 0 && s->rd_status < 0 && s->inner_done) ||
                 now >= s->drain_deadline_ms) {
                 reap_inner(s, true);
-                finish(s);
+                cu_sb_finish(s);
                 return 0;
             }
         }
@@ -1178,7 +1196,7 @@ int cu_sandbox_wait(struct cu_sandbox *s, int timeout_ms)
             if (ms > INT_MAX)
                 ms = INT_MAX;
             if (poll(pfd, np, (int)ms) > 0)
-                drain_all(s);
+                cu_sb_drain_all(s);
         }
     }
 }
@@ -1202,22 +1220,26 @@ void cu_sandbox_free(struct cu_sandbox *s)
 {
     if (!s)
         return;
-    if (s->pid > 0 && !s->reaped) {
+    if (s->warm) {
+        cu_warm_task_free(s);
+    } else if (s->pid > 0 && !s->reaped) {
         force_end(s, CU_SB_KILLED, "sandbox freed while running");
         while (wait4(s->pid, &s->wstatus, 0, &s->ru) < 0 && errno == EINTR) {
         }
         s->reaped = true;
     }
-    if (s->pid > 0) {
+    if (s->pid > 0 && !s->warm) {
         drain_status(s);
         reap_inner(s, true);
     }
     sandbox_free_fds(s);
-    if (s->cg.version != CU_CG_NONE)
+    if (s->cg.version != CU_CG_NONE && !s->warm)
         (void)cu_cgroup_destroy(&s->cg);
     cu_buf_release(&s->status);
     free(s->work_dir);
     free(s->out_dir);
+    for (int i = 0; i < 3; i++)
+        free(s->task_dir[i]);
     free(s);
 }
 

@@ -16,6 +16,8 @@
 #include "fabric/cgroup.h"
 #include "fabric/gpu.h"
 #include "fabric/idle.h"
+#include "fabric/sandbox.h"
+#include "fabric/warm.h"
 #include "net/http_client.h"
 #include "provider/collect.h"
 #include "provider/provider.h"
@@ -44,6 +46,8 @@ struct cu_agent {
     char exchange[1024];          /* base URL */
     char tasks_dir[CU_PATH_MAX];  /* DATA/tasks */
     char oci_dir[CU_PATH_MAX];    /* DATA/oci: unpacked OCI images by manifest digest */
+    char warm_dir[CU_PATH_MAX];   /* DATA/warm: each warm sandbox binds DATA/warm/SLOT-N */
+    bool warm;                    /* keep a warm sandbox per slot (not --no-warm-sandbox) */
     struct cu_identity id;
     struct cu_blobstore cache;    /* DATA/blobs: inputs, outputs, logs */
     struct cu_pstate state;       /* DATA/state.db */
@@ -75,8 +79,37 @@ struct cu_slot {
     pthread_t thread;
     bool started;
     atomic_bool busy;  /* running a lease (shutdown waits for these) */
+    /* The slot's warm sandbox (fabric/warm.h), kept between consecutive
+     * leases of one job, NULL when none; only the slot's thread uses it.
+     * The keeper (warm_slot.c) starts spares and ends sandboxes off the
+     * task's path; NULL with --no-warm-sandbox. */
+    struct cu_warm *warm;
+    struct cu_warm_keeper *keeper;
+    unsigned warm_serial; /* names their directories DATA/warm/SLOT-N */
     atomic_bool done;  /* the thread has returned */
 };
+
+/* ---- warm sandboxes (warm_slot.c) ------------------------------------- */
+
+/* Starts the slot's keeper thread (none with --no-warm-sandbox). Call from
+ * the slot's own thread. 0 or -CU_ENOMEM. */
+int cu_slot_warm_init(struct cu_slot *s);
+/* Ends every sandbox of the slot and its keeper. */
+void cu_slot_warm_fini(struct cu_slot *s);
+/* Makes s->warm the sandbox for a task of job with o: the current one when
+ * it fits, else the spare when it fits (*spare set), else a new one; a
+ * replaced one is ended by the keeper. 0, or as cu_warm_start (s->warm
+ * NULL). */
+int cu_slot_warm_take(struct cu_slot *s, const struct cu_sandbox_opts *o, const char *job,
+                      bool *spare, struct cu_err *e);
+/* s->warm failed: the keeper ends it, the next task gets another. */
+void cu_slot_warm_discard(struct cu_slot *s);
+/* After a lease: the keeper starts a spare of s->warm's shape, if none. */
+void cu_slot_warm_after_lease(struct cu_slot *s);
+/* No lease for a while: every sandbox of the slot is ended (by the keeper). */
+void cu_slot_warm_release(struct cu_slot *s);
+/* True when the slot holds a sandbox or a spare (or one is starting). */
+bool cu_slot_warm_held(struct cu_slot *s);
 
 /* True once SIGINT/SIGTERM arrived (or cu_agent_stop was called). */
 bool cu_agent_stopping(void);

@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "fabric/oci.h"
 #include "fabric/sandbox.h"
+#include "fabric/warm.h"
 #include "market/spec.h"
 #include "provider/collect.h"
 #include "trust/challenge.h"
@@ -691,6 +692,34 @@ static void follow_idle(struct task *t, struct cu_sandbox *sb)
     }
 }
 
+/* Starts the task: in the slot's warm sandbox when the provider keeps them
+ * (warm_slot.c: the last task's when this is the same job and sandbox
+ * shape, else a spare, else a new one; tasks of different jobs never share
+ * one), else in a bwrap of its own. A warm sandbox that cannot start, or a
+ * task too large for its message, runs in a sandbox of its own instead. */
+static int start_task(struct task *t, const struct cu_sandbox_opts *o, struct cu_sandbox **sb,
+                      struct cu_err *e)
+{
+    struct cu_slot *s = t->s;
+    struct cu_warm *had = s->warm;
+    bool spare = false;
+    int rc;
+
+    if (!s->keeper)
+        return cu_sandbox_start(o, sb, e);
+    rc = cu_slot_warm_take(s, o, t->job, &spare, e);
+    if (rc == 0 && s->warm != had)
+        cu_info("slot %u: warm sandbox started for job %s%s", s->index, t->job,
+                spare ? " (the spare)" : "");
+    if (rc == 0 && (rc = cu_warm_run(s->warm, o, sb, e)) == 0)
+        return 0;
+    cu_warn("replica %lld: warm sandbox: %s; running the task in a sandbox of its own",
+            (long long)t->replica, cu_err_msg(e, rc));
+    cu_slot_warm_discard(s);
+    memset(e, 0, sizeof *e);
+    return cu_sandbox_start(o, sb, e);
+}
+
 /* Runs the sandbox to its end. res gets the outcome; *lost / *shutdown
  * say why it was killed, when it was. */
 static void run_sandbox(struct task *t, struct cu_sandbox_result *res, bool *lost,
@@ -756,7 +785,7 @@ static void run_sandbox(struct task *t, struct cu_sandbox_result *res, bool *los
         o.cgroup_name = cgname;
         o.cpu_milli = (uint64_t)t->spec.res.cores * 1000;
     }
-    rc = cu_sandbox_start(&o, &sb, &e);
+    rc = start_task(t, &o, &sb, &e);
     if (rc) {
         res->status = CU_SB_ERROR;
         (void)cu_snprintf(res->reason, sizeof res->reason, "sandbox: %s", cu_err_msg(&e, rc));
@@ -798,6 +827,8 @@ static void run_sandbox(struct task *t, struct cu_sandbox_result *res, bool *los
     cu_sandbox_get_result(sb, res);
 out_free_sandbox:
     cu_sandbox_free(sb);
+    if (res->status == CU_SB_ERROR && t->s->warm)
+        cu_slot_warm_discard(t->s); /* whatever went wrong, the next task gets a fresh one */
 out_free_env:
     free(all_env);
     cu_task_env_free(env);

@@ -31,6 +31,10 @@
 #define RECOVERY_TIMEOUT_MS 10000
 #define SHUTDOWN_WAIT_MS 2500 /* for running tasks to be killed and reported */
 #define IDLE_CHECK_MS 200      /* a waiting slot looks at the idle verdict this often */
+/* A slot holding a warm sandbox long-polls this long; no lease by then
+ * (204) ends the sandbox, so an idle provider holds no bwrap and no
+ * cgroup of a job that is over. */
+#define WARM_IDLE_MS 2000
 
 static volatile sig_atomic_t g_stop;
 /* Slot threads blocked in a claim's long-poll are not waited for at
@@ -140,10 +144,14 @@ static int agent_open(struct cu_agent *a, const struct cu_provider_opts *opts, s
                           strerror(errno));
     if (cu_path_join(a->tasks_dir, sizeof a->tasks_dir, opts->data_dir, "tasks") ||
         cu_path_join(a->oci_dir, sizeof a->oci_dir, opts->data_dir, "oci") ||
+        cu_path_join(a->warm_dir, sizeof a->warm_dir, opts->data_dir, "warm") ||
         cu_path_join(path, sizeof path, opts->data_dir, "blobs"))
         return cu_err_set(e, -CU_EINVAL, "data directory path is too long");
     if (cu_mkdir_p(a->tasks_dir, 0755) != 0)
         return cu_err_set(e, -CU_EIO, "cannot create %s: %s", a->tasks_dir, strerror(errno));
+    /* Leftovers of a provider that died are nobody's now. */
+    if (cu_rm_rf(a->warm_dir) != 0 || cu_mkdir_p(a->warm_dir, 0755) != 0)
+        return cu_err_set(e, -CU_EIO, "cannot create %s: %s", a->warm_dir, strerror(errno));
     rc = cu_blobstore_open(&a->cache, path, e);
     if (rc)
         return rc;
@@ -452,10 +460,14 @@ static void *slot_main(void *arg)
                      "cores", (json_int_t)f->cores, "memory", (json_int_t)f->memory, "gpus",
                      (json_int_t)f->gpus);
     cu_http_result_init(&r);
+    if (cu_slot_warm_init(s) != 0)
+        cu_warn("slot %u: cannot start its warm sandbox keeper: a sandbox per task", s->index);
     while (body && !cu_agent_stopping()) {
         int rc;
 
         if (s->a->idle && !cu_idle_monitor_idle(s->a->idle)) {
+            /* Paused for the owner: nothing stays warm meanwhile. */
+            cu_slot_warm_release(s);
             if (!waiting) {
                 char why[192];
                 cu_idle_monitor_reason(s->a->idle, why, sizeof why);
@@ -468,7 +480,12 @@ static void *slot_main(void *arg)
         if (waiting)
             cu_info("slot %u: machine idle, claiming again", s->index);
         waiting = false;
+        (void)json_object_set_new(body, "wait_ms",
+                                  json_integer(cu_slot_warm_held(s) ? WARM_IDLE_MS
+                                                                    : CU_CLAIM_WAIT_MS));
         rc = cu_http_request_json(s->http, "POST", "/v1/claims", body, CU_CLAIM_TIMEOUT_MS, &r);
+        if (!(rc == 0 && r.status == 200) && cu_slot_warm_held(s))
+            cu_slot_warm_release(s); /* no lease right away: idle, or the exchange is away */
         if (rc == 0 && (r.status == 200 || r.status == 204)) {
             if (last[0])
                 cu_info("slot %u: exchange answering claims again", s->index);
@@ -484,6 +501,7 @@ static void *slot_main(void *arg)
             }
             atomic_store(&s->busy, true);
             rc = cu_lease_run(s, json_object_get(r.json, "lease"));
+            cu_slot_warm_after_lease(s);
             atomic_store(&s->busy, false);
             if (rc == 0) {
                 error_pause = 0;
@@ -509,6 +527,7 @@ static void *slot_main(void *arg)
     }
     if (!body)
         cu_error("slot %u: out of memory", s->index);
+    cu_slot_warm_fini(s);
     cu_http_result_release(&r);
     json_decref(body);
     atomic_store(&s->done, true);
@@ -633,6 +652,7 @@ int cu_provider_run(const struct cu_provider_opts *opts, struct cu_err *e)
     if (rc)
         goto out_free_agent;
     a->cheat = opts->cheat;
+    a->warm = !opts->no_warm_sandbox;
     if (opts->owner) {
         if (strlen(opts->owner) != 64 || strspn(opts->owner, "0123456789abcdef") != 64) {
             rc = cu_err_set(e, -CU_EINVAL, "--owner: '%.80s' is not an id (64 lowercase hex)",

@@ -53,6 +53,9 @@ struct cu_provider_opts {
     size_t nallow_images;
     uint64_t stake;          /* stake topped up to this at start; 0 = leave as is */
     enum cu_cheat cheat;     /* test-only misbehaviour; CU_CHEAT_NONE normally */
+    /* --no-warm-sandbox: a new bwrap per task instead of one warm sandbox
+     * per slot for consecutive tasks of one job (fabric/warm.h). */
+    bool no_warm_sandbox;
 };
 
 /* Runs until SIGINT/SIGTERM: claims replicas by long-poll, runs them in the

@@ -46,7 +46,10 @@ say "owner active: job queued, provider waiting"
 echo idle >"$PROBE"
 wait_for 60 "the task to start" pgrep -f "$MARK"
 wait_for 60 "a running replica" replica_in_state "$JOB" running
-wait_for 30 "the task to count" test -s "$T/p1/tasks/"*/out/count.txt
+# The running task's /out: its task directory, or the slot's warm sandbox
+# directory while it runs there (the default; see fabric/warm.h).
+count() { cat "$T/p1/tasks/"*/out/count.txt "$T/p1/warm/"*/out/count.txt 2>/dev/null; }
+wait_for 30 "the task to count" sh -c "[ -n \"\$(cat '$T'/p1/tasks/*/out/count.txt '$T'/p1/warm/*/out/count.txt 2>/dev/null)\" ]"
 say "owner away: task running"
 
 # all_stopped: true when every process of the task (its sh and sleep, found
@@ -64,11 +67,11 @@ all_stopped() {
 echo active >"$PROBE"
 wait_for 30 "the task's processes to stop" all_stopped
 grep -q "replica [0-9]*: paused (owner active" "$T/p1.log" || fail "no pause logged"
-before=$(cat "$T/p1/tasks/"*/out/count.txt)
+before=$(count)
 # More than two lease lengths (2 s each): the keeper's heartbeats keep it.
 sleep 6
 all_stopped || fail "the task ran again while the owner was active"
-after=$(cat "$T/p1/tasks/"*/out/count.txt)
+after=$(count)
 [ "$before" = "$after" ] || fail "the paused task kept counting ($before -> $after)"
 replica_in_state "$JOB" running || fail "the replica did not stay running: $(job_json "$JOB")"
 jq_job "$JOB" '[.tasks[].replicas[]? | select(.state == "expired")] | length == 0' ||

@@ -88,6 +88,10 @@ grep -qx "gone.txt" "$T/res/0/etc.txt" && fail "the whiteout did not delete etc/
 grep -q "No such file" "$T/res/0/usr.txt" || fail "the host's /usr is visible: $(head -3 "$T/res/0/usr.txt")"
 grep -qx "hello from the image config" "$T/res/0/env.txt" || fail "image Env not applied: $(cat "$T/res/0/env.txt")"
 grep -q "unpacked in" "$T/p1.log" || fail "the provider did not log the unpack"
+# It ran in a warm sandbox (the default) on the image's root: the static
+# supervisor needs nothing from the image.
+grep -q "warm sandbox started" "$T/p1.log" || fail "no warm sandbox: $(grep -i warm "$T/p1.log")"
+grep -q "sandbox of its own" "$T/p1.log" && fail "the warm sandbox fell back: $(grep -i warm "$T/p1.log")"
 
 # Same image again: no upload, the cached rootfs, and the image's Cmd.
 submit "$T/job2.yaml"

@@ -1,0 +1,376 @@
+/* warm_test.c - runs real tasks in a warm sandbox (fabric/warm.h): needs
+ * bubblewrap and user namespaces, as sandbox_test.c. Each test starts one
+ * warm sandbox and runs several tasks in it, as a provider slot does for
+ * consecutive tasks of one job. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h> /* after the headers it needs */
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/buf.h"
+#include "base/util.h"
+#include "fabric/cgroup.h"
+#include "fabric/sandbox.h"
+#include "fabric/warm.h"
+
+#include "base/banned.h"
+
+struct fixture {
+    char base[64];
+    char warm[CU_PATH_MAX];
+    char work[CU_PATH_MAX], out[CU_PATH_MAX], in[CU_PATH_MAX];
+    char so[CU_PATH_MAX], se[CU_PATH_MAX];
+    struct cu_sandbox_opts o;
+    struct cu_sandbox_result r;
+    struct cu_warm *w;
+    struct cu_cgroup cg; /* a parent group for the memory test; NONE if none */
+};
+
+/* Fresh task directories, as the provider makes one set per task. */
+static void task_dirs(struct fixture *f)
+{
+    char dir[CU_PATH_MAX];
+    assert_int_equal(cu_path_join(dir, sizeof(dir), f->base, "task"), 0);
+    cu_rm_rf(dir);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    assert_int_equal(mkdir(f->work, 0755), 0);
+    assert_int_equal(mkdir(f->out, 0755), 0);
+    assert_int_equal(mkdir(f->in, 0755), 0);
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    struct cu_sandbox_opts init = CU_SANDBOX_OPTS_INIT;
+    char task[CU_PATH_MAX];
+
+    if (!f)
+        return -1;
+    cu_snprintf(f->base, sizeof(f->base), "/tmp/cu-warm-test-XXXXXX");
+    if (!mkdtemp(f->base))
+        return -1;
+    chmod(f->base, 0755);
+    cu_path_join(f->warm, sizeof(f->warm), f->base, "warm");
+    cu_path_join(task, sizeof(task), f->base, "task");
+    cu_path_join(f->work, sizeof(f->work), task, "work");
+    cu_path_join(f->out, sizeof(f->out), task, "out");
+    cu_path_join(f->in, sizeof(f->in), task, "in");
+    cu_path_join(f->so, sizeof(f->so), f->base, "stdout");
+    cu_path_join(f->se, sizeof(f->se), f->base, "stderr");
+    f->o = init;
+    f->o.work_dir = f->work;
+    f->o.out_dir = f->out;
+    f->o.in_dir = f->in;
+    f->o.stdout_path = f->so;
+    f->o.stderr_path = f->se;
+    f->o.time_limit_ms = 60000;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    cu_warm_free(f->w);
+    if (f->cg.version != CU_CG_NONE)
+        (void)cu_cgroup_destroy(&f->cg);
+    cu_rm_rf(f->base);
+    free(f);
+    return 0;
+}
+
+/* Runs argv as the next task of job "job-a" in f's warm sandbox (started
+ * on first use) in fresh task directories; the result in f->r. */
+static void run(struct fixture *f, const char *const *argv)
+{
+    struct cu_sandbox *s = NULL;
+    struct cu_err e = {0};
+    int rc;
+
+    task_dirs(f);
+    f->o.argv = argv;
+    rc = cu_warm_acquire(&f->w, &f->o, f->warm, "job-a", &e);
+    if (rc)
+        fail_msg("warm start: %s", e.msg);
+    rc = cu_warm_run(f->w, &f->o, &s, &e);
+    if (rc)
+        fail_msg("warm run: %s", e.msg);
+    assert_int_equal(cu_sandbox_wait(s, -1), 0);
+    cu_sandbox_get_result(s, &f->r);
+    cu_sandbox_free(s);
+}
+
+static char *slurp(const char *path)
+{
+    struct cu_buf b;
+    cu_buf_init(&b, 1 << 20);
+    if (cu_read_file(path, &b) != 0) {
+        cu_buf_release(&b);
+        return NULL;
+    }
+    return cu_buf_detach(&b);
+}
+
+static bool exists(const char *dir, const char *name)
+{
+    char p[CU_PATH_MAX];
+    struct stat st;
+    cu_path_join(p, sizeof(p), dir, name);
+    return lstat(p, &st) == 0;
+}
+
+static void test_runs_and_reuses(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const echo[] = {"sh", "-c", "echo hello; echo oops >&2; "
+                                       "echo r > /out/r.txt; echo $$ > /work/pid", NULL};
+    struct cu_warm *first;
+    char *out;
+
+    run(f, echo);
+    assert_int_equal(f->r.status, CU_SB_OK);
+    assert_string_equal(f->r.reason, "exit code 0");
+    out = slurp(f->so);
+    assert_non_null(out);
+    assert_string_equal(out, "hello\n");
+    free(out);
+    out = slurp(f->se);
+    assert_string_equal(out, "oops\n");
+    free(out);
+    /* The task's files came back to its own directories. */
+    assert_true(exists(f->out, "r.txt"));
+    assert_true(exists(f->work, "pid"));
+    first = f->w;
+    run(f, echo);
+    assert_int_equal(f->r.status, CU_SB_OK);
+    assert_ptr_equal(f->w, first); /* the same sandbox ran both */
+}
+
+static void test_exit_codes_and_signals(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const code3[] = {"sh", "-c", "exit 3", NULL};
+    static const char *const segv[] = {"sh", "-c", "kill -SEGV $$", NULL};
+    static const char *const missing[] = {"no-such-program-here", NULL};
+
+    run(f, code3);
+    assert_int_equal(f->r.status, CU_SB_FAILED);
+    assert_int_equal(f->r.exit_code, 3);
+    assert_string_equal(f->r.reason, "exit code 3");
+    run(f, segv);
+    assert_int_equal(f->r.status, CU_SB_FAILED);
+    assert_int_equal(f->r.term_signal, SIGSEGV);
+    run(f, missing);
+    assert_int_equal(f->r.status, CU_SB_FAILED);
+    assert_int_equal(f->r.exit_code, 127);
+    assert_string_equal(f->r.reason, "cannot run command: no-such-program-here: No such file or "
+                                     "directory (exit code 127)");
+    /* Still usable after all that. */
+    run(f, code3);
+    assert_int_equal(f->r.exit_code, 3);
+}
+
+/* A task leaves a background process, files in /work, /out, /tmp and
+ * /dev/shm: the next task of the same job sees none of it. */
+static void test_nothing_leaks_to_next_task(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const leave[] = {
+        "sh", "-c",
+        "(sleep 1000 & echo $! > /tmp/bg; sleep 1000) & "
+        "echo x > /work/left; echo y > /out/left; echo z > /tmp/left; "
+        "echo w > /dev/shm/left 2>/dev/null; mkdir /tmp/d; chmod 0 /tmp/d; sleep 0.2",
+        NULL};
+    static const char *const look[] = {
+        "sh", "-c",
+        "n=$(ls -A /work /out /tmp | grep -v ':$' | grep -c .); "
+        "s=$(ls -A /dev/shm 2>/dev/null | grep -c .); "
+        "p=$(cat /proc/[0-9]*/comm 2>/dev/null | grep -c sleep); "
+        "echo \"$n $p $s\"",
+        NULL};
+    char *out;
+
+    run(f, leave);
+    assert_int_equal(f->r.status, CU_SB_OK);
+    run(f, look);
+    assert_int_equal(f->r.status, CU_SB_OK);
+    out = slurp(f->so);
+    assert_non_null(out);
+    /* no files, no sleep process left */
+    {
+        int n = -1, p = -1, s = -1;
+        assert_int_equal(sscanf(out, "%d %d %d", &n, &p, &s), 3);
+        bool clean = n == 0 && p == 0 && s == 0;
+        if (!clean)
+            print_error("leftovers seen by the next task: '%s'\n", out);
+        free(out);
+        assert_true(clean);
+    }
+}
+
+static void test_time_limit_kills(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const sleeper[] = {"sh", "-c", "trap '' TERM; sleep 100", NULL};
+    static const char *const ok[] = {"true", NULL};
+
+    f->o.time_limit_ms = 300;
+    run(f, sleeper);
+    assert_int_equal(f->r.status, CU_SB_TIMEOUT);
+    assert_string_equal(f->r.reason, "time limit 300ms exceeded");
+    assert_true(f->r.wall_ms < 5000);
+    f->o.time_limit_ms = 60000;
+    run(f, ok);
+    assert_int_equal(f->r.status, CU_SB_OK);
+}
+
+/* Three files, each under the limit, together over it, written faster
+ * than the periodic size check: the final check still sees them. */
+static void test_output_limit(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const fill[] = {
+        "sh", "-c",
+        "for n in a b c; do head -c 600000 /dev/zero > /out/$n; done", NULL};
+    static const char *const ok[] = {"true", NULL};
+
+    f->o.output_limit = 1 << 20;
+    run(f, fill);
+    assert_int_equal(f->r.status, CU_SB_OUTPUT_LIMIT);
+    assert_string_equal(f->r.reason, "output limit 1.0 MiB exceeded");
+    run(f, ok); /* the files are gone with the task */
+    assert_int_equal(f->r.status, CU_SB_OK);
+}
+
+static void test_cpu_accounting(void **state)
+{
+    struct fixture *f = *state;
+    /* Busy in a background child that the main process waits for: the
+     * kernel's accounting of the whole task tree counts it. */
+    static const char *const spin[] = {
+        "sh", "-c", "(i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done) & wait", NULL};
+
+    run(f, spin);
+    assert_int_equal(f->r.status, CU_SB_OK);
+    assert_true(f->r.cpu_ms >= 50);
+    assert_true(f->r.cpu_ms <= f->r.wall_ms + 50);
+}
+
+static void test_other_owner_gets_new_sandbox(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ok[] = {"true", NULL};
+    struct cu_err e = {0};
+    struct cu_warm *first;
+
+    run(f, ok);
+    first = f->w;
+    f->o.argv = ok;
+    assert_true(cu_warm_fits(f->w, &f->o, "job-a"));
+    assert_false(cu_warm_fits(f->w, &f->o, "job-b"));
+    f->o.output_limit = 1 << 20; /* another /tmp size: another sandbox */
+    assert_false(cu_warm_fits(f->w, &f->o, "job-a"));
+    f->o.output_limit = 0;
+    assert_int_equal(cu_warm_acquire(&f->w, &f->o, f->warm, "job-b", &e), 0);
+    assert_true(f->w != first || cu_warm_fits(f->w, &f->o, "job-b"));
+    assert_true(cu_warm_fits(f->w, &f->o, "job-b"));
+    assert_false(cu_warm_fits(f->w, &f->o, "job-a"));
+}
+
+/* A spare, started ahead of time from another sandbox's shape, becomes
+ * the sandbox of whichever job's task comes first, and only that job's. */
+static void test_spare_takes_first_owner(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ok[] = {"sh", "-c", "echo spare > /out/s.txt", NULL};
+    struct cu_warm *spare = NULL;
+    struct cu_sandbox *s = NULL;
+    struct cu_err e = {0};
+    char base[CU_PATH_MAX];
+
+    run(f, ok);
+    cu_path_join(base, sizeof(base), f->base, "spare");
+    {
+        struct cu_warm_shape *sh = cu_warm_shape_of(f->w);
+        assert_non_null(sh);
+        cu_warm_free(f->w); /* the shape outlives its sandbox */
+        f->w = NULL;
+        assert_int_equal(cu_warm_start_shape(sh, base, &spare, &e), 0);
+        cu_warm_shape_free(sh);
+    }
+    f->o.argv = ok;
+    assert_true(cu_warm_fits(spare, &f->o, "job-b"));
+    assert_true(cu_warm_fits(spare, &f->o, "job-c"));
+    assert_int_equal(cu_warm_acquire(&spare, &f->o, base, "job-b", &e), 0);
+    assert_false(cu_warm_fits(spare, &f->o, "job-c"));
+    task_dirs(f);
+    assert_int_equal(cu_warm_run(spare, &f->o, &s, &e), 0);
+    assert_int_equal(cu_sandbox_wait(s, -1), 0);
+    cu_sandbox_get_result(s, &f->r);
+    cu_sandbox_free(s);
+    assert_int_equal(f->r.status, CU_SB_OK);
+    assert_true(exists(f->out, "s.txt"));
+    cu_warm_free(spare);
+    assert_false(exists(f->base, "spare")); /* its directory goes with it */
+}
+
+static void test_memory_limit(void **state)
+{
+    struct fixture *f = *state;
+    struct cu_cgroup self;
+    struct cu_cgroup_limits none = {0};
+    struct cu_err e = {0};
+    char name[64];
+    static const char *const hog[] = {
+        "sh", "-c", "x=a; while :; do x=$x$x$x$x; done", NULL};
+    static const char *const ok[] = {"true", NULL};
+    static const char *const nap[] = {"sleep", "0.5", NULL};
+
+    if (cu_cgroup_self(&self, &e) != 0) {
+        skip();
+        return;
+    }
+    cu_snprintf(name, sizeof(name), "cu-warm-test-%d", (int)getpid());
+    if (cu_cgroup_create(&self, name, &none, &f->cg, &e) != 0) {
+        skip();
+        return;
+    }
+    f->o.cgroup_parent = &f->cg;
+    f->o.memory_limit = 32 << 20;
+    f->o.time_limit_ms = 30000;
+    run(f, hog);
+    assert_int_equal(f->r.status, CU_SB_FAILED);
+    assert_string_equal(f->r.reason, "memory limit");
+    run(f, ok); /* the next task is not blamed for the last one's OOM */
+    assert_int_equal(f->r.status, CU_SB_OK);
+    run(f, nap); /* ... not even when it runs past a limit check */
+    assert_int_equal(f->r.status, CU_SB_OK);
+    cu_warm_free(f->w);
+    f->w = NULL;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_runs_and_reuses, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exit_codes_and_signals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nothing_leaks_to_next_task, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_time_limit_kills, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_output_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cpu_accounting, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_other_owner_gets_new_sandbox, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spare_takes_first_owner, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memory_limit, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,249 @@
+/* warm_slot.c - a slot's warm sandboxes (fabric/warm.h): the one its
+ * current job's tasks run in, and a spare started ahead of time.
+ *
+ * Starting a sandbox (bwrap, namespaces, a cgroup) and ending one take
+ * milliseconds that must not sit on a task's path or delay the next claim.
+ * So each slot has a keeper thread that does both: after a lease it starts
+ * a spare of the last sandbox's shape, ready to take a new job's first
+ * task, and it ends the sandboxes the slot hands it (replaced during a
+ * lease, or idle). The keeper lives exactly as long as its slot thread:
+ * bwrap runs with --die-with-parent, which follows the thread that started
+ * it, so a sandbox dies with the keeper at the latest. */
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "base/util.h"
+#include "provider/agent.h"
+
+#include "base/banned.h"
+
+#define TO_FREE_MAX 8
+
+struct cu_warm_keeper {
+    struct cu_slot *s;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stop;
+    struct cu_warm_shape *want; /* start a spare of this shape (owned) */
+    struct cu_warm *spare;      /* ready, no owner yet */
+    bool starting;              /* a spare is being started (not under the lock) */
+    struct cu_warm *to_free[TO_FREE_MAX];
+    size_t nfree;
+};
+
+/* DATA/warm/SLOT-N: each sandbox gets its own (removed with it). Under
+ * the keeper's lock or before the keeper runs. */
+static int warm_base(struct cu_slot *s, char *out, size_t n)
+{
+    char name[32];
+    if (cu_snprintf(name, sizeof name, "%u-%u", s->index, s->warm_serial++) != 0)
+        return -CU_EINVAL;
+    return cu_path_join(out, n, s->a->warm_dir, name);
+}
+
+static void *keeper_main(void *arg)
+{
+    struct cu_warm_keeper *k = arg;
+
+    pthread_mutex_lock(&k->mu);
+    while (!k->stop) {
+        if (k->nfree > 0) {
+            struct cu_warm *w = k->to_free[--k->nfree];
+            pthread_mutex_unlock(&k->mu);
+            cu_warm_free(w);
+            pthread_mutex_lock(&k->mu);
+            continue;
+        }
+        if (k->want && !k->spare) {
+            struct cu_warm_shape *sh = k->want;
+            struct cu_warm *w = NULL;
+            struct cu_err e = {0};
+            char base[CU_PATH_MAX];
+            int rc;
+            k->want = NULL;
+            k->starting = true;
+            rc = warm_base(k->s, base, sizeof base);
+            pthread_mutex_unlock(&k->mu);
+            if (rc == 0)
+                rc = cu_warm_start_shape(sh, base, &w, &e);
+            if (rc)
+                cu_warn("slot %u: cannot start a spare warm sandbox: %s", k->s->index,
+                        cu_err_msg(&e, rc));
+            cu_warm_shape_free(sh);
+            pthread_mutex_lock(&k->mu);
+            k->starting = false;
+            pthread_cond_broadcast(&k->cv); /* a task may wait for this spare */
+            if (w && (k->stop || k->spare)) {
+                pthread_mutex_unlock(&k->mu);
+                cu_warm_free(w);
+                pthread_mutex_lock(&k->mu);
+            } else if (w) {
+                k->spare = w;
+            }
+            continue;
+        }
+        pthread_cond_wait(&k->cv, &k->mu);
+    }
+    while (k->nfree > 0)
+        cu_warm_free(k->to_free[--k->nfree]);
+    cu_warm_free(k->spare);
+    k->spare = NULL;
+    cu_warm_shape_free(k->want);
+    k->want = NULL;
+    pthread_mutex_unlock(&k->mu);
+    return NULL;
+}
+
+int cu_slot_warm_init(struct cu_slot *s)
+{
+    struct cu_warm_keeper *k;
+
+    s->warm = NULL;
+    s->keeper = NULL;
+    if (!s->a->warm)
+        return 0;
+    k = calloc(1, sizeof *k);
+    if (!k)
+        return -CU_ENOMEM;
+    k->s = s;
+    pthread_mutex_init(&k->mu, NULL);
+    pthread_cond_init(&k->cv, NULL);
+    if (pthread_create(&k->thread, NULL, keeper_main, k) != 0) {
+        pthread_cond_destroy(&k->cv);
+        pthread_mutex_destroy(&k->mu);
+        free(k);
+        return -CU_ENOMEM;
+    }
+    s->keeper = k;
+    return 0;
+}
+
+/* Hands w to the keeper to end; ends it here when the keeper is busy with
+ * too many. NULL is fine. */
+static void retire(struct cu_slot *s, struct cu_warm *w)
+{
+    struct cu_warm_keeper *k = s->keeper;
+    bool queued = false;
+
+    if (!w)
+        return;
+    if (k) {
+        pthread_mutex_lock(&k->mu);
+        if (k->nfree < TO_FREE_MAX) {
+            k->to_free[k->nfree++] = w;
+            queued = true;
+            pthread_cond_broadcast(&k->cv);
+        }
+        pthread_mutex_unlock(&k->mu);
+    }
+    if (!queued)
+        cu_warm_free(w);
+}
+
+void cu_slot_warm_fini(struct cu_slot *s)
+{
+    struct cu_warm_keeper *k = s->keeper;
+
+    cu_warm_free(s->warm);
+    s->warm = NULL;
+    if (!k)
+        return;
+    pthread_mutex_lock(&k->mu);
+    k->stop = true;
+    pthread_cond_broadcast(&k->cv);
+    pthread_mutex_unlock(&k->mu);
+    pthread_join(k->thread, NULL);
+    pthread_cond_destroy(&k->cv);
+    pthread_mutex_destroy(&k->mu);
+    free(k);
+    s->keeper = NULL;
+}
+
+bool cu_slot_warm_held(struct cu_slot *s)
+{
+    struct cu_warm_keeper *k = s->keeper;
+    bool held = s->warm != NULL;
+
+    if (k) {
+        pthread_mutex_lock(&k->mu);
+        held = held || k->spare || k->want;
+        pthread_mutex_unlock(&k->mu);
+    }
+    return held;
+}
+
+void cu_slot_warm_release(struct cu_slot *s)
+{
+    struct cu_warm_keeper *k = s->keeper;
+
+    retire(s, s->warm);
+    s->warm = NULL;
+    if (!k)
+        return;
+    pthread_mutex_lock(&k->mu);
+    cu_warm_shape_free(k->want);
+    k->want = NULL;
+    if (k->spare && k->nfree < TO_FREE_MAX) {
+        k->to_free[k->nfree++] = k->spare;
+        k->spare = NULL;
+        pthread_cond_broadcast(&k->cv);
+    }
+    pthread_mutex_unlock(&k->mu);
+}
+
+void cu_slot_warm_after_lease(struct cu_slot *s)
+{
+    struct cu_warm_keeper *k = s->keeper;
+    struct cu_warm_shape *sh;
+
+    if (!k || !s->warm || cu_agent_stopping())
+        return;
+    pthread_mutex_lock(&k->mu);
+    if (!k->spare && !k->want && (sh = cu_warm_shape_of(s->warm)) != NULL) {
+        k->want = sh;
+        pthread_cond_broadcast(&k->cv);
+    }
+    pthread_mutex_unlock(&k->mu);
+}
+
+int cu_slot_warm_take(struct cu_slot *s, const struct cu_sandbox_opts *o, const char *job,
+                      bool *spare, struct cu_err *e)
+{
+    struct cu_warm_keeper *k = s->keeper;
+    char base[CU_PATH_MAX];
+    int rc;
+
+    *spare = false;
+    if (s->warm && cu_warm_fits(s->warm, o, job))
+        return 0; /* the last task's: same job, same shape */
+    retire(s, s->warm); /* another job or shape: ended off this task's path */
+    s->warm = NULL;
+    if (k) {
+        pthread_mutex_lock(&k->mu);
+        /* A spare on its way is ready sooner than a new sandbox would be. */
+        while (k->starting)
+            pthread_cond_wait(&k->cv, &k->mu);
+        if (k->spare && cu_warm_fits(k->spare, o, job)) {
+            s->warm = k->spare;
+            k->spare = NULL;
+            *spare = true;
+        }
+        rc = warm_base(s, base, sizeof base);
+        pthread_mutex_unlock(&k->mu);
+    } else {
+        rc = warm_base(s, base, sizeof base);
+    }
+    if (rc)
+        return cu_err_set(e, rc, "warm sandbox directory path too long");
+    return cu_warm_acquire(&s->warm, o, base, job, e);
+}
+
+void cu_slot_warm_discard(struct cu_slot *s)
+{
+    retire(s, s->warm);
+    s->warm = NULL;
+}
