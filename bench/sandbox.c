@@ -9,9 +9,16 @@
  * joined, read and removed), under a parent made below this process's own
  * group, as the provider does; "cgroup":true in the JSON then.
  *
+ * A third series runs the same task in a warm sandbox (fabric/warm.h:
+ * one bwrap kept for consecutive tasks of one job, as the provider does by
+ * default): the task's directories moved in, fork+exec by the supervisor
+ * inside, leftovers killed, files moved back.
+ *
  * JSON: {"bench":"sandbox","runs":N,"sandbox_median_ms":..,"sandbox_p90_ms":..,
- *        "plain_median_ms":..,"plain_p90_ms":..,"overhead_ms":..} where
- * overhead_ms = sandbox median - plain median. */
+ *        "plain_median_ms":..,"plain_p90_ms":..,"overhead_ms":..,
+ *        "warm_median_ms":..,"warm_p90_ms":..,"warm_overhead_ms":..} where
+ * overhead_ms = sandbox median - plain median (a fresh bwrap per task) and
+ * warm_overhead_ms = warm median - plain median. */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -24,6 +31,7 @@
 #include "benchlib.h"
 #include "fabric/cgroup.h"
 #include "fabric/sandbox.h"
+#include "fabric/warm.h"
 
 #include "base/banned.h"
 
@@ -75,6 +83,69 @@ static double run_sandboxed(const char *dir)
     return t1 - t0;
 }
 
+/* One task in the warm sandbox w, started (untimed) before the first. */
+static double run_warm(struct cu_warm *w, const char *dir)
+{
+    static const char *const argv[] = {"true", NULL};
+    struct cu_sandbox_opts o = CU_SANDBOX_OPTS_INIT;
+    struct cu_sandbox_result res;
+    struct cu_sandbox *sb = NULL;
+    struct cu_err e = {0};
+    char work[PATH_MAX], out[PATH_MAX], in[PATH_MAX], so[PATH_MAX], se[PATH_MAX], t[PATH_MAX];
+    double t0, t1;
+
+    if (cu_snprintf(work, sizeof work, "%s/w/work", dir) ||
+        cu_snprintf(out, sizeof out, "%s/w/out", dir) ||
+        cu_snprintf(in, sizeof in, "%s/w/in", dir) ||
+        cu_snprintf(so, sizeof so, "%s/w/stdout", dir) ||
+        cu_snprintf(se, sizeof se, "%s/w/stderr", dir) || cu_snprintf(t, sizeof t, "%s/w", dir))
+        bl_die("path too long");
+    if (cu_mkdir_p(work, 0755) || cu_mkdir_p(out, 0755) || cu_mkdir_p(in, 0755))
+        bl_die("cannot create task directories under %s: %s", dir, strerror(errno));
+    o.argv = argv;
+    o.work_dir = work;
+    o.out_dir = out;
+    o.in_dir = in;
+    o.stdout_path = so;
+    o.stderr_path = se;
+    o.time_limit_ms = 10000;
+    o.memory_limit = 256ULL << 20;
+    t0 = bl_now_ms();
+    if (cu_warm_run(w, &o, &sb, &e) != 0)
+        bl_die("cu_warm_run: %s", e.msg);
+    while (cu_sandbox_wait(sb, -1) == -CU_EAGAIN)
+        ;
+    t1 = bl_now_ms();
+    cu_sandbox_get_result(sb, &res);
+    if (res.status != CU_SB_OK)
+        bl_die("warm true ended %s: %s", cu_sandbox_status_name(res.status), res.reason);
+    cu_sandbox_free(sb);
+    cu_rm_rf(t);
+    return t1 - t0;
+}
+
+static struct cu_warm *warm_open(const char *dir)
+{
+    static const char *const argv[] = {"true", NULL};
+    struct cu_sandbox_opts o = CU_SANDBOX_OPTS_INIT;
+    struct cu_warm *w = NULL;
+    struct cu_err e = {0};
+    char base[PATH_MAX], in[PATH_MAX];
+
+    if (cu_snprintf(base, sizeof base, "%s/warm", dir) ||
+        cu_snprintf(in, sizeof in, "%s/warm-in", dir))
+        bl_die("path too long");
+    if (cu_mkdir_p(in, 0755))
+        bl_die("cannot create %s: %s", in, strerror(errno));
+    o.argv = argv;
+    o.in_dir = in; /* the sandbox has an /in */
+    o.time_limit_ms = 10000;
+    o.memory_limit = 256ULL << 20;
+    if (cu_warm_start(&o, base, "bench-job", &w, &e) != 0)
+        bl_die("cu_warm_start: %s", e.msg);
+    return w;
+}
+
 static double run_plain(void)
 {
     double t0 = bl_now_ms(), t1;
@@ -99,9 +170,10 @@ int main(int argc, char **argv)
 {
     uint64_t runs = bl_opt_u64(argc, argv, "--runs", 200);
     struct cu_err e = {0};
-    struct bl_stats sb, pl;
+    struct bl_stats sb, pl, wm;
+    struct cu_warm *w;
     char dir[PATH_MAX];
-    double *vs, *vp;
+    double *vs, *vp, *vw;
 
     bl_init("sandbox");
     if (runs < 1 || runs > 1000000)
@@ -119,26 +191,37 @@ int main(int argc, char **argv)
     bl_tmpdir(dir, sizeof dir);
     vs = calloc(runs, sizeof *vs);
     vp = calloc(runs, sizeof *vp);
-    if (!vs || !vp)
+    vw = calloc(runs, sizeof *vw);
+    if (!vs || !vp || !vw)
         bl_die("out of memory");
     run_sandboxed(dir); /* warm-up: page cache, bwrap and libseccomp loaded */
     run_plain();
+    w = warm_open(dir);
+    run_warm(w, dir);
     for (uint64_t i = 0; i < runs; i++) {
         vs[i] = run_sandboxed(dir);
         vp[i] = run_plain();
+        vw[i] = run_warm(w, dir);
     }
+    cu_warm_free(w);
     bl_stats(vs, runs, &sb);
     bl_stats(vp, runs, &pl);
+    bl_stats(vw, runs, &wm);
     printf("{\"bench\":\"sandbox\",\"runs\":%llu,\"sandbox_median_ms\":%.3f,"
            "\"sandbox_p90_ms\":%.3f,\"sandbox_min_ms\":%.3f,\"plain_median_ms\":%.3f,"
-           "\"plain_p90_ms\":%.3f,\"plain_min_ms\":%.3f,\"overhead_ms\":%.3f,\"cgroup\":%s}\n",
+           "\"plain_p90_ms\":%.3f,\"plain_min_ms\":%.3f,\"overhead_ms\":%.3f,"
+           "\"warm_median_ms\":%.3f,\"warm_p90_ms\":%.3f,\"warm_min_ms\":%.3f,"
+           "\"warm_overhead_ms\":%.3f,\"cgroup\":%s}\n",
            (unsigned long long)runs, sb.median, sb.p90, sb.min, pl.median, pl.p90, pl.min,
-           sb.median - pl.median, g_parent.version != CU_CG_NONE ? "true" : "false");
+           sb.median - pl.median, wm.median, wm.p90, wm.min, wm.median - pl.median,
+           g_parent.version != CU_CG_NONE ? "true" : "false");
     fprintf(stderr,
             "sandbox: /bin/true in the sandbox %.2f ms median (p90 %.2f), plain fork/exec %.2f "
-            "ms (p90 %.2f): overhead %.2f ms per task start, %llu runs\n",
-            sb.median, sb.p90, pl.median, pl.p90, sb.median - pl.median,
-            (unsigned long long)runs);
+            "ms (p90 %.2f): overhead %.2f ms per task start; warm sandbox %.2f ms (overhead "
+            "%.2f), %llu runs\n",
+            sb.median, sb.p90, pl.median, pl.p90, sb.median - pl.median, wm.median,
+            wm.median - pl.median, (unsigned long long)runs);
+    free(vw);
     free(vs);
     free(vp);
     if (g_parent.version != CU_CG_NONE)
