@@ -24,9 +24,12 @@ trust_provider c2 collude --owner "$OWNER"
 C2=$(provider_id c2)
 trust_job "$T/job.yaml" 3
 submit "$T/job.yaml"
-wait_for 60 "a colluder leasing" has_replica "$C1" "$JOB"
-# C2 shares C1's owner: it may lease only tasks C1 holds no replica of,
-# so whether it gets any at all is a race; the owner rule is checked below.
+# Either colluder may lease first; the other, of the same owner, may lease
+# only tasks the first holds no replica of (c2 can take all three before c1
+# claims at all), so which of them gets work is a race; the owner rule is
+# checked below.
+colluder_leased() { has_replica "$C1" "$JOB" || has_replica "$C2" "$JOB"; }
+wait_for 60 "a colluder leasing" colluder_leased
 trust_provider h1
 trust_provider h2
 trust_provider h3
