@@ -168,8 +168,11 @@ int cu_reporter_start(struct cu_agent *a, unsigned cap, struct cu_reporter **out
  * body stays the caller's, who delivers it itself. */
 int cu_reporter_submit(struct cu_reporter *r, int64_t replica, char *body);
 /* Drains the queue (while stopping: one short try per report; the unsent
- * stay in the pstate for recovery), joins the thread, frees r. */
+ * stay in the pstate for recovery) and joins the thread; a later submit is
+ * refused. Safe to call twice. Blocks for the drain. */
 void cu_reporter_stop(struct cu_reporter *r);
+/* Stops r if needed and frees it: only once no thread may submit. */
+void cu_reporter_free(struct cu_reporter *r);
 
 /* Makes sure the exchange holds blob h (HEAD, then PUT of the cached file
  * on 404); one try. 0; -CU_ENET (transport error or 5xx: worth retrying);

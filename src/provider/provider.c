@@ -788,7 +788,6 @@ int cu_provider_run(const struct cu_provider_opts *opts, struct cu_err *e)
      * itself. Queued reports get one short try each, the rest are resent
      * by recover() at the next start. */
     cu_reporter_stop(a->reporter);
-    a->reporter = NULL;
     if (!joined) {
         /* Threads still in a claim's long-poll: leave what they use alone
          * (the idle monitor included: they may look at it on return). */
@@ -799,6 +798,8 @@ int cu_provider_run(const struct cu_provider_opts *opts, struct cu_err *e)
         return rc;
     }
     slots_free(slots, nslots);
+    cu_reporter_free(a->reporter); /* no slot thread is left to submit */
+    a->reporter = NULL;
     g_slots = NULL;
     g_agent = NULL;
     if (rc == 0)

@@ -38,6 +38,7 @@ struct cu_reporter {
     size_t cap, head, nq; /* queued: q[head], ... (nq of them) */
     size_t pending;       /* queued + being sent; at most cap */
     bool closing;         /* drain what is queued, then exit; submit refuses */
+    bool joined;          /* the thread was joined (by cu_reporter_stop) */
 };
 
 /* Forgets the row of a report the exchange answered (delivered or dropped
@@ -163,6 +164,7 @@ static void send_batch(struct cu_reporter *r, const struct queued *items, size_t
         cu_agent_nap(backoff);
         backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
     }
+    cu_debug("sent %zu reports in one request", n);
     results = json_object_get(res.json, "results");
     for (size_t i = 0; i < n; i++)
         if (!batch_settle(r, &items[i], json_array_get(results, i)))
@@ -263,7 +265,7 @@ int cu_reporter_submit(struct cu_reporter *r, int64_t replica, char *body)
 
 void cu_reporter_stop(struct cu_reporter *r)
 {
-    if (!r)
+    if (!r || r->joined)
         return;
     pthread_mutex_lock(&r->mu);
     r->closing = true;
@@ -271,7 +273,15 @@ void cu_reporter_stop(struct cu_reporter *r)
     pthread_cond_broadcast(&r->room);
     pthread_mutex_unlock(&r->mu);
     pthread_join(r->th, NULL);
+    r->joined = true;
     assert(r->nq == 0);
+}
+
+void cu_reporter_free(struct cu_reporter *r)
+{
+    if (!r)
+        return;
+    cu_reporter_stop(r);
     pthread_cond_destroy(&r->room);
     pthread_cond_destroy(&r->work);
     pthread_mutex_destroy(&r->mu);
