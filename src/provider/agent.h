@@ -169,9 +169,12 @@ int cu_reporter_start(struct cu_agent *a, unsigned cap, struct cu_reporter **out
 int cu_reporter_submit(struct cu_reporter *r, int64_t replica, char *body);
 /* Drains the queue (while stopping: one short try per report; the unsent
  * stay in the pstate for recovery) and joins the thread; a later submit is
- * refused. Safe to call twice. Blocks for the drain. */
-void cu_reporter_stop(struct cu_reporter *r);
-/* Stops r if needed and frees it: only once no thread may submit. */
+ * refused. Waits up to wait_ms: false when a report is still in flight then
+ * (the thread is left running; its rows stay for recovery). Safe to call
+ * twice. */
+bool cu_reporter_stop(struct cu_reporter *r, int64_t wait_ms);
+/* Frees a reporter that cu_reporter_stop joined, once no thread may submit;
+ * one it could not join is left alone (the process is exiting). */
 void cu_reporter_free(struct cu_reporter *r);
 
 /* Makes sure the exchange holds blob h (HEAD, then PUT of the cached file

@@ -787,10 +787,14 @@ int cu_provider_run(const struct cu_provider_opts *opts, struct cu_err *e)
      * still in a claim's long-poll finds the reporter closed and reports
      * itself. Queued reports get one short try each, the rest are resent
      * by recover() at the next start. */
-    cu_reporter_stop(a->reporter);
+    if (!cu_reporter_stop(a->reporter, SHUTDOWN_WAIT_MS)) {
+        cu_warn("a report is still unanswered at exit; it is sent again at the next start");
+        joined = false;
+    }
     if (!joined) {
-        /* Threads still in a claim's long-poll: leave what they use alone
-         * (the idle monitor included: they may look at it on return). */
+        /* Threads still in a claim's long-poll, or the reporter still
+         * waiting for an answer: leave what they use alone (the idle
+         * monitor and the state database included). */
         cu_info("stopped");
         cu_http_client_free(c);
         cgroup_teardown(a, opts->data_dir);

@@ -11,8 +11,10 @@
 #include "provider/agent.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/json.h"
 #include "base/log.h"
@@ -39,6 +41,7 @@ struct cu_reporter {
     size_t pending;       /* queued + being sent; at most cap */
     bool closing;         /* drain what is queued, then exit; submit refuses */
     bool joined;          /* the thread was joined (by cu_reporter_stop) */
+    bool exited;          /* the thread is returning (signals room) */
 };
 
 /* Forgets the row of a report the exchange answered (delivered or dropped
@@ -189,8 +192,11 @@ static void *reporter_main(void *arg)
 
         while (r->nq == 0 && !r->closing)
             pthread_cond_wait(&r->work, &r->mu);
-        if (r->nq == 0)
-            break; /* closing and drained */
+        if (r->nq == 0) {
+            r->exited = true; /* closing and drained */
+            pthread_cond_broadcast(&r->room);
+            break;
+        }
         while (r->nq > 0 && n < BATCH_MAX) {
             items[n++] = r->q[r->head];
             r->head = (r->head + 1) % r->cap;
@@ -215,6 +221,7 @@ int cu_reporter_start(struct cu_agent *a, unsigned cap, struct cu_reporter **out
                       struct cu_err *e)
 {
     struct cu_reporter *r;
+    pthread_condattr_t ca;
 
     *out = NULL;
     if (cap == 0)
@@ -230,7 +237,10 @@ int cu_reporter_start(struct cu_agent *a, unsigned cap, struct cu_reporter **out
         goto out_free;
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->work, NULL);
-    pthread_cond_init(&r->room, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->room, &ca);
+    pthread_condattr_destroy(&ca);
     if (pthread_create(&r->th, NULL, reporter_main, r) != 0) {
         pthread_cond_destroy(&r->room);
         pthread_cond_destroy(&r->work);
@@ -263,25 +273,42 @@ int cu_reporter_submit(struct cu_reporter *r, int64_t replica, char *body)
     return 0;
 }
 
-void cu_reporter_stop(struct cu_reporter *r)
+bool cu_reporter_stop(struct cu_reporter *r, int64_t wait_ms)
 {
+    struct timespec until;
+    bool exited;
+
     if (!r || r->joined)
-        return;
+        return true;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += wait_ms / 1000;
+    until.tv_nsec += (wait_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
     pthread_mutex_lock(&r->mu);
     r->closing = true;
     pthread_cond_broadcast(&r->work);
     pthread_cond_broadcast(&r->room);
+    while (!r->exited && pthread_cond_timedwait(&r->room, &r->mu, &until) != ETIMEDOUT)
+        ;
+    exited = r->exited;
     pthread_mutex_unlock(&r->mu);
+    if (!exited)
+        return false; /* a report still in flight: its row stays for recover() */
     pthread_join(r->th, NULL);
     r->joined = true;
     assert(r->nq == 0);
+    return true;
 }
 
 void cu_reporter_free(struct cu_reporter *r)
 {
     if (!r)
         return;
-    cu_reporter_stop(r);
+    if (!r->joined)
+        return; /* still sending: left to the process's exit */
     pthread_cond_destroy(&r->room);
     pthread_cond_destroy(&r->work);
     pthread_mutex_destroy(&r->mu);
