@@ -66,6 +66,9 @@ struct cu_agent {
     uint64_t disk;                    /* disk offered (bytes), sent in hello; 0 = unknown */
     size_t nallow_images;
     enum cu_cheat cheat;              /* test-only misbehaviour */
+    /* Delivers reports off the slots' path (reporter.c); NULL: each slot
+     * reports itself. Set before the slots start. */
+    struct cu_reporter *reporter;
 };
 
 /* One slot: a thread that claims and runs one replica at a time. Its two
@@ -134,9 +137,45 @@ enum cu_delivery {
 
 /* POSTs body to /v1/replicas/{replica}/report. With once, one try of
  * timeout_ms; otherwise retries transport errors and 5xx with backoff until
- * an answer or cu_agent_stopping(). */
-enum cu_delivery cu_report_deliver(struct cu_http_client *c, int64_t replica,
-                                   const char *body, long timeout_ms, bool once);
+ * an answer or cu_agent_stopping(). A 409 missing_blobs uploads the blobs
+ * it lists from bs (the provider's cache; NULL: none) once and sends again.
+ * Blocks. */
+enum cu_delivery cu_report_deliver(struct cu_http_client *c, const struct cu_blobstore *bs,
+                                   int64_t replica, const char *body, long timeout_ms,
+                                   bool once);
+
+/* Uploads from bs every blob of missing (the "missing" array of a 409
+ * missing_blobs answer: hex hashes) that the exchange lacks. 0, or
+ * negative (logged) when one cannot be uploaded or missing is malformed. */
+int cu_report_upload_missing(struct cu_http_client *c, const struct cu_blobstore *bs,
+                             int64_t replica, const json_t *missing);
+
+/* ---- the reporter (reporter.c) ------------------------------------------ */
+
+/* One thread per provider that delivers finished reports while the slots
+ * claim their next leases. A report is handed over only once its body is
+ * durable in the pstate ('finished'); the reporter forgets the row once
+ * the exchange answered it, like the synchronous path. */
+struct cu_reporter;
+
+/* Starts the reporter with its own HTTP client; at most cap reports are
+ * pending (queued or being sent) at once. 0 or negative with e set. */
+int cu_reporter_start(struct cu_agent *a, unsigned cap, struct cu_reporter **out,
+                      struct cu_err *e);
+/* Hands the report of replica (body: malloc'd, already stored by
+ * cu_pstate_finished) to the reporter, which then owns body. Waits while
+ * cap reports are pending. -CU_ECANCELLED when the reporter has stopped:
+ * body stays the caller's, who delivers it itself. */
+int cu_reporter_submit(struct cu_reporter *r, int64_t replica, char *body);
+/* Drains the queue (while stopping: one short try per report; the unsent
+ * stay in the pstate for recovery) and joins the thread; a later submit is
+ * refused. Waits up to wait_ms: false when a report is still in flight then
+ * (the thread is left running; its rows stay for recovery). Safe to call
+ * twice. */
+bool cu_reporter_stop(struct cu_reporter *r, int64_t wait_ms);
+/* Frees a reporter that cu_reporter_stop joined, once no thread may submit;
+ * one it could not join is left alone (the process is exiting). */
+void cu_reporter_free(struct cu_reporter *r);
 
 /* Makes sure the exchange holds blob h (HEAD, then PUT of the cached file
  * on 404); one try. 0; -CU_ENET (transport error or 5xx: worth retrying);

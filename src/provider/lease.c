@@ -76,13 +76,42 @@ char *cu_error_report(const char *reason)
     return s;
 }
 
-enum cu_delivery cu_report_deliver(struct cu_http_client *c, int64_t replica,
-                                   const char *body, long timeout_ms, bool once)
+int cu_report_upload_missing(struct cu_http_client *c, const struct cu_blobstore *bs,
+                             int64_t replica, const json_t *missing)
+{
+    size_t i;
+    json_t *v;
+
+    if (!bs || !json_is_array(missing) || json_array_size(missing) == 0)
+        return -CU_EPROTO;
+    json_array_foreach (missing, i, v) {
+        const char *hex = json_string_value(v);
+        struct cu_hash h;
+        struct cu_err e = {0};
+        int rc;
+
+        if (!hex || cu_hash_from_hex(hex, &h) != 0)
+            return -CU_EPROTO;
+        rc = cu_blob_ensure_remote(c, bs, &h, CU_BLOB_TIMEOUT_MS, &e);
+        if (rc) {
+            cu_warn("replica %lld: a blob the exchange misses: %s", (long long)replica, e.msg);
+            return rc;
+        }
+    }
+    cu_info("replica %lld: uploaded %zu blob(s) the exchange missed; reporting again",
+            (long long)replica, json_array_size(missing));
+    return 0;
+}
+
+enum cu_delivery cu_report_deliver(struct cu_http_client *c, const struct cu_blobstore *bs,
+                                   int64_t replica, const char *body, long timeout_ms,
+                                   bool once)
 {
     struct cu_http_result r;
     char path[64], desc[700], last[64] = "";
     enum cu_delivery d = CU_UNSENT;
     int64_t backoff = 500;
+    bool uploaded = false; /* one upload round for a 409 missing_blobs */
 
     (void)cu_snprintf(path, sizeof path, "/v1/replicas/%lld/report", (long long)replica);
     cu_http_result_init(&r);
@@ -97,6 +126,14 @@ enum cu_delivery cu_report_deliver(struct cu_http_client *c, int64_t replica,
             break;
         }
         cu_http_result_describe(&r, desc, sizeof desc);
+        if (rc == 0 && r.status == 409 && !uploaded &&
+            strcmp(r.err_code, "missing_blobs") == 0 &&
+            cu_report_upload_missing(c, bs, replica,
+                                     json_object_get(json_object_get(r.json, "error"),
+                                                     "missing")) == 0) {
+            uploaded = true;
+            continue;
+        }
         if (rc == 0 && r.status >= 400 && r.status < 500) {
             if (r.status == 409)
                 cu_warn("report of replica %lld dropped: %s", (long long)replica, desc);
@@ -884,7 +921,7 @@ static void report_error(struct task *t, const char *reason, bool shutting_down)
     }
     keeper_signal_stop(&t->k);
     cu_pstate_finished(&t->a->state, t->a->exchange, t->replica, body);
-    d = cu_report_deliver(t->s->http, t->replica, body, timeout, shutting_down);
+    d = cu_report_deliver(t->s->http, &t->a->cache, t->replica, body, timeout, shutting_down);
     if (d != CU_UNSENT)
         cu_pstate_forget(&t->a->state, t->a->exchange, t->replica);
     free(body);
@@ -991,6 +1028,7 @@ static void report_result(struct task *t, const struct cu_sandbox_result *res)
     /* Small outputs and logs travel inside the report (docs/api.md): no
      * cache copy, no PUT per blob. */
     uint64_t room = CU_REPORT_INLINE_MAX;
+    bool committed;
     int rc;
 
     cu_outputs_init(&o);
@@ -1038,7 +1076,8 @@ static void report_result(struct task *t, const struct cu_sandbox_result *res)
     }
     /* A job of one replica has nobody to copy from: the exchange asks no
      * commitment then, and the round trip is saved. */
-    if (strcmp(rep.status, "ok") == 0 && (t->spec.replication > 1 || t->spec.quorum > 1)) {
+    committed = strcmp(rep.status, "ok") == 0 && (t->spec.replication > 1 || t->spec.quorum > 1);
+    if (committed) {
         rc = commit_and_wait(t, &o.root);
         if (rc == -CU_ENOMEM) {
             report_error(t, "provider out of memory building the commit", false);
@@ -1080,7 +1119,19 @@ static void report_result(struct task *t, const struct cu_sandbox_result *res)
     /* Durable before sending: a crash from here on resends this report. */
     cu_pstate_finished(&t->a->state, t->a->exchange, t->replica, body);
     keeper_signal_stop(&t->k);
-    if (cu_report_deliver(t->s->http, t->replica, body, 30000, false) != CU_UNSENT)
+    /* The reporter sends it while the slot claims its next lease. The
+     * lease needs no heartbeat meanwhile: it was renewed at most one
+     * heartbeat_ms ago and lives lease_ms (three of them), and the queue
+     * holds at most 2 x slots reports, each one round trip (docs/api.md
+     * "Batched reports" sends them together). Replicas of replicated
+     * (commit-reveal) jobs are still reported here, in sequence. */
+    if (!committed && t->a->reporter && !cu_agent_stopping() &&
+        cu_reporter_submit(t->a->reporter, t->replica, body) == 0) {
+        body = NULL; /* the reporter's now */
+        goto out_release;
+    }
+    if (cu_report_deliver(t->s->http, &t->a->cache, t->replica, body, 30000, false) !=
+        CU_UNSENT)
         cu_pstate_forget(&t->a->state, t->a->exchange, t->replica);
 out_release:
     free(body);

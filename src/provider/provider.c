@@ -433,7 +433,7 @@ static void recover(struct cu_agent *a, struct cu_http_client *c)
             cu_pstate_forget(&a->state, a->exchange, row->id);
             continue;
         }
-        d = cu_report_deliver(c, row->id, send, RECOVERY_TIMEOUT_MS, false);
+        d = cu_report_deliver(c, &a->cache, row->id, send, RECOVERY_TIMEOUT_MS, false);
         if (d != CU_UNSENT)
             cu_pstate_forget(&a->state, a->exchange, row->id);
         free(body);
@@ -772,16 +772,29 @@ int cu_provider_run(const struct cu_provider_opts *opts, struct cu_err *e)
     }
     g_agent = a;
     g_slots = slots;
-    rc = slots_start(a, slots, nslots, e);
+    /* 2 x slots pending reports: a slot never waits for its own report,
+     * and a report leaves within a round trip or two (lease.c). */
+    rc = cu_reporter_start(a, 2 * nslots, &a->reporter, e);
+    if (rc == 0)
+        rc = slots_start(a, slots, nslots, e);
     if (rc == 0) {
         while (!cu_agent_stopping())
             cu_sleep_ms(50);
         cu_info("stopping: running tasks are killed and reported");
     }
     joined = slots_stop(slots, nslots);
+    /* The slots that returned have handed over their last reports; one
+     * still in a claim's long-poll finds the reporter closed and reports
+     * itself. Queued reports get one short try each, the rest are resent
+     * by recover() at the next start. */
+    if (!cu_reporter_stop(a->reporter, SHUTDOWN_WAIT_MS)) {
+        cu_warn("a report is still unanswered at exit; it is sent again at the next start");
+        joined = false;
+    }
     if (!joined) {
-        /* Threads still in a claim's long-poll: leave what they use alone
-         * (the idle monitor included: they may look at it on return). */
+        /* Threads still in a claim's long-poll, or the reporter still
+         * waiting for an answer: leave what they use alone (the idle
+         * monitor and the state database included). */
         cu_info("stopped");
         cu_http_client_free(c);
         cgroup_teardown(a, opts->data_dir);
@@ -789,6 +802,8 @@ int cu_provider_run(const struct cu_provider_opts *opts, struct cu_err *e)
         return rc;
     }
     slots_free(slots, nslots);
+    cu_reporter_free(a->reporter); /* no slot thread is left to submit */
+    a->reporter = NULL;
     g_slots = NULL;
     g_agent = NULL;
     if (rc == 0)

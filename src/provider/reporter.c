@@ -1,0 +1,318 @@
+/* reporter.c - delivers finished reports off the slots' path (issue 6).
+ *
+ * A slot that finished a replica stores the report in the pstate (durable:
+ * a kill -9 from then on resends it at the next start, provider.c
+ * recover()), hands it here and claims its next lease at once. One thread
+ * sends what is queued: one report as POST /v1/replicas/{id}/report,
+ * several as one POST /v1/reports (docs/api.md "Batched reports"), and
+ * forgets each row once the exchange answered it, as the synchronous path
+ * does. The queue is bounded so that a report leaves within a round trip or
+ * two of being queued (its lease is no longer heartbeaten). */
+#include "provider/agent.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/json.h"
+#include "base/log.h"
+
+#include "base/banned.h"
+
+#define BATCH_MAX 64 /* the exchange's limit per POST /v1/reports */
+#define REPORT_TIMEOUT_MS 30000
+
+struct queued {
+    int64_t replica;
+    char *body; /* owned */
+};
+
+struct cu_reporter {
+    struct cu_agent *a;
+    struct cu_http_client *http;
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t work;  /* a report queued, or closing */
+    pthread_cond_t room;  /* pending dropped below cap, or closed */
+    struct queued *q;     /* ring of cap entries */
+    size_t cap, head, nq; /* queued: q[head], ... (nq of them) */
+    size_t pending;       /* queued + being sent; at most cap */
+    bool closing;         /* drain what is queued, then exit; submit refuses */
+    bool joined;          /* the thread was joined (by cu_reporter_stop) */
+    bool exited;          /* the thread is returning (signals room) */
+};
+
+/* Forgets the row of a report the exchange answered (delivered or dropped
+ * for good); an unsent one stays for recovery. */
+static void settle(struct cu_reporter *r, const struct queued *it, enum cu_delivery d)
+{
+    if (d != CU_UNSENT)
+        cu_pstate_forget(&r->a->state, r->a->exchange, it->replica);
+}
+
+/* Delivers one report on its own (retrying until answered, or one try
+ * while stopping). */
+static void send_one(struct cu_reporter *r, const struct queued *it)
+{
+    bool stopping = cu_agent_stopping();
+    enum cu_delivery d =
+        cu_report_deliver(r->http, &r->a->cache, it->replica, it->body,
+                          stopping ? CU_SHUTDOWN_REPORT_MS : REPORT_TIMEOUT_MS, stopping);
+
+    settle(r, it, d);
+}
+
+/* {"reports":[{"replica":R, ...its report...}, ...]}: new reference, NULL
+ * when out of memory or a stored body does not parse (then each is sent
+ * on its own and the exchange judges it). */
+static json_t *batch_body(const struct queued *items, size_t n)
+{
+    json_t *list = json_array(), *body;
+
+    if (!list)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        struct cu_err e = {0};
+        json_t *rep = cu_json_parse(items[i].body, strlen(items[i].body), &e);
+        if (!json_is_object(rep) ||
+            json_object_set_new(rep, "replica", json_integer((json_int_t)items[i].replica)) ||
+            json_array_append_new(list, rep)) {
+            json_decref(rep);
+            json_decref(list);
+            return NULL;
+        }
+    }
+    body = json_pack("{s:o}", "reports", list);
+    return body;
+}
+
+/* Reads the answer for one report of a batch (results[i], checked to name
+ * it) and settles it. Returns false when it must be sent again on its own:
+ * a 409 missing_blobs whose blobs were uploaded now, or an answer that
+ * does not name the replica. */
+static bool batch_settle(struct cu_reporter *r, const struct queued *it, const json_t *res)
+{
+    json_int_t id = json_integer_value(json_object_get(res, "replica"));
+    const json_t *err = json_object_get(res, "error");
+    const char *code = json_string_value(json_object_get(err, "code"));
+    const char *msg = json_string_value(json_object_get(err, "message"));
+
+    if (!json_is_object(res) || id != (json_int_t)it->replica)
+        return false;
+    if (!err) {
+        const char *state = json_string_value(json_object_get(res, "state"));
+        const char *tstate = json_string_value(json_object_get(res, "task_state"));
+        cu_info("reported replica %lld: replica %s, task %s", (long long)it->replica,
+                state ? state : "?", tstate ? tstate : "?");
+        settle(r, it, CU_DELIVERED);
+        return true;
+    }
+    if (code && strcmp(code, "missing_blobs") == 0 &&
+        cu_report_upload_missing(r->http, &r->a->cache, it->replica,
+                                 json_object_get(err, "missing")) == 0)
+        return false;
+    if (code && (strcmp(code, "internal") == 0 || strcmp(code, "unavailable") == 0))
+        return false; /* the exchange's own trouble: send it again */
+    /* Every other refusal is final, as for a single report's 4xx. */
+    if (code && (strcmp(code, "lease_lost") == 0 || strcmp(code, "conflict") == 0 ||
+                 strcmp(code, "missing_blobs") == 0 || strcmp(code, "job_finished") == 0))
+        cu_warn("report of replica %lld dropped: %s (%s)", (long long)it->replica,
+                msg ? msg : "?", code);
+    else
+        cu_error("report of replica %lld refused: %s (%s)", (long long)it->replica,
+                 msg ? msg : "?", code ? code : "?");
+    settle(r, it, CU_DROPPED);
+    return true;
+}
+
+/* Delivers n (>= 2) reports in one POST /v1/reports. Transport errors and
+ * 5xx are retried with backoff (one try while stopping: the rest stay in
+ * the pstate); a refusal of the whole request (an exchange without the
+ * route, a 400) sends each on its own, so each gets its own verdict. */
+static void send_batch(struct cu_reporter *r, const struct queued *items, size_t n)
+{
+    struct cu_http_result res;
+    json_t *body = batch_body(items, n), *results;
+    char desc[700], last[64] = "";
+    int64_t backoff = 500;
+    bool whole = false; /* fall back to one request per report */
+    int rc;
+
+    cu_http_result_init(&res);
+    if (!body) {
+        whole = true;
+        goto out_fallback;
+    }
+    for (;;) {
+        bool stopping = cu_agent_stopping();
+        rc = cu_http_request_json(r->http, "POST", "/v1/reports", body,
+                                  stopping ? CU_SHUTDOWN_REPORT_MS : REPORT_TIMEOUT_MS, &res);
+        if (rc == 0 && res.status == 200)
+            break;
+        cu_http_result_describe(&res, desc, sizeof desc);
+        if (rc == 0 && res.status >= 400 && res.status < 500) {
+            cu_warn("batched report of %zu replicas refused: %s; sending them one by one", n,
+                    desc);
+            whole = true;
+            goto out_fallback;
+        }
+        if (strcmp(last, res.err_code) != 0) {
+            cu_warn("batched report of %zu replicas not delivered yet: %s (retrying)", n, desc);
+            (void)cu_snprintf(last, sizeof last, "%s", res.err_code);
+        }
+        if (stopping)
+            goto out_release; /* unsent: recover() sends them at the next start */
+        cu_agent_nap(backoff);
+        backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+    }
+    cu_debug("sent %zu reports in one request", n);
+    results = json_object_get(res.json, "results");
+    for (size_t i = 0; i < n; i++)
+        if (!batch_settle(r, &items[i], json_array_get(results, i)))
+            send_one(r, &items[i]);
+out_fallback:
+    if (whole)
+        for (size_t i = 0; i < n; i++)
+            send_one(r, &items[i]);
+out_release:
+    cu_http_result_release(&res);
+    json_decref(body);
+}
+
+static void *reporter_main(void *arg)
+{
+    struct cu_reporter *r = arg;
+    struct queued items[BATCH_MAX];
+
+    pthread_mutex_lock(&r->mu);
+    for (;;) {
+        size_t n = 0;
+
+        while (r->nq == 0 && !r->closing)
+            pthread_cond_wait(&r->work, &r->mu);
+        if (r->nq == 0) {
+            r->exited = true; /* closing and drained */
+            pthread_cond_broadcast(&r->room);
+            break;
+        }
+        while (r->nq > 0 && n < BATCH_MAX) {
+            items[n++] = r->q[r->head];
+            r->head = (r->head + 1) % r->cap;
+            r->nq--;
+        }
+        pthread_mutex_unlock(&r->mu);
+        if (n == 1)
+            send_one(r, &items[0]);
+        else
+            send_batch(r, items, n);
+        for (size_t i = 0; i < n; i++)
+            free(items[i].body);
+        pthread_mutex_lock(&r->mu);
+        r->pending -= n;
+        pthread_cond_broadcast(&r->room);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+int cu_reporter_start(struct cu_agent *a, unsigned cap, struct cu_reporter **out,
+                      struct cu_err *e)
+{
+    struct cu_reporter *r;
+    pthread_condattr_t ca;
+
+    *out = NULL;
+    if (cap == 0)
+        cap = 1;
+    r = calloc(1, sizeof *r);
+    if (!r)
+        return cu_err_set(e, -CU_ENOMEM, "out of memory");
+    r->a = a;
+    r->cap = cap;
+    r->q = calloc(cap, sizeof *r->q);
+    r->http = cu_http_client_new(a->exchange, &a->id);
+    if (!r->q || !r->http)
+        goto out_free;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->work, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->room, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&r->th, NULL, reporter_main, r) != 0) {
+        pthread_cond_destroy(&r->room);
+        pthread_cond_destroy(&r->work);
+        pthread_mutex_destroy(&r->mu);
+        goto out_free;
+    }
+    *out = r;
+    return 0;
+out_free:
+    cu_http_client_free(r->http);
+    free(r->q);
+    free(r);
+    return cu_err_set(e, -CU_ENOMEM, "cannot start the reporter thread");
+}
+
+int cu_reporter_submit(struct cu_reporter *r, int64_t replica, char *body)
+{
+    pthread_mutex_lock(&r->mu);
+    while (r->pending >= r->cap && !r->closing)
+        pthread_cond_wait(&r->room, &r->mu);
+    if (r->closing) {
+        pthread_mutex_unlock(&r->mu);
+        return -CU_ECANCELLED;
+    }
+    r->q[(r->head + r->nq) % r->cap] = (struct queued){.replica = replica, .body = body};
+    r->nq++;
+    r->pending++;
+    pthread_cond_signal(&r->work);
+    pthread_mutex_unlock(&r->mu);
+    return 0;
+}
+
+bool cu_reporter_stop(struct cu_reporter *r, int64_t wait_ms)
+{
+    struct timespec until;
+    bool exited;
+
+    if (!r || r->joined)
+        return true;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += wait_ms / 1000;
+    until.tv_nsec += (wait_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&r->mu);
+    r->closing = true;
+    pthread_cond_broadcast(&r->work);
+    pthread_cond_broadcast(&r->room);
+    while (!r->exited && pthread_cond_timedwait(&r->room, &r->mu, &until) != ETIMEDOUT)
+        ;
+    exited = r->exited;
+    pthread_mutex_unlock(&r->mu);
+    if (!exited)
+        return false; /* a report still in flight: its row stays for recover() */
+    pthread_join(r->th, NULL);
+    r->joined = true;
+    assert(r->nq == 0);
+    return true;
+}
+
+void cu_reporter_free(struct cu_reporter *r)
+{
+    if (!r)
+        return;
+    if (!r->joined)
+        return; /* still sending: left to the process's exit */
+    pthread_cond_destroy(&r->room);
+    pthread_cond_destroy(&r->work);
+    pthread_mutex_destroy(&r->mu);
+    cu_http_client_free(r->http);
+    free(r->q);
+    free(r);
+}
