@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -439,4 +440,26 @@ bool cu_name_is_safe(const char *name)
             return false;
     }
     return true;
+}
+
+static pthread_rwlock_t exec_write_lock = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+
+void cu_exec_write_begin(void)
+{
+    pthread_rwlock_rdlock(&exec_write_lock);
+}
+
+void cu_exec_write_end(void)
+{
+    pthread_rwlock_unlock(&exec_write_lock);
+}
+
+void cu_fork_begin(void)
+{
+    pthread_rwlock_wrlock(&exec_write_lock);
+}
+
+void cu_fork_end(void)
+{
+    pthread_rwlock_unlock(&exec_write_lock);
 }

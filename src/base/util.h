@@ -17,6 +17,19 @@
 int64_t cu_now_ms(void);
 /* Monotonic milliseconds (for timeouts, never stored). */
 int64_t cu_mono_ms(void);
+
+/* Files a sandbox may execute must never be open for writing in one thread
+ * while another thread forks: the child holds the write descriptor until
+ * its own exec, and an exec of that file meanwhile fails with ETXTBSY
+ * ("Text file busy"). A writer of such a file holds the shared side while
+ * its descriptor is open (cu_exec_write_begin/end); fork takes the
+ * exclusive side (cu_fork_begin/end), so no child ever inherits one. The
+ * lock prefers the fork side, so a stream of copies cannot starve a start.
+ * Never fork while holding the shared side. */
+void cu_exec_write_begin(void);
+void cu_exec_write_end(void);
+void cu_fork_begin(void);
+void cu_fork_end(void);
 /* Sleeps ms milliseconds (restarts on EINTR). */
 void cu_sleep_ms(int64_t ms);
 

@@ -477,9 +477,11 @@ int cu_sb_spawn(struct child_plan *plan, pid_t *pid, struct cu_err *e)
      * anyway.) */
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
+    cu_fork_begin(); /* no task input open for writing now (util.h) */
     *pid = fork();
     if (*pid == 0)
         child_exec(plan);
+    cu_fork_end();
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     cu_sb_close_fd(&p_exec[1]);
     plan->fds[FD_EXECERR] = -1;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/util.h"
 
 #include "base/banned.h"
 
@@ -687,9 +688,12 @@ int cu_blob_copy_out(const struct cu_blobstore *bs, const struct cu_hash *h, con
         rc = -CU_EIO;
         goto out_close_fd;
     }
+    /* dest may be executed by a sandbox soon: no fork while it is open
+     * for writing (util.h, cu_exec_write_begin). */
+    cu_exec_write_begin();
     rc = cu_vfile_open(&w, dest, (uint64_t)st.st_size, mode);
     if (rc)
-        goto out_close_fd;
+        goto out_end_write;
     w.durable = false; /* a scratch copy (blob.h) */
     rc = copy_fd(fd, &w);
     if (rc) {
@@ -697,9 +701,11 @@ int cu_blob_copy_out(const struct cu_blobstore *bs, const struct cu_hash *h, con
         /* A blob that grew past its recorded size was altered. */
         if (rc == -CU_ETOOBIG)
             rc = -CU_ECORRUPT;
-        goto out_close_fd;
+        goto out_end_write;
     }
     rc = cu_blob_writer_commit(&w, h, NULL);
+out_end_write:
+    cu_exec_write_end();
 out_close_fd:
     close(fd);
     return rc;
