@@ -37,34 +37,46 @@
 
 static struct cu_cgroup g_parent; /* version NONE: no cgroup */
 
-static double run_sandboxed(const char *dir)
+/* The task's directories and files under DIR/SUB, made fresh (untimed:
+ * the provider makes them before the start), and o pointed at them. */
+struct task_paths {
+    char top[PATH_MAX], work[PATH_MAX], out[PATH_MAX], in[PATH_MAX], so[PATH_MAX], se[PATH_MAX];
+};
+
+static void task_setup(const char *dir, const char *sub, struct task_paths *p,
+                       struct cu_sandbox_opts *o)
 {
     static const char *const argv[] = {"true", NULL};
+
+    if (cu_snprintf(p->top, sizeof p->top, "%s/%s", dir, sub) ||
+        cu_snprintf(p->work, sizeof p->work, "%s/work", p->top) ||
+        cu_snprintf(p->out, sizeof p->out, "%s/out", p->top) ||
+        cu_snprintf(p->in, sizeof p->in, "%s/in", p->top) ||
+        cu_snprintf(p->so, sizeof p->so, "%s/stdout", p->top) ||
+        cu_snprintf(p->se, sizeof p->se, "%s/stderr", p->top))
+        bl_die("path too long");
+    if (cu_mkdir_p(p->work, 0755) || cu_mkdir_p(p->out, 0755) || cu_mkdir_p(p->in, 0755))
+        bl_die("cannot create task directories under %s: %s", dir, strerror(errno));
+    o->argv = argv;
+    o->work_dir = p->work;
+    o->out_dir = p->out;
+    o->in_dir = p->in;
+    o->stdout_path = p->so;
+    o->stderr_path = p->se;
+    o->time_limit_ms = 10000;
+    o->memory_limit = 256ULL << 20;
+}
+
+static double run_sandboxed(const char *dir)
+{
     struct cu_sandbox_opts o = CU_SANDBOX_OPTS_INIT;
     struct cu_sandbox_result res;
     struct cu_sandbox *sb = NULL;
     struct cu_err e = {0};
-    char work[PATH_MAX], out[PATH_MAX], in[PATH_MAX], so[PATH_MAX], se[PATH_MAX];
+    struct task_paths p;
     double t0, t1;
 
-    /* Fresh directories per run, as the provider makes per task; their
-     * creation is not timed (the provider does it before the start). */
-    if (cu_snprintf(work, sizeof work, "%s/t/work", dir) ||
-        cu_snprintf(out, sizeof out, "%s/t/out", dir) ||
-        cu_snprintf(in, sizeof in, "%s/t/in", dir) ||
-        cu_snprintf(so, sizeof so, "%s/t/stdout", dir) ||
-        cu_snprintf(se, sizeof se, "%s/t/stderr", dir))
-        bl_die("path too long");
-    if (cu_mkdir_p(work, 0755) || cu_mkdir_p(out, 0755) || cu_mkdir_p(in, 0755))
-        bl_die("cannot create task directories under %s: %s", dir, strerror(errno));
-    o.argv = argv;
-    o.work_dir = work;
-    o.out_dir = out;
-    o.in_dir = in;
-    o.stdout_path = so;
-    o.stderr_path = se;
-    o.time_limit_ms = 10000;
-    o.memory_limit = 256ULL << 20;
+    task_setup(dir, "t", &p, &o);
     if (g_parent.version != CU_CG_NONE)
         o.cgroup_parent = &g_parent;
     t0 = bl_now_ms();
@@ -77,39 +89,21 @@ static double run_sandboxed(const char *dir)
     if (res.status != CU_SB_OK)
         bl_die("sandboxed true ended %s: %s", cu_sandbox_status_name(res.status), res.reason);
     cu_sandbox_free(sb);
-    char t[PATH_MAX];
-    cu_snprintf(t, sizeof t, "%s/t", dir);
-    cu_rm_rf(t);
+    cu_rm_rf(p.top);
     return t1 - t0;
 }
 
 /* One task in the warm sandbox w, started (untimed) before the first. */
 static double run_warm(struct cu_warm *w, const char *dir)
 {
-    static const char *const argv[] = {"true", NULL};
     struct cu_sandbox_opts o = CU_SANDBOX_OPTS_INIT;
     struct cu_sandbox_result res;
     struct cu_sandbox *sb = NULL;
     struct cu_err e = {0};
-    char work[PATH_MAX], out[PATH_MAX], in[PATH_MAX], so[PATH_MAX], se[PATH_MAX], t[PATH_MAX];
+    struct task_paths p;
     double t0, t1;
 
-    if (cu_snprintf(work, sizeof work, "%s/w/work", dir) ||
-        cu_snprintf(out, sizeof out, "%s/w/out", dir) ||
-        cu_snprintf(in, sizeof in, "%s/w/in", dir) ||
-        cu_snprintf(so, sizeof so, "%s/w/stdout", dir) ||
-        cu_snprintf(se, sizeof se, "%s/w/stderr", dir) || cu_snprintf(t, sizeof t, "%s/w", dir))
-        bl_die("path too long");
-    if (cu_mkdir_p(work, 0755) || cu_mkdir_p(out, 0755) || cu_mkdir_p(in, 0755))
-        bl_die("cannot create task directories under %s: %s", dir, strerror(errno));
-    o.argv = argv;
-    o.work_dir = work;
-    o.out_dir = out;
-    o.in_dir = in;
-    o.stdout_path = so;
-    o.stderr_path = se;
-    o.time_limit_ms = 10000;
-    o.memory_limit = 256ULL << 20;
+    task_setup(dir, "w", &p, &o);
     t0 = bl_now_ms();
     if (cu_warm_run(w, &o, &sb, &e) != 0)
         bl_die("cu_warm_run: %s", e.msg);
@@ -120,7 +114,7 @@ static double run_warm(struct cu_warm *w, const char *dir)
     if (res.status != CU_SB_OK)
         bl_die("warm true ended %s: %s", cu_sandbox_status_name(res.status), res.reason);
     cu_sandbox_free(sb);
-    cu_rm_rf(t);
+    cu_rm_rf(p.top);
     return t1 - t0;
 }
 
