@@ -67,7 +67,9 @@ static void task_setup(const char *dir, const char *sub, struct task_paths *p,
     o->memory_limit = 256ULL << 20;
 }
 
-static double run_sandboxed(const char *dir)
+/* One /bin/true, start -> exit: in a fresh sandbox when w is NULL, else in
+ * the warm sandbox w (started, untimed, before the first). */
+static double run_task(struct cu_warm *w, const char *dir)
 {
     struct cu_sandbox_opts o = CU_SANDBOX_OPTS_INIT;
     struct cu_sandbox_result res;
@@ -75,44 +77,22 @@ static double run_sandboxed(const char *dir)
     struct cu_err e = {0};
     struct task_paths p;
     double t0, t1;
+    int rc;
 
-    task_setup(dir, "t", &p, &o);
-    if (g_parent.version != CU_CG_NONE)
+    task_setup(dir, w ? "w" : "t", &p, &o);
+    if (!w && g_parent.version != CU_CG_NONE)
         o.cgroup_parent = &g_parent;
     t0 = bl_now_ms();
-    if (cu_sandbox_start(&o, &sb, &e) != 0)
-        bl_die("cu_sandbox_start: %s", e.msg);
+    rc = w ? cu_warm_run(w, &o, &sb, &e) : cu_sandbox_start(&o, &sb, &e);
+    if (rc != 0)
+        bl_die("%s: %s", w ? "cu_warm_run" : "cu_sandbox_start", e.msg);
     while (cu_sandbox_wait(sb, -1) == -CU_EAGAIN)
         ;
     t1 = bl_now_ms();
     cu_sandbox_get_result(sb, &res);
     if (res.status != CU_SB_OK)
-        bl_die("sandboxed true ended %s: %s", cu_sandbox_status_name(res.status), res.reason);
-    cu_sandbox_free(sb);
-    cu_rm_rf(p.top);
-    return t1 - t0;
-}
-
-/* One task in the warm sandbox w, started (untimed) before the first. */
-static double run_warm(struct cu_warm *w, const char *dir)
-{
-    struct cu_sandbox_opts o = CU_SANDBOX_OPTS_INIT;
-    struct cu_sandbox_result res;
-    struct cu_sandbox *sb = NULL;
-    struct cu_err e = {0};
-    struct task_paths p;
-    double t0, t1;
-
-    task_setup(dir, "w", &p, &o);
-    t0 = bl_now_ms();
-    if (cu_warm_run(w, &o, &sb, &e) != 0)
-        bl_die("cu_warm_run: %s", e.msg);
-    while (cu_sandbox_wait(sb, -1) == -CU_EAGAIN)
-        ;
-    t1 = bl_now_ms();
-    cu_sandbox_get_result(sb, &res);
-    if (res.status != CU_SB_OK)
-        bl_die("warm true ended %s: %s", cu_sandbox_status_name(res.status), res.reason);
+        bl_die("%s true ended %s: %s", w ? "warm" : "sandboxed",
+               cu_sandbox_status_name(res.status), res.reason);
     cu_sandbox_free(sb);
     cu_rm_rf(p.top);
     return t1 - t0;
@@ -188,14 +168,14 @@ int main(int argc, char **argv)
     vw = calloc(runs, sizeof *vw);
     if (!vs || !vp || !vw)
         bl_die("out of memory");
-    run_sandboxed(dir); /* warm-up: page cache, bwrap and libseccomp loaded */
+    run_task(NULL, dir); /* warm-up: page cache, bwrap and libseccomp loaded */
     run_plain();
     w = warm_open(dir);
-    run_warm(w, dir);
+    run_task(w, dir);
     for (uint64_t i = 0; i < runs; i++) {
-        vs[i] = run_sandboxed(dir);
+        vs[i] = run_task(NULL, dir);
         vp[i] = run_plain();
-        vw[i] = run_warm(w, dir);
+        vw[i] = run_task(w, dir);
     }
     cu_warm_free(w);
     bl_stats(vs, runs, &sb);
