@@ -190,6 +190,10 @@ int cu_sb_build_argv(const struct cu_sandbox_opts *o, const char *bwrap_path,
     }
     av_add3(a, "--proc", "/proc", NULL);
     av_add3(a, "--dev", "/dev", NULL);
+    /* The IPC namespace's own POSIX message queues, mounted so that the
+     * warm supervisor can list and remove what a task left (mq_open works
+     * without the mount; only listing needs it). */
+    av_add3(a, "--mqueue", "/dev/mqueue", NULL);
     /* /tmp is memory: bound it (bwrap >= 0.7 for --size). */
     snprintf(num, sizeof(num), "%llu",
              (unsigned long long)(o->output_limit ? o->output_limit : TMP_DEFAULT_SIZE));

@@ -13,8 +13,9 @@
  * process of the namespace (kill(-1, SIGKILL) from pid 1 spares only pid
  * 1), reaps them all, and answers DONE with the wait status and the CPU
  * time of everything reaped meanwhile (kernel accounting of the task
- * tree). Then it empties /tmp and /dev/shm and removes System V IPC
- * objects, so the next task finds nothing of this one.
+ * tree). Then it empties /tmp, /dev/shm and /dev/mqueue (POSIX message
+ * queues) and removes System V IPC objects, so the next task finds
+ * nothing of this one.
  *
  * Why a task cannot subvert it: as the namespace's init it receives no
  * signal from inside the namespace that it has no handler for (SIGKILL
@@ -116,11 +117,36 @@ static void clean_dir_at(int dfd, int depth)
     closedir(d);
 }
 
-static void clean_dir(const char *path)
+/* The directories every task of this sandbox shares (memory file systems
+ * bwrap made), and their modes before the first task. */
+static struct {
+    const char *path;
+    mode_t mode;
+} shared_dirs[] = {{"/tmp", 0}, {"/dev/shm", 0}, {"/dev/mqueue", 0}};
+
+static void shared_dirs_note_modes(void)
 {
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd >= 0)
-        clean_dir_at(fd, 0);
+    for (size_t i = 0; i < sizeof(shared_dirs) / sizeof(shared_dirs[0]); i++) {
+        struct stat st;
+        shared_dirs[i].mode = stat(shared_dirs[i].path, &st) == 0 ? st.st_mode & 07777 : 0;
+    }
+}
+
+/* Empties every shared directory. The sandbox's user owns their roots, so
+ * a task may have taken its write or search bit away to keep its files
+ * (or changed it to bother the next task): the first mode is set back
+ * first. /dev/mqueue holds POSIX message queues, one file each. */
+static void clean_shared_dirs(void)
+{
+    for (size_t i = 0; i < sizeof(shared_dirs) / sizeof(shared_dirs[0]); i++) {
+        int fd;
+        if (shared_dirs[i].mode == 0)
+            continue; /* not there at the start */
+        (void)chmod(shared_dirs[i].path, shared_dirs[i].mode);
+        fd = open(shared_dirs[i].path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd >= 0)
+            clean_dir_at(fd, 0);
+    }
 }
 
 /* Removes the System V IPC objects of this IPC namespace (the sandbox's
@@ -154,8 +180,7 @@ static void clean_ipc(const char *file, int kind)
 
 static void clean_all(void)
 {
-    clean_dir("/tmp");
-    clean_dir("/dev/shm");
+    clean_shared_dirs();
     clean_ipc("/proc/sysvipc/shm", 0);
     clean_ipc("/proc/sysvipc/msg", 1);
     clean_ipc("/proc/sysvipc/sem", 2);
@@ -410,6 +435,7 @@ int main(void)
     sigfd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
     if (sigfd < 0 || fcntl(ctl, F_SETFD, FD_CLOEXEC) != 0)
         return 123;
+    shared_dirs_note_modes();
     send_msg(&ready, sizeof(ready));
     for (;;) {
         int fds[2], nfds;

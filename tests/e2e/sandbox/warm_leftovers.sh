@@ -2,7 +2,8 @@
 # warm_leftovers.sh - escape suite, warm sandbox: consecutive tasks of one job
 # share a warm sandbox on a one-slot provider. Each task first looks for
 # anything an earlier task left (a background process, files in /work, /out,
-# /tmp, /dev/shm, a System V message queue), then leaves all of those behind.
+# /tmp, /dev/shm, a System V message queue, a POSIX message queue, a /tmp
+# whose mode the task changed), then leaves all of those behind.
 # Every task must find nothing, and the provider log must show that the
 # tasks really ran in one warm sandbox.
 . tests/e2e/lib.sh
@@ -19,6 +20,12 @@ done
 [ -e /tmp/leftover ] && found="$found tmp"
 [ -e /dev/shm/leftover ] && found="$found shm"
 if [ -r /proc/sysvipc/msg ] && [ "$(wc -l </proc/sysvipc/msg)" -gt 1 ]; then found="$found ipc"; fi
+# A POSIX message queue: creating a file on the mqueue mount makes one.
+[ -d /dev/mqueue ] || found="$found no-mqueue-mount"
+[ -e /dev/mqueue/leftover ] && found="$found mqueue"
+# An earlier task made /tmp read-only (it owns the mount's root).
+if ! touch /tmp/probe 2>/dev/null; then found="$found tmp-mode"; fi
+rm -f /tmp/probe
 if [ -z "$found" ]; then echo contained >/out/verdict.txt; else echo "leaked:$found" >/out/verdict.txt; fi
 # Now leave all of it for the next task.
 (trap '' HUP TERM; sleep 7777) >/dev/null 2>&1 &
@@ -29,7 +36,9 @@ echo x >/dev/shm/leftover 2>/dev/null
 command -v python3 >/dev/null &&
     python3 -c 'import sysv_ipc' 2>/dev/null &&
     python3 -c 'import sysv_ipc; sysv_ipc.MessageQueue(None, sysv_ipc.IPC_CREX)'
+touch /dev/mqueue/leftover
 mkdir /tmp/locked && chmod 0 /tmp/locked
+chmod 0555 /tmp
 exit 0
 EOS
 cat >"$T/warm.yaml" <<EOF2
