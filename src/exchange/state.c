@@ -24,6 +24,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "market/lease.h"
+#include "market/price.h"
 #include "trust/quorum.h"
 
 #include "base/banned.h"
@@ -2225,14 +2226,15 @@ int ex_report_check(struct ex_state *st, int64_t replica, const char *provider, 
     return 0;
 }
 
-/* CU of a report: cu_milli = cpu_ms x the provider's cu_factor_milli / 1000
- * (docs/api.md "Money"). 0, or negative with f set (400 when it overflows).
+/* CU of a report: cu_milli = cpu_ms x the provider's cu_factor_milli / 1000,
+ * rounded up (cu_price_cu_milli; docs/api.md "Money"). 0, or negative with
+ * f set (400 when it overflows).
  * mu held. */
 static int provider_cu_milli(struct ex_state *st, const char *provider, uint64_t cpu_ms,
                              uint64_t *out, struct ex_fail *f)
 {
     sqlite3_stmt *s;
-    uint64_t factor = EX_DEFAULT_CU_FACTOR_MILLI, prod;
+    uint64_t factor = EX_DEFAULT_CU_FACTOR_MILLI;
     int rc;
 
     s = ex_sql_cached(st, "SELECT cu_factor_milli FROM providers WHERE id = ?1", "t", provider);
@@ -2244,10 +2246,9 @@ static int provider_cu_milli(struct ex_state *st, const char *provider, uint64_t
     ex_sql_done(st, s);
     if (rc < 0)
         return ex_fail_db(st, f, "reading the provider");
-    if (cu_mul_u64(cpu_ms, factor, &prod) != 0 || prod / 1000 > CU_AMOUNT_MAX)
+    if (cu_price_cu_milli(cpu_ms, factor, out) != 0)
         return ex_fail_set(f, 400, "invalid", "field 'cpu_ms': %llu ms overflows the CU count",
                            (unsigned long long)cpu_ms);
-    *out = prod / 1000;
     return 0;
 }
 

@@ -180,10 +180,3 @@ int cu_cubench_run(uint64_t *factor_milli, uint64_t *elapsed_ns)
         *elapsed_ns = best;
     return 0;
 }
-
-uint64_t cu_cu_milli(uint64_t cpu_ms, uint64_t factor_milli)
-{
-    unsigned __int128 p = (unsigned __int128)cpu_ms * factor_milli / 1000;
-
-    return p > UINT64_MAX ? UINT64_MAX : (uint64_t)p;
-}

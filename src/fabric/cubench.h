@@ -56,8 +56,4 @@ int cu_cubench_run(uint64_t *factor_milli, uint64_t *elapsed_ns);
  * when the build is right). For tests and calibration. */
 uint64_t cu_cubench_work(void);
 
-/* cpu_ms × factor_milli / 1000 (CU × 1000 for cpu_ms of CPU time at that
- * factor), rounded down; UINT64_MAX when the result does not fit. */
-uint64_t cu_cu_milli(uint64_t cpu_ms, uint64_t factor_milli);
-
 #endif

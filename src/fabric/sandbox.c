@@ -1045,8 +1045,11 @@ void cu_sb_finish(struct cu_sandbox *s)
             cu_warn("cannot remove cgroup %s", s->cg.dir[CU_CG_MEMORY]);
         memset(&s->cg, 0, sizeof(s->cg));
     }
-    r->cpu_ms = (uint64_t)s->ru.ru_utime.tv_sec * 1000 + (uint64_t)s->ru.ru_utime.tv_usec / 1000 +
-                (uint64_t)s->ru.ru_stime.tv_sec * 1000 + (uint64_t)s->ru.ru_stime.tv_usec / 1000;
+    /* Whole milliseconds, rounded up: what a task used is billed, and a
+     * task that ran at all used some (docs/decisions.md "CU metering"). */
+    uint64_t cpu_us = (uint64_t)s->ru.ru_utime.tv_sec * 1000000 + (uint64_t)s->ru.ru_utime.tv_usec +
+                      (uint64_t)s->ru.ru_stime.tv_sec * 1000000 + (uint64_t)s->ru.ru_stime.tv_usec;
+    r->cpu_ms = (cpu_us + 999) / 1000;
     if (s->paused) /* ended (killed) while paused */
         s->paused_ms += s->end_ms - s->paused_at_ms;
     s->paused = false;

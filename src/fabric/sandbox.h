@@ -91,7 +91,7 @@ struct cu_sandbox_result {
     enum cu_sandbox_status status;
     int exit_code;        /* valid when the task exited */
     int term_signal;      /* signal that ended it, or 0 */
-    uint64_t cpu_ms;      /* user + system CPU of the task tree (kernel accounting) */
+    uint64_t cpu_ms;      /* user + system CPU of the task tree (kernel accounting), rounded up */
     uint64_t wall_ms;     /* running time: paused time (cu_sandbox_pause) not counted */
     uint64_t paused_ms;   /* time spent paused */
     uint64_t max_rss_kb;

@@ -61,6 +61,11 @@ int cu_price_job_max(uint64_t bid, uint64_t max_cu, uint64_t tasks, uint64_t rep
     return 0;
 }
 
+int cu_price_cu_milli(uint64_t cpu_ms, uint64_t factor_milli, uint64_t *out)
+{
+    return muldiv_ceil(cpu_ms, factor_milli, 1000, out);
+}
+
 int cu_price_pay(uint64_t cu_milli, uint64_t max_cu, uint64_t ask, uint64_t *out)
 {
     uint64_t cap;

@@ -39,6 +39,12 @@ int cu_price_replica_max(uint64_t bid, uint64_t max_cu, uint32_t fee_bps, uint64
 int cu_price_job_max(uint64_t bid, uint64_t max_cu, uint64_t tasks, uint64_t replication,
                      uint32_t fee_bps, uint64_t escrow_fee, uint64_t *out);
 
+/* CU of a report, as cu_milli (CU x 1000): ceil(cpu_ms x factor_milli /
+ * 1000), rounded up like pay, so a replica that used any CPU time counts at
+ * least one milli-CU whatever the provider's factor (docs/decisions.md "CU
+ * metering"). -CU_EOVERFLOW past CU_AMOUNT_MAX. */
+int cu_price_cu_milli(uint64_t cpu_ms, uint64_t factor_milli, uint64_t *out);
+
 /* A replica's pay: ceil(min(cu_milli, max_cu x 1000) x ask / 1000). The
  * ask must not exceed the bid (the caller matched on it), so the pay is
  * at most bid x max_cu. */

@@ -40,6 +40,33 @@ static void exact(void **state)
     assert_int_equal(v, 120);
 }
 
+/* CU of a report rounds up: any CPU time counts at least one milli-CU,
+ * whatever the factor; exact where there is nothing to round. */
+static void cu_of_cpu(void **state)
+{
+    uint64_t v;
+
+    (void)state;
+    assert_int_equal(cu_price_cu_milli(1234, 1000, &v), 0); /* the reference core */
+    assert_int_equal(v, 1234);
+    assert_int_equal(cu_price_cu_milli(2000, 500, &v), 0);
+    assert_int_equal(v, 1000);
+    assert_int_equal(cu_price_cu_milli(1000, 1023, &v), 0);
+    assert_int_equal(v, 1023);
+    assert_int_equal(cu_price_cu_milli(0, 1000, &v), 0);
+    assert_int_equal(v, 0);
+    assert_int_equal(cu_price_cu_milli(1, 10, &v), 0); /* a slow core, 1 ms: not 0 */
+    assert_int_equal(v, 1);
+    assert_int_equal(cu_price_cu_milli(3, 1500, &v), 0); /* 4.5 -> 5 */
+    assert_int_equal(v, 5);
+    assert_int_equal(cu_price_cu_milli(999, 1001, &v), 0); /* 999.999 -> 1000 */
+    assert_int_equal(v, 1000);
+    /* the product overflows 64 bits, the quotient does not */
+    assert_int_equal(cu_price_cu_milli(1ULL << 60, 10, &v), 0);
+    assert_int_equal(v, (1ULL << 60) / 100 + 1);
+    assert_int_equal(cu_price_cu_milli(UINT64_MAX, 100000, &v), -CU_EOVERFLOW);
+}
+
 static void overflow(void **state)
 {
     uint64_t v;
@@ -91,6 +118,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(exact),
+        cmocka_unit_test(cu_of_cpu),
         cmocka_unit_test(overflow),
         cmocka_unit_test(median),
         cmocka_unit_test(escrow_covers_pay),

@@ -101,7 +101,7 @@ struct mlease {
     uint64_t ask;      /* the provider's ask when leased */
     bool live;         /* not yet reported, as far as the test knows */
     bool reported;     /* a report was applied */
-    uint64_t cu_milli; /* from the report: cpu_ms x factor / 1000 */
+    uint64_t cu_milli; /* from the report: cpu_ms x factor / 1000, rounded up */
     /* The lease's heartbeat challenge: renewals answer the open nonce. */
     unsigned char hb_secret[CU_CHAL_KEY_LEN], hb_nonce[CU_CHAL_NONCE_LEN];
     bool committed, commit_wrong; /* committed to a result (waiting to reveal) */
@@ -731,7 +731,7 @@ static bool report_outcome(struct world *w, int i, int rc, const struct ex_fail 
     }
     ml->live = false;
     ml->reported = true;
-    ml->cu_milli = cpu_ms * w->prov[ml->prov].factor_milli / 1000;
+    ml->cu_milli = (cpu_ms * w->prov[ml->prov].factor_milli + 999) / 1000; /* rounded up */
     totals.reports++;
     return true;
 }
