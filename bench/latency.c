@@ -2,10 +2,13 @@
  * provider already connected and long-polling. The exchange and the
  * provider are the real binaries (their own processes, real sandbox); the
  * requester side runs in this process through client/api.h (no process
- * spawn per step): POST /v1/jobs, poll GET /v1/jobs/{id} every --poll-ms
- * until the job is done, then GET the task's output blob (verified).
+ * spawn per step): POST /v1/jobs, then GET /v1/jobs/{id} until the job is
+ * done, then GET the task's output blob (verified). By default the GET is
+ * the job long-poll (?wait_ms&after=VERSION: answered as soon as the job
+ * changes, as `cumulus wait` does); --poll-ms MS > 0 polls a plain GET
+ * every MS ms instead (the bench's method before the long-poll existed).
  *
- *   build/bench/latency [--runs N] [--poll-ms MS]   (default 30 runs, 2 ms)
+ *   build/bench/latency [--runs N] [--poll-ms MS]   (default 30 runs, 0: long-poll)
  *
  * The task is `sh -c 'echo ok > /out/r.txt'` (one tiny output file). The
  * JSON also splits the median by the exchange's own timestamps:
@@ -35,7 +38,7 @@ static const json_t *first_replica(const json_t *job, const json_t **task)
 static double one(struct cu_api *api, const struct cu_spec *spec, const char *dir,
                   double poll_ms, double phases[3])
 {
-    char job[CU_API_JOB_ID_MAX + 1], dest[PATH_MAX];
+    char job[CU_API_JOB_ID_MAX + 1], dest[PATH_MAX], version[CU_API_JOB_VERSION_MAX + 1] = "";
     struct cu_err e = {0};
     json_t *j = NULL;
     const json_t *task, *rep, *out;
@@ -47,8 +50,10 @@ static double one(struct cu_api *api, const struct cu_spec *spec, const char *di
     if (cu_api_submit(api, spec, job, sizeof job, NULL, &e) != 0)
         bl_die("submit: %s", e.msg);
     for (;;) {
-        const char *state;
-        if (cu_api_job(api, job, &j, &e) != 0)
+        const char *state, *v;
+        /* --poll-ms 0: the job long-poll (answered when the job changes);
+         * else a plain GET every poll_ms. */
+        if (cu_api_job_wait(api, job, poll_ms > 0 ? NULL : version, 2000, &j, &e) != 0)
             bl_die("GET job: %s", e.msg);
         state = json_string_value(json_object_get(j, "state"));
         if (state && strcmp(state, "running") != 0) {
@@ -56,6 +61,9 @@ static double one(struct cu_api *api, const struct cu_spec *spec, const char *di
                 bl_die("job %s ended %s", job, state);
             break;
         }
+        v = json_string_value(json_object_get(j, "version"));
+        if (poll_ms == 0 && (!v || cu_snprintf(version, sizeof version, "%s", v) != 0))
+            bl_die("GET job: no usable \"version\" in the answer (an older exchange?)");
         json_decref(j);
         j = NULL;
         if (bl_now_ms() > deadline)
@@ -87,7 +95,7 @@ static double one(struct cu_api *api, const struct cu_spec *spec, const char *di
 int main(int argc, char **argv)
 {
     uint64_t runs = bl_opt_u64(argc, argv, "--runs", 30);
-    double poll_ms = (double)bl_opt_u64(argc, argv, "--poll-ms", 2);
+    double poll_ms = (double)bl_opt_u64(argc, argv, "--poll-ms", 0);
     static const char *const cmd[] = {"sh", "-c", "echo ok > /out/r.txt", NULL};
     char dir[PATH_MAX], url[512];
     struct cu_identity id;

@@ -433,6 +433,44 @@ static json_t *find_job(json_t *list, const char *job)
     return NULL;
 }
 
+/* bl_wait_job with poll_ms 0: the job long-poll, as `cumulus wait` does
+ * (answered when the job changes); the whole job as the summary. */
+static int wait_job_longpoll(struct cu_api *api, const char *job, double timeout_ms,
+                             json_t **summary)
+{
+    double end = bl_now_ms() + timeout_ms;
+    char version[CU_API_JOB_VERSION_MAX + 1] = "";
+    struct cu_err e = {0};
+
+    for (;;) {
+        json_t *j = NULL;
+        const char *state, *v;
+
+        if (cu_api_job_wait(api, job, version, 2000, &j, &e) != 0) {
+            fprintf(stderr, "%s: GET /v1/jobs/%s: %s\n", bench_name, job, e.msg);
+            return -1;
+        }
+        state = json_string_value(json_object_get(j, "state"));
+        if (state && strcmp(state, "running") != 0) {
+            *summary = j;
+            return 0;
+        }
+        v = json_string_value(json_object_get(j, "version"));
+        if (!v || cu_snprintf(version, sizeof version, "%s", v) != 0) {
+            fprintf(stderr, "%s: the exchange's job answer has no usable \"version\"\n",
+                    bench_name);
+            json_decref(j);
+            return -1;
+        }
+        json_decref(j);
+        if (bl_now_ms() > end) {
+            fprintf(stderr, "%s: job %s not finished after %.0f ms\n", bench_name, job,
+                    timeout_ms);
+            return -1;
+        }
+    }
+}
+
 int bl_wait_job(struct cu_api *api, const char *job, double poll_ms, double timeout_ms,
                 json_t **summary)
 {
@@ -440,6 +478,8 @@ int bl_wait_job(struct cu_api *api, const char *job, double poll_ms, double time
     struct cu_err e = {0};
 
     *summary = NULL;
+    if (poll_ms <= 0)
+        return wait_job_longpoll(api, job, timeout_ms, summary);
     for (;;) {
         json_t *list = NULL, *j;
         const char *state;

@@ -80,8 +80,10 @@ void bl_spec(struct cu_spec *s, const char *name, const char *const *argv, uint3
              const char *in_name, const char *in_path, const char *outputs);
 
 /* Polls GET /v1/jobs every poll_ms until the job's state is final or
- * timeout_ms passes. Returns 0 and *summary (new reference) when final,
- * -1 on timeout or error (message printed). */
+ * timeout_ms passes; poll_ms 0: waits with the job long-poll (GET
+ * /v1/jobs/{id}?wait_ms&after, answered when the job changes) instead.
+ * Returns 0 and *summary (new reference; the whole job with the long-poll)
+ * when final, -1 on timeout or error (message printed). */
 int bl_wait_job(struct cu_api *api, const char *job, double poll_ms, double timeout_ms,
                 json_t **summary);
 

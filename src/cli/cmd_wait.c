@@ -1,5 +1,6 @@
-/* cmd_wait.c - `cumulus wait`: poll a job until it ends, with a progress
- * bar on stderr. */
+/* cmd_wait.c - `cumulus wait`: follow a job until it ends (the job
+ * long-poll, docs/api.md; polling against an older exchange), with a
+ * progress bar on stderr. */
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -17,7 +18,9 @@
 #include "base/banned.h"
 
 #define WAIT_POLL_MIN_MS 300
-#define WAIT_POLL_JITTER_MS 200     /* polls every 300-500 ms */
+#define WAIT_POLL_JITTER_MS 200     /* polls every 300-500 ms (an exchange without long-poll) */
+#define WAIT_LONGPOLL_MS 1000       /* each long-poll: the bar's clock moves once a second */
+#define WAIT_GAP_MS 100             /* at most 10 job reads a second on a busy job */
 #define WAIT_OUTAGE_MS 60000        /* how long an unreachable exchange is borne */
 #define WAIT_LINE_EVERY_MS 1000     /* without a tty: at most one line a second */
 #define WAIT_BAR_WIDTH 30
@@ -200,12 +203,13 @@ int cu_cli_wait_job(const char *cmd, struct cu_api *api, const char *job, uint64
     json_t *j = NULL;
     struct counts c = {0};
     struct cu_err e = {0};
-    char took[32], cu[48], last_why[32] = "";
+    char took[32], cu[48], last_why[32] = "", version[CU_API_JOB_VERSION_MAX + 1] = "";
     const char *state;
     int rc;
 
     for (;;) {
-        int64_t now = cu_mono_ms();
+        int64_t now = cu_mono_ms(), asked;
+        uint32_t wait_ms = WAIT_LONGPOLL_MS;
         unsigned char rnd;
 
         if (timeout_ms && (uint64_t)(now - start) >= timeout_ms) {
@@ -223,7 +227,12 @@ int cu_cli_wait_job(const char *cmd, struct cu_api *api, const char *job, uint64
             return CU_EXIT_FAIL;
         }
         json_t *nj = NULL;
-        rc = cu_api_job(api, job, &nj, &e);
+        if (timeout_ms && timeout_ms - (uint64_t)(now - start) < wait_ms)
+            wait_ms = (uint32_t)(timeout_ms - (uint64_t)(now - start));
+        /* The job long-poll: answered when the job changes (or after
+         * wait_ms), so the end is seen at once instead of at the next poll. */
+        asked = now;
+        rc = cu_api_job_wait(api, job, version, wait_ms, &nj, &e);
         if (rc == -CU_ENET) {
             if (!outage_since) {
                 outage_since = now;
@@ -251,6 +260,12 @@ int cu_cli_wait_job(const char *cmd, struct cu_api *api, const char *job, uint64
         }
         json_decref(j);
         j = nj;
+        {
+            const char *v = json_string_value(json_object_get(j, "version"));
+            if (!v || cu_snprintf(version, sizeof version, "%s", v) != 0 ||
+                strspn(version, "0123456789abcdef") != strlen(version))
+                version[0] = '\0'; /* an exchange without the long-poll: poll */
+        }
         read_counts(j, &c);
         state = job_state(j);
         {
@@ -268,6 +283,15 @@ int cu_cli_wait_job(const char *cmd, struct cu_api *api, const char *job, uint64
         progress_show(&p, &c, job_elapsed(j, start), state_final(state));
         if (state_final(state))
             break;
+        if (version[0]) {
+            /* A busy job changes all the time: each answer is the whole
+             * job, so ask at most every WAIT_GAP_MS (a change meanwhile
+             * answers the next ask at once). */
+            int64_t gap = asked + WAIT_GAP_MS - cu_mono_ms();
+            if (gap > 0)
+                cu_sleep_ms(gap);
+            continue;
+        }
         cu_random_bytes(&rnd, 1);
         cu_sleep_ms(WAIT_POLL_MIN_MS + rnd % WAIT_POLL_JITTER_MS);
     }

@@ -119,6 +119,19 @@ static int take_json(struct cu_api *api, const char *what, json_t **out, struct 
     return 0;
 }
 
+static int get_json_within(struct cu_api *api, const char *method, const char *path,
+                           long timeout_ms, json_t **out, struct cu_err *e)
+{
+    int rc;
+
+    *out = NULL;
+    rc = cu_http_request(api->http, method, path, NULL, 0, timeout_ms, &api->res);
+    rc = outcome(api, rc, e);
+    if (rc)
+        return rc;
+    return take_json(api, path, out, e);
+}
+
 static int get_json(struct cu_api *api, const char *method, const char *path, json_t **out,
                     struct cu_err *e)
 {
@@ -297,6 +310,29 @@ int cu_api_job(struct cu_api *api, const char *job, json_t **out, struct cu_err 
     if (rc)
         return rc;
     return get_json(api, "GET", path, out, e);
+}
+
+int cu_api_job_wait(struct cu_api *api, const char *job, const char *after, uint32_t wait_ms,
+                    json_t **out, struct cu_err *e)
+{
+    char path[256], suffix[32 + CU_API_JOB_VERSION_MAX];
+    int rc;
+
+    *out = NULL;
+    if (!after || !after[0] || wait_ms == 0)
+        return cu_api_job(api, job, out, e);
+    if (wait_ms > CU_API_JOB_WAIT_MAX_MS)
+        return cu_err_set(e, -CU_EINVAL, "wait of %u ms: at most %d", (unsigned)wait_ms,
+                          CU_API_JOB_WAIT_MAX_MS);
+    /* The version is the exchange's own string, sent back verbatim: only
+     * hex digits may go into the URL. */
+    if (strlen(after) > CU_API_JOB_VERSION_MAX || strspn(after, "0123456789abcdef") != strlen(after))
+        return cu_err_set(e, -CU_EPROTO, "job version '%.64s' from the exchange is not hex", after);
+    cu_snprintf(suffix, sizeof suffix, "?wait_ms=%u&after=%s", (unsigned)wait_ms, after);
+    rc = job_path(job, suffix, path, sizeof path, e);
+    if (rc)
+        return rc;
+    return get_json_within(api, "GET", path, (long)wait_ms + API_TIMEOUT_MS, out, e);
 }
 
 int cu_api_jobs(struct cu_api *api, json_t **out, struct cu_err *e)

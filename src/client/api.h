@@ -75,6 +75,15 @@ int cu_api_submit(struct cu_api *api, const struct cu_spec *spec, char *id_out, 
 
 /* GET /v1/jobs/{id}: SUMMARY + spec + tasks. */
 int cu_api_job(struct cu_api *api, const char *job, json_t **out, struct cu_err *e);
+/* GET /v1/jobs/{id}?wait_ms=N&after=VERSION: the job (with its "version")
+ * as soon as its version differs from after, or once wait_ms passed (the
+ * same version then). after NULL or "" or wait_ms 0: at once. wait_ms is at most
+ * CU_API_JOB_WAIT_MAX_MS; an exchange that predates the long-poll answers
+ * at once with no "version". Blocks up to wait_ms plus the usual timeout. */
+#define CU_API_JOB_WAIT_MAX_MS 20000
+#define CU_API_JOB_VERSION_MAX 64
+int cu_api_job_wait(struct cu_api *api, const char *job, const char *after, uint32_t wait_ms,
+                    json_t **out, struct cu_err *e);
 /* GET /v1/jobs: {"jobs":[SUMMARY...]}. */
 int cu_api_jobs(struct cu_api *api, json_t **out, struct cu_err *e);
 /* POST /v1/jobs/{id}/cancel: {"id","state"}. */

@@ -85,6 +85,8 @@ static void *validator_main(void *arg)
             break;
         if (ex_validate_sweep(st) == 0)
             cu_sleep_ms(100);
+        else
+            ex_jobs_changed(); /* verdicts: tasks decided */
     }
     return NULL;
 }
@@ -101,8 +103,11 @@ static int serve_until_signal(struct ex_state *st, const sigset_t *sigs)
             return sig;
         if (sig < 0 && errno != EAGAIN && errno != EINTR)
             cu_warn("sigtimedwait: %s", strerror(errno));
-        if (ex_reap(st, cu_now_ms()) < 0)
+        int n = ex_reap(st, cu_now_ms());
+        if (n < 0)
             cu_warn("reaper: database error (will retry)");
+        else if (n > 0)
+            ex_jobs_changed(); /* expired leases: replicas queued again */
     }
 }
 
@@ -194,6 +199,7 @@ out_stop_server:
      * short pause lets their 503s reach the providers before the server
      * closes the connections. */
     ex_state_stop(&st);
+    ex_jobs_watch_stop();
     if (validator_started)
         pthread_join(validator, NULL);
     if (srv)

@@ -8,11 +8,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/json.h"
@@ -473,17 +475,169 @@ static bool job_param_ok(struct cu_http_req *req, struct cu_http_resp *resp)
     return true;
 }
 
+static bool query_u64(struct cu_http_req *req, struct cu_http_resp *resp, const char *key,
+                      uint64_t def, uint64_t max, uint64_t *out);
+
+/* ---- job long-poll ---------------------------------------------------------
+ *
+ * GET /v1/jobs/{id}?wait_ms=N&after=VERSION answers as soon as the job's
+ * "version" differs from VERSION, or after N ms (docs/api.md). A request
+ * that may change a job (claim, heartbeat, report, commit, cancel, an
+ * expired lease) bumps one generation and wakes every waiter, which reads
+ * its job again and compares versions; so a waiter costs nothing while
+ * nothing happens, and one job read per change elsewhere. Process-wide, so
+ * that state.c stays untouched; a wake-up meant for another exchange of
+ * the same process only costs a re-read. */
+
+static struct {
+    pthread_once_t once;
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* CLOCK_MONOTONIC */
+    uint64_t gen;      /* bumped by ex_jobs_changed */
+    uint64_t stops;    /* bumped by ex_jobs_watch_stop */
+} watch = {.once = PTHREAD_ONCE_INIT, .mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void watch_init(void)
+{
+    pthread_condattr_t ca;
+
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&watch.cv, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+static void watch_bump(uint64_t *counter)
+{
+    pthread_once(&watch.once, watch_init);
+    pthread_mutex_lock(&watch.mu);
+    (*counter)++;
+    pthread_cond_broadcast(&watch.cv);
+    pthread_mutex_unlock(&watch.mu);
+}
+
+void ex_jobs_changed(void)
+{
+    watch_bump(&watch.gen);
+}
+
+void ex_jobs_watch_stop(void)
+{
+    watch_bump(&watch.stops);
+}
+
+static void hash_str(crypto_generichash_state *h, const json_t *v)
+{
+    const char *s = json_string_value(v);
+
+    crypto_generichash_update(h, (const unsigned char *)(s ? s : ""), (s ? strlen(s) : 0) + 1);
+}
+
+static void hash_int(crypto_generichash_state *h, const json_t *v)
+{
+    json_int_t x = json_integer_value(v);
+
+    crypto_generichash_update(h, (const unsigned char *)&x, sizeof x);
+}
+
+/* The job's "version": 16 hex digits of a hash over what a watcher waits
+ * for: the job's state, and each task's and each replica's state (a new
+ * replica, a lease, a report, a verdict each change it). Times that move
+ * by themselves ("waiting") are left out. */
+static void job_version(const json_t *job, char out[EX_JOB_VERSION_LEN + 1])
+{
+    crypto_generichash_state h;
+    unsigned char d[EX_JOB_VERSION_LEN / 2];
+    const json_t *t, *r;
+    size_t i, k;
+
+    crypto_generichash_init(&h, NULL, 0, sizeof d);
+    hash_str(&h, json_object_get(job, "state"));
+    hash_int(&h, json_object_get(job, "finished_ms"));
+    json_array_foreach (json_object_get(job, "tasks"), i, t) {
+        hash_str(&h, json_object_get(t, "state"));
+        hash_int(&h, json_object_get(t, "attempts"));
+        json_array_foreach (json_object_get(t, "replicas"), k, r) {
+            hash_int(&h, json_object_get(r, "id"));
+            hash_str(&h, json_object_get(r, "state"));
+        }
+    }
+    crypto_generichash_final(&h, d, sizeof d);
+    cu_hex_encode(d, sizeof d, out);
+}
+
+static bool version_ok(const char *v)
+{
+    if (strlen(v) != EX_JOB_VERSION_LEN)
+        return false;
+    for (size_t i = 0; v[i]; i++)
+        if (!((v[i] >= '0' && v[i] <= '9') || (v[i] >= 'a' && v[i] <= 'f')))
+            return false;
+    return true;
+}
+
 static int h_job_get(struct cu_http_req *req, struct cu_http_resp *resp)
 {
+    struct ex_state *st = app_of(req);
     struct ex_fail f = {0};
+    const char *after = cu_http_query(req, "after");
+    char version[EX_JOB_VERSION_LEN + 1];
+    struct timespec deadline;
+    uint64_t wait_ms, gen, stops;
     json_t *j;
 
-    if (!job_param_ok(req, resp))
+    if (!job_param_ok(req, resp) ||
+        !query_u64(req, resp, "wait_ms", 0, EX_JOB_WAIT_MAX_MS, &wait_ms))
         return 0;
-    j = ex_job_get(app_of(req), req->params[0], req->signer, &f);
+    if (after && !version_ok(after)) {
+        cu_http_error(resp, 400, "invalid",
+                      "query 'after' must be a job's \"version\" (%d lowercase hex digits)",
+                      EX_JOB_VERSION_LEN);
+        return 0;
+    }
+    if (wait_ms > 0 && !after) {
+        cu_http_error(resp, 400, "invalid",
+                      "query 'wait_ms' needs 'after' (the \"version\" last seen)");
+        return 0;
+    }
+    pthread_once(&watch.once, watch_init);
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += (time_t)(wait_ms / 1000);
+    deadline.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    /* The generation before the read: a change after it wakes us. */
+    pthread_mutex_lock(&watch.mu);
+    gen = watch.gen;
+    stops = watch.stops;
+    pthread_mutex_unlock(&watch.mu);
+    for (;;) {
+        bool changed;
+        j = ex_job_get(st, req->params[0], req->signer, &f);
+        if (!j)
+            break;
+        job_version(j, version);
+        if (wait_ms == 0 || strcmp(version, after) != 0)
+            break;
+        pthread_mutex_lock(&watch.mu);
+        while (watch.gen == gen && watch.stops == stops &&
+               pthread_cond_timedwait(&watch.cv, &watch.mu, &deadline) != ETIMEDOUT)
+            ;
+        changed = watch.gen != gen && watch.stops == stops;
+        gen = watch.gen;
+        pthread_mutex_unlock(&watch.mu);
+        if (!changed)
+            break; /* timed out, or the exchange stops: the job as it is */
+        json_decref(j);
+    }
+    if (j)
+        json_object_set_new(j, "version", json_string(version));
     reply_result(resp, j, &f);
     return 0;
 }
+
 
 static int h_job_cancel(struct cu_http_req *req, struct cu_http_resp *resp)
 {
@@ -1658,6 +1812,45 @@ static int h_market(struct cu_http_req *req, struct cu_http_resp *resp)
 
 /* ---- the table ------------------------------------------------------------------- */
 
+/* Requests after which a job may look different to a watcher of GET
+ * /v1/jobs/{id}?wait_ms: each wakes the watchers when it succeeded. */
+static int notify(int rc, const struct cu_http_resp *resp)
+{
+    if (resp->status < 300)
+        ex_jobs_changed();
+    return rc;
+}
+
+static int h_job_cancel_n(struct cu_http_req *req, struct cu_http_resp *resp)
+{
+    return notify(h_job_cancel(req, resp), resp);
+}
+
+static int h_claim_n(struct cu_http_req *req, struct cu_http_resp *resp)
+{
+    return notify(h_claim(req, resp), resp);
+}
+
+static int h_heartbeat_n(struct cu_http_req *req, struct cu_http_resp *resp)
+{
+    return notify(h_heartbeat(req, resp), resp);
+}
+
+static int h_report_n(struct cu_http_req *req, struct cu_http_resp *resp)
+{
+    return notify(h_report(req, resp), resp);
+}
+
+static int h_reports_n(struct cu_http_req *req, struct cu_http_resp *resp)
+{
+    return notify(h_reports(req, resp), resp);
+}
+
+static int h_commit_n(struct cu_http_req *req, struct cu_http_resp *resp)
+{
+    return notify(h_commit(req, resp), resp);
+}
+
 #define SIGNED CU_ROUTE_SIGNED
 #define WRITES CU_ROUTE_WRITES
 
@@ -1670,13 +1863,13 @@ static const struct cu_route routes[] = {
     {CU_HTTP_POST, "/v1/jobs", h_job_submit, SIGNED | WRITES, LIMIT_JOB},
     {CU_HTTP_GET, "/v1/jobs", h_job_list, SIGNED, 0},
     {CU_HTTP_GET, "/v1/jobs/{id}", h_job_get, SIGNED, 0},
-    {CU_HTTP_POST, "/v1/jobs/{id}/cancel", h_job_cancel, SIGNED | WRITES, LIMIT_SMALL},
+    {CU_HTTP_POST, "/v1/jobs/{id}/cancel", h_job_cancel_n, SIGNED | WRITES, LIMIT_SMALL},
     {CU_HTTP_GET, "/v1/jobs/{id}/tasks/{index}/logs", h_job_logs, SIGNED, 0},
     {CU_HTTP_POST, "/v1/providers/hello", h_hello, SIGNED | WRITES, LIMIT_SMALL},
-    {CU_HTTP_POST, "/v1/claims", h_claim, SIGNED | WRITES, LIMIT_SMALL},
-    {CU_HTTP_POST, "/v1/replicas/{id}/heartbeat", h_heartbeat, SIGNED | WRITES, LIMIT_SMALL},
-    {CU_HTTP_POST, "/v1/replicas/{id}/report", h_report, SIGNED | WRITES, LIMIT_REPORT},
-    {CU_HTTP_POST, "/v1/reports", h_reports, SIGNED | WRITES, LIMIT_REPORTS},
+    {CU_HTTP_POST, "/v1/claims", h_claim_n, SIGNED | WRITES, LIMIT_SMALL},
+    {CU_HTTP_POST, "/v1/replicas/{id}/heartbeat", h_heartbeat_n, SIGNED | WRITES, LIMIT_SMALL},
+    {CU_HTTP_POST, "/v1/replicas/{id}/report", h_report_n, SIGNED | WRITES, LIMIT_REPORT},
+    {CU_HTTP_POST, "/v1/reports", h_reports_n, SIGNED | WRITES, LIMIT_REPORTS},
     {CU_HTTP_GET, "/v1/wallet", h_wallet, SIGNED, 0},
     {CU_HTTP_GET, "/v1/wallet/history", h_wallet_history, SIGNED, 0},
     {CU_HTTP_POST, "/v1/faucet", h_faucet, SIGNED | WRITES, LIMIT_SMALL},
@@ -1687,7 +1880,7 @@ static const struct cu_route routes[] = {
     {CU_HTTP_POST, "/v1/stake", h_stake, SIGNED | WRITES, LIMIT_SMALL},
     {CU_HTTP_POST, "/v1/unstake", h_stake, SIGNED | WRITES, LIMIT_SMALL},
     {CU_HTTP_POST, "/v1/challenges/{id}", h_challenge_answer, SIGNED | WRITES, LIMIT_SMALL},
-    {CU_HTTP_POST, "/v1/replicas/{id}/commit", h_commit, SIGNED | WRITES, LIMIT_SMALL},
+    {CU_HTTP_POST, "/v1/replicas/{id}/commit", h_commit_n, SIGNED | WRITES, LIMIT_SMALL},
     {CU_HTTP_GET, "/v1/reputation/{id}", h_reputation, 0, 0},
 };
 

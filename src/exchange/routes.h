@@ -25,4 +25,18 @@ int ex_auth(void *app, const struct cu_http_req *req, struct cu_err *e);
  * st->mu; blocks for about one fdatasync shared with concurrent requests. */
 int ex_barrier(void *app);
 
+/* GET /v1/jobs/{id}?wait_ms=N&after=VERSION: the longest wait, and the
+ * length of a job's "version" (hex digits). */
+#define EX_JOB_WAIT_MAX_MS 20000
+#define EX_JOB_VERSION_LEN 16
+
+/* Wakes every job long-poll to compare its job's version again: call
+ * after anything that may have changed a job outside a route handler
+ * (routes.c calls it after claims, heartbeats, reports, commits and
+ * cancels; exchange.c after the reaper expired leases). Never blocks. */
+void ex_jobs_changed(void);
+/* Ends every job long-poll now (each answers its job as it is): the
+ * exchange is stopping and its server waits for its handlers. */
+void ex_jobs_watch_stop(void);
+
 #endif

@@ -4,6 +4,7 @@
  *   memory limit    memory.limit_in_bytes + memory.memsw.limit_in_bytes / memory.max + memory.swap.max
  *   peak, OOM kills memory.max_usage_in_bytes, memory.oom_control "oom_kill" / memory.peak, memory.events
  *   CPU quota       cpu.cfs_period_us + cpu.cfs_quota_us / cpu.max "QUOTA PERIOD"
+ *   CPU weight      cpu.shares / cpu.weight
  *   processes       pids.max, pids.events "max" (same names in both)
  *   CPU used        cpuacct.usage (ns) / cpu.stat "usage_usec" */
 #include "fabric/cgroup.h"
@@ -326,6 +327,17 @@ static int set_limits(const struct cu_cgroup *cg, const struct cu_cgroup_limits 
             if ((err = write_at(dir, file = "cpu.cfs_quota_us", num)) != 0)
                 goto out_fail;
         }
+    }
+    if (lim->cpu_weight && cg->dir[CU_CG_CPU][0]) {
+        /* The kernel's ranges: shares 2..262144, weight 1..10000. */
+        unsigned long long w = cg->version == CU_CG_V2 ? 100ULL * lim->cpu_weight
+                                                       : 1024ULL * lim->cpu_weight;
+        unsigned long long max = cg->version == CU_CG_V2 ? 10000 : 262144;
+        dir = cg->dir[CU_CG_CPU];
+        (void)cu_snprintf(num, sizeof num, "%llu", w < max ? w : max);
+        if ((err = write_at(dir, file = cg->version == CU_CG_V2 ? "cpu.weight" : "cpu.shares",
+                            num)) != 0)
+            goto out_fail;
     }
     if (lim->pids && cg->dir[CU_CG_PIDS][0]) {
         dir = cg->dir[CU_CG_PIDS];

@@ -41,6 +41,11 @@ struct cu_cgroup_limits {
     uint64_t memory;     /* bytes, no swap beyond it where the kernel allows; 0 = none */
     uint64_t cpu_milli;  /* CPU time in thousandths of a core (1500 = 1.5 cores); 0 = none */
     uint32_t pids;       /* processes and threads; 0 = none */
+    /* CPU weight against the rest of the machine, in nice-0 processes: the
+     * group competes for CPU as this many ordinary processes would (v1
+     * cpu.shares = 1024 x n, v2 cpu.weight = 100 x n, each capped at the
+     * kernel's maximum); 0 = the kernel's default (one process's worth). */
+    uint32_t cpu_weight;
 };
 
 struct cu_cgroup_stats {

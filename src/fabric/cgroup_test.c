@@ -267,6 +267,44 @@ static void test_real_pids(void **state)
     assert_int_equal(cu_cgroup_destroy(&cg), 0);
 }
 
+/* Reads the first line of dir/name into text. */
+static void read_first_line(const char *dir, const char *name, char *text, size_t n)
+{
+    char path[CU_PATH_MAX];
+    FILE *f;
+
+    assert_int_equal(cu_path_join(path, sizeof path, dir, name), 0);
+    f = fopen(path, "re");
+    assert_non_null(f);
+    assert_non_null(fgets(text, (int)n, f));
+    fclose(f);
+}
+
+static void test_real_cpu_weight(void **state)
+{
+    struct cu_cgroup_limits lim = {.cpu_weight = 3}, huge = {.cpu_weight = 1000};
+    struct cu_cgroup cg;
+    char text[64] = "";
+
+    (void)state;
+    if (!real_group("cpuw", &lim, &cg))
+        skip();
+    if (!cg.dir[CU_CG_CPU][0]) {
+        cu_cgroup_destroy(&cg);
+        skip();
+    }
+    read_first_line(cg.dir[CU_CG_CPU], cg.version == CU_CG_V2 ? "cpu.weight" : "cpu.shares",
+                    text, sizeof text);
+    assert_int_equal(strtol(text, NULL, 10), cg.version == CU_CG_V2 ? 300 : 3072);
+    assert_int_equal(cu_cgroup_destroy(&cg), 0);
+    /* Capped at the kernel's maximum rather than refused. */
+    assert_true(real_group("cpuw2", &huge, &cg));
+    read_first_line(cg.dir[CU_CG_CPU], cg.version == CU_CG_V2 ? "cpu.weight" : "cpu.shares",
+                    text, sizeof text);
+    assert_int_equal(strtol(text, NULL, 10), cg.version == CU_CG_V2 ? 10000 : 262144);
+    assert_int_equal(cu_cgroup_destroy(&cg), 0);
+}
+
 static void test_real_cpu_quota(void **state)
 {
     struct cu_cgroup_limits lim = {.cpu_milli = 1500};
@@ -321,6 +359,7 @@ int main(void)
         cmocka_unit_test(test_real_oom),
         cmocka_unit_test(test_real_pids),
         cmocka_unit_test(test_real_cpu_quota),
+        cmocka_unit_test(test_real_cpu_weight),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -234,16 +234,21 @@ static void cgroup_remove_stale(const struct cu_cgroup *self)
 }
 
 /* Makes the parent group of all tasks under the provider's own, with the
- * provider's caps (--cpus, --memory), into a->cg. Where that is not
+ * provider's caps (--cpus, --memory), into a->cg. Its CPU weight is that
+ * of `cores` ordinary processes (the cores offered): otherwise all slots'
+ * tasks together would weigh as one process against the machine's other
+ * load (one session, one autogroup), and run at a fraction of the cores
+ * offered whenever something else competes. Where that is not
  * possible (not root and no delegation, no cgroup file system) a->cg stays
  * NONE and one warning says what tasks are limited by instead. On pure v2
  * a group holding processes cannot give its children controllers, so the
  * provider first moves itself into a leaf of its own group. */
 static void cgroup_setup(struct cu_agent *a, const struct cu_provider_opts *opts,
-                         const char *data_dir)
+                         const char *data_dir, unsigned cores)
 {
     struct cu_cgroup self, leaf;
-    struct cu_cgroup_limits caps = {.memory = opts->max_memory, .cpu_milli = opts->cpu_milli};
+    struct cu_cgroup_limits caps = {.memory = opts->max_memory, .cpu_milli = opts->cpu_milli,
+                                    .cpu_weight = cores};
     struct cu_err e = {0};
     char name[64], path[CU_PATH_MAX];
     int rc;
@@ -712,7 +717,7 @@ int cu_provider_run(const struct cu_provider_opts *opts, struct cu_err *e)
     a->slot_disk = opts->max_disk / nslots;
     /* The disk offered: --disk, else what is free where tasks run. */
     a->disk = opts->max_disk ? opts->max_disk : cu_probe_disk_free(opts->data_dir);
-    cgroup_setup(a, opts, opts->data_dir);
+    cgroup_setup(a, opts, opts->data_dir, total.cores);
     if (!total.memory) {
         total.memory = 1ULL << 30;
         cu_warn("cannot tell this machine's memory; offering 1 GiB");

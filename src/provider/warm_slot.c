@@ -51,7 +51,9 @@ static void *keeper_main(void *arg)
 
     pthread_mutex_lock(&k->mu);
     while (!k->stop) {
-        if (k->nfree > 0) {
+        /* A spare first: a task may be about to need it; ending a sandbox
+         * can wait a few ms. */
+        if (k->nfree > 0 && !(k->want && !k->spare)) {
             struct cu_warm *w = k->to_free[--k->nfree];
             pthread_mutex_unlock(&k->mu);
             cu_warm_free(w);
@@ -231,6 +233,11 @@ int cu_slot_warm_take(struct cu_slot *s, const struct cu_sandbox_opts *o, const 
             s->warm = k->spare;
             k->spare = NULL;
             *spare = true;
+            /* The next spare starts now, beside this task (the other core),
+             * not after it: a new job's first task may come within a few
+             * ms of this one's end, sooner than bwrap starts one. */
+            if (!k->want && (k->want = cu_warm_shape_of(s->warm)) != NULL)
+                pthread_cond_broadcast(&k->cv);
         }
         rc = warm_base(s, base, sizeof base);
         pthread_mutex_unlock(&k->mu);
