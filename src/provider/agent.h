@@ -89,6 +89,11 @@ struct cu_slot {
     struct cu_warm *warm;
     struct cu_warm_keeper *keeper;
     unsigned warm_serial; /* names their directories DATA/warm/SLOT-N */
+    /* The slot's task directory DATA/tasks/slot-N (taskdir.c), reused by
+     * its tasks; only the slot's thread uses these. */
+    char dir[CU_PATH_MAX];
+    bool dir_ready;   /* exists, with empty work/, out/, in/ */
+    bool dir_exposed; /* this task's directories were bound into a sandbox */
     atomic_bool done;  /* the thread has returned */
 };
 
@@ -113,6 +118,19 @@ void cu_slot_warm_after_lease(struct cu_slot *s);
 void cu_slot_warm_release(struct cu_slot *s);
 /* True when the slot holds a sandbox or a spare (or one is starting). */
 bool cu_slot_warm_held(struct cu_slot *s);
+
+/* ---- the slot's task directory (taskdir.c) ---------------------------- */
+
+/* Sets s->dir (DATA/tasks/slot-N); creates nothing yet. 0 or -CU_ETOOBIG. */
+int cu_slot_dir_init(struct cu_slot *s, struct cu_err *e);
+/* Makes s->dir hold empty work/, out/ and in/ for the next task (the
+ * stdout/stderr files there, if any, are truncated when opened). Cheap
+ * when the last task's cu_slot_dir_done emptied it. 0 or -CU_EIO (e set). */
+int cu_slot_dir_prepare(struct cu_slot *s, struct cu_err *e);
+/* After a task: empties work/, out/, in/ for the next one, or removes the
+ * whole tree when the task saw the directories themselves (s->dir_exposed:
+ * a sandbox of its own) or emptying failed. Never fails (logs). */
+void cu_slot_dir_done(struct cu_slot *s);
 
 /* True once SIGINT/SIGTERM arrived (or cu_agent_stop was called). */
 bool cu_agent_stopping(void);

@@ -557,6 +557,8 @@ static int slots_start(struct cu_agent *a, struct cu_slot *slots, unsigned n, st
             rc = cu_err_set(e, -CU_ENOMEM, "cannot create HTTP clients for slot %u", i);
             break;
         }
+        if ((rc = cu_slot_dir_init(s, e)) != 0)
+            break;
         if (pthread_create(&s->thread, NULL, slot_main, s) != 0) {
             rc = cu_err_set(e, -CU_ENOMEM, "cannot start the thread of slot %u", i);
             break;

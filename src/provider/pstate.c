@@ -85,7 +85,9 @@ static int write_stmt(struct cu_pstate *ps, const char *sql, const char *exchang
     int rc, np;
 
     pthread_mutex_lock(&ps->lock);
-    rc = cu_db_prepare(&ps->db, sql, &st, &e);
+    /* Reused: parsing each of the 3-4 writes per task again was most of
+     * their cost (docs/performance.md "Provider: ..."). */
+    rc = cu_db_cached(&ps->db, sql, &st, &e);
     if (rc)
         goto out_unlock;
     np = sqlite3_bind_parameter_count(st);
@@ -101,7 +103,7 @@ static int write_stmt(struct cu_pstate *ps, const char *sql, const char *exchang
         (void)cu_snprintf(e.msg, sizeof e.msg, "%s", sqlite3_errmsg(ps->db.h));
         rc = -CU_EDB;
     }
-    sqlite3_finalize(st);
+    cu_db_cached_done(&ps->db, st);
 out_unlock:
     pthread_mutex_unlock(&ps->lock);
     if (rc)
@@ -224,7 +226,7 @@ int cu_pstate_history_add(struct cu_pstate *ps, const char *exchange,
     int rc;
 
     pthread_mutex_lock(&ps->lock);
-    rc = cu_db_prepare(&ps->db,
+    rc = cu_db_cached(&ps->db,
                        "INSERT OR REPLACE INTO history (exchange, id, job, task, status, reason,"
                        " cpu_ms, wall_ms, memory_peak, finished_ms)"
                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -243,7 +245,7 @@ int cu_pstate_history_add(struct cu_pstate *ps, const char *exchange,
     sqlite3_bind_int64(st, 10, d->finished_ms ? d->finished_ms : cu_now_ms());
     if (sqlite3_step(st) != SQLITE_DONE)
         rc = -CU_EDB;
-    sqlite3_finalize(st);
+    cu_db_cached_done(&ps->db, st);
     /* The prune sorts the table: once every HISTORY_PRUNE_EVERY adds is
      * enough (at most HISTORY_KEEP + HISTORY_PRUNE_EVERY rows). */
     if (rc == 0 && ps->history_adds++ % HISTORY_PRUNE_EVERY == 0 &&
