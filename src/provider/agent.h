@@ -69,6 +69,8 @@ struct cu_agent {
     /* Delivers reports off the slots' path (reporter.c); NULL: each slot
      * reports itself. Set before the slots start. */
     struct cu_reporter *reporter;
+    /* Leases claimed ahead (ahead.c); NULL: one lease per claim. */
+    struct cu_ahead *ahead;
 };
 
 /* One slot: a thread that claims and runs one replica at a time. Its two
@@ -131,6 +133,37 @@ int cu_slot_dir_prepare(struct cu_slot *s, struct cu_err *e);
  * whole tree when the task saw the directories themselves (s->dir_exposed:
  * a sandbox of its own) or emptying failed. Never fails (logs). */
 void cu_slot_dir_done(struct cu_slot *s);
+
+/* ---- claiming ahead (ahead.c) -------------------------------------------- */
+
+/* Leases claimed ahead, shared by the slots; see ahead.c. */
+struct cu_ahead;
+/* A queue for nslots slots (at most 2 x nslots leases held in all). 0 or
+ * -CU_ENOMEM. */
+int cu_ahead_new(unsigned nslots, struct cu_ahead **out);
+/* Frees h and the leases still queued (hand them back first). */
+void cu_ahead_free(struct cu_ahead *h);
+/* How many leases the next claim asks for (1: no claiming ahead now) and
+ * reserves the queue places for them; call cu_ahead_claimed(h, want)
+ * once the answer's extra leases are pushed (or none came). */
+unsigned cu_ahead_want(struct cu_ahead *h, const struct cu_agent *a);
+void cu_ahead_claimed(struct cu_ahead *h, unsigned want);
+/* Queues lease (a reference is taken) after recording it as running in
+ * the state. 0, or -CU_EAGAIN when the queue is full (a bug: hand it
+ * back). */
+int cu_ahead_push(struct cu_ahead *h, struct cu_agent *a, json_t *lease);
+/* The oldest queued lease (the caller's reference) and how long it has
+ * waited, or NULL. */
+json_t *cu_ahead_pop(struct cu_ahead *h, int64_t *age_ms);
+/* A slot starts (on) or ends (off) running a lease. */
+void cu_ahead_running(struct cu_ahead *h, bool on);
+/* How long the last lease took, start to end of cu_lease_run. */
+void cu_ahead_note(struct cu_ahead *h, int64_t ms);
+/* Reports a queued lease "error" with reason without running it (the
+ * exchange requeues it) and forgets its row once answered; with
+ * shutting_down one short try. Blocks. */
+void cu_ahead_hand_back(struct cu_slot *s, const json_t *lease, const char *reason,
+                        bool shutting_down);
 
 /* True once SIGINT/SIGTERM arrived (or cu_agent_stop was called). */
 bool cu_agent_stopping(void);
