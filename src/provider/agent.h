@@ -148,10 +148,14 @@ void cu_ahead_free(struct cu_ahead *h);
  * once the answer's extra leases are pushed (or none came). */
 unsigned cu_ahead_want(struct cu_ahead *h, const struct cu_agent *a);
 void cu_ahead_claimed(struct cu_ahead *h, unsigned want);
-/* Queues lease (a reference is taken) after recording it as running in
- * the state. 0, or -CU_EAGAIN when the queue is full (a bug: hand it
- * back). */
-int cu_ahead_push(struct cu_ahead *h, struct cu_agent *a, json_t *lease);
+/* Records every lease of a claim's answer (array) as running in the
+ * state, in one transaction, before any is queued or run: a crash from
+ * then on reports them abandoned (recover()); cu_lease_run's own record
+ * then writes nothing. */
+void cu_ahead_record(struct cu_agent *a, const json_t *leases);
+/* Queues lease (a reference is taken; recorded by cu_ahead_record). 0,
+ * or -CU_EAGAIN when the queue is full (a bug: hand it back). */
+int cu_ahead_push(struct cu_ahead *h, json_t *lease);
 /* The oldest queued lease (the caller's reference) and how long it has
  * waited, or NULL. */
 json_t *cu_ahead_pop(struct cu_ahead *h, int64_t *age_ms);

@@ -124,17 +124,24 @@ static bool lease_ids(const json_t *lease, int64_t *replica, const char **job, u
     return true;
 }
 
-int cu_ahead_push(struct cu_ahead *h, struct cu_agent *a, json_t *lease)
+void cu_ahead_record(struct cu_agent *a, const json_t *leases)
 {
-    int64_t replica;
-    const char *job;
-    uint32_t task;
+    struct cu_pstate_lease l[AHEAD_BATCH_MAX];
+    const json_t *v;
+    size_t i, n = 0;
+
+    json_array_foreach (leases, i, v) {
+        if (n < AHEAD_BATCH_MAX && lease_ids(v, &l[n].replica, &l[n].job, &l[n].task))
+            n++;
+    }
+    if (n > 0)
+        (void)cu_pstate_running_batch(&a->state, a->exchange, l, n);
+}
+
+int cu_ahead_push(struct cu_ahead *h, json_t *lease)
+{
     int rc = 0;
 
-    /* Recorded before it is queued: a crash from here on reports it
-     * abandoned (recover()). */
-    if (lease_ids(lease, &replica, &job, &task))
-        (void)cu_pstate_running(&a->state, a->exchange, replica, job, task);
     pthread_mutex_lock(&h->mu);
     if (h->n < h->cap) {
         h->q[(h->head + h->n) % h->cap] = (struct queued){json_incref(lease), cu_mono_ms()};

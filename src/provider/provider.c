@@ -510,10 +510,12 @@ static const json_t *claim_take(struct cu_slot *s, const struct cu_http_result *
 
     if (!json_is_array(leases) || json_array_size(leases) == 0)
         return json_object_get(r->json, "lease");
+    if (json_array_size(leases) > 1)
+        cu_ahead_record(s->a, leases);
     json_array_foreach (leases, i, l) {
         if (i == 0)
             continue;
-        if (!s->a->ahead || cu_ahead_push(s->a->ahead, s->a, l) != 0)
+        if (!s->a->ahead || cu_ahead_push(s->a->ahead, l) != 0)
             cu_ahead_hand_back(s, l, "provider queue full", false);
     }
     if (json_array_size(leases) > 1)

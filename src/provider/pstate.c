@@ -65,6 +65,7 @@ int cu_pstate_open(struct cu_pstate *ps, const char *path, struct cu_err *e)
         return rc;
     }
     ps->history_adds = 0;
+    ps->nfresh = 0;
     pthread_mutex_init(&ps->lock, NULL);
     return 0;
 }
@@ -111,14 +112,82 @@ out_unlock:
     return rc;
 }
 
+static const char sql_running[] = "INSERT OR REPLACE INTO replicas"
+                                  " (exchange, id, job, task, state, report_json, updated_ms)"
+                                  " VALUES (?1, ?2, ?3, ?4, 'running', NULL, ?5)";
+
+/* Takes (exchange, replica) out of ps->fresh; true when it was there.
+ * Under ps->lock. */
+static bool fresh_take(struct cu_pstate *ps, const char *exchange, int64_t replica)
+{
+    for (unsigned i = 0; i < ps->nfresh; i++) {
+        if (ps->fresh[i].replica == replica && ps->fresh[i].exchange == exchange) {
+            ps->fresh[i] = ps->fresh[--ps->nfresh];
+            return true;
+        }
+    }
+    return false;
+}
+
 int cu_pstate_running(struct cu_pstate *ps, const char *exchange, int64_t replica,
                       const char *job, uint32_t task)
 {
-    return write_stmt(ps,
-                      "INSERT OR REPLACE INTO replicas"
-                      " (exchange, id, job, task, state, report_json, updated_ms)"
-                      " VALUES (?1, ?2, ?3, ?4, 'running', NULL, ?5)",
-                      exchange, replica, job, task);
+    bool fresh;
+
+    pthread_mutex_lock(&ps->lock);
+    fresh = fresh_take(ps, exchange, replica);
+    pthread_mutex_unlock(&ps->lock);
+    if (fresh)
+        return 0; /* written moments ago with its claim's other leases */
+    return write_stmt(ps, sql_running, exchange, replica, job, task);
+}
+
+int cu_pstate_running_batch(struct cu_pstate *ps, const char *exchange,
+                            const struct cu_pstate_lease *l, size_t n)
+{
+    sqlite3_stmt *st = NULL;
+    struct cu_err e = {0};
+    int rc;
+
+    pthread_mutex_lock(&ps->lock);
+    rc = cu_db_begin(&ps->db);
+    if (rc)
+        goto out_unlock;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = cu_db_cached(&ps->db, sql_running, &st, &e);
+        if (rc)
+            break;
+        sqlite3_bind_text(st, 1, exchange, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, l[i].replica);
+        sqlite3_bind_text(st, 3, l[i].job, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, l[i].task);
+        sqlite3_bind_int64(st, 5, cu_now_ms());
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            (void)cu_snprintf(e.msg, sizeof e.msg, "%s", sqlite3_errmsg(ps->db.h));
+            rc = -CU_EDB;
+        }
+        cu_db_cached_done(&ps->db, st);
+    }
+    if (rc == 0)
+        rc = cu_db_commit(&ps->db);
+    else
+        cu_db_rollback(&ps->db);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        (void)fresh_take(ps, exchange, l[i].replica);
+        if (ps->nfresh == CU_PSTATE_FRESH) {
+            /* The oldest is written again by its own call: harmless. */
+            memmove(&ps->fresh[0], &ps->fresh[1], (CU_PSTATE_FRESH - 1) * sizeof ps->fresh[0]);
+            ps->nfresh--;
+        }
+        ps->fresh[ps->nfresh].exchange = exchange;
+        ps->fresh[ps->nfresh].replica = l[i].replica;
+        ps->nfresh++;
+    }
+out_unlock:
+    pthread_mutex_unlock(&ps->lock);
+    if (rc)
+        cu_error("provider state: %s", e.msg[0] ? e.msg : cu_strerror(rc));
+    return rc;
 }
 
 int cu_pstate_finished(struct cu_pstate *ps, const char *exchange, int64_t replica,
@@ -132,6 +201,9 @@ int cu_pstate_finished(struct cu_pstate *ps, const char *exchange, int64_t repli
 
 int cu_pstate_forget(struct cu_pstate *ps, const char *exchange, int64_t replica)
 {
+    pthread_mutex_lock(&ps->lock);
+    (void)fresh_take(ps, exchange, replica);
+    pthread_mutex_unlock(&ps->lock);
     return write_stmt(ps, "DELETE FROM replicas WHERE exchange = ?1 AND id = ?2", exchange,
                       replica, NULL, 0);
 }

@@ -18,10 +18,27 @@
 #include "base/err.h"
 #include "store/db.h"
 
+#define CU_PSTATE_FRESH 32
+
 struct cu_pstate {
     struct cu_db db;
     pthread_mutex_t lock;
     unsigned history_adds; /* under lock */
+    /* Replicas written 'running' by cu_pstate_running_batch whose own
+     * cu_pstate_running has not come yet: that call then writes nothing
+     * (under lock; a ring, the oldest dropped when full). */
+    struct {
+        const char *exchange; /* the caller's pointer: compared, not read */
+        int64_t replica;
+    } fresh[CU_PSTATE_FRESH];
+    unsigned nfresh;
+};
+
+/* One replica for cu_pstate_running_batch. */
+struct cu_pstate_lease {
+    int64_t replica;
+    const char *job;
+    uint32_t task;
 };
 
 struct cu_pstate_row {
@@ -35,9 +52,15 @@ struct cu_pstate_row {
 int cu_pstate_open(struct cu_pstate *ps, const char *path, struct cu_err *e);
 void cu_pstate_close(struct cu_pstate *ps);
 
-/* Records (or resets) replica as 'running'. */
+/* Records (or resets) replica as 'running'. Writes nothing when
+ * cu_pstate_running_batch recorded it with the same exchange pointer and
+ * this is the first call for it since. */
 int cu_pstate_running(struct cu_pstate *ps, const char *exchange, int64_t replica,
                       const char *job, uint32_t task);
+/* Records n replicas as 'running' in one transaction (the leases of one
+ * claim). 0 or negative (logged; then none is recorded). */
+int cu_pstate_running_batch(struct cu_pstate *ps, const char *exchange,
+                            const struct cu_pstate_lease *l, size_t n);
 /* Stores the report body and marks the replica 'finished' (durable
  * across kill -9 of the provider: synchronous=NORMAL, see pstate.c). */
 int cu_pstate_finished(struct cu_pstate *ps, const char *exchange, int64_t replica,

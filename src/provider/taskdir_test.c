@@ -212,9 +212,14 @@ static void test_ahead_queue(void **state)
     l1 = json_pack("{s:I,s:s,s:I}", "replica", (json_int_t)11, "job", "j-a", "task", 1);
     l2 = json_pack("{s:I,s:s,s:I}", "replica", (json_int_t)12, "job", "j-a", "task", 2);
     l3 = json_pack("{s:s}", "job", "malformed: no replica");
-    assert_int_equal(cu_ahead_push(h, &f->a, l1), 0);
-    assert_int_equal(cu_ahead_push(h, &f->a, l2), 0);
-    assert_int_equal(cu_ahead_push(h, &f->a, l3), 0);
+    {
+        json_t *all = json_pack("[O,O,O]", l1, l2, l3);
+        cu_ahead_record(&f->a, all);
+        json_decref(all);
+    }
+    assert_int_equal(cu_ahead_push(h, l1), 0);
+    assert_int_equal(cu_ahead_push(h, l2), 0);
+    assert_int_equal(cu_ahead_push(h, l3), 0);
     cu_ahead_claimed(h, 4);
     /* 1 running + 3 queued = 4 held: no claiming ahead now. */
     assert_int_equal(cu_ahead_want(h, &f->a), 1);
@@ -228,6 +233,15 @@ static void test_ahead_queue(void **state)
         assert_string_equal(rows[i].state, "running");
         assert_true(rows[i].id == 11 || rows[i].id == 12);
     }
+    cu_pstate_rows_free(rows, n);
+    /* Their own record when they run writes nothing; forgetting works. */
+    assert_int_equal(cu_pstate_running(&f->a.state, f->a.exchange, 11, "j-a", 1), 0);
+    assert_int_equal(f->a.state.nfresh, 1);
+    assert_int_equal(cu_pstate_forget(&f->a.state, f->a.exchange, 12), 0);
+    assert_int_equal(f->a.state.nfresh, 0);
+    assert_int_equal(cu_pstate_list(&f->a.state, "http://x", &rows, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(rows[0].id, 11);
     cu_pstate_rows_free(rows, n);
 
     /* Oldest first. */
