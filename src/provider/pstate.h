@@ -18,7 +18,21 @@
 #include "base/err.h"
 #include "store/db.h"
 
+/* A finished replica (history) or, from cu_pstate_view, a running one
+ * (status "running", finished_ms = when it started). */
+struct cu_pstate_done {
+    int64_t id;
+    char job[64];
+    uint32_t task;
+    char status[16];       /* the sandbox status name: "ok", "failed", ... */
+    char reason[256];
+    uint64_t cpu_ms, wall_ms, memory_peak;
+    int64_t finished_ms;   /* 0 = now */
+    char exchange[1024];
+};
+
 #define CU_PSTATE_FRESH 32
+#define CU_PSTATE_HIST_PENDING 4
 
 struct cu_pstate {
     struct cu_db db;
@@ -32,6 +46,12 @@ struct cu_pstate {
         int64_t replica;
     } fresh[CU_PSTATE_FRESH];
     unsigned nfresh;
+    /* History rows not yet written: they ride in the next write's
+     * transaction (the 'finished' row that follows at once), saving a
+     * commit per task; kill -9 can lose them, and only `provider status`
+     * would miss them (under lock). */
+    struct cu_pstate_done hist[CU_PSTATE_HIST_PENDING];
+    unsigned nhist;
 };
 
 /* One replica for cu_pstate_running_batch. */
@@ -77,18 +97,6 @@ int cu_pstate_list(struct cu_pstate *ps, const char *exchange, struct cu_pstate_
                    size_t *n);
 void cu_pstate_rows_free(struct cu_pstate_row *rows, size_t n);
 
-/* A finished replica (history) or, from cu_pstate_view, a running one
- * (status "running", finished_ms = when it started). */
-struct cu_pstate_done {
-    int64_t id;
-    char job[64];
-    uint32_t task;
-    char status[16];       /* the sandbox status name: "ok", "failed", ... */
-    char reason[256];
-    uint64_t cpu_ms, wall_ms, memory_peak;
-    int64_t finished_ms;   /* 0 = now */
-    char exchange[1024];
-};
 
 /* Records a finished replica; the newest 200 are kept (a few dozen more
  * between prunes). */
