@@ -856,7 +856,7 @@ out_free:
 
 static int h_claim(struct cu_http_req *req, struct cu_http_resp *resp)
 {
-    static const char *const keys[] = {"wait_ms", "free", "max", NULL};
+    static const char *const keys[] = {"wait_ms", "free", "max", "sequential", NULL};
     static const char *const free_keys[] = {"cores", "memory", "gpus", NULL};
     struct ex_state *st = app_of(req);
     struct ex_free fr = {0};
@@ -874,6 +874,8 @@ static int h_claim(struct cu_http_req *req, struct cu_http_resp *resp)
         rc = cu_json_get_u64(body, NULL, "wait_ms", false, &wait_ms, &e);
     if (!rc)
         rc = cu_json_get_u64(body, NULL, "max", false, &max, &e);
+    if (!rc)
+        rc = cu_json_get_bool(body, NULL, "sequential", false, &fr.sequential, &e);
     if (rc) {
         reply_invalid(resp, "", &e, rc);
         goto out_free;

@@ -1721,7 +1721,8 @@ static int claim_lease(struct ex_state *st, const char *provider, struct claim_p
  * one transaction: each lease is searched with the batch's earlier leases
  * visible (never two replicas of a task on one provider or owner, the
  * escrow covering every one of them) and the replicas together fit the
- * free resources. 0 with *leases set (a non-empty array, owned) or
+ * free resources (each alone with fr.sequential). 0 with *leases set (a
+ * non-empty array, owned) or
  * *challenge set (owned), or neither (nothing fits; *retry_ms > 0 when a
  * replica was left to a cheaper waiter and is worth another look that
  * soon); negative with f set on a database failure. mu held. */
@@ -1769,10 +1770,13 @@ static int claim_once(struct ex_state *st, const struct ex_waiter *me, unsigned 
                                : ex_fail_set(f, 500, "internal", "cannot build the lease");
             break;
         }
-        /* What is left for the next replica of the batch. */
-        left.cores -= (uint64_t)p.cores <= left.cores ? (uint64_t)p.cores : left.cores;
-        left.memory -= (uint64_t)p.memory <= left.memory ? (uint64_t)p.memory : left.memory;
-        left.gpus -= (uint64_t)p.gpus <= left.gpus ? (uint64_t)p.gpus : left.gpus;
+        /* What is left for the next replica of the batch; all of free
+         * again when the provider runs them one after another. */
+        if (!left.sequential) {
+            left.cores -= (uint64_t)p.cores <= left.cores ? (uint64_t)p.cores : left.cores;
+            left.memory -= (uint64_t)p.memory <= left.memory ? (uint64_t)p.memory : left.memory;
+            left.gpus -= (uint64_t)p.gpus <= left.gpus ? (uint64_t)p.gpus : left.gpus;
+        }
         claim_pick_release(&prev);
         prev = p;
         memset(&p, 0, sizeof p);

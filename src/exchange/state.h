@@ -53,6 +53,9 @@ struct ex_ledger_pending {
 /* A provider waiting in a claim long-poll (under mu). */
 struct ex_free {
     uint64_t cores, memory, gpus;
+    /* A batched claim with "sequential": the provider runs its leases one
+     * after another, so each alone must fit, not all of them together. */
+    bool sequential;
 };
 struct ex_waiter {
     char provider[CU_ID_LEN + 1];

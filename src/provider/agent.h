@@ -69,6 +69,8 @@ struct cu_agent {
     /* Delivers reports off the slots' path (reporter.c); NULL: each slot
      * reports itself. Set before the slots start. */
     struct cu_reporter *reporter;
+    /* Leases claimed ahead (ahead.c); NULL: one lease per claim. */
+    struct cu_ahead *ahead;
 };
 
 /* One slot: a thread that claims and runs one replica at a time. Its two
@@ -89,6 +91,11 @@ struct cu_slot {
     struct cu_warm *warm;
     struct cu_warm_keeper *keeper;
     unsigned warm_serial; /* names their directories DATA/warm/SLOT-N */
+    /* The slot's task directory DATA/tasks/slot-N (taskdir.c), reused by
+     * its tasks; only the slot's thread uses these. */
+    char dir[CU_PATH_MAX];
+    bool dir_ready;   /* exists, with empty work/, out/, in/ */
+    bool dir_exposed; /* this task's directories were bound into a sandbox */
     atomic_bool done;  /* the thread has returned */
 };
 
@@ -113,6 +120,54 @@ void cu_slot_warm_after_lease(struct cu_slot *s);
 void cu_slot_warm_release(struct cu_slot *s);
 /* True when the slot holds a sandbox or a spare (or one is starting). */
 bool cu_slot_warm_held(struct cu_slot *s);
+
+/* ---- the slot's task directory (taskdir.c) ---------------------------- */
+
+/* Sets s->dir (DATA/tasks/slot-N); creates nothing yet. 0 or -CU_ETOOBIG. */
+int cu_slot_dir_init(struct cu_slot *s, struct cu_err *e);
+/* Makes s->dir hold empty work/, out/ and in/ for the next task (the
+ * stdout/stderr files there, if any, are truncated when opened). Cheap
+ * when the last task's cu_slot_dir_done emptied it. 0 or -CU_EIO (e set). */
+int cu_slot_dir_prepare(struct cu_slot *s, struct cu_err *e);
+/* After a task: empties work/, out/, in/ for the next one, or removes the
+ * whole tree when the task saw the directories themselves (s->dir_exposed:
+ * a sandbox of its own) or emptying failed. Never fails (logs). */
+void cu_slot_dir_done(struct cu_slot *s);
+
+/* ---- claiming ahead (ahead.c) -------------------------------------------- */
+
+/* Leases claimed ahead, shared by the slots; see ahead.c. */
+struct cu_ahead;
+/* A queue for nslots slots (at most 2 x nslots leases held in all). 0 or
+ * -CU_ENOMEM. */
+int cu_ahead_new(unsigned nslots, struct cu_ahead **out);
+/* Frees h and the leases still queued (hand them back first). */
+void cu_ahead_free(struct cu_ahead *h);
+/* How many leases the next claim asks for (1: no claiming ahead now) and
+ * reserves the queue places for them; call cu_ahead_claimed(h, want)
+ * once the answer's extra leases are pushed (or none came). */
+unsigned cu_ahead_want(struct cu_ahead *h, const struct cu_agent *a);
+void cu_ahead_claimed(struct cu_ahead *h, unsigned want);
+/* Records every lease of a claim's answer (array) as running in the
+ * state, in one transaction, before any is queued or run: a crash from
+ * then on reports them abandoned (recover()); cu_lease_run's own record
+ * then writes nothing. */
+void cu_ahead_record(struct cu_agent *a, const json_t *leases);
+/* Queues lease (a reference is taken; recorded by cu_ahead_record). 0,
+ * or -CU_EAGAIN when the queue is full (a bug: hand it back). */
+int cu_ahead_push(struct cu_ahead *h, json_t *lease);
+/* The oldest queued lease (the caller's reference) and how long it has
+ * waited, or NULL. */
+json_t *cu_ahead_pop(struct cu_ahead *h, int64_t *age_ms);
+/* A slot starts (on) or ends (off) running a lease. */
+void cu_ahead_running(struct cu_ahead *h, bool on);
+/* How long the last lease took, start to end of cu_lease_run. */
+void cu_ahead_note(struct cu_ahead *h, int64_t ms);
+/* Reports a queued lease "error" with reason without running it (the
+ * exchange requeues it) and forgets its row once answered; with
+ * shutting_down one short try. Blocks. */
+void cu_ahead_hand_back(struct cu_slot *s, const json_t *lease, const char *reason,
+                        bool shutting_down);
 
 /* True once SIGINT/SIGTERM arrived (or cu_agent_stop was called). */
 bool cu_agent_stopping(void);

@@ -461,13 +461,11 @@ static int lease_parse(struct task *t, const json_t *lease, int64_t *hb_ms, stru
     return heartbeat_parse(t, json_object_get(lease, "heartbeat"), e);
 }
 
+/* The task's paths, in its slot's reused directory (taskdir.c). */
 static int task_paths(struct task *t)
 {
-    char name[32];
-
-    (void)cu_snprintf(name, sizeof name, "%lld", (long long)t->replica);
-    if (cu_path_join(t->dir, sizeof t->dir, t->a->tasks_dir, name) ||
-        cu_path_join(t->work, sizeof t->work, t->dir, "work") ||
+    (void)cu_snprintf(t->dir, sizeof t->dir, "%s", t->s->dir);
+    if (cu_path_join(t->work, sizeof t->work, t->dir, "work") ||
         cu_path_join(t->out, sizeof t->out, t->dir, "out") ||
         cu_path_join(t->in, sizeof t->in, t->dir, "in") ||
         cu_path_join(t->stdout_path, sizeof t->stdout_path, t->dir, "stdout") ||
@@ -478,13 +476,7 @@ static int task_paths(struct task *t)
 
 static int task_mkdirs(struct task *t, struct cu_err *e)
 {
-    /* A leftover of a crashed run of the same replica id goes first. */
-    if (cu_rm_rf(t->dir) != 0)
-        return cu_err_set(e, -CU_EIO, "cannot clear task directory %s", t->dir);
-    if (cu_mkdir_p(t->work, 0755) || cu_mkdir_p(t->out, 0755) || cu_mkdir_p(t->in, 0755))
-        return cu_err_set(e, -CU_EIO, "cannot create task directories under %s: %s", t->dir,
-                          strerror(errno));
-    return 0;
+    return cu_slot_dir_prepare(t->s, e);
 }
 
 /* True while the lease is worth working on. */
@@ -742,8 +734,10 @@ static int start_task(struct task *t, const struct cu_sandbox_opts *o, struct cu
     bool spare = false;
     int rc;
 
-    if (!s->keeper)
+    if (!s->keeper) {
+        s->dir_exposed = true; /* bound in: made afresh after it (taskdir.c) */
         return cu_sandbox_start(o, sb, e);
+    }
     rc = cu_slot_warm_take(s, o, t->job, &spare, e);
     if (rc == 0 && s->warm != had)
         cu_info("slot %u: warm sandbox started for job %s%s", s->index, t->job,
@@ -754,6 +748,7 @@ static int start_task(struct task *t, const struct cu_sandbox_opts *o, struct cu
             (long long)t->replica, cu_err_msg(e, rc));
     cu_slot_warm_discard(s);
     memset(e, 0, sizeof *e);
+    s->dir_exposed = true;
     return cu_sandbox_start(o, sb, e);
 }
 
@@ -1239,8 +1234,7 @@ int cu_lease_run(struct cu_slot *s, const json_t *lease)
 out_stop_keeper:
     keeper_finish(&t.k);
 out_remove_dir:
-    if (cu_rm_rf(t.dir) != 0)
-        cu_warn("replica %lld: cannot remove %s", (long long)t.replica, t.dir);
+    cu_slot_dir_done(s);
 out_release_spec:
     cu_oci_image_release(&t.image);
     cu_spec_release(&t.spec);

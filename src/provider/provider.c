@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -451,15 +452,92 @@ static void recover(struct cu_agent *a, struct cu_http_client *c)
 
 /* ---- slots --------------------------------------------------------------- */
 
+/* Set when the exchange refused a claim with "sequential" (one from
+ * before claiming ahead): every slot claims one lease at a time then. */
+static atomic_bool g_no_ahead;
+
+/* Runs one lease (borrowed) in slot s. A provider-side failure sets
+ * *nap_ms to the pause before the next claim (*error_pause, doubling
+ * while failures follow each other). */
+static void slot_run(struct cu_slot *s, const json_t *lease, int64_t *error_pause,
+                     int64_t *nap_ms)
+{
+    struct cu_ahead *ah = s->a->ahead;
+    int64_t t0 = cu_mono_ms();
+    int rc;
+
+    atomic_store(&s->busy, true);
+    if (ah)
+        cu_ahead_running(ah, true);
+    rc = cu_lease_run(s, lease);
+    if (ah) {
+        cu_ahead_running(ah, false);
+        cu_ahead_note(ah, cu_mono_ms() - t0);
+    }
+    cu_slot_warm_after_lease(s);
+    atomic_store(&s->busy, false);
+    if (rc == 0) {
+        *error_pause = 0;
+    } else if (!cu_agent_stopping()) {
+        /* Our own failure (sandbox, disk, download): do not grab and fail
+         * the whole queue at full speed. */
+        *error_pause = *error_pause ? *error_pause * 2 : 1000;
+        if (*error_pause > 30000)
+            *error_pause = 30000;
+        cu_warn("slot %u: pausing %lld ms after a provider-side error", s->index,
+                (long long)*error_pause);
+        *nap_ms = *error_pause;
+    }
+}
+
+/* A queued lease (ahead.c): run it while its lease is surely alive (it
+ * lives three heartbeat intervals from the claim, and its first
+ * heartbeat follows the start within CU_FIRST_BEAT_MS), else hand it
+ * back. Takes lease. */
+static void slot_run_queued(struct cu_slot *s, json_t *lease, int64_t age_ms,
+                            int64_t *error_pause, int64_t *nap_ms)
+{
+    if (cu_agent_stopping())
+        cu_ahead_hand_back(s, lease, "provider shutting down", true);
+    else if (age_ms > 2 * s->a->heartbeat_ms)
+        cu_ahead_hand_back(s, lease, "lease waited too long in the provider's queue", false);
+    else
+        slot_run(s, lease, error_pause, nap_ms);
+    json_decref(lease);
+}
+
+/* The claim answer r (200) into leases to run: returns the first lease
+ * (borrowed from r) and queues the others (claimed ahead). */
+static const json_t *claim_take(struct cu_slot *s, const struct cu_http_result *r)
+{
+    json_t *leases = json_object_get(r->json, "leases"), *l;
+    size_t i;
+
+    if (!json_is_array(leases) || json_array_size(leases) == 0)
+        return json_object_get(r->json, "lease");
+    if (json_array_size(leases) > 1)
+        cu_ahead_record(s->a, leases);
+    json_array_foreach (leases, i, l) {
+        if (i == 0)
+            continue;
+        if (!s->a->ahead || cu_ahead_push(s->a->ahead, l) != 0)
+            cu_ahead_hand_back(s, l, "provider queue full", false);
+    }
+    if (json_array_size(leases) > 1)
+        cu_debug("slot %u: %zu lease(s) claimed ahead", s->index, json_array_size(leases) - 1);
+    return json_array_get(leases, 0);
+}
+
 static void *slot_main(void *arg)
 {
     struct cu_slot *s = arg;
+    struct cu_ahead *ah = s->a->ahead;
     const struct cu_free_res *f = &s->a->slot_free;
     struct cu_http_result r;
     char last[64] = "", desc[700];
-    int64_t backoff = 500, error_pause = 0;
+    int64_t backoff = 500, error_pause = 0, nap_ms = 0, age_ms;
     bool waiting = false;
-    json_t *body;
+    json_t *body, *queued;
 
     body = json_pack("{s:I,s:{s:I,s:I,s:I}}", "wait_ms", (json_int_t)CU_CLAIM_WAIT_MS, "free",
                      "cores", (json_int_t)f->cores, "memory", (json_int_t)f->memory, "gpus",
@@ -468,8 +546,22 @@ static void *slot_main(void *arg)
     if (cu_slot_warm_init(s) != 0)
         cu_warn("slot %u: cannot start its warm sandbox keeper: a sandbox per task", s->index);
     while (body && !cu_agent_stopping()) {
+        unsigned want = 1;
         int rc;
 
+        /* Leases claimed ahead go before any new claim. */
+        if (ah && (queued = cu_ahead_pop(ah, &age_ms)) != NULL) {
+            slot_run_queued(s, queued, age_ms, &error_pause, &nap_ms);
+            continue;
+        }
+        if (nap_ms) {
+            /* After a provider-side failure, before claiming more (the
+             * queued leases went first: they must not wait). */
+            cu_agent_nap(nap_ms);
+            nap_ms = 0;
+            if (cu_agent_stopping())
+                break;
+        }
         if (s->a->idle && !cu_idle_monitor_idle(s->a->idle)) {
             /* Paused for the owner: nothing stays warm meanwhile. */
             cu_slot_warm_release(s);
@@ -488,40 +580,45 @@ static void *slot_main(void *arg)
         (void)json_object_set_new(body, "wait_ms",
                                   json_integer(cu_slot_warm_held(s) ? WARM_IDLE_MS
                                                                     : CU_CLAIM_WAIT_MS));
+        if (ah && !atomic_load(&g_no_ahead))
+            want = cu_ahead_want(ah, s->a);
+        if (want > 1) {
+            (void)json_object_set_new(body, "max", json_integer(want));
+            (void)json_object_set_new(body, "sequential", json_true());
+        } else {
+            (void)json_object_del(body, "max");
+            (void)json_object_del(body, "sequential");
+        }
         rc = cu_http_request_json(s->http, "POST", "/v1/claims", body, CU_CLAIM_TIMEOUT_MS, &r);
+        if (want > 1 && rc == 0 && r.status == 400 && !atomic_exchange(&g_no_ahead, true))
+            cu_warn("exchange %s refused a claim ahead (%s): one lease per claim from now on",
+                    s->a->exchange, r.err_code);
         if (!(rc == 0 && r.status == 200) && cu_slot_warm_held(s))
             cu_slot_warm_release(s); /* no lease right away: idle, or the exchange is away */
         if (rc == 0 && (r.status == 200 || r.status == 204)) {
+            const json_t *lease;
             if (last[0])
                 cu_info("slot %u: exchange answering claims again", s->index);
             last[0] = '\0';
             backoff = 500;
-            if (r.status == 204)
-                continue;
-            if (json_object_get(r.json, "challenge")) {
+            if (r.status == 204 || json_object_get(r.json, "challenge")) {
+                if (want > 1)
+                    cu_ahead_claimed(ah, want);
+                if (r.status == 204)
+                    continue;
                 /* A proof of capability first; then claim again. */
                 if (cu_trust_challenge(s, json_object_get(r.json, "challenge")) != 0)
                     cu_agent_nap(backoff);
                 continue;
             }
-            atomic_store(&s->busy, true);
-            rc = cu_lease_run(s, json_object_get(r.json, "lease"));
-            cu_slot_warm_after_lease(s);
-            atomic_store(&s->busy, false);
-            if (rc == 0) {
-                error_pause = 0;
-            } else if (!cu_agent_stopping()) {
-                /* Our own failure (sandbox, disk, download): do not grab
-                 * and fail the whole queue at full speed. */
-                error_pause = error_pause ? error_pause * 2 : 1000;
-                if (error_pause > 30000)
-                    error_pause = 30000;
-                cu_warn("slot %u: pausing %lld ms after a provider-side error", s->index,
-                        (long long)error_pause);
-                cu_agent_nap(error_pause);
-            }
+            lease = claim_take(s, &r);
+            if (want > 1)
+                cu_ahead_claimed(ah, want);
+            slot_run(s, lease, &error_pause, &nap_ms);
             continue;
         }
+        if (want > 1)
+            cu_ahead_claimed(ah, want);
         cu_http_result_describe(&r, desc, sizeof desc);
         if (strcmp(last, r.err_code) != 0) {
             cu_warn("slot %u: claim failed: %s (retrying)", s->index, desc);
@@ -530,6 +627,14 @@ static void *slot_main(void *arg)
         cu_agent_nap(backoff);
         backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
     }
+    /* Stopping: leases still queued are handed back (one short try each;
+     * the unanswered keep their rows for recover()). */
+    atomic_store(&s->busy, true);
+    while (ah && (queued = cu_ahead_pop(ah, &age_ms)) != NULL) {
+        cu_ahead_hand_back(s, queued, "provider shutting down", true);
+        json_decref(queued);
+    }
+    atomic_store(&s->busy, false);
     if (!body)
         cu_error("slot %u: out of memory", s->index);
     cu_slot_warm_fini(s);
@@ -562,6 +667,8 @@ static int slots_start(struct cu_agent *a, struct cu_slot *slots, unsigned n, st
             rc = cu_err_set(e, -CU_ENOMEM, "cannot create HTTP clients for slot %u", i);
             break;
         }
+        if ((rc = cu_slot_dir_init(s, e)) != 0)
+            break;
         if (pthread_create(&s->thread, NULL, slot_main, s) != 0) {
             rc = cu_err_set(e, -CU_ENOMEM, "cannot start the thread of slot %u", i);
             break;
@@ -780,6 +887,8 @@ int cu_provider_run(const struct cu_provider_opts *opts, struct cu_err *e)
     /* 2 x slots pending reports: a slot never waits for its own report,
      * and a report leaves within a round trip or two (lease.c). */
     rc = cu_reporter_start(a, 2 * nslots, &a->reporter, e);
+    if (rc == 0 && (rc = cu_ahead_new(nslots, &a->ahead)) != 0)
+        rc = cu_err_set(e, rc, "out of memory");
     if (rc == 0)
         rc = slots_start(a, slots, nslots, e);
     if (rc == 0) {
@@ -809,6 +918,8 @@ int cu_provider_run(const struct cu_provider_opts *opts, struct cu_err *e)
     slots_free(slots, nslots);
     cu_reporter_free(a->reporter); /* no slot thread is left to submit */
     a->reporter = NULL;
+    cu_ahead_free(a->ahead); /* empty: each slot handed back what it found queued */
+    a->ahead = NULL;
     g_slots = NULL;
     g_agent = NULL;
     if (rc == 0)

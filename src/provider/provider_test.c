@@ -423,6 +423,42 @@ static void test_pstate(void **state)
     cu_pstate_close(&ps);
 }
 
+/* History rows ride in the next write's transaction, or are written at
+ * close: either way `provider status` (cu_pstate_view) sees each. */
+static void test_pstate_history(void **state)
+{
+    struct fixture *f = *state;
+    struct cu_pstate ps;
+    struct cu_pstate_done d = {.task = 1, .cpu_ms = 5, .wall_ms = 6}, *run, *done;
+    struct cu_err e = {0};
+    char path[CU_PATH_MAX];
+    size_t nrun, ndone;
+
+    assert_int_equal(cu_path_join(path, sizeof path, f->dir, "state.db"), 0);
+    assert_int_equal(cu_pstate_open(&ps, path, &e), 0);
+    (void)cu_snprintf(d.job, sizeof d.job, "j-h");
+    (void)cu_snprintf(d.status, sizeof d.status, "ok");
+    for (int64_t id = 1; id <= 6; id++) { /* more than CU_PSTATE_HIST_PENDING */
+        d.id = id;
+        assert_int_equal(cu_pstate_history_add(&ps, "http://a", &d), 0);
+    }
+    assert_int_equal(cu_pstate_running(&ps, "http://a", 9, "j-h", 2), 0);
+    assert_int_equal(cu_pstate_view(path, 50, &run, &nrun, &done, &ndone, &e), 0);
+    assert_int_equal(nrun, 1);
+    assert_int_equal(ndone, 6);
+    free(run);
+    free(done);
+    d.id = 7;
+    assert_int_equal(cu_pstate_history_add(&ps, "http://a", &d), 0);
+    cu_pstate_close(&ps);
+    assert_int_equal(cu_pstate_view(path, 50, &run, &nrun, &done, &ndone, &e), 0);
+    assert_int_equal(ndone, 7);
+    assert_int_equal(done[0].id, 7);
+    assert_string_equal(done[0].exchange, "http://a");
+    free(run);
+    free(done);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -435,6 +471,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_report_json, setup, teardown),
         cmocka_unit_test_setup_teardown(test_collect_inline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pstate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pstate_history, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

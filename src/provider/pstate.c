@@ -15,6 +15,8 @@
 #define CU_STR_(x) #x
 #define CU_STR(x) CU_STR_(x)
 
+static int hist_flush(struct cu_pstate *ps, struct cu_err *e);
+
 static const struct cu_migration pstate_migrations[] = {
     {1, "CREATE TABLE replicas ("
         "  exchange TEXT NOT NULL,"
@@ -65,12 +67,20 @@ int cu_pstate_open(struct cu_pstate *ps, const char *path, struct cu_err *e)
         return rc;
     }
     ps->history_adds = 0;
+    ps->nfresh = 0;
+    ps->nhist = 0;
     pthread_mutex_init(&ps->lock, NULL);
     return 0;
 }
 
 void cu_pstate_close(struct cu_pstate *ps)
 {
+    struct cu_err e = {0};
+
+    pthread_mutex_lock(&ps->lock);
+    if (ps->nhist > 0 && hist_flush(ps, &e) != 0)
+        cu_error("provider state: %s", e.msg);
+    pthread_mutex_unlock(&ps->lock);
     cu_db_close(&ps->db);
     pthread_mutex_destroy(&ps->lock);
 }
@@ -82,12 +92,23 @@ static int write_stmt(struct cu_pstate *ps, const char *sql, const char *exchang
 {
     sqlite3_stmt *st = NULL;
     struct cu_err e = {0};
+    bool txn = false;
     int rc, np;
 
     pthread_mutex_lock(&ps->lock);
-    rc = cu_db_prepare(&ps->db, sql, &st, &e);
+    if (ps->nhist > 0) {
+        /* The pending history rows commit with this write. */
+        txn = cu_db_begin(&ps->db) == 0;
+        if (hist_flush(ps, &e) != 0) {
+            cu_error("provider state: %s", e.msg);
+            memset(&e, 0, sizeof e);
+        }
+    }
+    /* Reused: parsing each of the 3-4 writes per task again was most of
+     * their cost (docs/performance.md "Provider: ..."). */
+    rc = cu_db_cached(&ps->db, sql, &st, &e);
     if (rc)
-        goto out_unlock;
+        goto out_commit;
     np = sqlite3_bind_parameter_count(st);
     sqlite3_bind_text(st, 1, exchange, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, replica);
@@ -101,22 +122,94 @@ static int write_stmt(struct cu_pstate *ps, const char *sql, const char *exchang
         (void)cu_snprintf(e.msg, sizeof e.msg, "%s", sqlite3_errmsg(ps->db.h));
         rc = -CU_EDB;
     }
-    sqlite3_finalize(st);
-out_unlock:
+    cu_db_cached_done(&ps->db, st);
+out_commit:
+    if (txn && cu_db_commit(&ps->db) != 0 && rc == 0) {
+        cu_db_rollback(&ps->db);
+        rc = -CU_EDB;
+    }
     pthread_mutex_unlock(&ps->lock);
     if (rc)
         cu_error("provider state: %s", e.msg[0] ? e.msg : cu_strerror(rc));
     return rc;
 }
 
+static const char sql_running[] = "INSERT OR REPLACE INTO replicas"
+                                  " (exchange, id, job, task, state, report_json, updated_ms)"
+                                  " VALUES (?1, ?2, ?3, ?4, 'running', NULL, ?5)";
+
+/* Takes (exchange, replica) out of ps->fresh; true when it was there.
+ * Under ps->lock. */
+static bool fresh_take(struct cu_pstate *ps, const char *exchange, int64_t replica)
+{
+    for (unsigned i = 0; i < ps->nfresh; i++) {
+        if (ps->fresh[i].replica == replica && ps->fresh[i].exchange == exchange) {
+            ps->fresh[i] = ps->fresh[--ps->nfresh];
+            return true;
+        }
+    }
+    return false;
+}
+
 int cu_pstate_running(struct cu_pstate *ps, const char *exchange, int64_t replica,
                       const char *job, uint32_t task)
 {
-    return write_stmt(ps,
-                      "INSERT OR REPLACE INTO replicas"
-                      " (exchange, id, job, task, state, report_json, updated_ms)"
-                      " VALUES (?1, ?2, ?3, ?4, 'running', NULL, ?5)",
-                      exchange, replica, job, task);
+    bool fresh;
+
+    pthread_mutex_lock(&ps->lock);
+    fresh = fresh_take(ps, exchange, replica);
+    pthread_mutex_unlock(&ps->lock);
+    if (fresh)
+        return 0; /* written moments ago with its claim's other leases */
+    return write_stmt(ps, sql_running, exchange, replica, job, task);
+}
+
+int cu_pstate_running_batch(struct cu_pstate *ps, const char *exchange,
+                            const struct cu_pstate_lease *l, size_t n)
+{
+    sqlite3_stmt *st = NULL;
+    struct cu_err e = {0};
+    int rc;
+
+    pthread_mutex_lock(&ps->lock);
+    rc = cu_db_begin(&ps->db);
+    if (rc)
+        goto out_unlock;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = cu_db_cached(&ps->db, sql_running, &st, &e);
+        if (rc)
+            break;
+        sqlite3_bind_text(st, 1, exchange, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, l[i].replica);
+        sqlite3_bind_text(st, 3, l[i].job, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, l[i].task);
+        sqlite3_bind_int64(st, 5, cu_now_ms());
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            (void)cu_snprintf(e.msg, sizeof e.msg, "%s", sqlite3_errmsg(ps->db.h));
+            rc = -CU_EDB;
+        }
+        cu_db_cached_done(&ps->db, st);
+    }
+    if (rc == 0)
+        rc = cu_db_commit(&ps->db);
+    else
+        cu_db_rollback(&ps->db);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        (void)fresh_take(ps, exchange, l[i].replica);
+        if (ps->nfresh == CU_PSTATE_FRESH) {
+            /* The oldest is written again by its own call: harmless. */
+            memmove(&ps->fresh[0], &ps->fresh[1], (CU_PSTATE_FRESH - 1) * sizeof ps->fresh[0]);
+            ps->nfresh--;
+        }
+        ps->fresh[ps->nfresh].exchange = exchange;
+        ps->fresh[ps->nfresh].replica = l[i].replica;
+        ps->nfresh++;
+    }
+out_unlock:
+    pthread_mutex_unlock(&ps->lock);
+    if (rc)
+        cu_error("provider state: %s", e.msg[0] ? e.msg : cu_strerror(rc));
+    return rc;
 }
 
 int cu_pstate_finished(struct cu_pstate *ps, const char *exchange, int64_t replica,
@@ -130,6 +223,9 @@ int cu_pstate_finished(struct cu_pstate *ps, const char *exchange, int64_t repli
 
 int cu_pstate_forget(struct cu_pstate *ps, const char *exchange, int64_t replica)
 {
+    pthread_mutex_lock(&ps->lock);
+    (void)fresh_take(ps, exchange, replica);
+    pthread_mutex_unlock(&ps->lock);
     return write_stmt(ps, "DELETE FROM replicas WHERE exchange = ?1 AND id = ?2", exchange,
                       replica, NULL, 0);
 }
@@ -216,48 +312,72 @@ out_unlock:
     return 0;
 }
 
+static const char sql_history[] =
+    "INSERT OR REPLACE INTO history (exchange, id, job, task, status, reason,"
+    " cpu_ms, wall_ms, memory_peak, finished_ms)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+
+/* Writes the pending history rows (in the caller's transaction, if any)
+ * and prunes now and then. Under ps->lock. 0 or -CU_EDB with e set. */
+static int hist_flush(struct cu_pstate *ps, struct cu_err *e)
+{
+    int rc = 0;
+
+    for (unsigned i = 0; i < ps->nhist && rc == 0; i++) {
+        const struct cu_pstate_done *d = &ps->hist[i];
+        sqlite3_stmt *st = NULL;
+        rc = cu_db_cached(&ps->db, sql_history, &st, e);
+        if (rc)
+            break;
+        sqlite3_bind_text(st, 1, d->exchange, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, d->id);
+        sqlite3_bind_text(st, 3, d->job, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, d->task);
+        sqlite3_bind_text(st, 5, d->status, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 6, d->reason, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 7, (int64_t)d->cpu_ms);
+        sqlite3_bind_int64(st, 8, (int64_t)d->wall_ms);
+        sqlite3_bind_int64(st, 9, (int64_t)d->memory_peak);
+        sqlite3_bind_int64(st, 10, d->finished_ms);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            (void)cu_snprintf(e->msg, sizeof e->msg, "history: %s", sqlite3_errmsg(ps->db.h));
+            rc = -CU_EDB;
+        }
+        cu_db_cached_done(&ps->db, st);
+        /* The prune sorts the table: once every HISTORY_PRUNE_EVERY adds
+         * is enough (at most HISTORY_KEEP + HISTORY_PRUNE_EVERY rows). */
+        if (rc == 0 && ps->history_adds++ % HISTORY_PRUNE_EVERY == 0 &&
+            sqlite3_exec(ps->db.h,
+                         "DELETE FROM history WHERE rowid NOT IN"
+                         " (SELECT rowid FROM history ORDER BY finished_ms DESC LIMIT "
+                         CU_STR(HISTORY_KEEP) ")",
+                         NULL, NULL, NULL) != SQLITE_OK) {
+            (void)cu_snprintf(e->msg, sizeof e->msg, "history prune: %s",
+                              sqlite3_errmsg(ps->db.h));
+            rc = -CU_EDB;
+        }
+    }
+    ps->nhist = 0; /* written, or lost with a logged error: never retried forever */
+    return rc;
+}
+
 int cu_pstate_history_add(struct cu_pstate *ps, const char *exchange,
                           const struct cu_pstate_done *d)
 {
-    sqlite3_stmt *st = NULL;
     struct cu_err e = {0};
-    int rc;
+    int rc = 0;
 
     pthread_mutex_lock(&ps->lock);
-    rc = cu_db_prepare(&ps->db,
-                       "INSERT OR REPLACE INTO history (exchange, id, job, task, status, reason,"
-                       " cpu_ms, wall_ms, memory_peak, finished_ms)"
-                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                       &st, &e);
-    if (rc)
-        goto out_unlock;
-    sqlite3_bind_text(st, 1, exchange, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, d->id);
-    sqlite3_bind_text(st, 3, d->job, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, d->task);
-    sqlite3_bind_text(st, 5, d->status, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, d->reason, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 7, (int64_t)d->cpu_ms);
-    sqlite3_bind_int64(st, 8, (int64_t)d->wall_ms);
-    sqlite3_bind_int64(st, 9, (int64_t)d->memory_peak);
-    sqlite3_bind_int64(st, 10, d->finished_ms ? d->finished_ms : cu_now_ms());
-    if (sqlite3_step(st) != SQLITE_DONE)
-        rc = -CU_EDB;
-    sqlite3_finalize(st);
-    /* The prune sorts the table: once every HISTORY_PRUNE_EVERY adds is
-     * enough (at most HISTORY_KEEP + HISTORY_PRUNE_EVERY rows). */
-    if (rc == 0 && ps->history_adds++ % HISTORY_PRUNE_EVERY == 0 &&
-        sqlite3_exec(ps->db.h,
-                     "DELETE FROM history WHERE rowid NOT IN"
-                     " (SELECT rowid FROM history ORDER BY finished_ms DESC LIMIT "
-                     CU_STR(HISTORY_KEEP) ")",
-                     NULL, NULL, NULL) != SQLITE_OK)
-        rc = -CU_EDB;
-out_unlock:
-    if (rc)
-        cu_error("provider state: history: %s",
-                 e.msg[0] ? e.msg : sqlite3_errmsg(ps->db.h));
+    if (ps->nhist == CU_PSTATE_HIST_PENDING)
+        rc = hist_flush(ps, &e); /* no write came between: one transaction of its own */
+    ps->hist[ps->nhist] = *d;
+    (void)cu_snprintf(ps->hist[ps->nhist].exchange, sizeof ps->hist[0].exchange, "%s", exchange);
+    if (!d->finished_ms)
+        ps->hist[ps->nhist].finished_ms = cu_now_ms();
+    ps->nhist++;
     pthread_mutex_unlock(&ps->lock);
+    if (rc)
+        cu_error("provider state: %s", e.msg);
     return rc;
 }
 

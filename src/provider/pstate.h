@@ -18,10 +18,47 @@
 #include "base/err.h"
 #include "store/db.h"
 
+/* A finished replica (history) or, from cu_pstate_view, a running one
+ * (status "running", finished_ms = when it started). */
+struct cu_pstate_done {
+    int64_t id;
+    char job[64];
+    uint32_t task;
+    char status[16];       /* the sandbox status name: "ok", "failed", ... */
+    char reason[256];
+    uint64_t cpu_ms, wall_ms, memory_peak;
+    int64_t finished_ms;   /* 0 = now */
+    char exchange[1024];
+};
+
+#define CU_PSTATE_FRESH 32
+#define CU_PSTATE_HIST_PENDING 4
+
 struct cu_pstate {
     struct cu_db db;
     pthread_mutex_t lock;
     unsigned history_adds; /* under lock */
+    /* Replicas written 'running' by cu_pstate_running_batch whose own
+     * cu_pstate_running has not come yet: that call then writes nothing
+     * (under lock; a ring, the oldest dropped when full). */
+    struct {
+        const char *exchange; /* the caller's pointer: compared, not read */
+        int64_t replica;
+    } fresh[CU_PSTATE_FRESH];
+    unsigned nfresh;
+    /* History rows not yet written: they ride in the next write's
+     * transaction (the 'finished' row that follows at once), saving a
+     * commit per task; kill -9 can lose them, and only `provider status`
+     * would miss them (under lock). */
+    struct cu_pstate_done hist[CU_PSTATE_HIST_PENDING];
+    unsigned nhist;
+};
+
+/* One replica for cu_pstate_running_batch. */
+struct cu_pstate_lease {
+    int64_t replica;
+    const char *job;
+    uint32_t task;
 };
 
 struct cu_pstate_row {
@@ -35,9 +72,15 @@ struct cu_pstate_row {
 int cu_pstate_open(struct cu_pstate *ps, const char *path, struct cu_err *e);
 void cu_pstate_close(struct cu_pstate *ps);
 
-/* Records (or resets) replica as 'running'. */
+/* Records (or resets) replica as 'running'. Writes nothing when
+ * cu_pstate_running_batch recorded it with the same exchange pointer and
+ * this is the first call for it since. */
 int cu_pstate_running(struct cu_pstate *ps, const char *exchange, int64_t replica,
                       const char *job, uint32_t task);
+/* Records n replicas as 'running' in one transaction (the leases of one
+ * claim). 0 or negative (logged; then none is recorded). */
+int cu_pstate_running_batch(struct cu_pstate *ps, const char *exchange,
+                            const struct cu_pstate_lease *l, size_t n);
 /* Stores the report body and marks the replica 'finished' (durable
  * across kill -9 of the provider: synchronous=NORMAL, see pstate.c). */
 int cu_pstate_finished(struct cu_pstate *ps, const char *exchange, int64_t replica,
@@ -54,18 +97,6 @@ int cu_pstate_list(struct cu_pstate *ps, const char *exchange, struct cu_pstate_
                    size_t *n);
 void cu_pstate_rows_free(struct cu_pstate_row *rows, size_t n);
 
-/* A finished replica (history) or, from cu_pstate_view, a running one
- * (status "running", finished_ms = when it started). */
-struct cu_pstate_done {
-    int64_t id;
-    char job[64];
-    uint32_t task;
-    char status[16];       /* the sandbox status name: "ok", "failed", ... */
-    char reason[256];
-    uint64_t cpu_ms, wall_ms, memory_peak;
-    int64_t finished_ms;   /* 0 = now */
-    char exchange[1024];
-};
 
 /* Records a finished replica; the newest 200 are kept (a few dozen more
  * between prunes). */

@@ -532,10 +532,75 @@ static void test_batches(void **state)
     cu_http_client_free(t);
 }
 
+/* Claiming ahead (docs/api.md): with "sequential" each lease alone fits
+ * free, so a one-core claim gets all three one-core tasks (without it:
+ * one); a "sequential" that is not a boolean is refused. Finishes its
+ * job. */
+static void test_batches_sequential(void **state)
+{
+    char job[40], body[1024];
+    struct cu_identity idt;
+    struct cu_http_client *t;
+    struct cu_http_result r;
+    json_t *ans = NULL, *list, *res;
+    int64_t rid[3];
+    int seen[3] = {0, 0, 0};
+
+    (void)state;
+    assert_int_equal(cu_identity_generate(&idt), 0);
+    t = cu_http_client_new(E->x.url, &idt);
+    assert_non_null(t);
+    fund(E->a, 1000000000);
+    hello(t, NULL);
+    submit("sequential", 3, ",\"replication\":1", job, sizeof job);
+    post(t, "/v1/claims",
+         "{\"max\":4,\"sequential\":1,\"wait_ms\":0,\"free\":{\"cores\":1,"
+         "\"memory\":4294967296}}",
+         400, "invalid", "sequential not a boolean", NULL);
+    post(t, "/v1/claims",
+         "{\"max\":4,\"sequential\":true,\"wait_ms\":0,\"free\":{\"cores\":1,"
+         "\"memory\":4294967296}}",
+         200, NULL, "sequential claim", &ans);
+    list = json_object_get(ans, "leases");
+    assert_int_equal(json_array_size(list), 3);
+    for (size_t k = 0; k < 3; k++) {
+        const json_t *l = json_array_get(list, k);
+        assert_string_equal(str_of(l, "job"), job);
+        rid[k] = json_integer_value(json_object_get(l, "replica"));
+        seen[json_integer_value(json_object_get(l, "task"))]++;
+    }
+    json_decref(ans);
+    assert_true(seen[0] == 1 && seen[1] == 1 && seen[2] == 1);
+    assert_null(claim(t));
+    assert_int_equal(
+        cu_snprintf(body, sizeof body,
+                    "{\"reports\":["
+                    "{\"replica\":%lld,\"status\":\"ok\",\"exit_code\":0,\"cpu_ms\":5,"
+                    "\"outputs\":[],\"merkle_root\":\"%s\"},"
+                    "{\"replica\":%lld,\"status\":\"ok\",\"exit_code\":0,\"cpu_ms\":5,"
+                    "\"outputs\":[],\"merkle_root\":\"%s\"},"
+                    "{\"replica\":%lld,\"status\":\"ok\",\"exit_code\":0,\"cpu_ms\":5,"
+                    "\"outputs\":[],\"merkle_root\":\"%s\"}]}",
+                    (long long)rid[0], E->root_hex, (long long)rid[1], E->root_hex,
+                    (long long)rid[2], E->root_hex),
+        0);
+    cu_http_result_init(&r);
+    call(t, "POST", "/v1/reports", body, &r);
+    expect_status(&r, 200, NULL, "batched report");
+    res = json_object_get(r.json, "results");
+    assert_int_equal(json_array_size(res), 3);
+    for (size_t k = 0; k < 3; k++)
+        assert_string_equal(str_of(json_array_get(res, k), "state"), "accepted");
+    cu_http_result_release(&r);
+    cu_identity_wipe(&idt);
+    cu_http_client_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batches),
+        cmocka_unit_test(test_batches_sequential),
         cmocka_unit_test(test_capability_challenge),
         cmocka_unit_test(test_heartbeat_challenge),
         cmocka_unit_test(test_commit_reveal_and_slash),

@@ -81,8 +81,18 @@ YAML
     "$CU" wait "$JOB" --timeout 120s 2>"$T/normal.err" ||
         fail "the provider no longer serves a normal job: $(tail -3 "$T/normal.err")"
     alive "$PROV" || fail "the provider died after the normal job"
-    left=$(find "$T/p1/tasks" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
-    [ "$left" -eq 0 ] || fail "task directories left behind: $(ls "$T/p1/tasks")"
+    # Each slot keeps one task directory, tasks/slot-N, emptied after
+    # every task (src/provider/taskdir.c): nothing else may be there, and
+    # nothing of a task in its work/, out/ or in/.
+    for d in "$T/p1/tasks"/*; do
+        [ -e "$d" ] || continue
+        case "${d##*/}" in
+        slot-[0-9]*) ;;
+        *) fail "task directory left behind: $(ls "$T/p1/tasks")" ;;
+        esac
+        left=$(find "$d/work" "$d/out" "$d/in" -mindepth 1 2>/dev/null | wc -l)
+        [ "$left" -eq 0 ] || fail "task files left behind: $(find "$d" -mindepth 2 | head)"
+    done
     if [ -s "$T/p1/cgroup" ]; then
         cgdir=$(sed -n 's/^memory //p' "$T/p1/cgroup")
         n=$(find "$cgdir" -mindepth 1 -maxdepth 1 -type d -name 'task-*' | wc -l)

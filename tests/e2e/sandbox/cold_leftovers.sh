@@ -1,0 +1,47 @@
+#!/bin/sh
+# cold_leftovers.sh - escape suite, a sandbox per task (--no-warm-sandbox):
+# the slot's task directory is reused (src/provider/taskdir.c), and a task
+# in a sandbox of its own sees work/ and out/ themselves, so it can change
+# them (files, the directory's mode). Consecutive tasks on a one-slot
+# provider each look for what an earlier one left, then leave it behind:
+# every task must find a fresh /work and /out.
+. tests/e2e/lib.sh
+. tests/e2e/sandbox/_escape.sh
+need curl jq
+escape_setup --no-warm-sandbox
+cat >"$T/leave.sh" <<'EOS'
+found=""
+[ -e /work/leftover ] && found="$found work"
+[ -e /out/leftover.txt ] && found="$found out"
+[ "$(stat -c %a /work)" = 755 ] || found="$found work-mode:$(stat -c %a /work)"
+[ "$(stat -c %a /out)" = 755 ] || found="$found out-mode:$(stat -c %a /out)"
+if [ -z "$found" ]; then echo contained >/out/verdict.txt; else echo "leaked:$found" >/out/verdict.txt; fi
+echo x >/work/leftover
+echo x >/out/leftover.txt
+mkdir /work/locked && chmod 0 /work/locked
+chmod 700 /work
+chmod 777 /out
+exit 0
+EOS
+cat >"$T/cold.yaml" <<EOF2
+name: cold-leftovers
+command: ["sh", "/in/leave.sh"]
+inputs:
+  - {name: leave.sh, path: ./leave.sh}
+tasks: 3
+replication: 1
+resources: {cores: 1, memory: 64MiB, time: 20s, output: 1MiB}
+outputs: ["*.txt"]
+price: {max_per_cu: 10}
+EOF2
+submit "$T/cold.yaml"
+"$CU" wait "$JOB" --timeout 120s >/dev/null 2>"$T/wait.err" || fail "job failed: $(cat "$T/wait.err")"
+rm -rf "$T/res"
+"$CU" results "$JOB" --out "$T/res" >"$T/results.log" 2>&1 || fail "results failed: $(cat "$T/results.log")"
+for i in 0 1 2; do
+    v=$(cat "$T/res/$i/verdict.txt" 2>/dev/null)
+    say "task $i: $v"
+    [ "$v" = contained ] || fail "task $i saw what an earlier task left: '$v'"
+done
+grep -q "warm sandbox started" "$T/p1.log" && fail "a warm sandbox ran despite --no-warm-sandbox"
+escape_still_serving
