@@ -158,30 +158,18 @@ static int job_refresh(struct ex_state *st, const char *job, int64_t now)
     int64_t total = 0, open = 0, done = 0, failed = 0;
     int rc;
 
-    /* Asked after every report: one index seek while tasks are open, and
-     * the count below only once, when the last one finishes. */
-    s = ex_sql_cached(st, "SELECT 1 FROM tasks WHERE job_id = ?1 AND state = 'queued' UNION ALL "
-                          "SELECT 1 FROM tasks WHERE job_id = ?1 AND state = 'running' LIMIT 1",
-                      "t", job);
+    /* Asked after every report: the counts the triggers keep (schema.c,
+     * 15), one row whatever the job's size. */
+    s = ex_sql_cached(st, "SELECT queued, running, done, failed, cancelled FROM job_counts "
+                          "WHERE job_id = ?1", "t", job);
     if (!s)
         return -CU_EDB;
     rc = ex_sql_step(st, s);
-    ex_sql_done(st, s);
-    if (rc != 0)
-        return rc < 0 ? rc : 0;
-    s = ex_sql_cached(st, "SELECT state, COUNT(*) FROM tasks WHERE job_id = ?1 GROUP BY state", "t", job);
-    if (!s)
-        return -CU_EDB;
-    while ((rc = ex_sql_step(st, s)) == 1) {
-        const char *state = ex_col_text(s, 0);
-        int64_t c = sqlite3_column_int64(s, 1);
-        total += c;
-        if (!state || !task_state_finished(state))
-            open += c;
-        else if (strcmp(state, "done") == 0)
-            done += c;
-        else if (strcmp(state, "failed") == 0)
-            failed += c;
+    if (rc == 1) {
+        open = sqlite3_column_int64(s, 0) + sqlite3_column_int64(s, 1);
+        done = sqlite3_column_int64(s, 2);
+        failed = sqlite3_column_int64(s, 3);
+        total = open + done + failed + sqlite3_column_int64(s, 4);
     }
     ex_sql_done(st, s);
     if (rc < 0)
@@ -917,15 +905,20 @@ out_unlock:
     return rc;
 }
 
-/* The job's SUMMARY from a row of SUMMARY_COLS. mu held. */
-#define SUMMARY_COLS "id, name, owner, state, created_ms, finished_ms, reason, task_count"
+/* The job's summary from a row of SUMMARY_COLS over SUMMARY_FROM: its
+ * task counts and accepted CU are kept by triggers (schema.c, 15), so a
+ * poll reads one row, whatever the job's size. mu held. */
+#define SUMMARY_COLS                                                                               \
+    "jobs.id, jobs.name, jobs.owner, jobs.state, jobs.created_ms, jobs.finished_ms, "          \
+    "jobs.reason, jobs.task_count, c.queued, c.running, c.done, c.failed, c.cancelled, "        \
+    "c.cu_milli"
+#define SUMMARY_NCOLS 14
+#define SUMMARY_FROM "jobs LEFT JOIN job_counts c ON c.job_id = jobs.id"
 
-static json_t *job_summary(struct ex_state *st, sqlite3_stmt *row)
+static json_t *job_summary(sqlite3_stmt *row)
 {
     static const char *const states[] = {"queued", "running", "done", "failed", "cancelled"};
     json_t *j, *counts;
-    sqlite3_stmt *s;
-    int rc;
 
     j = json_object();
     counts = json_object();
@@ -939,32 +932,10 @@ static json_t *job_summary(struct ex_state *st, sqlite3_stmt *row)
     json_object_set_new(j, "finished_ms", ex_col_jint(row, 5));
     json_object_set_new(j, "reason", ex_col_jtext(row, 6));
     json_object_set_new(counts, "total", ex_col_jint(row, 7));
-    for (size_t i = 0; i < sizeof states / sizeof states[0]; i++)
-        json_object_set_new(counts, states[i], json_integer(0));
-    s = ex_sql_cached(st, "SELECT state, COUNT(*) FROM tasks WHERE job_id = ?1 GROUP BY state", "t",
-              ex_col_text(row, 0));
-    if (!s)
-        goto out_free;
-    while ((rc = ex_sql_step(st, s)) == 1)
-        if (ex_col_text(s, 0))
-            json_object_set_new(counts, ex_col_text(s, 0), ex_col_jint(s, 1));
-    ex_sql_done(st, s);
-    if (rc < 0)
-        goto out_free;
+    for (int i = 0; i < (int)(sizeof states / sizeof states[0]); i++)
+        json_object_set_new(counts, states[i], json_integer(sqlite3_column_int64(row, 8 + i)));
     json_object_set_new(j, "counts", counts);
-    counts = NULL;
-    s = ex_sql_cached(st,
-              "SELECT COALESCE(SUM(cu_milli), 0) FROM replicas "
-              "WHERE job_id = ?1 AND state = 'accepted'",
-              "t", ex_col_text(row, 0));
-    if (!s)
-        goto out_free;
-    rc = ex_sql_step(st, s);
-    if (rc == 1)
-        json_object_set_new(j, "cu_milli", ex_col_jint(s, 0));
-    ex_sql_done(st, s);
-    if (rc != 1)
-        goto out_free;
+    json_object_set_new(j, "cu_milli", json_integer(sqlite3_column_int64(row, 13)));
     return j;
 out_free:
     json_decref(counts);
@@ -984,8 +955,8 @@ json_t *ex_job_list(struct ex_state *st, const char *owner, struct ex_fail *f)
     }
     lock(st);
     s = ex_sql_cached(st,
-              "SELECT " SUMMARY_COLS " FROM jobs WHERE owner = ?1 "
-              "ORDER BY created_ms DESC, id DESC LIMIT ?2",
+              "SELECT " SUMMARY_COLS " FROM " SUMMARY_FROM " WHERE jobs.owner = ?1 "
+              "ORDER BY jobs.created_ms DESC, jobs.id DESC LIMIT ?2",
               "ti", owner, (int64_t)MAX_LIST_JOBS);
     if (!s) {
         ex_fail_db(st, f, "listing jobs");
@@ -993,7 +964,7 @@ json_t *ex_job_list(struct ex_state *st, const char *owner, struct ex_fail *f)
         goto out_free;
     }
     while ((rc = ex_sql_step(st, s)) == 1) {
-        json_t *j = job_summary(st, s);
+        json_t *j = job_summary(s);
         if (!j) {
             rc = -CU_EDB;
             break;
@@ -1025,7 +996,7 @@ static int job_row(struct ex_state *st, const char *id, const char *who, sqlite3
     int rc;
 
     *row = NULL;
-    s = ex_sql_cached(st, "SELECT " SUMMARY_COLS ", spec_json FROM jobs WHERE id = ?1", "t", id);
+    s = ex_sql_cached(st, "SELECT " SUMMARY_COLS ", jobs.spec_json FROM " SUMMARY_FROM " WHERE jobs.id = ?1", "t", id);
     if (!s)
         return ex_fail_db(st, f, "reading the job");
     rc = ex_sql_step(st, s);
@@ -1177,11 +1148,11 @@ json_t *ex_job_get(struct ex_state *st, const char *id, const char *who, struct 
     lock(st);
     if (job_row(st, id, who, &row, f))
         goto out_unlock;
-    j = job_summary(st, row);
+    j = job_summary(row);
     tasks = json_array();
     if (!j || !tasks)
         goto out_db;
-    spec = ex_col_text(row, 8) ? json_loads(ex_col_text(row, 8), 0, NULL) : NULL;
+    spec = ex_col_text(row, SUMMARY_NCOLS) ? json_loads(ex_col_text(row, SUMMARY_NCOLS), 0, NULL) : NULL;
     json_object_set_new(j, "spec", spec ? spec : json_null());
     {
         json_t *bill = ex_settle_bill(st, id), *waiting = ex_job_waiting(st, id, cu_now_ms());
