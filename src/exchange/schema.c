@@ -354,6 +354,18 @@ static const struct cu_migration migrations[] = {
      "  UPDATE job_counts SET cu_milli = cu_milli - COALESCE(OLD.cu_milli, 0) "
      "  WHERE job_id = OLD.job_id;"
      "END;"},
+    /* The score a claim reads is recomputed from up to 1,000 records
+     * after every new record: with one record per report, once per claim
+     * (10 % of the exchange's time in e2e_trivial). Accepted records now
+     * leave it provisional for a while (trust.c, ex_trust_score):
+     * score_lag counts the records it does not yet include, score_ms is
+     * the record time it was computed at. A claim computes it exactly
+     * whenever a running job has a reputation floor; the partial index
+     * makes asking that a seek. */
+    {16,
+     "ALTER TABLE providers ADD COLUMN score_lag INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE providers ADD COLUMN score_ms INTEGER;"
+     "CREATE INDEX jobs_min_reputation ON jobs(state) WHERE min_reputation > 0;"},
 };
 /* clang-format on */
 

@@ -1700,7 +1700,8 @@ static int claim_once(struct ex_state *st, const struct ex_waiter *me, unsigned 
 {
     struct claim_pick p = {0}, prev = {0};
     struct ex_free left = me->fr;
-    uint32_t score = ex_trust_score(st, me->provider);
+    /* Only a job's reputation floor needs the exact score (trust.h). */
+    uint32_t score = ex_trust_score(st, me->provider, ex_trust_floor_running(st));
     json_t *arr = NULL, *lease;
     int64_t now;
     bool stop = false;
@@ -1821,7 +1822,7 @@ int ex_claim_batch(struct ex_state *st, const char *provider, const struct ex_fr
     (void)cu_snprintf(me->provider, sizeof me->provider, "%s", provider);
     me->fr = *fr;
     me->ask = provider_ask(st, provider);
-    me->score = ex_trust_score(st, provider);
+    me->score = ex_trust_score(st, provider, false); /* orders waiters only */
     me->since_ms = cu_now_ms();
     me->active = me != &solo;
     for (;;) {

@@ -87,30 +87,42 @@ int ex_trust_record(struct ex_state *st, const char *provider, enum cu_rep_outco
                     "titti", provider, now, cu_rep_outcome_name(outcome), job,
                     replica > 0 ? replica : (int64_t)0);
     /* The score is recomputed from up to SCORE_RECORDS_MAX records when
-     * it is next read (ex_trust_score), as of this record's time: one
-     * recount per claim instead of one per report (10 % of the
-     * exchange's time in bench/dispatch at a few hundred records). */
+     * it is next read (ex_trust_score), as of this record's time. An
+     * accepted record adds one to the lag an inexact read may accept; any
+     * other outcome makes every read recompute. */
     if (!rc)
-        rc = ex_sql_run(st, "UPDATE providers SET score_at = ?2 WHERE id = ?1", "ti", provider,
-                        now);
+        rc = ex_sql_run(st,
+                        "UPDATE providers SET score_at = ?2, "
+                        "score_lag = CASE WHEN ?3 THEN score_lag + 1 ELSE ?4 END WHERE id = ?1",
+                        "tiii", provider, now, (int64_t)(outcome == CU_REP_ACCEPTED),
+                        (int64_t)EX_SCORE_LAG_RECORDS);
     return rc;
 }
 
-uint32_t ex_trust_score(struct ex_state *st, const char *provider)
+uint32_t ex_trust_score(struct ex_state *st, const char *provider, bool exact)
 {
-    sqlite3_stmt *s = ex_sql_cached(st, "SELECT score, score_at FROM providers WHERE id = ?1", "t",
-                                   provider);
+    sqlite3_stmt *s = ex_sql_cached(
+        st, "SELECT score, score_at, score_lag, score_ms FROM providers WHERE id = ?1", "t",
+        provider);
     uint32_t v = 0;
-    int64_t at = 0;
-    bool stale = false;
+    int64_t at = 0, lag = 0, since = 0;
+    bool stale = false, computed = false;
 
     if (s && ex_sql_step(st, s) == 1) {
         v = (uint32_t)sqlite3_column_int64(s, 0);
         stale = !ex_col_null(s, 1);
         at = sqlite3_column_int64(s, 1);
+        lag = sqlite3_column_int64(s, 2);
+        computed = !ex_col_null(s, 3);
+        since = sqlite3_column_int64(s, 3);
     }
     ex_sql_done(st, s);
     if (!stale)
+        return v;
+    /* Only accepted records since, few and recent: the provisional score
+     * will do where it only orders waiters. */
+    if (!exact && computed && lag < EX_SCORE_LAG_RECORDS && at >= since &&
+        at - since < EX_SCORE_LAG_MS)
         return v;
     /* Exactly the score the newest record's time gives (what
      * ex_trust_record used to store at once), kept in the open
@@ -118,10 +130,25 @@ uint32_t ex_trust_score(struct ex_state *st, const char *provider)
      * losing this write in a crash loses nothing. */
     if (score_of(st, provider, at, &v, NULL) != 0)
         return 0;
-    if (ex_sql_run(st, "UPDATE providers SET score = ?2, score_at = NULL WHERE id = ?1", "ti",
-                   provider, (int64_t)v) != 0)
+    if (ex_sql_run(st,
+                   "UPDATE providers SET score = ?2, score_at = NULL, score_lag = 0, "
+                   "score_ms = ?3 WHERE id = ?1",
+                   "tii", provider, (int64_t)v, at) != 0)
         cu_warn("provider %.8s: cannot store its score", provider);
     return v;
+}
+
+bool ex_trust_floor_running(struct ex_state *st)
+{
+    sqlite3_stmt *s = ex_sql_cached(
+        st, "SELECT 1 FROM jobs WHERE state = 'running' AND min_reputation > 0 LIMIT 1", "");
+    int rc;
+
+    if (!s)
+        return true; /* unsure: the exact score is always right */
+    rc = ex_sql_step(st, s);
+    ex_sql_done(st, s);
+    return rc != 0;
 }
 
 json_t *ex_reputation(struct ex_state *st, const char *id, int64_t now, struct ex_fail *f)

@@ -1274,7 +1274,7 @@ static const char *temp_base(void)
 }
 
 /* Takes the open exchange back to before migration 15 (no kept job
- * counts) and reopens it: the migration must fill the counts of the jobs
+ * counts; and so before 16) and reopens it: the migration must fill the counts of the jobs
  * already there, whatever state they are in. */
 static void remigrate_counts(struct world *w)
 {
@@ -1283,7 +1283,10 @@ static void remigrate_counts(struct world *w)
         "DROP TRIGGER tasks_counts_new; DROP TRIGGER tasks_counts_move; "
         "DROP TRIGGER tasks_counts_gone; DROP TRIGGER replicas_cu_move; "
         "DROP TRIGGER replicas_cu_new; DROP TRIGGER replicas_cu_gone; "
-        "DROP TABLE job_counts; PRAGMA user_version = 14;";
+        "DROP TABLE job_counts; "
+        /* ...and migration 16's, which comes after it. */
+        "DROP INDEX jobs_min_reputation; ALTER TABLE providers DROP COLUMN score_lag; "
+        "ALTER TABLE providers DROP COLUMN score_ms; PRAGMA user_version = 14;";
     char path[CU_PATH_MAX];
     struct cu_err e = {0};
     sqlite3 *db = NULL;
