@@ -1372,13 +1372,17 @@ int ex_provider_hello(struct ex_state *st, const char *provider, const struct ex
     return rc;
 }
 
-/* Marks the provider seen (registering it if it never said hello). mu held. */
+/* Marks the provider seen (registering it if it never said hello), to
+ * the second: "online" means seen within a minute or more, and leaving
+ * the row alone when it was marked this second spares every claim and
+ * heartbeat of a busy provider a page in the commit. mu held. */
+#define SEEN_GRAIN_MS 1000
 static int provider_seen(struct ex_state *st, const char *provider, int64_t now)
 {
     return ex_sql_run(st,
                "INSERT INTO providers (id, first_seen_ms, last_seen_ms) VALUES (?1, ?2, ?2) "
-               "ON CONFLICT(id) DO UPDATE SET last_seen_ms = ?2",
-               "ti", provider, now);
+               "ON CONFLICT(id) DO UPDATE SET last_seen_ms = ?2 WHERE last_seen_ms <= ?2 - ?3",
+               "tii", provider, now, (int64_t)SEEN_GRAIN_MS);
 }
 
 /* One attempt to lease a queued replica to provider. 0 with *lease set or
