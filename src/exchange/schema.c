@@ -358,8 +358,8 @@ static const struct cu_migration migrations[] = {
      * after every new record: with one record per report, once per claim
      * (10 % of the exchange's time in e2e_trivial). Accepted records now
      * leave it provisional for a while (trust.c, ex_trust_score):
-     * score_lag counts the records it does not yet include, score_ms is
-     * the record time it was computed at. A claim computes it exactly
+     * score_lag is set when a record other than accepted came since,
+     * score_ms is the record time it was computed at. A claim computes it exactly
      * whenever a running job has a reputation floor; the partial index
      * makes asking that a seek. */
     {16,
