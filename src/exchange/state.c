@@ -2109,6 +2109,9 @@ struct replica_info {
     uint64_t output_limit;
     char jstate[16];
     char tstate[16];
+    uint64_t cu_factor_milli;                  /* the holder's; 0: never said */
+    char commit_hash[CU_HASH_HEX_LEN + 1];     /* "" when not committed */
+    int64_t replication, quorum;               /* the job's */
 };
 
 /* Reads what a report needs to know about a replica. 0, or 404. mu held. */
@@ -2122,8 +2125,10 @@ static int replica_info(struct ex_state *st, int64_t id, struct replica_info *ri
     s = ex_sql_cached(
         st,
         "SELECT r.state, r.provider, r.job_id, r.task_idx, r.lease_expires_ms, r.reported_ms, "
-        "j.output_limit, j.state, t.state FROM replicas r JOIN jobs j ON j.id = r.job_id "
-        "JOIN tasks t ON t.job_id = r.job_id AND t.idx = r.task_idx WHERE r.id = ?1",
+        "j.output_limit, j.state, t.state, p.cu_factor_milli, r.commit_hash, j.replication, "
+        "j.quorum FROM replicas r JOIN jobs j ON j.id = r.job_id "
+        "JOIN tasks t ON t.job_id = r.job_id AND t.idx = r.task_idx "
+        "LEFT JOIN providers p ON p.id = r.provider WHERE r.id = ?1",
         "i", id);
     if (!s)
         return ex_fail_db(st, f, "reading the replica");
@@ -2138,6 +2143,11 @@ static int replica_info(struct ex_state *st, int64_t id, struct replica_info *ri
         ri->output_limit = (uint64_t)sqlite3_column_int64(s, 6);
         ex_col_copy(s, 7, ri->jstate, sizeof ri->jstate);
         ex_col_copy(s, 8, ri->tstate, sizeof ri->tstate);
+        ri->cu_factor_milli =
+            sqlite3_column_int64(s, 9) > 0 ? (uint64_t)sqlite3_column_int64(s, 9) : 0;
+        ex_col_copy(s, 10, ri->commit_hash, sizeof ri->commit_hash);
+        ri->replication = sqlite3_column_int64(s, 11);
+        ri->quorum = sqlite3_column_int64(s, 12);
     }
     ex_sql_done(st, s);
     if (rc < 0)
@@ -2147,16 +2157,21 @@ static int replica_info(struct ex_state *st, int64_t id, struct replica_info *ri
     return 0;
 }
 
-/* {"replica","state","task_state"} as stored now. mu held. */
+/* {"replica","state","task_state"} as stored now. NULL when the replica
+ * is not there or on a failure. mu held. */
 static json_t *report_answer(struct ex_state *st, int64_t id)
 {
-    struct replica_info ri;
-    struct ex_fail f;
+    sqlite3_stmt *s = ex_sql_cached(st,
+                                    "SELECT r.state, t.state FROM replicas r JOIN tasks t "
+                                    "ON t.job_id = r.job_id AND t.idx = r.task_idx WHERE r.id = ?1",
+                                    "i", id);
+    json_t *j = NULL;
 
-    if (replica_info(st, id, &ri, &f))
-        return NULL;
-    return json_pack("{s:I,s:s,s:s}", "replica", (json_int_t)id, "state",
-                     cu_replica_state_name(ri.state), "task_state", ri.tstate);
+    if (s && ex_sql_step(st, s) == 1 && ex_col_text(s, 0) && ex_col_text(s, 1))
+        j = json_pack("{s:I,s:s,s:s}", "replica", (json_int_t)id, "state", ex_col_text(s, 0),
+                      "task_state", ex_col_text(s, 1));
+    ex_sql_done(st, s);
+    return j;
 }
 
 /* The common refusals of a report; 1 when already reported (idempotent
@@ -2201,25 +2216,15 @@ int ex_report_check(struct ex_state *st, int64_t replica, const char *provider, 
     return 0;
 }
 
-/* CU of a report: cu_milli = cpu_ms x the provider's cu_factor_milli / 1000
- * (docs/api.md "Money"). 0, or negative with f set (400 when it overflows).
- * mu held. */
-static int provider_cu_milli(struct ex_state *st, const char *provider, uint64_t cpu_ms,
-                             uint64_t *out, struct ex_fail *f)
+/* CU of a report: cu_milli = cpu_ms x the holder's cu_factor_milli / 1000
+ * (docs/api.md "Money"; EX_DEFAULT_CU_FACTOR_MILLI when it never said
+ * one). 0, or negative with f set (400 when it overflows). */
+static int provider_cu_milli(const struct replica_info *ri, uint64_t cpu_ms, uint64_t *out,
+                             struct ex_fail *f)
 {
-    sqlite3_stmt *s;
-    uint64_t factor = EX_DEFAULT_CU_FACTOR_MILLI, prod;
-    int rc;
+    uint64_t factor = ri->cu_factor_milli ? ri->cu_factor_milli : EX_DEFAULT_CU_FACTOR_MILLI;
+    uint64_t prod;
 
-    s = ex_sql_cached(st, "SELECT cu_factor_milli FROM providers WHERE id = ?1", "t", provider);
-    if (!s)
-        return ex_fail_db(st, f, "reading the provider");
-    rc = ex_sql_step(st, s);
-    if (rc == 1 && sqlite3_column_int64(s, 0) > 0)
-        factor = (uint64_t)sqlite3_column_int64(s, 0);
-    ex_sql_done(st, s);
-    if (rc < 0)
-        return ex_fail_db(st, f, "reading the provider");
     if (cu_mul_u64(cpu_ms, factor, &prod) != 0 || prod / 1000 > CU_AMOUNT_MAX)
         return ex_fail_set(f, 400, "invalid", "field 'cpu_ms': %llu ms overflows the CU count",
                            (unsigned long long)cpu_ms);
@@ -2252,30 +2257,14 @@ static int commit_gate(struct ex_state *st, int64_t replica, const char *provide
                        const struct replica_info *ri, const char *root, int64_t now,
                        bool *broken, struct ex_fail *f)
 {
-    sqlite3_stmt *s;
-    char have[CU_HASH_HEX_LEN + 1] = "", want[CU_HASH_HEX_LEN + 1];
-    int64_t repl = 1, quorum = 0;
+    const char *have = ri->commit_hash;
+    char want[CU_HASH_HEX_LEN + 1];
     bool queued = false, own;
     int rc;
 
     *broken = false;
-    s = ex_sql_cached(st,
-                     "SELECT r.commit_hash, j.replication, j.quorum FROM replicas r "
-                     "JOIN jobs j ON j.id = r.job_id WHERE r.id = ?1",
-                     "i", replica);
-    if (!s)
-        return ex_fail_db(st, f, "reading the replica");
-    rc = ex_sql_step(st, s);
-    if (rc == 1) {
-        ex_col_copy(s, 0, have, sizeof have);
-        repl = sqlite3_column_int64(s, 1);
-        quorum = sqlite3_column_int64(s, 2);
-    }
-    ex_sql_done(st, s);
-    if (rc < 0)
-        return ex_fail_db(st, f, "reading the replica");
     if (!have[0]) {
-        if (repl > 1 || quorum > 1)
+        if (ri->replication > 1 || ri->quorum > 1)
             return ex_fail_set(f, 409, "commit_required",
                                "replica %lld: commit the result (POST /v1/replicas/%lld/commit) "
                                "before reporting it",
@@ -2431,7 +2420,7 @@ static int report_gates(struct ex_state *st, int64_t replica, const char *provid
     rc = report_gate(st, replica, provider, now_ms, ri, out, f);
     if (rc)
         return rc;
-    rc = provider_cu_milli(st, provider, r->cpu_ms, cu_milli, f);
+    rc = provider_cu_milli(ri, r->cpu_ms, cu_milli, f);
     if (rc)
         return rc;
     if (r->status == EX_ST_OK && r->merkle_root)
