@@ -337,7 +337,8 @@ static const struct cu_migration migrations[] = {
      /* Settlement rewrites an accepted replica's cu_milli (the lowest
       * agreeing claim is paid): the sum follows that too. */
      "CREATE TRIGGER replicas_cu_move AFTER UPDATE OF state, cu_milli ON replicas "
-     "  WHEN NEW.state = 'accepted' OR OLD.state = 'accepted' "
+     "  WHEN (NEW.state = 'accepted' OR OLD.state = 'accepted') "
+     "  AND (NEW.state IS NOT OLD.state OR NEW.cu_milli IS NOT OLD.cu_milli) "
      "BEGIN "
      "  UPDATE job_counts SET cu_milli = cu_milli "
      "    + CASE WHEN NEW.state = 'accepted' THEN COALESCE(NEW.cu_milli, 0) ELSE 0 END "
