@@ -273,6 +273,100 @@ static const struct cu_migration migrations[] = {
      "    AND (SELECT held FROM tasks WHERE job_id = OLD.job_id AND idx = OLD.task_idx) "
      "      < CASE WHEN quorum > 0 THEN quorum ELSE replication END;"
      "END;"},
+    /* A job's summary (GET /v1/jobs, polled by `cumulus wait`, the web UI
+     * and the benchmarks every few ms) counted its tasks by state and
+     * summed its accepted replicas' CU on every read: 21 % of the
+     * exchange's time in e2e_trivial at 4,000 tasks, growing with the job.
+     * Triggers keep the counts in the same transaction as every state
+     * change (a rollback or a crash cannot part them), in a narrow table
+     * of their own: a jobs row carries the spec and the signed body, too
+     * wide to rewrite on every task's move. */
+    {15,
+     "CREATE TABLE job_counts ("
+     "  job_id TEXT PRIMARY KEY,"
+     "  queued INTEGER NOT NULL DEFAULT 0,"     /* tasks per state */
+     "  running INTEGER NOT NULL DEFAULT 0,"
+     "  done INTEGER NOT NULL DEFAULT 0,"
+     "  failed INTEGER NOT NULL DEFAULT 0,"
+     "  cancelled INTEGER NOT NULL DEFAULT 0,"
+     "  cu_milli INTEGER NOT NULL DEFAULT 0"    /* sum over accepted replicas */
+     ") WITHOUT ROWID;"
+     "INSERT INTO job_counts (job_id, queued, running, done, failed, cancelled, cu_milli) "
+     "  SELECT j.id,"
+     "  (SELECT COUNT(*) FROM tasks t WHERE t.job_id = j.id AND t.state = 'queued'),"
+     "  (SELECT COUNT(*) FROM tasks t WHERE t.job_id = j.id AND t.state = 'running'),"
+     "  (SELECT COUNT(*) FROM tasks t WHERE t.job_id = j.id AND t.state = 'done'),"
+     "  (SELECT COUNT(*) FROM tasks t WHERE t.job_id = j.id AND t.state = 'failed'),"
+     "  (SELECT COUNT(*) FROM tasks t WHERE t.job_id = j.id AND t.state = 'cancelled'),"
+     "  (SELECT COALESCE(SUM(r.cu_milli), 0) FROM replicas r "
+     "     WHERE r.job_id = j.id AND r.state = 'accepted') "
+     "  FROM jobs j;"
+     "CREATE TRIGGER jobs_counts_new AFTER INSERT ON jobs "
+     "BEGIN INSERT OR IGNORE INTO job_counts (job_id) VALUES (NEW.id); END;"
+     "CREATE TRIGGER jobs_counts_gone AFTER DELETE ON jobs "
+     "BEGIN DELETE FROM job_counts WHERE job_id = OLD.id; END;"
+     /* (A comparison is 0 or 1 in SQLite: one UPDATE moves a task from its
+      * old state's count to its new one's.) */
+     "CREATE TRIGGER tasks_counts_new AFTER INSERT ON tasks "
+     "BEGIN "
+     "  UPDATE job_counts SET queued = queued + (NEW.state = 'queued'), "
+     "    running = running + (NEW.state = 'running'), done = done + (NEW.state = 'done'), "
+     "    failed = failed + (NEW.state = 'failed'), "
+     "    cancelled = cancelled + (NEW.state = 'cancelled') "
+     "  WHERE job_id = NEW.job_id;"
+     "END;"
+     "CREATE TRIGGER tasks_counts_move AFTER UPDATE OF state ON tasks "
+     "  WHEN NEW.state IS NOT OLD.state "
+     "BEGIN "
+     "  UPDATE job_counts SET "
+     "    queued = queued + (NEW.state = 'queued') - (OLD.state = 'queued'), "
+     "    running = running + (NEW.state = 'running') - (OLD.state = 'running'), "
+     "    done = done + (NEW.state = 'done') - (OLD.state = 'done'), "
+     "    failed = failed + (NEW.state = 'failed') - (OLD.state = 'failed'), "
+     "    cancelled = cancelled + (NEW.state = 'cancelled') - (OLD.state = 'cancelled') "
+     "  WHERE job_id = NEW.job_id;"
+     "END;"
+     "CREATE TRIGGER tasks_counts_gone AFTER DELETE ON tasks "
+     "BEGIN "
+     "  UPDATE job_counts SET queued = queued - (OLD.state = 'queued'), "
+     "    running = running - (OLD.state = 'running'), done = done - (OLD.state = 'done'), "
+     "    failed = failed - (OLD.state = 'failed'), "
+     "    cancelled = cancelled - (OLD.state = 'cancelled') "
+     "  WHERE job_id = OLD.job_id;"
+     "END;"
+     /* Settlement rewrites an accepted replica's cu_milli (the lowest
+      * agreeing claim is paid): the sum follows that too. */
+     "CREATE TRIGGER replicas_cu_move AFTER UPDATE OF state, cu_milli ON replicas "
+     "  WHEN (NEW.state = 'accepted' OR OLD.state = 'accepted') "
+     "  AND (NEW.state IS NOT OLD.state OR NEW.cu_milli IS NOT OLD.cu_milli) "
+     "BEGIN "
+     "  UPDATE job_counts SET cu_milli = cu_milli "
+     "    + CASE WHEN NEW.state = 'accepted' THEN COALESCE(NEW.cu_milli, 0) ELSE 0 END "
+     "    - CASE WHEN OLD.state = 'accepted' THEN COALESCE(OLD.cu_milli, 0) ELSE 0 END "
+     "  WHERE job_id = NEW.job_id;"
+     "END;"
+     "CREATE TRIGGER replicas_cu_new AFTER INSERT ON replicas WHEN NEW.state = 'accepted' "
+     "BEGIN "
+     "  UPDATE job_counts SET cu_milli = cu_milli + COALESCE(NEW.cu_milli, 0) "
+     "  WHERE job_id = NEW.job_id;"
+     "END;"
+     "CREATE TRIGGER replicas_cu_gone AFTER DELETE ON replicas WHEN OLD.state = 'accepted' "
+     "BEGIN "
+     "  UPDATE job_counts SET cu_milli = cu_milli - COALESCE(OLD.cu_milli, 0) "
+     "  WHERE job_id = OLD.job_id;"
+     "END;"},
+    /* The score a claim reads is recomputed from up to 1,000 records
+     * after every new record: with one record per report, once per claim
+     * (10 % of the exchange's time in e2e_trivial). Accepted records now
+     * leave it provisional for a while (trust.c, ex_trust_score):
+     * score_lag is set when a record other than accepted came since,
+     * score_ms is the record time it was computed at. A claim computes it exactly
+     * whenever a running job has a reputation floor; the partial index
+     * makes asking that a seek. */
+    {16,
+     "ALTER TABLE providers ADD COLUMN score_lag INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE providers ADD COLUMN score_ms INTEGER;"
+     "CREATE INDEX jobs_min_reputation ON jobs(state) WHERE min_reputation > 0;"},
 };
 /* clang-format on */
 

@@ -159,30 +159,18 @@ static int job_refresh(struct ex_state *st, const char *job, int64_t now)
     int64_t total = 0, open = 0, done = 0, failed = 0;
     int rc;
 
-    /* Asked after every report: one index seek while tasks are open, and
-     * the count below only once, when the last one finishes. */
-    s = ex_sql_cached(st, "SELECT 1 FROM tasks WHERE job_id = ?1 AND state = 'queued' UNION ALL "
-                          "SELECT 1 FROM tasks WHERE job_id = ?1 AND state = 'running' LIMIT 1",
-                      "t", job);
+    /* Asked after every report: the counts the triggers keep (schema.c,
+     * 15), one row whatever the job's size. */
+    s = ex_sql_cached(st, "SELECT queued, running, done, failed, cancelled FROM job_counts "
+                          "WHERE job_id = ?1", "t", job);
     if (!s)
         return -CU_EDB;
     rc = ex_sql_step(st, s);
-    ex_sql_done(st, s);
-    if (rc != 0)
-        return rc < 0 ? rc : 0;
-    s = ex_sql_cached(st, "SELECT state, COUNT(*) FROM tasks WHERE job_id = ?1 GROUP BY state", "t", job);
-    if (!s)
-        return -CU_EDB;
-    while ((rc = ex_sql_step(st, s)) == 1) {
-        const char *state = ex_col_text(s, 0);
-        int64_t c = sqlite3_column_int64(s, 1);
-        total += c;
-        if (!state || !task_state_finished(state))
-            open += c;
-        else if (strcmp(state, "done") == 0)
-            done += c;
-        else if (strcmp(state, "failed") == 0)
-            failed += c;
+    if (rc == 1) {
+        open = sqlite3_column_int64(s, 0) + sqlite3_column_int64(s, 1);
+        done = sqlite3_column_int64(s, 2);
+        failed = sqlite3_column_int64(s, 3);
+        total = open + done + failed + sqlite3_column_int64(s, 4);
     }
     ex_sql_done(st, s);
     if (rc < 0)
@@ -918,15 +906,20 @@ out_unlock:
     return rc;
 }
 
-/* The job's SUMMARY from a row of SUMMARY_COLS. mu held. */
-#define SUMMARY_COLS "id, name, owner, state, created_ms, finished_ms, reason, task_count"
+/* The job's summary from a row of SUMMARY_COLS over SUMMARY_FROM: its
+ * task counts and accepted CU are kept by triggers (schema.c, 15), so a
+ * poll reads one row, whatever the job's size. mu held. */
+#define SUMMARY_COLS                                                                               \
+    "jobs.id, jobs.name, jobs.owner, jobs.state, jobs.created_ms, jobs.finished_ms, "          \
+    "jobs.reason, jobs.task_count, c.queued, c.running, c.done, c.failed, c.cancelled, "        \
+    "c.cu_milli"
+#define SUMMARY_NCOLS 14
+#define SUMMARY_FROM "jobs LEFT JOIN job_counts c ON c.job_id = jobs.id"
 
-static json_t *job_summary(struct ex_state *st, sqlite3_stmt *row)
+static json_t *job_summary(sqlite3_stmt *row)
 {
     static const char *const states[] = {"queued", "running", "done", "failed", "cancelled"};
     json_t *j, *counts;
-    sqlite3_stmt *s;
-    int rc;
 
     j = json_object();
     counts = json_object();
@@ -940,32 +933,10 @@ static json_t *job_summary(struct ex_state *st, sqlite3_stmt *row)
     json_object_set_new(j, "finished_ms", ex_col_jint(row, 5));
     json_object_set_new(j, "reason", ex_col_jtext(row, 6));
     json_object_set_new(counts, "total", ex_col_jint(row, 7));
-    for (size_t i = 0; i < sizeof states / sizeof states[0]; i++)
-        json_object_set_new(counts, states[i], json_integer(0));
-    s = ex_sql_cached(st, "SELECT state, COUNT(*) FROM tasks WHERE job_id = ?1 GROUP BY state", "t",
-              ex_col_text(row, 0));
-    if (!s)
-        goto out_free;
-    while ((rc = ex_sql_step(st, s)) == 1)
-        if (ex_col_text(s, 0))
-            json_object_set_new(counts, ex_col_text(s, 0), ex_col_jint(s, 1));
-    ex_sql_done(st, s);
-    if (rc < 0)
-        goto out_free;
+    for (int i = 0; i < (int)(sizeof states / sizeof states[0]); i++)
+        json_object_set_new(counts, states[i], json_integer(sqlite3_column_int64(row, 8 + i)));
     json_object_set_new(j, "counts", counts);
-    counts = NULL;
-    s = ex_sql_cached(st,
-              "SELECT COALESCE(SUM(cu_milli), 0) FROM replicas "
-              "WHERE job_id = ?1 AND state = 'accepted'",
-              "t", ex_col_text(row, 0));
-    if (!s)
-        goto out_free;
-    rc = ex_sql_step(st, s);
-    if (rc == 1)
-        json_object_set_new(j, "cu_milli", ex_col_jint(s, 0));
-    ex_sql_done(st, s);
-    if (rc != 1)
-        goto out_free;
+    json_object_set_new(j, "cu_milli", json_integer(sqlite3_column_int64(row, 13)));
     return j;
 out_free:
     json_decref(counts);
@@ -985,8 +956,8 @@ json_t *ex_job_list(struct ex_state *st, const char *owner, struct ex_fail *f)
     }
     lock(st);
     s = ex_sql_cached(st,
-              "SELECT " SUMMARY_COLS " FROM jobs WHERE owner = ?1 "
-              "ORDER BY created_ms DESC, id DESC LIMIT ?2",
+              "SELECT " SUMMARY_COLS " FROM " SUMMARY_FROM " WHERE jobs.owner = ?1 "
+              "ORDER BY jobs.created_ms DESC, jobs.id DESC LIMIT ?2",
               "ti", owner, (int64_t)MAX_LIST_JOBS);
     if (!s) {
         ex_fail_db(st, f, "listing jobs");
@@ -994,7 +965,7 @@ json_t *ex_job_list(struct ex_state *st, const char *owner, struct ex_fail *f)
         goto out_free;
     }
     while ((rc = ex_sql_step(st, s)) == 1) {
-        json_t *j = job_summary(st, s);
+        json_t *j = job_summary(s);
         if (!j) {
             rc = -CU_EDB;
             break;
@@ -1026,7 +997,7 @@ static int job_row(struct ex_state *st, const char *id, const char *who, sqlite3
     int rc;
 
     *row = NULL;
-    s = ex_sql_cached(st, "SELECT " SUMMARY_COLS ", spec_json FROM jobs WHERE id = ?1", "t", id);
+    s = ex_sql_cached(st, "SELECT " SUMMARY_COLS ", jobs.spec_json FROM " SUMMARY_FROM " WHERE jobs.id = ?1", "t", id);
     if (!s)
         return ex_fail_db(st, f, "reading the job");
     rc = ex_sql_step(st, s);
@@ -1178,11 +1149,11 @@ json_t *ex_job_get(struct ex_state *st, const char *id, const char *who, struct 
     lock(st);
     if (job_row(st, id, who, &row, f))
         goto out_unlock;
-    j = job_summary(st, row);
+    j = job_summary(row);
     tasks = json_array();
     if (!j || !tasks)
         goto out_db;
-    spec = ex_col_text(row, 8) ? json_loads(ex_col_text(row, 8), 0, NULL) : NULL;
+    spec = ex_col_text(row, SUMMARY_NCOLS) ? json_loads(ex_col_text(row, SUMMARY_NCOLS), 0, NULL) : NULL;
     json_object_set_new(j, "spec", spec ? spec : json_null());
     {
         json_t *bill = ex_settle_bill(st, id), *waiting = ex_job_waiting(st, id, cu_now_ms());
@@ -1402,13 +1373,17 @@ int ex_provider_hello(struct ex_state *st, const char *provider, const struct ex
     return rc;
 }
 
-/* Marks the provider seen (registering it if it never said hello). mu held. */
+/* Marks the provider seen (registering it if it never said hello), to
+ * the second: "online" means seen within a minute or more, and leaving
+ * the row alone when it was marked this second spares every claim and
+ * heartbeat of a busy provider a page in the commit. mu held. */
+#define SEEN_GRAIN_MS 1000
 static int provider_seen(struct ex_state *st, const char *provider, int64_t now)
 {
     return ex_sql_run(st,
                "INSERT INTO providers (id, first_seen_ms, last_seen_ms) VALUES (?1, ?2, ?2) "
-               "ON CONFLICT(id) DO UPDATE SET last_seen_ms = ?2",
-               "ti", provider, now);
+               "ON CONFLICT(id) DO UPDATE SET last_seen_ms = ?2 WHERE last_seen_ms <= ?2 - ?3",
+               "tii", provider, now, (int64_t)SEEN_GRAIN_MS);
 }
 
 /* One attempt to lease a queued replica to provider. 0 with *lease set or
@@ -1731,7 +1706,8 @@ static int claim_once(struct ex_state *st, const struct ex_waiter *me, unsigned 
 {
     struct claim_pick p = {0}, prev = {0};
     struct ex_free left = me->fr;
-    uint32_t score = ex_trust_score(st, me->provider);
+    /* Only a job's reputation floor needs the exact score (trust.h). */
+    uint32_t score = ex_trust_score(st, me->provider, ex_trust_floor_running(st));
     json_t *arr = NULL, *lease;
     int64_t now;
     bool stop = false;
@@ -1855,7 +1831,7 @@ int ex_claim_batch(struct ex_state *st, const char *provider, const struct ex_fr
     (void)cu_snprintf(me->provider, sizeof me->provider, "%s", provider);
     me->fr = *fr;
     me->ask = provider_ask(st, provider);
-    me->score = ex_trust_score(st, provider);
+    me->score = ex_trust_score(st, provider, false); /* orders waiters only */
     me->since_ms = cu_now_ms();
     me->active = me != &solo;
     for (;;) {
@@ -2138,6 +2114,9 @@ struct replica_info {
     uint64_t output_limit;
     char jstate[16];
     char tstate[16];
+    uint64_t cu_factor_milli;                  /* the holder's; 0: never said */
+    char commit_hash[CU_HASH_HEX_LEN + 1];     /* "" when not committed */
+    int64_t replication, quorum;               /* the job's */
 };
 
 /* Reads what a report needs to know about a replica. 0, or 404. mu held. */
@@ -2151,8 +2130,10 @@ static int replica_info(struct ex_state *st, int64_t id, struct replica_info *ri
     s = ex_sql_cached(
         st,
         "SELECT r.state, r.provider, r.job_id, r.task_idx, r.lease_expires_ms, r.reported_ms, "
-        "j.output_limit, j.state, t.state FROM replicas r JOIN jobs j ON j.id = r.job_id "
-        "JOIN tasks t ON t.job_id = r.job_id AND t.idx = r.task_idx WHERE r.id = ?1",
+        "j.output_limit, j.state, t.state, p.cu_factor_milli, r.commit_hash, j.replication, "
+        "j.quorum FROM replicas r JOIN jobs j ON j.id = r.job_id "
+        "JOIN tasks t ON t.job_id = r.job_id AND t.idx = r.task_idx "
+        "LEFT JOIN providers p ON p.id = r.provider WHERE r.id = ?1",
         "i", id);
     if (!s)
         return ex_fail_db(st, f, "reading the replica");
@@ -2167,6 +2148,11 @@ static int replica_info(struct ex_state *st, int64_t id, struct replica_info *ri
         ri->output_limit = (uint64_t)sqlite3_column_int64(s, 6);
         ex_col_copy(s, 7, ri->jstate, sizeof ri->jstate);
         ex_col_copy(s, 8, ri->tstate, sizeof ri->tstate);
+        ri->cu_factor_milli =
+            sqlite3_column_int64(s, 9) > 0 ? (uint64_t)sqlite3_column_int64(s, 9) : 0;
+        ex_col_copy(s, 10, ri->commit_hash, sizeof ri->commit_hash);
+        ri->replication = sqlite3_column_int64(s, 11);
+        ri->quorum = sqlite3_column_int64(s, 12);
     }
     ex_sql_done(st, s);
     if (rc < 0)
@@ -2176,16 +2162,21 @@ static int replica_info(struct ex_state *st, int64_t id, struct replica_info *ri
     return 0;
 }
 
-/* {"replica","state","task_state"} as stored now. mu held. */
+/* {"replica","state","task_state"} as stored now. NULL when the replica
+ * is not there or on a failure. mu held. */
 static json_t *report_answer(struct ex_state *st, int64_t id)
 {
-    struct replica_info ri;
-    struct ex_fail f;
+    sqlite3_stmt *s = ex_sql_cached(st,
+                                    "SELECT r.state, t.state FROM replicas r JOIN tasks t "
+                                    "ON t.job_id = r.job_id AND t.idx = r.task_idx WHERE r.id = ?1",
+                                    "i", id);
+    json_t *j = NULL;
 
-    if (replica_info(st, id, &ri, &f))
-        return NULL;
-    return json_pack("{s:I,s:s,s:s}", "replica", (json_int_t)id, "state",
-                     cu_replica_state_name(ri.state), "task_state", ri.tstate);
+    if (s && ex_sql_step(st, s) == 1 && ex_col_text(s, 0) && ex_col_text(s, 1))
+        j = json_pack("{s:I,s:s,s:s}", "replica", (json_int_t)id, "state", ex_col_text(s, 0),
+                      "task_state", ex_col_text(s, 1));
+    ex_sql_done(st, s);
+    return j;
 }
 
 /* The common refusals of a report; 1 when already reported (idempotent
@@ -2230,26 +2221,15 @@ int ex_report_check(struct ex_state *st, int64_t replica, const char *provider, 
     return 0;
 }
 
-/* CU of a report: cu_milli = cpu_ms x the provider's cu_factor_milli / 1000,
- * rounded up (cu_price_cu_milli; docs/api.md "Money"). 0, or negative with
- * f set (400 when it overflows).
- * mu held. */
-static int provider_cu_milli(struct ex_state *st, const char *provider, uint64_t cpu_ms,
-                             uint64_t *out, struct ex_fail *f)
+/* CU of a report: cu_milli = cpu_ms x the holder's cu_factor_milli / 1000,
+ * rounded up (cu_price_cu_milli; docs/api.md "Money";
+ * EX_DEFAULT_CU_FACTOR_MILLI when it never said one). 0, or negative with
+ * f set (400 when it overflows). */
+static int provider_cu_milli(const struct replica_info *ri, uint64_t cpu_ms, uint64_t *out,
+                             struct ex_fail *f)
 {
-    sqlite3_stmt *s;
-    uint64_t factor = EX_DEFAULT_CU_FACTOR_MILLI;
-    int rc;
+    uint64_t factor = ri->cu_factor_milli ? ri->cu_factor_milli : EX_DEFAULT_CU_FACTOR_MILLI;
 
-    s = ex_sql_cached(st, "SELECT cu_factor_milli FROM providers WHERE id = ?1", "t", provider);
-    if (!s)
-        return ex_fail_db(st, f, "reading the provider");
-    rc = ex_sql_step(st, s);
-    if (rc == 1 && sqlite3_column_int64(s, 0) > 0)
-        factor = (uint64_t)sqlite3_column_int64(s, 0);
-    ex_sql_done(st, s);
-    if (rc < 0)
-        return ex_fail_db(st, f, "reading the provider");
     if (cu_price_cu_milli(cpu_ms, factor, out) != 0)
         return ex_fail_set(f, 400, "invalid", "field 'cpu_ms': %llu ms overflows the CU count",
                            (unsigned long long)cpu_ms);
@@ -2281,30 +2261,14 @@ static int commit_gate(struct ex_state *st, int64_t replica, const char *provide
                        const struct replica_info *ri, const char *root, int64_t now,
                        bool *broken, struct ex_fail *f)
 {
-    sqlite3_stmt *s;
-    char have[CU_HASH_HEX_LEN + 1] = "", want[CU_HASH_HEX_LEN + 1];
-    int64_t repl = 1, quorum = 0;
+    const char *have = ri->commit_hash;
+    char want[CU_HASH_HEX_LEN + 1];
     bool queued = false, own;
     int rc;
 
     *broken = false;
-    s = ex_sql_cached(st,
-                     "SELECT r.commit_hash, j.replication, j.quorum FROM replicas r "
-                     "JOIN jobs j ON j.id = r.job_id WHERE r.id = ?1",
-                     "i", replica);
-    if (!s)
-        return ex_fail_db(st, f, "reading the replica");
-    rc = ex_sql_step(st, s);
-    if (rc == 1) {
-        ex_col_copy(s, 0, have, sizeof have);
-        repl = sqlite3_column_int64(s, 1);
-        quorum = sqlite3_column_int64(s, 2);
-    }
-    ex_sql_done(st, s);
-    if (rc < 0)
-        return ex_fail_db(st, f, "reading the replica");
     if (!have[0]) {
-        if (repl > 1 || quorum > 1)
+        if (ri->replication > 1 || ri->quorum > 1)
             return ex_fail_set(f, 409, "commit_required",
                                "replica %lld: commit the result (POST /v1/replicas/%lld/commit) "
                                "before reporting it",
@@ -2460,7 +2424,7 @@ static int report_gates(struct ex_state *st, int64_t replica, const char *provid
     rc = report_gate(st, replica, provider, now_ms, ri, out, f);
     if (rc)
         return rc;
-    rc = provider_cu_milli(st, provider, r->cpu_ms, cu_milli, f);
+    rc = provider_cu_milli(ri, r->cpu_ms, cu_milli, f);
     if (rc)
         return rc;
     if (r->status == EX_ST_OK && r->merkle_root)

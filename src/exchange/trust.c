@@ -87,41 +87,88 @@ int ex_trust_record(struct ex_state *st, const char *provider, enum cu_rep_outco
                     "titti", provider, now, cu_rep_outcome_name(outcome), job,
                     replica > 0 ? replica : (int64_t)0);
     /* The score is recomputed from up to SCORE_RECORDS_MAX records when
-     * it is next read (ex_trust_score), as of this record's time: one
-     * recount per claim instead of one per report (10 % of the
-     * exchange's time in bench/dispatch at a few hundred records). */
-    if (!rc)
-        rc = ex_sql_run(st, "UPDATE providers SET score_at = ?2 WHERE id = ?1", "ti", provider,
-                        now);
+     * it is next read (ex_trust_score). score_at marks it stale since the
+     * first record it misses: only that record writes the providers row,
+     * so the accepted records of a busy provider's reports mostly leave
+     * it out of their commits. Any other outcome makes every read
+     * recompute (score_lag). */
+    if (!rc && outcome == CU_REP_ACCEPTED)
+        rc = ex_sql_run(st, "UPDATE providers SET score_at = ?2 WHERE id = ?1 AND score_at IS NULL",
+                        "ti", provider, now);
+    else if (!rc)
+        rc = ex_sql_run(st,
+                        "UPDATE providers SET score_at = COALESCE(score_at, ?2), score_lag = ?3 "
+                        "WHERE id = ?1",
+                        "tii", provider, now, (int64_t)EX_SCORE_LAG_RECORDS);
     return rc;
 }
 
-uint32_t ex_trust_score(struct ex_state *st, const char *provider)
+uint32_t ex_trust_score(struct ex_state *st, const char *provider, bool exact)
 {
-    sqlite3_stmt *s = ex_sql_cached(st, "SELECT score, score_at FROM providers WHERE id = ?1", "t",
-                                   provider);
+    sqlite3_stmt *s = ex_sql_cached(
+        st, "SELECT score, score_at, score_lag, score_ms FROM providers WHERE id = ?1", "t",
+        provider);
     uint32_t v = 0;
-    int64_t at = 0;
-    bool stale = false;
+    int64_t at = 0, lag = 0, since = 0, missed = 0, newest = 0;
+    bool stale = false, computed = false;
+    int rc;
 
     if (s && ex_sql_step(st, s) == 1) {
         v = (uint32_t)sqlite3_column_int64(s, 0);
         stale = !ex_col_null(s, 1);
         at = sqlite3_column_int64(s, 1);
+        lag = sqlite3_column_int64(s, 2);
+        computed = !ex_col_null(s, 3);
+        since = sqlite3_column_int64(s, 3);
     }
     ex_sql_done(st, s);
     if (!stale)
+        return v;
+    /* The records since the first one the score misses (an index range;
+     * records of that same millisecond it did count make the count
+     * larger, never smaller), and the newest record's time. */
+    s = ex_sql_cached(st,
+                      "SELECT (SELECT COUNT(*) FROM rep_records WHERE provider = ?1 AND "
+                      "time_ms >= ?2), (SELECT MAX(time_ms) FROM rep_records WHERE provider = ?1)",
+                      "ti", provider, at);
+    rc = s ? ex_sql_step(st, s) : -CU_EDB;
+    if (rc == 1) {
+        missed = sqlite3_column_int64(s, 0);
+        newest = ex_col_null(s, 1) ? at : sqlite3_column_int64(s, 1);
+    }
+    ex_sql_done(st, s);
+    if (rc != 1)
+        return 0;
+    /* Only accepted records since, few and recent: the provisional score
+     * will do where it only orders waiters. */
+    if (!exact && computed && lag < EX_SCORE_LAG_RECORDS && missed < EX_SCORE_LAG_RECORDS &&
+        newest >= since && newest - since < EX_SCORE_LAG_MS)
         return v;
     /* Exactly the score the newest record's time gives (what
      * ex_trust_record used to store at once), kept in the open
      * transaction or on its own: it is derived from the records, so
      * losing this write in a crash loses nothing. */
-    if (score_of(st, provider, at, &v, NULL) != 0)
+    if (score_of(st, provider, newest, &v, NULL) != 0)
         return 0;
-    if (ex_sql_run(st, "UPDATE providers SET score = ?2, score_at = NULL WHERE id = ?1", "ti",
-                   provider, (int64_t)v) != 0)
+    if (ex_sql_run(st,
+                   "UPDATE providers SET score = ?2, score_at = NULL, score_lag = 0, "
+                   "score_ms = ?3 WHERE id = ?1",
+                   "tii", provider, (int64_t)v, newest) != 0)
         cu_warn("provider %.8s: cannot store its score", provider);
     return v;
+}
+
+bool ex_trust_floor_running(struct ex_state *st)
+{
+    sqlite3_stmt *s = ex_sql_cached(
+        st, "SELECT 1 FROM jobs WHERE state = 'running' AND min_reputation > 0 LIMIT 1", "");
+    int rc;
+
+    if (!s)
+        return true; /* unsure: the exact score is always right */
+    rc = ex_sql_step(st, s);
+    ex_sql_done(st, s);
+    return rc != 0;
 }
 
 json_t *ex_reputation(struct ex_state *st, const char *id, int64_t now, struct ex_fail *f)

@@ -15,6 +15,8 @@
 
 #define EX_CHALLENGE_TTL_MS 30000 /* a capability challenge must be answered this fast */
 #define EX_MEMORY_OPS 1           /* argon2id passes of memory challenges */
+#define EX_SCORE_LAG_RECORDS 64   /* accepted records an inexact score may miss */
+#define EX_SCORE_LAG_MS 1000      /* ...over at most this span of record times */
 
 /* The reputation outcome of a ledger task_record status. */
 enum cu_rep_outcome ex_trust_outcome(enum cu_task_status s);
@@ -25,8 +27,16 @@ int ex_trust_record(struct ex_state *st, const char *provider, enum cu_rep_outco
 /* The cached score (thousandths); 0 for unknown providers. A stale one
  * is recomputed as of its newest record's time and stored (in the open
  * transaction, else on its own), so it reads as if ex_trust_record had
- * recomputed it. mu held, no statement of the caller stepping. */
-uint32_t ex_trust_score(struct ex_state *st, const char *provider);
+ * recomputed it. With exact false, a score that misses only accepted
+ * records, fewer than EX_SCORE_LAG_RECORDS of them within
+ * EX_SCORE_LAG_MS of the time it was computed at, is returned as it is:
+ * good enough to order waiting providers, not to test a job's
+ * min_reputation (pass exact true for that). mu held, no statement of the
+ * caller stepping. */
+uint32_t ex_trust_score(struct ex_state *st, const char *provider, bool exact);
+/* Whether a running job demands a minimum reputation (true also when it
+ * cannot tell): then a claim needs the exact score. mu held. */
+bool ex_trust_floor_running(struct ex_state *st);
 /* GET /v1/reputation/{id}. Takes mu. NULL with f set. */
 json_t *ex_reputation(struct ex_state *st, const char *id, int64_t now, struct ex_fail *f);
 

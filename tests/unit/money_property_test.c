@@ -126,6 +126,7 @@ struct world {
 static struct {
     uint64_t seqs, ops, submits, claims, reports, accepted_paid, txs;
     uint64_t batch_claims, batch_leases, batch_reports; /* batches of more than one */
+    uint64_t remigrations; /* reopened from before migration 15 */
 } totals;
 
 static struct world *W;
@@ -235,8 +236,50 @@ static void wallet_of(struct world *w, const char *id, int64_t *balance, int64_t
     json_decref(j);
 }
 
+/* The task counts and accepted CU the triggers keep per job (what GET
+ * /v1/jobs shows) equal a full recount, for every job. */
+static void check_counts(struct world *w)
+{
+    sqlite3_stmt *s = NULL;
+
+    assert_int_equal(
+        sqlite3_prepare_v2(
+            w->st.db.h,
+            "SELECT j.id, c.job_id IS NULL, c.queued, c.running, c.done, c.failed, c.cancelled, "
+            "c.cu_milli FROM jobs j LEFT JOIN job_counts c ON c.job_id = j.id WHERE c.job_id IS "
+            "NULL OR c.queued != (SELECT COUNT(*) FROM tasks t WHERE t.job_id = j.id AND t.state "
+            "= 'queued') OR c.running != (SELECT COUNT(*) FROM tasks t WHERE t.job_id = j.id AND "
+            "t.state = 'running') OR c.done != (SELECT COUNT(*) FROM tasks t WHERE t.job_id = "
+            "j.id AND t.state = 'done') OR c.failed != (SELECT COUNT(*) FROM tasks t WHERE "
+            "t.job_id = j.id AND t.state = 'failed') OR c.cancelled != (SELECT COUNT(*) FROM "
+            "tasks t WHERE t.job_id = j.id AND t.state = 'cancelled') OR c.cu_milli != (SELECT "
+            "COALESCE(SUM(r.cu_milli), 0) FROM replicas r WHERE r.job_id = j.id AND r.state = "
+            "'accepted') OR c.queued + c.running + c.done + c.failed + c.cancelled != "
+            "j.task_count LIMIT 1",
+            -1, &s, NULL),
+        SQLITE_OK);
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        char msg[256];
+        (void)cu_snprintf(msg, sizeof msg,
+                          "job %s: kept counts (missing %d) queued %lld running %lld done %lld "
+                          "failed %lld cancelled %lld cu_milli %lld differ from a recount",
+                          (const char *)sqlite3_column_text(s, 0), sqlite3_column_int(s, 1),
+                          (long long)sqlite3_column_int64(s, 2),
+                          (long long)sqlite3_column_int64(s, 3),
+                          (long long)sqlite3_column_int64(s, 4),
+                          (long long)sqlite3_column_int64(s, 5),
+                          (long long)sqlite3_column_int64(s, 6),
+                          (long long)sqlite3_column_int64(s, 7));
+        sqlite3_finalize(s);
+        FAILF(w, "%s", msg);
+    }
+    sqlite3_finalize(s);
+}
+
 static void check_money(struct world *w)
 {
+    check_counts(w);
+
     const struct cu_ledger_state *L = &w->st.ledger;
     struct cu_err e = {0};
     struct acct_scan scan = {0};
@@ -1230,7 +1273,38 @@ static const char *temp_base(void)
     return getenv("TMPDIR") && getenv("TMPDIR")[0] ? getenv("TMPDIR") : "/tmp";
 }
 
-static void run_sequence(struct world *w, uint64_t seed)
+/* Takes the open exchange back to before migration 15 (no kept job
+ * counts; and so before 16) and reopens it: the migration must fill the counts of the jobs
+ * already there, whatever state they are in. */
+static void remigrate_counts(struct world *w)
+{
+    static const char *const downgrade =
+        "DROP TRIGGER jobs_counts_new; DROP TRIGGER jobs_counts_gone; "
+        "DROP TRIGGER tasks_counts_new; DROP TRIGGER tasks_counts_move; "
+        "DROP TRIGGER tasks_counts_gone; DROP TRIGGER replicas_cu_move; "
+        "DROP TRIGGER replicas_cu_new; DROP TRIGGER replicas_cu_gone; "
+        "DROP TABLE job_counts; "
+        /* ...and migration 16's, which comes after it. */
+        "DROP INDEX jobs_min_reputation; ALTER TABLE providers DROP COLUMN score_lag; "
+        "ALTER TABLE providers DROP COLUMN score_ms; PRAGMA user_version = 14;";
+    char path[CU_PATH_MAX];
+    struct cu_err e = {0};
+    sqlite3 *db = NULL;
+
+    ex_state_close(&w->st);
+    w->open = false;
+    assert_int_equal(cu_path_join(path, sizeof path, w->dir, "state.db"), 0);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    if (sqlite3_exec(db, downgrade, NULL, NULL, NULL) != SQLITE_OK)
+        FAILF(w, "downgrade: %s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+    if (ex_state_open(&w->st, w->dir, 20000, true, &e) != 0)
+        FAILF(w, "reopen: %s", e.msg);
+    w->open = true;
+    totals.remigrations++;
+}
+
+static void run_sequence(struct world *w, uint64_t seed, int remigrate_at)
 {
     struct cu_err e = {0};
     int nops;
@@ -1278,6 +1352,10 @@ static void run_sequence(struct world *w, uint64_t seed)
         else
             op_cancel(w);
         check_money(w);
+        if (w->step == remigrate_at) {
+            remigrate_counts(w);
+            check_money(w);
+        }
     }
     totals.ops += (uint64_t)nops;
     w->step = -1; /* the end */
@@ -1332,7 +1410,7 @@ static void test_random_sequences(void **state)
 
     (void)state;
     for (uint64_t seed = seed0; seed < seed0 + nseq; seed++)
-        run_sequence(W, seed);
+        run_sequence(W, seed, 0);
     fprintf(stderr,
             "# %llu sequences, %llu random operations (+ drains), %llu submits, %llu leases, "
             "%llu reports, %llu paid replicas, %llu ledger txs, %llu batched claims (%llu "
@@ -1353,6 +1431,17 @@ static void test_random_sequences(void **state)
 /* A batched claim never leases two replicas of one task to one provider
  * or to two providers of one owner, nor beyond the job's escrow: provider
  * 1 declares provider 0's owner; jobs of replication 3. */
+/* The job counts of migration 15 are filled right for databases that
+ * existed before it, whatever their jobs went through. */
+static void test_counts_migration(void **state)
+{
+    (void)state;
+    totals.remigrations = 0;
+    for (uint64_t seed = 1000; seed < 1020; seed++)
+        run_sequence(W, seed, (int)(seed % 2 ? MIN_OPS : MIN_OPS / 2));
+    assert_int_equal(totals.remigrations, 20);
+}
+
 static void test_batch_owners(void **state)
 {
     struct ex_hello h = {.slots = 8, .cores = 64, .memory = 1ULL << 40, .version = "test"};
@@ -1437,6 +1526,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_sequences),
         cmocka_unit_test(test_batch_owners),
+        cmocka_unit_test(test_counts_migration),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
