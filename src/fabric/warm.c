@@ -623,6 +623,11 @@ struct cu_warm_shape *cu_warm_shape_of(const struct cu_warm *w)
     return (struct cu_warm_shape *)shape_copy(&w->shape->o);
 }
 
+struct cu_warm_shape *cu_warm_shape_dup(const struct cu_warm_shape *sh)
+{
+    return (struct cu_warm_shape *)shape_copy(&((const struct shape *)sh)->o);
+}
+
 void cu_warm_shape_free(struct cu_warm_shape *sh)
 {
     shape_free((struct shape *)sh);
