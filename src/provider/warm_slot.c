@@ -234,9 +234,9 @@ void cu_slot_warm_after_lease(struct cu_slot *s)
     if (!k || !s->warm || cu_agent_stopping())
         return;
     pthread_mutex_lock(&k->mu);
-    /* The last sandbox's shape, from now on (the shape's copy is a few
-     * small strings, once per lease). */
-    if ((sh = cu_warm_shape_of(s->warm)) != NULL) {
+    /* The last sandbox's shape, from now on, when a spare is missing (a
+     * full pool has nothing to start: no copy, no wake-up per lease). */
+    if (k->nspare + k->starting < SPARES && (sh = cu_warm_shape_of(s->warm)) != NULL) {
         cu_warm_shape_free(k->want);
         k->want = sh;
         pthread_cond_broadcast(&k->cv);
