@@ -270,14 +270,11 @@ static uint64_t read_u64(const char *dir, const char *file)
     return strtoull(text, NULL, 10);
 }
 
-/* The value of "key N" in a flat-keyed file (memory.events, cpu.stat, ...). */
-static uint64_t read_key(const char *dir, const char *file, const char *key)
+/* The value of "key N" in flat-keyed text (memory.events, cpu.stat, ...). */
+static uint64_t key_value(const char *text, const char *key)
 {
-    char text[4096];
     size_t kl = strlen(key);
 
-    if (!read_at(dir, file, text, sizeof text))
-        return 0;
     for (const char *p = text; *p;) {
         if (strncmp(p, key, kl) == 0 && p[kl] == ' ')
             return strtoull(p + kl + 1, NULL, 10);
@@ -286,6 +283,16 @@ static uint64_t read_key(const char *dir, const char *file, const char *key)
             p++;
     }
     return 0;
+}
+
+/* The value of "key N" in a flat-keyed file. */
+static uint64_t read_key(const char *dir, const char *file, const char *key)
+{
+    char text[4096];
+
+    if (!read_at(dir, file, text, sizeof text))
+        return 0;
+    return key_value(text, key);
 }
 
 /* ---- creating ------------------------------------------------------------- */
@@ -537,6 +544,160 @@ void cu_cgroup_read_stats(const struct cu_cgroup *cg, struct cu_cgroup_stats *st
     }
     st->pids_current = read_u64(pids, "pids.current");
     st->pids_refused = read_key(pids, "pids.events", "max");
+}
+
+/* ---- a group kept open ------------------------------------------------------ */
+
+void cu_cgroup_live_init(struct cu_cgroup_live *l)
+{
+    for (int c = 0; c < CU_CG_NCTRL; c++)
+        l->parent[c] = -1;
+    l->peak = l->oom = l->pids_events = -1;
+}
+
+void cu_cgroup_live_close(struct cu_cgroup_live *l)
+{
+    for (int c = 0; c < CU_CG_NCTRL; c++) {
+        if (l->parent[c] >= 0)
+            close(l->parent[c]);
+    }
+    if (l->peak >= 0)
+        close(l->peak);
+    if (l->oom >= 0)
+        close(l->oom);
+    if (l->pids_events >= 0)
+        close(l->pids_events);
+    cu_cgroup_live_init(l);
+}
+
+/* Opens dir/file; -1 (errno set) when it cannot. */
+static int open_in(const char *dir, const char *file, int flags)
+{
+    char path[CU_PATH_MAX];
+
+    if (!dir[0] || cu_path_join(path, sizeof path, dir, file) != 0) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return open(path, flags | O_CLOEXEC);
+}
+
+int cu_cgroup_live_open(const struct cu_cgroup *cg, struct cu_cgroup_live *l, struct cu_err *e)
+{
+    const char *mem = cg->dir[CU_CG_MEMORY];
+    bool v2 = cg->version == CU_CG_V2;
+
+    cu_cgroup_live_init(l);
+    for (int c = 0; c < CU_CG_NCTRL; c++) {
+        char parent[CU_PATH_MAX];
+        const char *slash = strrchr(cg->dir[c], '/');
+        bool seen = false;
+        if (!cg->dir[c][0])
+            continue;
+        for (int k = 0; k < c; k++)
+            seen |= strcmp(cg->dir[k], cg->dir[c]) == 0;
+        if (seen)
+            continue;
+        if (!slash || slash == cg->dir[c] ||
+            cu_snprintf(parent, sizeof parent, "%.*s", (int)(slash - cg->dir[c]), cg->dir[c]) !=
+                0 ||
+            (l->parent[c] = open(parent, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+            (void)cu_err_set(e, -CU_EIO, "cannot open the parent of cgroup %s: %s", cg->dir[c],
+                             strerror(errno));
+            goto out_close;
+        }
+    }
+    /* Absent files (older kernels, a controller not mounted) stay -1. */
+    if (mem[0]) {
+        l->peak = open_in(mem, v2 ? "memory.peak" : "memory.max_usage_in_bytes",
+                          v2 ? O_RDONLY : O_RDWR);
+        if (l->peak < 0 && !v2) /* not root: read it at least */
+            l->peak = open_in(mem, "memory.max_usage_in_bytes", O_RDONLY);
+        l->oom = open_in(mem, v2 ? "memory.events" : "memory.oom_control", O_RDONLY);
+    }
+    l->pids_events = open_in(cg->dir[CU_CG_PIDS], "pids.events", O_RDONLY);
+    return 0;
+out_close:
+    cu_cgroup_live_close(l);
+    return e ? e->code : -CU_EIO;
+}
+
+/* Reads an open cgroup file from its start (the kernel makes the text
+ * anew for each read at offset 0). */
+static bool pread_all(int fd, char *out, size_t n)
+{
+    ssize_t r;
+
+    if (fd < 0)
+        return false;
+    do {
+        r = pread(fd, out, n - 1, 0);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0)
+        return false;
+    out[r] = '\0';
+    return true;
+}
+
+void cu_cgroup_live_stats(const struct cu_cgroup_live *l, struct cu_cgroup_stats *st)
+{
+    char text[4096];
+
+    memset(st, 0, sizeof *st);
+    if (pread_all(l->peak, text, 64))
+        st->memory_peak = strtoull(text, NULL, 10);
+    if (pread_all(l->oom, text, sizeof text))
+        st->oom_kills = key_value(text, "oom_kill");
+    if (pread_all(l->pids_events, text, sizeof text))
+        st->pids_refused = key_value(text, "max");
+}
+
+void cu_cgroup_live_reset_peak(const struct cu_cgroup *cg, const struct cu_cgroup_live *l)
+{
+    if (cg->version == CU_CG_V1 && l->peak >= 0)
+        (void)pwrite(l->peak, "0", 1, 0);
+}
+
+int cu_cgroup_live_rename(struct cu_cgroup *cg, const struct cu_cgroup_live *l,
+                          const char *name)
+{
+    struct cu_cgroup old = *cg;
+    int moved[CU_CG_NCTRL], nmoved = 0, rc = 0;
+
+    if (!cu_name_is_safe(name))
+        return -CU_EINVAL;
+    for (int c = 0; c < CU_CG_NCTRL && rc == 0; c++) {
+        const char *slash = strrchr(old.dir[c], '/');
+        size_t pl;
+        if (l->parent[c] < 0 || !slash) /* absent, or the same directory as an earlier one */
+            continue;
+        pl = (size_t)(slash - old.dir[c]);
+        if (pl + 1 + strlen(name) >= sizeof cg->dir[c]) {
+            rc = -CU_ETOOBIG;
+            break;
+        }
+        if (strcmp(slash + 1, name) != 0 &&
+            renameat(l->parent[c], slash + 1, l->parent[c], name) != 0) {
+            rc = -CU_EIO;
+            break;
+        }
+        moved[nmoved++] = c;
+        for (int k = 0; k < CU_CG_NCTRL; k++) {
+            if (strcmp(old.dir[k], old.dir[c]) == 0)
+                (void)cu_snprintf(cg->dir[k], sizeof cg->dir[k], "%.*s/%s", (int)pl,
+                                  old.dir[c], name);
+        }
+    }
+    if (rc) { /* put back what moved: all or nothing */
+        for (int i = 0; i < nmoved; i++) {
+            int c = moved[i];
+            const char *slash = strrchr(old.dir[c], '/');
+            if (strcmp(slash + 1, name) != 0)
+                (void)renameat(l->parent[c], name, l->parent[c], slash + 1);
+        }
+        *cg = old;
+    }
+    return rc;
 }
 
 void cu_cgroup_reset_peak(const struct cu_cgroup *cg)

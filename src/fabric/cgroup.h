@@ -16,7 +16,8 @@
  * provider makes one parent group (its caps on all its tasks together) and
  * one child group per task.
  *
- * A cu_cgroup is a plain value (paths), safe to copy; nothing is held open. */
+ * A cu_cgroup is a plain value (paths), safe to copy; nothing is held open
+ * (struct cu_cgroup_live below holds a long-lived group's files open). */
 #ifndef CU_FABRIC_CGROUP_H
 #define CU_FABRIC_CGROUP_H
 
@@ -109,6 +110,35 @@ int cu_cgroup_load(struct cu_cgroup *cg, const char *path);
  * parent; processes stay in it) to name, updating cg. All or nothing:
  * 0, -CU_EINVAL for an unsafe name, -CU_EIO when the kernel refuses. */
 int cu_cgroup_rename(struct cu_cgroup *cg, const char *name);
+
+/* A group kept open for a long life (a warm sandbox's, fabric/warm.h): the
+ * files its per-task reads and writes need, opened once, and each
+ * controller directory's parent, so that reading, resetting the peak and
+ * renaming cost no path lookups. Every fd is close-on-exec; -1 where the
+ * controller or file is absent. */
+struct cu_cgroup_live {
+    int parent[CU_CG_NCTRL]; /* O_PATH parent of each distinct directory (by controller) */
+    int peak;                /* v1 memory.max_usage_in_bytes (read/write), v2 memory.peak */
+    int oom;                 /* v1 memory.oom_control, v2 memory.events */
+    int pids_events;         /* pids.events */
+};
+
+/* Opens l for cg (all or nothing: -CU_EIO with e naming what failed;
+ * files the kernel lacks, like v2 memory.peak before 5.19, stay -1 and
+ * read as 0, as cu_cgroup_read_stats reads them). */
+int cu_cgroup_live_open(const struct cu_cgroup *cg, struct cu_cgroup_live *l, struct cu_err *e);
+void cu_cgroup_live_init(struct cu_cgroup_live *l);  /* every fd -1: nothing open */
+void cu_cgroup_live_close(struct cu_cgroup_live *l); /* safe twice; sets every fd to -1 */
+/* What a task's result and limits need, from the open files: memory_peak,
+ * oom_kills and pids_refused as cu_cgroup_read_stats reads them; the other
+ * fields are 0. */
+void cu_cgroup_live_stats(const struct cu_cgroup_live *l, struct cu_cgroup_stats *st);
+/* cu_cgroup_reset_peak through the open file. */
+void cu_cgroup_live_reset_peak(const struct cu_cgroup *cg, const struct cu_cgroup_live *l);
+/* cu_cgroup_rename through the open parents (renameat with short names);
+ * the open files follow the group. Same contract as cu_cgroup_rename. */
+int cu_cgroup_live_rename(struct cu_cgroup *cg, const struct cu_cgroup_live *l,
+                          const char *name);
 
 /* The group `name` under parent, by path only (nothing created). */
 int cu_cgroup_child(const struct cu_cgroup *parent, const char *name, struct cu_cgroup *child);

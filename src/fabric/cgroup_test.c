@@ -267,6 +267,85 @@ static void test_real_pids(void **state)
     assert_int_equal(cu_cgroup_destroy(&cg), 0);
 }
 
+/* The kept-open files read what cu_cgroup_read_stats reads, before and
+ * after renames (the files follow the group), and a rename onto a taken
+ * name changes nothing. */
+static void test_real_live(void **state)
+{
+    struct cu_cgroup_limits lim = {.memory = 32u << 20, .pids = 8};
+    struct cu_cgroup cg, orig, blocker;
+    struct cu_cgroup_live l;
+    struct cu_cgroup_stats a, b;
+    struct cu_err e = {0};
+    struct stat sb;
+    char name[64], taken[64];
+
+    (void)state;
+    if (!real_group("live", &lim, &cg))
+        skip();
+    orig = cg;
+    assert_int_equal(cu_cgroup_live_open(&cg, &l, &e), 0);
+    cu_cgroup_live_stats(&l, &a);
+    assert_int_equal(a.oom_kills, 0);
+    assert_int_equal(a.pids_refused, 0);
+
+    (void)cu_snprintf(name, sizeof name, "cu-test-%d-task-7", (int)getpid());
+    assert_int_equal(cu_cgroup_live_rename(&cg, &l, name), 0);
+    for (int c = 0; c < CU_CG_NCTRL; c++) {
+        if (!orig.dir[c][0])
+            continue;
+        assert_int_equal(stat(orig.dir[c], &sb), -1);
+        assert_int_equal(stat(cg.dir[c], &sb), 0);
+        assert_non_null(strstr(cg.dir[c], name));
+    }
+    /* Unsafe names are refused. */
+    assert_int_equal(cu_cgroup_live_rename(&cg, &l, "../x"), -CU_EINVAL);
+
+    (void)run_in(&cg, eat_memory);
+    if (cg.dir[CU_CG_PIDS][0])
+        (void)run_in(&cg, fork_many);
+    cu_cgroup_read_stats(&cg, &a);
+    cu_cgroup_live_stats(&l, &b);
+    assert_true(a.oom_kills >= 1);
+    assert_int_equal(b.oom_kills, a.oom_kills);
+    assert_int_equal(b.pids_refused, a.pids_refused);
+    assert_true(b.memory_peak == a.memory_peak);
+    if (cg.version == CU_CG_V1 && b.memory_peak > 0) {
+        cu_cgroup_live_reset_peak(&cg, &l);
+        cu_cgroup_live_stats(&l, &b);
+        assert_true(b.memory_peak < (16u << 20)); /* the group is empty now */
+    }
+
+    /* A taken name: the rename fails and nothing moves. */
+    (void)cu_snprintf(taken, sizeof taken, "cu-test-%d-taken", (int)getpid());
+    if (real_group("taken", &lim, &blocker)) {
+        struct cu_cgroup before = cg;
+        (void)cu_snprintf(taken, sizeof taken, "%s", strrchr(blocker.dir[CU_CG_MEMORY], '/') + 1);
+        /* v1: only the memory hierarchy's name is taken, so the rename
+         * moves other controllers first and must put them back. */
+        for (int c = 0; c < CU_CG_NCTRL; c++) {
+            if (c != CU_CG_MEMORY && blocker.dir[c][0] &&
+                strcmp(blocker.dir[c], blocker.dir[CU_CG_MEMORY]) != 0)
+                assert_int_equal(rmdir(blocker.dir[c]), 0);
+        }
+        assert_int_equal(cu_cgroup_live_rename(&cg, &l, taken), -CU_EIO);
+        for (int c = 0; c < CU_CG_NCTRL; c++) {
+            assert_string_equal(cg.dir[c], before.dir[c]);
+            if (cg.dir[c][0])
+                assert_int_equal(stat(cg.dir[c], &sb), 0);
+        }
+        assert_int_equal(cu_cgroup_destroy(&blocker), 0);
+    }
+
+    assert_int_equal(cu_cgroup_live_rename(&cg, &l, strrchr(orig.dir[CU_CG_MEMORY], '/') + 1), 0);
+    for (int c = 0; c < CU_CG_NCTRL; c++)
+        assert_string_equal(cg.dir[c], orig.dir[c]);
+    cu_cgroup_live_close(&l);
+    cu_cgroup_live_close(&l); /* twice is fine */
+    assert_int_equal(cu_cgroup_destroy(&cg), 0);
+    assert_int_equal(stat(cg.dir[CU_CG_MEMORY], &sb), -1);
+}
+
 /* Reads the first line of dir/name into text. */
 static void read_first_line(const char *dir, const char *name, char *text, size_t n)
 {
@@ -358,6 +437,7 @@ int main(void)
         cmocka_unit_test(test_child_and_save_load),
         cmocka_unit_test(test_real_oom),
         cmocka_unit_test(test_real_pids),
+        cmocka_unit_test(test_real_live),
         cmocka_unit_test(test_real_cpu_quota),
         cmocka_unit_test(test_real_cpu_weight),
     };

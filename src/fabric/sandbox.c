@@ -883,9 +883,12 @@ static void warm_share(struct cu_cgroup_stats *now, const struct cu_cgroup_stats
  * (without a group OOM kill in v1, the rest of the tree would run on). */
 static void enforce_cgroup(struct cu_sandbox *s)
 {
-    cu_cgroup_read_stats(&s->cg, &s->cg_stats);
-    if (s->warm) /* the warm sandbox's group: this task's share only */
+    if (s->warm) { /* the warm sandbox's group: this task's share only */
+        cu_warm_task_cg_stats(s, &s->cg_stats);
         warm_share(&s->cg_stats, &s->cg_base);
+    } else {
+        cu_cgroup_read_stats(&s->cg, &s->cg_stats);
+    }
     if (s->cg_stats.oom_kills > 0)
         force_end(s, CU_SB_FAILED, "memory limit");
     else if (s->cg_stats.pids_refused > 0)
@@ -1033,7 +1036,7 @@ void cu_sb_finish(struct cu_sandbox *s)
     if (s->warm && s->cg.version != CU_CG_NONE) {
         /* The warm sandbox's group lives on: this task's share is what
          * its counters grew by since the task started. */
-        cu_cgroup_read_stats(&s->cg, &s->cg_stats);
+        cu_warm_task_cg_stats(s, &s->cg_stats);
         warm_share(&s->cg_stats, &s->cg_base);
         r->memory_peak = s->cg_stats.memory_peak;
         memset(&s->cg, 0, sizeof(s->cg));

@@ -148,5 +148,8 @@ void cu_sb_finish(struct cu_sandbox *s);
 void cu_warm_task_kill(struct cu_sandbox *s);
 int cu_warm_task_wait(struct cu_sandbox *s, int timeout_ms);
 void cu_warm_task_free(struct cu_sandbox *s);
+/* The warm sandbox's group counters a task's verdicts and result need
+ * (memory_peak, oom_kills, pids_refused), read through its open files. */
+void cu_warm_task_cg_stats(struct cu_sandbox *s, struct cu_cgroup_stats *st);
 
 #endif

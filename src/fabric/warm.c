@@ -57,6 +57,7 @@ struct cu_warm {
     int rd_status;   /* bwrap --json-status-fd */
     struct cu_buf status;
     struct cu_cgroup cg; /* the sandbox's group; NONE without one */
+    struct cu_cgroup_live cgl; /* its files held open (per-task reads, renames) */
     char cg_name[64];    /* its own name; a task's while one runs (cgroup_name) */
     char *key;           /* the sandbox's shape: cu_warm_fits compares it */
     char *owner;         /* the job whose tasks it runs; NULL until its first */
@@ -379,6 +380,7 @@ void cu_warm_free(struct cu_warm *w)
     cu_sb_close_fd(&w->pidfd);
     cu_sb_close_fd(&w->rd_err);
     cu_sb_close_fd(&w->rd_status);
+    cu_cgroup_live_close(&w->cgl);
     if (w->cg.version != CU_CG_NONE && cu_cgroup_destroy(&w->cg) != 0)
         cu_warn("cannot remove cgroup %s", w->cg.dir[CU_CG_MEMORY]);
     if (w->base[0] && cu_rm_rf(w->base) != 0)
@@ -456,6 +458,7 @@ int cu_warm_start(const struct cu_sandbox_opts *opts, const char *base_dir, cons
     if (!w)
         return cu_err_set(e, -CU_ENOMEM, "out of memory");
     w->pidfd = w->ctl = w->rd_err = w->rd_status = -1;
+    cu_cgroup_live_init(&w->cgl);
     w->uid = (uid_t)opts->uid;
     w->gid = (gid_t)opts->gid;
     w->has_in = opts->in_dir != NULL;
@@ -503,7 +506,9 @@ int cu_warm_start(const struct cu_sandbox_opts *opts, const char *base_dir, cons
                           atomic_fetch_add(&serial, 1));
         (void)cu_snprintf(w->cg_name, sizeof(w->cg_name), "%s", name);
         rc = cu_cgroup_create(opts->cgroup_parent, name, &lim, &w->cg, e);
-        if (rc == 0 && (rc = cu_cgroup_open_procs(&w->cg, cg_fds, e)) != 0) {
+        if (rc == 0 && ((rc = cu_cgroup_open_procs(&w->cg, cg_fds, e)) != 0 ||
+                        (rc = cu_cgroup_live_open(&w->cg, &w->cgl, e)) != 0)) {
+            cu_cgroup_close_fds(cg_fds);
             (void)cu_cgroup_destroy(&w->cg);
             memset(&w->cg, 0, sizeof(w->cg));
         }
@@ -616,6 +621,11 @@ bool cu_warm_fits(struct cu_warm *w, const struct cu_sandbox_opts *opts, const c
 struct cu_warm_shape *cu_warm_shape_of(const struct cu_warm *w)
 {
     return (struct cu_warm_shape *)shape_copy(&w->shape->o);
+}
+
+struct cu_warm_shape *cu_warm_shape_dup(const struct cu_warm_shape *sh)
+{
+    return (struct cu_warm_shape *)shape_copy(&((const struct shape *)sh)->o);
 }
 
 void cu_warm_shape_free(struct cu_warm_shape *sh)
@@ -833,11 +843,11 @@ int cu_warm_run(struct cu_warm *w, const struct cu_sandbox_opts *opts, struct cu
     if (w->cg.version != CU_CG_NONE) {
         /* Under the task's own name while it runs, so that what looks for
          * a task's group by name (cumulus provider status) finds it. */
-        if (opts->cgroup_name && cu_cgroup_rename(&w->cg, opts->cgroup_name) != 0)
+        if (opts->cgroup_name && cu_cgroup_live_rename(&w->cg, &w->cgl, opts->cgroup_name) != 0)
             cu_debug("warm sandbox: cannot rename its cgroup to %s", opts->cgroup_name);
         s->cg = w->cg;
-        cu_cgroup_reset_peak(&s->cg);
-        cu_cgroup_read_stats(&s->cg, &s->cg_base);
+        cu_cgroup_live_reset_peak(&w->cg, &w->cgl);
+        cu_cgroup_live_stats(&w->cgl, &s->cg_base);
     }
     s->start_ms = cu_mono_ms();
     if (send_run(w, &msg, p_out[1], p_err[1]) != 0) {
@@ -874,6 +884,11 @@ out_free:
     memset(&s->cg, 0, sizeof(s->cg));
     cu_sandbox_free(s);
     return rc;
+}
+
+void cu_warm_task_cg_stats(struct cu_sandbox *s, struct cu_cgroup_stats *st)
+{
+    cu_cgroup_live_stats(&s->warm->cgl, st);
 }
 
 void cu_warm_task_kill(struct cu_sandbox *s)
@@ -959,7 +974,7 @@ static void task_release(struct cu_sandbox *s)
 {
     struct cu_warm *w = s->warm;
 
-    if (w->cg.version != CU_CG_NONE && cu_cgroup_rename(&w->cg, w->cg_name) != 0) {
+    if (w->cg.version != CU_CG_NONE && cu_cgroup_live_rename(&w->cg, &w->cgl, w->cg_name) != 0) {
         cu_warn("warm sandbox: cannot rename cgroup %s back; ending the sandbox",
                 w->cg.dir[CU_CG_MEMORY]);
         kill_hard(w);

@@ -50,6 +50,7 @@ int cu_warm_start(const struct cu_sandbox_opts *opts, const char *base_dir, cons
 struct cu_warm_shape;
 struct cu_warm_shape *cu_warm_shape_of(const struct cu_warm *w); /* NULL: out of memory */
 void cu_warm_shape_free(struct cu_warm_shape *sh);
+struct cu_warm_shape *cu_warm_shape_dup(const struct cu_warm_shape *sh); /* NULL: out of memory */
 int cu_warm_start_shape(const struct cu_warm_shape *sh, const char *base_dir,
                         struct cu_warm **out, struct cu_err *e);
 

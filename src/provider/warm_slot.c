@@ -21,16 +21,28 @@
 #include "base/banned.h"
 
 #define TO_FREE_MAX 8
+/* Spares kept ready per slot, and keeper threads starting them. A start
+ * takes 10-30 ms here (fork, the cgroup join's RCU wait, bwrap's setup),
+ * mostly waiting, and one slot may take a new job every 15 ms (a lone
+ * client's jobs go to the same slot one after another): two keepers start
+ * two spares at once, so the pool refills about as fast as it drains. An
+ * idle spare is a sleeping bwrap monitor and supervisor. */
+#define SPARES 2
+#define KEEPERS 2
 
 struct cu_warm_keeper {
     struct cu_slot *s;
-    pthread_t thread;
+    pthread_t thread[KEEPERS];
+    int nthreads;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool stop;
-    struct cu_warm_shape *want; /* start a spare of this shape (owned) */
-    struct cu_warm *spare;      /* ready, no owner yet */
-    bool starting;              /* a spare is being started (not under the lock) */
+    struct cu_warm_shape *want; /* keep spares of this shape ready (owned) */
+    struct cu_warm *spare[SPARES]; /* ready, no owner yet; the first nspare */
+    size_t nspare;
+    unsigned starting;          /* spares being started (not under the lock) */
+    unsigned gen;               /* counts releases: a spare started before one is not kept */
+    unsigned started;           /* counts finished starts (a task waits for one) */
     struct cu_warm *to_free[TO_FREE_MAX];
     size_t nfree;
 };
@@ -53,38 +65,49 @@ static void *keeper_main(void *arg)
     while (!k->stop) {
         /* A spare first: a task may be about to need it; ending a sandbox
          * can wait a few ms. */
-        if (k->nfree > 0 && !(k->want && !k->spare)) {
+        if (k->nfree > 0 && !(k->want && k->nspare + k->starting < SPARES && k->nspare == 0)) {
             struct cu_warm *w = k->to_free[--k->nfree];
             pthread_mutex_unlock(&k->mu);
             cu_warm_free(w);
             pthread_mutex_lock(&k->mu);
             continue;
         }
-        if (k->want && !k->spare) {
-            struct cu_warm_shape *sh = k->want;
+        if (k->want && k->nspare + k->starting < SPARES) {
+            struct cu_warm_shape *sh = cu_warm_shape_dup(k->want);
             struct cu_warm *w = NULL;
             struct cu_err e = {0};
             char base[CU_PATH_MAX];
+            unsigned gen = k->gen;
             int rc;
-            k->want = NULL;
-            k->starting = true;
+            if (!sh) { /* out of memory: no spares until the next lease asks */
+                cu_warm_shape_free(k->want);
+                k->want = NULL;
+                continue;
+            }
+            k->starting++;
             rc = warm_base(k->s, base, sizeof base);
             pthread_mutex_unlock(&k->mu);
             if (rc == 0)
                 rc = cu_warm_start_shape(sh, base, &w, &e);
+            cu_warm_shape_free(sh);
             if (rc)
                 cu_warn("slot %u: cannot start a spare warm sandbox: %s", k->s->index,
                         cu_err_msg(&e, rc));
-            cu_warm_shape_free(sh);
             pthread_mutex_lock(&k->mu);
-            k->starting = false;
+            k->starting--;
+            k->started++;
             pthread_cond_broadcast(&k->cv); /* a task may wait for this spare */
-            if (w && (k->stop || k->spare)) {
+            if (!w && k->gen == gen) {
+                /* Not retried until the next lease asks again. */
+                cu_warm_shape_free(k->want);
+                k->want = NULL;
+            }
+            if (w && (k->stop || k->gen != gen || k->nspare >= SPARES)) {
                 pthread_mutex_unlock(&k->mu);
                 cu_warm_free(w);
                 pthread_mutex_lock(&k->mu);
             } else if (w) {
-                k->spare = w;
+                k->spare[k->nspare++] = w;
             }
             continue;
         }
@@ -92,8 +115,8 @@ static void *keeper_main(void *arg)
     }
     while (k->nfree > 0)
         cu_warm_free(k->to_free[--k->nfree]);
-    cu_warm_free(k->spare);
-    k->spare = NULL;
+    while (k->nspare > 0)
+        cu_warm_free(k->spare[--k->nspare]);
     cu_warm_shape_free(k->want);
     k->want = NULL;
     pthread_mutex_unlock(&k->mu);
@@ -114,7 +137,12 @@ int cu_slot_warm_init(struct cu_slot *s)
     k->s = s;
     pthread_mutex_init(&k->mu, NULL);
     pthread_cond_init(&k->cv, NULL);
-    if (pthread_create(&k->thread, NULL, keeper_main, k) != 0) {
+    for (int i = 0; i < KEEPERS; i++) {
+        if (pthread_create(&k->thread[i], NULL, keeper_main, k) != 0)
+            break;
+        k->nthreads++;
+    }
+    if (k->nthreads == 0) {
         pthread_cond_destroy(&k->cv);
         pthread_mutex_destroy(&k->mu);
         free(k);
@@ -158,7 +186,8 @@ void cu_slot_warm_fini(struct cu_slot *s)
     k->stop = true;
     pthread_cond_broadcast(&k->cv);
     pthread_mutex_unlock(&k->mu);
-    pthread_join(k->thread, NULL);
+    for (int i = 0; i < k->nthreads; i++)
+        pthread_join(k->thread[i], NULL);
     pthread_cond_destroy(&k->cv);
     pthread_mutex_destroy(&k->mu);
     free(k);
@@ -172,7 +201,7 @@ bool cu_slot_warm_held(struct cu_slot *s)
 
     if (k) {
         pthread_mutex_lock(&k->mu);
-        held = held || k->spare || k->want;
+        held = held || k->nspare > 0 || k->want;
         pthread_mutex_unlock(&k->mu);
     }
     return held;
@@ -189,9 +218,9 @@ void cu_slot_warm_release(struct cu_slot *s)
     pthread_mutex_lock(&k->mu);
     cu_warm_shape_free(k->want);
     k->want = NULL;
-    if (k->spare && k->nfree < TO_FREE_MAX) {
-        k->to_free[k->nfree++] = k->spare;
-        k->spare = NULL;
+    k->gen++; /* one starting now is ended when it is ready */
+    while (k->nspare > 0 && k->nfree < TO_FREE_MAX) {
+        k->to_free[k->nfree++] = k->spare[--k->nspare];
         pthread_cond_broadcast(&k->cv);
     }
     pthread_mutex_unlock(&k->mu);
@@ -205,11 +234,29 @@ void cu_slot_warm_after_lease(struct cu_slot *s)
     if (!k || !s->warm || cu_agent_stopping())
         return;
     pthread_mutex_lock(&k->mu);
-    if (!k->spare && !k->want && (sh = cu_warm_shape_of(s->warm)) != NULL) {
+    /* The last sandbox's shape, from now on, when a spare is missing (a
+     * full pool has nothing to start: no copy, no wake-up per lease). */
+    if (k->nspare + k->starting < SPARES && (sh = cu_warm_shape_of(s->warm)) != NULL) {
+        cu_warm_shape_free(k->want);
         k->want = sh;
         pthread_cond_broadcast(&k->cv);
     }
     pthread_mutex_unlock(&k->mu);
+}
+
+/* Moves a ready spare that fits into *out; false when none does. Under
+ * the keeper's lock. */
+static bool take_fitting(struct cu_warm_keeper *k, const struct cu_sandbox_opts *o,
+                         const char *job, struct cu_warm **out)
+{
+    for (size_t i = 0; i < k->nspare; i++) {
+        if (cu_warm_fits(k->spare[i], o, job)) {
+            *out = k->spare[i];
+            k->spare[i] = k->spare[--k->nspare];
+            return true;
+        }
+    }
+    return false;
 }
 
 int cu_slot_warm_take(struct cu_slot *s, const struct cu_sandbox_opts *o, const char *job,
@@ -226,13 +273,15 @@ int cu_slot_warm_take(struct cu_slot *s, const struct cu_sandbox_opts *o, const 
     s->warm = NULL;
     if (k) {
         pthread_mutex_lock(&k->mu);
-        /* A spare on its way is ready sooner than a new sandbox would be. */
-        while (k->starting)
-            pthread_cond_wait(&k->cv, &k->mu);
-        if (k->spare && cu_warm_fits(k->spare, o, job)) {
-            s->warm = k->spare;
-            k->spare = NULL;
-            *spare = true;
+        *spare = take_fitting(k, o, job, &s->warm);
+        if (!*spare && k->starting) {
+            /* A spare on its way is ready sooner than a new sandbox would be. */
+            unsigned started = k->started;
+            while (k->starting && k->started == started)
+                pthread_cond_wait(&k->cv, &k->mu);
+            *spare = take_fitting(k, o, job, &s->warm);
+        }
+        if (*spare) {
             /* The next spare starts now, beside this task (the other core),
              * not after it: a new job's first task may come within a few
              * ms of this one's end, sooner than bwrap starts one. */
