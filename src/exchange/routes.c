@@ -619,13 +619,14 @@ out_close:
 
 /* ?inline=N (docs/api.md): the outputs of the job's task results, in
  * order, each as "data" (base64) while their sizes add up to at most
- * budget bytes; the others keep their hash for GET /v1/blobs/{hash}. The
+ * budget bytes (and EX_JOB_INLINE_FILES files: empty outputs cost a read
+ * too); the others keep their hash for GET /v1/blobs/{hash}. The
  * client verifies the hash, so a requester that follows the job to its end
  * gets its small results with the answer, not one request per file. */
 static void job_inline_outputs(const struct ex_state *st, json_t *job, uint64_t budget)
 {
     const json_t *t, *o;
-    size_t i, k;
+    size_t i, k, files = 0;
 
     json_array_foreach (json_object_get(job, "tasks"), i, t) {
         json_array_foreach (json_object_get(json_object_get(t, "result"), "outputs"), k, o) {
@@ -633,6 +634,8 @@ static void job_inline_outputs(const struct ex_state *st, json_t *job, uint64_t 
             struct cu_hash h;
             char *b64;
 
+            if (files >= EX_JOB_INLINE_FILES)
+                return;
             if (!json_is_integer(json_object_get(o, "size")) || size < 0 ||
                 (uint64_t)size > budget ||
                 cu_hash_from_hex(json_string_value(json_object_get(o, "hash")), &h) != 0)
@@ -640,8 +643,10 @@ static void job_inline_outputs(const struct ex_state *st, json_t *job, uint64_t 
             b64 = blob_base64(&st->blobs, &h, (size_t)size);
             if (!b64)
                 continue;
-            if (json_object_set_new((json_t *)o, "data", json_string(b64)) == 0)
+            if (json_object_set_new((json_t *)o, "data", json_string(b64)) == 0) {
                 budget -= (uint64_t)size;
+                files++;
+            }
             free(b64);
         }
     }
