@@ -5,9 +5,8 @@
  * spawn per step): POST /v1/jobs, then GET /v1/jobs/{id} until the job is
  * done, then saves the task's output (verified; inline in the job answer,
  * ?inline=N, as `cumulus results` gets it, else GET /v1/blobs). By default
- * the job GET is
- * the job long-poll (?wait_ms&after=VERSION: answered as soon as the job
- * changes, as `cumulus wait` does); --poll-ms MS > 0 polls a plain GET
+ * the job GET is the long-poll (?wait_ms&after=VERSION: answered as soon as
+ * the job changes, as `cumulus wait` does); --poll-ms MS > 0 polls a plain GET
  * every MS ms instead (the bench's method before the long-poll existed).
  *
  *   build/bench/latency [--runs N] [--poll-ms MS]   (default 30 runs, 0: long-poll)
