@@ -3,9 +3,10 @@
  * provider are the real binaries (their own processes, real sandbox); the
  * requester side runs in this process through client/api.h (no process
  * spawn per step): POST /v1/jobs, then GET /v1/jobs/{id} until the job is
- * done, then GET the task's output blob (verified). By default the GET is
- * the job long-poll (?wait_ms&after=VERSION: answered as soon as the job
- * changes, as `cumulus wait` does); --poll-ms MS > 0 polls a plain GET
+ * done, then saves the task's output (verified; inline in the job answer,
+ * ?inline=N, as `cumulus results` gets it, else GET /v1/blobs). By default
+ * the job GET is the long-poll (?wait_ms&after=VERSION: answered as soon as
+ * the job changes, as `cumulus wait` does); --poll-ms MS > 0 polls a plain GET
  * every MS ms instead (the bench's method before the long-poll existed).
  *
  *   build/bench/latency [--runs N] [--poll-ms MS]   (default 30 runs, 0: long-poll)
@@ -53,7 +54,8 @@ static double one(struct cu_api *api, const struct cu_spec *spec, const char *di
         const char *state, *v;
         /* --poll-ms 0: the job long-poll (answered when the job changes);
          * else a plain GET every poll_ms. */
-        if (cu_api_job_wait(api, job, poll_ms > 0 ? NULL : version, 2000, &j, &e) != 0)
+        if (cu_api_job_follow(api, job, poll_ms > 0 ? NULL : version, 2000,
+                              CU_API_JOB_INLINE_MAX, &j, &e) != 0)
             bl_die("GET job: %s", e.msg);
         state = json_string_value(json_object_get(j, "state"));
         if (state && strcmp(state, "running") != 0) {
@@ -76,8 +78,8 @@ static double one(struct cu_api *api, const struct cu_spec *spec, const char *di
     if (!out || cu_hash_from_hex(json_string_value(json_object_get(out, "hash")), &h) != 0)
         bl_die("job %s: no output in the result", job);
     cu_snprintf(dest, sizeof dest, "%s/r.txt", dir);
-    if (cu_api_download_blob(api, &h, (uint64_t)json_integer_value(json_object_get(out, "size")),
-                             dest, &e) != 0)
+    /* As `cumulus results` saves it: inline when the answer carries it. */
+    if (cu_api_output_save(api, out, dest, &e) != 0)
         bl_die("download: %s", e.msg);
     t1 = bl_now_ms();
     unlink(dest);

@@ -120,7 +120,7 @@ static void fetch_output(struct cu_api *api, const char *dir, int64_t index, con
         t->errors++;
         return;
     }
-    if (cu_api_download_blob(api, &want, size, dest, &e) != 0) {
+    if (cu_api_output_save(api, out, dest, &e) != 0) {
         cu_cli_errorf("results", "task %lld: %s: %s", (long long)index, name, e.msg);
         t->errors++;
         return;
@@ -173,7 +173,9 @@ int cmd_results(int argc, char **argv)
     cu_cli_log_init("results", "results");
     if (cu_cli_connect("results", o.exchange, o.key, &id, &api) != 0)
         return CU_EXIT_FAIL;
-    if (cu_api_job(&api, job, &j, &e) != 0) {
+    /* Small outputs come inline with the job (verified all the same):
+     * one request instead of one per file. */
+    if (cu_api_job_follow(&api, job, NULL, 0, CU_API_JOB_INLINE_MAX, &j, &e) != 0) {
         cu_cli_errorf("results", "%s", e.msg);
         goto out_close;
     }

@@ -2,6 +2,7 @@
  * user (see api.h). */
 #include "client/api.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -315,12 +316,26 @@ int cu_api_job(struct cu_api *api, const char *job, json_t **out, struct cu_err 
 int cu_api_job_wait(struct cu_api *api, const char *job, const char *after, uint32_t wait_ms,
                     json_t **out, struct cu_err *e)
 {
-    char path[256], suffix[32 + CU_API_JOB_VERSION_MAX];
+    return cu_api_job_follow(api, job, after, wait_ms, 0, out, e);
+}
+
+int cu_api_job_follow(struct cu_api *api, const char *job, const char *after, uint32_t wait_ms,
+                      uint32_t inline_max, json_t **out, struct cu_err *e)
+{
+    char path[256], suffix[48 + CU_API_JOB_VERSION_MAX];
     int rc;
 
     *out = NULL;
-    if (!after || !after[0] || wait_ms == 0)
-        return cu_api_job(api, job, out, e);
+    if (inline_max > CU_API_JOB_INLINE_MAX)
+        return cu_err_set(e, -CU_EINVAL, "inline outputs of %u bytes: at most %d",
+                          (unsigned)inline_max, CU_API_JOB_INLINE_MAX);
+    if (!after || !after[0] || wait_ms == 0) {
+        if (inline_max == 0)
+            return cu_api_job(api, job, out, e);
+        cu_snprintf(suffix, sizeof suffix, "?inline=%u", (unsigned)inline_max);
+        rc = job_path(job, suffix, path, sizeof path, e);
+        return rc ? rc : get_json(api, "GET", path, out, e);
+    }
     if (wait_ms > CU_API_JOB_WAIT_MAX_MS)
         return cu_err_set(e, -CU_EINVAL, "wait of %u ms: at most %d", (unsigned)wait_ms,
                           CU_API_JOB_WAIT_MAX_MS);
@@ -328,7 +343,11 @@ int cu_api_job_wait(struct cu_api *api, const char *job, const char *after, uint
      * hex digits may go into the URL. */
     if (strlen(after) > CU_API_JOB_VERSION_MAX || strspn(after, "0123456789abcdef") != strlen(after))
         return cu_err_set(e, -CU_EPROTO, "job version '%.64s' from the exchange is not hex", after);
-    cu_snprintf(suffix, sizeof suffix, "?wait_ms=%u&after=%s", (unsigned)wait_ms, after);
+    if (inline_max)
+        cu_snprintf(suffix, sizeof suffix, "?wait_ms=%u&after=%s&inline=%u", (unsigned)wait_ms,
+                    after, (unsigned)inline_max);
+    else
+        cu_snprintf(suffix, sizeof suffix, "?wait_ms=%u&after=%s", (unsigned)wait_ms, after);
     rc = job_path(job, suffix, path, sizeof path, e);
     if (rc)
         return rc;
@@ -411,6 +430,52 @@ int cu_api_download_blob(struct cu_api *api, const struct cu_hash *h, uint64_t s
 out_abort:
     cu_blob_writer_abort(&w);
     return rc;
+}
+
+int cu_api_output_save(struct cu_api *api, const json_t *output, const char *dest,
+                       struct cu_err *e)
+{
+    const json_t *sz = json_object_get(output, "size"), *data = json_object_get(output, "data");
+    struct cu_blob_writer w;
+    struct cu_hash h;
+    unsigned char *bin;
+    size_t n = 0;
+    uint64_t size;
+    int rc;
+
+    if (cu_hash_from_hex(json_string_value(json_object_get(output, "hash")), &h) != 0 ||
+        !json_is_integer(sz) || json_integer_value(sz) < 0)
+        return cu_err_set(e, -CU_EPROTO, "an output in the job answer has no valid hash and size");
+    size = (uint64_t)json_integer_value(sz);
+    if (!json_is_string(data) || size > CU_API_JOB_INLINE_MAX)
+        return cu_api_download_blob(api, &h, size, dest, e);
+    bin = malloc(size ? size : 1);
+    if (!bin)
+        return cu_err_set(e, -CU_ENOMEM, "out of memory");
+    if (sodium_base642bin(bin, size, json_string_value(data), json_string_length(data), NULL, &n,
+                          NULL, sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        n != size) {
+        free(bin);
+        return cu_err_set(e, -CU_ECORRUPT, "inline output %s: not base64 of %llu bytes", dest,
+                          (unsigned long long)size);
+    }
+    rc = cu_vfile_open(&w, dest, size, 0644);
+    if (rc) {
+        free(bin);
+        return cu_err_set(e, rc, "cannot create %s: %s", dest, cu_strerror(rc));
+    }
+    rc = cu_blob_writer_write(&w, bin, n);
+    free(bin);
+    if (rc) {
+        cu_blob_writer_abort(&w);
+        return cu_err_set(e, rc, "writing %s: %s", dest, cu_strerror(rc));
+    }
+    rc = cu_blob_writer_commit(&w, &h, NULL);
+    if (rc == -CU_ECORRUPT)
+        return cu_err_set(e, rc, "inline output %s does not match its hash", dest);
+    if (rc)
+        return cu_err_set(e, rc, "cannot write %s: %s", dest, cu_strerror(rc));
+    return 0;
 }
 
 /* ---- money --------------------------------------------------------------------- */

@@ -84,6 +84,13 @@ int cu_api_job(struct cu_api *api, const char *job, json_t **out, struct cu_err 
 #define CU_API_JOB_VERSION_MAX 64
 int cu_api_job_wait(struct cu_api *api, const char *job, const char *after, uint32_t wait_ms,
                     json_t **out, struct cu_err *e);
+/* cu_api_job_wait asking also for ?inline=inline_max (0: none; at most
+ * CU_API_JOB_INLINE_MAX): outputs of the task results whose sizes add up
+ * to at most inline_max bytes carry their content as "data" (base64), for
+ * cu_api_output_save. An exchange that predates it sends no "data". */
+#define CU_API_JOB_INLINE_MAX 65536
+int cu_api_job_follow(struct cu_api *api, const char *job, const char *after, uint32_t wait_ms,
+                      uint32_t inline_max, json_t **out, struct cu_err *e);
 /* GET /v1/jobs: {"jobs":[SUMMARY...]}. */
 int cu_api_jobs(struct cu_api *api, json_t **out, struct cu_err *e);
 /* POST /v1/jobs/{id}/cancel: {"id","state"}. */
@@ -98,6 +105,13 @@ int cu_api_logs(struct cu_api *api, const char *job, uint32_t task, json_t **out
  * content hashes to h; -CU_ECORRUPT otherwise (nothing left behind). */
 int cu_api_download_blob(struct cu_api *api, const struct cu_hash *h, uint64_t size,
                          const char *dest, struct cu_err *e);
+/* One output {"hash","size"[,"data"]} of a job answer (borrowed) into
+ * dest, verified as cu_api_download_blob does (same temp file, same syncs):
+ * from its inline "data" when there is some, else downloaded. -CU_EPROTO
+ * for an output without a valid hash and size; -CU_ECORRUPT when the
+ * content does not hash to it (nothing left behind). */
+int cu_api_output_save(struct cu_api *api, const json_t *output, const char *dest,
+                       struct cu_err *e);
 
 /* ---- money (docs/api.md "Money") ---------------------------------------------- */
 

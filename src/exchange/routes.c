@@ -576,6 +576,82 @@ static bool version_ok(const char *v)
     return true;
 }
 
+/* Reads the blob h of exactly size bytes into a new base64 string (the
+ * caller frees it); NULL when it is not stored with that size, cannot be
+ * read, or memory runs out (the output is then simply not inlined). */
+static char *blob_base64(const struct cu_blobstore *bs, const struct cu_hash *h, size_t size)
+{
+    char path[CU_PATH_MAX];
+    unsigned char *bin = NULL;
+    char *b64 = NULL;
+    size_t got = 0, len;
+    struct stat sb;
+    int fd;
+
+    if (cu_blob_path(bs, h, path, sizeof path) != 0)
+        return NULL;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || (uint64_t)sb.st_size != size)
+        goto out_close;
+    bin = malloc(size ? size : 1);
+    if (!bin)
+        goto out_close;
+    while (got < size) {
+        ssize_t n = read(fd, bin + got, size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            goto out_free;
+        got += (size_t)n;
+    }
+    len = sodium_base64_encoded_len(size, sodium_base64_VARIANT_ORIGINAL);
+    b64 = malloc(len);
+    if (b64)
+        sodium_bin2base64(b64, len, bin, size, sodium_base64_VARIANT_ORIGINAL);
+out_free:
+    free(bin);
+out_close:
+    close(fd);
+    return b64;
+}
+
+/* ?inline=N (docs/api.md): the outputs of the job's task results, in
+ * order, each as "data" (base64) while their sizes add up to at most
+ * budget bytes (and EX_JOB_INLINE_FILES files: empty outputs cost a read
+ * too); the others keep their hash for GET /v1/blobs/{hash}. The
+ * client verifies the hash, so a requester that follows the job to its end
+ * gets its small results with the answer, not one request per file. */
+static void job_inline_outputs(const struct ex_state *st, json_t *job, uint64_t budget)
+{
+    const json_t *t, *o;
+    size_t i, k, files = 0;
+
+    json_array_foreach (json_object_get(job, "tasks"), i, t) {
+        json_array_foreach (json_object_get(json_object_get(t, "result"), "outputs"), k, o) {
+            json_int_t size = json_integer_value(json_object_get(o, "size"));
+            struct cu_hash h;
+            char *b64;
+
+            if (files >= EX_JOB_INLINE_FILES)
+                return;
+            if (!json_is_integer(json_object_get(o, "size")) || size < 0 ||
+                (uint64_t)size > budget ||
+                cu_hash_from_hex(json_string_value(json_object_get(o, "hash")), &h) != 0)
+                continue;
+            b64 = blob_base64(&st->blobs, &h, (size_t)size);
+            if (!b64)
+                continue;
+            if (json_object_set_new((json_t *)o, "data", json_string(b64)) == 0) {
+                budget -= (uint64_t)size;
+                files++;
+            }
+            free(b64);
+        }
+    }
+}
+
 static int h_job_get(struct cu_http_req *req, struct cu_http_resp *resp)
 {
     struct ex_state *st = app_of(req);
@@ -583,11 +659,12 @@ static int h_job_get(struct cu_http_req *req, struct cu_http_resp *resp)
     const char *after = cu_http_query(req, "after");
     char version[EX_JOB_VERSION_LEN + 1];
     struct timespec deadline;
-    uint64_t wait_ms, gen, stops;
+    uint64_t wait_ms, inline_max, gen, stops;
     json_t *j;
 
     if (!job_param_ok(req, resp) ||
-        !query_u64(req, resp, "wait_ms", 0, EX_JOB_WAIT_MAX_MS, &wait_ms))
+        !query_u64(req, resp, "wait_ms", 0, EX_JOB_WAIT_MAX_MS, &wait_ms) ||
+        !query_u64(req, resp, "inline", 0, EX_JOB_INLINE_MAX, &inline_max))
         return 0;
     if (after && !version_ok(after)) {
         cu_http_error(resp, 400, "invalid",
@@ -632,8 +709,11 @@ static int h_job_get(struct cu_http_req *req, struct cu_http_resp *resp)
             break; /* timed out, or the exchange stops: the job as it is */
         json_decref(j);
     }
-    if (j)
+    if (j) {
         json_object_set_new(j, "version", json_string(version));
+        if (inline_max > 0)
+            job_inline_outputs(st, j, inline_max);
+    }
     reply_result(resp, j, &f);
     return 0;
 }

@@ -29,6 +29,9 @@ int ex_barrier(void *app);
  * length of a job's "version" (hex digits). */
 #define EX_JOB_WAIT_MAX_MS 20000
 #define EX_JOB_VERSION_LEN 16
+/* GET /v1/jobs/{id}?inline=N: at most this many output bytes inline. */
+#define EX_JOB_INLINE_MAX 65536
+#define EX_JOB_INLINE_FILES 256 /* and at most this many outputs (empty ones too) */
 
 /* Wakes every job long-poll to compare its job's version again: call
  * after anything that may have changed a job outside a route handler

@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "client/api.h"
 #include "crypto/ident.h"
 #include "crypto/merkle.h"
 #include "store/blob.h"
@@ -369,12 +370,111 @@ static void test_batch_inline(void **state)
     assert_int_equal(get_blob(hex, NULL), 404);
 }
 
+/* The file at path holds exactly the n bytes at want. */
+static void expect_file(const char *path, const char *want, size_t n)
+{
+    char buf[64];
+    FILE *f = fopen(path, "rb");
+    size_t got;
+
+    assert_non_null(f);
+    got = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    assert_int_equal(got, n);
+    assert_memory_equal(buf, want, n);
+}
+
+/* GET /v1/jobs/{id}?inline=N: a done task's outputs carry their content
+ * while their sizes fit in N; none without it or when N is too small; N
+ * past the limit is refused. cu_api_output_save writes the inline data
+ * (verified against the hash: tampered data leaves nothing behind) and
+ * downloads what has none. */
+static void test_job_answer_inline(void **state)
+{
+    char job[40], path[160], dest[CU_PATH_MAX], *rep, *enc = b64("ok\n", 3);
+    struct cu_http_result r;
+    struct cu_api api;
+    struct cu_err e = {0};
+    json_t *out = NULL, *j = NULL, *o, *copy;
+    const json_t *outs;
+    int64_t rid;
+
+    (void)state;
+    rid = lease_one(job, sizeof job);
+    assert_int_equal(cu_snprintf(path, sizeof path, "/v1/replicas/%" PRId64 "/report", rid), 0);
+    rep = report("ok\n", 3, "", blobs1("ok\n", "ok\n", 3));
+    post(E->p, path, rep, 200, NULL, "inline report", &out);
+    free(rep);
+    assert_string_equal(str_of(out, "task_state"), "done");
+    json_decref(out);
+
+    static const struct {
+        const char *query;
+        bool inlined;
+    } cases[] = {{"", false}, {"?inline=65536", true}, {"?inline=3", true}, {"?inline=2", false},
+                 {"?inline=0", false}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        assert_int_equal(cu_snprintf(path, sizeof path, "/v1/jobs/%s%s", job, cases[i].query), 0);
+        cu_http_result_init(&r);
+        call(E->a, "GET", path, NULL, &r);
+        expect_status(&r, 200, NULL, path);
+        outs = json_object_get(
+            json_object_get(json_array_get(json_object_get(r.json, "tasks"), 0), "result"),
+            "outputs");
+        assert_int_equal(json_array_size(outs), 1);
+        if (cases[i].inlined)
+            assert_string_equal(str_of(json_array_get(outs, 0), "data"), enc);
+        else if (json_object_get(json_array_get(outs, 0), "data"))
+            fail_msg("%s: an output inline that should not be", path);
+        cu_http_result_release(&r);
+    }
+    assert_int_equal(cu_snprintf(path, sizeof path, "/v1/jobs/%s?inline=65537", job), 0);
+    cu_http_result_init(&r);
+    call(E->a, "GET", path, NULL, &r);
+    expect_status(&r, 400, "invalid", path);
+    cu_http_result_release(&r);
+
+    assert_int_equal(cu_api_open(&api, E->x.url, &E->ida, &e), 0);
+    assert_int_equal(cu_api_job_follow(&api, job, NULL, 0, CU_API_JOB_INLINE_MAX, &j, &e), 0);
+    o = json_array_get(json_object_get(json_object_get(json_array_get(json_object_get(j, "tasks"),
+                                                                      0),
+                                                       "result"),
+                                       "outputs"),
+                       0);
+    assert_string_equal(str_of(o, "data"), enc);
+    assert_int_equal(cu_snprintf(dest, sizeof dest, "%s/saved.txt", E->x.dir), 0);
+    assert_int_equal(cu_api_output_save(&api, o, dest, &e), 0);
+    expect_file(dest, "ok\n", 3);
+    unlink(dest);
+    /* Tampered inline data: refused, nothing written. */
+    copy = json_deep_copy(o);
+    assert_int_equal(json_object_set_new(copy, "data", json_string("bm8K")), 0); /* "no\n" */
+    assert_int_equal(cu_api_output_save(&api, copy, dest, &e), -CU_ECORRUPT);
+    assert_int_equal(access(dest, F_OK), -1);
+    assert_int_equal(json_object_set_new(copy, "data", json_string("not base64!")), 0);
+    assert_int_equal(cu_api_output_save(&api, copy, dest, &e), -CU_ECORRUPT);
+    assert_int_equal(access(dest, F_OK), -1);
+    /* No data: downloaded. */
+    assert_int_equal(json_object_del(copy, "data"), 0);
+    assert_int_equal(cu_api_output_save(&api, copy, dest, &e), 0);
+    expect_file(dest, "ok\n", 3);
+    unlink(dest);
+    /* No valid hash: a clear refusal. */
+    assert_int_equal(json_object_set_new(copy, "hash", json_string("xyz")), 0);
+    assert_int_equal(cu_api_output_save(&api, copy, dest, &e), -CU_EPROTO);
+    json_decref(copy);
+    json_decref(j);
+    cu_api_close(&api);
+    free(enc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_empty_blob_always_there),
         cmocka_unit_test(test_bad_inline_refused),
         cmocka_unit_test(test_batch_inline),
+        cmocka_unit_test(test_job_answer_inline),
         cmocka_unit_test(test_inline_report_survives_kill9),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
