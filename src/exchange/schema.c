@@ -430,6 +430,22 @@ static const struct cu_migration migrations[] = {
      "      < (SELECT CASE WHEN quorum > 0 THEN quorum ELSE replication END "
      "         FROM jobs WHERE id = OLD.job_id);"
      "END;"},
+    /* A write's nonce was keyed (key, nonce), random, plus an index by
+     * arrival time: every commit touched a random page of one and the end
+     * of the other. Nonces are now keyed by the signed timestamp first,
+     * so inserts append to one tree. A replay carries the same signed
+     * timestamp (the signature covers it), so it is found the same way;
+     * one older than EX_NONCE_TTL_MS is refused as stale anyway, so
+     * pruning by it forgets nothing still needed. The old table keeps
+     * the nonces written before this migration, by arrival time: it is
+     * still asked until the reaper has emptied it (state.c). */
+    {18,
+     "CREATE TABLE nonces_signed ("
+     "  ts_ms INTEGER NOT NULL,"   /* the request's signed timestamp */
+     "  key TEXT NOT NULL,"
+     "  nonce TEXT NOT NULL,"
+     "  PRIMARY KEY (ts_ms, key, nonce)"
+     ") WITHOUT ROWID;"},
 };
 /* clang-format on */
 
