@@ -1311,9 +1311,12 @@ static const char *temp_base(void)
  * state they are in, and carry the payable counts over. */
 static void remigrate_counts(struct world *w, bool before_17)
 {
-    /* Undoes 17: payable back on the jobs row (its value, as 14's triggers
-     * kept it), the flag and the new triggers gone. */
+    /* Undoes 18 (the nonces back in the old table) and 17: payable back
+     * on the jobs row (its value, as 14's triggers kept it), the flag and
+     * the new triggers gone. */
     static const char *const downgrade_17 =
+        "INSERT OR IGNORE INTO nonces (key, nonce, ts_ms) SELECT key, nonce, ts_ms "
+        "FROM nonces_signed; DROP TABLE nonces_signed; "
         "ALTER TABLE jobs ADD COLUMN payable INTEGER NOT NULL DEFAULT 0; "
         "UPDATE jobs SET payable = (SELECT c.payable FROM job_counts c WHERE c.job_id = jobs.id); "
         "DROP TRIGGER replicas_held_up; DROP TRIGGER replicas_held_down; "
