@@ -367,6 +367,85 @@ static const struct cu_migration migrations[] = {
      "ALTER TABLE providers ADD COLUMN score_lag INTEGER NOT NULL DEFAULT 0;"
      "ALTER TABLE providers ADD COLUMN score_ms INTEGER;"
      "CREATE INDEX jobs_min_reputation ON jobs(state) WHERE min_reputation > 0;"},
+    /* Fewer pages per commit (each dirty page is a WAL frame). The job's
+     * payable count (14) lived on the wide jobs row, so every claim and
+     * every settled replica rewrote a page of the jobs table: it moves to
+     * the narrow job_counts row, which the same commits write anyway (the
+     * task counts). A report asked the job's spec JSON whether it ships a
+     * validator command: that flag is set once, when the job is created.
+     * The values are carried over, not recounted. */
+    {17,
+     "DROP TRIGGER IF EXISTS replicas_held_up;"
+     "DROP TRIGGER IF EXISTS replicas_held_down;"
+     "DROP TRIGGER IF EXISTS replicas_held_new;"
+     "DROP TRIGGER IF EXISTS replicas_held_gone;"
+     "ALTER TABLE job_counts ADD COLUMN payable INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE job_counts ADD COLUMN validator INTEGER NOT NULL DEFAULT 0;"
+     "UPDATE job_counts SET "
+     "  payable = (SELECT j.payable FROM jobs j WHERE j.id = job_counts.job_id), "
+     "  validator = (SELECT json_extract(j.spec_json, '$.validator.command') IS NOT NULL "
+     "    FROM jobs j WHERE j.id = job_counts.job_id);"
+     "ALTER TABLE jobs DROP COLUMN payable;"
+     "DROP TRIGGER jobs_counts_new;"
+     "CREATE TRIGGER jobs_counts_new AFTER INSERT ON jobs "
+     "BEGIN INSERT OR IGNORE INTO job_counts (job_id, validator) VALUES (NEW.id, "
+     "  json_extract(NEW.spec_json, '$.validator.command') IS NOT NULL); END;"
+     /* The same rules as 14's triggers: a replica counts for the job while
+      * its task's held replicas were fewer than the quorum. */
+     "CREATE TRIGGER replicas_held_up AFTER UPDATE OF state ON replicas "
+     "  WHEN (NEW.state = 'leased' OR NEW.state = 'running' OR NEW.state = 'reported') "
+     "  AND NOT (OLD.state = 'leased' OR OLD.state = 'running' OR OLD.state = 'reported') "
+     "BEGIN "
+     "  UPDATE job_counts SET payable = payable + 1 WHERE job_id = NEW.job_id "
+     "    AND (SELECT held FROM tasks WHERE job_id = NEW.job_id AND idx = NEW.task_idx) "
+     "      < (SELECT CASE WHEN quorum > 0 THEN quorum ELSE replication END "
+     "         FROM jobs WHERE id = NEW.job_id);"
+     "  UPDATE tasks SET held = held + 1 WHERE job_id = NEW.job_id AND idx = NEW.task_idx;"
+     "END;"
+     "CREATE TRIGGER replicas_held_down AFTER UPDATE OF state ON replicas "
+     "  WHEN (OLD.state = 'leased' OR OLD.state = 'running' OR OLD.state = 'reported') "
+     "  AND NOT (NEW.state = 'leased' OR NEW.state = 'running' OR NEW.state = 'reported') "
+     "BEGIN "
+     "  UPDATE tasks SET held = held - 1 WHERE job_id = OLD.job_id AND idx = OLD.task_idx;"
+     "  UPDATE job_counts SET payable = payable - 1 WHERE job_id = OLD.job_id "
+     "    AND (SELECT held FROM tasks WHERE job_id = OLD.job_id AND idx = OLD.task_idx) "
+     "      < (SELECT CASE WHEN quorum > 0 THEN quorum ELSE replication END "
+     "         FROM jobs WHERE id = OLD.job_id);"
+     "END;"
+     "CREATE TRIGGER replicas_held_new AFTER INSERT ON replicas "
+     "  WHEN (NEW.state = 'leased' OR NEW.state = 'running' OR NEW.state = 'reported') "
+     "BEGIN "
+     "  UPDATE job_counts SET payable = payable + 1 WHERE job_id = NEW.job_id "
+     "    AND (SELECT held FROM tasks WHERE job_id = NEW.job_id AND idx = NEW.task_idx) "
+     "      < (SELECT CASE WHEN quorum > 0 THEN quorum ELSE replication END "
+     "         FROM jobs WHERE id = NEW.job_id);"
+     "  UPDATE tasks SET held = held + 1 WHERE job_id = NEW.job_id AND idx = NEW.task_idx;"
+     "END;"
+     "CREATE TRIGGER replicas_held_gone AFTER DELETE ON replicas "
+     "  WHEN (OLD.state = 'leased' OR OLD.state = 'running' OR OLD.state = 'reported') "
+     "BEGIN "
+     "  UPDATE tasks SET held = held - 1 WHERE job_id = OLD.job_id AND idx = OLD.task_idx;"
+     "  UPDATE job_counts SET payable = payable - 1 WHERE job_id = OLD.job_id "
+     "    AND (SELECT held FROM tasks WHERE job_id = OLD.job_id AND idx = OLD.task_idx) "
+     "      < (SELECT CASE WHEN quorum > 0 THEN quorum ELSE replication END "
+     "         FROM jobs WHERE id = OLD.job_id);"
+     "END;"},
+    /* A write's nonce was keyed (key, nonce), random, plus an index by
+     * arrival time: every commit touched a random page of one and the end
+     * of the other. Nonces are now keyed by the signed timestamp first,
+     * so inserts append to one tree. A replay carries the same signed
+     * timestamp (the signature covers it), so it is found the same way;
+     * one older than EX_NONCE_TTL_MS is refused as stale anyway, so
+     * pruning by it forgets nothing still needed. The old table keeps
+     * the nonces written before this migration, by arrival time: it is
+     * still asked until the reaper has emptied it (state.c). */
+    {18,
+     "CREATE TABLE nonces_signed ("
+     "  ts_ms INTEGER NOT NULL,"   /* the request's signed timestamp */
+     "  key TEXT NOT NULL,"
+     "  nonce TEXT NOT NULL,"
+     "  PRIMARY KEY (ts_ms, key, nonce)"
+     ") WITHOUT ROWID;"},
 };
 /* clang-format on */
 

@@ -454,11 +454,13 @@ int ex_settle_can_lease(struct ex_state *st, const char *job, int64_t idx, uint6
     /* At most `quorum` replicas of a task are ever paid, so the replicas out
      * (leased, running, reported) of a task count up to that many: a
      * replacement for a wrong result needs no more escrow than the quorum.
-     * jobs.payable is that sum and tasks.held the task's count, both kept
-     * by triggers in every state change's transaction (schema.c, 14). */
+     * job_counts.payable is that sum and tasks.held the task's count, both
+     * kept by triggers in every state change's transaction (schema.c, 14
+     * and 17). */
     s = ex_sql_cached(st,
                      "SELECT CASE WHEN j.quorum > 0 THEN j.quorum ELSE j.replication END, "
-                     "j.payable, COALESCE(t.held, 0) FROM jobs j "
+                     "COALESCE(c.payable, 0), COALESCE(t.held, 0) FROM jobs j "
+                     "LEFT JOIN job_counts c ON c.job_id = j.id "
                      "LEFT JOIN tasks t ON t.job_id = j.id AND t.idx = ?2 WHERE j.id = ?1",
                      "ti", job, idx);
     if (!s)

@@ -489,6 +489,8 @@ static int task_replica_lost(struct ex_state *st, const char *job, int64_t idx, 
 
 /* ---- open / close ------------------------------------------------------------ */
 
+static bool legacy_nonces_left(struct ex_state *st);
+
 int ex_state_open(struct ex_state *st, const char *data_dir, uint64_t lease_ms, bool devnet,
                   struct cu_err *e)
 {
@@ -544,6 +546,7 @@ int ex_state_open(struct ex_state *st, const char *data_dir, uint64_t lease_ms, 
     rc = ex_ledger_open(st, data_dir, e);
     if (rc)
         goto out_release_reads;
+    st->legacy_nonces = legacy_nonces_left(st);
     return 0;
 
 out_release_reads:
@@ -585,7 +588,7 @@ static __thread struct {
     bool owed;
 } my_nonce;
 
-int ex_nonce_use(struct ex_state *st, const char *key, const char *nonce, int64_t now_ms,
+int ex_nonce_use(struct ex_state *st, const char *key, const char *nonce, int64_t signed_ms,
                  struct cu_err *e)
 {
     struct ex_nonces *q = &st->nonces;
@@ -599,9 +602,17 @@ int ex_nonce_use(struct ex_state *st, const char *key, const char *nonce, int64_
             return cu_err_set(e, -CU_EAUTH, "replayed: nonce already used");
         }
     }
-    s = ex_sql_cached(st, "SELECT 1 FROM nonces WHERE key = ?1 AND nonce = ?2", "tt", key, nonce);
+    /* A replay carries the signed timestamp it was signed with: one seek. */
+    s = ex_sql_cached(st, "SELECT 1 FROM nonces_signed WHERE ts_ms = ?1 AND key = ?2 AND nonce = ?3",
+                      "itt", signed_ms, key, nonce);
     rc = s ? ex_sql_step(st, s) : -CU_EDB;
     ex_sql_done(st, s);
+    if (rc == 0 && st->legacy_nonces) { /* written before migration 18 */
+        s = ex_sql_cached(st, "SELECT 1 FROM nonces WHERE key = ?1 AND nonce = ?2", "tt", key,
+                          nonce);
+        rc = s ? ex_sql_step(st, s) : -CU_EDB;
+        ex_sql_done(st, s);
+    }
     if (rc == 1) {
         unlock(st);
         return cu_err_set(e, -CU_EAUTH, "replayed: nonce already used");
@@ -617,7 +628,7 @@ int ex_nonce_use(struct ex_state *st, const char *key, const char *nonce, int64_
     if (rc == 0) {
         (void)cu_snprintf(q->p[q->n].key, sizeof q->p[q->n].key, "%s", key);
         (void)cu_snprintf(q->p[q->n].nonce, sizeof q->p[q->n].nonce, "%s", nonce);
-        q->p[q->n].ts_ms = now_ms;
+        q->p[q->n].ts_ms = signed_ms;
         q->n++;
         my_nonce.st = st;
         my_nonce.batch = q->batch;
@@ -638,8 +649,9 @@ int ex_nonces_stage(struct ex_state *st)
     for (size_t i = 0; i < q->n; i++) {
         /* OR IGNORE: a nonce is checked against the table before it
          * queues, so a conflict cannot happen; it must not fail a commit. */
-        if (ex_sql_run(st, "INSERT OR IGNORE INTO nonces (key, nonce, ts_ms) VALUES (?1, ?2, ?3)",
-                       "tti", q->p[i].key, q->p[i].nonce, q->p[i].ts_ms) != 0)
+        if (ex_sql_run(st,
+                       "INSERT OR IGNORE INTO nonces_signed (ts_ms, key, nonce) VALUES (?1, ?2, ?3)",
+                       "itt", q->p[i].ts_ms, q->p[i].key, q->p[i].nonce) != 0)
             return -CU_EDB;
     }
     return (int)q->n;
@@ -684,6 +696,17 @@ int ex_nonces_flush(struct ex_state *st)
     /* Without mu: most nonces were carried by a commit already. */
     owed = my_nonce.batch >= __atomic_load_n(&st->nonces.batch, __ATOMIC_ACQUIRE);
     return owed ? ex_nonces_flush_all(st) : 0;
+}
+
+/* Whether the pre-18 nonces table still has rows. mu held (or not yet
+ * shared). On a database error: true, the safe answer. */
+static bool legacy_nonces_left(struct ex_state *st)
+{
+    sqlite3_stmt *s = ex_sql_cached(st, "SELECT 1 FROM nonces LIMIT 1", "");
+    int rc = s ? ex_sql_step(st, s) : -CU_EDB;
+
+    ex_sql_done(st, s);
+    return rc != 0;
 }
 
 int ex_reap(struct ex_state *st, int64_t now_ms)
@@ -743,7 +766,12 @@ int ex_reap(struct ex_state *st, int64_t now_ms)
         if (!rc)
             rc = task_refresh(st, l->job, l->idx);
     }
+    /* A request signed before now - EX_NONCE_TTL_MS is refused as stale
+     * (CU_REQSIGN_MAX_SKEW_S is less): its nonce is no longer needed. */
     if (!rc && prune)
+        rc = ex_sql_run(st, "DELETE FROM nonces_signed WHERE ts_ms < ?1", "i",
+                        now_ms - EX_NONCE_TTL_MS);
+    if (!rc && prune && st->legacy_nonces)
         rc = ex_sql_run(st, "DELETE FROM nonces WHERE ts_ms < ?1", "i", now_ms - EX_NONCE_TTL_MS);
     if (!rc)
         rc = ex_txn_commit(st, now_ms, NULL);
@@ -754,6 +782,8 @@ int ex_reap(struct ex_state *st, int64_t now_ms)
     }
     if (prune)
         st->pruned_ms = now_ms;
+    if (prune && st->legacy_nonces)
+        st->legacy_nonces = legacy_nonces_left(st);
     for (size_t i = 0; i < n; i++)
         cu_info("lease of replica %lld expired (task %s/%lld, provider %.8s)",
                 (long long)lost[i].id, lost[i].job, (long long)lost[i].idx,
@@ -2236,12 +2266,11 @@ static int provider_cu_milli(const struct replica_info *ri, uint64_t cpu_ms, uin
     return 0;
 }
 
-/* Whether the job ships a validator command. mu held. */
+/* Whether the job ships a validator command (set once when the job is
+ * created, schema.c 17). mu held. */
 static bool job_has_validator(struct ex_state *st, const char *job)
 {
-    sqlite3_stmt *s = ex_sql_cached(st,
-                                    "SELECT json_extract(spec_json, '$.validator.command') "
-                                    "IS NOT NULL FROM jobs WHERE id = ?1",
+    sqlite3_stmt *s = ex_sql_cached(st, "SELECT validator FROM job_counts WHERE job_id = ?1",
                                     "t", job);
     bool v = s && ex_sql_step(st, s) == 1 && sqlite3_column_int64(s, 0) != 0;
 

@@ -98,6 +98,7 @@ struct ex_state {
     bool stopping;     /* under mu */
     uint64_t requests; /* HTTP requests seen (atomic builtins) */
     int64_t pruned_ms; /* last nonce pruning (under mu) */
+    bool legacy_nonces; /* the pre-18 nonces table still has rows (mu) */
     /* The ledger (ledger.c), under mu: the exchange's own identity (the
      * block producer), the state replayed from every stored block, and the
      * tip. ledger.devnet is the chain's flag, fixed by block 0. */
@@ -139,12 +140,13 @@ void ex_state_close(struct ex_state *st);
 /* Marks the state stopping and wakes every long-poll. */
 void ex_state_stop(struct ex_state *st);
 
-/* Records (key, nonce) as used at now_ms. 0; -CU_EAUTH with e->msg
+/* Records (key, nonce) of a request signed at signed_ms (its verified
+ * timestamp, in ms) as used. 0; -CU_EAUTH with e->msg
  * "replayed: ..." when already used (in the table or pending); -CU_EDB.
  * The nonce is pending (st->nonces) until a commit carries it: the
  * request's own state change if it has one, else ex_nonces_flush from the
  * barrier; the calling thread remembers that it owes one. */
-int ex_nonce_use(struct ex_state *st, const char *key, const char *nonce, int64_t now_ms,
+int ex_nonce_use(struct ex_state *st, const char *key, const char *nonce, int64_t signed_ms,
                  struct cu_err *e);
 /* Inserts the pending nonces into the open transaction (mu held, before
  * COMMIT). Returns how many it inserted (>= 0) or -CU_EDB; after the

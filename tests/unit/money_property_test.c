@@ -274,6 +274,37 @@ static void check_counts(struct world *w)
         FAILF(w, "%s", msg);
     }
     sqlite3_finalize(s);
+
+    /* The payable count the escrow check reads (held replicas per task up
+     * to the quorum, summed) and the validator flag (schema.c 17) equal a
+     * recount and the spec. */
+    assert_int_equal(
+        sqlite3_prepare_v2(
+            w->st.db.h,
+            "SELECT j.id, c.payable, (SELECT COALESCE(SUM(MIN((SELECT COUNT(*) FROM replicas r "
+            "WHERE r.job_id = t.job_id AND r.task_idx = t.idx AND r.state IN "
+            "('leased','running','reported')), CASE WHEN j.quorum > 0 THEN j.quorum ELSE "
+            "j.replication END)), 0) FROM tasks t WHERE t.job_id = j.id), c.validator, "
+            "json_extract(j.spec_json, '$.validator.command') IS NOT NULL "
+            "FROM jobs j JOIN job_counts c ON c.job_id = j.id",
+            -1, &s, NULL),
+        SQLITE_OK);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        if (sqlite3_column_int64(s, 1) != sqlite3_column_int64(s, 2) ||
+            sqlite3_column_int64(s, 3) != sqlite3_column_int64(s, 4)) {
+            char msg[256];
+            (void)cu_snprintf(msg, sizeof msg,
+                              "job %s: kept payable %lld (recount %lld), validator %lld (spec %lld)",
+                              (const char *)sqlite3_column_text(s, 0),
+                              (long long)sqlite3_column_int64(s, 1),
+                              (long long)sqlite3_column_int64(s, 2),
+                              (long long)sqlite3_column_int64(s, 3),
+                              (long long)sqlite3_column_int64(s, 4));
+            sqlite3_finalize(s);
+            FAILF(w, "%s", msg);
+        }
+    }
+    sqlite3_finalize(s);
 }
 
 static void check_money(struct world *w)
@@ -1274,10 +1305,24 @@ static const char *temp_base(void)
 }
 
 /* Takes the open exchange back to before migration 15 (no kept job
- * counts; and so before 16) and reopens it: the migration must fill the counts of the jobs
- * already there, whatever state they are in. */
-static void remigrate_counts(struct world *w)
+ * counts; and so before 16 and 17), or with before_17 only to before 17
+ * (payable on the jobs row, no validator flag), and reopens it: the
+ * migrations must fill the counts of the jobs already there, whatever
+ * state they are in, and carry the payable counts over. */
+static void remigrate_counts(struct world *w, bool before_17)
 {
+    /* Undoes 18 (the nonces back in the old table) and 17: payable back
+     * on the jobs row (its value, as 14's triggers kept it), the flag and
+     * the new triggers gone. */
+    static const char *const downgrade_17 =
+        "INSERT OR IGNORE INTO nonces (key, nonce, ts_ms) SELECT key, nonce, ts_ms "
+        "FROM nonces_signed; DROP TABLE nonces_signed; "
+        "ALTER TABLE jobs ADD COLUMN payable INTEGER NOT NULL DEFAULT 0; "
+        "UPDATE jobs SET payable = (SELECT c.payable FROM job_counts c WHERE c.job_id = jobs.id); "
+        "DROP TRIGGER replicas_held_up; DROP TRIGGER replicas_held_down; "
+        "DROP TRIGGER replicas_held_new; DROP TRIGGER replicas_held_gone; "
+        "ALTER TABLE job_counts DROP COLUMN payable; ALTER TABLE job_counts DROP COLUMN validator; "
+        "PRAGMA user_version = 16;";
     static const char *const downgrade =
         "DROP TRIGGER jobs_counts_new; DROP TRIGGER jobs_counts_gone; "
         "DROP TRIGGER tasks_counts_new; DROP TRIGGER tasks_counts_move; "
@@ -1295,7 +1340,9 @@ static void remigrate_counts(struct world *w)
     w->open = false;
     assert_int_equal(cu_path_join(path, sizeof path, w->dir, "state.db"), 0);
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    if (sqlite3_exec(db, downgrade, NULL, NULL, NULL) != SQLITE_OK)
+    if (sqlite3_exec(db, downgrade_17, NULL, NULL, NULL) != SQLITE_OK)
+        FAILF(w, "downgrade to 16: %s", sqlite3_errmsg(db));
+    if (!before_17 && sqlite3_exec(db, downgrade, NULL, NULL, NULL) != SQLITE_OK)
         FAILF(w, "downgrade: %s", sqlite3_errmsg(db));
     sqlite3_close(db);
     if (ex_state_open(&w->st, w->dir, 20000, true, &e) != 0)
@@ -1304,7 +1351,7 @@ static void remigrate_counts(struct world *w)
     totals.remigrations++;
 }
 
-static void run_sequence(struct world *w, uint64_t seed, int remigrate_at)
+static void run_sequence(struct world *w, uint64_t seed, int remigrate_at, bool before_17)
 {
     struct cu_err e = {0};
     int nops;
@@ -1353,7 +1400,7 @@ static void run_sequence(struct world *w, uint64_t seed, int remigrate_at)
             op_cancel(w);
         check_money(w);
         if (w->step == remigrate_at) {
-            remigrate_counts(w);
+            remigrate_counts(w, before_17);
             check_money(w);
         }
     }
@@ -1410,7 +1457,7 @@ static void test_random_sequences(void **state)
 
     (void)state;
     for (uint64_t seed = seed0; seed < seed0 + nseq; seed++)
-        run_sequence(W, seed, 0);
+        run_sequence(W, seed, 0, false);
     fprintf(stderr,
             "# %llu sequences, %llu random operations (+ drains), %llu submits, %llu leases, "
             "%llu reports, %llu paid replicas, %llu ledger txs, %llu batched claims (%llu "
@@ -1438,8 +1485,19 @@ static void test_counts_migration(void **state)
     (void)state;
     totals.remigrations = 0;
     for (uint64_t seed = 1000; seed < 1020; seed++)
-        run_sequence(W, seed, (int)(seed % 2 ? MIN_OPS : MIN_OPS / 2));
+        run_sequence(W, seed, (int)(seed % 2 ? MIN_OPS : MIN_OPS / 2), false);
     assert_int_equal(totals.remigrations, 20);
+}
+
+/* Migration 17 carries each job's payable count over from the jobs row
+ * and sets the validator flag of the jobs already there. */
+static void test_payable_migration(void **state)
+{
+    (void)state;
+    totals.remigrations = 0;
+    for (uint64_t seed = 2000; seed < 2010; seed++)
+        run_sequence(W, seed, (int)(seed % 2 ? MIN_OPS : MIN_OPS / 2), true);
+    assert_int_equal(totals.remigrations, 10);
 }
 
 static void test_batch_owners(void **state)
@@ -1527,6 +1585,7 @@ int main(void)
         cmocka_unit_test(test_random_sequences),
         cmocka_unit_test(test_batch_owners),
         cmocka_unit_test(test_counts_migration),
+        cmocka_unit_test(test_payable_migration),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -7,9 +7,14 @@
 
 #include <cmocka.h>
 
+#include <sqlite3.h>
+#include <stdlib.h>
+
 #include "base/err.h"
+#include "base/util.h"
 #include "crypto/hash.h"
 #include "exchange/replay.h"
+#include "exchange/state.h"
 
 static void test_replay_once(void **state)
 {
@@ -96,6 +101,68 @@ static void test_replay_full(void **state)
     ex_replay_release(&r);
 }
 
+static void reopen(struct ex_state *st, const char *dir)
+{
+    struct cu_err e = {0};
+
+    ex_state_close(st);
+    if (ex_state_open(st, dir, 20000, true, &e) != 0)
+        fail_msg("reopen: %s", e.msg);
+}
+
+/* Durable nonces of writes (state.c, schema.c 18): keyed by the signed
+ * timestamp; a replay (same key, timestamp, nonce) is refused before and
+ * after a restart; a nonce written before migration 18 (the old table,
+ * by arrival time) still refuses its replay, whatever the timestamp, until
+ * the reaper prunes it. */
+static void test_durable_nonces(void **state)
+{
+    char dir[] = "/tmp/cu_nonces_XXXXXX", path[512];
+    struct ex_state st = {0};
+    struct cu_err e = {0};
+    int64_t now = cu_now_ms(), t = now - now % 1000;
+    sqlite3 *db;
+
+    (void)state;
+    assert_int_equal(cu_crypto_init(), 0);
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(ex_state_open(&st, dir, 20000, true, &e), 0);
+    assert_int_equal(ex_nonce_use(&st, "k1", "n1", t, &e), 0);
+    assert_int_equal(ex_nonce_use(&st, "k1", "n1", t, &e), -CU_EAUTH); /* pending */
+    assert_int_equal(ex_nonces_flush(&st), 0);
+    assert_int_equal(ex_nonce_use(&st, "k1", "n1", t, &e), -CU_EAUTH); /* in the table */
+    assert_int_equal(ex_nonce_use(&st, "k2", "n1", t, &e), 0);
+    assert_int_equal(ex_nonces_flush(&st), 0);
+    reopen(&st, dir);
+    assert_int_equal(ex_nonce_use(&st, "k1", "n1", t, &e), -CU_EAUTH);
+    assert_int_equal(ex_nonce_use(&st, "k2", "n1", t, &e), -CU_EAUTH);
+    assert_false(st.legacy_nonces);
+
+    /* A nonce recorded before migration 18, at its arrival time. */
+    assert_int_equal(cu_snprintf(path, sizeof path, "%s/state.db", dir), 0);
+    ex_state_close(&st);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "INSERT INTO nonces (key, nonce, ts_ms) "
+                                  "VALUES ('k3', 'old', CAST(strftime('%s','now') AS INTEGER) * 1000)",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(ex_state_open(&st, dir, 20000, true, &e), 0);
+    assert_true(st.legacy_nonces);
+    assert_int_equal(ex_nonce_use(&st, "k3", "old", t - 7000, &e), -CU_EAUTH);
+    assert_int_equal(ex_nonce_use(&st, "k3", "old", t + 3000, &e), -CU_EAUTH);
+    assert_int_equal(ex_nonce_use(&st, "k3", "new", t, &e), 0);
+    assert_int_equal(ex_nonces_flush(&st), 0);
+    /* Pruned once older than EX_NONCE_TTL_MS: the old table is empty and
+     * no longer asked; the new one forgets only what is stale. */
+    assert_int_equal(ex_reap(&st, now + EX_NONCE_TTL_MS + 60000) >= 0, 1);
+    assert_false(st.legacy_nonces);
+    assert_int_equal(ex_nonce_use(&st, "k1", "n1", t + EX_NONCE_TTL_MS + 60000, &e), 0);
+    ex_state_close(&st);
+    assert_int_equal(cu_rm_rf(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -103,6 +170,7 @@ int main(void)
         cmocka_unit_test(test_replay_grows),
         cmocka_unit_test(test_replay_purges),
         cmocka_unit_test(test_replay_full),
+        cmocka_unit_test(test_durable_nonces),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
