@@ -102,6 +102,25 @@ int cu_rm_rf(const char *path)
     return 0;
 }
 
+int cu_empty_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    char path[CU_PATH_MAX];
+    int rc = 0;
+
+    if (!d)
+        return -CU_EIO;
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if (cu_path_join(path, sizeof path, dir, de->d_name) != 0 || cu_rm_rf(path) != 0)
+            rc = -CU_EIO;
+    }
+    closedir(d);
+    return rc;
+}
+
 int cu_read_file(const char *path, struct cu_buf *b)
 {
     char chunk[65536];

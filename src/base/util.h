@@ -38,6 +38,9 @@ int cu_mkdir_p(const char *path, mode_t mode);
 /* rm -rf: removes path and everything below it; missing path is success.
  * Does not follow symlinks. */
 int cu_rm_rf(const char *path);
+/* Removes every entry of dir (as cu_rm_rf), keeping dir itself. 0, or
+ * -CU_EIO when an entry stays or dir cannot be read. */
+int cu_empty_dir(const char *dir);
 /* Reads a whole file into b (bounded by b->max): -CU_ENOTFOUND, -CU_ETOOBIG,
  * -CU_EIO. */
 int cu_read_file(const char *path, struct cu_buf *b);

@@ -142,26 +142,6 @@ static int move_entries(const char *from, const char *to)
     return rc;
 }
 
-/* Empties dir (keeps the directory itself). 0 or -CU_EIO. */
-static int empty_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    char path[CU_PATH_MAX];
-    int rc = 0;
-
-    if (!d)
-        return -CU_EIO;
-    while ((de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        if (cu_path_join(path, sizeof(path), dir, de->d_name) != 0 || cu_rm_rf(path) != 0)
-            rc = -CU_EIO;
-    }
-    closedir(d);
-    return rc;
-}
-
 /* ---- the shape ------------------------------------------------------------ */
 
 /* A deep copy of the options a sandbox was started from (the per-task ones
@@ -478,7 +458,7 @@ int cu_warm_start(const struct cu_sandbox_opts *opts, const char *base_dir, cons
             goto out_free;
         }
         if (cu_mkdir_p(w->dir[i], 0755) != 0 || chmod(w->dir[i], 0755) != 0 ||
-            empty_dir(w->dir[i]) != 0) {
+            cu_empty_dir(w->dir[i]) != 0) {
             rc = cu_err_set(e, -CU_ESANDBOX, "warm sandbox: cannot prepare %s: %s", w->dir[i],
                             strerror(errno));
             goto out_free;
@@ -982,7 +962,7 @@ static void task_release(struct cu_sandbox *s)
     for (int i = 0; i < 3; i++) {
         if (s->task_dir[i] && move_entries(w->dir[i], s->task_dir[i]) != 0)
             cu_warn("warm sandbox: cannot move %s back to %s", w->dir[i], s->task_dir[i]);
-        if (empty_dir(w->dir[i]) != 0) {
+        if (cu_empty_dir(w->dir[i]) != 0) {
             cu_warn("warm sandbox: cannot empty %s; ending the sandbox", w->dir[i]);
             kill_hard(w);
         }

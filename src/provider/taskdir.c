@@ -45,27 +45,6 @@ int cu_slot_dir_init(struct cu_slot *s, struct cu_err *e)
     return 0;
 }
 
-/* Removes every entry of dir, keeping dir. 0, or -CU_EIO when one stays
- * (or dir cannot be read). */
-static int empty_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    char path[CU_PATH_MAX];
-    int rc = 0;
-
-    if (!d)
-        return -CU_EIO;
-    while ((de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        if (cu_path_join(path, sizeof path, dir, de->d_name) != 0 || cu_rm_rf(path) != 0)
-            rc = -CU_EIO;
-    }
-    closedir(d);
-    return rc;
-}
-
 /* Removes the slot's tree; when that fails, renames it aside (recover()
  * removes it at the next start) so a fresh one can be made. 0 when the
  * path is free. */
@@ -119,7 +98,7 @@ void cu_slot_dir_done(struct cu_slot *s)
     s->dir_exposed = false;
     for (size_t i = 0; clean && i < sizeof task_subdirs / sizeof task_subdirs[0]; i++) {
         if (cu_path_join(sub, sizeof sub, s->dir, task_subdirs[i]) != 0 ||
-            empty_dir(sub) != 0)
+            cu_empty_dir(sub) != 0)
             clean = false;
     }
     if (clean)
