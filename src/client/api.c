@@ -136,14 +136,7 @@ static int get_json_within(struct cu_api *api, const char *method, const char *p
 static int get_json(struct cu_api *api, const char *method, const char *path, json_t **out,
                     struct cu_err *e)
 {
-    int rc;
-
-    *out = NULL;
-    rc = cu_http_request(api->http, method, path, NULL, 0, API_TIMEOUT_MS, &api->res);
-    rc = outcome(api, rc, e);
-    if (rc)
-        return rc;
-    return take_json(api, path, out, e);
+    return get_json_within(api, method, path, API_TIMEOUT_MS, out, e);
 }
 
 int cu_api_health(struct cu_api *api, json_t **out, struct cu_err *e)
