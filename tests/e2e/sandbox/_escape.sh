@@ -107,3 +107,31 @@ escape_build_attack() {
     need cc
     cc -O1 -o "$T/attack-bin" tests/e2e/sandbox/_attack.c || fail "cannot compile _attack.c"
 }
+
+# escape_leftovers_job NAME: runs $T/leave.sh as a job of 3 consecutive
+# tasks (one slot) and fails unless each task wrote "contained" to its
+# verdict.txt: nothing an earlier task left behind was visible to it.
+escape_leftovers_job() {
+    cat >"$T/$1.yaml" <<EOF2
+name: $1
+command: ["sh", "/in/leave.sh"]
+inputs:
+  - {name: leave.sh, path: ./leave.sh}
+tasks: 3
+replication: 1
+resources: {cores: 1, memory: 64MiB, time: 20s, output: 1MiB}
+outputs: ["*.txt"]
+price: {max_per_cu: 10}
+EOF2
+    submit "$T/$1.yaml"
+    "$CU" wait "$JOB" --timeout 120s >/dev/null 2>"$T/wait.err" ||
+        fail "job failed: $(cat "$T/wait.err")"
+    rm -rf "$T/res"
+    "$CU" results "$JOB" --out "$T/res" >"$T/results.log" 2>&1 ||
+        fail "results failed: $(cat "$T/results.log")"
+    for i in 0 1 2; do
+        v=$(cat "$T/res/$i/verdict.txt" 2>/dev/null)
+        say "task $i: $v"
+        [ "$v" = contained ] || fail "task $i saw what an earlier task left: '$v'"
+    done
+}

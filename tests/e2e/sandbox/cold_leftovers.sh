@@ -23,25 +23,6 @@ chmod 700 /work
 chmod 777 /out
 exit 0
 EOS
-cat >"$T/cold.yaml" <<EOF2
-name: cold-leftovers
-command: ["sh", "/in/leave.sh"]
-inputs:
-  - {name: leave.sh, path: ./leave.sh}
-tasks: 3
-replication: 1
-resources: {cores: 1, memory: 64MiB, time: 20s, output: 1MiB}
-outputs: ["*.txt"]
-price: {max_per_cu: 10}
-EOF2
-submit "$T/cold.yaml"
-"$CU" wait "$JOB" --timeout 120s >/dev/null 2>"$T/wait.err" || fail "job failed: $(cat "$T/wait.err")"
-rm -rf "$T/res"
-"$CU" results "$JOB" --out "$T/res" >"$T/results.log" 2>&1 || fail "results failed: $(cat "$T/results.log")"
-for i in 0 1 2; do
-    v=$(cat "$T/res/$i/verdict.txt" 2>/dev/null)
-    say "task $i: $v"
-    [ "$v" = contained ] || fail "task $i saw what an earlier task left: '$v'"
-done
+escape_leftovers_job cold-leftovers
 grep -q "warm sandbox started" "$T/p1.log" && fail "a warm sandbox ran despite --no-warm-sandbox"
 escape_still_serving
