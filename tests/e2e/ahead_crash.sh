@@ -75,17 +75,7 @@ for id in $held; do
         fail "replica $id, held by the killed provider, was accepted"
 done
 
-"$CU" ledger export "$T/ledger.jsonl" >"$T/export.out" 2>&1 ||
-    fail "ledger export: $(cat "$T/export.out")"
-"$CU" ledger verify "$T/ledger.jsonl" >"$T/vfile.out" 2>&1 ||
-    fail "ledger verify: $(cat "$T/vfile.out")"
-jq -c --arg job "$JOB" -s '[.[].txs[] | select(.type == "escrow_release" and .job == $job)
-    | .replica | tonumber] | sort' "$T/ledger.jsonl" >"$T/released.json"
-jq -c '[.tasks[].replicas[] | select(.state == "accepted" and
-    (((.cu_milli * .price_per_cu) + 999) / 1000 | floor) > 0) | .id] | sort' \
-    "$T/status.json" >"$T/accepted.json"
-[ "$(cat "$T/released.json")" = "$(cat "$T/accepted.json")" ] ||
-    fail "releases $(cat "$T/released.json") do not match accepted $(cat "$T/accepted.json")"
+paid_once "$JOB" "$T/status.json"
 alive "$P1" || fail "p1 died"
 say "ahead_crash ok: $n held replica(s) ($held) reported abandoned after kill -9"
 exit 0

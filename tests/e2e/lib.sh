@@ -183,6 +183,24 @@ replica_in_state() {
     jq_job "$1" "[.tasks[].replicas[]? | select(.state == \"$2\")] | length > 0"
 }
 
+# paid_once JOB STATUS_JSON: the exchange's ledger, exported, verifies, and
+# holds exactly one escrow_release for each accepted replica of JOB in
+# STATUS_JSON (status --json) and none for any other replica: since CPU
+# time rounds up, every replica that ran is paid (docs/decisions.md "CU
+# metering").
+paid_once() {
+    "$CU" ledger export "$T/ledger.jsonl" >"$T/export.out" 2>&1 ||
+        fail "ledger export: $(cat "$T/export.out")"
+    "$CU" ledger verify "$T/ledger.jsonl" >"$T/vfile.out" 2>&1 ||
+        fail "ledger verify: $(cat "$T/vfile.out")"
+    jq -c --arg job "$1" -s '[.[].txs[] | select(.type == "escrow_release" and .job == $job)
+        | .replica | tonumber] | sort' "$T/ledger.jsonl" >"$T/released.json"
+    jq -c '[.tasks[].replicas[] | select(.state == "accepted") | .id] | sort' "$2" \
+        >"$T/accepted.json"
+    [ "$(cat "$T/released.json")" = "$(cat "$T/accepted.json")" ] ||
+        fail "releases $(cat "$T/released.json") do not match accepted $(cat "$T/accepted.json")"
+}
+
 # blob_count: regular files under the exchange's blob store, not counting
 # the empty blob that every store holds from the start (docs/api.md).
 EMPTY_BLOB=0e5751c026e543b2e8ab2eb06099daa1d1e5df47778f7787faab45cdf12fe3a8

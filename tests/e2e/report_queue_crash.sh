@@ -82,18 +82,7 @@ done
 
 # Each accepted replica paid exactly once (none twice), nothing else of
 # this job paid.
-"$CU" ledger export "$T/ledger.jsonl" >"$T/export.out" 2>&1 ||
-    fail "ledger export: $(cat "$T/export.out")"
-"$CU" ledger verify "$T/ledger.jsonl" >"$T/vfile.out" 2>&1 ||
-    fail "ledger verify: $(cat "$T/vfile.out")"
-jq -c --arg job "$JOB" -s '[.[].txs[] | select(.type == "escrow_release" and .job == $job)
-    | .replica | tonumber] | sort' "$T/ledger.jsonl" >"$T/released.json"
-# A replica whose CPU rounds to 0 CU is owed nothing and gets no release.
-jq -c '[.tasks[].replicas[] | select(.state == "accepted" and
-    (((.cu_milli * .price_per_cu) + 999) / 1000 | floor) > 0) | .id] | sort' \
-    "$T/status.json" >"$T/accepted.json"
-[ "$(cat "$T/released.json")" = "$(cat "$T/accepted.json")" ] ||
-    fail "releases $(cat "$T/released.json") do not match accepted $(cat "$T/accepted.json")"
+paid_once "$JOB" "$T/status.json"
 [ "$(finished_rows)" = 0 ] || fail "reports still unanswered in p1's state"
 alive "$P1" || fail "p1 died"
 say "report_queue_crash ok: $n queued report(s) ($queued) resent after SIG$SIG, each paid once"
