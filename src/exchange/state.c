@@ -2607,6 +2607,7 @@ int ex_metrics(struct ex_state *st, int64_t now_ms, struct cu_buf *out)
     static const char *const task_states[] = {"queued", "running",   "done",
                                               "failed", "cancelled", NULL};
     const char *replica_states[CU_REPLICA_NSTATES + 1];
+    struct cu_db_stats dbs;
     sqlite3_stmt *s;
     int64_t online = 0;
     int rc;
@@ -2639,6 +2640,25 @@ int ex_metrics(struct ex_state *st, int64_t now_ms, struct cu_buf *out)
     unlock(st);
     if (rc)
         return rc;
+    cu_db_stats(&st->db, &dbs);
+    if (cu_buf_appendf(out,
+                       "# HELP cumulus_db_commits_total State database commits.\n"
+                       "# TYPE cumulus_db_commits_total counter\ncumulus_db_commits_total %llu\n"
+                       "# HELP cumulus_db_syncs_total fdatasync calls that made commits durable.\n"
+                       "# TYPE cumulus_db_syncs_total counter\ncumulus_db_syncs_total %llu\n"
+                       "# HELP cumulus_db_checkpoints_total WAL checkpoints, by who ran them.\n"
+                       "# TYPE cumulus_db_checkpoints_total counter\n"
+                       "cumulus_db_checkpoints_total{by=\"thread\"} %llu\n"
+                       "cumulus_db_checkpoints_total{by=\"commit\"} %llu\n"
+                       "# HELP cumulus_db_wal_restarts_total Times the WAL started again at its beginning.\n"
+                       "# TYPE cumulus_db_wal_restarts_total counter\n"
+                       "cumulus_db_wal_restarts_total %llu\n"
+                       "# HELP cumulus_db_wal_frames Pages in the WAL after the last commit.\n"
+                       "# TYPE cumulus_db_wal_frames gauge\ncumulus_db_wal_frames %llu\n",
+                       (unsigned long long)dbs.commits, (unsigned long long)dbs.syncs,
+                       (unsigned long long)dbs.checkpoints, (unsigned long long)dbs.catchups,
+                       (unsigned long long)dbs.restarts, (unsigned long long)dbs.wal_frames))
+        return -CU_ETOOBIG;
     if (cu_buf_appendf(out,
                        "# HELP cumulus_providers_online Providers seen recently.\n"
                        "# TYPE cumulus_providers_online gauge\ncumulus_providers_online %lld\n"

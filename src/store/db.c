@@ -358,7 +358,12 @@ struct cu_db_group {
     pthread_t ckpt_thread;
     bool ckpt_due, stopping;  /* under mu */
     int ckpt_floor;           /* under mu: WAL size at the last request */
-    uint64_t syncs, checkpoints; /* under mu */
+    int backfilled;           /* under mu: frames the last checkpoint left in the
+                               * database file when it could not take them all;
+                               * 0 when none is pending */
+    pthread_mutex_t ckpt_mu;  /* held by whoever uses ckpt_h */
+    int wal_frames;           /* under mu: frames in the WAL at the last commit */
+    uint64_t syncs, checkpoints, catchups, restarts; /* under mu */
 };
 
 /* The commit this thread still has to see synced, and on which database. */
@@ -367,23 +372,71 @@ static __thread struct {
     uint64_t seq;
 } owed;
 
+/* Finishes, in the committing thread, a checkpoint the checkpoint thread
+ * could not complete: under a steady stream of commits a PASSIVE
+ * checkpoint never catches up with the WAL's end, so the WAL would never
+ * restart and would grow without bound (hundreds of MB a minute under
+ * load), every commit then writing fresh file blocks and every page
+ * lookup searching an ever longer WAL index. Here the connection's lock is
+ * held, so no commit can come between this checkpoint and the next write
+ * transaction, which then restarts the WAL at its start. Called with g->mu
+ * held; returns with it held. The remainder is at most
+ * CU_DB_CATCHUP_FRAMES frames, so this costs the committing thread the
+ * copy of those pages and two fsyncs (the checkpoint connection runs
+ * synchronous=FULL), once per CU_DB_CKPT_PAGES pages of WAL. */
+static void catch_up(struct cu_db_group *g)
+{
+    int rc, nlog = 0, nckpt = 0;
+
+    if (pthread_mutex_trylock(&g->ckpt_mu) != 0)
+        return; /* the checkpoint thread is at work: next commit */
+    g->backfilled = 0;
+    pthread_mutex_unlock(&g->mu);
+    rc = sqlite3_wal_checkpoint_v2(g->ckpt_h, NULL, SQLITE_CHECKPOINT_PASSIVE, &nlog, &nckpt);
+    if (rc != SQLITE_OK)
+        cu_warn("db: catch-up checkpoint failed: %s (will retry when the WAL grows)",
+                sqlite3_errmsg(g->ckpt_h));
+    pthread_mutex_unlock(&g->ckpt_mu);
+    pthread_mutex_lock(&g->mu);
+    if (rc != SQLITE_OK)
+        return;
+    g->catchups++;
+    if (nckpt < nlog)
+        g->backfilled = nckpt; /* a reader holds old frames: try again later */
+}
+
 /* SQLite calls this after every commit of the connection, with the WAL
- * already written (the caller's lock on the connection is held). Numbers
- * the commit, remembers it as this thread's debt, and asks for a
- * checkpoint each time the WAL has grown by CU_DB_CKPT_PAGES. Registering
- * it replaces SQLite's automatic checkpoints. */
+ * already written and the transaction's locks released (the caller's lock
+ * on the connection is held). Numbers the commit, remembers it as this
+ * thread's debt, asks for a checkpoint each time the WAL has grown by
+ * CU_DB_CKPT_PAGES, and finishes a checkpoint that is nearly done
+ * (catch_up). Registering it replaces SQLite's automatic checkpoints. */
 static int wal_hook(void *arg, sqlite3 *h, const char *name, int npages)
 {
     struct cu_db_group *g = arg;
 
-    (void)h;
     (void)name;
+    (void)h;
     owed.g = g;
     owed.seq = __atomic_add_fetch(&g->committed, 1, __ATOMIC_SEQ_CST);
     pthread_mutex_lock(&g->mu);
-    if (npages < g->ckpt_floor)
-        g->ckpt_floor = 0; /* the WAL restarted after a complete checkpoint */
-    if (npages >= g->ckpt_floor + CU_DB_CKPT_PAGES && !g->ckpt_due) {
+    if (npages < g->wal_frames) {
+        g->restarts++; /* the WAL restarted after a complete checkpoint */
+        g->ckpt_floor = 0;
+        g->backfilled = 0;
+    }
+    g->wal_frames = npages;
+    if (g->backfilled > 0 && npages <= g->backfilled)
+        g->backfilled = 0; /* nothing committed since: the next write restarts */
+    else if (g->backfilled > 0 && npages - g->backfilled <= CU_DB_CATCHUP_FRAMES)
+        catch_up(g);
+    else if (g->backfilled > 0 && !g->ckpt_due) {
+        /* The checkpoint thread fell far behind: another pass first. */
+        g->backfilled = 0;
+        g->ckpt_due = true;
+        g->ckpt_floor = npages;
+        pthread_cond_signal(&g->ckpt_cv);
+    } else if (npages >= g->ckpt_floor + CU_DB_CKPT_PAGES && !g->ckpt_due) {
         g->ckpt_due = true;
         g->ckpt_floor = npages;
         pthread_cond_signal(&g->ckpt_cv);
@@ -409,15 +462,21 @@ static void *ckpt_main(void *arg)
             break;
         g->ckpt_due = false;
         pthread_mutex_unlock(&g->mu);
+        pthread_mutex_lock(&g->ckpt_mu);
         rc = sqlite3_wal_checkpoint_v2(g->ckpt_h, NULL, SQLITE_CHECKPOINT_PASSIVE, &nlog, &nckpt);
+        pthread_mutex_unlock(&g->ckpt_mu);
         if (rc != SQLITE_OK)
             cu_warn("db: checkpoint failed: %s (will retry when the WAL grows)",
                     sqlite3_errmsg(g->ckpt_h));
         else
             cu_debug("db: checkpoint: %d of %d WAL frames in the database", nckpt, nlog);
         pthread_mutex_lock(&g->mu);
-        if (rc == SQLITE_OK)
+        if (rc == SQLITE_OK) {
             g->checkpoints++;
+            /* Frames committed meanwhile (nlog counts only those before
+             * it started): the next commit finishes the job. */
+            g->backfilled = nckpt;
+        }
     }
     pthread_mutex_unlock(&g->mu);
     return NULL;
@@ -432,6 +491,7 @@ static void group_free(struct cu_db_group *g)
         close(g->wal_fd);
     pthread_cond_destroy(&g->ckpt_cv);
     pthread_cond_destroy(&g->synced_cv);
+    pthread_mutex_destroy(&g->ckpt_mu);
     pthread_mutex_destroy(&g->mu);
     free(g);
 }
@@ -488,6 +548,7 @@ int cu_db_group_start(struct cu_db *db, struct cu_err *e)
         return cu_err_set(e, -CU_ENOMEM, "out of memory");
     g->wal_fd = -1;
     pthread_mutex_init(&g->mu, NULL);
+    pthread_mutex_init(&g->ckpt_mu, NULL);
     pthread_cond_init(&g->synced_cv, NULL);
     pthread_cond_init(&g->ckpt_cv, NULL);
     rc = group_open_files(g, path, e);
@@ -595,5 +656,8 @@ void cu_db_stats(struct cu_db *db, struct cu_db_stats *out)
     out->synced = g->synced;
     out->syncs = g->syncs;
     out->checkpoints = g->checkpoints;
+    out->catchups = g->catchups;
+    out->restarts = g->restarts;
+    out->wal_frames = (uint64_t)g->wal_frames;
     pthread_mutex_unlock(&g->mu);
 }

@@ -85,7 +85,13 @@ void cu_db_cached_done(struct cu_db *db, sqlite3_stmt *st);
  *     it syncs the WAL before copying and the database file before marking
  *     frames as backfilled, which is what allows a writer to restart the
  *     WAL) runs a PASSIVE checkpoint whenever the WAL has grown by
- *     CU_DB_CKPT_PAGES pages; writers go on meanwhile;
+ *     CU_DB_CKPT_PAGES pages; writers go on meanwhile. The frames they
+ *     commit meanwhile (at most CU_DB_CATCHUP_FRAMES, or the thread runs
+ *     again) are checkpointed by the next commit's thread, through the same
+ *     connection, before the connection can start another write: only then
+ *     does the next write restart the WAL at its start, so under steady
+ *     load the WAL stays near CU_DB_CKPT_PAGES pages instead of growing
+ *     without bound;
  *   - cu_db_close switches back to synchronous=FULL before the last close,
  *     whose checkpoint and WAL removal must be durable too.
  *
@@ -94,12 +100,16 @@ void cu_db_cached_done(struct cu_db *db, sqlite3_stmt *st);
  * holds one obligation); the exchange does, one request at a time. */
 
 #define CU_DB_CKPT_PAGES 4096 /* WAL pages (of 4 KiB) between checkpoints */
+#define CU_DB_CATCHUP_FRAMES 1024 /* most frames a commit checkpoints itself */
 
 struct cu_db_stats {
     uint64_t commits;     /* COMMITs seen by the WAL hook (the last number) */
     uint64_t synced;      /* every commit numbered up to this is durable */
     uint64_t syncs;       /* fdatasync calls of barrier leaders */
     uint64_t checkpoints; /* checkpoints run by the checkpoint thread */
+    uint64_t catchups;    /* checkpoints finished by a committing thread */
+    uint64_t restarts;    /* times the WAL started again at its beginning */
+    uint64_t wal_frames;  /* frames in the WAL after the last commit */
 };
 
 /* Switches the open database db (a file in WAL mode) to group commit:

@@ -20,6 +20,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include "crypto/ident.h"
 #include "store/db.h"
@@ -204,6 +205,43 @@ static void test_concurrent_writers_share_syncs(void **state)
     db_teardown(&d);
 }
 
+/* Under a steady stream of commits (one writer that never pauses) the WAL
+ * still starts again at its beginning: the checkpoint thread takes most
+ * frames and a commit takes the rest (catch_up in db.c). Before, every
+ * PASSIVE checkpoint ended behind the frames committed meanwhile, so the
+ * WAL never restarted and grew by every commit (800 MB in a minute of
+ * bench/dispatch). The writer stops after 8 x CU_DB_CKPT_PAGES frames of
+ * commits; two restarts need about 2 x CU_DB_CKPT_PAGES. */
+static void test_wal_restarts_under_steady_writes(void **state)
+{
+    struct dbenv d;
+    struct cu_db_stats st;
+    struct stat sb;
+    char wal[CU_PATH_MAX];
+    unsigned char *blob = calloc(1, 3 * 4096); /* about 4 frames a commit */
+    uint64_t frames = 0;
+
+    (void)state;
+    assert_non_null(blob);
+    assert_int_equal(db_setup(&d), 0);
+    do {
+        blob[0]++;
+        assert_int_equal(insert_row(&d, 1, blob, 3 * 4096, NULL), 0);
+        frames += 4;
+        cu_db_stats(&d.db, &st);
+    } while (st.restarts < 2 && frames < 8 * CU_DB_CKPT_PAGES);
+    assert_int_equal(cu_db_barrier(&d.db), 0);
+    assert_true(st.checkpoints >= 1);
+    assert_true(st.restarts >= 2);
+    assert_int_equal(cu_snprintf(wal, sizeof wal, "%s-wal", d.path), 0);
+    assert_int_equal(stat(wal, &sb), 0);
+    /* A restarted WAL is overwritten from its start: never much more than
+     * the pages between checkpoints, plus what the thread's pass let in. */
+    assert_true(sb.st_size < (off_t)(4 * CU_DB_CKPT_PAGES) * 4120);
+    free(blob);
+    db_teardown(&d);
+}
+
 /* ---- the exchange, killed -9 under concurrent acknowledged writes ---------------- */
 
 struct minter {
@@ -311,6 +349,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_barrier_owes_then_syncs),
         cmocka_unit_test(test_concurrent_writers_share_syncs),
+        cmocka_unit_test(test_wal_restarts_under_steady_writes),
         cmocka_unit_test(test_exchange_kill9_keeps_acknowledged),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
