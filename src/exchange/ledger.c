@@ -89,13 +89,17 @@ int ex_ledger_store_block(struct cu_db *db, const struct cu_block *b, const stru
                           const struct cu_hash *hash, const char *line, size_t line_len)
 {
     char hex[CU_HASH_HEX_LEN + 1];
+    struct cu_err e = {0};
     sqlite3_stmt *s;
     int rc;
 
-    s = prep(db->h, "INSERT INTO ledger_blocks (height, hash, time_ms, tx_count, line) "
-                       "VALUES (?1, ?2, ?3, ?4, ?5)");
-    if (!s)
+    /* Cached: preparing these two on every block was 3.5 % of the
+     * exchange's time under bench/dispatch. */
+    if (cu_db_cached(db, "INSERT INTO ledger_blocks (height, hash, time_ms, tx_count, line) "
+                         "VALUES (?1, ?2, ?3, ?4, ?5)", &s, &e) != 0) {
+        cu_error("ledger: %s", e.msg);
         return -CU_EDB;
+    }
     cu_hash_to_hex(hash, hex);
     sqlite3_bind_int64(s, 1, (int64_t)b->h.height);
     sqlite3_bind_text(s, 2, hex, -1, SQLITE_TRANSIENT);
@@ -103,15 +107,17 @@ int ex_ledger_store_block(struct cu_db *db, const struct cu_block *b, const stru
     sqlite3_bind_int64(s, 4, (int64_t)b->ntx);
     sqlite3_bind_text(s, 5, line, (int)line_len, SQLITE_TRANSIENT);
     rc = sqlite3_step(s);
-    sqlite3_finalize(s);
+    cu_db_cached_done(db, s);
     if (rc != SQLITE_DONE)
         return -CU_EDB;
     if (!b->ntx)
         return 0;
-    s = prep(db->h, "INSERT INTO ledger_txs (txid, height, idx, seq, type, from_id, to_id, "
-                       "job, amount, time_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
-    if (!s)
+    if (cu_db_cached(db, "INSERT INTO ledger_txs (txid, height, idx, seq, type, from_id, to_id, "
+                         "job, amount, time_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                     &s, &e) != 0) {
+        cu_error("ledger: %s", e.msg);
         return -CU_EDB;
+    }
     for (size_t i = 0; i < b->ntx; i++) {
         const struct cu_tx *tx = &b->txs[i];
         sqlite3_reset(s);
@@ -128,11 +134,11 @@ int ex_ledger_store_block(struct cu_db *db, const struct cu_block *b, const stru
         sqlite3_bind_int64(s, 9, (int64_t)tx->amount); /* <= CU_AMOUNT_MAX */
         sqlite3_bind_int64(s, 10, tx->time_ms);
         if (sqlite3_step(s) != SQLITE_DONE) {
-            sqlite3_finalize(s);
+            cu_db_cached_done(db, s);
             return -CU_EDB;
         }
     }
-    sqlite3_finalize(s);
+    cu_db_cached_done(db, s);
     return 0;
 }
 
