@@ -311,9 +311,17 @@ static void test_real_live(void **state)
     assert_int_equal(b.pids_refused, a.pids_refused);
     assert_true(b.memory_peak == a.memory_peak);
     if (cg.version == CU_CG_V1 && b.memory_peak > 0) {
-        cu_cgroup_live_reset_peak(&cg, &l);
-        cu_cgroup_live_stats(&l, &b);
-        assert_true(b.memory_peak < (16u << 20)); /* the group is empty now */
+        /* The group is empty now, but the kernel may still be giving back
+         * what the dead processes held (seen once under make check's
+         * load): reset again until the peak is small, for up to 2 s. */
+        for (int i = 0; i < 100; i++) {
+            cu_cgroup_live_reset_peak(&cg, &l);
+            cu_cgroup_live_stats(&l, &b);
+            if (b.memory_peak < (16u << 20))
+                break;
+            cu_sleep_ms(20);
+        }
+        assert_true(b.memory_peak < (16u << 20));
     }
 
     /* A taken name: the rename fails and nothing moves. */
