@@ -255,10 +255,12 @@ static int pay_accepted(struct ex_state *st, const char *job, int64_t idx,
                 return settle_fail("exchange fee", job, &f, rc);
         }
         /* The pay, the record flag (the record follows in this
-         * transaction) and, when moving, the state: one write of the row. */
+         * transaction) and, when moving, the state: one write of the row.
+         * OR FAIL: no statement journal (state.c, "replica transitions");
+         * a failure rolls the whole transaction back. */
         if (move) {
             rc = ex_sql_run(st,
-                            "UPDATE replicas SET state = 'accepted', paid = ?2, fee = ?3, "
+                            "UPDATE OR FAIL replicas SET state = 'accepted', paid = ?2, fee = ?3, "
                             "cu_milli = ?4, recorded = 1 WHERE id = ?1 AND state = ?5",
                             "iiiit", a->id, (int64_t)pay, (int64_t)fee, (int64_t)lowest,
                             cu_replica_state_name(a->from));
@@ -269,7 +271,7 @@ static int pay_accepted(struct ex_state *st, const char *job, int64_t idx,
             }
         } else {
             rc = ex_sql_run(st,
-                            "UPDATE replicas SET paid = ?2, fee = ?3, cu_milli = ?4, recorded = 1 "
+                            "UPDATE OR FAIL replicas SET paid = ?2, fee = ?3, cu_milli = ?4, recorded = 1 "
                             "WHERE id = ?1",
                             "iiii", a->id, (int64_t)pay, (int64_t)fee, (int64_t)lowest);
         }

@@ -89,6 +89,14 @@ static const char *short_id(const char *id)
 
 /* ---- replica transitions (in a transaction) -------------------------------- */
 
+/* The writes of the claim and report paths are UPDATE OR FAIL: a statement
+ * that fires triggers and may abort keeps a statement journal, a copy of
+ * every page it touches, so that an abort undoes it alone (a lease's
+ * UPDATE took a quarter less time without it). Nothing here goes on after
+ * a failed write: the whole transaction is rolled back (ex_txn_rollback),
+ * so undoing one statement's part first bought nothing. Those writes
+ * cannot violate a constraint but through a bug. */
+
 /* Moves replica id from `from` to `to`; the state machine must allow it (a
  * bug otherwise). 0 or -CU_EDB; -CU_ECONFLICT if the row was not in `from`. */
 static int replica_move(struct ex_state *st, int64_t id, enum cu_replica_state from,
@@ -97,7 +105,7 @@ static int replica_move(struct ex_state *st, int64_t id, enum cu_replica_state f
     int rc;
 
     assert(cu_replica_can_transition(from, to));
-    rc = ex_sql_run(st, "UPDATE replicas SET state = ?1 WHERE id = ?2 AND state = ?3", "tit",
+    rc = ex_sql_run(st, "UPDATE OR FAIL replicas SET state = ?1 WHERE id = ?2 AND state = ?3", "tit",
              cu_replica_state_name(to), id, cu_replica_state_name(from));
     if (rc)
         return rc;
@@ -146,7 +154,7 @@ static bool task_state_finished(const char *s)
 static int task_refresh(struct ex_state *st, const char *job, int64_t idx)
 {
     return ex_sql_run(st,
-               "UPDATE tasks SET state = CASE WHEN held > 0 THEN 'running' ELSE 'queued' END "
+               "UPDATE OR FAIL tasks SET state = CASE WHEN held > 0 THEN 'running' ELSE 'queued' END "
                "WHERE job_id = ?1 AND idx = ?2 AND (state = 'queued' OR state = 'running')",
                "ti", job, idx);
 }
@@ -473,7 +481,7 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
     }
     if (d.verdict == CU_QUORUM_DONE) {
         rc = ex_sql_run(st,
-                 "UPDATE tasks SET state = 'done', result_replica = ?3, finished_ms = ?4, "
+                 "UPDATE OR FAIL tasks SET state = 'done', result_replica = ?3, finished_ms = ?4, "
                  "reason = NULL WHERE job_id = ?1 AND idx = ?2",
                  "tiii", job, idx, result, now);
         if (rc)
@@ -1748,7 +1756,7 @@ static int claim_lease(struct ex_state *st, const char *provider, struct claim_p
     assert(cu_replica_can_transition(CU_REPLICA_QUEUED, CU_REPLICA_LEASED));
     ex_trust_nonce_make(hb_nonce);
     rc = ex_sql_run(st,
-             "UPDATE replicas SET state = 'leased', provider = ?2, leased_ms = ?3, "
+             "UPDATE OR FAIL replicas SET state = 'leased', provider = ?2, leased_ms = ?3, "
              "lease_expires_ms = ?4, hb_nonce = ?5, "
              "price_per_cu = COALESCE((SELECT price_per_cu FROM providers WHERE id = ?2), 1) "
              "WHERE id = ?1 AND state = 'queued'",
@@ -1759,7 +1767,7 @@ static int claim_lease(struct ex_state *st, const char *provider, struct claim_p
     }
     if (!rc)
         rc = ex_sql_run(st,
-                 "UPDATE tasks SET attempts = attempts + 1, state = 'running' "
+                 "UPDATE OR FAIL tasks SET attempts = attempts + 1, state = 'running' "
                  "WHERE job_id = ?1 AND idx = ?2",
                  "ti", p->job, p->idx);
     /* Only an adaptive job plans its tasks (a read per lease otherwise). */
@@ -1796,12 +1804,15 @@ static int claim_lease(struct ex_state *st, const char *provider, struct claim_p
  * replica was left to a cheaper waiter and is worth another look that
  * soon); negative with f set on a database failure. mu held. */
 static int claim_once(struct ex_state *st, const struct ex_waiter *me, unsigned max,
-                      json_t **leases, json_t **challenge, int64_t *retry_ms, struct ex_fail *f)
+                      bool score_fresh, json_t **leases, json_t **challenge, int64_t *retry_ms,
+                      struct ex_fail *f)
 {
     struct claim_pick p = {0}, prev = {0};
     struct ex_free left = me->fr;
-    /* Only a job's reputation floor needs the exact score (trust.h). */
-    uint32_t score = ex_trust_score(st, me->provider, ex_trust_floor_running(st));
+    /* Only a job's reputation floor needs the exact score (trust.h); else
+     * the waiter's own, when it was just read under this hold of mu. */
+    bool floor = ex_trust_floor_running(st);
+    uint32_t score = !floor && score_fresh ? me->score : ex_trust_score(st, me->provider, floor);
     json_t *arr = NULL, *lease;
     int64_t now;
     bool stop = false;
@@ -1907,6 +1918,7 @@ int ex_claim_batch(struct ex_state *st, const char *provider, const struct ex_fr
     json_t *leases = NULL, *challenge = NULL;
     int64_t retry_ms = 0;
     bool seen = false; /* last_seen recorded by this claim */
+    bool fresh = true;  /* me->score is the inexact score now */
     int rc;
 
     *answer = NULL;
@@ -1933,7 +1945,10 @@ int ex_claim_batch(struct ex_state *st, const char *provider, const struct ex_fr
             rc = ex_fail_set(f, 503, "unavailable", "the exchange is shutting down");
             break;
         }
-        rc = claim_once(st, me, max ? max : 1, &leases, &challenge, &retry_ms, f);
+        /* me->score was read just before the first try, under this same
+         * hold of mu; after a wait it may be stale. */
+        rc = claim_once(st, me, max ? max : 1, fresh, &leases, &challenge, &retry_ms, f);
+        fresh = false;
         if (rc || leases || challenge)
             break;
         /* A lease records that the provider was seen in its own
@@ -2138,7 +2153,7 @@ int ex_heartbeat(struct ex_state *st, int64_t replica, const char *provider, con
         goto out_unlock;
     }
     rc = ex_trust_new_nonce(st, replica, nonce);
-    if (state == CU_REPLICA_LEASED)
+    if (!rc && state == CU_REPLICA_LEASED)
         rc = replica_move(st, replica, CU_REPLICA_LEASED, CU_REPLICA_RUNNING);
     if (!rc)
         rc =
@@ -2461,7 +2476,7 @@ static int report_write(struct ex_state *st, int64_t replica, const char *provid
     assert(cu_replica_can_transition(ri->state, to));
     /* The report's fields and the move in one write of the row. */
     s = ex_sql_cached(st,
-                      "UPDATE replicas SET status = ?2, exit_code = ?3, reason = ?4, "
+                      "UPDATE OR FAIL replicas SET status = ?2, exit_code = ?3, reason = ?4, "
                       "cpu_ms = ?5, wall_ms = ?6, merkle_root = ?7, outputs_json = ?8, "
                       "stdout_hash = ?9, stderr_hash = ?10, report_body = ?11, "
                       "reported_ms = ?12, cu_milli = ?13, report_batch = ?14, state = ?15 "
