@@ -1357,6 +1357,7 @@ static void remigrate_counts(struct world *w, bool before_17)
         /* migration 19's index first... */
         "DROP INDEX replicas_queued; "
         "CREATE INDEX replicas_claim ON replicas(job_id, state, task_idx); "
+        "DROP INDEX replicas_provider; CREATE INDEX replicas_paid ON replicas(provider, paid); "
         "INSERT OR IGNORE INTO nonces (key, nonce, ts_ms) SELECT key, nonce, ts_ms "
         "FROM nonces_signed; DROP TABLE nonces_signed; "
         "ALTER TABLE jobs ADD COLUMN payable INTEGER NOT NULL DEFAULT 0; "
