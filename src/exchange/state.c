@@ -1569,8 +1569,10 @@ static bool cheaper_waiting(struct ex_state *st, const struct ex_waiter *me,
 
 /* A replica picked for a lease, with what its lease answer needs. */
 struct claim_pick {
-    int64_t rid, idx, task_count, cores, memory, gpus;
-    bool adaptive; /* the job plans each task at its first lease */
+    int64_t rid, idx, task_count, cores, memory, gpus, bid;
+    uint64_t replica_max, escrow_fee;
+    bool adaptive;  /* the job plans each task at its first lease */
+    bool challenge; /* the job demands a proof of capability */
     char job[32];
     json_t *spec, *arg; /* owned */
 };
@@ -1652,6 +1654,35 @@ static int claim_find(struct ex_state *st, const struct ex_waiter *me, const str
         rc = ex_fail_db(st, f, "looking for work");
         goto out_finalize;
     }
+    /* Later in a batch, the job of the last lease first: every job before
+     * it in the order was passed over by this batch's searches and none
+     * can have become fit since (the free resources only shrink, the
+     * escrow's payable count only grows, a lease queues replicas only of
+     * its own job). A job with a challenge, a replica left to a cheaper
+     * waiter or one the escrow does not cover go the full way. */
+    if (prev && prev->rid && !prev->challenge && prev->cores <= clamp_i64(fr->cores) &&
+        prev->memory <= clamp_i64(fr->memory) && prev->gpus <= clamp_i64(fr->gpus)) {
+        bool ok = false;
+        sqlite3_bind_text(s, 1, prev->job, -1, SQLITE_TRANSIENT);
+        rc = ex_sql_step(st, s);
+        if (rc == 1 && now - sqlite3_column_int64(s, 3) >= EX_CHEAPER_FIRST_MS)
+            rc = ex_settle_can_lease(st, prev->job, sqlite3_column_int64(s, 1), prev->replica_max,
+                                     prev->escrow_fee, &ok);
+        if (rc < 0) {
+            rc = ex_fail_db(st, f, "looking for work");
+            goto out_finalize;
+        }
+        if (ok) {
+            *p = *prev;
+            p->spec = json_incref(prev->spec);
+            p->rid = sqlite3_column_int64(s, 0);
+            p->idx = sqlite3_column_int64(s, 1);
+            p->arg = ex_col_jtext(s, 2);
+            rc = 0;
+            goto out_finalize;
+        }
+        sqlite3_reset(s);
+    }
     while ((rc = ex_sql_step(st, jobs)) == 1) {
         const char *jid = ex_col_text(jobs, 0);
         bool ok = true;
@@ -1716,7 +1747,11 @@ static int claim_find(struct ex_state *st, const struct ex_waiter *me, const str
         p->cores = sqlite3_column_int64(jobs, 5);
         p->memory = sqlite3_column_int64(jobs, 6);
         p->gpus = sqlite3_column_int64(jobs, 7);
+        p->bid = sqlite3_column_int64(jobs, 8);
+        p->replica_max = (uint64_t)sqlite3_column_int64(jobs, 3);
+        p->escrow_fee = (uint64_t)sqlite3_column_int64(jobs, 4);
         p->adaptive = sqlite3_column_int64(jobs, 10) != 0;
+        p->challenge = ex_col_text(jobs, 9) != NULL;
         /* A batch parses a job's spec once, not once per lease. */
         if (prev && prev->spec && strcmp(prev->job, p->job) == 0)
             p->spec = json_incref(prev->spec);
