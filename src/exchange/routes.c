@@ -1505,6 +1505,9 @@ static int h_reports(struct cu_http_req *req, struct cu_http_resp *resp)
     json_t *body, *list, **outs = NULL, *results = NULL;
     struct cu_err e = {0};
     int64_t *ids = NULL;
+    uint64_t *limits = NULL;
+    bool *dones = NULL;
+    int *rcs = NULL;
     size_t n = 0;
     int rc;
 
@@ -1563,16 +1566,20 @@ static int h_reports(struct cu_http_req *req, struct cu_http_resp *resp)
             goto out_free;
         }
     }
-    /* Then each on its own, as h_report: holder, lease and idempotence,
-     * then blobs and roots. */
+    /* Then each on its own, as h_report: holder, lease and idempotence
+     * (all in one turn of the state lock), then blobs and roots. */
+    limits = calloc(n, sizeof *limits);
+    dones = calloc(n, sizeof *dones);
+    rcs = calloc(n, sizeof *rcs);
+    if (!limits || !dones || !rcs) {
+        cu_http_error(resp, 500, "internal", "out of memory");
+        goto out_free;
+    }
+    ex_report_check_many(st, req->signer, n, ids, cu_now_ms(), limits, dones, outs, fails, rcs);
     for (size_t i = 0; i < n; i++) {
         struct batch_item *it = &items[i];
-        uint64_t limit = 0;
-        bool done = false;
-        if (ex_report_check(st, it->id, req->signer, cu_now_ms(), &limit, &done, &outs[i],
-                            &fails[i]))
-            continue;
-        if (done)
+        uint64_t limit = limits[i];
+        if (rcs[i] || dones[i])
             continue;
         if (report_store_inline(st, &it->in, &fails[i]))
             continue;
@@ -1616,6 +1623,9 @@ out_free:
     free(fails);
     free(outs);
     free(ids);
+    free(limits);
+    free(dones);
+    free(rcs);
     json_decref(results);
     json_decref(body);
     return 0;

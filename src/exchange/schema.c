@@ -446,6 +446,19 @@ static const struct cu_migration migrations[] = {
      "  nonce TEXT NOT NULL,"
      "  PRIMARY KEY (ts_ms, key, nonce)"
      ") WITHOUT ROWID;"},
+    /* A claim looks for a job's queued replicas; nothing else asks
+     * replicas_claim for a state, yet every move of a replica (leased,
+     * reported, accepted...) deleted and inserted its entry there. Only
+     * queued replicas are in this one: a replica enters it when queued
+     * and leaves it once, when leased or cancelled (bench/dispatch,
+     * docs/performance.md). Other queries by job go through replicas_task.
+     * Likewise no query seeks replicas by (provider, paid): by provider
+     * alone, so paying a replica no longer moves its entry. */
+    {19,
+     "DROP INDEX IF EXISTS replicas_claim;"
+     "CREATE INDEX replicas_queued ON replicas(job_id, task_idx) WHERE state = 'queued';"
+     "DROP INDEX IF EXISTS replicas_paid;"
+     "CREATE INDEX replicas_provider ON replicas(provider);"},
 };
 /* clang-format on */
 

@@ -86,11 +86,12 @@ int ex_settle_lock(struct ex_state *st, const char *job, const char *owner,
     return ex_ledger_add(st, &tx, NULL, f);
 }
 
-/* Adds a task_record for replica rid. */
+/* Adds a task_record for replica rid; mark: set its recorded flag too
+ * (false when the caller's own write of the row sets it). */
 static int add_record(struct ex_state *st, const char *job, const char *owner,
                       const char *provider, int64_t idx, int64_t rid, enum cu_task_status status,
                       uint64_t incentive, uint64_t paid_seq, uint64_t wall_ms, bool gpu,
-                      int64_t now)
+                      bool mark, int64_t now)
 {
     const struct cu_ledger_state *view = ex_ledger_view(st);
     struct ex_fail f = {0};
@@ -116,7 +117,7 @@ static int add_record(struct ex_state *st, const char *job, const char *owner,
     if (rc)
         return settle_fail("task record", job, &f, rc);
     rc = ex_trust_record(st, provider, ex_trust_outcome(status), job, rid, now);
-    if (rc)
+    if (rc || !mark)
         return rc;
     return ex_sql_run(st, "UPDATE replicas SET recorded = 1 WHERE id = ?1", "i", rid);
 }
@@ -195,59 +196,39 @@ struct acc_row {
 
 #define SETTLE_MAX_ACCEPTED 64
 
-int ex_settle_task(struct ex_state *st, const char *job, int64_t idx, bool agreed, int64_t now)
+/* Pays the accepted replicas acc[0..n) of a task (in id order; every
+ * unpaid one): among agreeing replicas the lowest claim, each at its own
+ * ask, the exchange fee, a task_record. move: the replicas are not
+ * accepted yet (acc[i].from says what they are): the same write of the
+ * row moves them. */
+static int pay_accepted(struct ex_state *st, const char *job, int64_t idx,
+                        const struct job_terms *jt, const struct ex_accept *acc, size_t n,
+                        bool move, int64_t now)
 {
-    struct acc_row acc[SETTLE_MAX_ACCEPTED];
-    struct job_terms jt;
-    size_t n = 0;
     uint64_t lowest = UINT64_MAX;
-    sqlite3_stmt *s;
     int rc;
 
-    rc = job_terms(st, job, &jt);
-    if (rc)
-        return rc;
-    /* Jobs stored before escrow existed (bid 0) settle nothing. */
-    if (jt.replica_max == 0)
-        return 0;
-    s = ex_sql_cached(st,
-                     "SELECT id, provider, COALESCE(price_per_cu, 1), COALESCE(cu_milli, 0), "
-                     "COALESCE(wall_ms, 0) FROM replicas WHERE job_id = ?1 AND task_idx = ?2 "
-                     "AND state = 'accepted' AND paid IS NULL ORDER BY id",
-                     "ti", job, idx);
-    if (!s)
-        return -CU_EDB;
-    while ((rc = ex_sql_step(st, s)) == 1 && n < SETTLE_MAX_ACCEPTED) {
-        struct acc_row *a = &acc[n++];
-        a->id = sqlite3_column_int64(s, 0);
-        ex_col_copy(s, 1, a->provider, sizeof a->provider);
-        a->ask = (uint64_t)sqlite3_column_int64(s, 2);
-        a->cu_milli = (uint64_t)sqlite3_column_int64(s, 3);
-        a->wall_ms = (uint64_t)sqlite3_column_int64(s, 4);
-        if (a->cu_milli < lowest)
-            lowest = a->cu_milli;
-    }
-    ex_sql_done(st, s);
-    if (rc < 0)
-        return rc;
+    for (size_t i = 0; i < n; i++)
+        if (acc[i].cu_milli < lowest)
+            lowest = acc[i].cu_milli;
     for (size_t i = 0; i < n; i++) {
-        struct acc_row *a = &acc[i];
+        const struct ex_accept *a = &acc[i];
         struct ex_fail f = {0};
         uint64_t pay, fee, seq = 0;
         struct cu_tx tx;
 
         /* Among agreeing replicas the lowest claim is paid (DESIGN.md §6),
          * each at its own ask. */
-        if (cu_price_pay(lowest, jt.max_cu, a->ask, &pay) != 0 ||
-            cu_price_fee(pay, (uint32_t)jt.fee_bps, &fee) != 0) {
+        if (cu_price_pay(lowest, jt->max_cu, a->ask, &pay) != 0 ||
+            cu_price_fee(pay, (uint32_t)jt->fee_bps, &fee) != 0) {
             cu_error("settlement of job %s: pay of replica %lld overflows", job, (long long)a->id);
             return -CU_EDB;
         }
-        if (pay + fee > jt.replica_max) {
+        if (pay + fee > jt->replica_max) {
             /* Cannot happen while ask <= bid; never pay past the cap. */
             cu_error("settlement of job %s: replica %lld would cost %llu > cap %llu", job,
                      (long long)a->id, (unsigned long long)(pay + fee),
-                     (unsigned long long)jt.replica_max);
+                     (unsigned long long)jt->replica_max);
             return -CU_EDB;
         }
         if (pay) {
@@ -273,21 +254,49 @@ int ex_settle_task(struct ex_state *st, const char *job, int64_t idx, bool agree
             if (rc)
                 return settle_fail("exchange fee", job, &f, rc);
         }
-        rc = ex_sql_run(st, "UPDATE replicas SET paid = ?2, fee = ?3, cu_milli = ?4 WHERE id = ?1",
-                        "iiii", a->id, (int64_t)pay, (int64_t)fee, (int64_t)lowest);
+        /* The pay, the record flag (the record follows in this
+         * transaction) and, when moving, the state: one write of the row.
+         * OR FAIL: no statement journal (state.c, "replica transitions");
+         * a failure rolls the whole transaction back. */
+        if (move) {
+            rc = ex_sql_run(st,
+                            "UPDATE OR FAIL replicas SET state = 'accepted', paid = ?2, fee = ?3, "
+                            "cu_milli = ?4, recorded = 1 WHERE id = ?1 AND state = ?5",
+                            "iiiit", a->id, (int64_t)pay, (int64_t)fee, (int64_t)lowest,
+                            cu_replica_state_name(a->from));
+            if (!rc && sqlite3_changes(st->db.h) != 1) {
+                cu_error("replica %lld was not %s (accepting it)", (long long)a->id,
+                         cu_replica_state_name(a->from));
+                rc = -CU_ECONFLICT;
+            }
+        } else {
+            rc = ex_sql_run(st,
+                            "UPDATE OR FAIL replicas SET paid = ?2, fee = ?3, cu_milli = ?4, recorded = 1 "
+                            "WHERE id = ?1",
+                            "iiii", a->id, (int64_t)pay, (int64_t)fee, (int64_t)lowest);
+        }
         if (!rc)
-            rc = add_record(st, job, jt.owner, a->provider, idx, a->id, CU_TASK_SUCCESS, pay, seq,
-                            a->wall_ms, jt.gpu, now);
+            rc = add_record(st, job, jt->owner, a->provider, idx, a->id, CU_TASK_SUCCESS, pay, seq,
+                            a->wall_ms, jt->gpu, false, now);
         if (rc)
             return rc;
         cu_debug("replica %lld paid %llu (+ fee %llu) to %.8s", (long long)a->id,
                  (unsigned long long)pay, (unsigned long long)fee, a->provider);
     }
-    /* Replicas whose result lost the quorum: a wrong_result record and a
-     * slash. Only when a quorum agreed on another result: a task that
-     * failed (its own failure, or no quorum) proves no result wrong. */
-    if (!agreed)
-        return 0;
+    return 0;
+}
+
+/* Replicas whose result lost the quorum: a wrong_result record and a
+ * slash. Only when a quorum agreed on another result: a task that
+ * failed (its own failure, or no quorum) proves no result wrong. */
+static int settle_losers(struct ex_state *st, const char *job, int64_t idx,
+                         const struct job_terms *jt, int64_t now)
+{
+    struct acc_row acc[SETTLE_MAX_ACCEPTED];
+    size_t n = 0;
+    sqlite3_stmt *s;
+    int rc;
+
     s = ex_sql_cached(st,
                      "SELECT id, provider, COALESCE(wall_ms, 0) FROM replicas WHERE job_id = ?1 "
                      "AND task_idx = ?2 AND state = 'rejected' AND status = 'ok' AND recorded = 0 "
@@ -295,7 +304,6 @@ int ex_settle_task(struct ex_state *st, const char *job, int64_t idx, bool agree
                      "ti", job, idx);
     if (!s)
         return -CU_EDB;
-    n = 0;
     while ((rc = ex_sql_step(st, s)) == 1 && n < SETTLE_MAX_ACCEPTED) {
         struct acc_row *a = &acc[n++];
         a->id = sqlite3_column_int64(s, 0);
@@ -306,14 +314,90 @@ int ex_settle_task(struct ex_state *st, const char *job, int64_t idx, bool agree
     if (rc < 0)
         return rc;
     for (size_t i = 0; i < n; i++) {
-        rc = add_record(st, job, jt.owner, acc[i].provider, idx, acc[i].id, CU_TASK_WRONG_RESULT, 0,
-                        0, acc[i].wall_ms, jt.gpu, now);
+        rc = add_record(st, job, jt->owner, acc[i].provider, idx, acc[i].id, CU_TASK_WRONG_RESULT,
+                        0, 0, acc[i].wall_ms, jt->gpu, true, now);
         if (!rc)
-            rc = slash(st, job, jt.owner, acc[i].provider, acc[i].id, now);
+            rc = slash(st, job, jt->owner, acc[i].provider, acc[i].id, now);
         if (rc)
             return rc;
     }
     return 0;
+}
+
+int ex_settle_task(struct ex_state *st, const char *job, int64_t idx, bool agreed, int64_t now)
+{
+    struct acc_row rows[SETTLE_MAX_ACCEPTED];
+    struct ex_accept acc[SETTLE_MAX_ACCEPTED];
+    struct job_terms jt;
+    size_t n = 0;
+    sqlite3_stmt *s;
+    int rc;
+
+    rc = job_terms(st, job, &jt);
+    if (rc)
+        return rc;
+    /* Jobs stored before escrow existed (bid 0) settle nothing. */
+    if (jt.replica_max == 0)
+        return 0;
+    s = ex_sql_cached(st,
+                     "SELECT id, provider, COALESCE(price_per_cu, 1), COALESCE(cu_milli, 0), "
+                     "COALESCE(wall_ms, 0) FROM replicas WHERE job_id = ?1 AND task_idx = ?2 "
+                     "AND state = 'accepted' AND paid IS NULL ORDER BY id",
+                     "ti", job, idx);
+    if (!s)
+        return -CU_EDB;
+    while ((rc = ex_sql_step(st, s)) == 1 && n < SETTLE_MAX_ACCEPTED) {
+        struct acc_row *r = &rows[n];
+        struct ex_accept *a = &acc[n++];
+        r->id = sqlite3_column_int64(s, 0);
+        ex_col_copy(s, 1, r->provider, sizeof r->provider);
+        *a = (struct ex_accept){.id = r->id,
+                                .from = CU_REPLICA_ACCEPTED,
+                                .provider = r->provider,
+                                .ask = (uint64_t)sqlite3_column_int64(s, 2),
+                                .cu_milli = (uint64_t)sqlite3_column_int64(s, 3),
+                                .wall_ms = (uint64_t)sqlite3_column_int64(s, 4)};
+    }
+    ex_sql_done(st, s);
+    if (rc < 0)
+        return rc;
+    rc = pay_accepted(st, job, idx, &jt, acc, n, false, now);
+    if (rc || !agreed)
+        return rc;
+    return settle_losers(st, job, idx, &jt, now);
+}
+
+int ex_settle_accept(struct ex_state *st, const char *job, int64_t idx, const struct ex_accept *acc,
+                     size_t n, bool rejected, int64_t now)
+{
+    struct job_terms jt;
+    int rc;
+
+    if (n > SETTLE_MAX_ACCEPTED) {
+        cu_error("settlement of job %s: %zu accepted replicas of task %lld", job, n,
+                 (long long)idx);
+        return -CU_EDB;
+    }
+    rc = job_terms(st, job, &jt);
+    if (rc)
+        return rc;
+    if (jt.replica_max == 0) {
+        /* Jobs stored before escrow existed (bid 0) settle nothing: the
+         * replicas are only accepted. */
+        for (size_t i = 0; i < n && !rc; i++) {
+            if (acc[i].from == CU_REPLICA_ACCEPTED)
+                continue;
+            rc = ex_sql_run(st, "UPDATE replicas SET state = 'accepted' WHERE id = ?1 AND state = ?2",
+                            "it", acc[i].id, cu_replica_state_name(acc[i].from));
+            if (!rc && sqlite3_changes(st->db.h) != 1)
+                rc = -CU_ECONFLICT;
+        }
+        return rc;
+    }
+    rc = pay_accepted(st, job, idx, &jt, acc, n, true, now);
+    if (rc || !rejected)
+        return rc;
+    return settle_losers(st, job, idx, &jt, now);
 }
 
 int ex_settle_lost(struct ex_state *st, int64_t rid, bool expired, int64_t now)
@@ -351,7 +435,7 @@ static int record_unpaid(struct ex_state *st, int64_t rid, enum cu_task_status s
     rc = job_terms(st, job, &jt);
     if (!rc)
         rc = add_record(st, job, jt.owner, provider, idx, rid, status, 0, 0, (uint64_t)wall,
-                        jt.gpu, now);
+                        jt.gpu, true, now);
     if (!rc && slashed)
         rc = slash(st, job, jt.owner, provider, rid, now);
     return rc;

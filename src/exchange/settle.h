@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "exchange/state.h"
+#include "market/lease.h"
 #include "market/spec.h"
 
 /* A job's money terms, fixed at submission. */
@@ -39,6 +40,20 @@ int ex_settle_lock(struct ex_state *st, const char *job, const char *owner,
  * the task and writes its task_record; when a quorum agreed (agreed), the
  * replicas whose results lost get a wrong_result record and a slash. */
 int ex_settle_task(struct ex_state *st, const char *job, int64_t idx, bool agreed, int64_t now);
+/* A replica a quorum accepts, as the decision read it (unpaid). */
+struct ex_accept {
+    int64_t id;
+    enum cu_replica_state from; /* its state now (reported, or accepted already) */
+    const char *provider;       /* borrowed */
+    uint64_t ask, cu_milli, wall_ms;
+};
+/* ex_settle_task(agreed) for a quorum that agreed, given the accepted
+ * replicas of the task (acc, n, in id order: every unpaid one): each is
+ * moved to accepted and paid in one write of its row. rejected: whether
+ * any replica of the task is rejected now (false skips looking for the
+ * losers). -CU_ECONFLICT when a replica was no longer in its `from`. */
+int ex_settle_accept(struct ex_state *st, const char *job, int64_t idx, const struct ex_accept *acc,
+                     size_t n, bool rejected, int64_t now);
 /* A task_record for a lost replica: timeout when its lease expired, else
  * abandoned (handed back, provider error). Once per replica. */
 int ex_settle_lost(struct ex_state *st, int64_t replica, bool expired, int64_t now);

@@ -89,6 +89,14 @@ static const char *short_id(const char *id)
 
 /* ---- replica transitions (in a transaction) -------------------------------- */
 
+/* The writes of the claim and report paths are UPDATE OR FAIL: a statement
+ * that fires triggers and may abort keeps a statement journal, a copy of
+ * every page it touches, so that an abort undoes it alone (a lease's
+ * UPDATE took a quarter less time without it). Nothing here goes on after
+ * a failed write: the whole transaction is rolled back (ex_txn_rollback),
+ * so undoing one statement's part first bought nothing. Those writes
+ * cannot violate a constraint but through a bug. */
+
 /* Moves replica id from `from` to `to`; the state machine must allow it (a
  * bug otherwise). 0 or -CU_EDB; -CU_ECONFLICT if the row was not in `from`. */
 static int replica_move(struct ex_state *st, int64_t id, enum cu_replica_state from,
@@ -97,7 +105,7 @@ static int replica_move(struct ex_state *st, int64_t id, enum cu_replica_state f
     int rc;
 
     assert(cu_replica_can_transition(from, to));
-    rc = ex_sql_run(st, "UPDATE replicas SET state = ?1 WHERE id = ?2 AND state = ?3", "tit",
+    rc = ex_sql_run(st, "UPDATE OR FAIL replicas SET state = ?1 WHERE id = ?2 AND state = ?3", "tit",
              cu_replica_state_name(to), id, cu_replica_state_name(from));
     if (rc)
         return rc;
@@ -146,7 +154,7 @@ static bool task_state_finished(const char *s)
 static int task_refresh(struct ex_state *st, const char *job, int64_t idx)
 {
     return ex_sql_run(st,
-               "UPDATE tasks SET state = CASE WHEN held > 0 THEN 'running' ELSE 'queued' END "
+               "UPDATE OR FAIL tasks SET state = CASE WHEN held > 0 THEN 'running' ELSE 'queued' END "
                "WHERE job_id = ?1 AND idx = ?2 AND (state = 'queued' OR state = 'running')",
                "ti", job, idx);
 }
@@ -222,6 +230,12 @@ static int task_fail(struct ex_state *st, const char *job, int64_t idx, const ch
     return rc;
 }
 
+/* A task's state, its job's, and the task's replication policy. */
+struct task_head {
+    char task_state[16], job_state[16];
+    int64_t replication, quorum, max_replicas;
+};
+
 struct vote_row {
     char provider[CU_ID_LEN + 1];
     char owner[CU_ID_LEN + 1];
@@ -232,6 +246,8 @@ struct vote_row {
     bool has_exit;
     int64_t exit_code;
     int64_t cpu_ms;
+    uint64_t ask, cu_milli, wall_ms; /* what paying it needs */
+    bool unpaid;
 };
 
 /* The reason a failed replica gives the task. */
@@ -252,19 +268,14 @@ static void failure_reason(const struct vote_row *r, char *out, size_t n)
 /* Decides an unfinished task of a running job from its replicas (the
  * quorum module) and applies the decision: accept/reject/cancel replicas,
  * queue replacements (*queued set), set the task's and the job's state. */
-static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_t now, bool *queued)
+/* Reads the task's and its job's states and the task's replication
+ * policy into *h. 1 when found, 0 when not, negative on a failure. */
+static int task_head_read(struct ex_state *st, const char *job, int64_t idx, struct task_head *h)
 {
-    struct vote_row rows[MAX_TASK_REPLICAS];
-    struct cu_vote votes[MAX_TASK_REPLICAS];
-    enum cu_vote_outcome out[MAX_TASK_REPLICAS];
-    struct cu_quorum_decision d;
     sqlite3_stmt *s;
-    int64_t replication = 0, quorum = 0, max_replicas = 0;
-    struct cu_replication policy;
-    char task_state[16] = "", job_state[16] = "";
-    size_t n = 0;
     int rc;
 
+    memset(h, 0, sizeof *h);
     s = ex_sql_cached(st,
               "SELECT t.state, j.state, COALESCE(t.policy_min, j.replication), "
               "COALESCE(t.policy_quorum, j.quorum), COALESCE(t.policy_max, j.max_replicas) "
@@ -274,21 +285,54 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
         return -CU_EDB;
     rc = ex_sql_step(st, s);
     if (rc == 1) {
-        ex_col_copy(s, 0, task_state, sizeof task_state);
-        ex_col_copy(s, 1, job_state, sizeof job_state);
-        replication = sqlite3_column_int64(s, 2);
-        quorum = sqlite3_column_int64(s, 3);
-        max_replicas = sqlite3_column_int64(s, 4);
+        ex_col_copy(s, 0, h->task_state, sizeof h->task_state);
+        ex_col_copy(s, 1, h->job_state, sizeof h->job_state);
+        h->replication = sqlite3_column_int64(s, 2);
+        h->quorum = sqlite3_column_int64(s, 3);
+        h->max_replicas = sqlite3_column_int64(s, 4);
     }
     ex_sql_done(st, s);
-    if (rc < 0)
-        return rc;
-    if (rc == 0 || task_state_finished(task_state) || strcmp(job_state, "running") != 0)
+    return rc;
+}
+
+/* Decides an unfinished task of a running job from its replicas (the
+ * quorum module) and applies the decision: accept/reject/cancel replicas,
+ * queue replacements (*queued set), set the task's and the job's state.
+ * head: the task's states and policy as read in this transaction (a
+ * report reads them with its replica), or NULL to read them here. */
+static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_t now,
+                       const struct task_head *head, bool *queued)
+{
+    struct vote_row rows[MAX_TASK_REPLICAS];
+    struct cu_vote votes[MAX_TASK_REPLICAS];
+    enum cu_vote_outcome out[MAX_TASK_REPLICAS];
+    struct ex_accept acc[MAX_TASK_REPLICAS];
+    struct cu_quorum_decision d;
+    sqlite3_stmt *s;
+    int64_t replication, quorum, max_replicas;
+    struct cu_replication policy;
+    struct task_head own;
+    size_t n = 0, nacc = 0;
+    bool rejected = false;
+    int rc;
+
+    if (!head) {
+        rc = task_head_read(st, job, idx, &own);
+        if (rc <= 0)
+            return rc;
+        head = &own;
+    }
+    if (task_state_finished(head->task_state) || strcmp(head->job_state, "running") != 0)
         return 0;
+    replication = head->replication;
+    quorum = head->quorum;
+    max_replicas = head->max_replicas;
 
     s = ex_sql_cached(st,
               "SELECT r.id, r.state, r.status, COALESCE(r.vote_root, r.merkle_root), r.reason, "
-              "r.exit_code, r.cpu_ms, r.provider, p.owner, r.validating "
+              "r.exit_code, r.cpu_ms, r.provider, p.owner, r.validating, "
+              "COALESCE(r.price_per_cu, 1), COALESCE(r.cu_milli, 0), COALESCE(r.wall_ms, 0), "
+              "r.paid IS NULL "
               "FROM replicas r LEFT JOIN providers p ON p.id = r.provider "
               "WHERE r.job_id = ?1 AND r.task_idx = ?2 ORDER BY r.id",
               "ti", job, idx);
@@ -312,6 +356,10 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
         r->cpu_ms = sqlite3_column_int64(s, 6);
         ex_col_copy(s, 7, r->provider, sizeof r->provider);
         ex_col_copy(s, 8, r->owner, sizeof r->owner);
+        r->ask = (uint64_t)sqlite3_column_int64(s, 10);
+        r->cu_milli = (uint64_t)sqlite3_column_int64(s, 11);
+        r->wall_ms = (uint64_t)sqlite3_column_int64(s, 12);
+        r->unpaid = sqlite3_column_int64(s, 13) != 0;
         v->provider = r->provider[0] ? r->provider : NULL;
         v->owner = r->owner[0] ? r->owner : NULL;
         switch (r->state) {
@@ -377,6 +425,9 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
 
     /* Settle every replica as the quorum says. */
     int64_t result = 0, best_cpu = INT64_MAX;
+    /* Some replica of the task may be past the rows read: settlement then
+     * looks for losers itself. */
+    rejected = n == MAX_TASK_REPLICAS;
     for (size_t i = 0; i < n; i++) {
         enum cu_replica_state to;
         switch (out[i]) {
@@ -386,6 +437,17 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
             if (rows[i].cpu_ms < best_cpu || result == 0) {
                 best_cpu = rows[i].cpu_ms;
                 result = rows[i].id;
+            }
+            /* An agreed quorum: settlement moves and pays an unpaid
+             * replica in one write of its row (ex_settle_accept). */
+            if (d.verdict == CU_QUORUM_DONE && rows[i].unpaid) {
+                acc[nacc++] = (struct ex_accept){.id = rows[i].id,
+                                                 .from = rows[i].state,
+                                                 .provider = rows[i].provider,
+                                                 .ask = rows[i].ask,
+                                                 .cu_milli = rows[i].cu_milli,
+                                                 .wall_ms = rows[i].wall_ms};
+                continue;
             }
             break;
         case CU_OUTCOME_REJECT:
@@ -409,6 +471,8 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
         default:
             continue;
         }
+        if (to == CU_REPLICA_REJECTED)
+            rejected = true;
         if (rows[i].state == to)
             continue;
         rc = replica_move(st, rows[i].id, rows[i].state, to);
@@ -417,13 +481,18 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
     }
     if (d.verdict == CU_QUORUM_DONE) {
         rc = ex_sql_run(st,
-                 "UPDATE tasks SET state = 'done', result_replica = ?3, finished_ms = ?4, "
+                 "UPDATE OR FAIL tasks SET state = 'done', result_replica = ?3, finished_ms = ?4, "
                  "reason = NULL WHERE job_id = ?1 AND idx = ?2",
                  "tiii", job, idx, result, now);
         if (rc)
             return rc;
         cu_info("task %s/%lld done (replica %lld)", job, (long long)idx, (long long)result);
-        rc = ex_settle_task(st, job, idx, true, now);
+        /* rows holds every replica of the task unless it was full: a
+         * rejected one among them, or a full read, may hold a loser. */
+        for (size_t i = 0; i < n; i++)
+            if (rows[i].state == CU_REPLICA_REJECTED)
+                rejected = true;
+        rc = ex_settle_accept(st, job, idx, acc, nacc, rejected, now);
         if (rc)
             return rc;
         return job_refresh(st, job, now);
@@ -442,7 +511,7 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
 
 int ex_task_decide(struct ex_state *st, const char *job, int64_t idx, int64_t now, bool *queued)
 {
-    return task_decide(st, job, idx, now, queued);
+    return task_decide(st, job, idx, now, NULL, queued);
 }
 
 /* A replica was lost (provider error, lease expiry, abandoned run): count
@@ -484,7 +553,7 @@ static int task_replica_lost(struct ex_state *st, const char *job, int64_t idx, 
                  EX_MAX_PROVIDER_ERRORS, why);
         return task_fail(st, job, idx, reason, now);
     }
-    return task_decide(st, job, idx, now, queued);
+    return task_decide(st, job, idx, now, NULL, queued);
 }
 
 /* ---- open / close ------------------------------------------------------------ */
@@ -1500,7 +1569,10 @@ static bool cheaper_waiting(struct ex_state *st, const struct ex_waiter *me,
 
 /* A replica picked for a lease, with what its lease answer needs. */
 struct claim_pick {
-    int64_t rid, idx, task_count, cores, memory, gpus;
+    int64_t rid, idx, task_count, cores, memory, gpus, bid;
+    uint64_t replica_max, escrow_fee;
+    bool adaptive;  /* the job plans each task at its first lease */
+    bool challenge; /* the job demands a proof of capability */
     char job[32];
     json_t *spec, *arg; /* owned */
 };
@@ -1540,7 +1612,7 @@ static int claim_find(struct ex_state *st, const struct ex_waiter *me, const str
     jobs = ex_sql_cached(
         st,
         "SELECT id, task_count, spec_json, replica_max, escrow_fee, cores, memory, gpus, bid, "
-        "challenge FROM jobs WHERE state = 'running' AND cores <= ?1 AND memory <= ?2 AND "
+        "challenge, adaptive FROM jobs WHERE state = 'running' AND cores <= ?1 AND memory <= ?2 AND "
         "gpus <= ?3 "
         /* Only jobs whose bid covers the provider's ask (bid 0: a job
          * stored before escrow existed, which pays nothing), and whose
@@ -1581,6 +1653,35 @@ static int claim_find(struct ex_state *st, const struct ex_waiter *me, const str
     if (!jobs || !s) {
         rc = ex_fail_db(st, f, "looking for work");
         goto out_finalize;
+    }
+    /* Later in a batch, the job of the last lease first: every job before
+     * it in the order was passed over by this batch's searches and none
+     * can have become fit since (the free resources only shrink, the
+     * escrow's payable count only grows, a lease queues replicas only of
+     * its own job). A job with a challenge, a replica left to a cheaper
+     * waiter or one the escrow does not cover go the full way. */
+    if (prev && prev->rid && !prev->challenge && prev->cores <= clamp_i64(fr->cores) &&
+        prev->memory <= clamp_i64(fr->memory) && prev->gpus <= clamp_i64(fr->gpus)) {
+        bool ok = false;
+        sqlite3_bind_text(s, 1, prev->job, -1, SQLITE_TRANSIENT);
+        rc = ex_sql_step(st, s);
+        if (rc == 1 && now - sqlite3_column_int64(s, 3) >= EX_CHEAPER_FIRST_MS)
+            rc = ex_settle_can_lease(st, prev->job, sqlite3_column_int64(s, 1), prev->replica_max,
+                                     prev->escrow_fee, &ok);
+        if (rc < 0) {
+            rc = ex_fail_db(st, f, "looking for work");
+            goto out_finalize;
+        }
+        if (ok) {
+            *p = *prev;
+            p->spec = json_incref(prev->spec);
+            p->rid = sqlite3_column_int64(s, 0);
+            p->idx = sqlite3_column_int64(s, 1);
+            p->arg = ex_col_jtext(s, 2);
+            rc = 0;
+            goto out_finalize;
+        }
+        sqlite3_reset(s);
     }
     while ((rc = ex_sql_step(st, jobs)) == 1) {
         const char *jid = ex_col_text(jobs, 0);
@@ -1646,6 +1747,11 @@ static int claim_find(struct ex_state *st, const struct ex_waiter *me, const str
         p->cores = sqlite3_column_int64(jobs, 5);
         p->memory = sqlite3_column_int64(jobs, 6);
         p->gpus = sqlite3_column_int64(jobs, 7);
+        p->bid = sqlite3_column_int64(jobs, 8);
+        p->replica_max = (uint64_t)sqlite3_column_int64(jobs, 3);
+        p->escrow_fee = (uint64_t)sqlite3_column_int64(jobs, 4);
+        p->adaptive = sqlite3_column_int64(jobs, 10) != 0;
+        p->challenge = ex_col_text(jobs, 9) != NULL;
         /* A batch parses a job's spec once, not once per lease. */
         if (prev && prev->spec && strcmp(prev->job, p->job) == 0)
             p->spec = json_incref(prev->spec);
@@ -1685,7 +1791,7 @@ static int claim_lease(struct ex_state *st, const char *provider, struct claim_p
     assert(cu_replica_can_transition(CU_REPLICA_QUEUED, CU_REPLICA_LEASED));
     ex_trust_nonce_make(hb_nonce);
     rc = ex_sql_run(st,
-             "UPDATE replicas SET state = 'leased', provider = ?2, leased_ms = ?3, "
+             "UPDATE OR FAIL replicas SET state = 'leased', provider = ?2, leased_ms = ?3, "
              "lease_expires_ms = ?4, hb_nonce = ?5, "
              "price_per_cu = COALESCE((SELECT price_per_cu FROM providers WHERE id = ?2), 1) "
              "WHERE id = ?1 AND state = 'queued'",
@@ -1696,10 +1802,11 @@ static int claim_lease(struct ex_state *st, const char *provider, struct claim_p
     }
     if (!rc)
         rc = ex_sql_run(st,
-                 "UPDATE tasks SET attempts = attempts + 1, state = 'running' "
+                 "UPDATE OR FAIL tasks SET attempts = attempts + 1, state = 'running' "
                  "WHERE job_id = ?1 AND idx = ?2",
                  "ti", p->job, p->idx);
-    if (!rc)
+    /* Only an adaptive job plans its tasks (a read per lease otherwise). */
+    if (!rc && p->adaptive)
         rc = adaptive_plan(st, p->job, p->idx, provider, now);
     if (rc)
         return rc;
@@ -1732,12 +1839,15 @@ static int claim_lease(struct ex_state *st, const char *provider, struct claim_p
  * replica was left to a cheaper waiter and is worth another look that
  * soon); negative with f set on a database failure. mu held. */
 static int claim_once(struct ex_state *st, const struct ex_waiter *me, unsigned max,
-                      json_t **leases, json_t **challenge, int64_t *retry_ms, struct ex_fail *f)
+                      bool score_fresh, json_t **leases, json_t **challenge, int64_t *retry_ms,
+                      struct ex_fail *f)
 {
     struct claim_pick p = {0}, prev = {0};
     struct ex_free left = me->fr;
-    /* Only a job's reputation floor needs the exact score (trust.h). */
-    uint32_t score = ex_trust_score(st, me->provider, ex_trust_floor_running(st));
+    /* Only a job's reputation floor needs the exact score (trust.h); else
+     * the waiter's own, when it was just read under this hold of mu. */
+    bool floor = ex_trust_floor_running(st);
+    uint32_t score = !floor && score_fresh ? me->score : ex_trust_score(st, me->provider, floor);
     json_t *arr = NULL, *lease;
     int64_t now;
     bool stop = false;
@@ -1843,6 +1953,7 @@ int ex_claim_batch(struct ex_state *st, const char *provider, const struct ex_fr
     json_t *leases = NULL, *challenge = NULL;
     int64_t retry_ms = 0;
     bool seen = false; /* last_seen recorded by this claim */
+    bool fresh = true;  /* me->score is the inexact score now */
     int rc;
 
     *answer = NULL;
@@ -1869,7 +1980,10 @@ int ex_claim_batch(struct ex_state *st, const char *provider, const struct ex_fr
             rc = ex_fail_set(f, 503, "unavailable", "the exchange is shutting down");
             break;
         }
-        rc = claim_once(st, me, max ? max : 1, &leases, &challenge, &retry_ms, f);
+        /* me->score was read just before the first try, under this same
+         * hold of mu; after a wait it may be stale. */
+        rc = claim_once(st, me, max ? max : 1, fresh, &leases, &challenge, &retry_ms, f);
+        fresh = false;
         if (rc || leases || challenge)
             break;
         /* A lease records that the provider was seen in its own
@@ -2074,7 +2188,7 @@ int ex_heartbeat(struct ex_state *st, int64_t replica, const char *provider, con
         goto out_unlock;
     }
     rc = ex_trust_new_nonce(st, replica, nonce);
-    if (state == CU_REPLICA_LEASED)
+    if (!rc && state == CU_REPLICA_LEASED)
         rc = replica_move(st, replica, CU_REPLICA_LEASED, CU_REPLICA_RUNNING);
     if (!rc)
         rc =
@@ -2147,6 +2261,8 @@ struct replica_info {
     uint64_t cu_factor_milli;                  /* the holder's; 0: never said */
     char commit_hash[CU_HASH_HEX_LEN + 1];     /* "" when not committed */
     int64_t replication, quorum;               /* the job's */
+    bool validator;                            /* the job ships a validator command */
+    struct task_head head;                     /* for the task's decision */
 };
 
 /* Reads what a report needs to know about a replica. 0, or 404. mu held. */
@@ -2161,9 +2277,12 @@ static int replica_info(struct ex_state *st, int64_t id, struct replica_info *ri
         st,
         "SELECT r.state, r.provider, r.job_id, r.task_idx, r.lease_expires_ms, r.reported_ms, "
         "j.output_limit, j.state, t.state, p.cu_factor_milli, r.commit_hash, j.replication, "
-        "j.quorum FROM replicas r JOIN jobs j ON j.id = r.job_id "
+        "j.quorum, c.validator, COALESCE(t.policy_min, j.replication), "
+        "COALESCE(t.policy_quorum, j.quorum), COALESCE(t.policy_max, j.max_replicas) "
+        "FROM replicas r JOIN jobs j ON j.id = r.job_id "
         "JOIN tasks t ON t.job_id = r.job_id AND t.idx = r.task_idx "
-        "LEFT JOIN providers p ON p.id = r.provider WHERE r.id = ?1",
+        "LEFT JOIN providers p ON p.id = r.provider "
+        "LEFT JOIN job_counts c ON c.job_id = r.job_id WHERE r.id = ?1",
         "i", id);
     if (!s)
         return ex_fail_db(st, f, "reading the replica");
@@ -2183,6 +2302,12 @@ static int replica_info(struct ex_state *st, int64_t id, struct replica_info *ri
         ex_col_copy(s, 10, ri->commit_hash, sizeof ri->commit_hash);
         ri->replication = sqlite3_column_int64(s, 11);
         ri->quorum = sqlite3_column_int64(s, 12);
+        ri->validator = sqlite3_column_int64(s, 13) != 0;
+        memcpy(ri->head.task_state, ri->tstate, sizeof ri->head.task_state);
+        memcpy(ri->head.job_state, ri->jstate, sizeof ri->head.job_state);
+        ri->head.replication = sqlite3_column_int64(s, 14);
+        ri->head.quorum = sqlite3_column_int64(s, 15);
+        ri->head.max_replicas = sqlite3_column_int64(s, 16);
     }
     ex_sql_done(st, s);
     if (rc < 0)
@@ -2251,6 +2376,25 @@ int ex_report_check(struct ex_state *st, int64_t replica, const char *provider, 
     return 0;
 }
 
+void ex_report_check_many(struct ex_state *st, const char *provider, size_t n,
+                          const int64_t *replicas, int64_t now_ms, uint64_t *output_limits,
+                          bool *done, json_t **outs, struct ex_fail *fails, int *rcs)
+{
+    struct replica_info ri;
+
+    lock(st);
+    for (size_t i = 0; i < n; i++) {
+        int rc;
+        done[i] = false;
+        outs[i] = NULL;
+        rc = report_gate(st, replicas[i], provider, now_ms, &ri, &outs[i], &fails[i]);
+        rcs[i] = rc < 0 ? rc : 0;
+        done[i] = rc == 1;
+        output_limits[i] = ri.output_limit;
+    }
+    unlock(st);
+}
+
 /* CU of a report: cu_milli = cpu_ms x the holder's cu_factor_milli / 1000,
  * rounded up (cu_price_cu_milli; docs/api.md "Money";
  * EX_DEFAULT_CU_FACTOR_MILLI when it never said one). 0, or negative with
@@ -2264,18 +2408,6 @@ static int provider_cu_milli(const struct replica_info *ri, uint64_t cpu_ms, uin
         return ex_fail_set(f, 400, "invalid", "field 'cpu_ms': %llu ms overflows the CU count",
                            (unsigned long long)cpu_ms);
     return 0;
-}
-
-/* Whether the job ships a validator command (set once when the job is
- * created, schema.c 17). mu held. */
-static bool job_has_validator(struct ex_state *st, const char *job)
-{
-    sqlite3_stmt *s = ex_sql_cached(st, "SELECT validator FROM job_counts WHERE job_id = ?1",
-                                    "t", job);
-    bool v = s && ex_sql_step(st, s) == 1 && sqlite3_column_int64(s, 0) != 0;
-
-    ex_sql_done(st, s);
-    return v;
 }
 
 /* Commit, then reveal (docs/api.md "Trust"): an ok result of a job with
@@ -2379,7 +2511,7 @@ static int report_write(struct ex_state *st, int64_t replica, const char *provid
     assert(cu_replica_can_transition(ri->state, to));
     /* The report's fields and the move in one write of the row. */
     s = ex_sql_cached(st,
-                      "UPDATE replicas SET status = ?2, exit_code = ?3, reason = ?4, "
+                      "UPDATE OR FAIL replicas SET status = ?2, exit_code = ?3, reason = ?4, "
                       "cpu_ms = ?5, wall_ms = ?6, merkle_root = ?7, outputs_json = ?8, "
                       "stdout_hash = ?9, stderr_hash = ?10, report_body = ?11, "
                       "reported_ms = ?12, cu_milli = ?13, report_batch = ?14, state = ?15 "
@@ -2433,10 +2565,12 @@ static int report_write(struct ex_state *st, int64_t replica, const char *provid
             rc = task_refresh(st, ri->job, ri->idx);
         return rc;
     }
-    if (status == EX_ST_OK && job_has_validator(st, ri->job))
+    if (status == EX_ST_OK && ri->validator)
         /* Decided after the validator compared it (validate.c). */
         return ex_sql_run(st, "UPDATE replicas SET validating = 1 WHERE id = ?1", "i", replica);
-    return task_decide(st, ri->job, ri->idx, now_ms, queued);
+    /* The task's and the job's states are those replica_info read in this
+     * transaction under mu: this report's own write changed neither. */
+    return task_decide(st, ri->job, ri->idx, now_ms, &ri->head, queued);
 }
 
 /* The gates of one report (holder, lease, idempotence, CU, commitment):

@@ -278,6 +278,12 @@ struct ex_report {
  * (404, 403, 409 lease_lost). *output_limit gets the job's output limit. */
 int ex_report_check(struct ex_state *st, int64_t replica, const char *provider, int64_t now_ms,
                     uint64_t *output_limit, bool *done, json_t **out, struct ex_fail *f);
+/* ex_report_check of n replicas at once (one turn of the state lock):
+ * for each i, 0 or negative with fails[i] set, as ex_report_check, in
+ * rcs[i]; output_limits[i], done[i] and outs[i] likewise. */
+void ex_report_check_many(struct ex_state *st, const char *provider, size_t n,
+                          const int64_t *replicas, int64_t now_ms, uint64_t *output_limits,
+                          bool *done, json_t **outs, struct ex_fail *fails, int *rcs);
 /* Applies a report in one transaction: the replica's new state, the task's
  * quorum decision, replacements, the job's state. *out = {"replica",
  * "state","task_state"}. Same refusals as ex_report_check. */

@@ -307,9 +307,48 @@ static void check_counts(struct world *w)
     sqlite3_finalize(s);
 }
 
+/* Settlement wrote what it owes, row by row: every accepted replica of a
+ * job with escrow is paid and recorded, only accepted ones are paid,
+ * every recorded replica has its reputation record, and every result
+ * that lost an agreed quorum (rejected, ok, not a duplicate owner, in a
+ * done task) has its wrong_result record. */
+static void check_settled(struct world *w)
+{
+    static const char *const checks[] = {
+        "SELECT r.id, 'accepted but not paid and recorded' FROM replicas r JOIN jobs j "
+        "ON j.id = r.job_id WHERE j.replica_max > 0 AND r.state = 'accepted' AND "
+        "(r.paid IS NULL OR r.recorded = 0) LIMIT 1",
+        "SELECT id, 'paid but not accepted' FROM replicas WHERE paid IS NOT NULL AND "
+        "state != 'accepted' LIMIT 1",
+        "SELECT r.id, 'recorded without a reputation record' FROM replicas r WHERE "
+        "r.recorded = 1 AND NOT EXISTS (SELECT 1 FROM rep_records x WHERE x.replica = r.id) "
+        "LIMIT 1",
+        "SELECT r.id, 'lost the quorum without a record' FROM replicas r JOIN tasks t ON "
+        "t.job_id = r.job_id AND t.idx = r.task_idx JOIN jobs j ON j.id = r.job_id WHERE "
+        "j.replica_max > 0 AND t.state = 'done' AND r.state = 'rejected' AND r.status = 'ok' "
+        "AND r.provider IS NOT NULL AND COALESCE(r.reason, '') != 'duplicate owner' AND "
+        "r.recorded = 0 LIMIT 1",
+        NULL};
+
+    for (size_t i = 0; checks[i]; i++) {
+        sqlite3_stmt *s = NULL;
+        assert_int_equal(sqlite3_prepare_v2(w->st.db.h, checks[i], -1, &s, NULL), SQLITE_OK);
+        if (sqlite3_step(s) == SQLITE_ROW) {
+            char msg[160];
+            (void)cu_snprintf(msg, sizeof msg, "replica %lld: %s",
+                              (long long)sqlite3_column_int64(s, 0),
+                              (const char *)sqlite3_column_text(s, 1));
+            sqlite3_finalize(s);
+            FAILF(w, "%s", msg);
+        }
+        sqlite3_finalize(s);
+    }
+}
+
 static void check_money(struct world *w)
 {
     check_counts(w);
+    check_settled(w);
 
     const struct cu_ledger_state *L = &w->st.ledger;
     struct cu_err e = {0};
@@ -1315,6 +1354,10 @@ static void remigrate_counts(struct world *w, bool before_17)
      * on the jobs row (its value, as 14's triggers kept it), the flag and
      * the new triggers gone. */
     static const char *const downgrade_17 =
+        /* migration 19's index first... */
+        "DROP INDEX replicas_queued; "
+        "CREATE INDEX replicas_claim ON replicas(job_id, state, task_idx); "
+        "DROP INDEX replicas_provider; CREATE INDEX replicas_paid ON replicas(provider, paid); "
         "INSERT OR IGNORE INTO nonces (key, nonce, ts_ms) SELECT key, nonce, ts_ms "
         "FROM nonces_signed; DROP TABLE nonces_signed; "
         "ALTER TABLE jobs ADD COLUMN payable INTEGER NOT NULL DEFAULT 0; "
