@@ -15,6 +15,13 @@ int cu_json_dump(const json_t *j, struct cu_buf *out)
     return 0;
 }
 
+int cu_json_dump_unsorted(const json_t *j, struct cu_buf *out)
+{
+    if (json_dump_callback(j, dump_cb, out, JSON_COMPACT | JSON_ENCODE_ANY) != 0)
+        return -CU_ETOOBIG;
+    return 0;
+}
+
 char *cu_json_dumps(const json_t *j)
 {
     return json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);

@@ -464,7 +464,7 @@ static enum MHD_Result respond(struct conn *c, struct MHD_Connection *mc)
     if (resp->json) {
         struct cu_buf b = CU_BUF_INIT(MAX_JSON_RESPONSE);
         char *p;
-        if (cu_json_dump(resp->json, &b) == 0 && cu_buf_append(&b, "\n", 1) == 0 &&
+        if (cu_json_dump_unsorted(resp->json, &b) == 0 && cu_buf_append(&b, "\n", 1) == 0 &&
             (p = cu_buf_detach(&b)) != NULL) {
             size_t n = strlen(p);
             r = MHD_create_response_from_buffer(n, p, MHD_RESPMEM_MUST_FREE);
