@@ -742,8 +742,9 @@ static int start_task(struct task *t, const struct cu_sandbox_opts *o, struct cu
     if (rc == 0 && s->warm != had)
         cu_info("slot %u: warm sandbox started for job %s%s", s->index, t->job,
                 spare ? " (the spare)" : "");
-    if (rc == 0 && (rc = cu_warm_run(s->warm, o, sb, e)) == 0)
+    if (rc == 0 && (rc = cu_warm_run(s->warm, o, sb, e)) == 0) {
         return 0;
+    }
     cu_warn("replica %lld: warm sandbox: %s; running the task in a sandbox of its own",
             (long long)t->replica, cu_err_msg(e, rc));
     cu_slot_warm_discard(s);
@@ -918,7 +919,7 @@ static void report_error(struct task *t, const char *reason, bool shutting_down)
     cu_pstate_finished(&t->a->state, t->a->exchange, t->replica, body);
     d = cu_report_deliver(t->s->http, &t->a->cache, t->replica, body, timeout, shutting_down);
     if (d != CU_UNSENT)
-        cu_pstate_forget(&t->a->state, t->a->exchange, t->replica);
+        cu_pstate_forget_later(&t->a->state, t->a->exchange, t->replica);
     free(body);
 }
 
@@ -1127,7 +1128,7 @@ static void report_result(struct task *t, const struct cu_sandbox_result *res)
     }
     if (cu_report_deliver(t->s->http, &t->a->cache, t->replica, body, 30000, false) !=
         CU_UNSENT)
-        cu_pstate_forget(&t->a->state, t->a->exchange, t->replica);
+        cu_pstate_forget_later(&t->a->state, t->a->exchange, t->replica);
 out_release:
     free(body);
     cu_blobref_release(&rep.out);
