@@ -62,6 +62,7 @@ struct cu_warm {
     char *owner;         /* the job whose tasks it runs; NULL until its first */
     struct shape *shape; /* what it was started from, for cu_warm_shape_of */
     char bwrap[CU_PATH_MAX];  /* the bwrap it was started with, resolved on PATH */
+    char cg_name[64];         /* its own name; a task's while one runs (cgroup_name) */
     char base[CU_PATH_MAX];   /* removed with the sandbox */
     char dir[3][CU_PATH_MAX]; /* work, out, in under the base directory */
     bool has_in;
@@ -511,6 +512,7 @@ int cu_warm_start(const struct cu_sandbox_opts *opts, const char *base_dir, cons
                                        .pids = opts->nproc_limit ? opts->nproc_limit : 256};
         (void)cu_snprintf(name, sizeof(name), "warm-%d-%u", (int)getpid(),
                           atomic_fetch_add(&serial, 1));
+        (void)cu_snprintf(w->cg_name, sizeof(w->cg_name), "%s", name);
         rc = cu_cgroup_create(opts->cgroup_parent, name, &lim, &w->cg, e);
         if (rc == 0 && ((rc = cu_cgroup_open_procs(&w->cg, cg_fds, e)) != 0 ||
                         (rc = cu_cgroup_live_open(&w->cg, &w->cgl, e)) != 0)) {
@@ -653,14 +655,18 @@ int cu_warm_start_shape(const struct cu_warm_shape *sh, const char *base_dir,
     return cu_warm_start(&((const struct shape *)sh)->o, base_dir, NULL, out, e);
 }
 
+int cu_warm_own(struct cu_warm *w, const char *owner, struct cu_err *e)
+{
+    if (!w->owner && !(w->owner = strdup(owner)))
+        return cu_err_set(e, -CU_ENOMEM, "out of memory");
+    return 0;
+}
+
 int cu_warm_acquire(struct cu_warm **wp, const struct cu_sandbox_opts *opts,
                     const char *base_dir, const char *owner, struct cu_err *e)
 {
-    if (*wp && cu_warm_fits(*wp, opts, owner)) {
-        if (!(*wp)->owner && !((*wp)->owner = strdup(owner)))
-            return cu_err_set(e, -CU_ENOMEM, "out of memory");
-        return 0;
-    }
+    if (*wp && cu_warm_fits(*wp, opts, owner))
+        return cu_warm_own(*wp, owner, e);
     cu_warm_free(*wp);
     *wp = NULL;
     return cu_warm_start(opts, base_dir, owner, wp, e);
@@ -857,10 +863,7 @@ int cu_warm_run(struct cu_warm *w, const struct cu_sandbox_opts *opts, struct cu
     }
     if (w->cg.version != CU_CG_NONE) {
         /* Under the task's own name while it runs, so that what looks for
-         * a task's group by name (cumulus provider status) finds it. The
-         * name stays after the task (renaming back was a second rename of
-         * every controller's directory per task): only a running task's
-         * name is ever looked up, and the next task renames it again. */
+         * a task's group by name (cumulus provider status) finds it. */
         if (opts->cgroup_name && cu_cgroup_live_rename(&w->cg, &w->cgl, opts->cgroup_name) != 0)
             cu_debug("warm sandbox: cannot rename its cgroup to %s", opts->cgroup_name);
         s->cg = w->cg;
@@ -986,17 +989,24 @@ check_grace:
     }
 }
 
-/* After the task: the files of its /work and /out back to its own
- * directories (a move that took everything leaves the sandbox's directory
- * empty: nothing else to do there), /in emptied (its inputs are the
- * provider's copies), so the next task finds all three empty. */
+/* After the task: the files of its /out back to its own out directory (a
+ * move that took everything leaves the sandbox's directory empty: nothing
+ * else to do there), /work and /in emptied (scratch, and the provider's
+ * copies of the inputs), so the next task finds all three empty. */
 static void task_release(struct cu_sandbox *s)
 {
     struct cu_warm *w = s->warm;
 
+    /* No group carries a finished task's name (a leftover task-N would
+     * look like a task's group that was never removed). */
+    if (w->cg.version != CU_CG_NONE && cu_cgroup_live_rename(&w->cg, &w->cgl, w->cg_name) != 0) {
+        cu_warn("warm sandbox: cannot rename cgroup %s back; ending the sandbox",
+                w->cg.dir[CU_CG_MEMORY]);
+        kill_hard(w);
+    }
     for (int i = 0; i < 3; i++) {
         bool moved = false;
-        if (i != D_IN && s->task_dir[i]) {
+        if (i == D_OUT && s->task_dir[i]) {
             moved = move_entries(w->dir[i], s->task_dir[i], false, 0, 0) == 0;
             if (!moved)
                 cu_warn("warm sandbox: cannot move %s back to %s", w->dir[i], s->task_dir[i]);

@@ -147,9 +147,10 @@ static void test_runs_and_reuses(void **state)
     out = slurp(f->se);
     assert_string_equal(out, "oops\n");
     free(out);
-    /* The task's files came back to its own directories. */
+    /* The task's outputs came back to its own directory; /work is
+     * scratch, emptied with the sandbox's copy. */
     assert_true(exists(f->out, "r.txt"));
-    assert_true(exists(f->work, "pid"));
+    assert_false(exists(f->work, "pid"));
     first = f->w;
     run(f, echo);
     assert_int_equal(f->r.status, CU_SB_OK);
@@ -374,8 +375,8 @@ static void put_file(const char *dir, const char *name, const char *text)
 /* What the provider placed in the task's directories (a tree under /work,
  * a file in /out, an input) is there for the task, and writable where a
  * fresh sandbox's would be, also in a subdirectory made by the provider
- * (as root it becomes the task uid's on the way in); /work and /out come
- * back, /in does not (the inputs are the provider's copies), and the next
+ * (as root it becomes the task uid's on the way in); /out comes back,
+ * /work and /in do not (scratch, and the provider's copies), and the next
  * task finds all three empty. */
 static void test_task_files_in_and_back(void **state)
 {
@@ -383,7 +384,7 @@ static void test_task_files_in_and_back(void **state)
     static const char *const use[] = {
         "sh", "-c",
         "cat /in/input.txt > /out/copy.txt && echo new > /work/sub/deep/new && "
-        "echo more >> /out/pre.txt",
+        "echo more >> /out/pre.txt && cat /work/sub/deep/new >> /out/pre.txt",
         NULL};
     static const char *const look[] = {
         "sh", "-c", "n=$(ls -A /work /out /in | grep -v ':$' | grep -c .); echo $n", NULL};
@@ -416,9 +417,9 @@ static void test_task_files_in_and_back(void **state)
     free(out);
     assert_int_equal(cu_path_join(in_left, sizeof(in_left), f->out, "pre.txt"), 0);
     out = slurp(in_left);
-    assert_string_equal(out, "pre\nmore\n");
+    assert_string_equal(out, "pre\nmore\nnew\n");
     free(out);
-    assert_true(exists(sub, "new"));
+    assert_false(exists(f->work, "sub"));
     assert_false(exists(f->in, "input.txt"));
     run(f, look); /* the same sandbox, fresh task directories */
     assert_int_equal(f->r.status, CU_SB_OK);
@@ -428,17 +429,28 @@ static void test_task_files_in_and_back(void **state)
     free(out);
 }
 
-/* A task's cgroup carries its name (cgroup_name) while it runs; the next
- * task's name replaces it, and the group goes with the sandbox. */
+/* True when the group name exists under f's parent group (memory). */
+static bool group_exists(struct fixture *f, const char *name)
+{
+    char path[CU_PATH_MAX];
+    struct stat st;
+    assert_int_equal(cu_path_join(path, sizeof(path), f->cg.dir[CU_CG_MEMORY], name), 0);
+    return stat(path, &st) == 0;
+}
+
+/* A task's cgroup carries its name (cgroup_name) while it runs and not
+ * after (no group looks like a finished task's); the group goes with the
+ * sandbox. */
 static void test_cgroup_named_per_task(void **state)
 {
     struct fixture *f = *state;
     struct cu_cgroup self;
     struct cu_cgroup_limits none = {0};
+    struct cu_sandbox *s = NULL;
     struct cu_err e = {0};
-    char name[64], path[CU_PATH_MAX];
+    char name[64];
     static const char *const ok[] = {"true", NULL};
-    struct stat st;
+    static const char *const nap[] = {"sleep", "0.3", NULL};
 
     if (cu_cgroup_self(&self, &e) != 0) {
         skip();
@@ -453,17 +465,20 @@ static void test_cgroup_named_per_task(void **state)
     f->o.cgroup_name = "task-1";
     run(f, ok);
     assert_int_equal(f->r.status, CU_SB_OK);
+    assert_false(group_exists(f, "task-1"));
+    task_dirs(f);
     f->o.cgroup_name = "task-2";
-    run(f, ok);
+    f->o.argv = nap;
+    assert_int_equal(cu_warm_acquire(&f->w, &f->o, f->warm, "job-a", &e), 0);
+    assert_int_equal(cu_warm_run(f->w, &f->o, &s, &e), 0);
+    assert_true(group_exists(f, "task-2"));
+    assert_int_equal(cu_sandbox_wait(s, -1), 0);
+    cu_sandbox_get_result(s, &f->r);
+    cu_sandbox_free(s);
     assert_int_equal(f->r.status, CU_SB_OK);
-    assert_int_equal(cu_path_join(path, sizeof(path), f->cg.dir[CU_CG_MEMORY], "task-2"), 0);
-    assert_int_equal(stat(path, &st), 0);
-    assert_int_equal(cu_path_join(path, sizeof(path), f->cg.dir[CU_CG_MEMORY], "task-1"), 0);
-    assert_int_not_equal(stat(path, &st), 0);
+    assert_false(group_exists(f, "task-2"));
     cu_warm_free(f->w);
     f->w = NULL;
-    assert_int_equal(cu_path_join(path, sizeof(path), f->cg.dir[CU_CG_MEMORY], "task-2"), 0);
-    assert_int_not_equal(stat(path, &st), 0);
 }
 
 int main(void)

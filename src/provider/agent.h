@@ -96,6 +96,7 @@ struct cu_slot {
     char dir[CU_PATH_MAX];
     bool dir_ready;   /* exists, with empty work/, out/, in/ */
     bool dir_exposed; /* this task's directories were bound into a sandbox */
+    bool dir_moved;   /* a warm sandbox took work/'s and in/'s entries: both empty */
     atomic_bool done;  /* the thread has returned */
 };
 
@@ -129,9 +130,10 @@ int cu_slot_dir_init(struct cu_slot *s, struct cu_err *e);
  * stdout/stderr files there, if any, are truncated when opened). Cheap
  * when the last task's cu_slot_dir_done emptied it. 0 or -CU_EIO (e set). */
 int cu_slot_dir_prepare(struct cu_slot *s, struct cu_err *e);
-/* After a task: empties work/, out/, in/ for the next one, or removes the
- * whole tree when the task saw the directories themselves (s->dir_exposed:
- * a sandbox of its own) or emptying failed. Never fails (logs). */
+/* After a task: empties work/, out/, in/ for the next one (only out/ when
+ * s->dir_moved), or removes the whole tree when the task saw the
+ * directories themselves (s->dir_exposed: a sandbox of its own) or
+ * emptying failed. Never fails (logs). */
 void cu_slot_dir_done(struct cu_slot *s);
 
 /* ---- claiming ahead (ahead.c) -------------------------------------------- */
