@@ -98,6 +98,9 @@ struct cu_slot {
     bool dir_exposed; /* this task's directories were bound into a sandbox */
     bool dir_moved;   /* a warm sandbox took work/'s and in/'s entries: both empty */
     atomic_bool done;  /* the thread has returned */
+    /* The slot's heartbeat thread (lease.c), started on its first lease;
+     * NULL before. */
+    struct cu_beat_worker *beats;
 };
 
 /* ---- warm sandboxes (warm_slot.c) ------------------------------------- */
@@ -176,6 +179,10 @@ bool cu_agent_stopping(void);
 void cu_agent_stop(void);
 /* Sleeps up to ms, waking early when stopping. */
 void cu_agent_nap(int64_t ms);
+
+/* Ends the slot's heartbeat thread (lease.c), if it started one. Call
+ * from the slot's thread once no lease runs. */
+void cu_slot_beats_fini(struct cu_slot *s);
 
 /* Runs the lease object of a claim answer (borrowed) to its end: fetch,
  * run, heartbeat, collect, upload, report, clean up. Every failure becomes

@@ -638,6 +638,7 @@ static void *slot_main(void *arg)
     if (!body)
         cu_error("slot %u: out of memory", s->index);
     cu_slot_warm_fini(s);
+    cu_slot_beats_fini(s);
     cu_http_result_release(&r);
     json_decref(body);
     atomic_store(&s->done, true);
