@@ -255,6 +255,55 @@ static struct shape *shape_copy(const struct cu_sandbox_opts *opts)
     return sh;
 }
 
+static bool str_equal(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static bool strv_equal(const char *const *a, const char *const *b)
+{
+    size_t i = 0;
+
+    if (!a || !b)
+        return (!a || !a[0]) && (!b || !b[0]);
+    for (; a[i] && b[i]; i++) {
+        if (strcmp(a[i], b[i]) != 0)
+            return false;
+    }
+    return !a[i] && !b[i];
+}
+
+/* True when opts has exactly the shape sh was copied from: every field
+ * shape_copy keeps is equal (the per-task ones are not compared). The key
+ * is built from these alone (a spare, started from a shape, must fit the
+ * tasks of that shape), so equal shapes have equal keys; this saves
+ * building the key, with its look at the host's root symlinks, for every
+ * task of a job. Unequal shapes may still have equal keys: the caller
+ * compares keys then. */
+static bool shape_equal(const struct shape *sh, const struct cu_sandbox_opts *o)
+{
+    const struct cu_sandbox_opts *a = &sh->o;
+
+    if (a->stdio_cap != o->stdio_cap || a->output_limit != o->output_limit ||
+        a->memory_limit != o->memory_limit || a->nproc_limit != o->nproc_limit ||
+        a->network != o->network || a->uid != o->uid || a->gid != o->gid ||
+        a->no_seccomp != o->no_seccomp || a->cpu_milli != o->cpu_milli ||
+        a->disk_limit != o->disk_limit || (a->in_dir != NULL) != (o->in_dir != NULL) ||
+        !str_equal(a->rootfs, o->rootfs) || !str_equal(a->bwrap, o->bwrap) ||
+        !strv_equal(a->dev_binds, o->dev_binds) || !strv_equal(a->ro_binds, o->ro_binds) ||
+        (a->cgroup_parent != NULL) != (o->cgroup_parent != NULL))
+        return false;
+    if (o->cgroup_parent) {
+        if (a->cgroup_parent->version != o->cgroup_parent->version)
+            return false;
+        for (int c = 0; c < CU_CG_NCTRL; c++) {
+            if (strcmp(a->cgroup_parent->dir[c], o->cgroup_parent->dir[c]) != 0)
+                return false;
+        }
+    }
+    return true;
+}
+
 /* ---- the key ------------------------------------------------------------ */
 
 /* The bound view of opts: the sandbox's own directories instead of the
@@ -622,6 +671,8 @@ bool cu_warm_fits(struct cu_warm *w, const struct cu_sandbox_opts *opts, const c
             return false;
         }
     }
+    if (shape_equal(w->shape, opts))
+        return true;
     /* The same bwrap asked for is the one found on PATH at the start (a
      * PATH search per task was ten failed access() calls here). */
     if (strcmp(bwrap, had) == 0)

@@ -481,6 +481,38 @@ static void test_cgroup_named_per_task(void **state)
     f->w = NULL;
 }
 
+/* A task of the same job fits the sandbox when only its per-task options
+ * differ (command, time limit, group name), not when its shape does. */
+static void test_fits_only_same_shape(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ok[] = {"true", NULL};
+    static const char *const other[] = {"sh", "-c", "exit 0", NULL};
+    static const char *const ro[] = {"/etc/hostname", NULL};
+    struct cu_sandbox_opts o;
+
+    run(f, ok);
+    assert_int_equal(f->r.status, CU_SB_OK);
+    o = f->o;
+    o.argv = other;
+    o.time_limit_ms = 5000;
+    o.cgroup_name = "task-9";
+    assert_true(cu_warm_fits(f->w, &o, "job-a"));
+    assert_false(cu_warm_fits(f->w, &o, "job-b"));
+    o = f->o;
+    o.memory_limit = 64 << 20;
+    assert_false(cu_warm_fits(f->w, &o, "job-a"));
+    o = f->o;
+    o.network = !f->o.network;
+    assert_false(cu_warm_fits(f->w, &o, "job-a"));
+    o = f->o;
+    o.ro_binds = ro;
+    assert_false(cu_warm_fits(f->w, &o, "job-a"));
+    o = f->o;
+    o.in_dir = NULL;
+    assert_false(cu_warm_fits(f->w, &o, "job-a"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -495,6 +527,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_memory_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_task_files_in_and_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cgroup_named_per_task, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fits_only_same_shape, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
