@@ -914,8 +914,10 @@ int cu_warm_run(struct cu_warm *w, const struct cu_sandbox_opts *opts, struct cu
     }
     if (w->cg.version != CU_CG_NONE) {
         /* Under the task's own name while it runs, so that what looks for
-         * a task's group by name (cumulus provider status) finds it. */
-        if (opts->cgroup_name && cu_cgroup_live_rename(&w->cg, &w->cgl, opts->cgroup_name) != 0)
+         * a task's group by name (cumulus provider status) finds it: the
+         * groups its usage is read from, not every controller's. */
+        if (opts->cgroup_name &&
+            cu_cgroup_live_rename_shown(&w->cg, &w->cgl, opts->cgroup_name) != 0)
             cu_debug("warm sandbox: cannot rename its cgroup to %s", opts->cgroup_name);
         s->cg = w->cg;
         cu_cgroup_live_reset_peak(&w->cg, &w->cgl);
@@ -1050,7 +1052,8 @@ static void task_release(struct cu_sandbox *s)
 
     /* No group carries a finished task's name (a leftover task-N would
      * look like a task's group that was never removed). */
-    if (w->cg.version != CU_CG_NONE && cu_cgroup_live_rename(&w->cg, &w->cgl, w->cg_name) != 0) {
+    if (w->cg.version != CU_CG_NONE &&
+        cu_cgroup_live_rename_shown(&w->cg, &w->cgl, w->cg_name) != 0) {
         cu_warn("warm sandbox: cannot rename cgroup %s back; ending the sandbox",
                 w->cg.dir[CU_CG_MEMORY]);
         kill_hard(w);
