@@ -71,6 +71,8 @@ struct cu_agent {
     struct cu_reporter *reporter;
     /* Leases claimed ahead (ahead.c); NULL: one lease per claim. */
     struct cu_ahead *ahead;
+    /* Slots running a lease now (provider.c slot_run). */
+    atomic_int leases_running;
 };
 
 /* One slot: a thread that claims and runs one replica at a time. Its two
@@ -237,6 +239,10 @@ int cu_reporter_submit(struct cu_reporter *r, int64_t replica, char *body);
  * (the thread is left running; its rows stay for recovery). Safe to call
  * twice. */
 bool cu_reporter_stop(struct cu_reporter *r, int64_t wait_ms);
+/* Tells the reporter that no slot runs a lease now (it writes what its
+ * answered reports left pending in the state at once: no task's write
+ * will carry it soon). */
+void cu_reporter_idle(struct cu_reporter *r);
 /* Frees a reporter that cu_reporter_stop joined, once no thread may submit;
  * one it could not join is left alone (the process is exiting). */
 void cu_reporter_free(struct cu_reporter *r);

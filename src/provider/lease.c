@@ -1359,6 +1359,12 @@ int cu_lease_run(struct cu_slot *s, const json_t *lease)
     cu_info("replica %lld finished: %s%s%s, cpu %llu ms, wall %llu ms", (long long)t.replica,
             cu_sandbox_status_name(res.status), res.reason[0] ? " - " : "", res.reason,
             (unsigned long long)res.cpu_ms, (unsigned long long)res.wall_ms);
+    if (res.status == CU_SB_ERROR)
+        report_error(&t, res.reason[0] ? res.reason : "sandbox error", false);
+    else
+        report_result(&t, &res);
+    /* For `provider status`, after the report left (the row rides on the
+     * next write: not on this task's path). */
     {
         struct cu_pstate_done d = {.id = t.replica, .task = t.index, .cpu_ms = res.cpu_ms,
                                    .wall_ms = res.wall_ms, .memory_peak = res.memory_peak};
@@ -1367,10 +1373,6 @@ int cu_lease_run(struct cu_slot *s, const json_t *lease)
         (void)cu_snprintf(d.reason, sizeof d.reason, "%s", res.reason);
         (void)cu_pstate_history_add(&t.a->state, t.a->exchange, &d);
     }
-    if (res.status == CU_SB_ERROR)
-        report_error(&t, res.reason[0] ? res.reason : "sandbox error", false);
-    else
-        report_result(&t, &res);
 
 out_stop_keeper:
     keeper_finish(&t.k);

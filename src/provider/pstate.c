@@ -208,7 +208,8 @@ int cu_pstate_running_batch(struct cu_pstate *ps, const char *exchange,
     rc = cu_db_begin(&ps->db);
     if (rc)
         goto out_unlock;
-    if (ps->ngone > 0 && gone_flush(ps, &e) != 0) { /* they ride along, as in write_stmt */
+    if ((ps->nhist > 0 && hist_flush(ps, &e) != 0) ||
+        (ps->ngone > 0 && gone_flush(ps, &e) != 0)) { /* they ride along, as in write_stmt */
         cu_error("provider state: %s", e.msg);
         memset(&e, 0, sizeof e);
     }

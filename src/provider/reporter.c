@@ -41,6 +41,7 @@ struct cu_reporter {
     size_t cap, head, nq; /* queued: q[head], ... (nq of them) */
     size_t pending;       /* queued + being sent; at most cap */
     bool closing;         /* drain what is queued, then exit; submit refuses */
+    bool flush;           /* the slots went idle: write what the state holds back */
     bool joined;          /* the thread was joined (by cu_reporter_stop) */
     bool exited;          /* the thread is returning (signals room) */
 };
@@ -228,19 +229,26 @@ static void *reporter_main(void *arg)
         size_t n = 0;
 
         while (r->nq == 0 && !r->closing) {
+            if (r->flush) {
+                unflushed = true; /* a finished task's history row, at least */
+                r->flush = false;
+            }
             if (!unflushed) {
                 pthread_cond_wait(&r->work, &r->mu);
                 continue;
             }
             /* The rows of answered reports are deleted with the next
-             * write (a task's); when none comes for a while, now, so an
-             * idle provider's state holds only what is unanswered. */
-            if (!work_wait(r, IDLE_FLUSH_MS) && r->nq == 0 && !r->closing) {
-                pthread_mutex_unlock(&r->mu);
-                (void)cu_pstate_flush(&r->a->state);
-                pthread_mutex_lock(&r->mu);
-                unflushed = false;
-            }
+             * write (a task's); when no slot runs a lease, or none wrote
+             * for a while, now (off any task's path), so an idle
+             * provider's state holds only what is unanswered. */
+            if (atomic_load(&r->a->leases_running) > 0 && work_wait(r, IDLE_FLUSH_MS))
+                continue; /* woken: a report, closing, or the slots went idle */
+            if (r->nq > 0 || r->closing)
+                break;
+            pthread_mutex_unlock(&r->mu);
+            (void)cu_pstate_flush(&r->a->state);
+            pthread_mutex_lock(&r->mu);
+            unflushed = false;
         }
         if (r->nq == 0) {
             r->exited = true; /* closing and drained */
@@ -305,6 +313,14 @@ out_free:
     free(r->q);
     free(r);
     return cu_err_set(e, -CU_ENOMEM, "cannot start the reporter thread");
+}
+
+void cu_reporter_idle(struct cu_reporter *r)
+{
+    pthread_mutex_lock(&r->mu);
+    r->flush = true;
+    pthread_cond_signal(&r->work);
+    pthread_mutex_unlock(&r->mu);
 }
 
 int cu_reporter_submit(struct cu_reporter *r, int64_t replica, char *body)
