@@ -597,6 +597,7 @@ static void *slot_main(void *arg)
             cu_warn("exchange %s refused a claim ahead (%s): one lease per claim from now on",
                     s->a->exchange, r.err_code);
         if (!(rc == 0 && r.status == 200) && cu_slot_warm_held(s))
+            cu_slot_warm_release(s); /* no lease right away: idle, or the exchange is away */
         if (rc == 0 && (r.status == 200 || r.status == 204)) {
             const json_t *lease;
             if (last[0])
