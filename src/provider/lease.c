@@ -387,11 +387,10 @@ static void *beat_worker_main(void *arg)
 static struct cu_beat_worker *beat_worker(struct cu_slot *s)
 {
     struct cu_beat_worker *w = s->beats;
+    pthread_condattr_t ca;
 
     if (w)
         return w;
-    pthread_condattr_t ca;
-
     w = calloc(1, sizeof *w);
     if (!w)
         return NULL;

@@ -1,6 +1,7 @@
 /* pstate.c - the provider's local replica table in SQLite. */
 #include "provider/pstate.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +76,18 @@ int cu_pstate_open(struct cu_pstate *ps, const char *path, struct cu_err *e)
     return 0;
 }
 
+/* Writes the pending history rows and deletes (in the caller's
+ * transaction, if any); both lists are empty afterwards, whatever failed.
+ * Under ps->lock. 0 or -CU_EDB with e set. */
+static int pending_write(struct cu_pstate *ps, struct cu_err *e)
+{
+    int rc = ps->nhist > 0 ? hist_flush(ps, e) : 0;
+
+    if (ps->ngone > 0 && gone_flush(ps, e) != 0)
+        rc = -CU_EDB;
+    return rc;
+}
+
 /* Writes the pending history rows and deletes in one transaction. Under
  * ps->lock. 0 or -CU_EDB (logged). */
 static int pending_flush(struct cu_pstate *ps)
@@ -86,8 +99,7 @@ static int pending_flush(struct cu_pstate *ps)
     if (ps->nhist == 0 && ps->ngone == 0)
         return 0;
     txn = cu_db_begin(&ps->db) == 0;
-    if ((ps->nhist > 0 && hist_flush(ps, &e) != 0) || (ps->ngone > 0 && gone_flush(ps, &e) != 0))
-        rc = -CU_EDB;
+    rc = pending_write(ps, &e);
     if (txn && cu_db_commit(&ps->db) != 0) {
         cu_db_rollback(&ps->db);
         (void)cu_snprintf(e.msg, sizeof e.msg, "cannot commit the pending writes");
@@ -131,8 +143,7 @@ static int write_stmt(struct cu_pstate *ps, const char *sql, const char *exchang
     if (ps->nhist > 0 || ps->ngone > 0) {
         /* The pending history rows and deletes commit with this write. */
         txn = cu_db_begin(&ps->db) == 0;
-        if ((ps->nhist > 0 && hist_flush(ps, &e) != 0) ||
-            (ps->ngone > 0 && gone_flush(ps, &e) != 0)) {
+        if (pending_write(ps, &e) != 0) {
             cu_error("provider state: %s", e.msg);
             memset(&e, 0, sizeof e);
         }
@@ -208,8 +219,7 @@ int cu_pstate_running_batch(struct cu_pstate *ps, const char *exchange,
     rc = cu_db_begin(&ps->db);
     if (rc)
         goto out_unlock;
-    if ((ps->nhist > 0 && hist_flush(ps, &e) != 0) ||
-        (ps->ngone > 0 && gone_flush(ps, &e) != 0)) { /* they ride along, as in write_stmt */
+    if (pending_write(ps, &e) != 0) { /* they ride along, as in write_stmt */
         cu_error("provider state: %s", e.msg);
         memset(&e, 0, sizeof e);
     }
@@ -301,6 +311,7 @@ int cu_pstate_forget_later(struct cu_pstate *ps, const char *exchange, int64_t r
     (void)fresh_take(ps, exchange, replica);
     if (ps->ngone == CU_PSTATE_GONE_PENDING)
         rc = pending_flush(ps); /* no write came between: a transaction of their own */
+    assert(ps->ngone < CU_PSTATE_GONE_PENDING); /* gone_flush empties it, whatever failed */
     ps->gone[ps->ngone].exchange = exchange;
     ps->gone[ps->ngone].replica = replica;
     ps->ngone++;

@@ -68,8 +68,8 @@ static void send_one(struct cu_reporter *r, const struct queued *it)
 }
 
 /* {"reports":[{"replica":R, ...its report...}, ...]} as text (malloc'd),
- * spliced from the stored bodies as they are: parsing each one again and
- * dumping the batch was a tenth of the reporter's CPU. NULL when out of
+ * spliced from the stored bodies as they are, instead of parsing each one
+ * again and dumping the whole batch. NULL when out of
  * memory or a stored body is not a non-empty object (then each is sent on
  * its own and the exchange judges it). A body never has a "replica" key
  * of its own (cu_report_to_json). */
@@ -80,12 +80,14 @@ static char *batch_text(const struct queued *items, size_t n)
     size_t len = sizeof head - 1 + sizeof tail;
 
     for (size_t i = 0; i < n; i++) {
-        const char *b = items[i].body, *rest = b + 1;
-        while (*rest == ' ' || *rest == '\n' || *rest == '\t' || *rest == '\r')
-            rest++;
-        if (b[0] != '{' || *rest == '}' || *rest == '\0')
+        const char *b = items[i].body, *rest;
+        if (b[0] != '{')
             return NULL;
-        len += sizeof "{\"replica\":,"  + 20 + strlen(b); /* a comma between, 20 digits */
+        for (rest = b + 1; *rest == ' ' || *rest == '\n' || *rest == '\t' || *rest == '\r';)
+            rest++;
+        if (*rest == '}' || *rest == '\0')
+            return NULL;
+        len += sizeof ",{\"replica\":," + 20 + strlen(b); /* 20: the digits of any int64 */
     }
     text = malloc(len);
     if (!text)
