@@ -7,10 +7,15 @@
  *                           (default 1000 tasks, 3 rounds, 10 ms)
  *
  * The Cumulus time runs from submit to the poll (GET /v1/jobs every
- * --poll-ms) that sees the job done. Figures are medians over the rounds. */
+ * --poll-ms) that sees the job done. Figures are medians over the rounds.
+ * provider_cpu_us_per_task and exchange_cpu_us_per_task are each
+ * process's own user + system CPU (/proc/PID/stat; the sandboxes and
+ * tasks, its children, are not in it) over a round, per task. */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "base/util.h"
 #include "benchlib.h"
@@ -19,6 +24,32 @@
 
 #define MAX_ROUNDS 32
 
+/* User + system CPU of process pid so far (its threads; not its
+ * children), in microseconds. */
+static double proc_cpu_us(pid_t pid)
+{
+    char path[64], buf[1024];
+    const char *p;
+    unsigned long long ut = 0, st = 0;
+    FILE *f;
+    size_t n;
+
+    cu_snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    f = fopen(path, "r");
+    if (!f)
+        bl_die("cannot read %s", path);
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* After the command name (in parentheses, may hold spaces): field 3
+     * on; utime and stime are fields 14 and 15. */
+    p = strrchr(buf, ')');
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+                     &st) != 2)
+        bl_die("cannot parse %s", path);
+    return (double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK);
+}
+
 int main(int argc, char **argv)
 {
     uint64_t tasks = bl_opt_u64(argc, argv, "--tasks", 1000);
@@ -26,11 +57,12 @@ int main(int argc, char **argv)
     double poll_ms = (double)bl_opt_u64(argc, argv, "--poll-ms", 10);
     static const char *const cmd[] = {"true", NULL};
     double cu[MAX_ROUNDS], xa[MAX_ROUNDS], exm[MAX_ROUNDS], ratio[MAX_ROUNDS];
+    double pcpu[MAX_ROUNDS], xcpu[MAX_ROUNDS];
     char dir[PATH_MAX], url[512], script[256];
     struct cu_identity id;
     struct cu_api api;
     struct cu_spec spec;
-    struct bl_stats sc, sx, se, sr;
+    struct bl_stats sc, sx, se, sr, sp, sxc;
     pid_t ex, pv;
 
     bl_init("e2e_trivial");
@@ -45,11 +77,18 @@ int main(int argc, char **argv)
                 (unsigned long long)tasks);
 
     for (uint64_t r = 0; r < rounds; r++) {
+        double p0, x0;
         xa[r] = bl_time_sh(script);
+        p0 = proc_cpu_us(pv);
+        x0 = proc_cpu_us(ex);
         cu[r] = bl_time_job(&api, &spec, poll_ms, 600000, &exm[r]);
+        pcpu[r] = (proc_cpu_us(pv) - p0) / (double)tasks;
+        xcpu[r] = (proc_cpu_us(ex) - x0) / (double)tasks;
         ratio[r] = cu[r] / xa[r];
-        fprintf(stderr, "e2e_trivial: round %llu: cumulus %.0f ms, xargs -P2 %.0f ms\n",
-                (unsigned long long)r + 1, cu[r], xa[r]);
+        fprintf(stderr,
+                "e2e_trivial: round %llu: cumulus %.0f ms, xargs -P2 %.0f ms; CPU per task: "
+                "provider %.0f us, exchange %.0f us\n",
+                (unsigned long long)r + 1, cu[r], xa[r], pcpu[r], xcpu[r]);
     }
     cu_spec_release(&spec);
     cu_api_close(&api);
@@ -59,14 +98,16 @@ int main(int argc, char **argv)
     bl_stats(xa, rounds, &sx);
     bl_stats(exm, rounds, &se);
     bl_stats(ratio, rounds, &sr);
+    bl_stats(pcpu, rounds, &sp);
+    bl_stats(xcpu, rounds, &sxc);
     printf("{\"bench\":\"e2e_trivial\",\"tasks\":%llu,\"rounds\":%llu,\"tasks_per_s\":%.1f,"
            "\"tasks_per_s_min\":%.1f,\"tasks_per_s_max\":%.1f,\"xargs_tasks_per_s\":%.1f,"
            "\"wall_s\":%.3f,\"exchange_makespan_s\":%.3f,\"xargs_wall_s\":%.3f,"
-           "\"ratio\":%.3f}\n",
+           "\"ratio\":%.3f,\"provider_cpu_us_per_task\":%.0f,\"exchange_cpu_us_per_task\":%.0f}\n",
            (unsigned long long)tasks, (unsigned long long)rounds,
            (double)tasks * 1e3 / sc.median, (double)tasks * 1e3 / sc.max,
            (double)tasks * 1e3 / sc.min, (double)tasks * 1e3 / sx.median, sc.median / 1e3,
-           se.median / 1e3, sx.median / 1e3, sr.median);
+           se.median / 1e3, sx.median / 1e3, sr.median, sp.median, sxc.median);
     fprintf(stderr,
             "e2e_trivial: %llu x true: cumulus %.0f tasks/s, xargs -P2 %.0f tasks/s (median of "
             "%llu rounds)\n",

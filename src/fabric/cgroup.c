@@ -658,17 +658,27 @@ void cu_cgroup_live_reset_peak(const struct cu_cgroup *cg, const struct cu_cgrou
         (void)pwrite(l->peak, "0", 1, 0);
 }
 
-int cu_cgroup_live_rename(struct cu_cgroup *cg, const struct cu_cgroup_live *l,
-                          const char *name)
+/* cu_cgroup_live_rename of the controllers in mask (bits 1 << CU_CG_*),
+ * and of those sharing a directory with one of them. */
+static int live_rename_mask(struct cu_cgroup *cg, const struct cu_cgroup_live *l,
+                            const char *name, unsigned mask)
 {
     struct cu_cgroup old = *cg;
     int moved[CU_CG_NCTRL], nmoved = 0, rc = 0;
 
     if (!cu_name_is_safe(name))
         return -CU_EINVAL;
+    for (int c = 0; c < CU_CG_NCTRL; c++) {
+        for (int k = 0; k < CU_CG_NCTRL; k++) {
+            if ((mask & (1u << k)) && old.dir[c][0] && strcmp(old.dir[c], old.dir[k]) == 0)
+                mask |= 1u << c;
+        }
+    }
     for (int c = 0; c < CU_CG_NCTRL && rc == 0; c++) {
         const char *slash = strrchr(old.dir[c], '/');
         size_t pl;
+        if (!(mask & (1u << c)))
+            continue;
         if (l->parent[c] < 0 || !slash) /* absent, or the same directory as an earlier one */
             continue;
         pl = (size_t)(slash - old.dir[c]);
@@ -698,6 +708,20 @@ int cu_cgroup_live_rename(struct cu_cgroup *cg, const struct cu_cgroup_live *l,
         *cg = old;
     }
     return rc;
+}
+
+int cu_cgroup_live_rename(struct cu_cgroup *cg, const struct cu_cgroup_live *l,
+                          const char *name)
+{
+    return live_rename_mask(cg, l, name, ~0u);
+}
+
+int cu_cgroup_live_rename_shown(struct cu_cgroup *cg, const struct cu_cgroup_live *l,
+                                const char *name)
+{
+    /* v2: one directory for all, cpu.stat in it; v1: cpuacct.usage (in
+     * cpu's directory too where the two are mounted together). */
+    return live_rename_mask(cg, l, name, 1u << CU_CG_MEMORY | 1u << CU_CG_CPUACCT);
 }
 
 void cu_cgroup_reset_peak(const struct cu_cgroup *cg)

@@ -139,6 +139,13 @@ void cu_cgroup_live_reset_peak(const struct cu_cgroup *cg, const struct cu_cgrou
  * the open files follow the group. Same contract as cu_cgroup_rename. */
 int cu_cgroup_live_rename(struct cu_cgroup *cg, const struct cu_cgroup_live *l,
                           const char *name);
+/* The same for the groups cu_cgroup_read_stats reads a task's memory and
+ * CPU usage from only (memory, and cpuacct or v2's one directory): on a v1
+ * host with separate hierarchies that is half the renames, and the group
+ * keeps its old name under the others (cpu, pids). Same contract
+ * otherwise. */
+int cu_cgroup_live_rename_shown(struct cu_cgroup *cg, const struct cu_cgroup_live *l,
+                                const char *name);
 
 /* The group `name` under parent, by path only (nothing created). */
 int cu_cgroup_child(const struct cu_cgroup *parent, const char *name, struct cu_cgroup *child);

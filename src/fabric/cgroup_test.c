@@ -354,6 +354,47 @@ static void test_real_live(void **state)
     assert_int_equal(stat(cg.dir[CU_CG_MEMORY], &sb), -1);
 }
 
+/* cu_cgroup_live_rename_shown names only the groups a task's usage is read
+ * from (memory, CPU accounting) and those sharing their directory; the
+ * others keep their name, and renaming back restores every directory. */
+static void test_real_live_rename_shown(void **state)
+{
+    struct cu_cgroup_limits lim = {.memory = 32u << 20, .pids = 8};
+    struct cu_cgroup cg, orig;
+    struct cu_cgroup_live l;
+    struct cu_err e = {0};
+    struct stat sb;
+    char name[64];
+
+    (void)state;
+    if (!real_group("shown", &lim, &cg))
+        skip();
+    orig = cg;
+    assert_int_equal(cu_cgroup_live_open(&cg, &l, &e), 0);
+    (void)cu_snprintf(name, sizeof name, "cu-test-%d-task-8", (int)getpid());
+    assert_int_equal(cu_cgroup_live_rename_shown(&cg, &l, name), 0);
+    for (int c = 0; c < CU_CG_NCTRL; c++) {
+        bool shown = strcmp(orig.dir[c], orig.dir[CU_CG_MEMORY]) == 0 ||
+                     strcmp(orig.dir[c], orig.dir[CU_CG_CPUACCT]) == 0;
+        if (!orig.dir[c][0])
+            continue;
+        assert_int_equal(stat(cg.dir[c], &sb), 0);
+        if (shown)
+            assert_non_null(strstr(cg.dir[c], name));
+        else
+            assert_string_equal(cg.dir[c], orig.dir[c]);
+    }
+    assert_int_equal(
+        cu_cgroup_live_rename_shown(&cg, &l, strrchr(orig.dir[CU_CG_MEMORY], '/') + 1), 0);
+    for (int c = 0; c < CU_CG_NCTRL; c++) {
+        assert_string_equal(cg.dir[c], orig.dir[c]);
+        if (cg.dir[c][0])
+            assert_int_equal(stat(cg.dir[c], &sb), 0);
+    }
+    cu_cgroup_live_close(&l);
+    assert_int_equal(cu_cgroup_destroy(&cg), 0);
+}
+
 /* Reads the first line of dir/name into text. */
 static void read_first_line(const char *dir, const char *name, char *text, size_t n)
 {
@@ -446,6 +487,7 @@ int main(void)
         cmocka_unit_test(test_real_oom),
         cmocka_unit_test(test_real_pids),
         cmocka_unit_test(test_real_live),
+        cmocka_unit_test(test_real_live_rename_shown),
         cmocka_unit_test(test_real_cpu_quota),
         cmocka_unit_test(test_real_cpu_weight),
     };

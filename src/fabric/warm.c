@@ -58,10 +58,11 @@ struct cu_warm {
     struct cu_buf status;
     struct cu_cgroup cg; /* the sandbox's group; NONE without one */
     struct cu_cgroup_live cgl; /* its files held open (per-task reads, renames) */
-    char cg_name[64];    /* its own name; a task's while one runs (cgroup_name) */
     char *key;           /* the sandbox's shape: cu_warm_fits compares it */
     char *owner;         /* the job whose tasks it runs; NULL until its first */
     struct shape *shape; /* what it was started from, for cu_warm_shape_of */
+    char bwrap[CU_PATH_MAX];  /* the bwrap it was started with, resolved on PATH */
+    char cg_name[64];         /* its own name; a task's while one runs (cgroup_name) */
     char base[CU_PATH_MAX];   /* removed with the sandbox */
     char dir[3][CU_PATH_MAX]; /* work, out, in under the base directory */
     bool has_in;
@@ -115,29 +116,55 @@ static void init_memfd_make(void)
 
 /* ---- directories ---------------------------------------------------------- */
 
+/* Gives the entry name of the directory dfd (path dir) to uid:gid: a
+ * directory with everything below it, anything else itself (a symbolic
+ * link, not what it points to). 0 or -1. */
+static int chown_moved(int dfd, const char *dir, const char *name, uid_t uid, gid_t gid)
+{
+    struct stat st;
+    char path[CU_PATH_MAX];
+    struct cu_err e = {0};
+
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return -1;
+    if (!S_ISDIR(st.st_mode))
+        return fchownat(dfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -1;
+    if (cu_path_join(path, sizeof(path), dir, name) != 0)
+        return -1;
+    return cu_sb_chown_tree(path, uid, gid, &e) == 0 ? 0 : -1;
+}
+
 /* Moves every entry of the directory from into the directory to (rename:
- * same file system, nothing copied). 0 or -errno of the first failure. */
-static int move_entries(const char *from, const char *to)
+ * same file system, nothing copied); with chown, each moved entry (and
+ * everything below it) then belongs to uid:gid. to is opened only when
+ * there is something to move: most of a trivial task's directories are
+ * empty, and this runs six times per task. 0 or -errno of the first
+ * failure; 0 means from is empty now (nothing writes there meanwhile). */
+static int move_entries(const char *from, const char *to, bool chown, uid_t uid, gid_t gid)
 {
     DIR *d = opendir(from);
     struct dirent *de;
-    int tfd, rc = 0;
+    int tfd = -1, rc = 0;
 
     if (!d)
         return -errno;
-    tfd = open(to, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (tfd < 0) {
-        rc = -errno;
-        closedir(d);
-        return rc;
-    }
     while ((de = readdir(d)) != NULL) {
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
             continue;
-        if (renameat(dirfd(d), de->d_name, tfd, de->d_name) != 0 && rc == 0)
+        if (tfd < 0 && (tfd = open(to, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
             rc = -errno;
+            break;
+        }
+        if (renameat(dirfd(d), de->d_name, tfd, de->d_name) != 0) {
+            if (rc == 0)
+                rc = -errno;
+            continue;
+        }
+        if (chown && rc == 0 && chown_moved(tfd, to, de->d_name, uid, gid) != 0)
+            rc = -EPERM;
     }
-    close(tfd);
+    if (tfd >= 0)
+        close(tfd);
     closedir(d);
     return rc;
 }
@@ -226,6 +253,55 @@ static struct shape *shape_copy(const struct cu_sandbox_opts *opts)
     sh->o.dev_binds = (const char *const *)sh->dev_binds;
     sh->o.ro_binds = (const char *const *)sh->ro_binds;
     return sh;
+}
+
+static bool str_equal(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static bool strv_equal(const char *const *a, const char *const *b)
+{
+    size_t i = 0;
+
+    if (!a || !b)
+        return (!a || !a[0]) && (!b || !b[0]);
+    for (; a[i] && b[i]; i++) {
+        if (strcmp(a[i], b[i]) != 0)
+            return false;
+    }
+    return !a[i] && !b[i];
+}
+
+/* True when opts has exactly the shape sh was copied from: every field
+ * shape_copy keeps is equal (the per-task ones are not compared). The key
+ * is built from these alone (a spare, started from a shape, must fit the
+ * tasks of that shape), so equal shapes have equal keys; this saves
+ * building the key, with its look at the host's root symlinks, for every
+ * task of a job. Unequal shapes may still have equal keys: the caller
+ * compares keys then. */
+static bool shape_equal(const struct shape *sh, const struct cu_sandbox_opts *o)
+{
+    const struct cu_sandbox_opts *a = &sh->o;
+
+    if (a->stdio_cap != o->stdio_cap || a->output_limit != o->output_limit ||
+        a->memory_limit != o->memory_limit || a->nproc_limit != o->nproc_limit ||
+        a->network != o->network || a->uid != o->uid || a->gid != o->gid ||
+        a->no_seccomp != o->no_seccomp || a->cpu_milli != o->cpu_milli ||
+        a->disk_limit != o->disk_limit || (a->in_dir != NULL) != (o->in_dir != NULL) ||
+        !str_equal(a->rootfs, o->rootfs) || !str_equal(a->bwrap, o->bwrap) ||
+        !strv_equal(a->dev_binds, o->dev_binds) || !strv_equal(a->ro_binds, o->ro_binds) ||
+        (a->cgroup_parent != NULL) != (o->cgroup_parent != NULL))
+        return false;
+    if (o->cgroup_parent) {
+        if (a->cgroup_parent->version != o->cgroup_parent->version)
+            return false;
+        for (int c = 0; c < CU_CG_NCTRL; c++) {
+            if (strcmp(a->cgroup_parent->dir[c], o->cgroup_parent->dir[c]) != 0)
+                return false;
+        }
+    }
+    return true;
 }
 
 /* ---- the key ------------------------------------------------------------ */
@@ -448,6 +524,7 @@ int cu_warm_start(const struct cu_sandbox_opts *opts, const char *base_dir, cons
         rc = cu_err_set(e, -CU_EINVAL, "warm sandbox directory '%s': too long", base_dir);
         goto out_free;
     }
+    (void)cu_snprintf(w->bwrap, sizeof(w->bwrap), "%s", bwrap_path); /* same size */
     if ((owner && !(w->owner = strdup(owner))) || !(w->shape = shape_copy(opts))) {
         rc = cu_err_set(e, -CU_ENOMEM, "out of memory");
         goto out_free;
@@ -574,11 +651,18 @@ out_free:
 bool cu_warm_fits(struct cu_warm *w, const struct cu_sandbox_opts *opts, const char *owner)
 {
     char bwrap_path[CU_PATH_MAX];
+    const char *bwrap = opts->bwrap ? opts->bwrap : "bwrap";
+    const char *had = w && w->shape->o.bwrap ? w->shape->o.bwrap : "bwrap";
     struct cu_err e = {0};
     char *key;
     bool same;
 
     if (!w || w->dead || w->busy)
+        return false;
+    /* A sandbox that has run no task yet is as clean as a new one: it
+     * may become any job's. Checked first: it is the cheap test, and
+     * the one a new job's task fails. */
+    if (w->owner && strcmp(w->owner, owner) != 0)
         return false;
     if (w->pidfd >= 0) {
         struct pollfd p = {.fd = w->pidfd, .events = POLLIN};
@@ -587,15 +671,18 @@ bool cu_warm_fits(struct cu_warm *w, const struct cu_sandbox_opts *opts, const c
             return false;
         }
     }
-    if (cu_sb_resolve_exe(opts->bwrap ? opts->bwrap : "bwrap", bwrap_path, sizeof(bwrap_path)) !=
-        0)
+    if (shape_equal(w->shape, opts))
+        return true;
+    /* The same bwrap asked for is the one found on PATH at the start (a
+     * PATH search per task was ten failed access() calls here). */
+    if (strcmp(bwrap, had) == 0)
+        (void)cu_snprintf(bwrap_path, sizeof(bwrap_path), "%s", w->bwrap);
+    else if (cu_sb_resolve_exe(bwrap, bwrap_path, sizeof(bwrap_path)) != 0)
         return false;
     key = make_key(w, opts, bwrap_path, &e);
     same = key && strcmp(key, w->key) == 0;
     free(key);
-    /* A sandbox that has run no task yet is as clean as a new one: it
-     * may become any job's. */
-    return same && (!w->owner || strcmp(w->owner, owner) == 0);
+    return same;
 }
 
 struct cu_warm_shape *cu_warm_shape_of(const struct cu_warm *w)
@@ -619,14 +706,18 @@ int cu_warm_start_shape(const struct cu_warm_shape *sh, const char *base_dir,
     return cu_warm_start(&((const struct shape *)sh)->o, base_dir, NULL, out, e);
 }
 
+int cu_warm_own(struct cu_warm *w, const char *owner, struct cu_err *e)
+{
+    if (!w->owner && !(w->owner = strdup(owner)))
+        return cu_err_set(e, -CU_ENOMEM, "out of memory");
+    return 0;
+}
+
 int cu_warm_acquire(struct cu_warm **wp, const struct cu_sandbox_opts *opts,
                     const char *base_dir, const char *owner, struct cu_err *e)
 {
-    if (*wp && cu_warm_fits(*wp, opts, owner)) {
-        if (!(*wp)->owner && !((*wp)->owner = strdup(owner)))
-            return cu_err_set(e, -CU_ENOMEM, "out of memory");
-        return 0;
-    }
+    if (*wp && cu_warm_fits(*wp, opts, owner))
+        return cu_warm_own(*wp, owner, e);
     cu_warm_free(*wp);
     *wp = NULL;
     return cu_warm_start(opts, base_dir, owner, wp, e);
@@ -806,24 +897,27 @@ int cu_warm_run(struct cu_warm *w, const struct cu_sandbox_opts *opts, struct cu
         rc = cu_err_set(e, -CU_ESANDBOX, "cannot create pipes: %s", strerror(errno));
         goto out_free;
     }
-    /* The task's files into the sandbox's directories. */
+    /* The task's files into the sandbox's directories; as root, what goes
+     * into /work and /out becomes the task uid's as it moves (the
+     * directories themselves became its at the start, and a task without
+     * capabilities cannot give them away). */
     for (int i = 0; i < 3; i++) {
         int mrc;
         if (!task_dirs[i])
             continue;
-        if ((mrc = move_entries(task_dirs[i], w->dir[i])) != 0) {
+        if ((mrc = move_entries(task_dirs[i], w->dir[i], geteuid() == 0 && i != D_IN, w->uid,
+                                w->gid)) != 0) {
             rc = cu_err_set(e, -CU_ESANDBOX, "warm sandbox: cannot move %s into %s: %s",
                             task_dirs[i], w->dir[i], strerror(-mrc));
             goto out_move_back;
         }
     }
-    if (geteuid() == 0 && ((rc = cu_sb_chown_tree(w->dir[D_WORK], w->uid, w->gid, e)) != 0 ||
-                           (rc = cu_sb_chown_tree(w->dir[D_OUT], w->uid, w->gid, e)) != 0))
-        goto out_move_back;
     if (w->cg.version != CU_CG_NONE) {
         /* Under the task's own name while it runs, so that what looks for
-         * a task's group by name (cumulus provider status) finds it. */
-        if (opts->cgroup_name && cu_cgroup_live_rename(&w->cg, &w->cgl, opts->cgroup_name) != 0)
+         * a task's group by name (cumulus provider status) finds it: the
+         * groups its usage is read from, not every controller's. */
+        if (opts->cgroup_name &&
+            cu_cgroup_live_rename_shown(&w->cg, &w->cgl, opts->cgroup_name) != 0)
             cu_debug("warm sandbox: cannot rename its cgroup to %s", opts->cgroup_name);
         s->cg = w->cg;
         cu_cgroup_live_reset_peak(&w->cg, &w->cgl);
@@ -851,7 +945,7 @@ int cu_warm_run(struct cu_warm *w, const struct cu_sandbox_opts *opts, struct cu
 out_move_back:
     for (int i = 0; i < 3; i++) {
         if (task_dirs[i])
-            (void)move_entries(w->dir[i], task_dirs[i]);
+            (void)move_entries(w->dir[i], task_dirs[i], false, 0, 0);
     }
 out_free:
     for (int i = 0; i < 2; i++) {
@@ -948,21 +1042,30 @@ check_grace:
     }
 }
 
-/* After the task: its files back to its own directories, the sandbox's
- * emptied for the next task. */
+/* After the task: the files of its /out back to its own out directory (a
+ * move that took everything leaves the sandbox's directory empty: nothing
+ * else to do there), /work and /in emptied (scratch, and the provider's
+ * copies of the inputs), so the next task finds all three empty. */
 static void task_release(struct cu_sandbox *s)
 {
     struct cu_warm *w = s->warm;
 
-    if (w->cg.version != CU_CG_NONE && cu_cgroup_live_rename(&w->cg, &w->cgl, w->cg_name) != 0) {
+    /* No group carries a finished task's name (a leftover task-N would
+     * look like a task's group that was never removed). */
+    if (w->cg.version != CU_CG_NONE &&
+        cu_cgroup_live_rename_shown(&w->cg, &w->cgl, w->cg_name) != 0) {
         cu_warn("warm sandbox: cannot rename cgroup %s back; ending the sandbox",
                 w->cg.dir[CU_CG_MEMORY]);
         kill_hard(w);
     }
     for (int i = 0; i < 3; i++) {
-        if (s->task_dir[i] && move_entries(w->dir[i], s->task_dir[i]) != 0)
-            cu_warn("warm sandbox: cannot move %s back to %s", w->dir[i], s->task_dir[i]);
-        if (cu_empty_dir(w->dir[i]) != 0) {
+        bool moved = false;
+        if (i == D_OUT && s->task_dir[i]) {
+            moved = move_entries(w->dir[i], s->task_dir[i], false, 0, 0) == 0;
+            if (!moved)
+                cu_warn("warm sandbox: cannot move %s back to %s", w->dir[i], s->task_dir[i]);
+        }
+        if (!moved && cu_empty_dir(w->dir[i]) != 0) {
             cu_warn("warm sandbox: cannot empty %s; ending the sandbox", w->dir[i]);
             kill_hard(w);
         }

@@ -11,9 +11,9 @@
  * that runs one task at a time on the provider's word and, when the task
  * ends, kills every process the task left, empties /tmp and /dev/shm and
  * removes System V IPC objects. Per task, the task's own directories'
- * entries are moved into BASE (rename) before it runs and moved back after
- * it ends, and BASE is emptied, so the next task finds /work, /out and /in
- * as a fresh sandbox would.
+ * entries are moved into BASE (rename) before it runs, those of /out moved
+ * back after it ends, and BASE is emptied, so the next task finds /work,
+ * /out and /in as a fresh sandbox would.
  *
  * A warm task is an ordinary struct cu_sandbox handle: cu_sandbox_wait,
  * _kill, _pause, _resume, _get_result and _free work on it, with the same
@@ -60,12 +60,21 @@ bool cu_warm_fits(struct cu_warm *w, const struct cu_sandbox_opts *opts, const c
 
 /* Runs one task in w (see the top): opts->work_dir, out_dir, in_dir are the
  * task's own directories; their entries are moved into the sandbox now
- * and work/out's back when the task has ended (cu_sandbox_wait returned
- * 0). *out is a task handle for cu_sandbox_wait and the rest. -CU_ETOOBIG
- * when the command and environment do not fit one message (run it cold),
- * -CU_ECONFLICT when a task runs already, -CU_ESANDBOX when w is dead. */
+ * (so, once this returned 0, work_dir and in_dir stay empty: what the task
+ * leaves in /work is scratch, removed with the sandbox's copy) and out's
+ * back when the task has ended (cu_sandbox_wait returned 0). With a
+ * cgroup, the sandbox's group is named opts->cgroup_name (when set) while
+ * the task runs. *out is a task handle for cu_sandbox_wait and the rest.
+ * -CU_ETOOBIG when the command and environment do not fit one message
+ * (run it cold), -CU_ECONFLICT when a task runs already, -CU_ESANDBOX
+ * when w is dead. */
 int cu_warm_run(struct cu_warm *w, const struct cu_sandbox_opts *opts, struct cu_sandbox **out,
                 struct cu_err *e);
+
+/* Gives w to owner when it has none yet (a spare that cu_warm_fits just
+ * accepted for owner's task; one with an owner is left as it is). 0 or
+ * -CU_ENOMEM. */
+int cu_warm_own(struct cu_warm *w, const char *owner, struct cu_err *e);
 
 /* Keeps *wp when the task fits it (giving it to owner when it had none);
  * otherwise frees it and starts a new one for opts and owner in base_dir

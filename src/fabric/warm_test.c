@@ -147,9 +147,10 @@ static void test_runs_and_reuses(void **state)
     out = slurp(f->se);
     assert_string_equal(out, "oops\n");
     free(out);
-    /* The task's files came back to its own directories. */
+    /* The task's outputs came back to its own directory; /work is
+     * scratch, emptied with the sandbox's copy. */
     assert_true(exists(f->out, "r.txt"));
-    assert_true(exists(f->work, "pid"));
+    assert_false(exists(f->work, "pid"));
     first = f->w;
     run(f, echo);
     assert_int_equal(f->r.status, CU_SB_OK);
@@ -359,6 +360,159 @@ static void test_memory_limit(void **state)
     f->w = NULL;
 }
 
+/* Writes text into dir/name (made with its parents' modes as given). */
+static void put_file(const char *dir, const char *name, const char *text)
+{
+    char p[CU_PATH_MAX];
+    FILE *fp;
+    assert_int_equal(cu_path_join(p, sizeof(p), dir, name), 0);
+    fp = fopen(p, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+/* What the provider placed in the task's directories (a tree under /work,
+ * a file in /out, an input) is there for the task, and writable where a
+ * fresh sandbox's would be, also in a subdirectory made by the provider
+ * (as root it becomes the task uid's on the way in); /out comes back,
+ * /work and /in do not (scratch, and the provider's copies), and the next
+ * task finds all three empty. */
+static void test_task_files_in_and_back(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const use[] = {
+        "sh", "-c",
+        "cat /in/input.txt > /out/copy.txt && echo new > /work/sub/deep/new && "
+        "echo more >> /out/pre.txt && cat /work/sub/deep/new >> /out/pre.txt",
+        NULL};
+    static const char *const look[] = {
+        "sh", "-c", "n=$(ls -A /work /out /in | grep -v ':$' | grep -c .); echo $n", NULL};
+    struct cu_sandbox *s = NULL;
+    struct cu_err e = {0};
+    char sub[CU_PATH_MAX], in_left[CU_PATH_MAX];
+    char *out;
+
+    task_dirs(f);
+    assert_int_equal(cu_path_join(sub, sizeof(sub), f->work, "sub/deep"), 0);
+    assert_int_equal(cu_mkdir_p(sub, 0755), 0);
+    put_file(f->in, "input.txt", "input\n");
+    put_file(f->out, "pre.txt", "pre\n");
+    f->o.argv = use;
+    assert_int_equal(cu_warm_acquire(&f->w, &f->o, f->warm, "job-a", &e), 0);
+    if (cu_warm_run(f->w, &f->o, &s, &e) != 0)
+        fail_msg("warm run: %s", e.msg);
+    assert_int_equal(cu_sandbox_wait(s, -1), 0);
+    cu_sandbox_get_result(s, &f->r);
+    cu_sandbox_free(s);
+    if (f->r.status != CU_SB_OK) {
+        out = slurp(f->se);
+        fail_msg("task failed: %s: %s", f->r.reason, out ? out : "");
+    }
+    out = NULL;
+    assert_int_equal(cu_path_join(in_left, sizeof(in_left), f->out, "copy.txt"), 0);
+    out = slurp(in_left);
+    assert_non_null(out);
+    assert_string_equal(out, "input\n");
+    free(out);
+    assert_int_equal(cu_path_join(in_left, sizeof(in_left), f->out, "pre.txt"), 0);
+    out = slurp(in_left);
+    assert_string_equal(out, "pre\nmore\nnew\n");
+    free(out);
+    assert_false(exists(f->work, "sub"));
+    assert_false(exists(f->in, "input.txt"));
+    run(f, look); /* the same sandbox, fresh task directories */
+    assert_int_equal(f->r.status, CU_SB_OK);
+    out = slurp(f->so);
+    assert_non_null(out);
+    assert_string_equal(out, "0\n");
+    free(out);
+}
+
+/* True when the group name exists under f's parent group (memory). */
+static bool group_exists(struct fixture *f, const char *name)
+{
+    char path[CU_PATH_MAX];
+    struct stat st;
+    assert_int_equal(cu_path_join(path, sizeof(path), f->cg.dir[CU_CG_MEMORY], name), 0);
+    return stat(path, &st) == 0;
+}
+
+/* A task's cgroup carries its name (cgroup_name) while it runs and not
+ * after (no group looks like a finished task's); the group goes with the
+ * sandbox. */
+static void test_cgroup_named_per_task(void **state)
+{
+    struct fixture *f = *state;
+    struct cu_cgroup self;
+    struct cu_cgroup_limits none = {0};
+    struct cu_sandbox *s = NULL;
+    struct cu_err e = {0};
+    char name[64];
+    static const char *const ok[] = {"true", NULL};
+    static const char *const nap[] = {"sleep", "0.3", NULL};
+
+    if (cu_cgroup_self(&self, &e) != 0) {
+        skip();
+        return;
+    }
+    cu_snprintf(name, sizeof(name), "cu-warm-name-%d", (int)getpid());
+    if (cu_cgroup_create(&self, name, &none, &f->cg, &e) != 0) {
+        skip();
+        return;
+    }
+    f->o.cgroup_parent = &f->cg;
+    f->o.cgroup_name = "task-1";
+    run(f, ok);
+    assert_int_equal(f->r.status, CU_SB_OK);
+    assert_false(group_exists(f, "task-1"));
+    task_dirs(f);
+    f->o.cgroup_name = "task-2";
+    f->o.argv = nap;
+    assert_int_equal(cu_warm_acquire(&f->w, &f->o, f->warm, "job-a", &e), 0);
+    assert_int_equal(cu_warm_run(f->w, &f->o, &s, &e), 0);
+    assert_true(group_exists(f, "task-2"));
+    assert_int_equal(cu_sandbox_wait(s, -1), 0);
+    cu_sandbox_get_result(s, &f->r);
+    cu_sandbox_free(s);
+    assert_int_equal(f->r.status, CU_SB_OK);
+    assert_false(group_exists(f, "task-2"));
+    cu_warm_free(f->w);
+    f->w = NULL;
+}
+
+/* A task of the same job fits the sandbox when only its per-task options
+ * differ (command, time limit, group name), not when its shape does. */
+static void test_fits_only_same_shape(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ok[] = {"true", NULL};
+    static const char *const other[] = {"sh", "-c", "exit 0", NULL};
+    static const char *const ro[] = {"/etc/hostname", NULL};
+    struct cu_sandbox_opts o;
+
+    run(f, ok);
+    assert_int_equal(f->r.status, CU_SB_OK);
+    o = f->o;
+    o.argv = other;
+    o.time_limit_ms = 5000;
+    o.cgroup_name = "task-9";
+    assert_true(cu_warm_fits(f->w, &o, "job-a"));
+    assert_false(cu_warm_fits(f->w, &o, "job-b"));
+    o = f->o;
+    o.memory_limit = 64 << 20;
+    assert_false(cu_warm_fits(f->w, &o, "job-a"));
+    o = f->o;
+    o.network = !f->o.network;
+    assert_false(cu_warm_fits(f->w, &o, "job-a"));
+    o = f->o;
+    o.ro_binds = ro;
+    assert_false(cu_warm_fits(f->w, &o, "job-a"));
+    o = f->o;
+    o.in_dir = NULL;
+    assert_false(cu_warm_fits(f->w, &o, "job-a"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -371,6 +525,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_other_owner_gets_new_sandbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spare_takes_first_owner, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memory_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_task_files_in_and_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cgroup_named_per_task, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fits_only_same_shape, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -71,6 +71,8 @@ struct cu_agent {
     struct cu_reporter *reporter;
     /* Leases claimed ahead (ahead.c); NULL: one lease per claim. */
     struct cu_ahead *ahead;
+    /* Slots running a lease now (provider.c slot_run). */
+    atomic_int leases_running;
 };
 
 /* One slot: a thread that claims and runs one replica at a time. Its two
@@ -96,7 +98,11 @@ struct cu_slot {
     char dir[CU_PATH_MAX];
     bool dir_ready;   /* exists, with empty work/, out/, in/ */
     bool dir_exposed; /* this task's directories were bound into a sandbox */
+    bool dir_moved;   /* a warm sandbox took work/'s and in/'s entries: both empty */
     atomic_bool done;  /* the thread has returned */
+    /* The slot's heartbeat thread (lease.c), started on its first lease;
+     * NULL before. */
+    struct cu_beat_worker *beats;
 };
 
 /* ---- warm sandboxes (warm_slot.c) ------------------------------------- */
@@ -129,9 +135,10 @@ int cu_slot_dir_init(struct cu_slot *s, struct cu_err *e);
  * stdout/stderr files there, if any, are truncated when opened). Cheap
  * when the last task's cu_slot_dir_done emptied it. 0 or -CU_EIO (e set). */
 int cu_slot_dir_prepare(struct cu_slot *s, struct cu_err *e);
-/* After a task: empties work/, out/, in/ for the next one, or removes the
- * whole tree when the task saw the directories themselves (s->dir_exposed:
- * a sandbox of its own) or emptying failed. Never fails (logs). */
+/* After a task: empties work/, out/, in/ for the next one (only out/ when
+ * s->dir_moved), or removes the whole tree when the task saw the
+ * directories themselves (s->dir_exposed: a sandbox of its own) or
+ * emptying failed. Never fails (logs). */
 void cu_slot_dir_done(struct cu_slot *s);
 
 /* ---- claiming ahead (ahead.c) -------------------------------------------- */
@@ -174,6 +181,10 @@ bool cu_agent_stopping(void);
 void cu_agent_stop(void);
 /* Sleeps up to ms, waking early when stopping. */
 void cu_agent_nap(int64_t ms);
+
+/* Ends the slot's heartbeat thread (lease.c), if it started one. Call
+ * from the slot's thread once no lease runs. */
+void cu_slot_beats_fini(struct cu_slot *s);
 
 /* Runs the lease object of a claim answer (borrowed) to its end: fetch,
  * run, heartbeat, collect, upload, report, clean up. Every failure becomes
@@ -228,6 +239,10 @@ int cu_reporter_submit(struct cu_reporter *r, int64_t replica, char *body);
  * (the thread is left running; its rows stay for recovery). Safe to call
  * twice. */
 bool cu_reporter_stop(struct cu_reporter *r, int64_t wait_ms);
+/* Tells the reporter that no slot runs a lease now (it writes what its
+ * answered reports left pending in the state at once: no task's write
+ * will carry it soon). */
+void cu_reporter_idle(struct cu_reporter *r);
 /* Frees a reporter that cu_reporter_stop joined, once no thread may submit;
  * one it could not join is left alone (the process is exiting). */
 void cu_reporter_free(struct cu_reporter *r);

@@ -3,6 +3,7 @@
  * upload the outputs, report, clean up. Every failure becomes a report. */
 #include "provider/agent.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -160,8 +161,10 @@ enum cu_delivery cu_report_deliver(struct cu_http_client *c, const struct cu_blo
 
 enum { KEEP_OK, KEEP_CANCEL, KEEP_LOST };
 
+struct cu_beat_worker;
+
 struct keeper {
-    pthread_t th;
+    struct cu_beat_worker *w; /* the slot's heartbeat thread keeping it */
     pthread_mutex_t mu;
     pthread_cond_t cv; /* CLOCK_MONOTONIC */
     bool stop;
@@ -256,9 +259,19 @@ static void keeper_wait(struct keeper *k, int64_t ms)
         ;
 }
 
-static void *keeper_main(void *arg)
+/* How long after its start a lease's first heartbeat is due. The lease
+ * was granted a moment ago and lives for a whole lease_ms: a task that
+ * ends within CU_FIRST_BEAT_MS needs no renewal, and the exchange is
+ * spared a write (and its fsync) per short task. */
+static int64_t first_beat_ms(const struct keeper *k)
 {
-    struct keeper *k = arg;
+    return k->interval_ms < CU_FIRST_BEAT_MS ? k->interval_ms : CU_FIRST_BEAT_MS;
+}
+
+/* Heartbeats k's lease until it is stopped, the first after first_wait_ms
+ * (its due time less what has passed already). */
+static void keeper_run(struct keeper *k, int64_t first_wait_ms)
+{
     struct cu_http_result r;
     char path[64], last[64] = "";
     long timeout = k->interval_ms < 1000 ? 1000 : k->interval_ms > 10000 ? 10000 : k->interval_ms;
@@ -267,10 +280,8 @@ static void *keeper_main(void *arg)
     (void)cu_snprintf(path, sizeof path, "/v1/replicas/%lld/heartbeat", (long long)k->replica);
     cu_http_result_init(&r);
     pthread_mutex_lock(&k->mu);
-    /* The lease was granted a moment ago and lives for a whole lease_ms: a
-     * task that ends within CU_FIRST_BEAT_MS needs no renewal, and the
-     * exchange is spared a write (and its fsync) per short task. */
-    keeper_wait(k, k->interval_ms < CU_FIRST_BEAT_MS ? k->interval_ms : CU_FIRST_BEAT_MS);
+    if (first_wait_ms > 0)
+        keeper_wait(k, first_wait_ms);
     while (!k->stop) {
         int64_t wait_ms = k->interval_ms;
         json_t *body;
@@ -301,15 +312,128 @@ static void *keeper_main(void *arg)
     }
     pthread_mutex_unlock(&k->mu);
     cu_http_result_release(&r);
+}
+
+/* The slot's heartbeat thread: it keeps one lease at a time. Starting a
+ * thread per lease and joining it was a clone, an mmap and a futex round
+ * per task, and even a waiting thread is woken at each start and stop of
+ * a lease: ~8 % of the provider's CPU on trivial tasks. Most leases end
+ * before their first heartbeat is due, so a lease is only handed over
+ * (job, job_at); the thread looks for one every BEAT_TICK_MS and takes it
+ * when its first heartbeat is due. A lease that ends before that is taken
+ * back without the thread ever waking for it. Leases with heartbeats less
+ * than BEAT_SIGNAL_MS apart wake it at once: a tick's lag must stay small
+ * against their lease time (a claimed-ahead lease may have waited two
+ * heartbeat intervals already; lease_ms is three). */
+#define BEAT_TICK_MS 200
+#define BEAT_SIGNAL_MS 1000
+
+struct cu_beat_worker {
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;    /* CLOCK_MONOTONIC */
+    struct keeper *job;   /* the lease handed over, NULL when none */
+    int64_t job_at;       /* when it was (cu_mono_ms) */
+    bool running;         /* the thread heartbeats job now */
+    bool quit;
+};
+
+/* Waits on w->cv up to ms. w->mu held. */
+static void worker_wait(struct cu_beat_worker *w, int64_t ms)
+{
+    struct timespec until;
+
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    (void)pthread_cond_timedwait(&w->cv, &w->mu, &until);
+}
+
+static void *beat_worker_main(void *arg)
+{
+    struct cu_beat_worker *w = arg;
+
+    pthread_mutex_lock(&w->mu);
+    while (!w->quit) {
+        struct keeper *k = w->job;
+        int64_t due;
+        if (!k) {
+            worker_wait(w, BEAT_TICK_MS);
+            continue;
+        }
+        due = w->job_at + first_beat_ms(k);
+        if (cu_mono_ms() < due) {
+            worker_wait(w, due - cu_mono_ms());
+            continue; /* the lease may have ended meanwhile */
+        }
+        w->running = true;
+        pthread_mutex_unlock(&w->mu);
+        keeper_run(k, 0);
+        pthread_mutex_lock(&w->mu);
+        w->running = false;
+        w->job = NULL;
+        pthread_cond_broadcast(&w->cv); /* keeper_finish waits for this */
+    }
+    pthread_mutex_unlock(&w->mu);
     return NULL;
 }
 
-/* Starts the keeper. The heartbeat secret and first nonce (has_secret,
- * secret, nonce) and cheat are already set in k by lease_parse and are
- * kept; everything else is reset. */
-static int keeper_start(struct keeper *k, struct cu_http_client *c, int64_t replica,
+/* The slot's worker, started on its first lease. NULL when it cannot be
+ * started. Only the slot's thread calls this. */
+static struct cu_beat_worker *beat_worker(struct cu_slot *s)
+{
+    struct cu_beat_worker *w = s->beats;
+    pthread_condattr_t ca;
+
+    if (w)
+        return w;
+    w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&w->th, NULL, beat_worker_main, w) != 0) {
+        pthread_cond_destroy(&w->cv);
+        pthread_mutex_destroy(&w->mu);
+        free(w);
+        return NULL;
+    }
+    s->beats = w;
+    return w;
+}
+
+void cu_slot_beats_fini(struct cu_slot *s)
+{
+    struct cu_beat_worker *w = s->beats;
+
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->quit = true;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->th, NULL);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+    s->beats = NULL;
+}
+
+/* Starts the keeper on the slot's heartbeat thread. The heartbeat secret
+ * and first nonce (has_secret, secret, nonce) and cheat are already set in
+ * k by lease_parse and are kept; everything else is reset. */
+static int keeper_start(struct keeper *k, struct cu_slot *s, int64_t replica,
                         int64_t interval_ms)
 {
+    struct cu_beat_worker *w = beat_worker(s);
+    struct cu_http_client *c = s->hb;
     pthread_condattr_t ca;
     bool has_secret = k->has_secret;
     unsigned char secret[CU_CHAL_KEY_LEN], nonce[CU_CHAL_NONCE_LEN];
@@ -334,11 +458,19 @@ static int keeper_start(struct keeper *k, struct cu_http_client *c, int64_t repl
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&k->cv, &ca);
     pthread_condattr_destroy(&ca);
-    if (pthread_create(&k->th, NULL, keeper_main, k) != 0) {
+    if (!w) {
         pthread_cond_destroy(&k->cv);
         pthread_mutex_destroy(&k->mu);
         return -CU_ENOMEM;
     }
+    k->w = w;
+    pthread_mutex_lock(&w->mu);
+    assert(!w->job); /* one lease at a time per slot */
+    w->job = k;
+    w->job_at = cu_mono_ms();
+    if (k->interval_ms < BEAT_SIGNAL_MS)
+        pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
     k->started = true;
     return 0;
 }
@@ -354,13 +486,19 @@ static void keeper_signal_stop(struct keeper *k)
     pthread_mutex_unlock(&k->mu);
 }
 
-/* Stops and joins the keeper (waits for a heartbeat in flight). */
+/* Stops the keeper and waits until the slot's heartbeat thread has let
+ * go of it (a heartbeat in flight ends first). */
 static void keeper_finish(struct keeper *k)
 {
     if (!k->started)
         return;
     keeper_signal_stop(k);
-    pthread_join(k->th, NULL);
+    pthread_mutex_lock(&k->w->mu);
+    if (k->w->job == k && !k->w->running)
+        k->w->job = NULL; /* never taken up: taken back */
+    while (k->w->job == k)
+        pthread_cond_wait(&k->w->cv, &k->w->mu);
+    pthread_mutex_unlock(&k->w->mu);
     pthread_cond_destroy(&k->cv);
     pthread_mutex_destroy(&k->mu);
     k->started = false;
@@ -742,8 +880,10 @@ static int start_task(struct task *t, const struct cu_sandbox_opts *o, struct cu
     if (rc == 0 && s->warm != had)
         cu_info("slot %u: warm sandbox started for job %s%s", s->index, t->job,
                 spare ? " (the spare)" : "");
-    if (rc == 0 && (rc = cu_warm_run(s->warm, o, sb, e)) == 0)
+    if (rc == 0 && (rc = cu_warm_run(s->warm, o, sb, e)) == 0) {
+        s->dir_moved = true;
         return 0;
+    }
     cu_warn("replica %lld: warm sandbox: %s; running the task in a sandbox of its own",
             (long long)t->replica, cu_err_msg(e, rc));
     cu_slot_warm_discard(s);
@@ -918,7 +1058,7 @@ static void report_error(struct task *t, const char *reason, bool shutting_down)
     cu_pstate_finished(&t->a->state, t->a->exchange, t->replica, body);
     d = cu_report_deliver(t->s->http, &t->a->cache, t->replica, body, timeout, shutting_down);
     if (d != CU_UNSENT)
-        cu_pstate_forget(&t->a->state, t->a->exchange, t->replica);
+        cu_pstate_forget_later(&t->a->state, t->a->exchange, t->replica);
     free(body);
 }
 
@@ -1127,7 +1267,7 @@ static void report_result(struct task *t, const struct cu_sandbox_result *res)
     }
     if (cu_report_deliver(t->s->http, &t->a->cache, t->replica, body, 30000, false) !=
         CU_UNSENT)
-        cu_pstate_forget(&t->a->state, t->a->exchange, t->replica);
+        cu_pstate_forget_later(&t->a->state, t->a->exchange, t->replica);
 out_release:
     free(body);
     cu_blobref_release(&rep.out);
@@ -1181,7 +1321,7 @@ int cu_lease_run(struct cu_slot *s, const json_t *lease)
         }
     }
     t.k.cheat = t.a->cheat;
-    if (keeper_start(&t.k, s->hb, t.replica, hb_ms) != 0) {
+    if (keeper_start(&t.k, s, t.replica, hb_ms) != 0) {
         report_error(&t, "provider cannot start a heartbeat thread", false);
         goto out_remove_dir;
     }
@@ -1218,6 +1358,12 @@ int cu_lease_run(struct cu_slot *s, const json_t *lease)
     cu_info("replica %lld finished: %s%s%s, cpu %llu ms, wall %llu ms", (long long)t.replica,
             cu_sandbox_status_name(res.status), res.reason[0] ? " - " : "", res.reason,
             (unsigned long long)res.cpu_ms, (unsigned long long)res.wall_ms);
+    if (res.status == CU_SB_ERROR)
+        report_error(&t, res.reason[0] ? res.reason : "sandbox error", false);
+    else
+        report_result(&t, &res);
+    /* For `provider status`, after the report left (the row rides on the
+     * next write: not on this task's path). */
     {
         struct cu_pstate_done d = {.id = t.replica, .task = t.index, .cpu_ms = res.cpu_ms,
                                    .wall_ms = res.wall_ms, .memory_peak = res.memory_peak};
@@ -1226,10 +1372,6 @@ int cu_lease_run(struct cu_slot *s, const json_t *lease)
         (void)cu_snprintf(d.reason, sizeof d.reason, "%s", res.reason);
         (void)cu_pstate_history_add(&t.a->state, t.a->exchange, &d);
     }
-    if (res.status == CU_SB_ERROR)
-        report_error(&t, res.reason[0] ? res.reason : "sandbox error", false);
-    else
-        report_result(&t, &res);
 
 out_stop_keeper:
     keeper_finish(&t.k);

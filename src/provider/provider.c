@@ -467,9 +467,12 @@ static void slot_run(struct cu_slot *s, const json_t *lease, int64_t *error_paus
     int rc;
 
     atomic_store(&s->busy, true);
+    atomic_fetch_add(&s->a->leases_running, 1);
     if (ah)
         cu_ahead_running(ah, true);
     rc = cu_lease_run(s, lease);
+    if (atomic_fetch_sub(&s->a->leases_running, 1) == 1 && s->a->reporter)
+        cu_reporter_idle(s->a->reporter);
     if (ah) {
         cu_ahead_running(ah, false);
         cu_ahead_note(ah, cu_mono_ms() - t0);
@@ -638,6 +641,7 @@ static void *slot_main(void *arg)
     if (!body)
         cu_error("slot %u: out of memory", s->index);
     cu_slot_warm_fini(s);
+    cu_slot_beats_fini(s);
     cu_http_result_release(&r);
     json_decref(body);
     atomic_store(&s->done, true);

@@ -459,6 +459,74 @@ static void test_pstate_history(void **state)
     free(done);
 }
 
+/* Counts the rows of exchange in ps. */
+static size_t pstate_rows(struct cu_pstate *ps, const char *exchange, int64_t has, bool *found)
+{
+    struct cu_pstate_row *rows;
+    size_t n;
+
+    assert_int_equal(cu_pstate_list(ps, exchange, &rows, &n), 0);
+    *found = false;
+    for (size_t i = 0; i < n; i++)
+        *found = *found || rows[i].id == has;
+    cu_pstate_rows_free(rows, n);
+    return n;
+}
+
+/* A forgotten-later row stays until the next write, a flush, or close
+ * (each deletes it), and too many waiting are deleted at once. */
+static void test_pstate_forget_later(void **state)
+{
+    struct fixture *f = *state;
+    static const char ex[] = "http://a";
+    struct cu_pstate_lease l[CU_PSTATE_GONE_PENDING + 6];
+    struct cu_pstate ps;
+    struct cu_err e = {0};
+    char path[CU_PATH_MAX];
+    bool found;
+
+    assert_int_equal(cu_path_join(path, sizeof path, f->dir, "state.db"), 0);
+    assert_int_equal(cu_pstate_open(&ps, path, &e), 0);
+    for (int64_t id = 1; id <= 3; id++) {
+        assert_int_equal(cu_pstate_running(&ps, ex, id, "j-f", 0), 0);
+        assert_int_equal(cu_pstate_finished(&ps, ex, id, "{\"status\":\"ok\"}"), 0);
+    }
+    assert_int_equal(cu_pstate_forget_later(&ps, ex, 1), 0);
+    assert_int_equal(pstate_rows(&ps, ex, 1, &found), 3);
+    assert_true(found); /* not yet */
+    assert_int_equal(cu_pstate_running(&ps, ex, 4, "j-f", 1), 0); /* a write */
+    assert_int_equal(pstate_rows(&ps, ex, 1, &found), 3);
+    assert_false(found);
+    assert_int_equal(cu_pstate_forget_later(&ps, ex, 2), 0);
+    assert_int_equal(cu_pstate_flush(&ps), 0);
+    assert_int_equal(pstate_rows(&ps, ex, 2, &found), 2);
+    assert_false(found);
+    assert_int_equal(cu_pstate_flush(&ps), 0); /* nothing waits: nothing to do */
+    assert_int_equal(cu_pstate_forget_later(&ps, ex, 3), 0);
+    cu_pstate_close(&ps);
+    assert_int_equal(cu_pstate_open(&ps, path, &e), 0);
+    assert_int_equal(pstate_rows(&ps, ex, 4, &found), 1); /* 3 went at close */
+    assert_true(found);
+
+    /* A claim's batch write carries them too; more than fit wait for none. */
+    for (size_t i = 0; i < sizeof l / sizeof l[0]; i++)
+        l[i] = (struct cu_pstate_lease){.replica = 100 + (int64_t)i, .job = "j-g", .task = 0};
+    assert_int_equal(cu_pstate_running_batch(&ps, ex, l, sizeof l / sizeof l[0]), 0);
+    assert_int_equal(pstate_rows(&ps, ex, 4, &found), 1 + sizeof l / sizeof l[0]);
+    assert_int_equal(cu_pstate_forget_later(&ps, ex, 4), 0);
+    assert_int_equal(cu_pstate_running_batch(&ps, ex, l, 1), 0);
+    assert_int_equal(pstate_rows(&ps, ex, 4, &found), sizeof l / sizeof l[0]);
+    assert_false(found);
+    for (size_t i = 0; i < sizeof l / sizeof l[0]; i++)
+        assert_int_equal(cu_pstate_forget_later(&ps, ex, l[i].replica), 0);
+    /* The first CU_PSTATE_GONE_PENDING went when the next one came. */
+    assert_int_equal(pstate_rows(&ps, ex, 4, &found), 6);
+    cu_pstate_close(&ps);
+    assert_int_equal(cu_pstate_open(&ps, path, &e), 0);
+    assert_int_equal(pstate_rows(&ps, ex, 4, &found), 0);
+    cu_pstate_close(&ps);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -472,6 +540,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_collect_inline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pstate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pstate_history, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pstate_forget_later, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

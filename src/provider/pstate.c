@@ -1,6 +1,7 @@
 /* pstate.c - the provider's local replica table in SQLite. */
 #include "provider/pstate.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #define CU_STR(x) CU_STR_(x)
 
 static int hist_flush(struct cu_pstate *ps, struct cu_err *e);
+static int gone_flush(struct cu_pstate *ps, struct cu_err *e);
 
 static const struct cu_migration pstate_migrations[] = {
     {1, "CREATE TABLE replicas ("
@@ -69,17 +71,59 @@ int cu_pstate_open(struct cu_pstate *ps, const char *path, struct cu_err *e)
     ps->history_adds = 0;
     ps->nfresh = 0;
     ps->nhist = 0;
+    ps->ngone = 0;
     pthread_mutex_init(&ps->lock, NULL);
     return 0;
 }
 
-void cu_pstate_close(struct cu_pstate *ps)
+/* Writes the pending history rows and deletes (in the caller's
+ * transaction, if any); both lists are empty afterwards, whatever failed.
+ * Under ps->lock. 0 or -CU_EDB with e set. */
+static int pending_write(struct cu_pstate *ps, struct cu_err *e)
+{
+    int rc = ps->nhist > 0 ? hist_flush(ps, e) : 0;
+
+    if (ps->ngone > 0 && gone_flush(ps, e) != 0)
+        rc = -CU_EDB;
+    return rc;
+}
+
+/* Writes the pending history rows and deletes in one transaction. Under
+ * ps->lock. 0 or -CU_EDB (logged). */
+static int pending_flush(struct cu_pstate *ps)
 {
     struct cu_err e = {0};
+    bool txn;
+    int rc = 0;
+
+    if (ps->nhist == 0 && ps->ngone == 0)
+        return 0;
+    txn = cu_db_begin(&ps->db) == 0;
+    rc = pending_write(ps, &e);
+    if (txn && cu_db_commit(&ps->db) != 0) {
+        cu_db_rollback(&ps->db);
+        (void)cu_snprintf(e.msg, sizeof e.msg, "cannot commit the pending writes");
+        rc = -CU_EDB;
+    }
+    if (rc)
+        cu_error("provider state: %s", e.msg);
+    return rc;
+}
+
+int cu_pstate_flush(struct cu_pstate *ps)
+{
+    int rc;
 
     pthread_mutex_lock(&ps->lock);
-    if (ps->nhist > 0 && hist_flush(ps, &e) != 0)
-        cu_error("provider state: %s", e.msg);
+    rc = pending_flush(ps);
+    pthread_mutex_unlock(&ps->lock);
+    return rc;
+}
+
+void cu_pstate_close(struct cu_pstate *ps)
+{
+    pthread_mutex_lock(&ps->lock);
+    (void)pending_flush(ps);
     pthread_mutex_unlock(&ps->lock);
     cu_db_close(&ps->db);
     pthread_mutex_destroy(&ps->lock);
@@ -96,10 +140,10 @@ static int write_stmt(struct cu_pstate *ps, const char *sql, const char *exchang
     int rc, np;
 
     pthread_mutex_lock(&ps->lock);
-    if (ps->nhist > 0) {
-        /* The pending history rows commit with this write. */
+    if (ps->nhist > 0 || ps->ngone > 0) {
+        /* The pending history rows and deletes commit with this write. */
         txn = cu_db_begin(&ps->db) == 0;
-        if (hist_flush(ps, &e) != 0) {
+        if (pending_write(ps, &e) != 0) {
             cu_error("provider state: %s", e.msg);
             memset(&e, 0, sizeof e);
         }
@@ -175,6 +219,10 @@ int cu_pstate_running_batch(struct cu_pstate *ps, const char *exchange,
     rc = cu_db_begin(&ps->db);
     if (rc)
         goto out_unlock;
+    if (pending_write(ps, &e) != 0) { /* they ride along, as in write_stmt */
+        cu_error("provider state: %s", e.msg);
+        memset(&e, 0, sizeof e);
+    }
     for (size_t i = 0; i < n && rc == 0; i++) {
         rc = cu_db_cached(&ps->db, sql_running, &st, &e);
         if (rc)
@@ -221,13 +269,54 @@ int cu_pstate_finished(struct cu_pstate *ps, const char *exchange, int64_t repli
                       exchange, replica, report_json, 0);
 }
 
+static const char sql_forget[] = "DELETE FROM replicas WHERE exchange = ?1 AND id = ?2";
+
 int cu_pstate_forget(struct cu_pstate *ps, const char *exchange, int64_t replica)
 {
     pthread_mutex_lock(&ps->lock);
     (void)fresh_take(ps, exchange, replica);
     pthread_mutex_unlock(&ps->lock);
-    return write_stmt(ps, "DELETE FROM replicas WHERE exchange = ?1 AND id = ?2", exchange,
-                      replica, NULL, 0);
+    return write_stmt(ps, sql_forget, exchange, replica, NULL, 0);
+}
+
+/* Deletes the rows of ps->gone (in the caller's transaction, if any).
+ * Under ps->lock. 0 or -CU_EDB with e set; the list is emptied either
+ * way (a row left behind only means its report is sent again). */
+static int gone_flush(struct cu_pstate *ps, struct cu_err *e)
+{
+    int rc = 0;
+
+    for (unsigned i = 0; i < ps->ngone && rc == 0; i++) {
+        sqlite3_stmt *st = NULL;
+        rc = cu_db_cached(&ps->db, sql_forget, &st, e);
+        if (rc)
+            break;
+        sqlite3_bind_text(st, 1, ps->gone[i].exchange, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, ps->gone[i].replica);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            (void)cu_snprintf(e->msg, sizeof e->msg, "forget: %s", sqlite3_errmsg(ps->db.h));
+            rc = -CU_EDB;
+        }
+        cu_db_cached_done(&ps->db, st);
+    }
+    ps->ngone = 0;
+    return rc;
+}
+
+int cu_pstate_forget_later(struct cu_pstate *ps, const char *exchange, int64_t replica)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&ps->lock);
+    (void)fresh_take(ps, exchange, replica);
+    if (ps->ngone == CU_PSTATE_GONE_PENDING)
+        rc = pending_flush(ps); /* no write came between: a transaction of their own */
+    assert(ps->ngone < CU_PSTATE_GONE_PENDING); /* gone_flush empties it, whatever failed */
+    ps->gone[ps->ngone].exchange = exchange;
+    ps->gone[ps->ngone].replica = replica;
+    ps->ngone++;
+    pthread_mutex_unlock(&ps->lock);
+    return rc;
 }
 
 int cu_pstate_forget_others(struct cu_pstate *ps, const char *exchange)

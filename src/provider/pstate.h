@@ -33,6 +33,7 @@ struct cu_pstate_done {
 
 #define CU_PSTATE_FRESH 32
 #define CU_PSTATE_HIST_PENDING 4
+#define CU_PSTATE_GONE_PENDING 64
 
 struct cu_pstate {
     struct cu_db db;
@@ -52,6 +53,14 @@ struct cu_pstate {
      * would miss them (under lock). */
     struct cu_pstate_done hist[CU_PSTATE_HIST_PENDING];
     unsigned nhist;
+    /* Rows of delivered reports not yet deleted (cu_pstate_forget_later):
+     * deleted in the next write's transaction, saving a commit per task
+     * (under lock). */
+    struct {
+        const char *exchange; /* the caller's string: outlives the pstate */
+        int64_t replica;
+    } gone[CU_PSTATE_GONE_PENDING];
+    unsigned ngone;
 };
 
 /* One replica for cu_pstate_running_batch. */
@@ -87,6 +96,18 @@ int cu_pstate_finished(struct cu_pstate *ps, const char *exchange, int64_t repli
                        const char *report_json);
 /* Deletes the replica's row (delivered, or dropped for good). */
 int cu_pstate_forget(struct cu_pstate *ps, const char *exchange, int64_t replica);
+/* The same for a 'finished' row whose report the exchange answered, in
+ * the next write's transaction (or cu_pstate_close; at once when
+ * CU_PSTATE_GONE_PENDING wait already). A kill -9 before then leaves the
+ * row, and the next start sends its report again, which the exchange
+ * answers as already reported: nothing is paid twice. exchange must
+ * outlive ps. Not for a 'running' row: `provider status` would show it
+ * running meanwhile. 0 or negative (logged). */
+int cu_pstate_forget_later(struct cu_pstate *ps, const char *exchange, int64_t replica);
+/* Writes what waits for the next write (deletes of cu_pstate_forget_later,
+ * history rows) now, in one transaction; nothing when nothing waits. For
+ * when no write follows soon (the reporter, idle). 0 or negative (logged). */
+int cu_pstate_flush(struct cu_pstate *ps);
 /* Deletes every row of other exchanges (their replicas are not ours to
  * report here; those exchanges expire the leases). Returns the count or
  * negative. */

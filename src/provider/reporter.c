@@ -23,6 +23,7 @@
 
 #define BATCH_MAX 64 /* the exchange's limit per POST /v1/reports */
 #define REPORT_TIMEOUT_MS 30000
+#define IDLE_FLUSH_MS 50 /* no report for this long: answered rows deleted now */
 
 struct queued {
     int64_t replica;
@@ -34,22 +35,24 @@ struct cu_reporter {
     struct cu_http_client *http;
     pthread_t th;
     pthread_mutex_t mu;
-    pthread_cond_t work;  /* a report queued, or closing */
+    pthread_cond_t work;  /* a report queued, or closing (CLOCK_MONOTONIC) */
     pthread_cond_t room;  /* pending dropped below cap, or closed */
     struct queued *q;     /* ring of cap entries */
     size_t cap, head, nq; /* queued: q[head], ... (nq of them) */
     size_t pending;       /* queued + being sent; at most cap */
     bool closing;         /* drain what is queued, then exit; submit refuses */
+    bool flush;           /* the slots went idle: write what the state holds back */
     bool joined;          /* the thread was joined (by cu_reporter_stop) */
     bool exited;          /* the thread is returning (signals room) */
 };
 
 /* Forgets the row of a report the exchange answered (delivered or dropped
- * for good); an unsent one stays for recovery. */
+ * for good), with the next write (pstate.h: a crash before it only sends
+ * the report again); an unsent one stays for recovery. */
 static void settle(struct cu_reporter *r, const struct queued *it, enum cu_delivery d)
 {
     if (d != CU_UNSENT)
-        cu_pstate_forget(&r->a->state, r->a->exchange, it->replica);
+        cu_pstate_forget_later(&r->a->state, r->a->exchange, it->replica);
 }
 
 /* Delivers one report on its own (retrying until answered, or one try
@@ -64,28 +67,47 @@ static void send_one(struct cu_reporter *r, const struct queued *it)
     settle(r, it, d);
 }
 
-/* {"reports":[{"replica":R, ...its report...}, ...]}: new reference, NULL
- * when out of memory or a stored body does not parse (then each is sent
- * on its own and the exchange judges it). */
-static json_t *batch_body(const struct queued *items, size_t n)
+/* {"reports":[{"replica":R, ...its report...}, ...]} as text (malloc'd),
+ * spliced from the stored bodies as they are, instead of parsing each one
+ * again and dumping the whole batch. NULL when out of
+ * memory or a stored body is not a non-empty object (then each is sent on
+ * its own and the exchange judges it). A body never has a "replica" key
+ * of its own (cu_report_to_json). */
+static char *batch_text(const struct queued *items, size_t n)
 {
-    json_t *list = json_array(), *body;
+    static const char head[] = "{\"reports\":[", tail[] = "]}";
+    char *text, *p;
+    size_t len = sizeof head - 1 + sizeof tail;
 
-    if (!list)
-        return NULL;
     for (size_t i = 0; i < n; i++) {
-        struct cu_err e = {0};
-        json_t *rep = cu_json_parse(items[i].body, strlen(items[i].body), &e);
-        if (!json_is_object(rep) ||
-            json_object_set_new(rep, "replica", json_integer((json_int_t)items[i].replica)) ||
-            json_array_append_new(list, rep)) {
-            json_decref(rep);
-            json_decref(list);
+        const char *b = items[i].body, *rest;
+        if (b[0] != '{')
             return NULL;
-        }
+        for (rest = b + 1; *rest == ' ' || *rest == '\n' || *rest == '\t' || *rest == '\r';)
+            rest++;
+        if (*rest == '}' || *rest == '\0')
+            return NULL;
+        len += sizeof ",{\"replica\":," + 20 + strlen(b); /* 20: the digits of any int64 */
     }
-    body = json_pack("{s:o}", "reports", list);
-    return body;
+    text = malloc(len);
+    if (!text)
+        return NULL;
+    p = text;
+    memcpy(p, head, sizeof head - 1);
+    p += sizeof head - 1;
+    for (size_t i = 0; i < n; i++) {
+        size_t blen = strlen(items[i].body), k;
+        char lead[48];
+        (void)cu_snprintf(lead, sizeof lead, "%s{\"replica\":%lld,", i ? "," : "",
+                          (long long)items[i].replica);
+        k = strlen(lead);
+        memcpy(p, lead, k);
+        p += k;
+        memcpy(p, items[i].body + 1, blen - 1); /* the body's members and its '}' */
+        p += blen - 1;
+    }
+    memcpy(p, tail, sizeof tail); /* with the NUL */
+    return text;
 }
 
 /* Reads the answer for one report of a batch (results[i], checked to name
@@ -134,7 +156,8 @@ static bool batch_settle(struct cu_reporter *r, const struct queued *it, const j
 static void send_batch(struct cu_reporter *r, const struct queued *items, size_t n)
 {
     struct cu_http_result res;
-    json_t *body = batch_body(items, n), *results;
+    char *body = batch_text(items, n);
+    json_t *results;
     char desc[700], last[64] = "";
     int64_t backoff = 500;
     bool whole = false; /* fall back to one request per report */
@@ -147,8 +170,8 @@ static void send_batch(struct cu_reporter *r, const struct queued *items, size_t
     }
     for (;;) {
         bool stopping = cu_agent_stopping();
-        rc = cu_http_request_json(r->http, "POST", "/v1/reports", body,
-                                  stopping ? CU_SHUTDOWN_REPORT_MS : REPORT_TIMEOUT_MS, &res);
+        rc = cu_http_request(r->http, "POST", "/v1/reports", body, strlen(body),
+                             stopping ? CU_SHUTDOWN_REPORT_MS : REPORT_TIMEOUT_MS, &res);
         if (rc == 0 && res.status == 200)
             break;
         cu_http_result_describe(&res, desc, sizeof desc);
@@ -178,20 +201,57 @@ out_fallback:
             send_one(r, &items[i]);
 out_release:
     cu_http_result_release(&res);
-    json_decref(body);
+    free(body);
+}
+
+/* Waits on r->work (CLOCK_MONOTONIC) up to ms; false once they passed.
+ * r->mu held. */
+static bool work_wait(struct cu_reporter *r, int64_t ms)
+{
+    struct timespec until;
+
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    return pthread_cond_timedwait(&r->work, &r->mu, &until) != ETIMEDOUT;
 }
 
 static void *reporter_main(void *arg)
 {
     struct cu_reporter *r = arg;
     struct queued items[BATCH_MAX];
+    bool unflushed = false; /* rows forgotten since the last idle flush */
 
     pthread_mutex_lock(&r->mu);
     for (;;) {
         size_t n = 0;
 
-        while (r->nq == 0 && !r->closing)
-            pthread_cond_wait(&r->work, &r->mu);
+        while (r->nq == 0 && !r->closing) {
+            if (r->flush) {
+                unflushed = true; /* a finished task's history row, at least */
+                r->flush = false;
+            }
+            if (!unflushed) {
+                pthread_cond_wait(&r->work, &r->mu);
+                continue;
+            }
+            /* The rows of answered reports are deleted with the next
+             * write (a task's); when no slot runs a lease, or none wrote
+             * for a while, now (off any task's path), so an idle
+             * provider's state holds only what is unanswered. */
+            if (atomic_load(&r->a->leases_running) > 0 && work_wait(r, IDLE_FLUSH_MS))
+                continue; /* woken: a report, closing, or the slots went idle */
+            if (r->nq > 0 || r->closing)
+                break;
+            pthread_mutex_unlock(&r->mu);
+            (void)cu_pstate_flush(&r->a->state);
+            pthread_mutex_lock(&r->mu);
+            unflushed = false;
+        }
         if (r->nq == 0) {
             r->exited = true; /* closing and drained */
             pthread_cond_broadcast(&r->room);
@@ -210,6 +270,7 @@ static void *reporter_main(void *arg)
         for (size_t i = 0; i < n; i++)
             free(items[i].body);
         pthread_mutex_lock(&r->mu);
+        unflushed = true;
         r->pending -= n;
         pthread_cond_broadcast(&r->room);
     }
@@ -236,9 +297,9 @@ int cu_reporter_start(struct cu_agent *a, unsigned cap, struct cu_reporter **out
     if (!r->q || !r->http)
         goto out_free;
     pthread_mutex_init(&r->mu, NULL);
-    pthread_cond_init(&r->work, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->work, &ca);
     pthread_cond_init(&r->room, &ca);
     pthread_condattr_destroy(&ca);
     if (pthread_create(&r->th, NULL, reporter_main, r) != 0) {
@@ -254,6 +315,14 @@ out_free:
     free(r->q);
     free(r);
     return cu_err_set(e, -CU_ENOMEM, "cannot start the reporter thread");
+}
+
+void cu_reporter_idle(struct cu_reporter *r)
+{
+    pthread_mutex_lock(&r->mu);
+    r->flush = true;
+    pthread_cond_signal(&r->work);
+    pthread_mutex_unlock(&r->mu);
 }
 
 int cu_reporter_submit(struct cu_reporter *r, int64_t replica, char *body)

@@ -10,7 +10,8 @@
  *
  * Isolation is the same as with a fresh tree: a task in the warm sandbox
  * never sees these directories themselves, only their entries, which the
- * warm sandbox moves in before and back after the task (fabric/warm.h);
+ * warm sandbox moves in before the task and, for out/, back after it
+ * (fabric/warm.h);
  * emptying them leaves exactly what mkdir would. A task that ran in a
  * sandbox of its own had work/ and out/ bound in (it may have changed
  * their modes, owners or extended attributes), so after such a task the
@@ -68,6 +69,7 @@ int cu_slot_dir_prepare(struct cu_slot *s, struct cu_err *e)
     char sub[CU_PATH_MAX];
 
     s->dir_exposed = false;
+    s->dir_moved = false;
     if (s->dir_ready)
         return 0; /* emptied after the last task */
     if (drop_tree(s) != 0)
@@ -95,12 +97,16 @@ void cu_slot_dir_done(struct cu_slot *s)
     char sub[CU_PATH_MAX];
     bool clean = s->dir_ready && !s->dir_exposed;
 
-    s->dir_exposed = false;
     for (size_t i = 0; clean && i < sizeof task_subdirs / sizeof task_subdirs[0]; i++) {
+        /* After a warm task only out/ holds anything (fabric/warm.h). */
+        if (s->dir_moved && strcmp(task_subdirs[i], "out") != 0)
+            continue;
         if (cu_path_join(sub, sizeof sub, s->dir, task_subdirs[i]) != 0 ||
             cu_empty_dir(sub) != 0)
             clean = false;
     }
+    s->dir_exposed = false;
+    s->dir_moved = false;
     if (clean)
         return;
     /* Made afresh by the next task; removed now so its outputs do not

@@ -137,6 +137,28 @@ static void test_reused_dir_is_empty(void **state)
     cu_slot_dir_done(&f->s);
 }
 
+/* After a warm task (dir_moved: work/ and in/ were emptied by moving
+ * their entries into the sandbox) out/ is emptied, and the tree is reused
+ * for the next task as is. */
+static void test_warm_task_empties_out(void **state)
+{
+    struct fixture *f = *state;
+    struct cu_err e = {0};
+    ino_t out;
+
+    assert_int_equal(cu_slot_dir_prepare(&f->s, &e), 0);
+    out = inode_of(f->s.dir, "out");
+    put(f->s.dir, "out/r.txt", "result");
+    f->s.dir_moved = true;
+    cu_slot_dir_done(&f->s);
+    assert_false(f->s.dir_moved);
+    assert_int_equal(entries(f->s.dir, "out"), 0);
+    assert_int_equal(cu_slot_dir_prepare(&f->s, &e), 0);
+    assert_int_equal(inode_of(f->s.dir, "out"), out);
+    assert_int_equal(entries(f->s.dir, "out"), 0);
+    cu_slot_dir_done(&f->s);
+}
+
 static void test_exposed_dir_made_afresh(void **state)
 {
     struct fixture *f = *state;
@@ -272,6 +294,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_reused_dir_is_empty, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_warm_task_empties_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exposed_dir_made_afresh, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_dir_recreated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ahead_queue, setup, teardown),

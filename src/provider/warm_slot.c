@@ -288,11 +288,13 @@ int cu_slot_warm_take(struct cu_slot *s, const struct cu_sandbox_opts *o, const 
             if (!k->want && (k->want = cu_warm_shape_of(s->warm)) != NULL)
                 pthread_cond_broadcast(&k->cv);
         }
-        rc = warm_base(s, base, sizeof base);
+        rc = *spare ? 0 : warm_base(s, base, sizeof base);
         pthread_mutex_unlock(&k->mu);
     } else {
         rc = warm_base(s, base, sizeof base);
     }
+    if (*spare)
+        return cu_warm_own(s->warm, job, e); /* it fits: take_fitting checked */
     if (rc)
         return cu_err_set(e, rc, "warm sandbox directory path too long");
     return cu_warm_acquire(&s->warm, o, base, job, e);
