@@ -377,7 +377,7 @@ static __thread struct {
 /* Finishes, in the committing thread, a checkpoint the checkpoint thread
  * could not complete: under a steady stream of commits a PASSIVE
  * checkpoint never catches up with the WAL's end, so the WAL would never
- * restart and would grow without bound (hundreds of MB a minute under
+ * restart and would grow without bound (~100 MB a second under
  * load), every commit then writing fresh file blocks and every page
  * lookup searching an ever longer WAL index. Here the connection's lock is
  * held, so no commit can come between this checkpoint and the next write

@@ -209,7 +209,7 @@ static void test_concurrent_writers_share_syncs(void **state)
  * still starts again at its beginning: the checkpoint thread takes most
  * frames and a commit takes the rest (catch_up in db.c). Before, every
  * PASSIVE checkpoint ended behind the frames committed meanwhile, so the
- * WAL never restarted and grew by every commit (800 MB in a minute of
+ * WAL never restarted and grew by every commit (~100 MB a second in
  * bench/dispatch). The writer commits about 12 x CU_DB_CKPT_PAGES frames;
  * the WAL file must end far smaller than that, and restart more than once.
  * Sizes, not times, so a slow machine passes too. */
