@@ -194,30 +194,6 @@ static void *sim_main(void *arg)
     return NULL;
 }
 
-/* CPU seconds (user + system) the process pid has used, or -1. */
-static double proc_cpu_s(pid_t pid)
-{
-    char path[64], buf[1024];
-    unsigned long long ut = 0, stime = 0;
-    FILE *f;
-    size_t n;
-    char *p;
-
-    cu_snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    f = fopen(path, "r");
-    if (!f)
-        return -1;
-    n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    /* Fields 14 and 15 (utime, stime) follow the ")" that ends the name. */
-    p = strrchr(buf, ')');
-    if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-                     &stime) != 2)
-        return -1;
-    return (double)(ut + stime) / (double)sysconf(_SC_CLK_TCK);
-}
-
 /* One round's figures. */
 struct round {
     unsigned long long completed, done_ex;
@@ -272,13 +248,13 @@ static void run_round(uint64_t np, uint64_t tasks, uint64_t secs, struct round *
             bl_die("cannot start thread %llu", (unsigned long long)i);
     }
     pthread_barrier_wait(&start_barrier);
-    double cpu0 = proc_cpu_s(ex);
+    double cpu0 = bl_proc_cpu_s(ex);
     t0 = bl_now_ms();
     deadline_ms = t0 + (double)secs * 1e3;
     for (uint64_t i = 0; i < np; i++)
         pthread_join(sims[i].t, NULL);
     t1 = bl_now_ms();
-    out->ex_cpu_s = proc_cpu_s(ex) - cpu0;
+    out->ex_cpu_s = bl_proc_cpu_s(ex) - cpu0;
     pthread_barrier_destroy(&start_barrier);
 
     all_c = calloc(tasks, sizeof *all_c);

@@ -24,32 +24,6 @@
 
 #define MAX_ROUNDS 32
 
-/* User + system CPU of process pid so far (its threads; not its
- * children), in microseconds. */
-static double proc_cpu_us(pid_t pid)
-{
-    char path[64], buf[1024];
-    const char *p;
-    unsigned long long ut = 0, st = 0;
-    FILE *f;
-    size_t n;
-
-    cu_snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    f = fopen(path, "r");
-    if (!f)
-        bl_die("cannot read %s", path);
-    n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    /* After the command name (in parentheses, may hold spaces): field 3
-     * on; utime and stime are fields 14 and 15. */
-    p = strrchr(buf, ')');
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-                     &st) != 2)
-        bl_die("cannot parse %s", path);
-    return (double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK);
-}
-
 int main(int argc, char **argv)
 {
     uint64_t tasks = bl_opt_u64(argc, argv, "--tasks", 1000);
@@ -79,11 +53,11 @@ int main(int argc, char **argv)
     for (uint64_t r = 0; r < rounds; r++) {
         double p0, x0;
         xa[r] = bl_time_sh(script);
-        p0 = proc_cpu_us(pv);
-        x0 = proc_cpu_us(ex);
+        p0 = 1e6 * bl_proc_cpu_s(pv);
+        x0 = 1e6 * bl_proc_cpu_s(ex);
         cu[r] = bl_time_job(&api, &spec, poll_ms, 600000, &exm[r]);
-        pcpu[r] = (proc_cpu_us(pv) - p0) / (double)tasks;
-        xcpu[r] = (proc_cpu_us(ex) - x0) / (double)tasks;
+        pcpu[r] = (1e6 * bl_proc_cpu_s(pv) - p0) / (double)tasks;
+        xcpu[r] = (1e6 * bl_proc_cpu_s(ex) - x0) / (double)tasks;
         ratio[r] = cu[r] / xa[r];
         fprintf(stderr,
                 "e2e_trivial: round %llu: cumulus %.0f ms, xargs -P2 %.0f ms; CPU per task: "

@@ -211,6 +211,30 @@ pid_t bl_spawn(const char *const *argv, const char *log_path)
     return spawn(argv, log_path, true);
 }
 
+double bl_proc_cpu_s(pid_t pid)
+{
+    char path[64], buf[1024];
+    const char *p;
+    unsigned long long ut = 0, st = 0;
+    FILE *f;
+    size_t n;
+
+    cu_snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    f = fopen(path, "r");
+    if (!f)
+        bl_die("cannot read %s", path);
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* After the command name (in parentheses, may hold spaces): field 3
+     * on; utime and stime are fields 14 and 15. */
+    p = strrchr(buf, ')');
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+                     &st) != 2)
+        bl_die("cannot parse %s", path);
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
 int bl_stop(pid_t pid)
 {
     int st = -1;

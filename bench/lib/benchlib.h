@@ -47,6 +47,9 @@ pid_t bl_spawn(const char *const *argv, const char *log_path);
 /* SIGTERM, up to 5 s for it to exit, then SIGKILL; reaps it. Returns its
  * wait status. */
 int bl_stop(pid_t pid);
+/* User + system CPU seconds process pid has used so far (its threads, not
+ * its children), from /proc/PID/stat. Dies when it cannot be read. */
+double bl_proc_cpu_s(pid_t pid);
 /* Runs argv to completion with stdout/stderr to /dev/null; exit status
  * (or -1). */
 int bl_run(const char *const *argv);

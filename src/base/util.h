@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "base/buf.h"
 #include "base/err.h"
@@ -17,6 +18,11 @@
 int64_t cu_now_ms(void);
 /* Monotonic milliseconds (for timeouts, never stored). */
 int64_t cu_mono_ms(void);
+/* Adds ms (>= 0) milliseconds to *t, keeping tv_nsec below a second. */
+void cu_timespec_add_ms(struct timespec *t, int64_t ms);
+/* CLOCK_MONOTONIC now plus ms (>= 0): a deadline for pthread_cond_timedwait
+ * on a condition variable whose clock is CLOCK_MONOTONIC. */
+void cu_mono_deadline(struct timespec *out, int64_t ms);
 
 /* Files a sandbox may execute must never be open for writing in one thread
  * while another thread forks: the child holds the write descriptor until

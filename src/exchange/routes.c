@@ -678,13 +678,7 @@ static int h_job_get(struct cu_http_req *req, struct cu_http_resp *resp)
         return 0;
     }
     pthread_once(&watch.once, watch_init);
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += (time_t)(wait_ms / 1000);
-    deadline.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    cu_mono_deadline(&deadline, wait_ms);
     /* The generation before the read: a change after it wakes us. */
     pthread_mutex_lock(&watch.mu);
     gen = watch.gen;

@@ -1935,16 +1935,6 @@ static uint64_t provider_ask(struct ex_state *st, const char *provider)
     return ask;
 }
 
-static void add_ms(struct timespec *t, int64_t ms)
-{
-    t->tv_sec += ms / 1000;
-    t->tv_nsec += (ms % 1000) * 1000000L;
-    if (t->tv_nsec >= 1000000000L) {
-        t->tv_sec++;
-        t->tv_nsec -= 1000000000L;
-    }
-}
-
 int ex_claim_batch(struct ex_state *st, const char *provider, const struct ex_free *fr,
                    int64_t wait_ms, unsigned max, json_t **answer, struct ex_fail *f)
 {
@@ -1957,8 +1947,7 @@ int ex_claim_batch(struct ex_state *st, const char *provider, const struct ex_fr
     int rc;
 
     *answer = NULL;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    add_ms(&deadline, wait_ms);
+    cu_mono_deadline(&deadline, wait_ms);
     lock(st);
     /* Waiters are visible to each other so cheaper asks are served first;
      * past EX_MAX_WAITERS a claimer simply takes its turn unseen. */
@@ -1994,7 +1983,7 @@ int ex_claim_batch(struct ex_state *st, const char *provider, const struct ex_fr
         until = deadline;
         if (retry_ms > 0) {
             clock_gettime(CLOCK_MONOTONIC, &now_ts);
-            add_ms(&now_ts, retry_ms);
+            cu_timespec_add_ms(&now_ts, retry_ms);
             if (now_ts.tv_sec < until.tv_sec ||
                 (now_ts.tv_sec == until.tv_sec && now_ts.tv_nsec < until.tv_nsec))
                 until = now_ts;

@@ -248,13 +248,7 @@ static void keeper_wait(struct keeper *k, int64_t ms)
 {
     struct timespec until;
 
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    cu_mono_deadline(&until, ms);
     while (!k->stop && pthread_cond_timedwait(&k->cv, &k->mu, &until) != ETIMEDOUT)
         ;
 }
@@ -343,13 +337,7 @@ static void worker_wait(struct cu_beat_worker *w, int64_t ms)
 {
     struct timespec until;
 
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    cu_mono_deadline(&until, ms);
     (void)pthread_cond_timedwait(&w->cv, &w->mu, &until);
 }
 

@@ -210,13 +210,7 @@ static bool work_wait(struct cu_reporter *r, int64_t ms)
 {
     struct timespec until;
 
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    cu_mono_deadline(&until, ms);
     return pthread_cond_timedwait(&r->work, &r->mu, &until) != ETIMEDOUT;
 }
 
@@ -349,13 +343,7 @@ bool cu_reporter_stop(struct cu_reporter *r, int64_t wait_ms)
 
     if (!r || r->joined)
         return true;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += wait_ms / 1000;
-    until.tv_nsec += (wait_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    cu_mono_deadline(&until, wait_ms);
     pthread_mutex_lock(&r->mu);
     r->closing = true;
     pthread_cond_broadcast(&r->work);
