@@ -361,8 +361,6 @@ struct cu_db_group {
     int backfilled;           /* under mu: frames the last checkpoint left in the
                                * database file when it could not take them all;
                                * 0 when none is pending */
-    int passes;               /* under mu: passes the thread ran since the WAL
-                               * last restarted or a commit caught up */
     pthread_mutex_t ckpt_mu;  /* held by whoever uses ckpt_h */
     int wal_frames;           /* under mu: frames in the WAL at the last commit */
     uint64_t syncs, checkpoints, catchups, restarts; /* under mu */
@@ -382,22 +380,22 @@ static __thread struct {
  * lookup searching an ever longer WAL index. Here the connection's lock is
  * held, so no commit can come between this checkpoint and the next write
  * transaction, which then restarts the WAL at its start. Called with g->mu
- * held; returns with it held. The remainder is at most
- * CU_DB_CATCHUP_FRAMES frames (unless the thread's passes could not get
- * there: then whatever is left), so this costs the committing thread the
- * copy of those pages and two fsyncs (the checkpoint connection runs
- * synchronous=FULL), once per CU_DB_CKPT_PAGES pages of WAL: 2-5 ms here
- * under bench/dispatch, every ~130 ms. */
+ * held; returns with it held. The remainder is what was committed while
+ * the thread's pass ran (100-300 frames under bench/dispatch), so this
+ * costs the committing thread the copy of those pages and two fsyncs (the
+ * checkpoint connection runs synchronous=FULL), once per CU_DB_CKPT_PAGES
+ * pages of WAL: 2-5 ms here, every ~130 ms. Writers that outpace the
+ * thread wait longer here: back-pressure, as SQLite's own automatic
+ * checkpoints give, instead of a WAL that grows on. */
 static void catch_up(struct cu_db_group *g)
 {
-    int rc, nlog = 0, nckpt = 0;
+    int rc;
 
     if (pthread_mutex_trylock(&g->ckpt_mu) != 0)
         return; /* the checkpoint thread is at work: next commit */
     g->backfilled = 0;
-    g->passes = 0;
     pthread_mutex_unlock(&g->mu);
-    rc = sqlite3_wal_checkpoint_v2(g->ckpt_h, NULL, SQLITE_CHECKPOINT_PASSIVE, &nlog, &nckpt);
+    rc = sqlite3_wal_checkpoint_v2(g->ckpt_h, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
     if (rc != SQLITE_OK)
         cu_warn("db: catch-up checkpoint failed: %s (will retry when the WAL grows)",
                 sqlite3_errmsg(g->ckpt_h));
@@ -405,23 +403,25 @@ static void catch_up(struct cu_db_group *g)
     pthread_mutex_lock(&g->mu);
     if (rc != SQLITE_OK)
         return;
+    /* Left short (a reader of another connection, an operator's sqlite3,
+     * holds old frames): not again on the next commit, which would cost
+     * every commit two fsyncs while the reader stays; the thread's next
+     * pass, CU_DB_CKPT_PAGES pages on, tries anew. */
     g->catchups++;
-    if (nckpt < nlog)
-        g->backfilled = nckpt; /* a reader holds old frames: try again later */
 }
 
 /* SQLite calls this after every commit of the connection, with the WAL
  * already written and the transaction's locks released (the caller's lock
  * on the connection is held). Numbers the commit, remembers it as this
  * thread's debt, asks for a checkpoint each time the WAL has grown by
- * CU_DB_CKPT_PAGES, and finishes a checkpoint that is nearly done
- * (catch_up). Registering it replaces SQLite's automatic checkpoints. */
+ * CU_DB_CKPT_PAGES, and finishes the checkpoint of the thread's last
+ * pass (catch_up). Registering it replaces SQLite's automatic checkpoints. */
 static int wal_hook(void *arg, sqlite3 *h, const char *name, int npages)
 {
     struct cu_db_group *g = arg;
 
-    (void)name;
     (void)h;
+    (void)name;
     owed.g = g;
     owed.seq = __atomic_add_fetch(&g->committed, 1, __ATOMIC_SEQ_CST);
     pthread_mutex_lock(&g->mu);
@@ -429,24 +429,12 @@ static int wal_hook(void *arg, sqlite3 *h, const char *name, int npages)
         g->restarts++; /* the WAL restarted after a complete checkpoint */
         g->ckpt_floor = 0;
         g->backfilled = 0;
-        g->passes = 0;
     }
     g->wal_frames = npages;
     if (g->backfilled > 0 && npages <= g->backfilled) {
         g->backfilled = 0; /* nothing committed since: the next write restarts */
-    } else if (g->backfilled > 0 && (npages - g->backfilled <= CU_DB_CATCHUP_FRAMES ||
-                                     g->passes >= CU_DB_CATCHUP_PASSES)) {
-        /* Nearly done, or the writers outpace the thread's passes: then
-         * they wait for this one (back-pressure, as SQLite's own automatic
-         * checkpoints give), or the WAL would grow on. */
+    } else if (g->backfilled > 0) {
         catch_up(g);
-    } else if (g->backfilled > 0 && !g->ckpt_due) {
-        /* The checkpoint thread fell far behind: another pass first. */
-        g->passes++;
-        g->backfilled = 0;
-        g->ckpt_due = true;
-        g->ckpt_floor = npages;
-        pthread_cond_signal(&g->ckpt_cv);
     } else if (npages >= g->ckpt_floor + CU_DB_CKPT_PAGES && !g->ckpt_due) {
         g->ckpt_due = true;
         g->ckpt_floor = npages;

@@ -86,13 +86,11 @@ void cu_db_cached_done(struct cu_db *db, sqlite3_stmt *st);
  *     frames as backfilled, which is what allows a writer to restart the
  *     WAL) runs a PASSIVE checkpoint whenever the WAL has grown by
  *     CU_DB_CKPT_PAGES pages; writers go on meanwhile. The frames they
- *     commit meanwhile (at most CU_DB_CATCHUP_FRAMES, or the thread runs
- *     again, up to CU_DB_CATCHUP_PASSES times; then whatever is left) are
- *     checkpointed by the next commit's thread, through the same
- *     connection, before the connection can start another write: only then
- *     does the next write restart the WAL at its start, so under steady
- *     load the WAL stays near CU_DB_CKPT_PAGES pages instead of growing
- *     without bound;
+ *     commit meanwhile are checkpointed by the next commit's thread,
+ *     through the same connection, before the connection can start
+ *     another write: only then does the next write restart the WAL at its
+ *     start, so under steady load the WAL stays near CU_DB_CKPT_PAGES
+ *     pages instead of growing without bound;
  *   - cu_db_close switches back to synchronous=FULL before the last close,
  *     whose checkpoint and WAL removal must be durable too.
  *
@@ -101,8 +99,6 @@ void cu_db_cached_done(struct cu_db *db, sqlite3_stmt *st);
  * holds one obligation); the exchange does, one request at a time. */
 
 #define CU_DB_CKPT_PAGES 4096 /* WAL pages (of 4 KiB) between checkpoints */
-#define CU_DB_CATCHUP_FRAMES 1024 /* most frames a commit checkpoints itself... */
-#define CU_DB_CATCHUP_PASSES 1    /* ...unless the thread's passes fell behind this often */
 
 struct cu_db_stats {
     uint64_t commits;     /* COMMITs seen by the WAL hook (the last number) */
