@@ -145,9 +145,13 @@ void cu_slot_dir_done(struct cu_slot *s);
 
 /* Leases claimed ahead, shared by the slots; see ahead.c. */
 struct cu_ahead;
-/* A queue for nslots slots (at most 2 x nslots leases held in all). 0 or
- * -CU_ENOMEM. */
+/* A queue for nslots slots (at most cu_ahead_held_max(nslots) leases
+ * held in all). 0 or -CU_ENOMEM. */
 int cu_ahead_new(unsigned nslots, struct cu_ahead **out);
+/* The most leases nslots slots ever hold, running and queued: 64, or
+ * 2 x nslots when that is more. Also the reporter's bound on pending
+ * reports (provider.c). */
+unsigned cu_ahead_held_max(unsigned nslots);
 /* Frees h and the leases still queued (hand them back first). */
 void cu_ahead_free(struct cu_ahead *h);
 /* How many leases the next claim asks for (1: no claiming ahead now) and

@@ -8,9 +8,10 @@
  * A queued lease is not heartbeated (its keeper starts with the task in
  * cu_lease_run), so it must start well within its lease: leases are only
  * claimed ahead while the recent leases took at most AHEAD_TASK_MS each
- * (and never with the idle monitor, whose pauses have no bound), at most
- * 2 x slots leases are held in all (running and queued), and one that
- * waited longer than two heartbeat intervals anyway (its lease lives
+ * (and never with the idle monitor, whose pauses have no bound), the
+ * leases held in all (running and queued) are what the slots run in about
+ * AHEAD_HOLD_MS (at least 2 x slots, at most cu_ahead_held_max), and one
+ * that waited longer than two heartbeat intervals anyway (its lease lives
  * three) is handed back with an "error" report instead of being run.
  * Each queued lease has its 'running' row in the provider's state, like a
  * running one: after kill -9, recover() reports it abandoned and the
@@ -30,6 +31,13 @@
 
 #define AHEAD_TASK_MS 250   /* claim ahead only while leases take at most this */
 #define AHEAD_BATCH_MAX 16  /* leases per claim, at most */
+/* Work held ahead: as many leases as the slots run in about this long.
+ * Holding only 2 x slots, trivial tasks (a few ms each) cost the exchange
+ * a claim transaction and a report request every two or three tasks
+ * (docs/performance.md "Sixth session"); a tenth of a second of work is
+ * nothing another provider would have started sooner. */
+#define AHEAD_HOLD_MS 100
+#define AHEAD_HELD_MAX 64   /* leases held in all, at most (unless 2 x slots is more) */
 
 struct queued {
     json_t *lease;
@@ -55,7 +63,7 @@ int cu_ahead_new(unsigned nslots, struct cu_ahead **out)
     if (!h)
         return -CU_ENOMEM;
     h->nslots = nslots ? nslots : 1;
-    h->cap = 2 * h->nslots;
+    h->cap = cu_ahead_held_max(h->nslots);
     h->q = calloc(h->cap, sizeof *h->q);
     if (!h->q) {
         free(h);
@@ -79,22 +87,55 @@ void cu_ahead_free(struct cu_ahead *h)
     free(h);
 }
 
+unsigned cu_ahead_held_max(unsigned nslots)
+{
+    if (nslots == 0)
+        nslots = 1;
+    return 2 * nslots > AHEAD_HELD_MAX ? 2 * nslots : AHEAD_HELD_MAX;
+}
+
+/* Leases to hold in all (running and queued) while a lease takes avg_ms
+ * (>= 0): what the slots run in AHEAD_HOLD_MS, at least 2 x slots, at
+ * most h->cap, and never more than one slot alone runs in half a
+ * heartbeat interval (a queued lease is not heartbeated). 1 or less: no
+ * claiming ahead. */
+static unsigned long long held_limit(const struct cu_ahead *h, long long avg_ms,
+                                     int64_t heartbeat_ms)
+{
+    unsigned long long lim = h->cap;
+    unsigned long long hb = heartbeat_ms > 0 ? (unsigned long long)heartbeat_ms / 2 : 0;
+
+    if (avg_ms > 0) {
+        unsigned long long by_time = (unsigned long long)AHEAD_HOLD_MS * h->nslots /
+                                     (unsigned long long)avg_ms;
+        lim = by_time < 2ULL * h->nslots ? 2ULL * h->nslots : by_time;
+        if (lim > h->cap)
+            lim = h->cap;
+        if (lim > hb / (unsigned long long)avg_ms)
+            lim = hb / (unsigned long long)avg_ms;
+    }
+    return lim;
+}
+
 unsigned cu_ahead_want(struct cu_ahead *h, const struct cu_agent *a)
 {
     long long avg = atomic_load(&h->avg_ms);
+    unsigned long long lim;
     unsigned want, held;
 
     /* Queued leases wait for one slot or another. Claim ahead only while
-     * the whole queue drains well within one heartbeat interval, even
-     * when one slot alone runs it. */
-    if (a->idle || avg < 0 || avg > AHEAD_TASK_MS || cu_agent_stopping() ||
-        (unsigned long long)avg * 2 * h->nslots > (unsigned long long)a->heartbeat_ms / 2)
+     * leases are short and the queue drains well within one heartbeat
+     * interval, even when one slot alone runs it. */
+    if (a->idle || avg < 0 || avg > AHEAD_TASK_MS || cu_agent_stopping())
+        return 1;
+    lim = held_limit(h, avg, a->heartbeat_ms);
+    if (lim <= 1)
         return 1;
     pthread_mutex_lock(&h->mu);
     /* After the answer the caller runs one lease and queues the rest:
-     * held in all, with what other claims may bring, stays <= 2 x slots. */
+     * held in all, with what other claims may bring, stays <= lim. */
     held = atomic_load(&h->running) + h->n + h->reserved;
-    want = held + 1 < 2 * h->nslots ? 2 * h->nslots - held : 1;
+    want = held + 1 < lim ? (unsigned)(lim - held) : 1;
     if (want > AHEAD_BATCH_MAX)
         want = AHEAD_BATCH_MAX;
     h->reserved += want - 1;

@@ -1245,8 +1245,8 @@ static void report_result(struct task *t, const struct cu_sandbox_result *res)
     /* The reporter sends it while the slot claims its next lease. The
      * lease needs no heartbeat meanwhile: it was renewed at most one
      * heartbeat_ms ago and lives lease_ms (three of them), and the queue
-     * holds at most 2 x slots reports, each one round trip (docs/api.md
-     * "Batched reports" sends them together). Replicas of replicated
+     * holds at most cu_ahead_held_max reports, which leave together in
+     * one or two round trips (docs/api.md "Batched reports"). Replicas of replicated
      * (commit-reveal) jobs are still reported here, in sequence. */
     if (!committed && t->a->reporter && !cu_agent_stopping() &&
         cu_reporter_submit(t->a->reporter, t->replica, body) == 0) {

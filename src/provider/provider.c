@@ -888,9 +888,10 @@ int cu_provider_run(const struct cu_provider_opts *opts, struct cu_err *e)
     }
     g_agent = a;
     g_slots = slots;
-    /* 2 x slots pending reports: a slot never waits for its own report,
-     * and a report leaves within a round trip or two (lease.c). */
-    rc = cu_reporter_start(a, 2 * nslots, &a->reporter, e);
+    /* As many pending reports as leases may be held (claimed ahead): a
+     * slot never waits for its own report, and the reports of a run of
+     * short tasks leave together, one request per batch (lease.c). */
+    rc = cu_reporter_start(a, cu_ahead_held_max(nslots), &a->reporter, e);
     if (rc == 0 && (rc = cu_ahead_new(nslots, &a->ahead)) != 0)
         rc = cu_err_set(e, rc, "out of memory");
     if (rc == 0)

@@ -221,12 +221,13 @@ static void test_ahead_queue(void **state)
     cu_ahead_note(h, 5000);
     assert_int_equal(cu_ahead_want(h, &f->a), 1);
     cu_ahead_claimed(h, 1);
-    /* Short leases: a long one decays out of the average only slowly,
+    /* Shorter leases: a long one decays out of the average only slowly,
      * a new one is believed at once. */
     for (int i = 0; i < 40; i++)
-        cu_ahead_note(h, 2);
-    /* 2 slots: at most 4 held; this slot runs one, queues up to 3. */
-    assert_int_equal(cu_ahead_want(h, &f->a), 4);
+        cu_ahead_note(h, 40);
+    /* 2 slots of 40 ms leases run 5 in 100 ms: at most 5 held; this slot
+     * runs one, queues up to 4. */
+    assert_int_equal(cu_ahead_want(h, &f->a), 5);
     /* A second claim meanwhile gets only what is left. */
     assert_int_equal(cu_ahead_want(h, &f->a), 1);
     cu_ahead_claimed(h, 1);
@@ -242,8 +243,9 @@ static void test_ahead_queue(void **state)
     assert_int_equal(cu_ahead_push(h, l1), 0);
     assert_int_equal(cu_ahead_push(h, l2), 0);
     assert_int_equal(cu_ahead_push(h, l3), 0);
-    cu_ahead_claimed(h, 4);
-    /* 1 running + 3 queued = 4 held: no claiming ahead now. */
+    cu_ahead_claimed(h, 5);
+    /* 1 running + 3 queued = 4 held, and the next claim's own lease
+     * makes 5: no claiming ahead now. */
     assert_int_equal(cu_ahead_want(h, &f->a), 1);
     cu_ahead_claimed(h, 1);
 
@@ -275,13 +277,35 @@ static void test_ahead_queue(void **state)
     assert_ptr_equal(got, l2);
     json_decref(got);
     cu_ahead_running(h, false);
-    /* One queued, none running: 3 more. */
-    assert_int_equal(cu_ahead_want(h, &f->a), 3);
-    cu_ahead_claimed(h, 3);
+    /* One queued, none running: 4 more. */
+    assert_int_equal(cu_ahead_want(h, &f->a), 4);
+    cu_ahead_claimed(h, 4);
     /* A heartbeat interval too short for the queue to drain: one. */
     f->a.heartbeat_ms = 10;
     assert_int_equal(cu_ahead_want(h, &f->a), 1);
     cu_ahead_claimed(h, 1);
+    /* Trivial leases (2 ms): 16 per claim at most, 64 held in all. */
+    f->a.heartbeat_ms = 10000;
+    for (int i = 0; i < 40; i++)
+        cu_ahead_note(h, 2);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(cu_ahead_want(h, &f->a), 16);
+    /* 1 queued + 3 x 15 promised = 46: 18 left, 16 of them in one claim. */
+    assert_int_equal(cu_ahead_want(h, &f->a), 16);
+    assert_int_equal(cu_ahead_want(h, &f->a), 3);
+    assert_int_equal(cu_ahead_want(h, &f->a), 1);
+    for (int i = 0; i < 4; i++)
+        cu_ahead_claimed(h, 16);
+    cu_ahead_claimed(h, 3);
+    cu_ahead_claimed(h, 1);
+    /* Even 1 ms leases: half a heartbeat interval bounds the queue. */
+    f->a.heartbeat_ms = 12;
+    for (int i = 0; i < 40; i++)
+        cu_ahead_note(h, 1);
+    assert_int_equal(cu_ahead_want(h, &f->a), 5); /* 6 held: 1 queued + 5 */
+    cu_ahead_claimed(h, 5);
+    assert_int_equal(cu_ahead_held_max(2), 64);
+    assert_int_equal(cu_ahead_held_max(40), 80);
 
     cu_ahead_free(h); /* frees l3, still queued */
     json_decref(l1);
