@@ -167,6 +167,8 @@ void cu_ahead_record(struct cu_agent *a, const json_t *leases);
 /* Queues lease (a reference is taken; recorded by cu_ahead_record). 0,
  * or -CU_EAGAIN when the queue is full (a bug: hand it back). */
 int cu_ahead_push(struct cu_ahead *h, json_t *lease);
+/* Leases queued now (claimed ahead, not yet taken by a slot). */
+unsigned cu_ahead_queued(struct cu_ahead *h);
 /* The oldest queued lease (the caller's reference) and how long it has
  * waited, or NULL. */
 json_t *cu_ahead_pop(struct cu_ahead *h, int64_t *age_ms);
@@ -243,6 +245,14 @@ int cu_reporter_submit(struct cu_reporter *r, int64_t replica, char *body);
  * (the thread is left running; its rows stay for recovery). Safe to call
  * twice. */
 bool cu_reporter_stop(struct cu_reporter *r, int64_t wait_ms);
+/* How long the reporter holds nq queued reports (the oldest queued
+ * oldest_ms ago) for more to share their request: > 0 only while leases
+ * claimed ahead wait (more reports come within a few ms), fewer than
+ * CU_REPORT_LINGER_BATCH are queued and the oldest is younger than
+ * CU_REPORT_LINGER_MS; 0: send now. Pure (reporter.c). */
+#define CU_REPORT_LINGER_MS 10
+#define CU_REPORT_LINGER_BATCH 16
+int64_t cu_reporter_linger_ms(size_t nq, int64_t oldest_ms, unsigned ahead_queued, bool closing);
 /* Tells the reporter that no slot runs a lease now (it writes what its
  * answered reports left pending in the state at once: no task's write
  * will carry it soon). */

@@ -194,6 +194,16 @@ int cu_ahead_push(struct cu_ahead *h, json_t *lease)
     return rc;
 }
 
+unsigned cu_ahead_queued(struct cu_ahead *h)
+{
+    unsigned n;
+
+    pthread_mutex_lock(&h->mu);
+    n = h->n;
+    pthread_mutex_unlock(&h->mu);
+    return n;
+}
+
 json_t *cu_ahead_pop(struct cu_ahead *h, int64_t *age_ms)
 {
     json_t *lease = NULL;

@@ -6,8 +6,10 @@
  * sends what is queued: one report as POST /v1/replicas/{id}/report,
  * several as one POST /v1/reports (docs/api.md "Batched reports"), and
  * forgets each row once the exchange answered it, as the synchronous path
- * does. The queue is bounded so that a report leaves within a round trip or
- * two of being queued (its lease is no longer heartbeaten). */
+ * does. While leases claimed ahead wait (short tasks), a report may wait up
+ * to CU_REPORT_LINGER_MS for others to share its request. The queue is
+ * bounded so that a report leaves within a round trip or two of that (its
+ * lease is no longer heartbeaten). */
 #include "provider/agent.h"
 
 #include <assert.h>
@@ -27,7 +29,8 @@
 
 struct queued {
     int64_t replica;
-    char *body; /* owned */
+    char *body;       /* owned */
+    int64_t since_ms; /* monotonic: when it was queued */
 };
 
 struct cu_reporter {
@@ -204,6 +207,20 @@ out_release:
     free(body);
 }
 
+int64_t cu_reporter_linger_ms(size_t nq, int64_t oldest_ms, unsigned ahead_queued, bool closing)
+{
+    /* Trivial tasks end every few ms: sent as they come, most requests
+     * carried one or two reports, and each request costs the exchange a
+     * signature check, a transaction, a ledger block and an fsync
+     * (docs/performance.md "Sixth session"). The leases themselves are
+     * in no danger (they live seconds), and the last reports of a run
+     * leave at once: nothing is queued ahead then. */
+    if (closing || nq == 0 || nq >= CU_REPORT_LINGER_BATCH || ahead_queued == 0 ||
+        oldest_ms >= CU_REPORT_LINGER_MS)
+        return 0;
+    return CU_REPORT_LINGER_MS - (oldest_ms < 0 ? 0 : oldest_ms);
+}
+
 /* Waits on r->work (CLOCK_MONOTONIC) up to ms; false once they passed.
  * r->mu held. */
 static bool work_wait(struct cu_reporter *r, int64_t ms)
@@ -245,6 +262,15 @@ static void *reporter_main(void *arg)
             (void)cu_pstate_flush(&r->a->state);
             pthread_mutex_lock(&r->mu);
             unflushed = false;
+        }
+        if (r->nq > 0) {
+            int64_t linger = cu_reporter_linger_ms(
+                r->nq, cu_mono_ms() - r->q[r->head].since_ms,
+                r->a->ahead ? cu_ahead_queued(r->a->ahead) : 0, r->closing);
+            if (linger > 0) {
+                (void)work_wait(r, linger); /* woken by the next report: look again */
+                continue;
+            }
         }
         if (r->nq == 0) {
             r->exited = true; /* closing and drained */
@@ -328,7 +354,7 @@ int cu_reporter_submit(struct cu_reporter *r, int64_t replica, char *body)
         pthread_mutex_unlock(&r->mu);
         return -CU_ECANCELLED;
     }
-    r->q[(r->head + r->nq) % r->cap] = (struct queued){.replica = replica, .body = body};
+    r->q[(r->head + r->nq) % r->cap] = (struct queued){.replica = replica, .body = body, .since_ms = cu_mono_ms()};
     r->nq++;
     r->pending++;
     pthread_cond_signal(&r->work);

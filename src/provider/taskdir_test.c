@@ -243,6 +243,7 @@ static void test_ahead_queue(void **state)
     assert_int_equal(cu_ahead_push(h, l1), 0);
     assert_int_equal(cu_ahead_push(h, l2), 0);
     assert_int_equal(cu_ahead_push(h, l3), 0);
+    assert_int_equal(cu_ahead_queued(h), 3);
     cu_ahead_claimed(h, 5);
     /* 1 running + 3 queued = 4 held, and the next claim's own lease
      * makes 5: no claiming ahead now. */
@@ -314,6 +315,22 @@ static void test_ahead_queue(void **state)
     cu_pstate_close(&f->a.state);
 }
 
+static void test_report_linger(void **state)
+{
+    (void)state;
+    /* Nothing claimed ahead: no more reports are coming soon. */
+    assert_int_equal(cu_reporter_linger_ms(1, 0, 0, false), 0);
+    /* Leases wait: the first report waits for company, up to the bound. */
+    assert_int_equal(cu_reporter_linger_ms(1, 0, 3, false), CU_REPORT_LINGER_MS);
+    assert_int_equal(cu_reporter_linger_ms(3, 4, 3, false), CU_REPORT_LINGER_MS - 4);
+    assert_int_equal(cu_reporter_linger_ms(3, CU_REPORT_LINGER_MS, 3, false), 0);
+    assert_int_equal(cu_reporter_linger_ms(3, -5, 3, false), CU_REPORT_LINGER_MS);
+    /* A full batch, nothing queued, or stopping: now. */
+    assert_int_equal(cu_reporter_linger_ms(CU_REPORT_LINGER_BATCH, 0, 3, false), 0);
+    assert_int_equal(cu_reporter_linger_ms(0, 0, 3, false), 0);
+    assert_int_equal(cu_reporter_linger_ms(2, 0, 3, true), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -322,6 +339,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_exposed_dir_made_afresh, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_dir_recreated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ahead_queue, setup, teardown),
+        cmocka_unit_test(test_report_linger),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
