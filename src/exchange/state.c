@@ -1800,11 +1800,8 @@ static int claim_lease(struct ex_state *st, const char *provider, struct claim_p
         cu_error("replica %lld was not queued (leasing it)", (long long)p->rid);
         rc = -CU_ECONFLICT;
     }
-    if (!rc)
-        rc = ex_sql_run(st,
-                 "UPDATE OR FAIL tasks SET attempts = attempts + 1, state = 'running' "
-                 "WHERE job_id = ?1 AND idx = ?2",
-                 "ti", p->job, p->idx);
+    /* The task's attempt, its move to running and the job's counts follow
+     * in the same statement, through the triggers (schema.c, 20). */
     /* Only an adaptive job plans its tasks (a read per lease otherwise). */
     if (!rc && p->adaptive)
         rc = adaptive_plan(st, p->job, p->idx, provider, now);
@@ -2744,7 +2741,13 @@ int ex_metrics(struct ex_state *st, int64_t now_ms, struct cu_buf *out)
                        "SELECT COUNT(*) FROM jobs WHERE state = ?1", job_states);
     if (!rc)
         rc = metric_states(st, out, "cumulus_tasks", "Tasks by state.",
-                           "SELECT COUNT(*) FROM tasks WHERE state = ?1", task_states);
+                           /* The kept counts (schema.c, 15): one row per
+                            * job, not a scan of every task. */
+                           "SELECT COALESCE(SUM(CASE ?1 WHEN 'queued' THEN queued "
+                           "WHEN 'running' THEN running WHEN 'done' THEN done "
+                           "WHEN 'failed' THEN failed WHEN 'cancelled' THEN cancelled "
+                           "ELSE 0 END), 0) FROM job_counts",
+                           task_states);
     if (!rc)
         rc = metric_states(st, out, "cumulus_replicas", "Replicas by state.",
                            "SELECT COUNT(*) FROM replicas WHERE state = ?1", replica_states);
