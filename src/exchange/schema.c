@@ -467,10 +467,21 @@ static const struct cu_migration migrations[] = {
      * trigger writes the job's counts once, payable included: payable is
      * the sum over the job's tasks of MIN(held, quorum), so a change of
      * held moves it by MIN(new, q) - MIN(old, q), the same steps 17's
-     * triggers took. The lease's other writes of the task ride on the
+     * triggers took (q: the job's quorum, kept on job_counts). The lease's other writes of the task ride on the
      * same UPDATE: a queued task with a held replica is running (the rule
      * of task_refresh, state.c) and a lease granted is an attempt. */
     {20,
+     /* The job's quorum (what payable counts per task, never changed
+      * after submission) on the row the triggers write anyway: no read
+      * of the jobs row per change. */
+     "ALTER TABLE job_counts ADD COLUMN quorum INTEGER NOT NULL DEFAULT 1;"
+     "UPDATE job_counts SET quorum = COALESCE((SELECT CASE WHEN j.quorum > 0 THEN j.quorum "
+     "  ELSE j.replication END FROM jobs j WHERE j.id = job_counts.job_id), 1);"
+     "DROP TRIGGER IF EXISTS jobs_counts_new;"
+     "CREATE TRIGGER jobs_counts_new AFTER INSERT ON jobs "
+     "BEGIN INSERT OR IGNORE INTO job_counts (job_id, validator, quorum) VALUES (NEW.id, "
+     "  json_extract(NEW.spec_json, '$.validator.command') IS NOT NULL, "
+     "  CASE WHEN NEW.quorum > 0 THEN NEW.quorum ELSE NEW.replication END); END;"
      "DROP TRIGGER IF EXISTS replicas_held_up;"
      "DROP TRIGGER IF EXISTS replicas_held_down;"
      "DROP TRIGGER IF EXISTS replicas_held_new;"
@@ -505,16 +516,13 @@ static const struct cu_migration migrations[] = {
      "BEGIN "
      "  UPDATE tasks SET held = held - 1 WHERE job_id = OLD.job_id AND idx = OLD.task_idx;"
      "END;"
-     /* (The quorum is read only when held changed.) */
      "CREATE TRIGGER tasks_counts_new AFTER INSERT ON tasks "
      "BEGIN "
      "  UPDATE job_counts SET queued = queued + (NEW.state = 'queued'), "
      "    running = running + (NEW.state = 'running'), done = done + (NEW.state = 'done'), "
      "    failed = failed + (NEW.state = 'failed'), "
      "    cancelled = cancelled + (NEW.state = 'cancelled'), "
-     "    payable = payable + CASE WHEN NEW.held = 0 THEN 0 ELSE COALESCE((SELECT "
-     "      MIN(NEW.held, CASE WHEN quorum > 0 THEN quorum ELSE replication END) "
-     "      FROM jobs WHERE id = NEW.job_id), 0) END "
+     "    payable = payable + MIN(NEW.held, quorum) "
      "  WHERE job_id = NEW.job_id;"
      "END;"
      "CREATE TRIGGER tasks_counts_move AFTER UPDATE OF state, held ON tasks "
@@ -526,9 +534,7 @@ static const struct cu_migration migrations[] = {
      "    done = done + (NEW.state = 'done') - (OLD.state = 'done'), "
      "    failed = failed + (NEW.state = 'failed') - (OLD.state = 'failed'), "
      "    cancelled = cancelled + (NEW.state = 'cancelled') - (OLD.state = 'cancelled'), "
-     "    payable = payable + CASE WHEN NEW.held IS OLD.held THEN 0 ELSE COALESCE((SELECT "
-     "      MIN(NEW.held, q) - MIN(OLD.held, q) FROM (SELECT CASE WHEN quorum > 0 THEN quorum "
-     "      ELSE replication END AS q FROM jobs WHERE id = NEW.job_id)), 0) END "
+     "    payable = payable + MIN(NEW.held, quorum) - MIN(OLD.held, quorum) "
      "  WHERE job_id = NEW.job_id;"
      "END;"
      "CREATE TRIGGER tasks_counts_gone AFTER DELETE ON tasks "
@@ -537,9 +543,7 @@ static const struct cu_migration migrations[] = {
      "    running = running - (OLD.state = 'running'), done = done - (OLD.state = 'done'), "
      "    failed = failed - (OLD.state = 'failed'), "
      "    cancelled = cancelled - (OLD.state = 'cancelled'), "
-     "    payable = payable - CASE WHEN OLD.held = 0 THEN 0 ELSE COALESCE((SELECT "
-     "      MIN(OLD.held, CASE WHEN quorum > 0 THEN quorum ELSE replication END) "
-     "      FROM jobs WHERE id = OLD.job_id), 0) END "
+     "    payable = payable - MIN(OLD.held, quorum) "
      "  WHERE job_id = OLD.job_id;"
      "END;"
      /* Nothing hot asks tasks by (job, state) since the job's counts are

@@ -1385,12 +1385,17 @@ static void remigrate_counts(struct world *w, bool before_17)
      * on the jobs row (its value, as 14's triggers kept it), the flag and
      * the new triggers gone. */
     static const char *const downgrade_17 =
-        /* migration 20 first: 15's task triggers (no payable), the index
+        /* migration 20 first: 15's task triggers (no payable) and 17's
+         * job trigger (no quorum), the index
          * of tasks by state, replicas_provider over every replica, and
          * ledger_txs keyed by (height, idx) with seq and both accounts
          * indexed... */
         "DROP TRIGGER tasks_counts_new; DROP TRIGGER tasks_counts_move; "
-        "DROP TRIGGER tasks_counts_gone; "
+        "DROP TRIGGER tasks_counts_gone; DROP TRIGGER jobs_counts_new; "
+        "ALTER TABLE job_counts DROP COLUMN quorum; "
+        "CREATE TRIGGER jobs_counts_new AFTER INSERT ON jobs "
+        "BEGIN INSERT OR IGNORE INTO job_counts (job_id, validator) VALUES (NEW.id, "
+        "json_extract(NEW.spec_json, '$.validator.command') IS NOT NULL); END; "
         "CREATE TRIGGER tasks_counts_new AFTER INSERT ON tasks BEGIN "
         "UPDATE job_counts SET queued = queued + (NEW.state = 'queued'), "
         "running = running + (NEW.state = 'running'), done = done + (NEW.state = 'done'), "
