@@ -33,7 +33,7 @@ json_t *ex_job_waiting(struct ex_state *st, const char *job, int64_t now_ms)
 
     s = ex_sql_cached(st,
                      "SELECT state, cores, memory, gpus, bid, replication, replica_max, escrow_fee, "
-                     "(SELECT COUNT(*) FROM tasks t WHERE t.job_id = j.id AND t.state = 'queued'), "
+                     "(SELECT c.queued FROM job_counts c WHERE c.job_id = j.id), "
                      "input_bytes "
                      "FROM jobs j WHERE id = ?1",
                      "t", job);

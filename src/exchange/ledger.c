@@ -350,8 +350,9 @@ int ex_ledger_seal(struct ex_state *st, int64_t now_ms, struct ex_fail *f)
             goto out_free;
         }
     }
-    if (cu_block_seal(&p->b, p->height, &st->tip, t, st->ledger.devnet, &st->ident) != 0 ||
-        cu_block_hash(&p->b.h, &p->tip) != 0 || cu_export_block(&p->b, &line) != 0) {
+    /* The ids once: the root and the export line reuse them. */
+    if (cu_block_seal_ids(&p->b, tid, p->height, &st->tip, t, st->ledger.devnet, &st->ident) != 0 ||
+        cu_block_hash(&p->b.h, &p->tip) != 0 || cu_export_block_ids(&p->b, tid, &line) != 0) {
         rc = ex_fail_set(f, 500, "internal", "cannot seal the block");
         goto out_free;
     }

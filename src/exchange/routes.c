@@ -928,6 +928,91 @@ out_free:
     return 0;
 }
 
+/* A lease as JSON text into out, its "spec" last: the lease's other
+ * fields dumped, then the spec's text, which *spec_txt caches for the
+ * spec object *spec_of (the leases of one job in a batch share it, so a
+ * batch of 16 dumps its spec once, not 16 times: the spec is most of a
+ * trivial lease). 0 or negative. */
+static int lease_text(json_t *lease, struct cu_buf *out, const json_t **spec_of,
+                      struct cu_buf *spec_txt)
+{
+    json_t *spec = json_incref(json_object_get(lease, "spec"));
+    size_t start = out->len;
+    int rc;
+
+    if (!spec)
+        return cu_json_dump_unsorted(lease, out);
+    rc = json_object_del(lease, "spec") == 0 ? cu_json_dump_unsorted(lease, out) : -CU_ENOMEM;
+    /* Back in the object (now last), should the caller fall back to
+     * dumping it whole. */
+    if (json_object_set(lease, "spec", spec) != 0 && !rc)
+        rc = -CU_ENOMEM;
+    if (!rc && (out->len - start < 2 || out->data[out->len - 1] != '}'))
+        rc = -CU_EINVAL;
+    if (!rc && *spec_of != spec) {
+        cu_buf_reset(spec_txt);
+        rc = cu_json_dump_unsorted(spec, spec_txt);
+        *spec_of = rc ? NULL : spec;
+    }
+    if (!rc) {
+        out->len--; /* the lease's closing brace */
+        rc = cu_buf_appends(out, out->len - start > 1 ? ",\"spec\":" : "\"spec\":");
+    }
+    if (!rc)
+        rc = cu_buf_append(out, spec_txt->data, spec_txt->len);
+    if (!rc)
+        rc = cu_buf_append(out, "}", 1);
+    json_decref(spec);
+    return rc;
+}
+
+/* The answer of a claim that got leases ({"lease":{...}} or
+ * {"leases":[...]}) as raw JSON text, each job's spec dumped once
+ * (lease_text). Falls back to the JSON path on any failure. */
+static void claim_respond(struct cu_http_resp *resp, json_t *answer)
+{
+    struct cu_buf out = CU_BUF_INIT(256u << 20), spec_txt = CU_BUF_INIT(256u << 20);
+    const json_t *spec_of = NULL;
+    json_t *one = json_object_get(answer, "lease"), *many = json_object_get(answer, "leases");
+    int rc = 0;
+
+    if (!one && !json_is_array(many)) {
+        cu_http_json(resp, 200, answer);
+        return;
+    }
+    if (one) {
+        rc = cu_buf_appends(&out, "{\"lease\":");
+        if (!rc)
+            rc = lease_text(one, &out, &spec_of, &spec_txt);
+    } else {
+        rc = cu_buf_appends(&out, "{\"leases\":[");
+        for (size_t i = 0; !rc && i < json_array_size(many); i++) {
+            if (i)
+                rc = cu_buf_append(&out, ",", 1);
+            if (!rc)
+                rc = lease_text(json_array_get(many, i), &out, &spec_of, &spec_txt);
+        }
+        if (!rc)
+            rc = cu_buf_append(&out, "]", 1);
+    }
+    if (!rc)
+        rc = cu_buf_append(&out, "}\n", 2);
+    cu_buf_release(&spec_txt);
+    if (rc) {
+        /* The leases are granted: answer them the plain way. */
+        cu_buf_release(&out);
+        cu_http_json(resp, 200, answer);
+        return;
+    }
+    json_decref(answer);
+    resp->status = 200;
+    resp->raw_len = out.len;
+    resp->raw = cu_buf_detach(&out);
+    resp->content_type = "application/json";
+    if (!resp->raw)
+        cu_http_error(resp, 500, "internal", "out of memory");
+}
+
 static int h_claim(struct cu_http_req *req, struct cu_http_resp *resp)
 {
     static const char *const keys[] = {"wait_ms", "free", "max", "sequential", NULL};
@@ -985,7 +1070,7 @@ static int h_claim(struct cu_http_req *req, struct cu_http_resp *resp)
         goto out_free;
     }
     if (lease)
-        cu_http_json(resp, 200, lease);
+        claim_respond(resp, lease);
     else
         resp->status = 204;
 out_free:

@@ -459,6 +459,122 @@ static const struct cu_migration migrations[] = {
      "CREATE INDEX replicas_queued ON replicas(job_id, task_idx) WHERE state = 'queued';"
      "DROP INDEX IF EXISTS replicas_paid;"
      "CREATE INDEX replicas_provider ON replicas(provider);"},
+    /* Fewer row writes and index entries per replica (bench/dispatch,
+     * docs/performance.md). A lease wrote its task's row and the job's
+     * counts twice each: once through 17's trigger (held, payable), once
+     * for the task's move to running (attempts, state, task counts). Now
+     * a replica's trigger writes only its task's row, and that row's
+     * trigger writes the job's counts once, payable included: payable is
+     * the sum over the job's tasks of MIN(held, quorum), so a change of
+     * held moves it by MIN(new, q) - MIN(old, q), the same steps 17's
+     * triggers took (q: the job's quorum, kept on job_counts). The lease's other writes of the task ride on the
+     * same UPDATE: a queued task with a held replica is running (the rule
+     * of task_refresh, state.c) and a lease granted is an attempt. */
+    {20,
+     /* The job's quorum (what payable counts per task, never changed
+      * after submission) on the row the triggers write anyway: no read
+      * of the jobs row per change. */
+     "ALTER TABLE job_counts ADD COLUMN quorum INTEGER NOT NULL DEFAULT 1;"
+     "UPDATE job_counts SET quorum = COALESCE((SELECT CASE WHEN j.quorum > 0 THEN j.quorum "
+     "  ELSE j.replication END FROM jobs j WHERE j.id = job_counts.job_id), 1);"
+     "DROP TRIGGER IF EXISTS jobs_counts_new;"
+     "CREATE TRIGGER jobs_counts_new AFTER INSERT ON jobs "
+     "BEGIN INSERT OR IGNORE INTO job_counts (job_id, validator, quorum) VALUES (NEW.id, "
+     "  json_extract(NEW.spec_json, '$.validator.command') IS NOT NULL, "
+     "  CASE WHEN NEW.quorum > 0 THEN NEW.quorum ELSE NEW.replication END); END;"
+     "DROP TRIGGER IF EXISTS replicas_held_up;"
+     "DROP TRIGGER IF EXISTS replicas_held_down;"
+     "DROP TRIGGER IF EXISTS replicas_held_new;"
+     "DROP TRIGGER IF EXISTS replicas_held_gone;"
+     "DROP TRIGGER IF EXISTS tasks_counts_new;"
+     "DROP TRIGGER IF EXISTS tasks_counts_move;"
+     "DROP TRIGGER IF EXISTS tasks_counts_gone;"
+     "CREATE TRIGGER replicas_held_up AFTER UPDATE OF state ON replicas "
+     "  WHEN (NEW.state = 'leased' OR NEW.state = 'running' OR NEW.state = 'reported') "
+     "  AND NOT (OLD.state = 'leased' OR OLD.state = 'running' OR OLD.state = 'reported') "
+     "BEGIN "
+     "  UPDATE tasks SET held = held + 1, "
+     "    attempts = attempts + (OLD.state = 'queued' AND NEW.state = 'leased'), "
+     "    state = CASE WHEN state = 'queued' THEN 'running' ELSE state END "
+     "  WHERE job_id = NEW.job_id AND idx = NEW.task_idx;"
+     "END;"
+     "CREATE TRIGGER replicas_held_down AFTER UPDATE OF state ON replicas "
+     "  WHEN (OLD.state = 'leased' OR OLD.state = 'running' OR OLD.state = 'reported') "
+     "  AND NOT (NEW.state = 'leased' OR NEW.state = 'running' OR NEW.state = 'reported') "
+     "BEGIN "
+     "  UPDATE tasks SET held = held - 1 WHERE job_id = OLD.job_id AND idx = OLD.task_idx;"
+     "END;"
+     "CREATE TRIGGER replicas_held_new AFTER INSERT ON replicas "
+     "  WHEN (NEW.state = 'leased' OR NEW.state = 'running' OR NEW.state = 'reported') "
+     "BEGIN "
+     "  UPDATE tasks SET held = held + 1, attempts = attempts + (NEW.state = 'leased'), "
+     "    state = CASE WHEN state = 'queued' THEN 'running' ELSE state END "
+     "  WHERE job_id = NEW.job_id AND idx = NEW.task_idx;"
+     "END;"
+     "CREATE TRIGGER replicas_held_gone AFTER DELETE ON replicas "
+     "  WHEN (OLD.state = 'leased' OR OLD.state = 'running' OR OLD.state = 'reported') "
+     "BEGIN "
+     "  UPDATE tasks SET held = held - 1 WHERE job_id = OLD.job_id AND idx = OLD.task_idx;"
+     "END;"
+     "CREATE TRIGGER tasks_counts_new AFTER INSERT ON tasks "
+     "BEGIN "
+     "  UPDATE job_counts SET queued = queued + (NEW.state = 'queued'), "
+     "    running = running + (NEW.state = 'running'), done = done + (NEW.state = 'done'), "
+     "    failed = failed + (NEW.state = 'failed'), "
+     "    cancelled = cancelled + (NEW.state = 'cancelled'), "
+     "    payable = payable + MIN(NEW.held, quorum) "
+     "  WHERE job_id = NEW.job_id;"
+     "END;"
+     "CREATE TRIGGER tasks_counts_move AFTER UPDATE OF state, held ON tasks "
+     "  WHEN NEW.state IS NOT OLD.state OR NEW.held IS NOT OLD.held "
+     "BEGIN "
+     "  UPDATE job_counts SET "
+     "    queued = queued + (NEW.state = 'queued') - (OLD.state = 'queued'), "
+     "    running = running + (NEW.state = 'running') - (OLD.state = 'running'), "
+     "    done = done + (NEW.state = 'done') - (OLD.state = 'done'), "
+     "    failed = failed + (NEW.state = 'failed') - (OLD.state = 'failed'), "
+     "    cancelled = cancelled + (NEW.state = 'cancelled') - (OLD.state = 'cancelled'), "
+     "    payable = payable + MIN(NEW.held, quorum) - MIN(OLD.held, quorum) "
+     "  WHERE job_id = NEW.job_id;"
+     "END;"
+     "CREATE TRIGGER tasks_counts_gone AFTER DELETE ON tasks "
+     "BEGIN "
+     "  UPDATE job_counts SET queued = queued - (OLD.state = 'queued'), "
+     "    running = running - (OLD.state = 'running'), done = done - (OLD.state = 'done'), "
+     "    failed = failed - (OLD.state = 'failed'), "
+     "    cancelled = cancelled - (OLD.state = 'cancelled'), "
+     "    payable = payable - MIN(OLD.held, quorum) "
+     "  WHERE job_id = OLD.job_id;"
+     "END;"
+     /* Nothing hot asks tasks by (job, state) since the job's counts are
+      * kept (15): the index only moved twice per task. */
+     "DROP INDEX IF EXISTS tasks_state;"
+     /* Queued replicas have no provider: they need no entry. */
+     "DROP INDEX IF EXISTS replicas_provider;"
+     "CREATE INDEX replicas_provider ON replicas(provider) WHERE provider IS NOT NULL;"
+     /* The wallet history's table: five trees per transaction (rows, the
+      * (height, idx) key, seq, from, to), most entries of from and to
+      * NULL (a task record has neither). seq becomes the row id and the
+      * two account indexes hold only the accounts named. */
+     "CREATE TABLE ledger_txs_20 ("
+     "  seq INTEGER PRIMARY KEY,"
+     "  txid TEXT NOT NULL,"
+     "  height INTEGER NOT NULL REFERENCES ledger_blocks(height),"
+     "  idx INTEGER NOT NULL,"             /* index within the block */
+     "  type TEXT NOT NULL,"
+     "  from_id TEXT,"
+     "  to_id TEXT,"
+     "  job TEXT,"
+     "  amount INTEGER,"
+     "  time_ms INTEGER NOT NULL"
+     ");"
+     "INSERT INTO ledger_txs_20 (seq, txid, height, idx, type, from_id, to_id, job, amount, "
+     "  time_ms) SELECT seq, txid, height, idx, type, from_id, to_id, job, amount, time_ms "
+     "  FROM ledger_txs;"
+     "DROP TABLE ledger_txs;"
+     "ALTER TABLE ledger_txs_20 RENAME TO ledger_txs;"
+     "CREATE INDEX ledger_txs_from ON ledger_txs(from_id) WHERE from_id IS NOT NULL;"
+     "CREATE INDEX ledger_txs_to ON ledger_txs(to_id) WHERE to_id IS NOT NULL;"},
 };
 /* clang-format on */
 

@@ -539,13 +539,12 @@ int ex_settle_can_lease(struct ex_state *st, const char *job, int64_t idx, uint6
      * (leased, running, reported) of a task count up to that many: a
      * replacement for a wrong result needs no more escrow than the quorum.
      * job_counts.payable is that sum and tasks.held the task's count, both
-     * kept by triggers in every state change's transaction (schema.c, 14
-     * and 17). */
+     * kept by triggers in every state change's transaction (schema.c, 14,
+     * 17 and 20; job_counts.quorum is the job's). */
     s = ex_sql_cached(st,
-                     "SELECT CASE WHEN j.quorum > 0 THEN j.quorum ELSE j.replication END, "
-                     "COALESCE(c.payable, 0), COALESCE(t.held, 0) FROM jobs j "
-                     "LEFT JOIN job_counts c ON c.job_id = j.id "
-                     "LEFT JOIN tasks t ON t.job_id = j.id AND t.idx = ?2 WHERE j.id = ?1",
+                     "SELECT c.quorum, c.payable, COALESCE(t.held, 0) FROM job_counts c "
+                     "LEFT JOIN tasks t ON t.job_id = c.job_id AND t.idx = ?2 "
+                     "WHERE c.job_id = ?1",
                      "ti", job, idx);
     if (!s)
         return -CU_EDB;

@@ -238,6 +238,13 @@ static int signing_bytes(const struct cu_block_header *h, struct cu_buf *b)
 int cu_block_seal(struct cu_block *b, uint64_t height, const struct cu_hash *prev,
                   int64_t time_ms, bool devnet, const struct cu_identity *producer)
 {
+    return cu_block_seal_ids(b, NULL, height, prev, time_ms, devnet, producer);
+}
+
+int cu_block_seal_ids(struct cu_block *b, const struct cu_hash *ids, uint64_t height,
+                      const struct cu_hash *prev, int64_t time_ms, bool devnet,
+                      const struct cu_identity *producer)
+{
     struct cu_buf buf = CU_BUF_INIT(HEADER_MAX);
     int rc;
 
@@ -250,7 +257,9 @@ int cu_block_seal(struct cu_block *b, uint64_t height, const struct cu_hash *pre
     b->h.devnet = devnet;
     b->h.tx_count = b->ntx;
     memcpy(b->h.producer, producer->id, sizeof b->h.producer);
-    if ((rc = cu_block_compute_root(b, NULL, &b->h.tx_root)))
+    if (ids)
+        cu_tx_root(ids, b->ntx, &b->h.tx_root);
+    else if ((rc = cu_block_compute_root(b, NULL, &b->h.tx_root)))
         return rc;
     if ((rc = signing_bytes(&b->h, &buf)) == 0)
         cu_sign(producer, buf.data, buf.len, b->h.sig);

@@ -72,6 +72,12 @@ int cu_block_compute_root(const struct cu_block *b, struct cu_hash *ids, struct 
  * from the transactions. 0 or -CU_ENOMEM. */
 int cu_block_seal(struct cu_block *b, uint64_t height, const struct cu_hash *prev,
                   int64_t time_ms, bool devnet, const struct cu_identity *producer);
+/* The same with the transactions' ids already computed (ids[ntx], each
+ * cu_tx_id of its transaction; NULL: computed here): the exchange hashes
+ * each transaction once per block instead of three times. */
+int cu_block_seal_ids(struct cu_block *b, const struct cu_hash *ids, uint64_t height,
+                      const struct cu_hash *prev, int64_t time_ms, bool devnet,
+                      const struct cu_identity *producer);
 
 /* Header JSON (new reference, NULL when out of memory); with_sig false
  * gives the signed form. */

@@ -15,6 +15,11 @@
  * building it. */
 int cu_export_block(const struct cu_block *b, struct cu_buf *out)
 {
+    return cu_export_block_ids(b, NULL, out);
+}
+
+int cu_export_block_ids(const struct cu_block *b, const struct cu_hash *ids, struct cu_buf *out)
+{
     size_t mark = out->len;
     json_t *h = cu_block_header_to_json(&b->h, true);
     int rc;
@@ -31,7 +36,7 @@ int cu_export_block(const struct cu_block *b, struct cu_buf *out)
         if (i)
             rc = cu_buf_append(out, ",", 1);
         if (rc == 0)
-            rc = cu_tx_export_form(&b->txs[i], out);
+            rc = cu_tx_export_form_id(&b->txs[i], ids ? &ids[i] : NULL, out);
     }
     if (rc == 0)
         rc = cu_buf_appends(out, "]}\n");

@@ -23,6 +23,9 @@
 
 /* Appends b's line (with the "\n") to out. 0, -CU_ENOMEM, -CU_ETOOBIG. */
 int cu_export_block(const struct cu_block *b, struct cu_buf *out);
+/* The same with the transactions' ids already computed (ids[ntx], each
+ * cu_tx_id of its transaction; NULL: computed here). */
+int cu_export_block_ids(const struct cu_block *b, const struct cu_hash *ids, struct cu_buf *out);
 /* Appends every block's line. */
 int cu_export_chain(const struct cu_block *blocks, size_t n, struct cu_buf *out);
 

@@ -578,6 +578,11 @@ int cu_tx_export_form(const struct cu_tx *tx, struct cu_buf *out)
     return rc ? rc : write_form(tx, FORM_ID, &id, out);
 }
 
+int cu_tx_export_form_id(const struct cu_tx *tx, const struct cu_hash *id, struct cu_buf *out)
+{
+    return id ? write_form(tx, FORM_ID, id, out) : cu_tx_export_form(tx, out);
+}
+
 int cu_tx_canonical(const struct cu_tx *tx, struct cu_buf *out)
 {
     return dump_form(tx, 0, out);

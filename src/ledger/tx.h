@@ -177,6 +177,9 @@ int cu_tx_canonical(const struct cu_tx *tx, struct cu_buf *out);
 /* The export form (canonical JSON with "id", as cu_tx_to_json(tx, true)
  * dumps it), appended to out. 0, -CU_ENOMEM, -CU_ETOOBIG. */
 int cu_tx_export_form(const struct cu_tx *tx, struct cu_buf *out);
+/* The same with the id already computed (id = cu_tx_id(tx), the caller's
+ * word; NULL: computed here): a producer sealing a block has them. */
+int cu_tx_export_form_id(const struct cu_tx *tx, const struct cu_hash *id, struct cu_buf *out);
 /* Tx id: BLAKE2b-256 of the canonical bytes. 0 or -CU_ENOMEM. */
 int cu_tx_id(const struct cu_tx *tx, struct cu_hash *out);
 /* Bytes a transfer's signer signs (appended to out). */

@@ -305,6 +305,37 @@ static void check_counts(struct world *w)
         }
     }
     sqlite3_finalize(s);
+
+    /* Per task (schema.c, 20): held counts its held replicas, attempts
+     * the leases granted (a replica gets its provider when leased and
+     * keeps it), and an unfinished task is running exactly while it holds
+     * a replica. */
+    assert_int_equal(
+        sqlite3_prepare_v2(
+            w->st.db.h,
+            "SELECT * FROM (SELECT t.job_id, t.idx, t.state, t.held, t.attempts, "
+            "(SELECT COUNT(*) FROM replicas r WHERE r.job_id = t.job_id AND r.task_idx = t.idx "
+            "AND r.state IN ('leased','running','reported')) AS h, "
+            "(SELECT COUNT(*) FROM replicas r WHERE r.job_id = t.job_id AND r.task_idx = t.idx "
+            "AND r.provider IS NOT NULL) AS a FROM tasks t) WHERE held != h OR attempts != a OR "
+            "(state = 'running' AND held = 0) OR (state = 'queued' AND held > 0) LIMIT 1",
+            -1, &s, NULL),
+        SQLITE_OK);
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        char msg[256];
+        (void)cu_snprintf(msg, sizeof msg,
+                          "task %s/%lld (%s): kept held %lld attempts %lld, recount %lld / %lld",
+                          (const char *)sqlite3_column_text(s, 0),
+                          (long long)sqlite3_column_int64(s, 1),
+                          (const char *)sqlite3_column_text(s, 2),
+                          (long long)sqlite3_column_int64(s, 3),
+                          (long long)sqlite3_column_int64(s, 4),
+                          (long long)sqlite3_column_int64(s, 5),
+                          (long long)sqlite3_column_int64(s, 6));
+        sqlite3_finalize(s);
+        FAILF(w, "%s", msg);
+    }
+    sqlite3_finalize(s);
 }
 
 /* Settlement wrote what it owes, row by row: every accepted replica of a
@@ -1354,7 +1385,47 @@ static void remigrate_counts(struct world *w, bool before_17)
      * on the jobs row (its value, as 14's triggers kept it), the flag and
      * the new triggers gone. */
     static const char *const downgrade_17 =
-        /* migration 19's index first... */
+        /* migration 20 first: 15's task triggers (no payable) and 17's
+         * job trigger (no quorum), the index
+         * of tasks by state, replicas_provider over every replica, and
+         * ledger_txs keyed by (height, idx) with seq and both accounts
+         * indexed... */
+        "DROP TRIGGER tasks_counts_new; DROP TRIGGER tasks_counts_move; "
+        "DROP TRIGGER tasks_counts_gone; DROP TRIGGER jobs_counts_new; "
+        "ALTER TABLE job_counts DROP COLUMN quorum; "
+        "CREATE TRIGGER jobs_counts_new AFTER INSERT ON jobs "
+        "BEGIN INSERT OR IGNORE INTO job_counts (job_id, validator) VALUES (NEW.id, "
+        "json_extract(NEW.spec_json, '$.validator.command') IS NOT NULL); END; "
+        "CREATE TRIGGER tasks_counts_new AFTER INSERT ON tasks BEGIN "
+        "UPDATE job_counts SET queued = queued + (NEW.state = 'queued'), "
+        "running = running + (NEW.state = 'running'), done = done + (NEW.state = 'done'), "
+        "failed = failed + (NEW.state = 'failed'), "
+        "cancelled = cancelled + (NEW.state = 'cancelled') WHERE job_id = NEW.job_id; END; "
+        "CREATE TRIGGER tasks_counts_move AFTER UPDATE OF state ON tasks "
+        "WHEN NEW.state IS NOT OLD.state BEGIN UPDATE job_counts SET "
+        "queued = queued + (NEW.state = 'queued') - (OLD.state = 'queued'), "
+        "running = running + (NEW.state = 'running') - (OLD.state = 'running'), "
+        "done = done + (NEW.state = 'done') - (OLD.state = 'done'), "
+        "failed = failed + (NEW.state = 'failed') - (OLD.state = 'failed'), "
+        "cancelled = cancelled + (NEW.state = 'cancelled') - (OLD.state = 'cancelled') "
+        "WHERE job_id = NEW.job_id; END; "
+        "CREATE TRIGGER tasks_counts_gone AFTER DELETE ON tasks BEGIN "
+        "UPDATE job_counts SET queued = queued - (OLD.state = 'queued'), "
+        "running = running - (OLD.state = 'running'), done = done - (OLD.state = 'done'), "
+        "failed = failed - (OLD.state = 'failed'), "
+        "cancelled = cancelled - (OLD.state = 'cancelled') WHERE job_id = OLD.job_id; END; "
+        "CREATE INDEX tasks_state ON tasks(job_id, state); "
+        "DROP INDEX replicas_provider; CREATE INDEX replicas_provider ON replicas(provider); "
+        "CREATE TABLE ledger_txs_19 (txid TEXT NOT NULL, "
+        "height INTEGER NOT NULL REFERENCES ledger_blocks(height), idx INTEGER NOT NULL, "
+        "seq INTEGER NOT NULL UNIQUE, type TEXT NOT NULL, from_id TEXT, to_id TEXT, job TEXT, "
+        "amount INTEGER, time_ms INTEGER NOT NULL, PRIMARY KEY (height, idx)); "
+        "INSERT INTO ledger_txs_19 SELECT txid, height, idx, seq, type, from_id, to_id, job, "
+        "amount, time_ms FROM ledger_txs; DROP TABLE ledger_txs; "
+        "ALTER TABLE ledger_txs_19 RENAME TO ledger_txs; "
+        "CREATE INDEX ledger_txs_from ON ledger_txs(from_id, seq); "
+        "CREATE INDEX ledger_txs_to ON ledger_txs(to_id, seq); "
+        /* ...then migration 19's index... */
         "DROP INDEX replicas_queued; "
         "CREATE INDEX replicas_claim ON replicas(job_id, state, task_idx); "
         "DROP INDEX replicas_provider; CREATE INDEX replicas_paid ON replicas(provider, paid); "
