@@ -75,12 +75,18 @@ int cu_cgroup_create(const struct cu_cgroup *parent, const char *name,
                      const struct cu_cgroup_limits *lim, struct cu_cgroup *child,
                      struct cu_err *e);
 
-/* Opens the group's cgroup.procs files for writing (close-on-exec); fds
- * gets one per controller directory, -1 for absent ones. For a child that
- * must join before it drops privileges: it writes "0" to each (see
- * cu_cgroup_join_fds), which is async-signal-safe. Close with
+/* Opens the group's join files for writing (close-on-exec); fds gets one
+ * per controller directory, -1 for absent ones. For a child of one thread
+ * (between fork and exec) that must join before it drops privileges: it
+ * writes "0" to each (see cu_cgroup_join_fds), which is async-signal-safe.
+ * On v1 the files are "tasks", which move only the writing thread (and
+ * cost no RCU grace period under cgroup_mutex, as cgroup.procs does):
+ * never hand them to a process of several threads. Close with
  * cu_cgroup_close_fds. */
 int cu_cgroup_open_procs(const struct cu_cgroup *cg, int fds[CU_CG_NCTRL], struct cu_err *e);
+/* The file cu_cgroup_open_procs opens in each directory: "tasks" (v1) or
+ * "cgroup.procs" (v2). */
+const char *cu_cgroup_join_file(const struct cu_cgroup *cg);
 void cu_cgroup_close_fds(int fds[CU_CG_NCTRL]);
 /* Moves the calling process into the group (async-signal-safe; for a
  * forked child). 0 or -1. */

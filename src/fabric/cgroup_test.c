@@ -10,6 +10,7 @@
 #include <cmocka.h> /* after the headers it needs */
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -267,6 +268,106 @@ static void test_real_pids(void **state)
     assert_int_equal(cu_cgroup_destroy(&cg), 0);
 }
 
+/* True when file dir/name lists the number n on a line of its own. */
+static bool lists(const char *dir, const char *name, long n)
+{
+    char path[CU_PATH_MAX], line[64];
+    bool found = false;
+    FILE *f;
+
+    assert_int_equal(cu_path_join(path, sizeof path, dir, name), 0);
+    f = fopen(path, "re");
+    assert_non_null(f);
+    while (!found && fgets(line, sizeof line, f))
+        found = strtol(line, NULL, 10) == n;
+    fclose(f);
+    return found;
+}
+
+static void *report_tid(void *arg)
+{
+    long m[2] = {0, (long)gettid()}; /* 0: a thread */
+    if (write(*(int *)arg, m, sizeof m) != (ssize_t)sizeof m)
+        _exit(97);
+    for (;;) /* alive while the test looks */
+        pause();
+    return NULL;
+}
+
+/* A child that joins through cu_cgroup_open_procs's files (v1: "tasks",
+ * one thread) is wholly in the group in every hierarchy: its process, a
+ * thread it starts after the join and a process it forks. */
+static void test_real_join_whole_process(void **state)
+{
+    struct cu_cgroup cg;
+    struct cu_cgroup_limits lim = {.pids = 16};
+    const char *dirs[CU_CG_NCTRL];
+    int fds[CU_CG_NCTRL], p[2], n = 0;
+    long got[2];
+    struct cu_err e = {0};
+    bool all_in = true;
+    pid_t pid;
+
+    (void)state;
+    if (!real_group("join", &lim, &cg))
+        skip();
+    assert_string_equal(cu_cgroup_join_file(&cg), cg.version == CU_CG_V1 ? "tasks"
+                                                                           : "cgroup.procs");
+    assert_int_equal(cu_cgroup_open_procs(&cg, fds, &e), 0);
+    assert_int_equal(pipe(p), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        pthread_t th;
+        pid_t g;
+        close(p[0]);
+        if (cu_cgroup_join_fds(fds) != 0)
+            _exit(99);
+        if (pthread_create(&th, NULL, report_tid, &p[1]) != 0)
+            _exit(98);
+        if ((g = fork()) == 0) {
+            for (;;)
+                pause();
+        }
+        got[0] = 1; /* 1: a process */
+        got[1] = (long)g;
+        if (g < 0 || write(p[1], got, sizeof got) != (ssize_t)sizeof got)
+            _exit(96);
+        for (;;)
+            pause();
+    }
+    close(p[1]);
+    cu_cgroup_close_fds(fds);
+    /* The thread's id and the grandchild's pid, in either order. */
+    got[0] = got[1] = -1;
+    for (int i = 0; i < 2; i++) {
+        long m[2];
+        if (read(p[0], m, sizeof m) != (ssize_t)sizeof m || (m[0] != 0 && m[0] != 1))
+            all_in = false;
+        else
+            got[m[0]] = m[1];
+    }
+    close(p[0]);
+    for (int c = 0; c < CU_CG_NCTRL; c++) {
+        bool seen = false;
+        if (!cg.dir[c][0])
+            continue;
+        for (int k = 0; k < n; k++)
+            seen |= strcmp(dirs[k], cg.dir[c]) == 0;
+        if (seen)
+            continue;
+        dirs[n++] = cg.dir[c];
+        all_in = all_in && lists(cg.dir[c], "cgroup.procs", (long)pid) &&
+                 lists(cg.dir[c], "cgroup.procs", got[1]) &&
+                 /* the thread, started after the join, too */
+                 (cg.version != CU_CG_V1 || lists(cg.dir[c], "tasks", got[0]));
+    }
+    assert_int_equal(cu_cgroup_destroy(&cg), 0); /* kills both */
+    waitpid(pid, NULL, 0);
+    assert_true(n > 0);
+    assert_true(all_in);
+}
+
 /* The kept-open files read what cu_cgroup_read_stats reads, before and
  * after renames (the files follow the group), and a rename onto a taken
  * name changes nothing. */
@@ -486,6 +587,7 @@ int main(void)
         cmocka_unit_test(test_child_and_save_load),
         cmocka_unit_test(test_real_oom),
         cmocka_unit_test(test_real_pids),
+        cmocka_unit_test(test_real_join_whole_process),
         cmocka_unit_test(test_real_live),
         cmocka_unit_test(test_real_live_rename_shown),
         cmocka_unit_test(test_real_cpu_quota),
