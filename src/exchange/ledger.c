@@ -272,7 +272,10 @@ static int apply_fail(int rc, const struct cu_err *e, struct ex_fail *f)
 
 /* ---- the block of the current transaction ------------------------------------ */
 
-/* Starts the pending block: a copy of the state to apply to. */
+/* Starts the pending block: its transactions apply to the state in place,
+ * journaled, and ex_ledger_end keeps or undoes them (a copy of the state
+ * per transaction cost O(accounts + escrows), which grows with the
+ * market). */
 static int pend_start(struct ex_state *st, struct ex_fail *f)
 {
     struct ex_ledger_pending *p = &st->pend;
@@ -284,11 +287,8 @@ static int pend_start(struct ex_state *st, struct ex_fail *f)
         return ex_fail_set(f, 500, "internal", "ledger height overflows");
     memset(p, 0, sizeof *p);
     cu_block_init(&p->b);
-    if (cu_ledger_state_copy(&p->st, &st->ledger) != 0) {
-        cu_block_release(&p->b);
-        return ex_fail_set(f, 500, "internal", "out of memory");
-    }
-    p->st.height = height;
+    cu_ledger_journal_begin(&st->ledger, &p->j);
+    st->ledger.height = height;
     p->height = height;
     p->active = true;
     return 0;
@@ -305,9 +305,9 @@ int ex_ledger_add(struct ex_state *st, struct cu_tx *tx, uint64_t *seq, struct e
         cu_tx_release(tx);
         return rc;
     }
-    tx->seq = p->st.tx_count;
+    tx->seq = st->ledger.tx_count;
     tx->has_id = false;
-    rc = cu_ledger_apply(&p->st, tx, &e);
+    rc = cu_ledger_apply(&st->ledger, tx, &e);
     if (rc) {
         cu_tx_release(tx);
         return apply_fail(rc, &e, f);
@@ -325,7 +325,7 @@ int ex_ledger_add(struct ex_state *st, struct cu_tx *tx, uint64_t *seq, struct e
 
 const struct cu_ledger_state *ex_ledger_view(const struct ex_state *st)
 {
-    return st->pend.active ? &st->pend.st : &st->ledger;
+    return &st->ledger; /* the pending block's changes included (journaled) */
 }
 
 int ex_ledger_seal(struct ex_state *st, int64_t now_ms, struct ex_fail *f)
@@ -379,13 +379,12 @@ void ex_ledger_end(struct ex_state *st, bool committed)
     if (!p->active)
         return;
     if (committed && p->sealed) {
-        cu_ledger_state_release(&st->ledger);
-        st->ledger = p->st;
+        cu_ledger_journal_commit(&st->ledger);
         st->tip = p->tip;
         st->tip_height = p->height;
         st->tip_time_ms = p->time_ms;
     } else {
-        cu_ledger_state_release(&p->st);
+        cu_ledger_journal_rollback(&st->ledger);
     }
     cu_block_release(&p->b);
     memset(p, 0, sizeof *p);

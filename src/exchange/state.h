@@ -42,7 +42,7 @@
 /* The block being built by the open transaction (ledger.c): the state
  * with its txs applied, the block, and after sealing its hash and time. */
 struct ex_ledger_pending {
-    struct cu_ledger_state st;
+    struct cu_ledger_journal j; /* st->ledger's changes since the block began */
     struct cu_block b;
     struct cu_hash tip;
     uint64_t height;

@@ -1135,6 +1135,78 @@ static void test_property_random(void **state)
         run_sequence(seed, 30, seed % 15 == 0);
 }
 
+/* A pending block applied in place under a journal: a rollback gives back
+ * exactly the state it began from (digest, minted, seq, height, the
+ * invariant), a commit keeps what was applied; refused transactions in
+ * between change nothing either way. */
+static void test_journal(void **state)
+{
+    (void)state;
+    for (uint64_t seed = 1; seed <= 300; seed++) {
+        struct cu_ledger_state st;
+        struct cu_ledger_journal j;
+        struct cu_tx tx;
+        struct cu_err e = {0};
+        uint64_t rng = seed * 7919;
+        unsigned rollbacks = 0;
+
+        cu_ledger_state_init(&st, true);
+        mk(&tx, CU_TX_GENESIS_MINT, -1, 1, 1000, NULL);
+        assert_int_equal(apply(&st, &tx, &e), 0);
+        cu_tx_release(&tx);
+        for (unsigned round = 0; round < 25; round++) {
+            struct cu_hash before, mid, after;
+            uint64_t minted = st.minted, seq = st.tx_count, height = st.height;
+            unsigned n = (unsigned)rng_below(&rng, 7);
+            bool undo = rng_below(&rng, 2) == 0;
+            char job[16];
+
+            assert_int_equal(cu_ledger_state_hash(&st, &before), 0);
+            cu_ledger_journal_begin(&st, &j);
+            st.height = height + 1;
+            for (unsigned k = 0; k < n; k++) {
+                int a = 1 + (int)rng_below(&rng, NACC), b = 1 + (int)rng_below(&rng, NACC);
+                uint64_t amt = pick_amount(&rng, 300);
+                (void)cu_snprintf(job, sizeof job, "j-%u", (unsigned)rng_below(&rng, NJOB));
+                switch (rng_below(&rng, 9)) {
+                case 0: mk(&tx, CU_TX_FAUCET_MINT, -1, a, amt, NULL); break;
+                case 1: mk(&tx, CU_TX_TRANSFER, a, b, amt, NULL); break;
+                case 2: mk(&tx, CU_TX_ESCROW_LOCK, a, -1, amt, job); break;
+                case 3: mk(&tx, CU_TX_ESCROW_RELEASE, -1, b, amt, job); break;
+                case 4: mk(&tx, CU_TX_FEE, -1, b, amt, job); break;
+                case 5: mk(&tx, CU_TX_REFUND, -1, b, amt, job); break;
+                case 6: mk(&tx, CU_TX_STAKE, a, -1, amt, NULL); break;
+                case 7: mk(&tx, CU_TX_UNSTAKE, a, -1, amt, NULL); break;
+                default: mk(&tx, CU_TX_SLASH, a, b, amt, NULL); break;
+                }
+                (void)apply(&st, &tx, &e); /* refused ones too: they must change nothing */
+                cu_tx_release(&tx);
+            }
+            assert_int_equal(cu_ledger_state_hash(&st, &mid), 0);
+            if (undo) {
+                cu_ledger_journal_rollback(&st);
+                rollbacks++;
+                assert_int_equal(cu_ledger_state_hash(&st, &after), 0);
+                assert_true(cu_hash_eq(&before, &after));
+                assert_int_equal(st.minted, minted);
+                assert_int_equal(st.tx_count, seq);
+                assert_int_equal(st.height, height);
+            } else {
+                cu_ledger_journal_commit(&st);
+                assert_int_equal(cu_ledger_state_hash(&st, &after), 0);
+                assert_true(cu_hash_eq(&mid, &after));
+                assert_int_equal(st.height, height + 1);
+            }
+            assert_null(st.journal);
+            assert_int_equal(j.n, 0);
+            assert_null(j.v);
+            assert_int_equal(cu_ledger_check_invariant(&st, &e), 0);
+        }
+        assert_true(rollbacks > 0);
+        cu_ledger_state_release(&st);
+    }
+}
+
 static void test_many_accounts(void **state)
 {
     struct cu_ledger_state st;
@@ -1182,6 +1254,7 @@ int main(void)
         cmocka_unit_test(test_delete_reorder),
         cmocka_unit_test(test_streaming_sticky),
         cmocka_unit_test(test_property_random),
+        cmocka_unit_test(test_journal),
         cmocka_unit_test(test_many_accounts),
     };
     /* LEDGER_TEST_FILTER=test_merkle runs the tests matching a pattern. */

@@ -2,6 +2,7 @@
  * between them (contracts in state.h). */
 #include "ledger/state.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -133,6 +134,7 @@ static int map_copy(struct cu_ledger_map *dst, const struct cu_ledger_map *src, 
 int cu_ledger_state_copy(struct cu_ledger_state *dst, const struct cu_ledger_state *src)
 {
     *dst = *src;
+    dst->journal = NULL;
     if (map_copy(&dst->accounts, &src->accounts, sizeof(struct cu_ledger_account)))
         goto out_empty;
     if (map_copy(&dst->escrows, &src->escrows, sizeof(struct cu_ledger_escrow)))
@@ -202,6 +204,112 @@ int cu_ledger_foreach_escrow(const struct cu_ledger_state *st,
     return 0;
 }
 
+/* ---- the journal ---- */
+
+struct cu_ledger_undo {
+    void *entry; /* in one of the maps; entries never move or go */
+    size_t size;
+    unsigned char *old; /* size bytes, malloc'd */
+};
+
+void cu_ledger_journal_begin(struct cu_ledger_state *st, struct cu_ledger_journal *j)
+{
+    assert(!st->journal);
+    memset(j, 0, sizeof *j);
+    j->minted = st->minted;
+    j->tx_count = st->tx_count;
+    j->height = st->height;
+    st->journal = j;
+}
+
+static void journal_free(struct cu_ledger_state *st)
+{
+    struct cu_ledger_journal *j = st->journal;
+
+    for (size_t i = 0; i < j->n; i++)
+        free(j->v[i].old);
+    free(j->v);
+    memset(j, 0, sizeof *j);
+    st->journal = NULL;
+}
+
+void cu_ledger_journal_commit(struct cu_ledger_state *st)
+{
+    if (st->journal)
+        journal_free(st);
+}
+
+void cu_ledger_journal_rollback(struct cu_ledger_state *st)
+{
+    struct cu_ledger_journal *j = st->journal;
+
+    if (!j)
+        return;
+    for (size_t i = j->n; i-- > 0;)
+        memcpy(j->v[i].entry, j->v[i].old, j->v[i].size);
+    st->minted = j->minted;
+    st->tx_count = j->tx_count;
+    st->height = j->height;
+    journal_free(st);
+}
+
+/* Saves entry's contents before its first change under the journal (the
+ * first save of an entry is the one a rollback needs). 0, or -CU_ENOMEM
+ * with nothing saved; no journal: 0. */
+static int journal_note(struct cu_ledger_state *st, void *entry, size_t size)
+{
+    struct cu_ledger_journal *j = st->journal;
+    struct cu_ledger_undo *u;
+
+    if (!j || !entry)
+        return 0;
+    /* A block touches few entries (a task's payer, payee and escrow). */
+    for (size_t i = j->n; i-- > 0;)
+        if (j->v[i].entry == entry)
+            return 0;
+    if (j->n == j->cap) {
+        size_t cap = j->cap ? 2 * j->cap : 16;
+        void *v = cap > SIZE_MAX / sizeof *u ? NULL : realloc(j->v, cap * sizeof *u);
+        if (!v)
+            return -CU_ENOMEM;
+        j->v = v;
+        j->cap = cap;
+    }
+    u = &j->v[j->n];
+    u->old = malloc(size);
+    if (!u->old)
+        return -CU_ENOMEM;
+    memcpy(u->old, entry, size);
+    u->entry = entry;
+    u->size = size;
+    j->n++;
+    return 0;
+}
+
+/* The entries a transaction may change, recorded in the journal first.
+ * account_w / escrow_w: NULL when missing (or, *oom set, when the journal
+ * is out of memory); the _add forms create a missing one (zeroed: its old
+ * contents are empty, which is what a rollback leaves). */
+static struct cu_ledger_account *account_w(struct cu_ledger_state *st, const char *id, bool *oom)
+{
+    struct cu_ledger_account *a = map_find(&st->accounts, id);
+    if (a && journal_note(st, a, sizeof *a)) {
+        *oom = true;
+        return NULL;
+    }
+    return a;
+}
+
+static struct cu_ledger_escrow *escrow_w(struct cu_ledger_state *st, const char *job, bool *oom)
+{
+    struct cu_ledger_escrow *x = map_find(&st->escrows, job);
+    if (x && journal_note(st, x, sizeof *x)) {
+        *oom = true;
+        return NULL;
+    }
+    return x;
+}
+
 /* a + b when the sum stays <= CU_AMOUNT_MAX. */
 static int add_amount(uint64_t a, uint64_t b, uint64_t *out)
 {
@@ -214,7 +322,8 @@ static int add_amount(uint64_t a, uint64_t b, uint64_t *out)
 
 static struct cu_ledger_account *account_add(struct cu_ledger_state *st, const char *id)
 {
-    return map_get_or_add(&st->accounts, id, sizeof(struct cu_ledger_account));
+    struct cu_ledger_account *a = map_get_or_add(&st->accounts, id, sizeof *a);
+    return a && journal_note(st, a, sizeof *a) == 0 ? a : NULL;
 }
 
 /* Credits amount to `to` (created if new). Validates before any change. */
@@ -252,9 +361,13 @@ static int apply_mint(struct cu_ledger_state *st, const struct cu_tx *tx, struct
 
 static int apply_transfer(struct cu_ledger_state *st, const struct cu_tx *tx, struct cu_err *e)
 {
-    struct cu_ledger_account *from = map_find(&st->accounts, tx->from), *to;
+    bool oom = false;
+    struct cu_ledger_account *from = account_w(st, tx->from, &oom), *to;
     uint64_t bal;
     int rc;
+
+    if (oom)
+        return cu_err_set(e, -CU_ENOMEM, "out of memory recording %.12s…", tx->from);
 
     if (strcmp(tx->from, tx->to) == 0)
         return cu_err_set(e, -CU_EINVAL, "transfer from %.12s… to itself", tx->from);
@@ -279,10 +392,14 @@ static int apply_transfer(struct cu_ledger_state *st, const struct cu_tx *tx, st
 
 static int apply_lock(struct cu_ledger_state *st, const struct cu_tx *tx, struct cu_err *e)
 {
-    struct cu_ledger_account *from = map_find(&st->accounts, tx->from);
-    struct cu_ledger_escrow *x = map_find(&st->escrows, tx->job);
+    bool oom = false;
+    struct cu_ledger_account *from = account_w(st, tx->from, &oom);
+    struct cu_ledger_escrow *x = escrow_w(st, tx->job, &oom);
     uint64_t locked, total;
     int rc;
+
+    if (oom)
+        return cu_err_set(e, -CU_ENOMEM, "out of memory recording the escrow of job %s", tx->job);
 
     if (x && x->owner[0] && strcmp(x->owner, tx->from) != 0)
         return cu_err_set(e, -CU_ECONFLICT, "escrow of job %s belongs to %.12s…, not %.12s…",
@@ -293,9 +410,12 @@ static int apply_lock(struct cu_ledger_state *st, const struct cu_tx *tx, struct
                           ULL(tx->amount), tx->job, ULL(from ? from->balance : 0), tx->from);
     if ((rc = cu_tx_auth_check(tx->authorization, tx->from, e)))
         return rc;
-    x = map_get_or_add(&st->escrows, tx->job, sizeof *x);
-    if (!x)
-        return cu_err_set(e, -CU_ENOMEM, "out of memory adding the escrow of job %s", tx->job);
+    if (!x) {
+        x = map_get_or_add(&st->escrows, tx->job, sizeof *x);
+        if (!x || journal_note(st, x, sizeof *x))
+            return cu_err_set(e, -CU_ENOMEM, "out of memory adding the escrow of job %s",
+                              tx->job);
+    }
     if (add_amount(x->locked, tx->amount, &locked) ||
         add_amount(x->total_locked, tx->amount, &total))
         return cu_err_set(e, -CU_EOVERFLOW, "escrow of job %s would overflow", tx->job);
@@ -309,10 +429,14 @@ static int apply_lock(struct cu_ledger_state *st, const struct cu_tx *tx, struct
 /* escrow_release, fee and refund: escrow of tx->job -> tx->to. */
 static int apply_payout(struct cu_ledger_state *st, const struct cu_tx *tx, struct cu_err *e)
 {
-    struct cu_ledger_escrow *x = map_find(&st->escrows, tx->job);
+    bool oom = false;
+    struct cu_ledger_escrow *x = escrow_w(st, tx->job, &oom);
     struct cu_ledger_account *to;
     uint64_t bal, *counter;
     int rc;
+
+    if (oom)
+        return cu_err_set(e, -CU_ENOMEM, "out of memory recording the escrow of job %s", tx->job);
 
     if (!x || !x->owner[0])
         return cu_err_set(e, -CU_ENOTFOUND, "%s for job %s, which has no escrow",
@@ -338,9 +462,13 @@ static int apply_payout(struct cu_ledger_state *st, const struct cu_tx *tx, stru
 
 static int apply_stake(struct cu_ledger_state *st, const struct cu_tx *tx, struct cu_err *e)
 {
-    struct cu_ledger_account *a = map_find(&st->accounts, tx->from), *to;
+    bool oom = false;
+    struct cu_ledger_account *a = account_w(st, tx->from, &oom), *to;
     uint64_t v;
     int rc;
+
+    if (oom)
+        return cu_err_set(e, -CU_ENOMEM, "out of memory recording %.12s…", tx->from);
 
     switch (tx->type) {
     case CU_TX_STAKE:

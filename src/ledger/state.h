@@ -44,6 +44,19 @@ struct cu_ledger_map {
     size_t n;
 };
 
+/* What a journal keeps to undo (state.c). */
+struct cu_ledger_undo;
+
+/* The changes made to a state since cu_ledger_journal_begin, to keep
+ * (cu_ledger_journal_commit) or undo (cu_ledger_journal_rollback): a
+ * pending block applied in place, in O(entries it touches), instead of on
+ * a copy of the whole state (O(accounts + escrows) per transaction). */
+struct cu_ledger_journal {
+    struct cu_ledger_undo *v; /* old contents of each touched entry, in order */
+    size_t n, cap;
+    uint64_t minted, tx_count, height; /* as they were at the start */
+};
+
 struct cu_ledger_state {
     struct cu_ledger_map accounts;
     struct cu_ledger_map escrows;
@@ -51,6 +64,7 @@ struct cu_ledger_state {
     uint64_t tx_count; /* seq the next transaction must carry */
     uint64_t height;   /* height of the block whose transactions are applied */
     bool devnet;       /* faucet_mint allowed */
+    struct cu_ledger_journal *journal; /* not owned; NULL: changes are not recorded */
 };
 
 /* Empty state (no accounts, nothing minted, height 0). */
@@ -58,8 +72,21 @@ void cu_ledger_state_init(struct cu_ledger_state *st, bool devnet);
 void cu_ledger_state_release(struct cu_ledger_state *st);
 
 /* Deep copy of src into dst (uninitialised), e.g. to try a batch of
- * transactions on a scratch copy. 0 or -CU_ENOMEM (dst then empty). */
+ * transactions on a scratch copy. 0 or -CU_ENOMEM (dst then empty). dst
+ * records no journal. */
 int cu_ledger_state_copy(struct cu_ledger_state *dst, const struct cu_ledger_state *src);
+
+/* Starts recording st's changes into j (uninitialised; st must have no
+ * journal yet): every cu_ledger_apply from now on saves the old contents
+ * of each account and escrow before it first changes them. Changing
+ * st->height afterwards is recorded too (it is saved here). Then exactly
+ * one of: _commit keeps the changes, _rollback restores st to what it was
+ * here (an entry created since stays, empty, as after a refused
+ * transaction: no figure or digest sees it). Both free j's memory and
+ * detach it. */
+void cu_ledger_journal_begin(struct cu_ledger_state *st, struct cu_ledger_journal *j);
+void cu_ledger_journal_commit(struct cu_ledger_state *st);
+void cu_ledger_journal_rollback(struct cu_ledger_state *st);
 
 /* Validates tx against the rules and st, and applies it atomically: on any
  * error st is unchanged (at most an empty account or escrow entry was
@@ -76,7 +103,8 @@ int cu_ledger_state_copy(struct cu_ledger_state *dst, const struct cu_ledger_sta
  *     escrow; refund goes only to the job's owner;
  *   - stake/unstake/slash: balance or stake covers it.
  * Insufficient funds: -CU_ECONFLICT; bad signature: -CU_EAUTH; malformed:
- * -CU_EINVAL; unknown job: -CU_ENOTFOUND; -CU_ENOMEM. e names the figure. */
+ * -CU_EINVAL; unknown job: -CU_ENOTFOUND; -CU_ENOMEM (also when a journal
+ * cannot record an entry: nothing changed then). e names the figure. */
 int cu_ledger_apply(struct cu_ledger_state *st, const struct cu_tx *tx, struct cu_err *e);
 
 /* Checks the invariant by summing every account and escrow (O(n)). 0, or
