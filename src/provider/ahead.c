@@ -102,18 +102,16 @@ unsigned cu_ahead_held_max(unsigned nslots)
 static unsigned long long held_limit(const struct cu_ahead *h, long long avg_ms,
                                      int64_t heartbeat_ms)
 {
-    unsigned long long lim = h->cap;
+    /* A lease under 1 ms counts as 1 ms: the bounds stay finite. */
+    unsigned long long per = avg_ms > 0 ? (unsigned long long)avg_ms : 1;
     unsigned long long hb = heartbeat_ms > 0 ? (unsigned long long)heartbeat_ms / 2 : 0;
+    unsigned long long by_time = (unsigned long long)AHEAD_HOLD_MS * h->nslots / per;
+    unsigned long long lim = by_time < 2ULL * h->nslots ? 2ULL * h->nslots : by_time;
 
-    if (avg_ms > 0) {
-        unsigned long long by_time = (unsigned long long)AHEAD_HOLD_MS * h->nslots /
-                                     (unsigned long long)avg_ms;
-        lim = by_time < 2ULL * h->nslots ? 2ULL * h->nslots : by_time;
-        if (lim > h->cap)
-            lim = h->cap;
-        if (lim > hb / (unsigned long long)avg_ms)
-            lim = hb / (unsigned long long)avg_ms;
-    }
+    if (lim > h->cap)
+        lim = h->cap;
+    if (lim > hb / per)
+        lim = hb / per;
     return lim;
 }
 
