@@ -13,12 +13,7 @@
 
 #include "base/banned.h"
 
-struct env {
-    struct exfix x;
-    struct cu_identity ida, idp;
-    struct cu_http_client *a, *p;
-};
-static struct env *E;
+static struct exfix_pair *E;
 
 static const char *const exchange_args[] = {"--lease", "10m", "--devnet", NULL};
 
@@ -28,61 +23,21 @@ static const char *const lease_keys[] = {"replica",   "job",          "task",
                                          "lease_expires_ms", "heartbeat_ms", "heartbeat",
                                          NULL};
 
-static const char *str_of(const json_t *o, const char *k)
-{
-    const char *s = json_string_value(json_object_get(o, k));
-    return s ? s : "";
-}
-
-static void post(struct cu_http_client *c, const char *path, const char *body, long status,
-                 json_t **out, struct cu_buf *raw)
-{
-    struct cu_http_result r;
-
-    cu_http_result_init(&r);
-    call(c, "POST", path, body, &r);
-    expect_status(&r, status, NULL, path);
-    if (out)
-        *out = json_incref(r.json);
-    if (raw)
-        assert_int_equal(cu_buf_append(raw, r.body.data, r.body.len), 0);
-    cu_http_result_release(&r);
-}
-
 static int group_teardown(void **state)
 {
     (void)state;
-    if (!E)
-        return 0;
-    cu_http_client_free(E->a);
-    cu_http_client_free(E->p);
-    exfix_cleanup(&E->x);
-    free(E);
+    exfix_pair_free(E);
     E = NULL;
     return 0;
 }
 
 static int group_setup(void **state)
 {
-    E = calloc(1, sizeof *E);
-    if (!E || exfix_init(&E->x, "/tmp/cu_claimans_XXXXXX") != 0)
-        goto out_fail;
-    if (cu_identity_generate(&E->ida) || cu_identity_generate(&E->idp))
-        goto out_fail;
-    if (exfix_start(&E->x, "data", exchange_args, 60, false) != 0)
-        goto out_fail;
-    E->a = cu_http_client_new(E->x.url, &E->ida);
-    E->p = cu_http_client_new(E->x.url, &E->idp);
-    if (!E->a || !E->p)
-        goto out_fail;
-    post(E->a, "/v1/faucet", "{\"amount\":100000000}", 200, NULL, NULL);
-    post(E->p, "/v1/providers/hello",
-         "{\"slots\":8,\"cores\":8,\"memory\":4294967296,\"gpus\":0,\"price_per_cu\":1}", 200,
-         NULL, NULL);
-    return 0;
-out_fail:
-    group_teardown(state);
-    return -1;
+    (void)state;
+    E = exfix_pair_new(
+        "/tmp/cu_claimans_XXXXXX", exchange_args,
+        "{\"slots\":8,\"cores\":8,\"memory\":4294967296,\"gpus\":0,\"price_per_cu\":1}");
+    return E ? 0 : -1;
 }
 
 /* Submits a job of count tasks named name; its id
@@ -103,8 +58,8 @@ static void submit(const char *name, unsigned count, char *job, size_t n, json_t
                                  "\"tasks\":{\"count\":%u}}}",
                                  ref, name, count),
                      0);
-    post(E->a, "/v1/jobs", body, 201, &out, NULL);
-    assert_int_equal(cu_snprintf(job, n, "%s", str_of(out, "id")), 0);
+    exfix_post(E->a, "/v1/jobs", body, 201, NULL, NULL, &out, NULL);
+    assert_int_equal(cu_snprintf(job, n, "%s", exfix_str(out, "id")), 0);
     json_decref(out);
     assert_int_equal(cu_snprintf(path, sizeof path, "/v1/jobs/%s", job), 0);
     cu_http_result_init(&r);
@@ -145,7 +100,7 @@ static void expect_lease(const json_t *lease, const char *job, const json_t *spe
     for (size_t k = 0; lease_keys[k]; k++)
         if (!json_object_get(lease, lease_keys[k]))
             fail_msg("lease without '%s'", lease_keys[k]);
-    assert_string_equal(str_of(lease, "job"), job);
+    assert_string_equal(exfix_str(lease, "job"), job);
     if (!json_equal(json_object_get(lease, "spec"), spec)) {
         char *a = json_dumps(json_object_get(lease, "spec"), JSON_COMPACT | JSON_SORT_KEYS);
         char *b = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS);
@@ -166,16 +121,16 @@ static void test_batch_answer_has_every_spec(void **state)
     submit("claim-a", 3, ja, sizeof ja, &sa);
     submit("claim-b", 2, jb, sizeof jb, &sb);
     assert_false(json_equal(sa, sb));
-    post(E->p, "/v1/claims",
-         "{\"max\":8,\"wait_ms\":0,\"free\":{\"cores\":8,\"memory\":4294967296,\"gpus\":0}}",
-         200, NULL, &raw);
+    exfix_post(E->p, "/v1/claims",
+               "{\"max\":8,\"wait_ms\":0,\"free\":{\"cores\":8,\"memory\":4294967296,\"gpus\":0}}",
+               200, NULL, NULL, NULL, &raw);
     ans = strict_parse(&raw);
     leases = json_object_get(ans, "leases");
     assert_true(json_is_array(leases));
     assert_int_equal(json_array_size(leases), 5);
     for (size_t i = 0; i < json_array_size(leases); i++) {
         json_t *l = json_array_get(leases, i);
-        bool is_a = strcmp(str_of(l, "job"), ja) == 0;
+        bool is_a = strcmp(exfix_str(l, "job"), ja) == 0;
         expect_lease(l, is_a ? ja : jb, is_a ? sa : sb);
         if (is_a)
             na++;
@@ -201,9 +156,9 @@ static void test_single_answer(void **state)
 
     (void)state;
     submit("claim-c", 1, jc, sizeof jc, &sc);
-    post(E->p, "/v1/claims",
-         "{\"wait_ms\":0,\"free\":{\"cores\":8,\"memory\":4294967296,\"gpus\":0}}", 200, NULL,
-         &raw);
+    exfix_post(E->p, "/v1/claims",
+               "{\"wait_ms\":0,\"free\":{\"cores\":8,\"memory\":4294967296,\"gpus\":0}}", 200, NULL,
+               NULL, NULL, &raw);
     ans = strict_parse(&raw);
     assert_null(json_object_get(ans, "leases"));
     expect_lease(json_object_get(ans, "lease"), jc, sc);

@@ -15,68 +15,25 @@
 
 #include "base/banned.h"
 
-struct env {
-    struct exfix x;
-    struct cu_identity ida, idp;
-    struct cu_http_client *a, *p;
-};
-static struct env *E;
+static struct exfix_pair *E;
 
 static const char *const exchange_args[] = {"--lease", "10m", "--devnet", NULL};
-
-static const char *str_of(const json_t *o, const char *k)
-{
-    const char *s = json_string_value(json_object_get(o, k));
-    return s ? s : "";
-}
-
-static void post(struct cu_http_client *c, const char *path, const char *body, long status,
-                 json_t **out)
-{
-    struct cu_http_result r;
-
-    cu_http_result_init(&r);
-    call(c, "POST", path, body, &r);
-    expect_status(&r, status, NULL, path);
-    if (out)
-        *out = json_incref(r.json);
-    cu_http_result_release(&r);
-}
 
 static int group_teardown(void **state)
 {
     (void)state;
-    if (!E)
-        return 0;
-    cu_http_client_free(E->a);
-    cu_http_client_free(E->p);
-    exfix_cleanup(&E->x);
-    free(E);
+    exfix_pair_free(E);
     E = NULL;
     return 0;
 }
 
 static int group_setup(void **state)
 {
-    E = calloc(1, sizeof *E);
-    if (!E || exfix_init(&E->x, "/tmp/cu_jobwait_XXXXXX") != 0)
-        goto out_fail;
-    if (cu_identity_generate(&E->ida) || cu_identity_generate(&E->idp))
-        goto out_fail;
-    if (exfix_start(&E->x, "data", exchange_args, 60, false) != 0)
-        goto out_fail;
-    E->a = cu_http_client_new(E->x.url, &E->ida);
-    E->p = cu_http_client_new(E->x.url, &E->idp);
-    if (!E->a || !E->p)
-        goto out_fail;
-    post(E->a, "/v1/faucet", "{\"amount\":100000000}", 200, NULL);
-    post(E->p, "/v1/providers/hello",
-         "{\"slots\":1,\"cores\":4,\"memory\":4294967296,\"gpus\":0,\"price_per_cu\":1}", 200,
-         NULL);
-    return 0;
-out_fail:
-    group_teardown(state);
-    return -1;
+    (void)state;
+    E = exfix_pair_new(
+        "/tmp/cu_jobwait_XXXXXX", exchange_args,
+        "{\"slots\":1,\"cores\":4,\"memory\":4294967296,\"gpus\":0,\"price_per_cu\":1}");
+    return E ? 0 : -1;
 }
 
 /* Submits a 1-task job; its id into job. */
@@ -95,8 +52,8 @@ static void submit(char *job, size_t n)
                                  "\"tasks\":{\"count\":1}}}",
                                  ref),
                      0);
-    post(E->a, "/v1/jobs", body, 201, &out);
-    assert_int_equal(cu_snprintf(job, n, "%s", str_of(out, "id")), 0);
+    exfix_post(E->a, "/v1/jobs", body, 201, NULL, NULL, &out, NULL);
+    assert_int_equal(cu_snprintf(job, n, "%s", exfix_str(out, "id")), 0);
     json_decref(out);
 }
 
@@ -132,9 +89,9 @@ static void version_of(const char *job, char v[17])
 
     assert_int_equal(cu_snprintf(path, sizeof path, "/v1/jobs/%s", job), 0);
     assert_int_equal(get(E->a, path, &j, NULL, NULL), 200);
-    assert_int_equal(strlen(str_of(j, "version")), 16);
-    assert_int_equal(strspn(str_of(j, "version"), "0123456789abcdef"), 16);
-    assert_int_equal(cu_snprintf(v, 17, "%s", str_of(j, "version")), 0);
+    assert_int_equal(strlen(exfix_str(j, "version")), 16);
+    assert_int_equal(strspn(exfix_str(j, "version"), "0123456789abcdef"), 16);
+    assert_int_equal(cu_snprintf(v, 17, "%s", exfix_str(j, "version")), 0);
     json_decref(j);
 }
 
@@ -142,11 +99,11 @@ static void claim(void)
 {
     json_t *ans = NULL;
 
-    post(E->p, "/v1/claims", "{\"wait_ms\":0,\"free\":{\"cores\":4,\"memory\":4294967296,"
-                             "\"gpus\":0}}",
-         200, &ans);
-    assert_true(json_integer_value(json_object_get(json_object_get(ans, "lease"), "replica")) >
-                0);
+    exfix_post(E->p, "/v1/claims",
+               "{\"wait_ms\":0,\"free\":{\"cores\":4,\"memory\":4294967296,"
+               "\"gpus\":0}}",
+               200, NULL, NULL, &ans, NULL);
+    assert_true(json_integer_value(json_object_get(json_object_get(ans, "lease"), "replica")) > 0);
     json_decref(ans);
 }
 
@@ -156,7 +113,7 @@ static void cancel(const char *job)
     char path[128];
 
     assert_int_equal(cu_snprintf(path, sizeof path, "/v1/jobs/%s/cancel", job), 0);
-    post(E->a, path, "{}", 200, NULL);
+    exfix_post(E->a, path, "{}", 200, NULL, NULL, NULL, NULL);
 }
 
 static void expect_refused(const char *job, const char *query, const char *msg)
@@ -211,18 +168,17 @@ static void test_timeout_same_version(void **state)
     assert_int_equal(cu_snprintf(path, sizeof path, "/v1/jobs/%s?wait_ms=400&after=%s", job, v),
                      0);
     assert_int_equal(get(E->a, path, &j, &took, NULL), 200);
-    assert_string_equal(str_of(j, "version"), v);
-    assert_string_equal(str_of(j, "id"), job);
+    assert_string_equal(exfix_str(j, "version"), v);
+    assert_string_equal(exfix_str(j, "id"), job);
     if (took < 350 || took > 5000)
-        fail_msg("a wait of 400 ms with nothing happening answered after %lld ms",
-                 (long long)took);
+        fail_msg("a wait of 400 ms with nothing happening answered after %lld ms", (long long)took);
     json_decref(j);
     /* A stale version answers at once. */
     assert_int_equal(
         cu_snprintf(path, sizeof path, "/v1/jobs/%s?wait_ms=10000&after=0000000000000000", job),
         0);
     assert_int_equal(get(E->a, path, &j, &took, NULL), 200);
-    assert_string_equal(str_of(j, "version"), v);
+    assert_string_equal(exfix_str(j, "version"), v);
     if (took > 2000)
         fail_msg("a stale version waited %lld ms", (long long)took);
     json_decref(j);
@@ -274,10 +230,10 @@ static void test_answers_on_change(void **state)
     if (w.took < 250 || w.took > 5000)
         fail_msg("the wait answered after %lld ms (the change came at ~300 ms)",
                  (long long)w.took);
-    assert_string_not_equal(str_of(w.j, "version"), v);
+    assert_string_not_equal(exfix_str(w.j, "version"), v);
     rep = json_array_get(
         json_object_get(json_array_get(json_object_get(w.j, "tasks"), 0), "replicas"), 0);
-    assert_string_equal(str_of(rep, "state"), "leased");
+    assert_string_equal(exfix_str(rep, "state"), "leased");
     json_decref(w.j);
 }
 
@@ -296,7 +252,7 @@ static void test_client_library(void **state)
     t0 = cu_mono_ms();
     assert_int_equal(cu_api_job_wait(&api, job, v, 300, &j, &e), 0);
     assert_true(cu_mono_ms() - t0 >= 250);
-    assert_string_equal(str_of(j, "version"), v);
+    assert_string_equal(exfix_str(j, "version"), v);
     json_decref(j);
     assert_int_equal(cu_api_job_wait(&api, job, NULL, 300, &j, &e), 0); /* at once */
     json_decref(j);

@@ -29,25 +29,6 @@ static struct env *E;
 
 static const char *const exchange_args[] = {"--lease", "10m", "--devnet", NULL};
 
-static const char *str_of(const json_t *o, const char *k)
-{
-    const char *s = json_string_value(json_object_get(o, k));
-    return s ? s : "";
-}
-
-static void post(struct cu_http_client *c, const char *path, const char *body, long status,
-                 const char *code, const char *what, json_t **out)
-{
-    struct cu_http_result r;
-
-    cu_http_result_init(&r);
-    call(c, "POST", path, body, &r);
-    expect_status(&r, status, code, what);
-    if (out)
-        *out = json_incref(r.json);
-    cu_http_result_release(&r);
-}
-
 /* Like post, and the error message must contain msg. */
 static void post_refused(const char *path, const char *body, long status, const char *code,
                          const char *msg, const char *what)
@@ -131,10 +112,10 @@ static int64_t lease_one(char *job, size_t jobsz)
     struct cu_http_result r;
     int64_t rid;
 
-    post(E->a, "/v1/faucet", "{\"amount\":100000000}", 200, NULL, "faucet", NULL);
-    post(E->p, "/v1/providers/hello",
-         "{\"slots\":1,\"cores\":4,\"memory\":4294967296,\"gpus\":0,\"price_per_cu\":1}", 200,
-         NULL, "hello", NULL);
+    exfix_post(E->a, "/v1/faucet", "{\"amount\":100000000}", 200, NULL, "faucet", NULL, NULL);
+    exfix_post(E->p, "/v1/providers/hello",
+               "{\"slots\":1,\"cores\":4,\"memory\":4294967296,\"gpus\":0,\"price_per_cu\":1}", 200,
+               NULL, "hello", NULL, NULL);
     cu_random_hex(ref, 16);
     assert_int_equal(cu_snprintf(body, sizeof body,
                                  "{\"client_ref\":\"%s\",\"spec\":{\"command\":[\"true\"],"
@@ -145,8 +126,8 @@ static int64_t lease_one(char *job, size_t jobsz)
                                  "\"tasks\":{\"count\":1}}}",
                                  ref),
                      0);
-    post(E->a, "/v1/jobs", body, 201, NULL, "submit", &out);
-    assert_int_equal(cu_snprintf(job, jobsz, "%s", str_of(out, "id")), 0);
+    exfix_post(E->a, "/v1/jobs", body, 201, NULL, "submit", &out, NULL);
+    assert_int_equal(cu_snprintf(job, jobsz, "%s", exfix_str(out, "id")), 0);
     json_decref(out);
     cu_http_result_init(&r);
     call(E->p, "POST", "/v1/claims",
@@ -283,7 +264,7 @@ static void test_bad_inline_refused(void **state)
 
     /* Not inline and not uploaded: still the missing_blobs answer. */
     rep = report("ok\n", 3, "", NULL);
-    post(E->p, path, rep, 409, "missing_blobs", "missing output", NULL);
+    exfix_post(E->p, path, rep, 409, "missing_blobs", "missing output", NULL, NULL);
     free(rep);
 }
 
@@ -306,8 +287,8 @@ static void test_inline_report_survives_kill9(void **state)
         json_decref(o);
     }
     rep = report("ok\n", 3, "hello from the task\n", blobs);
-    post(E->p, path, rep, 200, NULL, "inline report", &out);
-    assert_string_equal(str_of(out, "task_state"), "done");
+    exfix_post(E->p, path, rep, 200, NULL, "inline report", &out, NULL);
+    assert_string_equal(exfix_str(out, "task_state"), "done");
     json_decref(out);
 
     /* kill -9 right after the answer; what it answered must be there. */
@@ -320,7 +301,7 @@ static void test_inline_report_survives_kill9(void **state)
     assert_memory_equal(b.data, "ok\n", 3);
     cu_buf_release(&b);
     /* The same report again: idempotent. */
-    post(E->p, path, rep, 200, NULL, "report again", NULL);
+    exfix_post(E->p, path, rep, 200, NULL, "report again", NULL, NULL);
     free(rep);
 
     /* `cumulus logs` reads this: stdout from the inline blob, stderr the
@@ -329,8 +310,8 @@ static void test_inline_report_survives_kill9(void **state)
     cu_http_result_init(&r);
     call(E->a, "GET", path, NULL, &r);
     expect_status(&r, 200, NULL, "logs");
-    assert_string_equal(str_of(r.json, "stdout"), "hello from the task\n");
-    assert_string_equal(str_of(r.json, "stderr"), "");
+    assert_string_equal(exfix_str(r.json, "stdout"), "hello from the task\n");
+    assert_string_equal(exfix_str(r.json, "stderr"), "");
     cu_http_result_release(&r);
 }
 
@@ -355,11 +336,11 @@ static void test_batch_inline(void **state)
                      0);
     free(good);
     free(bad);
-    post(E->p, "/v1/reports", body, 200, NULL, "batched inline reports", &out);
+    exfix_post(E->p, "/v1/reports", body, 200, NULL, "batched inline reports", &out, NULL);
     res = json_object_get(out, "results");
     assert_int_equal(json_array_size(res), 2);
     assert_null(json_object_get(json_array_get(res, 0), "error"));
-    assert_string_equal(str_of(json_object_get(json_array_get(res, 1), "error"), "code"),
+    assert_string_equal(exfix_str(json_object_get(json_array_get(res, 1), "error"), "code"),
                         "hash_mismatch");
     json_decref(out);
     hex_of("batch ok\n", hex);
@@ -403,15 +384,18 @@ static void test_job_answer_inline(void **state)
     rid = lease_one(job, sizeof job);
     assert_int_equal(cu_snprintf(path, sizeof path, "/v1/replicas/%" PRId64 "/report", rid), 0);
     rep = report("ok\n", 3, "", blobs1("ok\n", "ok\n", 3));
-    post(E->p, path, rep, 200, NULL, "inline report", &out);
+    exfix_post(E->p, path, rep, 200, NULL, "inline report", &out, NULL);
     free(rep);
-    assert_string_equal(str_of(out, "task_state"), "done");
+    assert_string_equal(exfix_str(out, "task_state"), "done");
     json_decref(out);
 
     static const struct {
         const char *query;
         bool inlined;
-    } cases[] = {{"", false}, {"?inline=65536", true}, {"?inline=3", true}, {"?inline=2", false},
+    } cases[] = {{"", false},
+                 {"?inline=65536", true},
+                 {"?inline=3", true},
+                 {"?inline=2", false},
                  {"?inline=0", false}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         assert_int_equal(cu_snprintf(path, sizeof path, "/v1/jobs/%s%s", job, cases[i].query), 0);
@@ -423,7 +407,7 @@ static void test_job_answer_inline(void **state)
             "outputs");
         assert_int_equal(json_array_size(outs), 1);
         if (cases[i].inlined)
-            assert_string_equal(str_of(json_array_get(outs, 0), "data"), enc);
+            assert_string_equal(exfix_str(json_array_get(outs, 0), "data"), enc);
         else if (json_object_get(json_array_get(outs, 0), "data"))
             fail_msg("%s: an output inline that should not be", path);
         cu_http_result_release(&r);
@@ -441,7 +425,7 @@ static void test_job_answer_inline(void **state)
                                                        "result"),
                                        "outputs"),
                        0);
-    assert_string_equal(str_of(o, "data"), enc);
+    assert_string_equal(exfix_str(o, "data"), enc);
     assert_int_equal(cu_snprintf(dest, sizeof dest, "%s/saved.txt", E->x.dir), 0);
     assert_int_equal(cu_api_output_save(&api, o, dest, &e), 0);
     expect_file(dest, "ok\n", 3);

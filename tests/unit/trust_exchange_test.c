@@ -28,25 +28,6 @@ static struct env *E;
 static const char *const exchange_args[] = {"--lease", "10m", "--devnet", "--slash-bps", "5000",
                                             NULL};
 
-static const char *str_of(const json_t *o, const char *k)
-{
-    const char *s = json_string_value(json_object_get(o, k));
-    return s ? s : "";
-}
-
-static void post(struct cu_http_client *c, const char *path, const char *body, long status,
-                 const char *code, const char *what, json_t **out)
-{
-    struct cu_http_result r;
-
-    cu_http_result_init(&r);
-    call(c, "POST", path, body, &r);
-    expect_status(&r, status, code, what);
-    if (out)
-        *out = json_incref(r.json);
-    cu_http_result_release(&r);
-}
-
 static int group_teardown(void **state)
 {
     (void)state;
@@ -95,7 +76,7 @@ static void fund(struct cu_http_client *c, uint64_t amount)
 {
     char body[64];
     assert_int_equal(cu_snprintf(body, sizeof body, "{\"amount\":%" PRIu64 "}", amount), 0);
-    post(c, "/v1/faucet", body, 200, NULL, "faucet", NULL);
+    exfix_post(c, "/v1/faucet", body, 200, NULL, "faucet", NULL, NULL);
 }
 
 static void hello(struct cu_http_client *c, const char *owner)
@@ -112,7 +93,7 @@ static void hello(struct cu_http_client *c, const char *owner)
                                      "{\"slots\":1,\"cores\":4,\"memory\":4294967296,\"gpus\":0,"
                                      "\"price_per_cu\":1}"),
                          0);
-    post(c, "/v1/providers/hello", body, 200, NULL, "hello", NULL);
+    exfix_post(c, "/v1/providers/hello", body, 200, NULL, "hello", NULL, NULL);
 }
 
 /* Submits a job with the extra top-level spec fields; returns its id. */
@@ -131,8 +112,8 @@ static void submit(const char *name, int tasks, const char *extra, char *id, siz
                                  "\"tasks\":{\"count\":%d}%s}}",
                                  ref, name, tasks, extra),
                      0);
-    post(E->a, "/v1/jobs", body, 201, NULL, "submit", &out);
-    assert_int_equal(cu_snprintf(id, idsz, "%s", str_of(out, "id")), 0);
+    exfix_post(E->a, "/v1/jobs", body, 201, NULL, "submit", &out, NULL);
+    assert_int_equal(cu_snprintf(id, idsz, "%s", exfix_str(out, "id")), 0);
     json_decref(out);
 }
 
@@ -174,10 +155,9 @@ static char *hb_body(const json_t *lease, int64_t rid, const char *nonce_hex, bo
     char hex[2 * CU_CHAL_ANSWER_LEN + 1], *s;
     json_t *j;
 
-    assert_int_equal(cu_hex_decode(str_of(hb, "secret"), secret, sizeof secret), 0);
-    assert_int_equal(cu_hex_decode(nonce_hex ? nonce_hex : str_of(hb, "nonce"), nonce,
-                                   sizeof nonce),
-                     0);
+    assert_int_equal(cu_hex_decode(exfix_str(hb, "secret"), secret, sizeof secret), 0);
+    assert_int_equal(
+        cu_hex_decode(nonce_hex ? nonce_hex : exfix_str(hb, "nonce"), nonce, sizeof nonce), 0);
     cu_chal_heartbeat_answer(secret, rid, nonce, ans);
     if (bad)
         ans[3] ^= 0x10;
@@ -221,11 +201,11 @@ static void test_capability_challenge(void **state)
     assert_non_null(ans);
     ch = json_object_get(ans, "challenge");
     assert_non_null(ch);
-    assert_string_equal(str_of(ch, "kind"), "factor");
-    assert_string_equal(str_of(ch, "job"), job);
-    assert_int_equal(cu_snprintf(path, sizeof path, "/v1/challenges/%s", str_of(ch, "id")), 0);
+    assert_string_equal(exfix_str(ch, "kind"), "factor");
+    assert_string_equal(exfix_str(ch, "job"), job);
+    assert_int_equal(cu_snprintf(path, sizeof path, "/v1/challenges/%s", exfix_str(ch, "id")), 0);
     json_decref(ans);
-    post(E->q, path, "{\"p\":\"3\",\"q\":\"5\"}", 200, NULL, "wrong answer", &ans);
+    exfix_post(E->q, path, "{\"p\":\"3\",\"q\":\"5\"}", 200, NULL, "wrong answer", &ans, NULL);
     assert_false(json_is_true(json_object_get(ans, "passed")));
     json_decref(ans);
     assert_null(claim(E->q)); /* never this job again */
@@ -239,14 +219,14 @@ static void test_capability_challenge(void **state)
     ans = claim(E->p);
     ch = json_object_get(ans, "challenge");
     assert_non_null(ch);
-    n_s = str_of(ch, "n");
+    n_s = exfix_str(ch, "n");
     assert_int_equal(cu_chal_factor_solve(strtoull(n_s, NULL, 10), 100000000, &fa, NULL), 0);
-    assert_int_equal(cu_snprintf(path, sizeof path, "/v1/challenges/%s", str_of(ch, "id")), 0);
-    assert_int_equal(cu_snprintf(body, sizeof body, "{\"p\":\"%" PRIu64 "\",\"q\":\"%" PRIu64 "\"}",
-                                 fa.p, fa.q),
-                     0);
+    assert_int_equal(cu_snprintf(path, sizeof path, "/v1/challenges/%s", exfix_str(ch, "id")), 0);
+    assert_int_equal(
+        cu_snprintf(body, sizeof body, "{\"p\":\"%" PRIu64 "\",\"q\":\"%" PRIu64 "\"}", fa.p, fa.q),
+        0);
     json_decref(ans);
-    post(E->p, path, body, 200, NULL, "right answer", &ans);
+    exfix_post(E->p, path, body, 200, NULL, "right answer", &ans, NULL);
     assert_true(json_is_true(json_object_get(ans, "passed")));
     json_decref(ans);
     ans = claim(E->p);
@@ -273,19 +253,20 @@ static void test_heartbeat_challenge(void **state)
 
     /* Right answers renew, each with a fresh nonce. */
     hb = hb_body(lease, rid, NULL, false);
-    post(E->r, path, hb, 200, NULL, "answered heartbeat", &out);
+    exfix_post(E->r, path, hb, 200, NULL, "answered heartbeat", &out, NULL);
     free(hb);
-    assert_string_not_equal(str_of(out, "nonce"), str_of(json_object_get(lease, "heartbeat"),
-                                                         "nonce"));
+    assert_string_not_equal(exfix_str(out, "nonce"),
+                            exfix_str(json_object_get(lease, "heartbeat"), "nonce"));
     /* The old nonce no longer works; the new one does, once. */
-    hb = hb_body(lease, rid, str_of(out, "nonce"), false);
+    hb = hb_body(lease, rid, exfix_str(out, "nonce"), false);
     json_decref(out);
-    post(E->r, path, hb, 200, NULL, "second heartbeat", &out);
+    exfix_post(E->r, path, hb, 200, NULL, "second heartbeat", &out, NULL);
     free(hb);
     /* A missing answer ends the lease. */
-    post(E->r, path, "{\"state\":\"running\"}", 409, "challenge_failed", "unanswered heartbeat",
-         NULL);
-    post(E->r, path, "{\"state\":\"running\"}", 409, "lease_lost", "after the end", NULL);
+    exfix_post(E->r, path, "{\"state\":\"running\"}", 409, "challenge_failed",
+               "unanswered heartbeat", NULL, NULL);
+    exfix_post(E->r, path, "{\"state\":\"running\"}", 409, "lease_lost", "after the end", NULL,
+               NULL);
     json_decref(out);
     json_decref(ans);
     /* The task was requeued for someone else. */
@@ -305,7 +286,7 @@ static void test_commit_reveal_and_slash(void **state)
     (void)state;
     /* A fresh pair of providers with their own owners; Q stakes. */
     fund(E->q, 100000);
-    post(E->q, "/v1/stake", "{\"amount\":1000}", 200, NULL, "stake", &out);
+    exfix_post(E->q, "/v1/stake", "{\"amount\":1000}", 200, NULL, "stake", &out, NULL);
     assert_int_equal(json_integer_value(json_object_get(out, "stake")), 1000);
     json_decref(out);
     submit("quorum", 1, ",\"quorum\":2,\"max_replicas\":3,\"replication\":2", job, sizeof job);
@@ -315,12 +296,13 @@ static void test_commit_reveal_and_slash(void **state)
     lq = json_object_get(aq, "lease");
     assert_non_null(lp);
     assert_non_null(lq);
-    assert_string_equal(str_of(lp, "job"), job);
-    assert_string_equal(str_of(lq, "job"), job);
+    assert_string_equal(exfix_str(lp, "job"), job);
+    assert_string_equal(exfix_str(lq, "job"), job);
     rp = json_integer_value(json_object_get(lp, "replica"));
     rq = json_integer_value(json_object_get(lq, "replica"));
     /* A busy staker cannot withdraw. */
-    post(E->q, "/v1/unstake", "{\"amount\":1}", 409, "busy", "unstake while leased", NULL);
+    exfix_post(E->q, "/v1/unstake", "{\"amount\":1}", 409, "busy", "unstake while leased", NULL,
+               NULL);
 
     /* The (empty) logs exist as a blob, as a provider uploads them. */
     {
@@ -336,16 +318,16 @@ static void test_commit_reveal_and_slash(void **state)
     /* An ok report needs a commitment first. */
     rep = report_body(E->root_hex);
     assert_int_equal(cu_snprintf(path, sizeof path, "/v1/replicas/%" PRId64 "/report", rp), 0);
-    post(E->p, path, rep, 409, "commit_required", "report before commit", NULL);
+    exfix_post(E->p, path, rep, 409, "commit_required", "report before commit", NULL, NULL);
 
     ex_commit_hash(E->idp.id, E->root_hex, pc);
     assert_int_equal(cu_snprintf(path, sizeof path, "/v1/replicas/%" PRId64 "/commit", rp), 0);
     assert_int_equal(cu_snprintf(body, sizeof body, "{\"commit\":\"%s\"}", pc), 0);
-    post(E->p, path, body, 200, NULL, "P commits", &out);
+    exfix_post(E->p, path, body, 200, NULL, "P commits", &out, NULL);
     assert_false(json_is_true(json_object_get(out, "reveal"))); /* Q has not committed */
     json_decref(out);
     assert_int_equal(cu_snprintf(path, sizeof path, "/v1/replicas/%" PRId64 "/report", rp), 0);
-    post(E->p, path, rep, 409, "reveal_not_yet", "report before reveal", NULL);
+    exfix_post(E->p, path, rep, 409, "reveal_not_yet", "report before reveal", NULL, NULL);
 
     /* Q commits to a different (wrong) result; then both may reveal. */
     memset(bad_root, 'a', CU_HASH_HEX_LEN);
@@ -353,16 +335,16 @@ static void test_commit_reveal_and_slash(void **state)
     ex_commit_hash(E->idq.id, bad_root, qc);
     assert_int_equal(cu_snprintf(path, sizeof path, "/v1/replicas/%" PRId64 "/commit", rq), 0);
     assert_int_equal(cu_snprintf(body, sizeof body, "{\"commit\":\"%s\"}", qc), 0);
-    post(E->q, path, body, 200, NULL, "Q commits", &out);
+    exfix_post(E->q, path, body, 200, NULL, "Q commits", &out, NULL);
     assert_true(json_is_true(json_object_get(out, "reveal")));
     json_decref(out);
 
     /* P reveals its committed result; Q reveals one that is not its
      * commitment: a wrong result, slashed. */
     assert_int_equal(cu_snprintf(path, sizeof path, "/v1/replicas/%" PRId64 "/report", rp), 0);
-    post(E->p, path, rep, 200, NULL, "P reports", NULL);
+    exfix_post(E->p, path, rep, 200, NULL, "P reports", NULL, NULL);
     assert_int_equal(cu_snprintf(path, sizeof path, "/v1/replicas/%" PRId64 "/report", rq), 0);
-    post(E->q, path, rep, 409, "commit_mismatch", "Q reveals another result", NULL);
+    exfix_post(E->q, path, rep, 409, "commit_mismatch", "Q reveals another result", NULL, NULL);
     free(rep);
 
     jj = reputation(E->idq.id);
@@ -377,7 +359,7 @@ static void test_commit_reveal_and_slash(void **state)
     cu_http_result_init(&r);
     call(E->a, "GET", path, NULL, &r);
     expect_status(&r, 200, NULL, "job");
-    assert_string_equal(str_of(r.json, "state"), "running");
+    assert_string_equal(exfix_str(r.json, "state"), "running");
     cu_http_result_release(&r);
     json_decref(ap);
     json_decref(aq);
@@ -403,14 +385,14 @@ static void test_same_owner_never_twice(void **state)
         a1 = claim(E->r);
         assert_non_null(a1);
         assert_true(i < 8);
-        if (strcmp(str_of(json_object_get(a1, "lease"), "job"), job) == 0)
+        if (strcmp(exfix_str(json_object_get(a1, "lease"), "job"), job) == 0)
             break;
         json_decref(a1);
     }
     /* S may get other work (earlier tests left some), never this task. */
     for (int i = 0; i < 4 && (a2 = claim(s)) != NULL; i++) {
         json_t *l = json_object_get(a2, "lease"), *c = json_object_get(a2, "challenge");
-        assert_string_not_equal(str_of(l ? l : c, "job"), job);
+        assert_string_not_equal(exfix_str(l ? l : c, "job"), job);
         json_decref(a2);
     }
     json_decref(a1);
@@ -439,20 +421,22 @@ static void test_batches(void **state)
     fund(E->a, 1000000000);
     hello(t, NULL);
     submit("batches", 3, ",\"replication\":1", job, sizeof job);
-    post(t, "/v1/claims", "{\"max\":0,\"wait_ms\":0,\"free\":{\"cores\":4,\"memory\":4294967296}}",
-         400, "invalid", "max 0", NULL);
-    post(t, "/v1/claims",
-         "{\"max\":65,\"wait_ms\":0,\"free\":{\"cores\":4,\"memory\":4294967296}}", 400, "invalid",
-         "max 65", NULL);
+    exfix_post(t, "/v1/claims",
+               "{\"max\":0,\"wait_ms\":0,\"free\":{\"cores\":4,\"memory\":4294967296}}", 400,
+               "invalid", "max 0", NULL, NULL);
+    exfix_post(t, "/v1/claims",
+               "{\"max\":65,\"wait_ms\":0,\"free\":{\"cores\":4,\"memory\":4294967296}}", 400,
+               "invalid", "max 65", NULL, NULL);
     /* Two free cores: two of the three tasks (one core each). */
-    post(t, "/v1/claims", "{\"max\":8,\"wait_ms\":0,\"free\":{\"cores\":2,\"memory\":4294967296}}",
-         200, NULL, "batched claim", &ans);
+    exfix_post(t, "/v1/claims",
+               "{\"max\":8,\"wait_ms\":0,\"free\":{\"cores\":2,\"memory\":4294967296}}", 200, NULL,
+               "batched claim", &ans, NULL);
     list = json_object_get(ans, "leases");
     assert_null(json_object_get(ans, "lease"));
     assert_int_equal(json_array_size(list), 2);
     for (size_t k = 0; k < 2; k++) {
         const json_t *l = json_array_get(list, k);
-        assert_string_equal(str_of(l, "job"), job);
+        assert_string_equal(exfix_str(l, "job"), job);
         rid[k] = json_integer_value(json_object_get(l, "replica"));
         seen[json_integer_value(json_object_get(l, "task"))]++;
         assert_non_null(json_object_get(json_object_get(l, "heartbeat"), "secret"));
@@ -462,7 +446,7 @@ static void test_batches(void **state)
     ans = claim(t);
     assert_non_null(ans);
     assert_null(json_object_get(ans, "leases"));
-    assert_string_equal(str_of(json_object_get(ans, "lease"), "job"), job);
+    assert_string_equal(exfix_str(json_object_get(ans, "lease"), "job"), job);
     rid[2] = json_integer_value(json_object_get(json_object_get(ans, "lease"), "replica"));
     seen[json_integer_value(json_object_get(json_object_get(ans, "lease"), "task"))]++;
     json_decref(ans);
@@ -476,8 +460,8 @@ static void test_batches(void **state)
                     "{\"replica\":%lld,\"status\":\"failed\",\"exit_code\":1}]}",
                     (long long)rid[0], (long long)rid[0]),
         0);
-    post(t, "/v1/reports", body, 400, "invalid", "duplicate replica", NULL);
-    post(t, "/v1/reports", "{\"reports\":[]}", 400, "invalid", "empty batch", NULL);
+    exfix_post(t, "/v1/reports", body, 400, "invalid", "duplicate replica", NULL, NULL);
+    exfix_post(t, "/v1/reports", "{\"reports\":[]}", 400, "invalid", "empty batch", NULL, NULL);
     /* The batch: two good reports, one with a log blob never uploaded,
      * and a replica of another provider's; each is answered alone. */
     cu_random_hex(hex, CU_HASH_HEX_LEN / 2);
@@ -504,12 +488,12 @@ static void test_batches(void **state)
     expect_status(&r, 200, NULL, "batched report");
     res = json_object_get(r.json, "results");
     assert_int_equal(json_array_size(res), 4);
-    assert_string_equal(str_of(json_array_get(res, 0), "state"), "accepted");
-    assert_string_equal(str_of(json_object_get(json_array_get(res, 1), "error"), "code"),
+    assert_string_equal(exfix_str(json_array_get(res, 0), "state"), "accepted");
+    assert_string_equal(exfix_str(json_object_get(json_array_get(res, 1), "error"), "code"),
                         "missing_blobs");
-    assert_string_equal(str_of(json_array_get(res, 2), "state"), "accepted");
-    assert_string_equal(str_of(json_array_get(res, 2), "task_state"), "done");
-    assert_string_equal(str_of(json_object_get(json_array_get(res, 3), "error"), "code"),
+    assert_string_equal(exfix_str(json_array_get(res, 2), "state"), "accepted");
+    assert_string_equal(exfix_str(json_array_get(res, 2), "task_state"), "done");
+    assert_string_equal(exfix_str(json_object_get(json_array_get(res, 3), "error"), "code"),
                         "not_found");
     cu_http_result_release(&r);
     /* The one left, alone; then the first again (idempotent). */
@@ -525,8 +509,8 @@ static void test_batches(void **state)
     call(t, "POST", "/v1/reports", body, &r);
     expect_status(&r, 200, NULL, "batched report");
     res = json_object_get(r.json, "results");
-    assert_string_equal(str_of(json_array_get(res, 0), "task_state"), "done");
-    assert_string_equal(str_of(json_array_get(res, 1), "state"), "accepted");
+    assert_string_equal(exfix_str(json_array_get(res, 0), "task_state"), "done");
+    assert_string_equal(exfix_str(json_array_get(res, 1), "state"), "accepted");
     cu_http_result_release(&r);
     cu_identity_wipe(&idt);
     cu_http_client_free(t);
@@ -553,19 +537,19 @@ static void test_batches_sequential(void **state)
     fund(E->a, 1000000000);
     hello(t, NULL);
     submit("sequential", 3, ",\"replication\":1", job, sizeof job);
-    post(t, "/v1/claims",
-         "{\"max\":4,\"sequential\":1,\"wait_ms\":0,\"free\":{\"cores\":1,"
-         "\"memory\":4294967296}}",
-         400, "invalid", "sequential not a boolean", NULL);
-    post(t, "/v1/claims",
-         "{\"max\":4,\"sequential\":true,\"wait_ms\":0,\"free\":{\"cores\":1,"
-         "\"memory\":4294967296}}",
-         200, NULL, "sequential claim", &ans);
+    exfix_post(t, "/v1/claims",
+               "{\"max\":4,\"sequential\":1,\"wait_ms\":0,\"free\":{\"cores\":1,"
+               "\"memory\":4294967296}}",
+               400, "invalid", "sequential not a boolean", NULL, NULL);
+    exfix_post(t, "/v1/claims",
+               "{\"max\":4,\"sequential\":true,\"wait_ms\":0,\"free\":{\"cores\":1,"
+               "\"memory\":4294967296}}",
+               200, NULL, "sequential claim", &ans, NULL);
     list = json_object_get(ans, "leases");
     assert_int_equal(json_array_size(list), 3);
     for (size_t k = 0; k < 3; k++) {
         const json_t *l = json_array_get(list, k);
-        assert_string_equal(str_of(l, "job"), job);
+        assert_string_equal(exfix_str(l, "job"), job);
         rid[k] = json_integer_value(json_object_get(l, "replica"));
         seen[json_integer_value(json_object_get(l, "task"))]++;
     }
@@ -590,7 +574,7 @@ static void test_batches_sequential(void **state)
     res = json_object_get(r.json, "results");
     assert_int_equal(json_array_size(res), 3);
     for (size_t k = 0; k < 3; k++)
-        assert_string_equal(str_of(json_array_get(res, k), "state"), "accepted");
+        assert_string_equal(exfix_str(json_array_get(res, k), "state"), "accepted");
     cu_http_result_release(&r);
     cu_identity_wipe(&idt);
     cu_http_client_free(t);
