@@ -68,12 +68,14 @@ struct ex_waiter {
 #define EX_MAX_WAITERS 1024
 #define EX_CHEAPER_FIRST_MS 300 /* a fresh replica waits this long for a cheaper ask */
 
-/* Nonces of signed requests not yet in the nonces table (under mu). They
- * ride along in the next transaction that commits (ex_txn_commit), or the
- * request's own barrier writes them (ex_nonces_flush), so a nonce is in
- * SQLite before any answer to its request leaves, without a commit of its
- * own per request. batch counts flushes: a nonce added while batch == b is
- * in the table once batch > b. */
+/* Nonces of signed requests not yet in the nonces table (under
+ * nonce_mu). They ride along in the next transaction that commits
+ * (ex_txn_commit), or the request's own barrier writes them
+ * (ex_nonces_flush), so a nonce is in SQLite before any answer to its
+ * request leaves, without a commit of its own per request. Nonces are
+ * numbered in the order they queue; base is the number of p[0], and every
+ * nonce numbered below base is in the table. A commit carries a prefix of
+ * p (staged under mu); nonces queued meanwhile stay for the next one. */
 #define EX_NONCES_PENDING 256
 struct ex_nonces {
     struct {
@@ -82,11 +84,19 @@ struct ex_nonces {
         int64_t ts_ms;
     } p[EX_NONCES_PENDING];
     size_t n;
-    uint64_t batch;
+    uint64_t base; /* written under nonce_mu, read without it (atomic) */
 };
 
 struct ex_state {
     pthread_mutex_t mu;
+    /* Reports take lane before mu (state.c "the report lane"): at most
+     * one report waits for mu at a time, and it lets claims waiting for mu
+     * go first. gate and gate_cv guard claims_waiting. */
+    struct {
+        pthread_mutex_t lane, gate;
+        pthread_cond_t gate_cv; /* CLOCK_MONOTONIC */
+        unsigned claims_waiting;
+    } reports;
     pthread_cond_t work; /* broadcast when replicas are queued, and on stop */
     struct cu_db db;
     struct cu_blobstore blobs;
@@ -98,7 +108,7 @@ struct ex_state {
     bool stopping;     /* under mu */
     uint64_t requests; /* HTTP requests seen (atomic builtins) */
     int64_t pruned_ms; /* last nonce pruning (under mu) */
-    bool legacy_nonces; /* the pre-18 nonces table still has rows (mu) */
+    bool legacy_nonces; /* the pre-18 nonces table still has rows (mu; read atomically) */
     /* The ledger (ledger.c), under mu: the exchange's own identity (the
      * block producer), the state replayed from every stored block, and the
      * tip. ledger.devnet is the chain's flag, fixed by block 0. */
@@ -114,6 +124,11 @@ struct ex_state {
     struct cu_hash *last_ids;      /* where ex_ledger_seal copies tx ids, or NULL */
     size_t last_ids_cap;
     struct ex_nonces nonces;       /* pending nonces (ex_nonce_use) */
+    /* The replay check runs without mu (state.c "nonces"): nonce_mu guards
+     * nonces and nonce_db, a read-only connection of its own. */
+    pthread_mutex_t nonce_mu;
+    sqlite3 *nonce_db;
+    sqlite3_stmt *nonce_q, *nonce_legacy_q; /* on nonce_db, prepared on first use */
     struct ex_replay reads;        /* nonces of signed reads (replay.h) */
 };
 
