@@ -816,8 +816,9 @@ int ex_nonce_use(struct ex_state *st, const char *key, const char *nonce, int64_
                  struct cu_err *e)
 {
     struct ex_nonces *q = &st->nonces;
-    int rc = 0;
+    int rc = 0, flushes = 0;
 
+again:
     pthread_mutex_lock(&st->nonce_mu);
     for (size_t i = 0; i < q->n; i++) {
         if (strcmp(q->p[i].nonce, nonce) == 0 && strcmp(q->p[i].key, key) == 0) {
@@ -836,10 +837,15 @@ int ex_nonce_use(struct ex_state *st, const char *key, const char *nonce, int64_
         pthread_mutex_unlock(&st->nonce_mu);
         return cu_err_set(e, -CU_EAUTH, "replayed: nonce already used");
     }
-    /* A full queue is written now (rare: it empties at every commit). */
-    if (rc == 0 && q->n == EX_NONCES_PENDING) {
+    /* A full queue is written now (rare: it empties at every commit).
+     * nonce_mu is let go meanwhile, so the same nonce (a replay racing its
+     * original) may have queued or been committed by then: look again
+     * from the start. */
+    if (rc == 0 && q->n == EX_NONCES_PENDING && flushes++ < 2) {
         pthread_mutex_unlock(&st->nonce_mu);
         rc = ex_nonces_flush_all(st);
+        if (rc == 0)
+            goto again;
         pthread_mutex_lock(&st->nonce_mu);
     }
     if (rc == 0 && q->n == EX_NONCES_PENDING)
@@ -892,6 +898,9 @@ void ex_nonces_committed(struct ex_state *st, size_t n)
     assert(n <= q->n);
     memmove(&q->p[0], &q->p[n], (q->n - n) * sizeof q->p[0]);
     q->n -= n;
+    /* Called by the committing thread right after its COMMIT: the commit's
+     * number is its own to owe. Those whose nonces it carried owe it too. */
+    __atomic_store_n(&q->seq, cu_db_owed(&st->db), __ATOMIC_RELEASE);
     __atomic_store_n(&q->base, q->base + n, __ATOMIC_RELEASE); /* read without nonce_mu */
     pthread_mutex_unlock(&st->nonce_mu);
 }
@@ -924,9 +933,15 @@ int ex_nonces_flush(struct ex_state *st)
     if (!my_nonce.owed || my_nonce.st != st)
         return 0;
     my_nonce.owed = false;
-    /* Without a lock: most nonces were carried by a commit already. */
+    /* Without a lock: most nonces were carried by a commit already, maybe
+     * another thread's; then this answer waits for that commit's sync too
+     * (the newest carrying commit's: its number is at least as high, and
+     * the group commit syncs every commit up to the newest anyway). */
     owed = my_nonce.no >= __atomic_load_n(&st->nonces.base, __ATOMIC_ACQUIRE);
-    return owed ? ex_nonces_flush_all(st) : 0;
+    if (owed)
+        return ex_nonces_flush_all(st);
+    cu_db_owe(&st->db, __atomic_load_n(&st->nonces.seq, __ATOMIC_ACQUIRE));
+    return 0;
 }
 
 /* Whether the pre-18 nonces table still has rows. mu held (or not yet

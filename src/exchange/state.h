@@ -85,6 +85,7 @@ struct ex_nonces {
     } p[EX_NONCES_PENDING];
     size_t n;
     uint64_t base; /* written under nonce_mu, read without it (atomic) */
+    uint64_t seq;  /* the last COMMIT that carried nonces (cu_db_owed); as base */
 };
 
 struct ex_state {

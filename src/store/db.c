@@ -616,6 +616,23 @@ static void group_stop(struct cu_db *db)
     db->g = NULL;
 }
 
+uint64_t cu_db_owed(const struct cu_db *db)
+{
+    return db->g && owed.g == db->g ? owed.seq : 0;
+}
+
+void cu_db_owe(struct cu_db *db, uint64_t seq)
+{
+    if (!db->g || seq == 0)
+        return;
+    if (owed.g != db->g) {
+        owed.g = db->g;
+        owed.seq = 0;
+    }
+    if (seq > owed.seq)
+        owed.seq = seq;
+}
+
 int cu_db_barrier(struct cu_db *db)
 {
     struct cu_db_group *g = db->g;

@@ -128,6 +128,15 @@ int cu_db_group_start(struct cu_db *db, struct cu_err *e);
  * process should be restarted, and SQLite's recovery decides). */
 int cu_db_barrier(struct cu_db *db);
 
+/* For a thread that commits on behalf of others: the number of the last
+ * commit this thread made on db and has not yet passed a barrier for (0:
+ * none, or db is not in group commit mode). */
+uint64_t cu_db_owed(const struct cu_db *db);
+/* Makes this thread owe commit number seq of db as well (a commit another
+ * thread made for it, read with cu_db_owed there): its next cu_db_barrier
+ * waits until seq is durable too. 0 is ignored. */
+void cu_db_owe(struct cu_db *db, uint64_t seq);
+
 /* Counters since cu_db_group_start (all zero without group commit). */
 void cu_db_stats(struct cu_db *db, struct cu_db_stats *out);
 
