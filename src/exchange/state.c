@@ -132,15 +132,20 @@ static void lock_report(struct ex_state *st)
 
     assert(rc == 0);
     (void)rc;
-    pthread_mutex_lock(&st->reports.gate);
-    if (st->reports.claims_waiting > 0) {
+    /* claims_waiting is an atomic: a claim counts itself without a lock;
+     * only a report that has to wait takes the gate, and says so
+     * (yielding), so that the claim ending the wait knows to wake it. */
+    if (__atomic_load_n(&st->reports.claims_waiting, __ATOMIC_SEQ_CST) > 0) {
+        pthread_mutex_lock(&st->reports.gate);
+        __atomic_store_n(&st->reports.yielding, true, __ATOMIC_SEQ_CST);
         cu_mono_deadline(&until, REPORT_YIELD_MS);
-        while (st->reports.claims_waiting > 0 &&
+        while (__atomic_load_n(&st->reports.claims_waiting, __ATOMIC_SEQ_CST) > 0 &&
                pthread_cond_timedwait(&st->reports.gate_cv, &st->reports.gate, &until) !=
                    ETIMEDOUT)
             ;
+        __atomic_store_n(&st->reports.yielding, false, __ATOMIC_SEQ_CST);
+        pthread_mutex_unlock(&st->reports.gate);
     }
-    pthread_mutex_unlock(&st->reports.gate);
     lock(st);
 }
 
@@ -151,17 +156,20 @@ static void unlock_report(struct ex_state *st)
 }
 
 /* mu for a claim: counted while it waits, so that the report lane's head
- * lets it go first. */
+ * lets it go first. The last claim to stop waiting wakes a yielding
+ * report: the report sets yielding before it looks at the count, the
+ * claim looks at yielding after it lowered the count, so one of them
+ * sees the other. */
 static void lock_claim(struct ex_state *st)
 {
-    pthread_mutex_lock(&st->reports.gate);
-    st->reports.claims_waiting++;
-    pthread_mutex_unlock(&st->reports.gate);
+    __atomic_add_fetch(&st->reports.claims_waiting, 1, __ATOMIC_SEQ_CST);
     lock(st);
-    pthread_mutex_lock(&st->reports.gate);
-    if (--st->reports.claims_waiting == 0)
+    if (__atomic_sub_fetch(&st->reports.claims_waiting, 1, __ATOMIC_SEQ_CST) == 0 &&
+        __atomic_load_n(&st->reports.yielding, __ATOMIC_SEQ_CST)) {
+        pthread_mutex_lock(&st->reports.gate);
         pthread_cond_signal(&st->reports.gate_cv);
-    pthread_mutex_unlock(&st->reports.gate);
+        pthread_mutex_unlock(&st->reports.gate);
+    }
 }
 
 static const char *short_id(const char *id)

@@ -92,11 +92,13 @@ struct ex_state {
     pthread_mutex_t mu;
     /* Reports take lane before mu (state.c "the report lane"): at most
      * one report waits for mu at a time, and it lets claims waiting for mu
-     * go first. gate and gate_cv guard claims_waiting. */
+     * go first: claims_waiting and yielding are atomics; a report waits
+     * on gate_cv (with gate) while claims wait. */
     struct {
         pthread_mutex_t lane, gate;
         pthread_cond_t gate_cv; /* CLOCK_MONOTONIC */
         unsigned claims_waiting;
+        bool yielding; /* the lane's head waits for claims_waiting to reach 0 */
     } reports;
     pthread_cond_t work; /* broadcast when replicas are queued, and on stop */
     struct cu_db db;

@@ -886,9 +886,7 @@ static unsigned claims_waiting(struct ex_state *st)
 {
     unsigned n;
 
-    pthread_mutex_lock(&st->reports.gate);
-    n = st->reports.claims_waiting;
-    pthread_mutex_unlock(&st->reports.gate);
+    n = __atomic_load_n(&st->reports.claims_waiting, __ATOMIC_SEQ_CST);
     return n;
 }
 
