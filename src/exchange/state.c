@@ -1959,28 +1959,46 @@ out_finalize:
 /* Leases the picked replica to provider in the open transaction and
  * builds its lease object (*lease, owned; p->spec and p->arg are given to
  * it). 0, or -CU_EDB / -CU_ENOMEM; the caller rolls back. mu held. */
-static int claim_lease(struct ex_state *st, const char *provider, struct claim_pick *p,
-                       int64_t now, json_t **lease)
+/* A lease granted under mu; its answer is written after mu is let go
+ * (lease_json): the JSON, the lease's secret and the log line cost ~15 %
+ * of a batched claim's hold of mu, which every other request waits for. */
+struct lease_out {
+    int64_t rid, idx, task_count, expires;
+    char job[32];
+    json_t *arg, *spec; /* owned references */
+    char hb_nonce[2 * CU_CHAL_NONCE_LEN + 1];
+};
+
+static void lease_out_release(struct lease_out *l, size_t n)
 {
-    char hb_nonce[2 * CU_CHAL_NONCE_LEN + 1] = "";
-    unsigned char secret[CU_CHAL_KEY_LEN];
-    char sec_hex[2 * CU_CHAL_KEY_LEN + 1];
+    for (size_t i = 0; i < n; i++) {
+        json_decref(l[i].arg);
+        json_decref(l[i].spec);
+    }
+    memset(l, 0, n * sizeof *l);
+}
+
+/* Leases p's replica to provider in the open transaction and fills *out
+ * (its references are new ones: p keeps its own). 0 or negative. */
+static int claim_lease(struct ex_state *st, const char *provider, struct claim_pick *p,
+                       int64_t now, struct lease_out *out)
+{
     int64_t expires;
     int rc;
 
-    *lease = NULL;
+    memset(out, 0, sizeof *out);
     if (cu_lease_expiry(now, st->lease_ms, &expires))
         return -CU_EINVAL;
     /* The move, the lease's terms and its first heartbeat nonce in one
      * write of the row (three UPDATEs of it were 12 % of a batch). */
     assert(cu_replica_can_transition(CU_REPLICA_QUEUED, CU_REPLICA_LEASED));
-    ex_trust_nonce_make(hb_nonce);
+    ex_trust_nonce_make(out->hb_nonce);
     rc = ex_sql_run(st,
              "UPDATE OR FAIL replicas SET state = 'leased', provider = ?2, leased_ms = ?3, "
              "lease_expires_ms = ?4, hb_nonce = ?5, "
              "price_per_cu = COALESCE((SELECT price_per_cu FROM providers WHERE id = ?2), 1) "
              "WHERE id = ?1 AND state = 'queued'",
-             "itiit", p->rid, provider, now, expires, hb_nonce);
+             "itiit", p->rid, provider, now, expires, out->hb_nonce);
     if (!rc && sqlite3_changes(st->db.h) != 1) {
         cu_error("replica %lld was not queued (leasing it)", (long long)p->rid);
         rc = -CU_ECONFLICT;
@@ -1992,23 +2010,53 @@ static int claim_lease(struct ex_state *st, const char *provider, struct claim_p
         rc = adaptive_plan(st, p->job, p->idx, provider, now);
     if (rc)
         return rc;
-    ex_trust_lease_secret(st, p->rid, secret);
+    out->rid = p->rid;
+    out->idx = p->idx;
+    out->task_count = p->task_count;
+    out->expires = expires;
+    (void)cu_snprintf(out->job, sizeof out->job, "%s", p->job);
+    out->arg = json_incref(p->arg);
+    out->spec = json_incref(p->spec);
+    return 0;
+}
+
+/* The lease's answer (docs/api.md "Claims"), or NULL when out of memory.
+ * Without mu: the secret derives from the exchange's key alone. */
+static json_t *lease_json(const struct ex_state *st, const struct lease_out *l)
+{
+    unsigned char secret[CU_CHAL_KEY_LEN];
+    char sec_hex[2 * CU_CHAL_KEY_LEN + 1];
+    json_t *j;
+
+    ex_trust_lease_secret(st, l->rid, secret);
     cu_hex_encode(secret, sizeof secret, sec_hex);
     sodium_memzero(secret, sizeof secret);
-    *lease = json_pack("{s:I,s:s,s:I,s:I,s:O,s:O,s:I,s:I,s:I,s:{s:s,s:s}}", "replica",
-                       (json_int_t)p->rid, "job", p->job, "task", (json_int_t)p->idx,
-                       "task_count", (json_int_t)p->task_count, "arg",
-                       p->arg ? p->arg : json_null(), "spec", p->spec ? p->spec : json_null(),
-                       "lease_ms", (json_int_t)st->lease_ms, "lease_expires_ms",
-                       (json_int_t)expires, "heartbeat_ms",
-                       (json_int_t)cu_lease_heartbeat_ms(st->lease_ms), "heartbeat", "secret",
-                       sec_hex, "nonce", hb_nonce);
+    j = json_pack("{s:I,s:s,s:I,s:I,s:O,s:O,s:I,s:I,s:I,s:{s:s,s:s}}", "replica",
+                  (json_int_t)l->rid, "job", l->job, "task", (json_int_t)l->idx, "task_count",
+                  (json_int_t)l->task_count, "arg", l->arg ? l->arg : json_null(), "spec",
+                  l->spec ? l->spec : json_null(), "lease_ms", (json_int_t)st->lease_ms,
+                  "lease_expires_ms", (json_int_t)l->expires, "heartbeat_ms",
+                  (json_int_t)cu_lease_heartbeat_ms(st->lease_ms), "heartbeat", "secret", sec_hex,
+                  "nonce", l->hb_nonce);
     sodium_memzero(sec_hex, sizeof sec_hex);
-    if (!*lease)
-        return -CU_ENOMEM;
-    cu_info("replica %lld leased: task %s/%lld to provider %.8s", (long long)p->rid, p->job,
-            (long long)p->idx, provider);
-    return 0;
+    return j;
+}
+
+/* One log line for a claim's leases (the replicas and their tasks). */
+static void log_leases(const char *provider, const struct lease_out *l, size_t n)
+{
+    char line[1536];
+    size_t used = 0;
+
+    line[0] = '\0';
+    for (size_t i = 0; i < n && used < sizeof line - 64; i++) {
+        int k = snprintf(line + used, sizeof line - used, "%s%lld (task %s/%lld)", i ? ", " : "",
+                         (long long)l[i].rid, l[i].job, (long long)l[i].idx);
+        if (k < 0 || (size_t)k >= sizeof line - used)
+            break;
+        used += (size_t)k;
+    }
+    cu_info("leased to provider %.8s: %s%s", provider, n == 1 ? "replica " : "replicas ", line);
 }
 
 /* One attempt to lease up to max queued replicas to me (max >= 1), all in
@@ -2021,8 +2069,8 @@ static int claim_lease(struct ex_state *st, const char *provider, struct claim_p
  * replica was left to a cheaper waiter and is worth another look that
  * soon); negative with f set on a database failure. mu held. */
 static int claim_once(struct ex_state *st, const struct ex_waiter *me, unsigned max,
-                      bool score_fresh, json_t **leases, json_t **challenge, int64_t *retry_ms,
-                      struct ex_fail *f)
+                      bool score_fresh, struct lease_out *outs, size_t *nout, json_t **challenge,
+                      int64_t *retry_ms, struct ex_fail *f)
 {
     struct claim_pick p = {0}, prev = {0};
     struct ex_free left = me->fr;
@@ -2030,12 +2078,11 @@ static int claim_once(struct ex_state *st, const struct ex_waiter *me, unsigned 
      * the waiter's own, when it was just read under this hold of mu. */
     bool floor = ex_trust_floor_running(st);
     uint32_t score = !floor && score_fresh ? me->score : ex_trust_score(st, me->provider, floor);
-    json_t *arr = NULL, *lease;
     int64_t now;
     bool stop = false;
     int rc = 0;
 
-    *leases = NULL;
+    *nout = 0;
     *challenge = NULL;
     *retry_ms = 0;
     for (unsigned n = 0; n < max && !stop; n++) {
@@ -2045,11 +2092,6 @@ static int claim_once(struct ex_state *st, const struct ex_waiter *me, unsigned 
             break;
         now = cu_now_ms();
         if (!st->in_txn) {
-            arr = json_array();
-            if (!arr) {
-                rc = ex_fail_set(f, 500, "internal", "out of memory");
-                break;
-            }
             if (ex_txn_begin(st, NULL)) {
                 rc = ex_fail_db(st, f, "starting a transaction");
                 break;
@@ -2060,9 +2102,9 @@ static int claim_once(struct ex_state *st, const struct ex_waiter *me, unsigned 
                 break;
             }
         }
-        rc = claim_lease(st, me->provider, &p, now, &lease);
-        if (!rc && json_array_append_new(arr, lease) != 0)
-            rc = -CU_ENOMEM;
+        rc = claim_lease(st, me->provider, &p, now, &outs[*nout]);
+        if (!rc)
+            (*nout)++;
         if (rc) {
             rc = rc == -CU_EDB ? ex_fail_db(st, f, "leasing a replica")
                                : ex_fail_set(f, 500, "internal", "cannot build the lease");
@@ -2088,18 +2130,15 @@ static int claim_once(struct ex_state *st, const struct ex_waiter *me, unsigned 
         ex_txn_rollback(st);
     }
     if (rc) {
-        json_decref(arr);
+        lease_out_release(outs, *nout);
+        *nout = 0;
         json_decref(*challenge);
         *challenge = NULL;
         return rc;
     }
-    if (*challenge) {
-        /* Only a batch's first search hands out a challenge: nothing was
-         * leased. */
-        assert(!arr);
-        return 0;
-    }
-    *leases = arr;
+    /* Only a batch's first search hands out a challenge: nothing was
+     * leased then. */
+    assert(!*challenge || *nout == 0);
     return 0;
 }
 
@@ -2122,6 +2161,8 @@ int ex_claim_batch(struct ex_state *st, const char *provider, const struct ex_fr
 {
     struct timespec deadline, now_ts, until;
     struct ex_waiter solo, *me = &solo;
+    struct lease_out outs[EX_MAX_CLAIM_BATCH];
+    size_t nout = 0;
     json_t *leases = NULL, *challenge = NULL;
     int64_t retry_ms = 0;
     bool seen = false; /* last_seen recorded by this claim */
@@ -2129,6 +2170,8 @@ int ex_claim_batch(struct ex_state *st, const char *provider, const struct ex_fr
     int rc;
 
     *answer = NULL;
+    if (max > EX_MAX_CLAIM_BATCH)
+        return ex_fail_set(f, 400, "invalid", "\"max\" must be at most %d", EX_MAX_CLAIM_BATCH);
     cu_mono_deadline(&deadline, wait_ms);
     lock_claim(st);
     /* Waiters are visible to each other so cheaper asks are served first;
@@ -2153,9 +2196,9 @@ int ex_claim_batch(struct ex_state *st, const char *provider, const struct ex_fr
         }
         /* me->score was read just before the first try, under this same
          * hold of mu; after a wait it may be stale. */
-        rc = claim_once(st, me, max ? max : 1, fresh, &leases, &challenge, &retry_ms, f);
+        rc = claim_once(st, me, max ? max : 1, fresh, outs, &nout, &challenge, &retry_ms, f);
         fresh = false;
-        if (rc || leases || challenge)
+        if (rc || nout || challenge)
             break;
         /* A lease records that the provider was seen in its own
          * transaction; a claim about to wait records it now. */
@@ -2183,13 +2226,29 @@ int ex_claim_batch(struct ex_state *st, const char *provider, const struct ex_fr
     }
     me->active = false;
     /* Whoever deferred to this waiter looks again. */
-    if (!leases && st->deferred) {
+    if (!nout && st->deferred) {
         st->deferred = false;
         pthread_cond_broadcast(&st->work);
     }
     unlock(st);
     if (rc)
         return rc;
+    /* The leases are committed: their answers are written without mu.
+     * Should memory run out here, the provider hears 500 and the leases
+     * run out unrenewed (the reaper queues them again). */
+    if (nout) {
+        log_leases(provider, outs, nout);
+        leases = json_array();
+        for (size_t i = 0; leases && i < nout; i++) {
+            if (json_array_append_new(leases, lease_json(st, &outs[i])) != 0) {
+                json_decref(leases);
+                leases = NULL;
+            }
+        }
+        lease_out_release(outs, nout);
+        if (!leases)
+            return ex_fail_set(f, 500, "internal", "out of memory");
+    }
     if (challenge)
         *answer = json_pack("{s:o}", "challenge", challenge);
     else if (leases && max == 0)
