@@ -4,13 +4,17 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "base/buf.h"
 #include "base/err.h"
 #include "base/json.h"
+#include "base/log.h"
 #include "base/util.h"
 #include "base/banned.h"
 
@@ -198,6 +202,78 @@ static void test_files(void **state)
     cu_buf_release(&small);
 }
 
+/* What fd 2 got since the last call (a temporary file stands in for it). */
+static size_t stderr_read(int fd, char *out, size_t cap, off_t *at)
+{
+    ssize_t n = pread(fd, out, cap - 1, *at);
+
+    assert_true(n >= 0);
+    out[n] = '\0';
+    *at += n;
+    return (size_t)n;
+}
+
+/* Held lines wait for the release, in order, in one piece; a warning
+ * writes what was held and itself at once; holds nest. */
+static void test_log_hold(void **state)
+{
+    char path[] = "/tmp/cu_log_hold_XXXXXX", got[4096];
+    int fd = mkstemp(path), saved = dup(2);
+    off_t at = 0;
+
+    (void)state;
+    assert_true(fd >= 0 && saved >= 0);
+    unlink(path);
+    assert_int_equal(dup2(fd, 2), 2);
+    cu_log_set_level(CU_LOG_INFO);
+
+    cu_log_hold();
+    cu_info("one");
+    cu_debug("below the level");
+    cu_info("two");
+    assert_int_equal(stderr_read(fd, got, sizeof got, &at), 0);
+    cu_log_hold(); /* nested: the inner release writes nothing */
+    cu_info("three");
+    cu_log_release();
+    assert_int_equal(stderr_read(fd, got, sizeof got, &at), 0);
+    cu_log_release();
+    stderr_read(fd, got, sizeof got, &at);
+    assert_non_null(strstr(got, "one\n"));
+    assert_true(strstr(got, "one\n") < strstr(got, "two\n"));
+    assert_true(strstr(got, "two\n") < strstr(got, "three\n"));
+    assert_null(strstr(got, "below the level"));
+
+    cu_log_hold();
+    cu_info("four");
+    cu_warn("five");
+    stderr_read(fd, got, sizeof got, &at);
+    assert_non_null(strstr(got, "four\n"));
+    assert_true(strstr(got, "four\n") < strstr(got, "WARN"));
+    cu_info("six");
+    assert_int_equal(stderr_read(fd, got, sizeof got, &at), 0);
+    /* More than the buffer holds: written as it fills, nothing lost. */
+    for (int i = 0; i < 200; i++)
+        cu_info("line %03d %s", i, "................................................");
+    cu_log_release();
+    stderr_read(fd, got, sizeof got, &at); /* the tail; count through the file */
+    {
+        FILE *f = fdopen(dup(fd), "r");
+        char line[512];
+        int n = 0;
+        assert_non_null(f);
+        rewind(f);
+        while (fgets(line, sizeof line, f))
+            n += strstr(line, "] line ") != NULL;
+        fclose(f);
+        assert_int_equal(n, 200);
+    }
+    cu_log_release(); /* unbalanced: ignored */
+
+    assert_int_equal(dup2(saved, 2), 2);
+    close(saved);
+    close(fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -205,6 +281,7 @@ int main(void)
         cmocka_unit_test(test_parse_duration), cmocka_unit_test(test_parse_i64),
         cmocka_unit_test(test_hex_and_names), cmocka_unit_test(test_checked_arithmetic),
         cmocka_unit_test(test_errors_and_json), cmocka_unit_test(test_files),
+        cmocka_unit_test(test_log_hold),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

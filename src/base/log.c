@@ -28,6 +28,31 @@ int cu_log_parse_level(const char *s, enum cu_log_level *out)
     return -CU_EINVAL;
 }
 
+static __thread struct {
+    unsigned depth;
+    size_t n;
+    char buf[CU_LOG_HOLD_MAX];
+} held;
+
+static void held_flush(void)
+{
+    if (held.n > 0 && write(STDERR_FILENO, held.buf, held.n) < 0) {
+        /* nothing sensible to do when stderr is gone */
+    }
+    held.n = 0;
+}
+
+void cu_log_hold(void)
+{
+    held.depth++;
+}
+
+void cu_log_release(void)
+{
+    if (held.depth > 0 && --held.depth == 0)
+        held_flush();
+}
+
 void cu_log(enum cu_log_level lvl, const char *fmt, ...)
 {
     char line[2048];
@@ -54,7 +79,16 @@ void cu_log(enum cu_log_level lvl, const char *fmt, ...)
     if (n >= sizeof line - 1)
         n = sizeof line - 2;
     line[n++] = '\n';
-    /* One write per line so concurrent threads do not interleave. */
+    if (held.depth > 0) {
+        if (lvl <= CU_LOG_INFO && held.n + n <= sizeof held.buf) {
+            memcpy(held.buf + held.n, line, n);
+            held.n += n;
+            return;
+        }
+        held_flush(); /* what came first goes first */
+    }
+    /* One write per line (or per held batch of whole lines) so concurrent
+     * threads do not interleave. */
     if (write(STDERR_FILENO, line, n) < 0) {
         /* nothing sensible to do when stderr is gone */
     }
