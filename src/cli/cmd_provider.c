@@ -18,6 +18,7 @@
 #include "client/api.h"
 #include "crypto/ident.h"
 #include "fabric/cgroup.h"
+#include "provider/agent.h"
 #include "provider/pstate.h"
 
 #include "base/banned.h"
@@ -102,7 +103,7 @@ int cmd_provider(int argc, char **argv)
     size_t nrun = 0, ndone = 0;
     struct cu_cgroup cg;
     struct cu_err e = {0};
-    char path[CU_PATH_MAX], why[700] = "", a[32], b[32], c[32];
+    char path[CU_PATH_MAX], tasks_dir[CU_PATH_MAX], why[700] = "", a[32], b[32], c[32];
     bool json = false, alive = false, have_cg;
     json_t *info, *wallet, *out, *jrun, *jdone;
     int64_t now = cu_now_ms(), pid;
@@ -146,6 +147,8 @@ int cmd_provider(int argc, char **argv)
     alive = pid > 0 && kill((pid_t)pid, 0) == 0;
     if (!exchange && info)
         exchange = json_string_value(json_object_get(info, "exchange"));
+    if (cu_path_join(tasks_dir, sizeof tasks_dir, data, "tasks") != 0)
+        tasks_dir[0] = '\0';
     have_cg = alive && cu_path_join(path, sizeof path, data, "cgroup") == 0 &&
               cu_cgroup_load(&cg, path) == 0;
     wallet = fetch_wallet(data, exchange, why, sizeof why);
@@ -157,10 +160,14 @@ int cmd_provider(int argc, char **argv)
         struct cu_pstate_done *r = &run[i];
         struct cu_cgroup_stats st = {0};
         struct cu_cgroup tg;
-        char name[48];
+        char name[64];
         bool usage = false;
         if (have_cg) {
-            (void)cu_snprintf(name, sizeof name, "task-%lld", (long long)r->id);
+            /* A warm sandbox's group runs the task under its own name (the
+             * slot's file says which); a sandbox of its own is task-ID. */
+            if (tasks_dir[0] == '\0' ||
+                cu_slot_task_cgroup(tasks_dir, r->id, name, sizeof name) != 0)
+                (void)cu_snprintf(name, sizeof name, "task-%lld", (long long)r->id);
             usage = cu_cgroup_child(&cg, name, &tg) == 0;
             if (usage)
                 cu_cgroup_read_stats(&tg, &st);

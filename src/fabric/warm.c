@@ -62,7 +62,7 @@ struct cu_warm {
     char *owner;         /* the job whose tasks it runs; NULL until its first */
     struct shape *shape; /* what it was started from, for cu_warm_shape_of */
     char bwrap[CU_PATH_MAX];  /* the bwrap it was started with, resolved on PATH */
-    char cg_name[64];         /* its own name; a task's while one runs (cgroup_name) */
+    char cg_name[64];         /* its group's name (cu_warm_cgroup_name) */
     char base[CU_PATH_MAX];   /* removed with the sandbox */
     char dir[3][CU_PATH_MAX]; /* work, out, in under the base directory */
     bool has_in;
@@ -414,6 +414,11 @@ static void read_err_line(struct cu_warm *w, char *out, size_t n)
     buf[k] = '\0';
     buf[strcspn(buf, "\n")] = '\0';
     (void)cu_snprintf(out, n, "%s", buf);
+}
+
+const char *cu_warm_cgroup_name(const struct cu_warm *w)
+{
+    return w && w->cg.version != CU_CG_NONE ? w->cg_name : NULL;
 }
 
 void cu_warm_free(struct cu_warm *w)
@@ -913,12 +918,12 @@ int cu_warm_run(struct cu_warm *w, const struct cu_sandbox_opts *opts, struct cu
         }
     }
     if (w->cg.version != CU_CG_NONE) {
-        /* Under the task's own name while it runs, so that what looks for
-         * a task's group by name (cumulus provider status) finds it: the
-         * groups its usage is read from, not every controller's. */
-        if (opts->cgroup_name &&
-            cu_cgroup_live_rename_shown(&w->cg, &w->cgl, opts->cgroup_name) != 0)
-            cu_debug("warm sandbox: cannot rename its cgroup to %s", opts->cgroup_name);
+        /* The group keeps its own name: renaming it to the task's and back
+         * (for `cumulus provider status` to find it) took the kernel's
+         * global cgroup mutex twice per task, ~8 % of the provider's CPU
+         * under short tasks; the provider says which group runs which
+         * task instead (cu_warm_cgroup_name). opts->cgroup_name names only
+         * a sandbox of its own. */
         s->cg = w->cg;
         cu_cgroup_live_reset_peak(&w->cg, &w->cgl);
         cu_cgroup_live_stats(&w->cgl, &s->cg_base);
@@ -1050,14 +1055,6 @@ static void task_release(struct cu_sandbox *s)
 {
     struct cu_warm *w = s->warm;
 
-    /* No group carries a finished task's name (a leftover task-N would
-     * look like a task's group that was never removed). */
-    if (w->cg.version != CU_CG_NONE &&
-        cu_cgroup_live_rename_shown(&w->cg, &w->cgl, w->cg_name) != 0) {
-        cu_warn("warm sandbox: cannot rename cgroup %s back; ending the sandbox",
-                w->cg.dir[CU_CG_MEMORY]);
-        kill_hard(w);
-    }
     for (int i = 0; i < 3; i++) {
         bool moved = false;
         if (i == D_OUT && s->task_dir[i]) {

@@ -63,8 +63,9 @@ bool cu_warm_fits(struct cu_warm *w, const struct cu_sandbox_opts *opts, const c
  * (so, once this returned 0, work_dir and in_dir stay empty: what the task
  * leaves in /work is scratch, removed with the sandbox's copy) and out's
  * back when the task has ended (cu_sandbox_wait returned 0). With a
- * cgroup, the sandbox's group is named opts->cgroup_name (when set) while
- * the task runs. *out is a task handle for cu_sandbox_wait and the rest.
+ * cgroup, the task runs in the sandbox's group, under its own name
+ * (cu_warm_cgroup_name; opts->cgroup_name is not used). *out is a task
+ * handle for cu_sandbox_wait and the rest.
  * -CU_ETOOBIG when the command and environment do not fit one message
  * (run it cold), -CU_ECONFLICT when a task runs already, -CU_ESANDBOX
  * when w is dead. */
@@ -86,5 +87,10 @@ int cu_warm_acquire(struct cu_warm **wp, const struct cu_sandbox_opts *opts,
  * base directory. Call with no task running (free it first). NULL is
  * fine. */
 void cu_warm_free(struct cu_warm *w);
+/* The name of w's cgroup (its directory under the parent group given at
+ * the start, the same in every controller), or NULL when it has none. A
+ * warm sandbox's group keeps this name across its tasks; whoever needs to
+ * find a task's group keeps the pairing (the provider: warm_slot.c). */
+const char *cu_warm_cgroup_name(const struct cu_warm *w);
 
 #endif

@@ -438,9 +438,10 @@ static bool group_exists(struct fixture *f, const char *name)
     return stat(path, &st) == 0;
 }
 
-/* A task's cgroup carries its name (cgroup_name) while it runs and not
- * after (no group looks like a finished task's); the group goes with the
- * sandbox. */
+/* A task runs in the sandbox's own group, which keeps its name
+ * (cu_warm_cgroup_name) across tasks: no rename per task (each took the
+ * kernel's global cgroup mutex), and no group is ever named after a task
+ * (cgroup_name names only a sandbox of its own). */
 static void test_cgroup_named_per_task(void **state)
 {
     struct fixture *f = *state;
@@ -466,17 +467,24 @@ static void test_cgroup_named_per_task(void **state)
     run(f, ok);
     assert_int_equal(f->r.status, CU_SB_OK);
     assert_false(group_exists(f, "task-1"));
+    assert_non_null(cu_warm_cgroup_name(f->w));
+    cu_snprintf(name, sizeof(name), "%s", cu_warm_cgroup_name(f->w));
+    assert_true(group_exists(f, name));
     task_dirs(f);
     f->o.cgroup_name = "task-2";
     f->o.argv = nap;
     assert_int_equal(cu_warm_acquire(&f->w, &f->o, f->warm, "job-a", &e), 0);
     assert_int_equal(cu_warm_run(f->w, &f->o, &s, &e), 0);
-    assert_true(group_exists(f, "task-2"));
+    /* While it runs: in the sandbox's group, under the same name. */
+    assert_string_equal(cu_warm_cgroup_name(f->w), name);
+    assert_true(group_exists(f, name));
+    assert_false(group_exists(f, "task-2"));
     assert_int_equal(cu_sandbox_wait(s, -1), 0);
     cu_sandbox_get_result(s, &f->r);
     cu_sandbox_free(s);
     assert_int_equal(f->r.status, CU_SB_OK);
     assert_false(group_exists(f, "task-2"));
+    assert_true(group_exists(f, name));
     cu_warm_free(f->w);
     f->w = NULL;
 }

@@ -120,6 +120,14 @@ int cu_slot_warm_take(struct cu_slot *s, const struct cu_sandbox_opts *o, const 
                       bool *spare, struct cu_err *e);
 /* s->warm failed: the keeper ends it, the next task gets another. */
 void cu_slot_warm_discard(struct cu_slot *s);
+/* Says that replica runs in the slot's warm sandbox now: DATA/tasks/
+ * slot-N.cgroup gets "REPLICA GROUP" (the sandbox's cgroup name), for
+ * `cumulus provider status` (cu_slot_task_cgroup). Advisory: not synced,
+ * and a failure is only logged. */
+void cu_slot_warm_note_task(struct cu_slot *s, int64_t replica);
+/* Reads the group that tasks_dir's slot files say replica runs in into
+ * out (n bytes). 0, or -CU_ENOTFOUND when no slot names it. */
+int cu_slot_task_cgroup(const char *tasks_dir, int64_t replica, char *out, size_t n);
 /* After a lease: the keeper starts a spare of s->warm's shape, if none. */
 void cu_slot_warm_after_lease(struct cu_slot *s);
 /* No lease for a while: every sandbox of the slot is ended (by the keeper). */

@@ -870,6 +870,7 @@ static int start_task(struct task *t, const struct cu_sandbox_opts *o, struct cu
                 spare ? " (the spare)" : "");
     if (rc == 0 && (rc = cu_warm_run(s->warm, o, sb, e)) == 0) {
         s->dir_moved = true;
+        cu_slot_warm_note_task(s, t->replica);
         return 0;
     }
     cu_warn("replica %lld: warm sandbox: %s; running the task in a sandbox of its own",

@@ -336,6 +336,29 @@ static void test_report_linger(void **state)
     assert_int_equal(cu_reporter_linger_ms(2, 0, 3, true), 0);
 }
 
+/* `cumulus provider status` finds a running replica's group through the
+ * slots' files: the record naming it wins, others and junk are passed
+ * over, an unsafe group name is never returned. */
+static void test_task_cgroup_lookup(void **state)
+{
+    struct fixture *f = *state;
+    char got[64];
+
+    assert_int_equal(cu_slot_task_cgroup(f->a.tasks_dir, 7, got, sizeof got), -CU_ENOTFOUND);
+    put(f->a.tasks_dir, "slot-0.cgroup", "7 warm-100-1                     \n");
+    put(f->a.tasks_dir, "slot-1.cgroup", "8 warm-100-2\n");
+    put(f->a.tasks_dir, "slot-2.cgroup", "9 ../escape\n");
+    put(f->a.tasks_dir, "slot-3.cgroup", "junk");
+    put(f->a.tasks_dir, "other.cgroup", "10 warm-100-3\n");
+    assert_int_equal(cu_slot_task_cgroup(f->a.tasks_dir, 7, got, sizeof got), 0);
+    assert_string_equal(got, "warm-100-1");
+    assert_int_equal(cu_slot_task_cgroup(f->a.tasks_dir, 8, got, sizeof got), 0);
+    assert_string_equal(got, "warm-100-2");
+    assert_int_equal(cu_slot_task_cgroup(f->a.tasks_dir, 9, got, sizeof got), -CU_ENOTFOUND);
+    assert_int_equal(cu_slot_task_cgroup(f->a.tasks_dir, 10, got, sizeof got), -CU_ENOTFOUND);
+    assert_int_equal(cu_slot_task_cgroup(f->a.tasks_dir, 11, got, sizeof got), -CU_ENOTFOUND);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -345,6 +368,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_missing_dir_recreated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ahead_queue, setup, teardown),
         cmocka_unit_test(test_report_linger),
+        cmocka_unit_test_setup_teardown(test_task_cgroup_lookup, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,10 +9,16 @@
  * lease, or idle). The keeper lives exactly as long as its slot thread:
  * bwrap runs with --die-with-parent, which follows the thread that started
  * it, so a sandbox dies with the keeper at the latest. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "base/util.h"
@@ -45,7 +51,12 @@ struct cu_warm_keeper {
     unsigned started;           /* counts finished starts (a task waits for one) */
     struct cu_warm *to_free[TO_FREE_MAX];
     size_t nfree;
+    int note_fd; /* DATA/tasks/slot-N.cgroup, or -1 (slot thread only) */
 };
+
+/* A slot file's one record, fixed width so that each task's rewrites it
+ * in place with one pwrite (no truncate): "REPLICA GROUP", spaces, "\n". */
+#define NOTE_LEN 96
 
 /* DATA/warm/SLOT-N: each sandbox gets its own (removed with it). Under
  * the keeper's lock or before the keeper runs. */
@@ -135,6 +146,7 @@ int cu_slot_warm_init(struct cu_slot *s)
     if (!k)
         return -CU_ENOMEM;
     k->s = s;
+    k->note_fd = -1;
     pthread_mutex_init(&k->mu, NULL);
     pthread_cond_init(&k->cv, NULL);
     for (int i = 0; i < KEEPERS; i++) {
@@ -190,6 +202,8 @@ void cu_slot_warm_fini(struct cu_slot *s)
         pthread_join(k->thread[i], NULL);
     pthread_cond_destroy(&k->cv);
     pthread_mutex_destroy(&k->mu);
+    if (k->note_fd >= 0)
+        close(k->note_fd);
     free(k);
     s->keeper = NULL;
 }
@@ -304,4 +318,69 @@ void cu_slot_warm_discard(struct cu_slot *s)
 {
     retire(s, s->warm);
     s->warm = NULL;
+}
+
+/* ---- which group runs which task ---------------------------------------- */
+
+void cu_slot_warm_note_task(struct cu_slot *s, int64_t replica)
+{
+    struct cu_warm_keeper *k = s->keeper;
+    const char *group = cu_warm_cgroup_name(s->warm);
+    char rec[NOTE_LEN + 1], path[CU_PATH_MAX], name[32];
+    int n;
+
+    if (!k || !group)
+        return;
+    if (k->note_fd < 0) {
+        if (cu_snprintf(name, sizeof name, "slot-%u.cgroup", s->index) != 0 ||
+            cu_path_join(path, sizeof path, s->a->tasks_dir, name) != 0)
+            return;
+        k->note_fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (k->note_fd < 0) {
+            cu_warn("slot %u: cannot open %s: %s (provider status will not show its tasks' "
+                    "usage)", s->index, path, strerror(errno));
+            return;
+        }
+    }
+    n = snprintf(rec, sizeof rec, "%lld %s", (long long)replica, group);
+    if (n < 0 || n >= NOTE_LEN)
+        return;
+    memset(rec + n, ' ', (size_t)(NOTE_LEN - 1 - n));
+    rec[NOTE_LEN - 1] = '\n';
+    if (pwrite(k->note_fd, rec, NOTE_LEN, 0) != NOTE_LEN)
+        cu_debug("slot %u: cannot note replica %lld's group: %s", s->index, (long long)replica,
+                 strerror(errno));
+}
+
+int cu_slot_task_cgroup(const char *tasks_dir, int64_t replica, char *out, size_t n)
+{
+    DIR *d = opendir(tasks_dir);
+    struct dirent *de;
+    int rc = -CU_ENOTFOUND;
+
+    if (!d)
+        return rc;
+    while (rc != 0 && (de = readdir(d)) != NULL) {
+        char rec[NOTE_LEN + 1], group[64];
+        long long id;
+        ssize_t got;
+        size_t len = strlen(de->d_name);
+        int fd;
+        if (strncmp(de->d_name, "slot-", 5) != 0 || len < 7 ||
+            strcmp(de->d_name + len - 7, ".cgroup") != 0)
+            continue;
+        fd = openat(dirfd(d), de->d_name, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        got = pread(fd, rec, NOTE_LEN, 0);
+        close(fd);
+        if (got <= 0)
+            continue;
+        rec[got] = '\0';
+        if (sscanf(rec, "%lld %63s", &id, group) == 2 && id == (long long)replica &&
+            cu_name_is_safe(group) && cu_snprintf(out, n, "%s", group) == 0)
+            rc = 0;
+    }
+    closedir(d);
+    return rc;
 }
