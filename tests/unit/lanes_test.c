@@ -641,11 +641,12 @@ static void *racer_main(void *arg)
     return NULL;
 }
 
-static pid_t racer_tid(struct racer *r)
+/* The thread id a started thread stores at *tid, once it did. */
+static pid_t await_tid(const pid_t *tid)
 {
     pid_t t;
 
-    while ((t = __atomic_load_n(&r->tid, __ATOMIC_ACQUIRE)) == 0)
+    while ((t = __atomic_load_n(tid, __ATOMIC_ACQUIRE)) == 0)
         cu_sleep_ms(1);
     return t;
 }
@@ -678,11 +679,11 @@ static void test_full_queue_replay_race(void **state)
     /* Both reach the flush of the full queue while mu is held. */
     pthread_mutex_lock(&v->st.mu);
     assert_int_equal(pthread_create(&ta, NULL, racer_main, &a), 0);
-    if (!blocks_on(racer_tid(&a), &v->st.mu, 5000, &last))
+    if (!blocks_on(await_tid(&a.tid), &v->st.mu, 5000, &last))
         (void)cu_snprintf(why, sizeof why, "the first did not wait for mu (futex %#lx)",
                           (unsigned long)last);
     assert_int_equal(pthread_create(&tb, NULL, racer_main, &b), 0);
-    if (!why[0] && !blocks_on(racer_tid(&b), &v->st.mu, 5000, &last))
+    if (!why[0] && !blocks_on(await_tid(&b.tid), &v->st.mu, 5000, &last))
         (void)cu_snprintf(why, sizeof why, "the second did not wait for mu (futex %#lx)",
                           (unsigned long)last);
     pthread_mutex_unlock(&v->st.mu);
@@ -873,14 +874,6 @@ static void *lane_call_main(void *arg)
     return NULL;
 }
 
-static pid_t tid_of(struct lane_call *l)
-{
-    pid_t t;
-
-    while ((t = __atomic_load_n(&l->tid, __ATOMIC_ACQUIRE)) == 0)
-        cu_sleep_ms(1);
-    return t;
-}
 
 static unsigned claims_waiting(struct ex_state *st)
 {
@@ -920,7 +913,7 @@ static void test_report_lane_shape(void **state)
 
     pthread_mutex_lock(&v->st.mu);
     assert_int_equal(pthread_create(&tc, NULL, lane_call_main, &claim), 0);
-    if (!blocks_on(tid_of(&claim), &v->st.mu, 5000, &last))
+    if (!blocks_on(await_tid(&claim.tid), &v->st.mu, 5000, &last))
         (void)cu_snprintf(why, sizeof why, "the claim is not waiting for mu (futex %#lx)",
                           (unsigned long)last);
     until = cu_mono_ms() + 5000;
@@ -931,7 +924,7 @@ static void test_report_lane_shape(void **state)
                           claims_waiting(&v->st));
 
     assert_int_equal(pthread_create(&t1, NULL, lane_call_main, &r1), 0);
-    if (!why[0] && !blocks_on(tid_of(&r1), &v->st.mu, 3000, &last))
+    if (!why[0] && !blocks_on(await_tid(&r1.tid), &v->st.mu, 3000, &last))
         (void)cu_snprintf(why, sizeof why,
                           "the report at the lane's head still yields after 3 s while a claim "
                           "waits (futex %#lx, not mu): reports starve",
@@ -940,7 +933,7 @@ static void test_report_lane_shape(void **state)
         (void)cu_snprintf(why, sizeof why, "claims_waiting is %u", claims_waiting(&v->st));
 
     assert_int_equal(pthread_create(&t2, NULL, lane_call_main, &r2), 0);
-    if (!why[0] && !blocks_on(tid_of(&r2), &v->st.reports.lane, 3000, &last))
+    if (!why[0] && !blocks_on(await_tid(&r2.tid), &v->st.reports.lane, 3000, &last))
         (void)cu_snprintf(why, sizeof why,
                           "a second report does not wait in the lane (futex %#lx; mu %p, lane "
                           "%p)",
