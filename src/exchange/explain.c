@@ -143,6 +143,11 @@ json_t *ex_job_waiting(struct ex_state *st, const char *job, int64_t now_ms)
 /* ---- the market view ---------------------------------------------------------- */
 
 #define MARKET_TRADES_MEDIAN 100 /* trades behind the indicative price */
+
+/* A search of index replicas_trades (migration 21), read backwards. */
+const char ex_market_trades_sql[] =
+    "SELECT reported_ms, price_per_cu, cu_milli, paid FROM replicas "
+    "WHERE paid IS NOT NULL ORDER BY reported_ms DESC, id DESC LIMIT ?1";
 #define MARKET_TRADES_SHOWN 20
 #define MARKET_LIST_MAX 50
 
@@ -157,10 +162,7 @@ json_t *ex_market(struct ex_state *st, int64_t now_ms, struct ex_fail *f)
     if (!trades || !bids || !asks)
         goto out_nomem;
     pthread_mutex_lock(&st->mu);
-    s = ex_sql_cached(st,
-                     "SELECT reported_ms, price_per_cu, cu_milli, paid FROM replicas "
-                     "WHERE paid IS NOT NULL ORDER BY reported_ms DESC, id DESC LIMIT ?1",
-                     "i", (int64_t)MARKET_TRADES_MEDIAN);
+    s = ex_sql_cached(st, ex_market_trades_sql, "i", (int64_t)MARKET_TRADES_MEDIAN);
     if (!s)
         goto out_db;
     while ((rc = ex_sql_step(st, s)) == 1) {

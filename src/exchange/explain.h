@@ -25,5 +25,7 @@ json_t *ex_job_waiting(struct ex_state *st, const char *job, int64_t now_ms);
  * "recent_trades":[...], "bids":[...], "asks":[...]}. Takes mu. NULL with
  * f set on failure. */
 json_t *ex_market(struct ex_state *st, int64_t now_ms, struct ex_fail *f);
+/* Its recent trades: the newest paid replicas (?1: how many). */
+extern const char ex_market_trades_sql[];
 
 #endif

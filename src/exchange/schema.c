@@ -575,6 +575,12 @@ static const struct cu_migration migrations[] = {
      "ALTER TABLE ledger_txs_20 RENAME TO ledger_txs;"
      "CREATE INDEX ledger_txs_from ON ledger_txs(from_id) WHERE from_id IS NOT NULL;"
      "CREATE INDEX ledger_txs_to ON ledger_txs(to_id) WHERE to_id IS NOT NULL;"},
+    /* GET /v1/market's recent trades (explain.c): the newest paid
+     * replicas. Without an index the query scanned every replica under
+     * the state mutex: ~130 ms at 1,000,000 replicas, while every claim
+     * and report waited. Only paid replicas are in it, entered once, at
+     * the payment, near its right edge (reported_ms grows). */
+    {21, "CREATE INDEX replicas_trades ON replicas(reported_ms, id) WHERE paid IS NOT NULL;"},
 };
 /* clang-format on */
 
