@@ -1385,7 +1385,9 @@ static void remigrate_counts(struct world *w, bool before_17)
      * on the jobs row (its value, as 14's triggers kept it), the flag and
      * the new triggers gone. */
     static const char *const downgrade_17 =
-        /* migration 20 first: 15's task triggers (no payable) and 17's
+        /* migration 21's index of paid replicas first, */
+        "DROP INDEX replicas_trades; "
+        /* then migration 20: 15's task triggers (no payable) and 17's
          * job trigger (no quorum), the index
          * of tasks by state, replicas_provider over every replica, and
          * ledger_txs keyed by (height, idx) with seq and both accounts
