@@ -219,6 +219,50 @@ static void test_nothing_leaks_to_next_task(void **state)
     }
 }
 
+/* System V IPC objects, a POSIX message queue and a changed mode of
+ * /tmp do not reach the next task either, and a task after one that left
+ * nothing (when the supervisor finds the shared directories empty by
+ * their size and skips reading them) is still cleaned up after. */
+static void test_ipc_and_modes_cleaned(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const leave[] = {
+        "sh", "-c",
+        "ipcmk -Q >/dev/null && ipcmk -M 4096 >/dev/null && ipcmk -S 1 >/dev/null && "
+        "touch /dev/mqueue/q /tmp/t && mkdir /dev/shm/d && chmod 0555 /tmp",
+        NULL};
+    static const char *const nothing[] = {"true", NULL};
+    static const char *const look[] = {
+        "sh", "-c",
+        "i=$(cat /proc/sysvipc/msg /proc/sysvipc/shm /proc/sysvipc/sem | grep -vc key); "
+        "f=$(ls -A /tmp /dev/shm /dev/mqueue | grep -v ':$' | grep -c .); "
+        "touch /tmp/probe && w=1 || w=0; echo \"$i $f $w\"",
+        NULL};
+
+    if (access("/usr/bin/ipcmk", X_OK) != 0)
+        skip();
+    for (int round = 0; round < 2; round++) {
+        char *out;
+        int i = -1, n = -1, w = -1;
+        run(f, leave);
+        assert_int_equal(f->r.status, CU_SB_OK);
+        assert_int_equal(f->r.exit_code, 0);
+        run(f, look);
+        assert_int_equal(f->r.status, CU_SB_OK);
+        out = slurp(f->so);
+        assert_non_null(out);
+        assert_int_equal(sscanf(out, "%d %d %d", &i, &n, &w), 3);
+        if (i != 0 || n != 0 || w != 1)
+            print_error("round %d: leftovers seen by the next task: '%s'\n", round, out);
+        free(out);
+        assert_int_equal(i, 0);
+        assert_int_equal(n, 0);
+        assert_int_equal(w, 1);
+        run(f, nothing); /* a task that leaves nothing between two that do */
+        assert_int_equal(f->r.status, CU_SB_OK);
+    }
+}
+
 static void test_time_limit_kills(void **state)
 {
     struct fixture *f = *state;
@@ -527,6 +571,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_runs_and_reuses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exit_codes_and_signals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nothing_leaks_to_next_task, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ipc_and_modes_cleaned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_time_limit_kills, setup, teardown),
         cmocka_unit_test_setup_teardown(test_output_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cpu_accounting, setup, teardown),
