@@ -33,9 +33,7 @@ echo x >/work/leftover
 echo x >/out/leftover.txt
 echo x >/tmp/leftover
 echo x >/dev/shm/leftover 2>/dev/null
-command -v python3 >/dev/null &&
-    python3 -c 'import sysv_ipc' 2>/dev/null &&
-    python3 -c 'import sysv_ipc; sysv_ipc.MessageQueue(None, sysv_ipc.IPC_CREX)'
+command -v ipcmk >/dev/null && ipcmk -Q >/dev/null
 touch /dev/mqueue/leftover
 mkdir /tmp/locked && chmod 0 /tmp/locked
 chmod 0555 /tmp
