@@ -227,7 +227,7 @@ int cu_write_file_atomic(const char *path, const void *data, size_t n, mode_t mo
     return cu_fsync_dir(path);
 }
 
-static uint64_t dir_size_at(int dfd, int depth)
+static uint64_t dir_size_at(int dfd, int depth, uint64_t *entries)
 {
     uint64_t total = 0;
     DIR *d;
@@ -240,12 +240,22 @@ static uint64_t dir_size_at(int dfd, int depth)
     d = fdopendir(dfd);
     if (!d) {
         close(dfd);
+        if (entries)
+            *entries = UINT64_MAX;
         return 0;
     }
-    while ((de = readdir(d)) != NULL) {
+    for (;;) {
         struct stat st;
+        errno = 0;
+        if (!(de = readdir(d))) {
+            if (errno && entries)
+                *entries = UINT64_MAX;
+            break;
+        }
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
             continue;
+        if (entries && *entries != UINT64_MAX)
+            (*entries)++;
         if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
             continue;
         if (S_ISREG(st.st_mode)) {
@@ -253,7 +263,7 @@ static uint64_t dir_size_at(int dfd, int depth)
         } else if (S_ISDIR(st.st_mode)) {
             int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
             if (sub >= 0)
-                total += dir_size_at(sub, depth + 1);
+                total += dir_size_at(sub, depth + 1, NULL);
         }
     }
     closedir(d);
@@ -262,10 +272,17 @@ static uint64_t dir_size_at(int dfd, int depth)
 
 uint64_t cu_dir_size(const char *dir)
 {
+    return cu_dir_usage(dir, NULL);
+}
+
+uint64_t cu_dir_usage(const char *dir, uint64_t *entries)
+{
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (entries)
+        *entries = fd < 0 && errno != ENOENT ? UINT64_MAX : 0;
     if (fd < 0)
         return 0;
-    return dir_size_at(fd, 0);
+    return dir_size_at(fd, 0, entries);
 }
 
 int cu_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)

@@ -58,6 +58,9 @@ int cu_fsync_dir(const char *dir);
 /* Total bytes of regular files under dir (not following symlinks); 0 if
  * missing. */
 uint64_t cu_dir_size(const char *dir);
+/* cu_dir_size, and in *entries how many entries dir itself holds (of any
+ * kind; 0 when dir is missing, UINT64_MAX when it cannot be read). */
+uint64_t cu_dir_usage(const char *dir, uint64_t *entries);
 /* snprintf that reports truncation: -CU_ETOOBIG if the result did not fit. */
 int cu_snprintf(char *dst, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Joins dir and name with one '/' into out (-CU_ETOOBIG on overflow). */

@@ -1068,8 +1068,10 @@ void cu_sb_finish(struct cu_sandbox *s)
             r->term_signal = code - 128;
     }
 
+    s->left_work = s->left_out = UINT64_MAX;
     if (s->forced == CU_SB_RUNNING && s->output_limit && !WIFSIGNALED(s->wstatus) &&
-        cu_dir_size(s->out_dir) + cu_dir_size(s->work_dir) > s->output_limit) {
+        cu_dir_usage(s->out_dir, &s->left_out) + cu_dir_usage(s->work_dir, &s->left_work) >
+            s->output_limit) {
         /* Ended between two size checks, or a child was stopped by
          * RLIMIT_FSIZE while the task itself carried on. */
         char amount[32];

@@ -80,6 +80,11 @@ struct cu_sandbox {
     bool exec_error;                /* ... because its command cannot run */
     char cmd[128];                  /* the command's name, for that reason */
     char *task_dir[3];              /* the task's work, out, in: entries go back there */
+    /* Entries the final size check (cu_sb_finish) found in the work and
+     * out directories, after every process of the task ended; UINT64_MAX
+     * when it did not look or could not read one. */
+    uint64_t left_work, left_out;
+    bool in_moved; /* warm: the task's inputs went into the sandbox's /in */
 };
 
 struct argv_builder {

@@ -139,8 +139,10 @@ static int chown_moved(int dfd, const char *dir, const char *name, uid_t uid, gi
  * everything below it) then belongs to uid:gid. to is opened only when
  * there is something to move: most of a trivial task's directories are
  * empty, and this runs six times per task. 0 or -errno of the first
- * failure; 0 means from is empty now (nothing writes there meanwhile). */
-static int move_entries(const char *from, const char *to, bool chown, uid_t uid, gid_t gid)
+ * failure; 0 means from is empty now (nothing writes there meanwhile).
+ * *moved (may be NULL) counts the entries moved. */
+static int move_entries(const char *from, const char *to, bool chown, uid_t uid, gid_t gid,
+                        size_t *moved)
 {
     DIR *d = opendir(from);
     struct dirent *de;
@@ -160,6 +162,8 @@ static int move_entries(const char *from, const char *to, bool chown, uid_t uid,
                 rc = -errno;
             continue;
         }
+        if (moved)
+            (*moved)++;
         if (chown && rc == 0 && chown_moved(tfd, to, de->d_name, uid, gid) != 0)
             rc = -EPERM;
     }
@@ -875,6 +879,7 @@ int cu_warm_run(struct cu_warm *w, const struct cu_sandbox_opts *opts, struct cu
     }
     s->pidfd = s->rd_out = s->rd_err = s->rd_status = s->f_out = s->f_err = -1;
     s->forced = CU_SB_RUNNING;
+    s->left_work = s->left_out = UINT64_MAX; /* not looked yet */
     s->warm = w;
     s->pid = w->pid;
     s->inner_pid = w->inner_pid;
@@ -910,12 +915,16 @@ int cu_warm_run(struct cu_warm *w, const struct cu_sandbox_opts *opts, struct cu
         int mrc;
         if (!task_dirs[i])
             continue;
+        size_t n = 0;
         if ((mrc = move_entries(task_dirs[i], w->dir[i], geteuid() == 0 && i != D_IN, w->uid,
-                                w->gid)) != 0) {
+                                w->gid, &n)) != 0) {
+            s->in_moved = true; /* some may have gone in */
             rc = cu_err_set(e, -CU_ESANDBOX, "warm sandbox: cannot move %s into %s: %s",
                             task_dirs[i], w->dir[i], strerror(-mrc));
             goto out_move_back;
         }
+        if (i == D_IN && n > 0)
+            s->in_moved = true;
     }
     if (w->cg.version != CU_CG_NONE) {
         /* The group keeps its own name: renaming it to the task's and back
@@ -950,7 +959,7 @@ int cu_warm_run(struct cu_warm *w, const struct cu_sandbox_opts *opts, struct cu
 out_move_back:
     for (int i = 0; i < 3; i++) {
         if (task_dirs[i])
-            (void)move_entries(w->dir[i], task_dirs[i], false, 0, 0);
+            (void)move_entries(w->dir[i], task_dirs[i], false, 0, 0, NULL);
     }
 out_free:
     for (int i = 0; i < 2; i++) {
@@ -1050,15 +1059,21 @@ check_grace:
 /* After the task: the files of its /out back to its own out directory (a
  * move that took everything leaves the sandbox's directory empty: nothing
  * else to do there), /work and /in emptied (scratch, and the provider's
- * copies of the inputs), so the next task finds all three empty. */
+ * copies of the inputs), so the next task finds all three empty. A
+ * directory known to be empty is not read again: /in when nothing went
+ * in (the task cannot write there), /work and /out when the final size
+ * check, run after every process of the task ended, found nothing. */
 static void task_release(struct cu_sandbox *s)
 {
     struct cu_warm *w = s->warm;
 
     for (int i = 0; i < 3; i++) {
         bool moved = false;
+        if ((i == D_IN && !s->in_moved) || (i == D_WORK && s->left_work == 0) ||
+            (i == D_OUT && s->left_out == 0))
+            continue;
         if (i == D_OUT && s->task_dir[i]) {
-            moved = move_entries(w->dir[i], s->task_dir[i], false, 0, 0) == 0;
+            moved = move_entries(w->dir[i], s->task_dir[i], false, 0, 0, NULL) == 0;
             if (!moved)
                 cu_warn("warm sandbox: cannot move %s back to %s", w->dir[i], s->task_dir[i]);
         }
