@@ -1079,6 +1079,7 @@ void cu_sb_finish(struct cu_sandbox *s)
         s->forced = CU_SB_OUTPUT_LIMIT;
         snprintf(s->forced_reason, sizeof(s->forced_reason), "output limit %s exceeded", amount);
     }
+    r->out_empty = s->left_out == 0;
     if (s->forced == CU_SB_RUNNING && s->cg_stats.oom_kills > 0) {
         /* Killed by the OOM killer between two checks. */
         s->forced = CU_SB_FAILED;

@@ -96,6 +96,10 @@ struct cu_sandbox_result {
     uint64_t paused_ms;   /* time spent paused */
     uint64_t max_rss_kb;
     uint64_t memory_peak; /* bytes, from the cgroup; 0 without one */
+    /* The task's out directory was found empty after every process of the
+     * task ended (the final output size check): nothing to collect. False
+     * when unknown (no output limit, or the task was stopped). */
+    bool out_empty;
     char reason[256];     /* human sentence: "exit code 3", "time limit 30s exceeded", ... */
 };
 

@@ -203,8 +203,11 @@ static void nothing_leaks(struct fixture *f)
         int n = -1, p = -1, s = -1;
         run(f, leave);
         assert_int_equal(f->r.status, CU_SB_OK);
+        assert_false(f->r.out_empty); /* it left /out/left */
         run(f, look);
         assert_int_equal(f->r.status, CU_SB_OK);
+        /* Known empty only where the final size check looked. */
+        assert_int_equal(f->r.out_empty, f->o.output_limit != 0);
         out = slurp(f->so);
         assert_non_null(out);
         /* no files, no sleep process left */

@@ -99,6 +99,7 @@ struct cu_slot {
     bool dir_ready;   /* exists, with empty work/, out/, in/ */
     bool dir_exposed; /* this task's directories were bound into a sandbox */
     bool dir_moved;   /* a warm sandbox took work/'s and in/'s entries: both empty */
+    bool out_empty;   /* the sandbox found out/ empty after the task (cu_sandbox_result) */
     atomic_bool done;  /* the thread has returned */
     /* The slot's heartbeat thread (lease.c), started on its first lease;
      * NULL before. */

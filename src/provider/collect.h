@@ -54,6 +54,11 @@ int cu_outputs_collect(const char *out_dir, char *const *globs, size_t nglobs,
                        const struct cu_blobstore *bs, uint64_t max_total, uint64_t *inline_room,
                        struct cu_outputs *o, struct cu_err *e);
 
+/* The outputs of a task whose out directory is known to be empty (o
+ * freshly initialised): none, and the Merkle root of none. 0 or negative
+ * with e set. */
+int cu_outputs_none(struct cu_outputs *o, struct cu_err *e);
+
 /* The task's environment: CUMULUS_TASK_INDEX, CUMULUS_TASK_COUNT,
  * CUMULUS_TASK_ARG (when arg is non-NULL), CUMULUS_JOB_ID,
  * CUMULUS_REPLICA_ID, then the spec's env (a spec key that names one of

@@ -1162,8 +1162,10 @@ static void report_result(struct task *t, const struct cu_sandbox_result *res)
     }
     if (res->status == CU_SB_OK)
         rep.reason = NULL;
-    rc = cu_outputs_collect(t->out, t->spec.outputs, t->spec.noutputs, &t->a->cache,
-                            t->spec.res.output, &room, &o, &e);
+    /* An out directory the sandbox found empty is not read again. */
+    rc = res->out_empty ? cu_outputs_none(&o, &e)
+                        : cu_outputs_collect(t->out, t->spec.outputs, t->spec.noutputs,
+                                             &t->a->cache, t->spec.res.output, &room, &o, &e);
     if (rc == 0 && res->status == CU_SB_OK && cu_cheat_corrupts(t->a->cheat, t->replica)) {
         /* Test-only (--cheat): the same files, other contents, collected
          * again so the root, the commit and the blobs all carry the lie. */
@@ -1334,6 +1336,7 @@ int cu_lease_run(struct cu_slot *s, const json_t *lease)
     }
 
     run_sandbox(&t, &res, &lost, &shutdown);
+    s->out_empty = res.out_empty;
     if (lost) {
         cu_warn("replica %lld: lease lost (%s); task killed, not reported",
                 (long long)t.replica, t.k.reason);

@@ -101,12 +101,15 @@ void cu_slot_dir_done(struct cu_slot *s)
         /* After a warm task only out/ holds anything (fabric/warm.h). */
         if (s->dir_moved && strcmp(task_subdirs[i], "out") != 0)
             continue;
+        if (s->out_empty && strcmp(task_subdirs[i], "out") == 0)
+            continue; /* found empty after the task; nothing wrote there since */
         if (cu_path_join(sub, sizeof sub, s->dir, task_subdirs[i]) != 0 ||
             cu_empty_dir(sub) != 0)
             clean = false;
     }
     s->dir_exposed = false;
     s->dir_moved = false;
+    s->out_empty = false;
     if (clean)
         return;
     /* Made afresh by the next task; removed now so its outputs do not
