@@ -64,7 +64,15 @@ struct cu_sandbox_opts {
     uint64_t disk_limit;      /* bytes under /work and /out together; 0 = none */
     const char *const *dev_binds; /* host device nodes bound read-write (GPUs); may be NULL */
     const char *const *ro_binds;  /* host files bound read-only at the same path; may be NULL */
+    /* The caller knows these of work_dir, out_dir, in_dir to be empty
+     * (CU_SB_EMPTY_*): a warm sandbox does not read them to move their
+     * entries in. Per task; 0 = read them all. */
+    unsigned known_empty;
 };
+
+#define CU_SB_EMPTY_WORK 1u
+#define CU_SB_EMPTY_OUT 2u
+#define CU_SB_EMPTY_IN 4u
 
 #define CU_SANDBOX_OPTS_INIT                                                   \
     {                                                                          \

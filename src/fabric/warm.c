@@ -912,19 +912,20 @@ int cu_warm_run(struct cu_warm *w, const struct cu_sandbox_opts *opts, struct cu
      * directories themselves became its at the start, and a task without
      * capabilities cannot give them away). */
     for (int i = 0; i < 3; i++) {
-        int mrc;
-        if (!task_dirs[i])
-            continue;
+        static const unsigned known[3] = {CU_SB_EMPTY_WORK, CU_SB_EMPTY_OUT, CU_SB_EMPTY_IN};
         size_t n = 0;
-        if ((mrc = move_entries(task_dirs[i], w->dir[i], geteuid() == 0 && i != D_IN, w->uid,
-                                w->gid, &n)) != 0) {
-            s->in_moved = true; /* some may have gone in */
+        int mrc;
+        if (!task_dirs[i] || (opts->known_empty & known[i]))
+            continue;
+        mrc = move_entries(task_dirs[i], w->dir[i], geteuid() == 0 && i != D_IN, w->uid, w->gid,
+                           &n);
+        if (i == D_IN && (n > 0 || mrc != 0))
+            s->in_moved = true; /* to be emptied after the task */
+        if (mrc != 0) {
             rc = cu_err_set(e, -CU_ESANDBOX, "warm sandbox: cannot move %s into %s: %s",
                             task_dirs[i], w->dir[i], strerror(-mrc));
             goto out_move_back;
         }
-        if (i == D_IN && n > 0)
-            s->in_moved = true;
     }
     if (w->cg.version != CU_CG_NONE) {
         /* The group keeps its own name: renaming it to the task's and back

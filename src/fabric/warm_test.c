@@ -488,6 +488,51 @@ static void test_task_files_in_and_back(void **state)
     free(out);
 }
 
+/* Directories the caller says are empty are not read before the task;
+ * the inputs still arrive when /in is not among them, and nothing of one
+ * task reaches the next. */
+static void test_known_empty_dirs(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const use[] = {
+        "sh", "-c", "cat /in/input.txt > /out/copy.txt && echo x > /work/left", NULL};
+    static const char *const look[] = {
+        "sh", "-c", "n=$(ls -A /work /out /in | grep -v ':$' | grep -c .); echo $n", NULL};
+    char path[CU_PATH_MAX];
+    char *out;
+
+    f->o.output_limit = 1 << 20;
+    f->o.known_empty = CU_SB_EMPTY_WORK | CU_SB_EMPTY_OUT;
+    task_dirs(f);
+    put_file(f->in, "input.txt", "input\n");
+    f->o.argv = use;
+    {
+        struct cu_sandbox *s = NULL;
+        struct cu_err e = {0};
+        assert_int_equal(cu_warm_acquire(&f->w, &f->o, f->warm, "job-a", &e), 0);
+        if (cu_warm_run(f->w, &f->o, &s, &e) != 0)
+            fail_msg("warm run: %s", e.msg);
+        assert_int_equal(cu_sandbox_wait(s, -1), 0);
+        cu_sandbox_get_result(s, &f->r);
+        cu_sandbox_free(s);
+    }
+    assert_int_equal(f->r.status, CU_SB_OK);
+    assert_false(f->r.out_empty);
+    assert_int_equal(cu_path_join(path, sizeof(path), f->out, "copy.txt"), 0);
+    out = slurp(path);
+    assert_non_null(out);
+    assert_string_equal(out, "input\n");
+    free(out);
+    f->o.known_empty = CU_SB_EMPTY_WORK | CU_SB_EMPTY_OUT | CU_SB_EMPTY_IN;
+    run(f, look);
+    assert_int_equal(f->r.status, CU_SB_OK);
+    assert_true(f->r.out_empty);
+    out = slurp(f->so);
+    assert_non_null(out);
+    assert_string_equal(out, "0\n");
+    free(out);
+}
+
 /* True when the group name exists under f's parent group (memory). */
 static bool group_exists(struct fixture *f, const char *name)
 {
@@ -594,6 +639,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_spare_takes_first_owner, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memory_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_task_files_in_and_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_known_empty_dirs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cgroup_named_per_task, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fits_only_same_shape, setup, teardown),
     };

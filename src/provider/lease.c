@@ -932,6 +932,9 @@ static void run_sandbox(struct task *t, struct cu_sandbox_result *res, bool *los
     o.work_dir = t->work;
     o.out_dir = t->out;
     o.in_dir = t->in;
+    /* The slot's directories start each task empty (taskdir.c); only the
+     * inputs went in since. */
+    o.known_empty = CU_SB_EMPTY_WORK | CU_SB_EMPTY_OUT | (t->spec.ninputs ? 0 : CU_SB_EMPTY_IN);
     o.stdout_path = t->stdout_path;
     o.stderr_path = t->stderr_path;
     o.stdio_cap = CU_STDIO_CAP;
