@@ -1,6 +1,7 @@
 #!/bin/sh
 # Runs every test and ends with "N passed, N failed".
-#  - unit tests: each cmocka binary under build/asan/test (ASan+UBSan build);
+#  - unit tests: each cmocka binary under build/asan/test (ASan+UBSan build),
+#    then the sandbox's under build/test (release build, as "NAME-release");
 #    every cmocka test case counts once (TAP output).
 #  - end-to-end tests: each tests/e2e/*.sh and tests/e2e/sandbox/*.sh (as
 #    "sandbox/NAME") counts once; they drive the real
@@ -17,9 +18,10 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 logdir="build/test-logs"
 mkdir -p "$logdir"
 
-for t in build/asan/test/*; do
+for t in build/asan/test/* build/test/*; do
     [ -x "$t" ] || continue
     name=$(basename "$t")
+    case "$t" in build/test/*) name="$name-release" ;; esac
     case "$name" in *"$pattern"*) ;; *) continue ;; esac
     out="$logdir/$name.log"
     "$t" >"$out" 2>&1

@@ -21,11 +21,13 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -385,8 +387,9 @@ _Noreturn static void child_fail(int errpipe, int stage, int err)
     _exit(127);
 }
 
-/* Runs in the forked child: only async-signal-safe calls (the provider may
- * be multi-threaded), no allocation. Never returns. */
+/* Runs in the child (spawn_child): only async-signal-safe calls (the
+ * provider is multi-threaded, and the child may share its memory), no
+ * allocation. Never returns. */
 _Noreturn static void child_exec(const struct child_plan *p)
 {
     static char *const empty_env[] = {NULL};
@@ -461,6 +464,49 @@ _Noreturn static void child_exec(const struct child_plan *p)
     child_fail(errpipe, STAGE_EXEC, errno);
 }
 
+static pid_t fork_child(struct child_plan *plan)
+{
+    pid_t pid = fork();
+    if (pid == 0)
+        child_exec(plan);
+    return pid;
+}
+
+#if !defined(__SANITIZE_ADDRESS__)
+static int child_main(void *arg)
+{
+    child_exec(arg);
+}
+#endif
+
+/* Starts child_exec(plan) in a child; its pid, or -1 with errno. The
+ * provider is a big multi-threaded process: a fork copied its page tables
+ * and left every page copy-on-write, so each of its threads took a fault
+ * per page it wrote next; with a spare sandbox started at each new job's
+ * lease, that sat on the task's path (latency ~1.5 ms). Like posix_spawn
+ * (which cannot join cgroups or drop privileges between fork and exec),
+ * the child shares our memory on a stack of its own while this thread
+ * sleeps until its exec; other threads run on. Under ASan, whose shadow
+ * bookkeeping a foreign stack confuses, and when no stack can be mapped,
+ * a plain fork. */
+static pid_t spawn_child(struct child_plan *plan)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    return fork_child(plan);
+#else
+    enum { STACK = 256 * 1024 };
+    char *stack = mmap(NULL, STACK, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    pid_t pid;
+
+    if (stack == MAP_FAILED)
+        return fork_child(plan);
+    pid = clone(child_main, stack + STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, plan);
+    munmap(stack, STACK);
+    return pid;
+#endif
+}
+
 /* ---- start ------------------------------------------------------------ */
 
 int cu_sb_spawn(struct child_plan *plan, pid_t *pid, struct cu_err *e)
@@ -474,17 +520,12 @@ int cu_sb_spawn(struct child_plan *plan, pid_t *pid, struct cu_err *e)
     if (pipe2(p_exec, O_CLOEXEC) != 0)
         return cu_err_set(e, -CU_ESANDBOX, "cannot create pipes: %s", strerror(errno));
     plan->fds[FD_EXECERR] = p_exec[1];
-    /* Block signals across fork so no parent handler runs in the child
-     * before it resets the dispositions. (clone(CLONE_VM | CLONE_VFORK)
-     * was tried: no difference beyond noise in e2e_trivial, and a child
-     * on its own stack confuses ASan; a warm sandbox spawns bwrap rarely
-     * anyway.) */
+    /* Block signals across the spawn so no parent handler runs in the
+     * child before it resets the dispositions. */
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     cu_fork_begin(); /* no task input open for writing now (util.h) */
-    *pid = fork();
-    if (*pid == 0)
-        child_exec(plan);
+    *pid = spawn_child(plan);
     cu_fork_end();
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     cu_sb_close_fd(&p_exec[1]);
