@@ -90,14 +90,13 @@ static int teardown(void **state)
 }
 
 /* Runs argv as the next task of job "job-a" in f's warm sandbox (started
- * on first use) in fresh task directories; the result in f->r. */
-static void run(struct fixture *f, const char *const *argv)
+ * on first use) in the task directories as they are; the result in f->r. */
+static void run_here(struct fixture *f, const char *const *argv)
 {
     struct cu_sandbox *s = NULL;
     struct cu_err e = {0};
     int rc;
 
-    task_dirs(f);
     f->o.argv = argv;
     rc = cu_warm_acquire(&f->w, &f->o, f->warm, "job-a", &e);
     if (rc)
@@ -108,6 +107,13 @@ static void run(struct fixture *f, const char *const *argv)
     assert_int_equal(cu_sandbox_wait(s, -1), 0);
     cu_sandbox_get_result(s, &f->r);
     cu_sandbox_free(s);
+}
+
+/* run_here in fresh task directories. */
+static void run(struct fixture *f, const char *const *argv)
+{
+    task_dirs(f);
+    run_here(f, argv);
 }
 
 static char *slurp(const char *path)
@@ -447,8 +453,6 @@ static void test_task_files_in_and_back(void **state)
         NULL};
     static const char *const look[] = {
         "sh", "-c", "n=$(ls -A /work /out /in | grep -v ':$' | grep -c .); echo $n", NULL};
-    struct cu_sandbox *s = NULL;
-    struct cu_err e = {0};
     char sub[CU_PATH_MAX], in_left[CU_PATH_MAX];
     char *out;
 
@@ -457,13 +461,7 @@ static void test_task_files_in_and_back(void **state)
     assert_int_equal(cu_mkdir_p(sub, 0755), 0);
     put_file(f->in, "input.txt", "input\n");
     put_file(f->out, "pre.txt", "pre\n");
-    f->o.argv = use;
-    assert_int_equal(cu_warm_acquire(&f->w, &f->o, f->warm, "job-a", &e), 0);
-    if (cu_warm_run(f->w, &f->o, &s, &e) != 0)
-        fail_msg("warm run: %s", e.msg);
-    assert_int_equal(cu_sandbox_wait(s, -1), 0);
-    cu_sandbox_get_result(s, &f->r);
-    cu_sandbox_free(s);
+    run_here(f, use);
     if (f->r.status != CU_SB_OK) {
         out = slurp(f->se);
         fail_msg("task failed: %s: %s", f->r.reason, out ? out : "");
@@ -505,17 +503,7 @@ static void test_known_empty_dirs(void **state)
     f->o.known_empty = CU_SB_EMPTY_WORK | CU_SB_EMPTY_OUT;
     task_dirs(f);
     put_file(f->in, "input.txt", "input\n");
-    f->o.argv = use;
-    {
-        struct cu_sandbox *s = NULL;
-        struct cu_err e = {0};
-        assert_int_equal(cu_warm_acquire(&f->w, &f->o, f->warm, "job-a", &e), 0);
-        if (cu_warm_run(f->w, &f->o, &s, &e) != 0)
-            fail_msg("warm run: %s", e.msg);
-        assert_int_equal(cu_sandbox_wait(s, -1), 0);
-        cu_sandbox_get_result(s, &f->r);
-        cu_sandbox_free(s);
-    }
+    run_here(f, use);
     assert_int_equal(f->r.status, CU_SB_OK);
     assert_false(f->r.out_empty);
     assert_int_equal(cu_path_join(path, sizeof(path), f->out, "copy.txt"), 0);
