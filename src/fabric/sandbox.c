@@ -1121,6 +1121,8 @@ void cu_sb_finish(struct cu_sandbox *s)
         snprintf(s->forced_reason, sizeof(s->forced_reason), "output limit %s exceeded", amount);
     }
     r->out_empty = s->left_out == 0;
+    r->stdout_bytes = s->out_kept;
+    r->stderr_bytes = s->err_kept;
     if (s->forced == CU_SB_RUNNING && s->cg_stats.oom_kills > 0) {
         /* Killed by the OOM killer between two checks. */
         s->forced = CU_SB_FAILED;

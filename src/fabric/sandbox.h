@@ -108,6 +108,9 @@ struct cu_sandbox_result {
      * task ended (the final output size check): nothing to collect. False
      * when unknown (no output limit, or the task was stopped). */
     bool out_empty;
+    /* Bytes of the task's stdout and stderr kept in the capture files
+     * (opts->stdout_path, stderr_path): 0 means that file is empty. */
+    uint64_t stdout_bytes, stderr_bytes;
     char reason[256];     /* human sentence: "exit code 3", "time limit 30s exceeded", ... */
 };
 

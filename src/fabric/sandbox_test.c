@@ -269,6 +269,12 @@ static void test_stdio_capped(void **state)
     assert_int_equal(stat(f->so, &st), 0);
     assert_int_equal(st.st_size, 1000);
     assert_file_equal(f->se, "oops\ndone\n");
+    /* The result says what the files hold. */
+    assert_int_equal(f->r.stdout_bytes, 1000);
+    assert_int_equal(f->r.stderr_bytes, 10);
+    assert_int_equal(run_sh(f, "echo only >&2"), 0);
+    assert_int_equal(f->r.stdout_bytes, 0);
+    assert_int_equal(f->r.stderr_bytes, 5);
 }
 
 static void test_env(void **state)

@@ -216,6 +216,8 @@ static void nothing_leaks(struct fixture *f)
         assert_int_equal(f->r.out_empty, f->o.output_limit != 0);
         out = slurp(f->so);
         assert_non_null(out);
+        assert_int_equal(f->r.stdout_bytes, strlen(out));
+        assert_int_equal(f->r.stderr_bytes, 0);
         /* no files, no sleep process left */
         assert_int_equal(sscanf(out, "%d %d %d", &n, &p, &s), 3);
         bool clean = n == 0 && p == 0 && s == 0;

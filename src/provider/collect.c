@@ -166,14 +166,19 @@ int cu_log_collect(const struct cu_blobstore *bs, const char *path, uint64_t *in
 {
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 
+    if (fd < 0 && errno == ENOENT)
+        return cu_log_none(ref); /* no log: the empty blob */
     memset(ref, 0, sizeof *ref);
-    if (fd < 0 && errno == ENOENT) {
-        cu_hash_mem("", 0, &ref->hash); /* no log: the empty blob */
-        return 0;
-    }
     if (fd < 0)
         return -CU_EIO;
     return take_fd(bs, fd, UINT64_MAX, inline_room, &ref->hash, &ref->size, &ref->data);
+}
+
+int cu_log_none(struct cu_blobref *ref)
+{
+    memset(ref, 0, sizeof *ref);
+    cu_hash_mem("", 0, &ref->hash);
+    return 0;
 }
 
 void cu_blobref_release(struct cu_blobref *ref)

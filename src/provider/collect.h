@@ -82,6 +82,9 @@ struct cu_blobref {
  * ref with cu_blobref_release. */
 int cu_log_collect(const struct cu_blobstore *bs, const char *path, uint64_t *inline_room,
                    struct cu_blobref *ref);
+/* The empty blob into ref, reading nothing (a stream the sandbox kept
+ * nothing of). Returns 0. */
+int cu_log_none(struct cu_blobref *ref);
 void cu_blobref_release(struct cu_blobref *ref);
 
 struct cu_report {

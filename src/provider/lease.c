@@ -1198,8 +1198,13 @@ static void report_result(struct task *t, const struct cu_sandbox_result *res)
     } else {
         rep.outputs = &o;
     }
-    if (cu_log_collect(&t->a->cache, t->stdout_path, &room, &rep.out) ||
-        cu_log_collect(&t->a->cache, t->stderr_path, &room, &rep.err)) {
+    /* A stream the sandbox kept nothing of is the empty blob, its file not
+     * read: the slot's capture files are reused, so a task that never
+     * started (cancelled before) must not send the last task's logs. */
+    if ((res->stdout_bytes ? cu_log_collect(&t->a->cache, t->stdout_path, &room, &rep.out)
+                           : cu_log_none(&rep.out)) ||
+        (res->stderr_bytes ? cu_log_collect(&t->a->cache, t->stderr_path, &room, &rep.err)
+                           : cu_log_none(&rep.err))) {
         report_error(t, "cannot store the task's logs in the cache", false);
         goto out_release;
     }
