@@ -1848,14 +1848,19 @@ static int claim_find(struct ex_state *st, const struct ex_waiter *me, const str
      * it in the order was passed over by this batch's searches and none
      * can have become fit since (the free resources only shrink, the
      * escrow's payable count only grows, a lease queues replicas only of
-     * its own job). A job with a challenge, a replica left to a cheaper
-     * waiter or one the escrow does not cover go the full way. */
+     * its own job, and the waiters do not change while mu is held). A
+     * job with a challenge, a replica a cheaper waiter should have or one
+     * the escrow does not cover go the full way. (A fresh replica used to
+     * go the full way even with no cheaper waiter: every lease of a batch
+     * ran the jobs query again for EX_CHEAPER_FIRST_MS after a job's
+     * submission, which is when its first claims come.) */
     if (prev && prev->rid && !prev->challenge && prev->cores <= clamp_i64(fr->cores) &&
         prev->memory <= clamp_i64(fr->memory) && prev->gpus <= clamp_i64(fr->gpus)) {
         bool ok = false;
         sqlite3_bind_text(s, 1, prev->job, -1, SQLITE_TRANSIENT);
         rc = ex_sql_step(st, s);
-        if (rc == 1 && now - sqlite3_column_int64(s, 3) >= EX_CHEAPER_FIRST_MS)
+        if (rc == 1 && (now - sqlite3_column_int64(s, 3) >= EX_CHEAPER_FIRST_MS ||
+                        !cheaper_waiting(st, me, prev->cores, prev->memory, prev->gpus, prev->bid)))
             rc = ex_settle_can_lease(st, prev->job, sqlite3_column_int64(s, 1), prev->replica_max,
                                      prev->escrow_fee, &ok);
         if (rc < 0) {
@@ -2161,6 +2166,31 @@ static uint64_t provider_ask(struct ex_state *st, const char *provider)
     return ask;
 }
 
+/* How many leases a claim asking for max takes now (max >= 1). A batch
+ * holds mu for its every lease, and the claims of other slots and
+ * providers queued for mu meanwhile (the count lock_claim keeps) wait for
+ * all of it while their own slots stand idle. So when the queue is deep,
+ * each claim takes EX_CLAIM_QUEUE_LEASES / (queued + 1) leases, at least
+ * EX_CLAIM_SHARE_MIN (a claim's own cost, its signature check and its
+ * commit, must stay spread over several leases), never more than max:
+ * whole batches of 16 with one other claim queued, 8 with three, 4 with
+ * seven or more. dispatch's 16 providers start by claiming 16 leases each
+ * at once, and the last of them used to wait for 15 whole batches (claim
+ * p99 20-30 ms on a busy host); in steady work no more than one claim is
+ * queued for nine claims in ten, and batches stay whole there (cut
+ * smaller, the same leases cost the exchange more claims and reports). A
+ * provider that got fewer than it asked for claims again (docs/api.md
+ * "Batched claims"). mu held. */
+static unsigned claim_share(struct ex_state *st, unsigned max)
+{
+    unsigned queued = __atomic_load_n(&st->reports.claims_waiting, __ATOMIC_SEQ_CST);
+    unsigned share = EX_CLAIM_QUEUE_LEASES / (queued + 1);
+
+    if (share < EX_CLAIM_SHARE_MIN)
+        share = EX_CLAIM_SHARE_MIN;
+    return share < max ? share : max;
+}
+
 int ex_claim_batch(struct ex_state *st, const char *provider, const struct ex_free *fr,
                    int64_t wait_ms, unsigned max, json_t **answer, struct ex_fail *f)
 {
@@ -2201,7 +2231,8 @@ int ex_claim_batch(struct ex_state *st, const char *provider, const struct ex_fr
         }
         /* me->score was read just before the first try, under this same
          * hold of mu; after a wait it may be stale. */
-        rc = claim_once(st, me, max ? max : 1, fresh, outs, &nout, &challenge, &retry_ms, f);
+        rc = claim_once(st, me, claim_share(st, max ? max : 1), fresh, outs, &nout, &challenge,
+                        &retry_ms, f);
         fresh = false;
         if (rc || nout || challenge)
             break;

@@ -66,6 +66,11 @@ struct ex_waiter {
     bool active;
 };
 #define EX_MAX_WAITERS 1024
+/* While claims queue for the state, each takes about
+ * EX_CLAIM_QUEUE_LEASES / (queued + 1) leases, at least EX_CLAIM_SHARE_MIN
+ * (state.c claim_share). */
+#define EX_CLAIM_QUEUE_LEASES 32
+#define EX_CLAIM_SHARE_MIN 4
 #define EX_CHEAPER_FIRST_MS 300 /* a fresh replica waits this long for a cheaper ask */
 
 /* Nonces of signed requests not yet in the nonces table (under
@@ -253,7 +258,8 @@ int ex_claim(struct ex_state *st, const char *provider, const struct ex_free *fr
 /* The same for up to max replicas (1..EX_MAX_CLAIM_BATCH) at once, leased
  * in one transaction; together they fit free_res. *answer is
  * {"leases":[LEASE...]} (1..max) or {"challenge":CH}; max 0 answers as
- * ex_claim. */
+ * ex_claim. While many other claims queue for the state, a batch takes
+ * fewer (at least EX_CLAIM_SHARE_MIN; state.c claim_share). */
 int ex_claim_batch(struct ex_state *st, const char *provider, const struct ex_free *free_res,
                    int64_t wait_ms, unsigned max, json_t **answer, struct ex_fail *f);
 /* Renews provider's lease of replica, checking answer (hex, may be NULL)

@@ -1616,19 +1616,16 @@ static void test_payable_migration(void **state)
     assert_int_equal(totals.remigrations, 10);
 }
 
-static void test_batch_owners(void **state)
+/* A fresh world for the batch tests: every provider said hello, providers
+ * 0 and 2 with room for 64 tasks, provider 1 the same but owned by
+ * provider 0, every requester funded, and njobs jobs of 4 tasks with
+ * replication 3 queued. */
+static void batch_world_open(struct world *w, int njobs)
 {
     struct ex_hello h = {.slots = 8, .cores = 64, .memory = 1ULL << 40, .version = "test"};
-    const struct ex_free fr = {.cores = 64, .memory = 1ULL << 40, .gpus = 0};
-    struct world *w = W;
     struct cu_err e = {0};
     struct ex_fail f = {0};
-    json_t *ans = NULL;
-    int tasks_of[MAX_JOBS][8];
-    size_t got[2] = {0, 0};
 
-    (void)state;
-    memset(tasks_of, 0, sizeof tasks_of);
     w->seed = 7;
     w->rng = 7 * 0x9E3779B97F4A7C15ULL + 1;
     w->step = 0;
@@ -1653,9 +1650,31 @@ static void test_batch_owners(void **state)
     assert_int_equal(ex_provider_hello(&w->st, w->acct[ACCT_PROV(1)].id.id, &h, cu_now_ms(), &f), 0);
     for (int r = 0; r < NREQ; r++)
         op_faucet(w, r);
-    for (int j = 0; j < 4; j++)
+    for (int j = 0; j < njobs; j++)
         submit_job(w, j % NREQ, 4, 3);
     assert_true(w->njobs > 0);
+}
+
+static void batch_world_close(struct world *w)
+{
+    ex_state_close(&w->st);
+    w->open = false;
+    assert_int_equal(cu_rm_rf(w->dir), 0);
+    w->dir[0] = '\0';
+}
+
+static void test_batch_owners(void **state)
+{
+    const struct ex_free fr = {.cores = 64, .memory = 1ULL << 40, .gpus = 0};
+    struct world *w = W;
+    struct ex_fail f = {0};
+    json_t *ans = NULL;
+    int tasks_of[MAX_JOBS][8];
+    size_t got[2] = {0, 0};
+
+    (void)state;
+    memset(tasks_of, 0, sizeof tasks_of);
+    batch_world_open(w, 4);
     for (int p = 0; p < 2; p++) {
         assert_int_equal(
             ex_claim_batch(&w->st, w->acct[ACCT_PROV(p)].id.id, &fr, 0, 64, &ans, &f), 0);
@@ -1689,10 +1708,51 @@ static void test_batch_owners(void **state)
         (void)add_lease(w, 2, json_array_get(json_object_get(ans, "leases"), k));
     json_decref(ans);
     check_money(w);
-    ex_state_close(&w->st);
-    w->open = false;
-    assert_int_equal(cu_rm_rf(w->dir), 0);
-    w->dir[0] = '\0';
+    batch_world_close(w);
+}
+
+/* Leases granted to provider p for a claim of max while waiting other
+ * claims are counted as queued for the state (claim_share); each is
+ * recorded and the money checked. */
+static size_t claim_while_queued(struct world *w, int p, unsigned max, unsigned waiting)
+{
+    const struct ex_free fr = {.cores = 64, .memory = 1ULL << 40, .gpus = 0};
+    struct ex_fail f = {0};
+    json_t *ans = NULL;
+    size_t n;
+
+    __atomic_store_n(&w->st.reports.claims_waiting, waiting, __ATOMIC_SEQ_CST);
+    assert_int_equal(ex_claim_batch(&w->st, w->acct[ACCT_PROV(p)].id.id, &fr, 0, max, &ans, &f),
+                     0);
+    __atomic_store_n(&w->st.reports.claims_waiting, 0, __ATOMIC_SEQ_CST);
+    n = json_array_size(json_object_get(ans, "leases"));
+    for (size_t k = 0; k < n; k++)
+        (void)add_lease(w, p, json_array_get(json_object_get(ans, "leases"), k));
+    json_decref(ans);
+    check_money(w);
+    return n;
+}
+
+/* While other claims queue for the exchange's state, a batch takes
+ * EX_CLAIM_QUEUE_LEASES / (queued + 1), at least EX_CLAIM_SHARE_MIN, never
+ * more than max; with none queued, all it asked for (24 tasks queued, one
+ * replica of each per owner). */
+static void test_batch_share(void **state)
+{
+    struct world *w = W;
+
+    (void)state;
+    assert_int_equal(EX_CLAIM_QUEUE_LEASES, 32); /* the figures below */
+    batch_world_open(w, 6);
+    assert_int_equal(w->njobs, 6);
+    assert_int_equal(claim_while_queued(w, 2, 16, 7), 4);
+    assert_int_equal(claim_while_queued(w, 2, 16, 3), 8);
+    assert_int_equal(claim_while_queued(w, 2, 16, 0), 12); /* what was left to it */
+    assert_int_equal(claim_while_queued(w, 0, 3, 10), 3);
+    assert_int_equal(claim_while_queued(w, 0, 16, 10), EX_CLAIM_SHARE_MIN);
+    assert_int_equal(claim_while_queued(w, 0, 64, 1), 16); /* 32 / 2 */
+    assert_int_equal(claim_while_queued(w, 0, 64, 0), 1);
+    batch_world_close(w);
 }
 
 int main(void)
@@ -1700,6 +1760,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_sequences),
         cmocka_unit_test(test_batch_owners),
+        cmocka_unit_test(test_batch_share),
         cmocka_unit_test(test_counts_migration),
         cmocka_unit_test(test_payable_migration),
     };
