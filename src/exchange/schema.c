@@ -581,6 +581,37 @@ static const struct cu_migration migrations[] = {
      * and report waited. Only paid replicas are in it, entered once, at
      * the payment, near its right edge (reported_ms grows). */
     {21, "CREATE INDEX replicas_trades ON replicas(reported_ms, id) WHERE paid IS NOT NULL;"},
+    /* A wallet's history through a chain per account instead of an index
+     * of ledger_txs by each side (src/exchange/ledger.c, "the accounts'
+     * chains"): the two indexes were most of a block's writes at
+     * 1,000,000 transactions (bench/ledger, docs/performance.md). The
+     * links of the transactions already there come from the order of
+     * each account's own (LAG over its seqs; an account on both sides
+     * of one transaction counts it once). */
+    {22,
+     "CREATE TABLE ledger_accounts ("
+     "  id TEXT PRIMARY KEY,"
+     "  last_seq INTEGER NOT NULL,"          /* its newest transaction */
+     "  earned INTEGER NOT NULL DEFAULT 0"   /* what escrow releases paid it */
+     ") WITHOUT ROWID;"
+     "ALTER TABLE ledger_txs ADD COLUMN from_prev INTEGER;" /* from_id's previous seq */
+     "ALTER TABLE ledger_txs ADD COLUMN to_prev INTEGER;"   /* to_id's previous seq */
+     "CREATE TEMP TABLE ledger_chain AS SELECT acct, seq, "
+     "  LAG(seq) OVER (PARTITION BY acct ORDER BY seq) AS prev FROM ("
+     "  SELECT from_id AS acct, seq FROM ledger_txs WHERE from_id IS NOT NULL UNION "
+     "  SELECT to_id AS acct, seq FROM ledger_txs WHERE to_id IS NOT NULL);"
+     "CREATE INDEX temp.ledger_chain_key ON ledger_chain(acct, seq);"
+     "UPDATE ledger_txs SET from_prev = c.prev FROM ledger_chain c "
+     "  WHERE c.acct = ledger_txs.from_id AND c.seq = ledger_txs.seq;"
+     "UPDATE ledger_txs SET to_prev = c.prev FROM ledger_chain c "
+     "  WHERE c.acct = ledger_txs.to_id AND c.seq = ledger_txs.seq;"
+     "INSERT INTO ledger_accounts (id, last_seq) SELECT acct, MAX(seq) FROM ledger_chain "
+     "  GROUP BY acct;"
+     "UPDATE ledger_accounts SET earned = (SELECT COALESCE(SUM(amount), 0) FROM ledger_txs "
+     "  WHERE to_id = ledger_accounts.id AND type = 'escrow_release');"
+     "DROP TABLE ledger_chain;"
+     "DROP INDEX ledger_txs_from;"
+     "DROP INDEX ledger_txs_to;"},
 };
 /* clang-format on */
 

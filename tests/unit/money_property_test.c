@@ -236,6 +236,46 @@ static void wallet_of(struct world *w, const char *id, int64_t *balance, int64_t
     json_decref(j);
 }
 
+/* An account's wallet history (walked through the ledger's chains,
+ * src/exchange/ledger.c) is every transaction naming it, newest first,
+ * exactly what a scan of the ledger's rows finds. */
+static void check_history_of(struct world *w, const char *id)
+{
+    struct ex_fail f = {0};
+    json_t *j = ex_wallet_history(&w->st, id, 1000, &f);
+    const json_t *entries = json_object_get(j, "entries");
+    sqlite3_stmt *s = NULL;
+    size_t n = 0;
+    int rc;
+
+    if (!j)
+        FAILF(w, "history of %.8s: %s", id, f.msg);
+    assert_int_equal(sqlite3_prepare_v2(w->st.db.h,
+                                        "SELECT txid FROM ledger_txs WHERE from_id = ?1 OR "
+                                        "to_id = ?1 ORDER BY seq DESC LIMIT 1000",
+                                        -1, &s, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *want = (const char *)sqlite3_column_text(s, 0);
+        const char *got = json_string_value(json_object_get(json_array_get(entries, n), "tx"));
+        if (!got || strcmp(got, want) != 0) {
+            char msg[256];
+            (void)cu_snprintf(msg, sizeof msg, "entry %zu is %.64s, the ledger's rows say %.64s",
+                              n, got ? got : "missing", want);
+            sqlite3_finalize(s);
+            FAILF(w, "history of %.8s: %s", id, msg);
+        }
+        n++;
+    }
+    sqlite3_finalize(s);
+    assert_int_equal(rc, SQLITE_DONE);
+    if (json_array_size(entries) != n)
+        FAILF(w, "history of %.8s: %zu entries, the ledger's rows have %zu", id,
+              json_array_size(entries), n);
+    json_decref(j);
+}
+
 /* The task counts and accepted CU the triggers keep per job (what GET
  * /v1/jobs shows) equal a full recount, for every job. */
 static void check_counts(struct world *w)
@@ -380,6 +420,9 @@ static void check_money(struct world *w)
 {
     check_counts(w);
     check_settled(w);
+    for (int a = 0; a < NACCT; a++)
+        check_history_of(w, w->acct[a].id.id);
+    check_history_of(w, w->st.ident.id);
 
     const struct cu_ledger_state *L = &w->st.ledger;
     struct cu_err e = {0};
@@ -1385,7 +1428,10 @@ static void remigrate_counts(struct world *w, bool before_17)
      * on the jobs row (its value, as 14's triggers kept it), the flag and
      * the new triggers gone. */
     static const char *const downgrade_17 =
-        /* migration 21's index of paid replicas first, */
+        /* migration 22's chains first (20's undo below rebuilds
+         * ledger_txs without their links and with both indexes), */
+        "DROP TABLE ledger_accounts; "
+        /* migration 21's index of paid replicas, */
         "DROP INDEX replicas_trades; "
         /* then migration 20: 15's task triggers (no payable) and 17's
          * job trigger (no quorum), the index
