@@ -720,18 +720,30 @@ int ex_state_open(struct ex_state *st, const char *data_dir, uint64_t lease_ms, 
         goto out_destroy_mutex;
     }
     sqlite3_busy_timeout(st->nonce_db, 5000);
+    /* The metrics' reader (see "metrics"). */
+    if (pthread_mutex_init(&st->metrics_mu, NULL) != 0) {
+        rc = cu_err_set(e, -CU_ENOMEM, "cannot create a mutex");
+        goto out_destroy_mutex;
+    }
+    if (sqlite3_open_v2(path, &st->metrics_db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        rc = cu_err_set(e, -CU_EDB, "cannot open %s for reading: %s", path,
+                        st->metrics_db ? sqlite3_errmsg(st->metrics_db) : "out of memory");
+        goto out_close_metrics;
+    }
+    sqlite3_busy_timeout(st->metrics_db, 5000);
     /* Long-polls wait against the monotonic clock: a wall-clock step must
      * not end them early or keep them forever. */
     if (pthread_condattr_init(&ca) != 0) {
         rc = cu_err_set(e, -CU_ENOMEM, "cannot create a condition variable");
-        goto out_destroy_mutex;
+        goto out_close_metrics;
     }
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     rc = pthread_cond_init(&st->work, &ca);
     pthread_condattr_destroy(&ca);
     if (rc != 0) {
         rc = cu_err_set(e, -CU_ENOMEM, "cannot create a condition variable");
-        goto out_destroy_mutex;
+        goto out_close_metrics;
     }
     if (ex_replay_init(&st->reads, 0) != 0) {
         rc = cu_err_set(e, -CU_ENOMEM, "cannot allocate the read replay window");
@@ -747,6 +759,10 @@ out_release_reads:
     ex_replay_release(&st->reads);
 out_destroy_cond:
     pthread_cond_destroy(&st->work);
+out_close_metrics:
+    sqlite3_close(st->metrics_db); /* NULL is a no-op */
+    st->metrics_db = NULL;
+    pthread_mutex_destroy(&st->metrics_mu);
 out_destroy_mutex:
     nonce_db_close(st);
     pthread_mutex_destroy(&st->nonce_mu);
@@ -762,6 +778,9 @@ void ex_state_close(struct ex_state *st)
     ex_ledger_close(st);
     ex_replay_release(&st->reads);
     pthread_cond_destroy(&st->work);
+    sqlite3_close(st->metrics_db);
+    st->metrics_db = NULL;
+    pthread_mutex_destroy(&st->metrics_mu);
     nonce_db_close(st);
     pthread_mutex_destroy(&st->nonce_mu);
     lanes_destroy(st);
@@ -3014,30 +3033,47 @@ out_unlock:
 
 /* ---- metrics --------------------------------------------------------------------------- */
 
-static int metric_states(struct ex_state *st, struct cu_buf *out, const char *name,
-                         const char *help, const char *sql, const char *const *states)
+/* The metrics read the state through a connection of their own, without
+ * mu: counting a million replicas by state took 0.2-0.35 s (bench/scale),
+ * all of it holding mu while every claim and report waited. A WAL reader
+ * sees the last commit and blocks no writer; its snapshot may be ahead of
+ * the last fsync, which a gauge may be. */
+
+/* One count per state of sql (one "?1" for the state) on db. */
+static int metric_states(sqlite3 *db, struct cu_buf *out, const char *name, const char *help,
+                         const char *sql, const char *const *states)
 {
-    sqlite3_stmt *s;
-    int rc;
+    sqlite3_stmt *s = NULL;
+    int rc = 0;
 
     if (cu_buf_appendf(out, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name))
         return -CU_ETOOBIG;
-    /* Every known state appears, zero or not, so graphs do not break. */
-    for (size_t i = 0; states[i]; i++) {
-        int64_t c = 0;
-        s = ex_sql_cached(st, sql, "t", states[i]);
-        if (!s)
-            return -CU_EDB;
-        rc = ex_sql_step(st, s);
-        if (rc == 1)
-            c = sqlite3_column_int64(s, 0);
-        ex_sql_done(st, s);
-        if (rc < 0)
-            return rc;
-        if (cu_buf_appendf(out, "%s{state=\"%s\"} %lld\n", name, states[i], (long long)c))
-            return -CU_ETOOBIG;
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
+        cu_error("metrics: cannot prepare [%s]: %s", sql, sqlite3_errmsg(db));
+        sqlite3_finalize(s);
+        return -CU_EDB;
     }
-    return 0;
+    /* Every known state appears, zero or not, so graphs do not break. */
+    for (size_t i = 0; !rc && states[i]; i++) {
+        int64_t c = 0;
+        sqlite3_reset(s);
+        sqlite3_bind_text(s, 1, states[i], -1, SQLITE_STATIC);
+        switch (sqlite3_step(s)) {
+        case SQLITE_ROW:
+            c = sqlite3_column_int64(s, 0);
+            break;
+        case SQLITE_DONE:
+            break;
+        default:
+            cu_error("metrics: %s", sqlite3_errmsg(db));
+            rc = -CU_EDB;
+            continue;
+        }
+        if (cu_buf_appendf(out, "%s{state=\"%s\"} %lld\n", name, states[i], (long long)c))
+            rc = -CU_ETOOBIG;
+    }
+    sqlite3_finalize(s);
+    return rc;
 }
 
 int ex_metrics(struct ex_state *st, int64_t now_ms, struct cu_buf *out)
@@ -3047,7 +3083,8 @@ int ex_metrics(struct ex_state *st, int64_t now_ms, struct cu_buf *out)
                                               "failed", "cancelled", NULL};
     const char *replica_states[CU_REPLICA_NSTATES + 1];
     struct cu_db_stats dbs;
-    sqlite3_stmt *s;
+    sqlite3_stmt *s = NULL;
+    sqlite3 *db = st->metrics_db;
     int64_t online = 0;
     int rc;
 
@@ -3055,11 +3092,14 @@ int ex_metrics(struct ex_state *st, int64_t now_ms, struct cu_buf *out)
         replica_states[i] = cu_replica_state_name((enum cu_replica_state)i);
     replica_states[CU_REPLICA_NSTATES] = NULL;
 
-    lock(st);
-    rc = metric_states(st, out, "cumulus_jobs", "Jobs by state.",
-                       "SELECT COUNT(*) FROM jobs WHERE state = ?1", job_states);
+    pthread_mutex_lock(&st->metrics_mu);
+    /* One snapshot for every count. */
+    rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK ? 0 : -CU_EDB;
     if (!rc)
-        rc = metric_states(st, out, "cumulus_tasks", "Tasks by state.",
+        rc = metric_states(db, out, "cumulus_jobs", "Jobs by state.",
+                           "SELECT COUNT(*) FROM jobs WHERE state = ?1", job_states);
+    if (!rc)
+        rc = metric_states(db, out, "cumulus_tasks", "Tasks by state.",
                            /* The kept counts (schema.c, 15): one row per
                             * job, not a scan of every task. */
                            "SELECT COALESCE(SUM(CASE ?1 WHEN 'queued' THEN queued "
@@ -3068,21 +3108,27 @@ int ex_metrics(struct ex_state *st, int64_t now_ms, struct cu_buf *out)
                            "ELSE 0 END), 0) FROM job_counts",
                            task_states);
     if (!rc)
-        rc = metric_states(st, out, "cumulus_replicas", "Replicas by state.",
+        rc = metric_states(db, out, "cumulus_replicas", "Replicas by state.",
                            "SELECT COUNT(*) FROM replicas WHERE state = ?1", replica_states);
     if (!rc) {
         /* Online: seen within a long-poll plus two leases. */
         int64_t window = EX_MAX_WAIT_MS + 2 * clamp_i64(st->lease_ms);
-        s = ex_sql_cached(st, "SELECT COUNT(*) FROM providers WHERE last_seen_ms >= ?1", "i",
-                  now_ms - window);
-        rc = s ? ex_sql_step(st, s) : -CU_EDB;
-        if (rc == 1) {
-            online = sqlite3_column_int64(s, 0);
-            rc = 0;
+        if (sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM providers WHERE last_seen_ms >= ?1", -1,
+                               &s, NULL) != SQLITE_OK)
+            rc = -CU_EDB;
+        else {
+            sqlite3_bind_int64(s, 1, now_ms - window);
+            if (sqlite3_step(s) == SQLITE_ROW)
+                online = sqlite3_column_int64(s, 0);
+            else
+                rc = -CU_EDB;
         }
-        ex_sql_done(st, s);
+        sqlite3_finalize(s);
     }
-    unlock(st);
+    if (rc == -CU_EDB)
+        cu_error("metrics: %s", sqlite3_errmsg(db));
+    (void)sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    pthread_mutex_unlock(&st->metrics_mu);
     if (rc)
         return rc;
     cu_db_stats(&st->db, &dbs);

@@ -137,6 +137,10 @@ struct ex_state {
     pthread_mutex_t nonce_mu;
     sqlite3 *nonce_db;
     sqlite3_stmt *nonce_q, *nonce_legacy_q; /* on nonce_db, prepared on first use */
+    /* GET /metrics counts without mu, on a read-only connection of its
+     * own that metrics_mu guards (state.c "metrics"). */
+    pthread_mutex_t metrics_mu;
+    sqlite3 *metrics_db;
     struct ex_replay reads;        /* nonces of signed reads (replay.h) */
 };
 

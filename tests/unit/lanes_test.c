@@ -701,6 +701,51 @@ static void test_full_queue_replay_race(void **state)
     assert_int_equal(use(v, "k", "X"), -CU_EAUTH);
 }
 
+/* ---- metrics without mu ------------------------------------------------------- */
+
+struct metrics_call {
+    struct ex_state *st;
+    int rc;
+    int done; /* atomic */
+};
+
+static void *metrics_main(void *arg)
+{
+    struct metrics_call *m = arg;
+    struct cu_buf out = CU_BUF_INIT(1 << 20);
+
+    m->rc = ex_metrics(m->st, cu_now_ms(), &out);
+    if (m->rc == 0 && !strstr(out.data, "cumulus_replicas{state=\"queued\"} 0\n"))
+        m->rc = 1;
+    cu_buf_release(&out);
+    __atomic_store_n(&m->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+/* GET /metrics counts every replica by state (0.2-0.35 s at a million):
+ * it must not hold the state mutex meanwhile, so it answers while
+ * another thread holds mu. */
+static void test_metrics_without_mu(void **state)
+{
+    struct st_env *v = *state;
+    struct metrics_call m = {.st = &v->st};
+    pthread_t t;
+    int64_t until;
+    bool answered;
+
+    pthread_mutex_lock(&v->st.mu);
+    assert_int_equal(pthread_create(&t, NULL, metrics_main, &m), 0);
+    until = cu_mono_ms() + 10000;
+    while (!__atomic_load_n(&m.done, __ATOMIC_ACQUIRE) && cu_mono_ms() < until)
+        cu_sleep_ms(1);
+    answered = __atomic_load_n(&m.done, __ATOMIC_ACQUIRE); /* before mu is let go */
+    pthread_mutex_unlock(&v->st.mu);
+    pthread_join(t, NULL);
+    if (!answered)
+        fail_msg("ex_metrics did not answer in 10 s while mu was held");
+    assert_int_equal(m.rc, 0);
+}
+
 /* ---- the report lane, in process -------------------------------------------- */
 
 #define CLAIMERS 6      /* threads claiming without a pause */
@@ -1559,6 +1604,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_replay_between_stage_and_commit, env_setup,
                                         env_teardown),
         cmocka_unit_test_setup_teardown(test_many_threads, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_without_mu, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_report_lane_not_starved, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_report_lane_shape, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_http_claims_and_reports, http_setup, http_teardown),

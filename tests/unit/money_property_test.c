@@ -276,6 +276,65 @@ static void check_history_of(struct world *w, const char *id)
     json_decref(j);
 }
 
+/* The value of series (e.g. cumulus_replicas{state="queued"}) in a
+ * metrics text, or -1 when it has no such line. */
+static long long metric_value(const char *text, const char *series)
+{
+    size_t n = strlen(series);
+
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        if (strncmp(p, series, n) == 0 && p[n] == ' ')
+            return strtoll(p + n + 1, NULL, 10);
+    }
+    return -1;
+}
+
+/* GET /metrics (ex_metrics, read through its own connection without
+ * the state mutex) gives every replica and task state the count a scan
+ * of the tables finds, and the jobs by state. */
+static void check_metrics(struct world *w)
+{
+    static const char *const checks[][2] = {
+        {"cumulus_replicas", "SELECT COUNT(*) FROM replicas WHERE state = ?1"},
+        {"cumulus_tasks", "SELECT COUNT(*) FROM tasks WHERE state = ?1"},
+        {"cumulus_jobs", "SELECT COUNT(*) FROM jobs WHERE state = ?1"},
+    };
+    static const char *const states[] = {"queued", "leased",   "running",   "reported",
+                                         "accepted", "rejected", "expired", "cancelled",
+                                         "done",     "failed",   NULL};
+    struct cu_buf out = CU_BUF_INIT(1 << 20);
+    char series[96];
+
+    assert_int_equal(ex_metrics(&w->st, cu_now_ms(), &out), 0);
+    for (size_t c = 0; c < sizeof checks / sizeof checks[0]; c++) {
+        sqlite3_stmt *s = NULL;
+        assert_int_equal(sqlite3_prepare_v2(w->st.db.h, checks[c][1], -1, &s, NULL), SQLITE_OK);
+        for (size_t i = 0; states[i]; i++) {
+            long long got, want;
+            (void)cu_snprintf(series, sizeof series, "%s{state=\"%s\"}", checks[c][0],
+                              states[i]);
+            got = metric_value((const char *)out.data, series);
+            if (got < 0)
+                continue; /* not a state of this kind */
+            sqlite3_reset(s);
+            sqlite3_bind_text(s, 1, states[i], -1, SQLITE_STATIC);
+            assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+            want = sqlite3_column_int64(s, 0);
+            if (got != want) {
+                sqlite3_finalize(s);
+                cu_buf_release(&out);
+                FAILF(w, "metrics say %s %lld, the tables %lld", series, got, want);
+            }
+        }
+        sqlite3_finalize(s);
+    }
+    /* Each kind has its lines, whatever the counts. */
+    assert_true(metric_value((const char *)out.data, "cumulus_replicas{state=\"queued\"}") >= 0);
+    assert_true(metric_value((const char *)out.data, "cumulus_tasks{state=\"done\"}") >= 0);
+    assert_true(metric_value((const char *)out.data, "cumulus_jobs{state=\"running\"}") >= 0);
+    cu_buf_release(&out);
+}
+
 /* The task counts and accepted CU the triggers keep per job (what GET
  * /v1/jobs shows) equal a full recount, for every job. */
 static void check_counts(struct world *w)
@@ -1561,6 +1620,8 @@ static void run_sequence(struct world *w, uint64_t seed, int remigrate_at, bool 
         else
             op_cancel(w);
         check_money(w);
+        if (w->step % 8 == 0)
+            check_metrics(w);
         if (w->step == remigrate_at) {
             remigrate_counts(w, before_17);
             check_money(w);
@@ -1569,6 +1630,7 @@ static void run_sequence(struct world *w, uint64_t seed, int remigrate_at, bool 
     totals.ops += (uint64_t)nops;
     w->step = -1; /* the end */
     drain(w);
+    check_metrics(w);
     final_checks(w);
     ex_state_close(&w->st);
     w->open = false;
