@@ -187,6 +187,28 @@ static void test_exit_codes_and_signals(void **state)
     assert_int_equal(f->r.exit_code, 3);
 }
 
+/* A task starts with stdin /dev/null, stdout and stderr its logs, and no
+ * other descriptor: never the control socket, nor the supervisor's own
+ * /dev/null. Twice, so that the second task of a sandbox is checked too. */
+static void test_task_descriptors(void **state)
+{
+    struct fixture *f = *state;
+    /* The shell's own script descriptor aside, ls's listing of its fds
+     * shows 0, 1, 2 and the one it reads the directory through. */
+    static const char *const fds[] = {"sh", "-c", "readlink /proc/self/fd/0; exec ls /proc/self/fd",
+                                      NULL};
+    char *out;
+
+    for (int i = 0; i < 2; i++) {
+        run(f, fds);
+        assert_int_equal(f->r.status, CU_SB_OK);
+        out = slurp(f->so);
+        assert_non_null(out);
+        assert_string_equal(out, "/dev/null\n0\n1\n2\n3\n");
+        free(out);
+    }
+}
+
 static void nothing_leaks(struct fixture *f)
 {
     static const char *const leave[] = {
@@ -620,6 +642,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_runs_and_reuses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exit_codes_and_signals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_task_descriptors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nothing_leaks_to_next_task, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ipc_and_modes_cleaned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_time_limit_kills, setup, teardown),

@@ -247,11 +247,22 @@ struct task_req {
 static struct task_req req;
 static char msgbuf[CU_WARM_MSG_MAX];
 
-_Noreturn static void child_fail(int errpipe, int stage)
+/* Why the task's first process could not start: it shares our memory
+ * until its exec (run_task), so it writes the stage and errno here and
+ * exits; after a successful exec nothing was written. A pipe per task
+ * did the same with seven more system calls (pipe2, dup2, fcntl, read,
+ * three closes). */
+static volatile int child_err[2];
+
+/* /dev/null for the tasks' stdin, opened once (close-on-exec; each task
+ * gets its own dup as fd 0): an open per task walked the path each time.
+ * -1 when it could not be opened at start: then each task opens it. */
+static int devnull = -1;
+
+_Noreturn static void child_fail(int stage)
 {
-    int v[2] = {stage, errno};
-    ssize_t n = write(errpipe, v, sizeof(v));
-    (void)n;
+    child_err[1] = errno;
+    child_err[0] = stage;
     _exit(127);
 }
 
@@ -268,46 +279,43 @@ static int set_limit(int res, uint64_t cur, uint64_t max)
 #define CHILD_STACK (MAX_STRINGS / 2 * sizeof(char *) + 256 * 1024)
 static _Alignas(64) char child_stack[CHILD_STACK];
 
-_Noreturn static void child_exec(int errpipe)
+_Noreturn static void child_exec(void)
 {
     sigset_t none;
-    int devnull;
+    int in = devnull;
 
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     if (setsid() < 0)
-        child_fail(errpipe, CU_WARM_STAGE_SETUP);
-    devnull = open("/dev/null", O_RDWR);
-    if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(req.fd_out, 1) < 0 ||
-        dup2(req.fd_err, 2) < 0)
-        child_fail(errpipe, CU_WARM_STAGE_SETUP);
-    /* Only 0-2 and the close-on-exec error pipe survive: never the
-     * control socket. */
-    if (dup2(errpipe, 3) < 0)
-        child_fail(errpipe, CU_WARM_STAGE_SETUP);
-    errpipe = 3;
-    if (fcntl(errpipe, F_SETFD, FD_CLOEXEC) != 0 || syscall(SYS_close_range, 4U, ~0U, 0) != 0)
-        child_fail(errpipe, CU_WARM_STAGE_SETUP);
+        child_fail(CU_WARM_STAGE_SETUP);
+    if (in < 0)
+        in = open("/dev/null", O_RDWR);
+    if (in < 0 || dup2(in, 0) < 0 || dup2(req.fd_out, 1) < 0 || dup2(req.fd_err, 2) < 0)
+        child_fail(CU_WARM_STAGE_SETUP);
+    /* Only 0-2 survive: never the control socket. */
+    if (syscall(SYS_close_range, 3U, ~0U, 0) != 0)
+        child_fail(CU_WARM_STAGE_SETUP);
     if ((req.run.lim_cpu_cur &&
          set_limit(RLIMIT_CPU, req.run.lim_cpu_cur, req.run.lim_cpu_max) != 0) ||
         (req.run.lim_fsize && set_limit(RLIMIT_FSIZE, req.run.lim_fsize, req.run.lim_fsize) != 0) ||
         (req.run.lim_nproc && set_limit(RLIMIT_NPROC, req.run.lim_nproc, req.run.lim_nproc) != 0) ||
         (req.run.lim_as && set_limit(RLIMIT_AS, req.run.lim_as, req.run.lim_as) != 0) ||
         set_limit(RLIMIT_CORE, 0, 0) != 0)
-        child_fail(errpipe, CU_WARM_STAGE_SETUP);
+        child_fail(CU_WARM_STAGE_SETUP);
     if (chdir(req.cwd) != 0)
-        child_fail(errpipe, CU_WARM_STAGE_CHDIR);
+        child_fail(CU_WARM_STAGE_CHDIR);
     (void)prctl(PR_SET_PDEATHSIG, 0);
     /* execvp searches the PATH of environ: the task's own, as bwrap does.
      * (This writes our own environ too, which we never read.) */
     environ = req.env;
     execvp(req.argv[0], req.argv);
-    child_fail(errpipe, CU_WARM_STAGE_EXEC);
+    child_fail(CU_WARM_STAGE_EXEC);
 }
 
 static int child_main(void *arg)
 {
-    child_exec((int)(intptr_t)arg);
+    (void)arg;
+    child_exec();
 }
 
 /* Parses a RUN message of n bytes in msgbuf into req. 0 or -1. */
@@ -372,44 +380,33 @@ static void run_task(void)
 {
     struct cu_warm_done done = {.h = {CU_WARM_MAGIC, CU_WARM_DONE}};
     struct rusage before, after, ru;
-    int errpipe[2];
-    int st = 0, v[2];
+    int st = 0;
     pid_t pid;
     ssize_t n;
 
     memset(&ru, 0, sizeof(ru));
     getrusage(RUSAGE_CHILDREN, &before);
-    if (pipe2(errpipe, O_CLOEXEC) != 0) {
-        done.stage = CU_WARM_STAGE_SETUP;
-        done.err = errno;
-        goto out_send;
-    }
     /* The child shares our memory and we sleep until its exec (or exit),
      * as posix_spawn does: no copy of our page tables, no copy-on-write
      * faults on either side, nothing for the exec to tear down. A fork
      * here cost ~0.2 ms of CPU per task on this VM. posix_spawn itself
      * cannot set rlimits. The child changes only its own process state
-     * (fds, session, limits, directory) and environ; its errno lands in
-     * ours, which nothing reads before clone returns. errpipe[0] stays
-     * open in it until its exec (close-on-exec): it never reads it. */
+     * (fds, session, limits, directory), environ and child_err; its errno
+     * lands in ours, which nothing reads before clone returns. When clone
+     * returns the child has exec'd (child_err untouched) or exited. */
+    child_err[0] = child_err[1] = 0;
     pid = clone(child_main, child_stack + sizeof(child_stack), CLONE_VM | CLONE_VFORK | SIGCHLD,
-                (void *)(intptr_t)errpipe[1]);
-    close(errpipe[1]);
+                NULL);
     close(req.fd_out);
     close(req.fd_err);
     if (pid < 0) {
         done.stage = CU_WARM_STAGE_SETUP;
         done.err = errno;
-        close(errpipe[0]);
         goto out_send;
     }
-    do {
-        n = read(errpipe[0], v, sizeof(v));
-    } while (n < 0 && errno == EINTR);
-    close(errpipe[0]);
-    if (n == (ssize_t)sizeof(v)) {
-        done.stage = v[0];
-        done.err = v[1];
+    if (child_err[0] != 0) {
+        done.stage = child_err[0];
+        done.err = child_err[1];
     }
     /* Until the task's first process ends: reap what ends, obey KILL. */
     for (;;) {
@@ -508,6 +505,7 @@ int main(void)
     sigfd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
     if (sigfd < 0 || fcntl(ctl, F_SETFD, FD_CLOEXEC) != 0)
         return 123;
+    devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
     shared_dirs_note_modes();
     send_msg(&ready, sizeof(ready));
     for (;;) {
