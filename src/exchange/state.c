@@ -3095,6 +3095,8 @@ int ex_metrics(struct ex_state *st, int64_t now_ms, struct cu_buf *out)
     pthread_mutex_lock(&st->metrics_mu);
     /* One snapshot for every count. */
     rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK ? 0 : -CU_EDB;
+    if (rc)
+        cu_error("metrics: %s", sqlite3_errmsg(db));
     if (!rc)
         rc = metric_states(db, out, "cumulus_jobs", "Jobs by state.",
                            "SELECT COUNT(*) FROM jobs WHERE state = ?1", job_states);
@@ -3123,10 +3125,11 @@ int ex_metrics(struct ex_state *st, int64_t now_ms, struct cu_buf *out)
             else
                 rc = -CU_EDB;
         }
+        if (rc)
+            cu_error("metrics: %s", sqlite3_errmsg(db));
         sqlite3_finalize(s);
     }
-    if (rc == -CU_EDB)
-        cu_error("metrics: %s", sqlite3_errmsg(db));
+    /* (metric_states logged its own failures.) */
     (void)sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     pthread_mutex_unlock(&st->metrics_mu);
     if (rc)
