@@ -234,17 +234,19 @@ int cu_report_upload_missing(struct cu_http_client *c, const struct cu_blobstore
 /* ---- the reporter (reporter.c) ------------------------------------------ */
 
 /* One thread per provider that delivers finished reports while the slots
- * claim their next leases. A report is handed over only once its body is
- * durable in the pstate ('finished'); the reporter forgets the row once
- * the exchange answered it, like the synchronous path. */
+ * claim their next leases. It stores each report's body in the pstate
+ * ('finished', the queued ones together in one transaction) before it
+ * sends any, and forgets the row once the exchange answered it, like the
+ * synchronous path. */
 struct cu_reporter;
 
 /* Starts the reporter with its own HTTP client; at most cap reports are
  * pending (queued or being sent) at once. 0 or negative with e set. */
 int cu_reporter_start(struct cu_agent *a, unsigned cap, struct cu_reporter **out,
                       struct cu_err *e);
-/* Hands the report of replica (body: malloc'd, already stored by
- * cu_pstate_finished) to the reporter, which then owns body. Waits while
+/* Hands the report of replica (body: malloc'd, not stored yet: the
+ * reporter stores it before sending) to the reporter, which then owns
+ * body. Waits while
  * cap reports are pending. -CU_ECANCELLED when the reporter has stopped:
  * body stays the caller's, who delivers it itself. */
 int cu_reporter_submit(struct cu_reporter *r, int64_t replica, char *body);

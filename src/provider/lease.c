@@ -1250,10 +1250,10 @@ static void report_result(struct task *t, const struct cu_sandbox_result *res)
         report_error(t, "provider out of memory building the report", false);
         goto out_release;
     }
-    /* Durable before sending: a crash from here on resends this report. */
-    cu_pstate_finished(&t->a->state, t->a->exchange, t->replica, body);
     keeper_signal_stop(&t->k);
-    /* The reporter sends it while the slot claims its next lease. The
+    /* The reporter stores and sends it while the slot claims its next
+     * lease: one write for the reports it holds instead of a commit per
+     * task here (docs/performance.md "Tenth session"). The
      * lease needs no heartbeat meanwhile: it was renewed at most one
      * heartbeat_ms ago and lives lease_ms (three of them), and the queue
      * holds at most cu_ahead_held_max reports, which leave together in
@@ -1264,6 +1264,8 @@ static void report_result(struct task *t, const struct cu_sandbox_result *res)
         body = NULL; /* the reporter's now */
         goto out_release;
     }
+    /* Durable before sending: a crash from here on resends this report. */
+    cu_pstate_finished(&t->a->state, t->a->exchange, t->replica, body);
     if (cu_report_deliver(t->s->http, &t->a->cache, t->replica, body, 30000, false) !=
         CU_UNSENT)
         cu_pstate_forget_later(&t->a->state, t->a->exchange, t->replica);

@@ -438,25 +438,71 @@ static void test_pstate_history(void **state)
     assert_int_equal(cu_pstate_open(&ps, path, &e), 0);
     (void)cu_snprintf(d.job, sizeof d.job, "j-h");
     (void)cu_snprintf(d.status, sizeof d.status, "ok");
-    for (int64_t id = 1; id <= 6; id++) { /* more than CU_PSTATE_HIST_PENDING */
+    for (int64_t id = 1; id <= CU_PSTATE_HIST_PENDING + 2; id++) { /* overflows once */
         d.id = id;
         assert_int_equal(cu_pstate_history_add(&ps, "http://a", &d), 0);
     }
     assert_int_equal(cu_pstate_running(&ps, "http://a", 9, "j-h", 2), 0);
-    assert_int_equal(cu_pstate_view(path, 50, &run, &nrun, &done, &ndone, &e), 0);
+    assert_int_equal(cu_pstate_view(path, 200, &run, &nrun, &done, &ndone, &e), 0);
     assert_int_equal(nrun, 1);
-    assert_int_equal(ndone, 6);
+    assert_int_equal(ndone, CU_PSTATE_HIST_PENDING + 2);
     free(run);
     free(done);
-    d.id = 7;
+    d.id = CU_PSTATE_HIST_PENDING + 3;
     assert_int_equal(cu_pstate_history_add(&ps, "http://a", &d), 0);
     cu_pstate_close(&ps);
-    assert_int_equal(cu_pstate_view(path, 50, &run, &nrun, &done, &ndone, &e), 0);
-    assert_int_equal(ndone, 7);
-    assert_int_equal(done[0].id, 7);
+    assert_int_equal(cu_pstate_view(path, 200, &run, &nrun, &done, &ndone, &e), 0);
+    assert_int_equal(ndone, CU_PSTATE_HIST_PENDING + 3);
+    assert_int_equal(done[0].id, CU_PSTATE_HIST_PENDING + 3);
     assert_string_equal(done[0].exchange, "http://a");
     free(run);
     free(done);
+}
+
+/* The reporter's write: n reports 'finished' in one transaction, with the
+ * deletes and history rows that wait riding along; a replica without a
+ * row stays without one, and a reopen finds each report to resend. */
+static void test_pstate_finished_batch(void **state)
+{
+    struct fixture *f = *state;
+    static const char ex[] = "http://a";
+    struct cu_pstate_report r[3] = {{1, "{\"status\":\"ok\"}"},
+                                    {2, "{\"status\":\"failed\"}"},
+                                    {9, "{\"status\":\"ok\"}"}};
+    struct cu_pstate_done d = {.id = 3, .task = 2};
+    struct cu_pstate_done *run, *done;
+    struct cu_pstate_row *rows;
+    struct cu_pstate ps;
+    struct cu_err e = {0};
+    char path[CU_PATH_MAX];
+    size_t n, nrun, ndone;
+
+    assert_int_equal(cu_path_join(path, sizeof path, f->dir, "state.db"), 0);
+    assert_int_equal(cu_pstate_open(&ps, path, &e), 0);
+    for (int64_t id = 1; id <= 3; id++)
+        assert_int_equal(cu_pstate_running(&ps, ex, id, "j-b", (uint32_t)id), 0);
+    assert_int_equal(cu_pstate_finished(&ps, ex, 3, "{\"status\":\"ok\"}"), 0);
+    assert_int_equal(cu_pstate_forget_later(&ps, ex, 3), 0);
+    (void)cu_snprintf(d.job, sizeof d.job, "j-b");
+    (void)cu_snprintf(d.status, sizeof d.status, "ok");
+    assert_int_equal(cu_pstate_history_add(&ps, ex, &d), 0);
+    assert_int_equal(cu_pstate_finished_batch(&ps, ex, r, 0), 0);
+    assert_int_equal(cu_pstate_finished_batch(&ps, ex, r, 3), 0);
+    /* Read back as a crash would find it: without closing. */
+    assert_int_equal(cu_pstate_view(path, 10, &run, &nrun, &done, &ndone, &e), 0);
+    assert_int_equal(nrun, 0);
+    assert_int_equal(ndone, 1); /* the history row rode along */
+    assert_int_equal(done[0].id, 3);
+    free(run);
+    free(done);
+    assert_int_equal(cu_pstate_list(&ps, ex, &rows, &n), 0);
+    assert_int_equal(n, 2); /* 3 deleted with the batch; 9 never had a row */
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(rows[i].state, "finished");
+        assert_string_equal(rows[i].report_json, r[rows[i].id - 1].body);
+    }
+    cu_pstate_rows_free(rows, n);
+    cu_pstate_close(&ps);
 }
 
 /* Counts the rows of exchange in ps. */
@@ -541,6 +587,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pstate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pstate_history, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pstate_forget_later, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pstate_finished_batch, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -260,13 +260,56 @@ out_unlock:
     return rc;
 }
 
+static const char sql_finished[] = "UPDATE replicas SET state = 'finished', report_json = ?3,"
+                                   " updated_ms = ?5 WHERE exchange = ?1 AND id = ?2";
+
 int cu_pstate_finished(struct cu_pstate *ps, const char *exchange, int64_t replica,
                        const char *report_json)
 {
-    return write_stmt(ps,
-                      "UPDATE replicas SET state = 'finished', report_json = ?3,"
-                      " updated_ms = ?5 WHERE exchange = ?1 AND id = ?2",
-                      exchange, replica, report_json, 0);
+    return write_stmt(ps, sql_finished, exchange, replica, report_json, 0);
+}
+
+int cu_pstate_finished_batch(struct cu_pstate *ps, const char *exchange,
+                             const struct cu_pstate_report *r, size_t n)
+{
+    sqlite3_stmt *st = NULL;
+    struct cu_err e = {0};
+    int64_t now = cu_now_ms();
+    int rc;
+
+    if (n == 0)
+        return 0;
+    pthread_mutex_lock(&ps->lock);
+    rc = cu_db_begin(&ps->db);
+    if (rc)
+        goto out_unlock;
+    if (pending_write(ps, &e) != 0) { /* they ride along, as in write_stmt */
+        cu_error("provider state: %s", e.msg);
+        memset(&e, 0, sizeof e);
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = cu_db_cached(&ps->db, sql_finished, &st, &e);
+        if (rc)
+            break;
+        sqlite3_bind_text(st, 1, exchange, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, r[i].replica);
+        sqlite3_bind_text(st, 3, r[i].body, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 5, now);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            (void)cu_snprintf(e.msg, sizeof e.msg, "%s", sqlite3_errmsg(ps->db.h));
+            rc = -CU_EDB;
+        }
+        cu_db_cached_done(&ps->db, st);
+    }
+    if (rc == 0)
+        rc = cu_db_commit(&ps->db);
+    else
+        cu_db_rollback(&ps->db);
+out_unlock:
+    pthread_mutex_unlock(&ps->lock);
+    if (rc)
+        cu_error("provider state: %s", e.msg[0] ? e.msg : cu_strerror(rc));
+    return rc;
 }
 
 static const char sql_forget[] = "DELETE FROM replicas WHERE exchange = ?1 AND id = ?2";
@@ -453,20 +496,17 @@ static int hist_flush(struct cu_pstate *ps, struct cu_err *e)
 int cu_pstate_history_add(struct cu_pstate *ps, const char *exchange,
                           const struct cu_pstate_done *d)
 {
-    struct cu_err e = {0};
     int rc = 0;
 
     pthread_mutex_lock(&ps->lock);
     if (ps->nhist == CU_PSTATE_HIST_PENDING)
-        rc = hist_flush(ps, &e); /* no write came between: one transaction of its own */
+        rc = pending_flush(ps); /* no write came between: a transaction of their own (logged) */
     ps->hist[ps->nhist] = *d;
     (void)cu_snprintf(ps->hist[ps->nhist].exchange, sizeof ps->hist[0].exchange, "%s", exchange);
     if (!d->finished_ms)
         ps->hist[ps->nhist].finished_ms = cu_now_ms();
     ps->nhist++;
     pthread_mutex_unlock(&ps->lock);
-    if (rc)
-        cu_error("provider state: %s", e.msg);
     return rc;
 }
 

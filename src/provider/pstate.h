@@ -32,7 +32,9 @@ struct cu_pstate_done {
 };
 
 #define CU_PSTATE_FRESH 32
-#define CU_PSTATE_HIST_PENDING 4
+/* History rows wait for the reporter's next write, which carries the
+ * reports it holds (up to a batch of them): room for a batch's worth. */
+#define CU_PSTATE_HIST_PENDING 64
 #define CU_PSTATE_GONE_PENDING 64
 
 struct cu_pstate {
@@ -48,9 +50,9 @@ struct cu_pstate {
     } fresh[CU_PSTATE_FRESH];
     unsigned nfresh;
     /* History rows not yet written: they ride in the next write's
-     * transaction (the 'finished' row that follows at once), saving a
-     * commit per task; kill -9 can lose them, and only `provider status`
-     * would miss them (under lock). */
+     * transaction (the reporter's write of the reports it sends next),
+     * saving a commit per task; kill -9 can lose them, and only
+     * `provider status` would miss them (under lock). */
     struct cu_pstate_done hist[CU_PSTATE_HIST_PENDING];
     unsigned nhist;
     /* Rows of delivered reports not yet deleted (cu_pstate_forget_later):
@@ -94,6 +96,16 @@ int cu_pstate_running_batch(struct cu_pstate *ps, const char *exchange,
  * across kill -9 of the provider: synchronous=NORMAL, see pstate.c). */
 int cu_pstate_finished(struct cu_pstate *ps, const char *exchange, int64_t replica,
                        const char *report_json);
+/* One report for cu_pstate_finished_batch. */
+struct cu_pstate_report {
+    int64_t replica;
+    const char *body;
+};
+/* cu_pstate_finished for n replicas in one transaction (with the history
+ * rows and deletes that wait): the reporter's write of the reports it is
+ * about to send. 0 or negative (logged; then none is stored). */
+int cu_pstate_finished_batch(struct cu_pstate *ps, const char *exchange,
+                             const struct cu_pstate_report *r, size_t n);
 /* Deletes the replica's row (delivered, or dropped for good). */
 int cu_pstate_forget(struct cu_pstate *ps, const char *exchange, int64_t replica);
 /* The same for a 'finished' row whose report the exchange answered, in

@@ -1,9 +1,12 @@
 /* reporter.c - delivers finished reports off the slots' path (issue 6).
  *
- * A slot that finished a replica stores the report in the pstate (durable:
- * a kill -9 from then on resends it at the next start, provider.c
- * recover()), hands it here and claims its next lease at once. One thread
- * sends what is queued: one report as POST /v1/replicas/{id}/report,
+ * A slot that finished a replica hands the report here and claims its next
+ * lease at once. One thread stores what is queued in the pstate, all of it
+ * in one transaction (durable: a kill -9 from then on resends it at the
+ * next start, provider.c recover(); one before it finds the replica
+ * 'running', reported abandoned and run again: nothing is paid twice, the
+ * provider loses the pay of those few milliseconds' tasks, as of the tasks
+ * a crash interrupts), then sends it: one report as POST /v1/replicas/{id}/report,
  * several as one POST /v1/reports (docs/api.md "Batched reports"), and
  * forgets each row once the exchange answered it, as the synchronous path
  * does. While leases claimed ahead wait (short tasks), a report may wait up
@@ -31,6 +34,7 @@ struct queued {
     int64_t replica;
     char *body;       /* owned */
     int64_t since_ms; /* monotonic: when it was queued */
+    bool stored;      /* its 'finished' row is written (reporter thread only) */
 };
 
 struct cu_reporter {
@@ -41,6 +45,7 @@ struct cu_reporter {
     pthread_cond_t work;  /* a report queued, or closing (CLOCK_MONOTONIC) */
     pthread_cond_t room;  /* pending dropped below cap, or closed */
     struct queued *q;     /* ring of cap entries */
+    struct cu_pstate_report *store; /* cap entries: the rows store_queued writes */
     size_t cap, head, nq; /* queued: q[head], ... (nq of them) */
     size_t pending;       /* queued + being sent; at most cap */
     bool closing;         /* drain what is queued, then exit; submit refuses */
@@ -231,6 +236,32 @@ static bool work_wait(struct cu_reporter *r, int64_t ms)
     return pthread_cond_timedwait(&r->work, &r->mu, &until) != ETIMEDOUT;
 }
 
+/* Writes the 'finished' rows of every queued report not stored yet, in
+ * one transaction: before any of them is sent, so that a report the
+ * exchange may have applied is always sent again after a crash (the
+ * exchange answers a repeat as already reported). All of the queue, not
+ * only the batch about to leave: a stop that cannot wait for the rest
+ * leaves them stored for recover(). r->mu held; released while writing
+ * (only this thread removes entries or reads `stored`, and submit only
+ * appends behind them). */
+static void store_queued(struct cu_reporter *r)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < r->nq; i++) {
+        struct queued *it = &r->q[(r->head + i) % r->cap];
+        if (it->stored)
+            continue;
+        it->stored = true; /* a failed write is logged; sending goes on */
+        r->store[n++] = (struct cu_pstate_report){.replica = it->replica, .body = it->body};
+    }
+    if (n == 0)
+        return;
+    pthread_mutex_unlock(&r->mu);
+    (void)cu_pstate_finished_batch(&r->a->state, r->a->exchange, r->store, n);
+    pthread_mutex_lock(&r->mu);
+}
+
 static void *reporter_main(void *arg)
 {
     struct cu_reporter *r = arg;
@@ -277,6 +308,7 @@ static void *reporter_main(void *arg)
             pthread_cond_broadcast(&r->room);
             break;
         }
+        store_queued(r);
         while (r->nq > 0 && n < BATCH_MAX) {
             items[n++] = r->q[r->head];
             r->head = (r->head + 1) % r->cap;
@@ -313,8 +345,9 @@ int cu_reporter_start(struct cu_agent *a, unsigned cap, struct cu_reporter **out
     r->a = a;
     r->cap = cap;
     r->q = calloc(cap, sizeof *r->q);
+    r->store = calloc(cap, sizeof *r->store);
     r->http = cu_http_client_new(a->exchange, &a->id);
-    if (!r->q || !r->http)
+    if (!r->q || !r->store || !r->http)
         goto out_free;
     pthread_mutex_init(&r->mu, NULL);
     pthread_condattr_init(&ca);
@@ -332,6 +365,7 @@ int cu_reporter_start(struct cu_agent *a, unsigned cap, struct cu_reporter **out
     return 0;
 out_free:
     cu_http_client_free(r->http);
+    free(r->store);
     free(r->q);
     free(r);
     return cu_err_set(e, -CU_ENOMEM, "cannot start the reporter thread");
@@ -354,7 +388,8 @@ int cu_reporter_submit(struct cu_reporter *r, int64_t replica, char *body)
         pthread_mutex_unlock(&r->mu);
         return -CU_ECANCELLED;
     }
-    r->q[(r->head + r->nq) % r->cap] = (struct queued){.replica = replica, .body = body, .since_ms = cu_mono_ms()};
+    r->q[(r->head + r->nq) % r->cap] =
+        (struct queued){.replica = replica, .body = body, .since_ms = cu_mono_ms()};
     r->nq++;
     r->pending++;
     pthread_cond_signal(&r->work);
@@ -396,6 +431,7 @@ void cu_reporter_free(struct cu_reporter *r)
     pthread_cond_destroy(&r->work);
     pthread_mutex_destroy(&r->mu);
     cu_http_client_free(r->http);
+    free(r->store);
     free(r->q);
     free(r);
 }
