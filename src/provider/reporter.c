@@ -50,6 +50,8 @@ struct cu_reporter {
     size_t pending;       /* queued + being sent; at most cap */
     bool closing;         /* drain what is queued, then exit; submit refuses */
     bool flush;           /* the slots went idle: write what the state holds back */
+    bool lingering;       /* the thread waits out a linger: a submit wakes it only
+                           * when that could end the linger early */
     bool joined;          /* the thread was joined (by cu_reporter_stop) */
     bool exited;          /* the thread is returning (signals room) */
 };
@@ -299,7 +301,9 @@ static void *reporter_main(void *arg)
                 r->nq, cu_mono_ms() - r->q[r->head].since_ms,
                 r->a->ahead ? cu_ahead_queued(r->a->ahead) : 0, r->closing);
             if (linger > 0) {
-                (void)work_wait(r, linger); /* woken by the next report: look again */
+                r->lingering = true;
+                (void)work_wait(r, linger); /* the deadline, or a submit that ends it */
+                r->lingering = false;
                 continue;
             }
         }
@@ -392,7 +396,12 @@ int cu_reporter_submit(struct cu_reporter *r, int64_t replica, char *body)
         (struct queued){.replica = replica, .body = body, .since_ms = cu_mono_ms()};
     r->nq++;
     r->pending++;
-    pthread_cond_signal(&r->work);
+    /* A lingering reporter would only compute the same linger again: it
+     * is woken when the batch is full or no lease waits ahead any more
+     * (cu_reporter_linger_ms), saving a wake-up per report of a batch. */
+    if (!r->lingering || r->nq >= CU_REPORT_LINGER_BATCH || !r->a->ahead ||
+        cu_ahead_queued(r->a->ahead) == 0)
+        pthread_cond_signal(&r->work);
     pthread_mutex_unlock(&r->mu);
     return 0;
 }
