@@ -195,6 +195,32 @@ static void test_files(void **state)
     assert_string_equal(cu_buf_str(&b), "hello");
     assert_int_equal(cu_read_file(path, &small), -CU_ETOOBIG);
     assert_true(cu_dir_size(dir) == 5);
+    {
+        /* cu_dir_usage: an empty directory, one entry, then more entries
+         * than one read of the directory returns (the walk starts over
+         * after the emptiness check), and a missing one. */
+        uint64_t entries = 7;
+        char empty[CU_PATH_MAX], many[CU_PATH_MAX], name[CU_PATH_MAX];
+        assert_int_equal(cu_path_join(empty, sizeof empty, dir, "empty"), 0);
+        assert_int_equal(cu_mkdir_p(empty, 0755), 0);
+        assert_true(cu_dir_usage(empty, &entries) == 0);
+        assert_true(entries == 0);
+        assert_true(cu_dir_usage(sub, &entries) == 5);
+        assert_true(entries == 1);
+        assert_int_equal(cu_path_join(many, sizeof many, dir, "many"), 0);
+        assert_int_equal(cu_mkdir_p(many, 0755), 0);
+        for (int i = 0; i < 200; i++) {
+            char leaf[64];
+            (void)cu_snprintf(leaf, sizeof leaf, "a-file-with-a-long-name-%03d", i);
+            assert_int_equal(cu_path_join(name, sizeof name, many, leaf), 0);
+            assert_int_equal(cu_write_file_atomic(name, "xy", 2, 0644), 0);
+        }
+        assert_true(cu_dir_usage(many, &entries) == 400);
+        assert_true(entries == 200);
+        assert_int_equal(cu_path_join(name, sizeof name, dir, "missing"), 0);
+        assert_true(cu_dir_usage(name, &entries) == 0);
+        assert_true(entries == 0);
+    }
     assert_int_equal(cu_rm_rf(dir), 0);
     assert_int_equal(cu_read_file(path, &b), -CU_ENOTFOUND);
     assert_int_equal(cu_rm_rf(dir), 0); /* missing is fine */
