@@ -66,6 +66,13 @@ struct cu_warm {
     char base[CU_PATH_MAX];   /* removed with the sandbox */
     char dir[3][CU_PATH_MAX]; /* work, out, in under the base directory */
     bool has_in;
+    /* The capture files of stdout and stderr, kept open from task to task
+     * of the same paths (two opens with O_TRUNC and two closes per task
+     * otherwise); a task borrows them while it runs (task_release gives
+     * them back). cap_used: the last task kept bytes there. */
+    int cap_fd[2];
+    char cap_path[2][CU_PATH_MAX];
+    bool cap_used[2];
     bool dead;  /* ended or misbehaved: only cu_warm_free is left */
     bool busy;  /* a task runs */
     uid_t uid;
@@ -445,6 +452,8 @@ void cu_warm_free(struct cu_warm *w)
     cu_sb_close_fd(&w->pidfd);
     cu_sb_close_fd(&w->rd_err);
     cu_sb_close_fd(&w->rd_status);
+    cu_sb_close_fd(&w->cap_fd[0]);
+    cu_sb_close_fd(&w->cap_fd[1]);
     cu_cgroup_live_close(&w->cgl);
     if (w->cg.version != CU_CG_NONE && cu_cgroup_destroy(&w->cg) != 0)
         cu_warn("cannot remove cgroup %s", w->cg.dir[CU_CG_MEMORY]);
@@ -522,7 +531,7 @@ int cu_warm_start(const struct cu_sandbox_opts *opts, const char *base_dir, cons
     w = calloc(1, sizeof(*w));
     if (!w)
         return cu_err_set(e, -CU_ENOMEM, "out of memory");
-    w->pidfd = w->ctl = w->rd_err = w->rd_status = -1;
+    w->pidfd = w->ctl = w->rd_err = w->rd_status = w->cap_fd[0] = w->cap_fd[1] = -1;
     cu_cgroup_live_init(&w->cgl);
     w->uid = (uid_t)opts->uid;
     w->gid = (gid_t)opts->gid;
@@ -734,6 +743,54 @@ int cu_warm_acquire(struct cu_warm **wp, const struct cu_sandbox_opts *opts,
 
 /* ---- one task ------------------------------------------------------------ */
 
+
+/* The capture file at path for stream i (0 stdout, 1 stderr), empty and
+ * written from its start, into *fd (the sandbox's: the task borrows it
+ * until capture_give_back). The one kept from the last task when it is
+ * the same path and still linked (a file unlinked or replaced meanwhile
+ * would swallow the log); else opened afresh (cu_sb_open_capture). */
+static int capture_take(struct cu_warm *w, int i, const char *path, int *fd, struct cu_err *e)
+{
+    int rc;
+
+    if (w->cap_fd[i] >= 0 && strcmp(w->cap_path[i], path) == 0) {
+        struct stat st;
+        /* Another sandbox of the slot (a spare) may have written the
+         * same file since: its size says so. Our own offset is 0 unless
+         * our last task kept bytes. */
+        if (fstat(w->cap_fd[i], &st) == 0 && st.st_nlink > 0 &&
+            ((!w->cap_used[i] && st.st_size == 0) ||
+             (ftruncate(w->cap_fd[i], 0) == 0 && lseek(w->cap_fd[i], 0, SEEK_SET) == 0))) {
+            w->cap_used[i] = false;
+            *fd = w->cap_fd[i];
+            return 0;
+        }
+    }
+    cu_sb_close_fd(&w->cap_fd[i]);
+    rc = cu_sb_open_capture(path, fd, e);
+    if (rc == 0 && cu_snprintf(w->cap_path[i], sizeof w->cap_path[i], "%s", path) == 0) {
+        w->cap_fd[i] = *fd;
+        w->cap_used[i] = false;
+    }
+    return rc;
+}
+
+/* Takes the capture files s borrowed back from its warm sandbox (before
+ * cu_sandbox_free, which closes the ones s owns), noting whether the task
+ * kept bytes in each. */
+static void capture_give_back(struct cu_sandbox *s)
+{
+    struct cu_warm *w = s->warm;
+    int *fds[2] = {&s->f_out, &s->f_err};
+    const uint64_t kept[2] = {s->out_kept, s->err_kept};
+
+    for (int i = 0; i < 2; i++) {
+        if (*fds[i] >= 0 && *fds[i] == w->cap_fd[i]) {
+            w->cap_used[i] = kept[i] > 0;
+            *fds[i] = -1;
+        }
+    }
+}
 /* The RUN message for opts into b: PATH and HOME as bwrap sets them, then
  * opts->env, a later entry replacing an earlier one of the same name
  * (bwrap's --setenv order). -CU_EINVAL for a bad entry, -CU_ETOOBIG. */
@@ -900,8 +957,8 @@ int cu_warm_run(struct cu_warm *w, const struct cu_sandbox_opts *opts, struct cu
         rc = cu_err_set(e, -CU_ENOMEM, "out of memory");
         goto out_free;
     }
-    if ((rc = cu_sb_open_capture(opts->stdout_path, &s->f_out, e)) != 0 ||
-        (rc = cu_sb_open_capture(opts->stderr_path, &s->f_err, e)) != 0)
+    if ((rc = capture_take(w, 0, opts->stdout_path, &s->f_out, e)) != 0 ||
+        (rc = capture_take(w, 1, opts->stderr_path, &s->f_err, e)) != 0)
         goto out_free;
     if (pipe2(p_out, O_CLOEXEC) != 0 || pipe2(p_err, O_CLOEXEC) != 0) {
         rc = cu_err_set(e, -CU_ESANDBOX, "cannot create pipes: %s", strerror(errno));
@@ -968,6 +1025,7 @@ out_free:
         cu_sb_close_fd(&p_err[i]);
     }
     cu_buf_release(&msg);
+    capture_give_back(s);
     s->warm = NULL;
     s->pid = 0;
     memset(&s->cg, 0, sizeof(s->cg));
@@ -1068,6 +1126,7 @@ static void task_release(struct cu_sandbox *s)
 {
     struct cu_warm *w = s->warm;
 
+    capture_give_back(s);
     for (int i = 0; i < 3; i++) {
         bool moved = false;
         if ((i == D_IN && !s->in_moved) || (i == D_WORK && s->left_work == 0) ||

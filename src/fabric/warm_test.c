@@ -163,6 +163,82 @@ static void test_runs_and_reuses(void **state)
     assert_ptr_equal(f->w, first); /* the same sandbox ran both */
 }
 
+/* Runs argv in w (owned by "job-a") with f's options and directories. */
+static void run_in(struct fixture *f, struct cu_warm *w, const char *const *argv)
+{
+    struct cu_sandbox *s = NULL;
+    struct cu_err e = {0};
+
+    task_dirs(f);
+    f->o.argv = argv;
+    if (cu_warm_run(w, &f->o, &s, &e) != 0)
+        fail_msg("warm run: %s", e.msg);
+    assert_int_equal(cu_sandbox_wait(s, -1), 0);
+    cu_sandbox_get_result(s, &f->r);
+    cu_sandbox_free(s);
+}
+
+/* Asserts that path holds exactly want, and that the result counts it. */
+static void log_is(const char *path, const char *want, uint64_t counted)
+{
+    char *got = slurp(path);
+
+    assert_non_null(got);
+    assert_string_equal(got, want);
+    assert_int_equal(counted, strlen(want));
+    free(got);
+}
+
+/* The capture files stay open from task to task: each task's logs are
+ * its own, whatever the tasks before wrote (longer, shorter, nothing),
+ * when another sandbox wrote the same files in between (a slot's spare),
+ * and when the file was removed meanwhile. */
+static void test_logs_per_task(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const lng[] = {"sh", "-c", "echo a-long-line-of-output; echo e1 >&2",
+                                      NULL};
+    static const char *const shrt[] = {"sh", "-c", "echo x", NULL};
+    static const char *const quiet[] = {"true", NULL};
+    static const char *const mid[] = {"sh", "-c", "echo middle >&2", NULL};
+    struct cu_warm *other = NULL;
+    struct cu_err e = {0};
+    char base[CU_PATH_MAX];
+
+    run(f, lng);
+    log_is(f->so, "a-long-line-of-output\n", f->r.stdout_bytes);
+    log_is(f->se, "e1\n", f->r.stderr_bytes);
+    run(f, shrt);
+    log_is(f->so, "x\n", f->r.stdout_bytes);
+    log_is(f->se, "", f->r.stderr_bytes);
+    run(f, quiet);
+    log_is(f->so, "", f->r.stdout_bytes);
+    log_is(f->se, "", f->r.stderr_bytes);
+    run(f, lng);
+    log_is(f->so, "a-long-line-of-output\n", f->r.stdout_bytes);
+    run(f, quiet);
+
+    /* A second sandbox of the same files writes them after the first's
+     * task that wrote nothing; then the first runs another task. */
+    cu_path_join(base, sizeof(base), f->base, "second");
+    assert_int_equal(cu_warm_start(&f->o, base, "job-a", &other, &e), 0);
+    run_in(f, other, quiet); /* opens the files: the first's output is gone */
+    log_is(f->so, "", f->r.stdout_bytes);
+    run_in(f, other, lng);
+    run_in(f, f->w, mid);
+    log_is(f->so, "", f->r.stdout_bytes);
+    log_is(f->se, "middle\n", f->r.stderr_bytes);
+    run_in(f, other, shrt);
+    log_is(f->so, "x\n", f->r.stdout_bytes);
+    log_is(f->se, "", f->r.stderr_bytes);
+
+    /* Removed between two tasks: created again, and the log lands there. */
+    assert_int_equal(unlink(f->so), 0);
+    run_in(f, f->w, shrt);
+    log_is(f->so, "x\n", f->r.stdout_bytes);
+    cu_warm_free(other);
+}
+
 static void test_exit_codes_and_signals(void **state)
 {
     struct fixture *f = *state;
@@ -641,6 +717,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_runs_and_reuses, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_logs_per_task, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exit_codes_and_signals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_task_descriptors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nothing_leaks_to_next_task, setup, teardown),
