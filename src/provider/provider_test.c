@@ -505,6 +505,37 @@ static void test_pstate_finished_batch(void **state)
     cu_pstate_close(&ps);
 }
 
+/* The history keeps the newest 200 finished replicas (a few dozen more
+ * between prunes), whatever their clocks say. */
+static void test_pstate_history_pruned(void **state)
+{
+    struct fixture *f = *state;
+    struct cu_pstate_done d = {.task = 1}, *run, *done;
+    struct cu_pstate ps;
+    struct cu_err e = {0};
+    char path[CU_PATH_MAX];
+    size_t nrun, ndone;
+
+    assert_int_equal(cu_path_join(path, sizeof path, f->dir, "state.db"), 0);
+    assert_int_equal(cu_pstate_open(&ps, path, &e), 0);
+    (void)cu_snprintf(d.job, sizeof d.job, "j-p");
+    (void)cu_snprintf(d.status, sizeof d.status, "ok");
+    for (int64_t id = 1; id <= 1000; id++) {
+        d.id = id;
+        d.finished_ms = 5000000 - id; /* a clock that went backwards */
+        assert_int_equal(cu_pstate_history_add(&ps, "http://a", &d), 0);
+        if (id % 10 == 0)
+            assert_int_equal(cu_pstate_flush(&ps), 0);
+    }
+    cu_pstate_close(&ps);
+    assert_int_equal(cu_pstate_view(path, 5000, &run, &nrun, &done, &ndone, &e), 0);
+    assert_true(ndone >= 200 && ndone <= 200 + 32);
+    for (size_t i = 0; i < ndone; i++)
+        assert_true(done[i].id > 1000 - (int64_t)ndone); /* the newest added */
+    free(run);
+    free(done);
+}
+
 /* Counts the rows of exchange in ps. */
 static size_t pstate_rows(struct cu_pstate *ps, const char *exchange, int64_t has, bool *found)
 {
@@ -586,6 +617,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_collect_inline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pstate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pstate_history, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pstate_history_pruned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pstate_forget_later, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pstate_finished_batch, setup, teardown),
     };

@@ -12,6 +12,8 @@
 #include "base/banned.h"
 
 #define HISTORY_KEEP 200       /* newest finished replicas kept */
+#define HISTORY_KEEP_LESS1 199 /* the OFFSET of the oldest one kept */
+_Static_assert(HISTORY_KEEP_LESS1 == HISTORY_KEEP - 1, "the prune's OFFSET");
 #define HISTORY_PRUNE_EVERY 32
 #define CU_STR_(x) #x
 #define CU_STR(x) CU_STR_(x)
@@ -476,17 +478,24 @@ static int hist_flush(struct cu_pstate *ps, struct cu_err *e)
             rc = -CU_EDB;
         }
         cu_db_cached_done(&ps->db, st);
-        /* The prune sorts the table: once every HISTORY_PRUNE_EVERY adds
-         * is enough (at most HISTORY_KEEP + HISTORY_PRUNE_EVERY rows). */
-        if (rc == 0 && ps->history_adds++ % HISTORY_PRUNE_EVERY == 0 &&
-            sqlite3_exec(ps->db.h,
-                         "DELETE FROM history WHERE rowid NOT IN"
-                         " (SELECT rowid FROM history ORDER BY finished_ms DESC LIMIT "
-                         CU_STR(HISTORY_KEEP) ")",
-                         NULL, NULL, NULL) != SQLITE_OK) {
-            (void)cu_snprintf(e->msg, sizeof e->msg, "history prune: %s",
-                              sqlite3_errmsg(ps->db.h));
-            rc = -CU_EDB;
+        /* Once every HISTORY_PRUNE_EVERY adds (at most HISTORY_KEEP +
+         * HISTORY_PRUNE_EVERY rows), the rows older than the newest
+         * HISTORY_KEEP go: by rowid, which grows with each insert, so the
+         * prune walks the table's own b-tree from its end instead of
+         * sorting it (that sort was ~11 us per task under short tasks). */
+        if (rc == 0 && ps->history_adds++ % HISTORY_PRUNE_EVERY == 0) {
+            sqlite3_stmt *pr = NULL;
+            rc = cu_db_cached(&ps->db,
+                              "DELETE FROM history WHERE rowid < (SELECT rowid FROM history"
+                              " ORDER BY rowid DESC LIMIT 1 OFFSET " CU_STR(HISTORY_KEEP_LESS1) ")",
+                              &pr, e);
+            if (rc == 0 && sqlite3_step(pr) != SQLITE_DONE) {
+                (void)cu_snprintf(e->msg, sizeof e->msg, "history prune: %s",
+                                  sqlite3_errmsg(ps->db.h));
+                rc = -CU_EDB;
+            }
+            if (pr)
+                cu_db_cached_done(&ps->db, pr);
         }
     }
     ps->nhist = 0; /* written, or lost with a logged error: never retried forever */
