@@ -1,5 +1,6 @@
 /* base_test.c - unit tests for the base layer: buffers, parsing of sizes,
  * durations and integers, hex, safe names, checked arithmetic, errors. */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -220,6 +221,23 @@ static void test_files(void **state)
         assert_int_equal(cu_path_join(name, sizeof name, dir, "missing"), 0);
         assert_true(cu_dir_usage(name, &entries) == 0);
         assert_true(entries == 0);
+
+        /* Through one descriptor, looked at again after each change. */
+        int dfd = open(empty, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(dfd >= 0);
+        assert_true(cu_dir_usage_at(dfd, &entries) == 0);
+        assert_true(entries == 0);
+        assert_int_equal(cu_path_join(name, sizeof name, empty, "f"), 0);
+        assert_int_equal(cu_write_file_atomic(name, "abc", 3, 0644), 0);
+        assert_true(cu_dir_usage_at(dfd, &entries) == 3);
+        assert_true(entries == 1);
+        assert_true(cu_dir_usage_at(dfd, &entries) == 3);
+        assert_true(entries == 1);
+        assert_int_equal(unlink(name), 0);
+        assert_true(cu_dir_usage_at(dfd, &entries) == 0);
+        assert_true(entries == 0);
+        assert_true(cu_dir_usage_at(dfd, NULL) == 0);
+        close(dfd);
     }
     assert_int_equal(cu_rm_rf(dir), 0);
     assert_int_equal(cu_read_file(path, &b), -CU_ENOTFOUND);

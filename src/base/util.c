@@ -302,6 +302,24 @@ static int dir_empty(int fd)
     }
 }
 
+uint64_t cu_dir_usage_at(int dfd, uint64_t *entries)
+{
+    int fd;
+
+    if (entries)
+        *entries = 0;
+    if (lseek(dfd, 0, SEEK_SET) == 0 && dir_empty(dfd) == 1)
+        return 0;
+    /* Walked through a descriptor of its own, which the walk closes. */
+    fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        if (entries)
+            *entries = UINT64_MAX;
+        return 0;
+    }
+    return dir_size_at(fd, 0, entries);
+}
+
 uint64_t cu_dir_usage(const char *dir, uint64_t *entries)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

@@ -61,6 +61,10 @@ uint64_t cu_dir_size(const char *dir);
 /* cu_dir_size, and in *entries how many entries dir itself holds (of any
  * kind; 0 when dir is missing, UINT64_MAX when it cannot be read). */
 uint64_t cu_dir_usage(const char *dir, uint64_t *entries);
+/* cu_dir_usage of the directory open at dfd (left open; its read position
+ * is rewound): for a directory looked at again and again, without a walk
+ * of its path each time. */
+uint64_t cu_dir_usage_at(int dfd, uint64_t *entries);
 /* snprintf that reports truncation: -CU_ETOOBIG if the result did not fit. */
 int cu_snprintf(char *dst, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Joins dir and name with one '/' into out (-CU_ETOOBIG on overflow). */

@@ -700,6 +700,7 @@ int cu_sandbox_start(const struct cu_sandbox_opts *opts, struct cu_sandbox **out
     if (!s)
         return cu_err_set(e, -CU_ENOMEM, "out of memory");
     s->pidfd = s->rd_out = s->rd_err = s->rd_status = s->f_out = s->f_err = -1;
+    s->work_dfd = s->out_dfd = -1;
     s->forced = CU_SB_RUNNING;
     s->stdio_cap = opts->stdio_cap;
     s->output_limit = opts->output_limit;
@@ -1046,6 +1047,12 @@ static void reap_inner(struct cu_sandbox *s, bool block)
     }
 }
 
+/* cu_dir_usage of dir, through dfd when it is open. */
+static uint64_t dir_usage(int dfd, const char *dir, uint64_t *entries)
+{
+    return dfd >= 0 ? cu_dir_usage_at(dfd, entries) : cu_dir_usage(dir, entries);
+}
+
 /* The task's exit code from bwrap's {"exit-code": N} line; false when
  * bwrap never ran the task (setup failed). */
 static bool status_exit_code(const struct cu_sandbox *s, int *code)
@@ -1111,7 +1118,8 @@ void cu_sb_finish(struct cu_sandbox *s)
 
     s->left_work = s->left_out = UINT64_MAX;
     if (s->forced == CU_SB_RUNNING && s->output_limit && !WIFSIGNALED(s->wstatus) &&
-        cu_dir_usage(s->out_dir, &s->left_out) + cu_dir_usage(s->work_dir, &s->left_work) >
+        dir_usage(s->out_dfd, s->out_dir, &s->left_out) +
+                dir_usage(s->work_dfd, s->work_dir, &s->left_work) >
             s->output_limit) {
         /* Ended between two size checks, or a child was stopped by
          * RLIMIT_FSIZE while the task itself carried on. */

@@ -43,6 +43,7 @@ struct cu_sandbox {
     struct cu_buf status; /* bwrap --json-status-fd output */
 
     char *work_dir, *out_dir;
+    int work_dfd, out_dfd; /* the same open (a warm sandbox's, borrowed), or -1 */
     uint64_t output_limit;
     uint64_t disk_limit;
     struct cu_cgroup cg; /* the task's own group; version NONE without one */

@@ -71,6 +71,7 @@ struct cu_warm {
      * otherwise); a task borrows them while it runs (task_release gives
      * them back). cap_used: the last task kept bytes there. */
     int cap_fd[2];
+    int dfd[2]; /* dir[D_WORK] and dir[D_OUT] open, for the final size check */
     char cap_path[2][CU_PATH_MAX];
     bool cap_used[2];
     bool dead;  /* ended or misbehaved: only cu_warm_free is left */
@@ -454,6 +455,8 @@ void cu_warm_free(struct cu_warm *w)
     cu_sb_close_fd(&w->rd_status);
     cu_sb_close_fd(&w->cap_fd[0]);
     cu_sb_close_fd(&w->cap_fd[1]);
+    cu_sb_close_fd(&w->dfd[D_WORK]);
+    cu_sb_close_fd(&w->dfd[D_OUT]);
     cu_cgroup_live_close(&w->cgl);
     if (w->cg.version != CU_CG_NONE && cu_cgroup_destroy(&w->cg) != 0)
         cu_warn("cannot remove cgroup %s", w->cg.dir[CU_CG_MEMORY]);
@@ -532,6 +535,7 @@ int cu_warm_start(const struct cu_sandbox_opts *opts, const char *base_dir, cons
     if (!w)
         return cu_err_set(e, -CU_ENOMEM, "out of memory");
     w->pidfd = w->ctl = w->rd_err = w->rd_status = w->cap_fd[0] = w->cap_fd[1] = -1;
+    w->dfd[D_WORK] = w->dfd[D_OUT] = -1;
     cu_cgroup_live_init(&w->cgl);
     w->uid = (uid_t)opts->uid;
     w->gid = (gid_t)opts->gid;
@@ -935,6 +939,12 @@ int cu_warm_run(struct cu_warm *w, const struct cu_sandbox_opts *opts, struct cu
         return cu_err_set(e, -CU_ENOMEM, "out of memory");
     }
     s->pidfd = s->rd_out = s->rd_err = s->rd_status = s->f_out = s->f_err = -1;
+    /* Opened once per sandbox (a failure only means the paths are used). */
+    for (int i = D_WORK; i <= D_OUT; i++)
+        if (w->dfd[i] < 0)
+            w->dfd[i] = open(w->dir[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    s->work_dfd = w->dfd[D_WORK];
+    s->out_dfd = w->dfd[D_OUT];
     s->forced = CU_SB_RUNNING;
     s->left_work = s->left_out = UINT64_MAX; /* not looked yet */
     s->warm = w;
