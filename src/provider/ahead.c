@@ -30,7 +30,7 @@
 #include "base/banned.h"
 
 #define AHEAD_TASK_MS 250   /* claim ahead only while leases take at most this */
-#define AHEAD_BATCH_MAX 16  /* leases per claim, at most */
+#define AHEAD_BATCH_MAX 32  /* leases per claim, at most */
 /* Work held ahead: as many leases as the slots run in about this long.
  * Holding only 2 x slots, trivial tasks (a few ms each) cost the exchange
  * a claim transaction and a report request every two or three tasks

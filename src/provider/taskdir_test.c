@@ -285,19 +285,19 @@ static void test_ahead_queue(void **state)
     f->a.heartbeat_ms = 10;
     assert_int_equal(cu_ahead_want(h, &f->a), 1);
     cu_ahead_claimed(h, 1);
-    /* Trivial leases (2 ms): 16 per claim at most, 64 held in all. */
+    /* Trivial leases (2 ms): 32 per claim at most, 64 held in all. */
     f->a.heartbeat_ms = 10000;
     for (int i = 0; i < 40; i++)
         cu_ahead_note(h, 2);
-    for (int i = 0; i < 3; i++)
-        assert_int_equal(cu_ahead_want(h, &f->a), 16);
-    /* 1 queued + 3 x 15 promised = 46: 18 left, 16 of them in one claim. */
-    assert_int_equal(cu_ahead_want(h, &f->a), 16);
-    assert_int_equal(cu_ahead_want(h, &f->a), 3);
+    /* 1 queued + 31 promised = 32: 32 left, all in the next claim. */
+    assert_int_equal(cu_ahead_want(h, &f->a), 32);
+    assert_int_equal(cu_ahead_want(h, &f->a), 32);
+    /* 1 queued + 2 x 31 promised = 63: one more each. */
     assert_int_equal(cu_ahead_want(h, &f->a), 1);
-    for (int i = 0; i < 4; i++)
-        cu_ahead_claimed(h, 16);
-    cu_ahead_claimed(h, 3);
+    assert_int_equal(cu_ahead_want(h, &f->a), 1);
+    for (int i = 0; i < 2; i++)
+        cu_ahead_claimed(h, 32);
+    cu_ahead_claimed(h, 1);
     cu_ahead_claimed(h, 1);
     /* Even 1 ms leases: half a heartbeat interval bounds the queue. */
     f->a.heartbeat_ms = 12;
