@@ -565,6 +565,8 @@ void cu_sb_close_fd(int *fd)
 static void sandbox_free_fds(struct cu_sandbox *s)
 {
     cu_sb_close_fd(&s->pidfd);
+    if (s->rd_borrowed)
+        s->rd_out = s->rd_err = -1;
     cu_sb_close_fd(&s->rd_out);
     cu_sb_close_fd(&s->rd_err);
     cu_sb_close_fd(&s->rd_status);
@@ -809,8 +811,18 @@ out_free_sandbox:
 
 /* ---- waiting ---------------------------------------------------------- */
 
+/* Done with a stream: closes *fd, or only forgets it when it is a warm
+ * sandbox's (rd_borrowed). */
+static void stream_end(struct cu_sandbox *s, int *fd)
+{
+    if (s->rd_borrowed)
+        *fd = -1;
+    else
+        cu_sb_close_fd(fd);
+}
+
 /* Reads what is available on one stream; keeps at most cap bytes in the
- * file and drops the rest. Closes *fd at EOF. */
+ * file and drops the rest. Ends *fd at EOF. */
 static void drain_stream(struct cu_sandbox *s, int *fd, int file, uint64_t *kept, bool is_err)
 {
     char buf[65536];
@@ -821,11 +833,11 @@ static void drain_stream(struct cu_sandbox *s, int *fd, int file, uint64_t *kept
             if (errno == EINTR)
                 continue;
             if (errno != EAGAIN)
-                cu_sb_close_fd(fd);
+                stream_end(s, fd);
             return;
         }
         if (n == 0) {
-            cu_sb_close_fd(fd);
+            stream_end(s, fd);
             return;
         }
         if (is_err && s->err_head_len < sizeof(s->err_head) - 1) {

@@ -36,6 +36,7 @@ struct cu_sandbox {
     pid_t pid;
     int pidfd;                     /* -1 when pidfd_open is not available */
     int rd_out, rd_err, rd_status; /* read ends, -1 once at EOF */
+    bool rd_borrowed;              /* rd_out, rd_err are a warm sandbox's: never closed here */
     int f_out, f_err;              /* capture files */
     uint64_t out_kept, err_kept, stdio_cap;
     char err_head[ERR_HEAD_MAX]; /* first bytes of stderr: bwrap's own errors */

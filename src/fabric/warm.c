@@ -72,6 +72,15 @@ struct cu_warm {
      * them back). cap_used: the last task kept bytes there. */
     int cap_fd[2];
     int dfd[2]; /* dir[D_WORK] and dir[D_OUT] open, for the final size check */
+    /* The tasks' stdout and stderr pipes, made at the first task and kept
+     * (two pipe2, two fcntl, four closes and two reads of EOF per task
+     * otherwise). We keep the write ends too, so a task's end is not an
+     * EOF but the supervisor's DONE, which it sends only once every
+     * process of the task is gone: what the pipes hold then is all the
+     * task wrote (cu_warm_task_wait reads it to the end). kill_hard closes
+     * the write ends, so that a dead sandbox's dying processes end in an
+     * EOF as a sandbox of their own would. */
+    int pipe_rd[2], pipe_wr[2];
     char cap_path[2][CU_PATH_MAX];
     bool cap_used[2];
     bool dead;  /* ended or misbehaved: only cu_warm_free is left */
@@ -379,6 +388,8 @@ static void kill_hard(struct cu_warm *w)
     if (w->inner_pid > 0)
         kill(w->inner_pid, SIGKILL);
     w->dead = true;
+    cu_sb_close_fd(&w->pipe_wr[0]);
+    cu_sb_close_fd(&w->pipe_wr[1]);
 }
 
 /* Learns pid 1's host pid from bwrap's status ("child-pid"). */
@@ -457,6 +468,10 @@ void cu_warm_free(struct cu_warm *w)
     cu_sb_close_fd(&w->cap_fd[1]);
     cu_sb_close_fd(&w->dfd[D_WORK]);
     cu_sb_close_fd(&w->dfd[D_OUT]);
+    for (int i = 0; i < 2; i++) {
+        cu_sb_close_fd(&w->pipe_rd[i]);
+        cu_sb_close_fd(&w->pipe_wr[i]);
+    }
     cu_cgroup_live_close(&w->cgl);
     if (w->cg.version != CU_CG_NONE && cu_cgroup_destroy(&w->cg) != 0)
         cu_warn("cannot remove cgroup %s", w->cg.dir[CU_CG_MEMORY]);
@@ -536,6 +551,7 @@ int cu_warm_start(const struct cu_sandbox_opts *opts, const char *base_dir, cons
         return cu_err_set(e, -CU_ENOMEM, "out of memory");
     w->pidfd = w->ctl = w->rd_err = w->rd_status = w->cap_fd[0] = w->cap_fd[1] = -1;
     w->dfd[D_WORK] = w->dfd[D_OUT] = -1;
+    w->pipe_rd[0] = w->pipe_rd[1] = w->pipe_wr[0] = w->pipe_wr[1] = -1;
     cu_cgroup_live_init(&w->cgl);
     w->uid = (uid_t)opts->uid;
     w->gid = (gid_t)opts->gid;
@@ -748,6 +764,28 @@ int cu_warm_acquire(struct cu_warm **wp, const struct cu_sandbox_opts *opts,
 /* ---- one task ------------------------------------------------------------ */
 
 
+/* Makes w's stdout and stderr pipes if they are not there yet: read ends
+ * non-blocking; all four close-on-exec (the supervisor gets the write ends
+ * with each task's message). 0 or -CU_ESANDBOX. */
+static int pipes_make(struct cu_warm *w, struct cu_err *e)
+{
+    for (int i = 0; i < 2; i++) {
+        int p[2];
+        if (w->pipe_rd[i] >= 0)
+            continue;
+        if (pipe2(p, O_CLOEXEC) != 0)
+            return cu_err_set(e, -CU_ESANDBOX, "cannot create pipes: %s", strerror(errno));
+        if (fcntl(p[0], F_SETFL, O_NONBLOCK) != 0) {
+            close(p[0]);
+            close(p[1]);
+            return cu_err_set(e, -CU_ESANDBOX, "cannot set up pipes: %s", strerror(errno));
+        }
+        w->pipe_rd[i] = p[0];
+        w->pipe_wr[i] = p[1];
+    }
+    return 0;
+}
+
 /* The capture file at path for stream i (0 stdout, 1 stderr), empty and
  * written from its start, into *fd (the sandbox's: the task borrows it
  * until capture_give_back). The one kept from the last task when it is
@@ -905,7 +943,6 @@ int cu_warm_run(struct cu_warm *w, const struct cu_sandbox_opts *opts, struct cu
 {
     struct cu_sandbox *s;
     struct cu_buf msg;
-    int p_out[2] = {-1, -1}, p_err[2] = {-1, -1};
     const char *task_dirs[3] = {opts->work_dir, opts->out_dir, opts->in_dir};
     uint64_t cpu_limit_s = 0;
     int rc;
@@ -970,10 +1007,8 @@ int cu_warm_run(struct cu_warm *w, const struct cu_sandbox_opts *opts, struct cu
     if ((rc = capture_take(w, 0, opts->stdout_path, &s->f_out, e)) != 0 ||
         (rc = capture_take(w, 1, opts->stderr_path, &s->f_err, e)) != 0)
         goto out_free;
-    if (pipe2(p_out, O_CLOEXEC) != 0 || pipe2(p_err, O_CLOEXEC) != 0) {
-        rc = cu_err_set(e, -CU_ESANDBOX, "cannot create pipes: %s", strerror(errno));
+    if ((rc = pipes_make(w, e)) != 0)
         goto out_free;
-    }
     /* The task's files into the sandbox's directories; as root, what goes
      * into /work and /out becomes the task uid's as it moves (the
      * directories themselves became its at the start, and a task without
@@ -1006,17 +1041,14 @@ int cu_warm_run(struct cu_warm *w, const struct cu_sandbox_opts *opts, struct cu
         cu_cgroup_live_stats(&w->cgl, &s->cg_base);
     }
     s->start_ms = cu_mono_ms();
-    if (send_run(w, &msg, p_out[1], p_err[1]) != 0) {
+    if (send_run(w, &msg, w->pipe_wr[0], w->pipe_wr[1]) != 0) {
         kill_hard(w);
         rc = cu_err_set(e, -CU_ESANDBOX, "warm sandbox: its supervisor is gone");
         goto out_move_back;
     }
-    cu_sb_close_fd(&p_out[1]);
-    cu_sb_close_fd(&p_err[1]);
-    s->rd_out = p_out[0];
-    s->rd_err = p_err[0];
-    fcntl(s->rd_out, F_SETFL, O_NONBLOCK);
-    fcntl(s->rd_err, F_SETFL, O_NONBLOCK);
+    s->rd_out = w->pipe_rd[0];
+    s->rd_err = w->pipe_rd[1];
+    s->rd_borrowed = true;
     s->time_deadline_ms = opts->time_limit_ms ? s->start_ms + (int64_t)opts->time_limit_ms : 0;
     s->next_size_check_ms = s->start_ms + SIZE_CHECK_MS;
     w->busy = true;
@@ -1030,10 +1062,6 @@ out_move_back:
             (void)move_entries(w->dir[i], task_dirs[i], false, 0, 0, NULL);
     }
 out_free:
-    for (int i = 0; i < 2; i++) {
-        cu_sb_close_fd(&p_out[i]);
-        cu_sb_close_fd(&p_err[i]);
-    }
     cu_buf_release(&msg);
     capture_give_back(s);
     s->warm = NULL;
@@ -1174,6 +1202,13 @@ int cu_warm_task_wait(struct cu_sandbox *s, int timeout_ms)
             poll_done(s, now);
         if (s->reaped) {
             cu_sb_drain_all(s);
+            /* DONE came after every process of the task ended: the pipes
+             * were read to the end just now. A dead sandbox's pipes end
+             * in EOF instead (kill_hard closed our write ends). */
+            if (!w->dead) {
+                s->rd_out = s->rd_err = -1;
+                s->rd_borrowed = false;
+            }
             if ((s->rd_out < 0 && s->rd_err < 0) || now >= s->drain_deadline_ms) {
                 /* The result first: the final size check reads the
                  * sandbox's directories, the cgroup its current name. */
@@ -1225,6 +1260,10 @@ void cu_warm_task_free(struct cu_sandbox *s)
         /* Freed while running: the sandbox cannot be trusted to be clean. */
         kill_hard(s->warm);
         task_release(s);
+    }
+    if (s->rd_borrowed) { /* the sandbox's: closed with it */
+        s->rd_out = s->rd_err = -1;
+        s->rd_borrowed = false;
     }
     s->pid = 0;
 }

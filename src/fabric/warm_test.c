@@ -237,6 +237,50 @@ static void test_logs_per_task(void **state)
     run_in(f, f->w, shrt);
     log_is(f->so, "x\n", f->r.stdout_bytes);
     cu_warm_free(other);
+
+    /* The pipes outlive the tasks too: what a task wrote past a pipe's
+     * buffer is all read, up to the cap, and a writer left in the
+     * background (killed at the task's end) leaves nothing for the next. */
+    {
+        static const char *const big[] = {
+            "sh", "-c", "head -c 300000 /dev/zero | tr '\\0' a; echo tail >&2", NULL};
+        static const char *const bg[] = {
+            "sh", "-c", "(while :; do echo late; echo late >&2; done) & echo early", NULL};
+        struct stat st;
+        run(f, big);
+        assert_int_equal(f->r.status, CU_SB_OK);
+        assert_int_equal(f->r.stdout_bytes, 300000);
+        assert_int_equal(stat(f->so, &st), 0);
+        assert_int_equal(st.st_size, 300000);
+        log_is(f->se, "tail\n", f->r.stderr_bytes);
+        f->o.stdio_cap = 1000;
+        run(f, big);
+        assert_int_equal(f->r.stdout_bytes, 1000);
+        f->o.stdio_cap = 1 << 20;
+        run(f, bg);
+        assert_int_equal(f->r.status, CU_SB_OK);
+        run(f, shrt);
+        log_is(f->so, "x\n", f->r.stdout_bytes);
+        log_is(f->se, "", f->r.stderr_bytes);
+    }
+
+    /* A task that wrote and ended before anyone waited: its end and its
+     * output are both waiting, and the output is its, not the next's. */
+    {
+        struct cu_sandbox *s = NULL;
+        task_dirs(f);
+        f->o.argv = lng;
+        assert_int_equal(cu_warm_run(f->w, &f->o, &s, &e), 0);
+        usleep(300 * 1000);
+        assert_int_equal(cu_sandbox_wait(s, -1), 0);
+        cu_sandbox_get_result(s, &f->r);
+        cu_sandbox_free(s);
+        log_is(f->so, "a-long-line-of-output\n", f->r.stdout_bytes);
+        log_is(f->se, "e1\n", f->r.stderr_bytes);
+        run(f, quiet);
+        log_is(f->so, "", f->r.stdout_bytes);
+        log_is(f->se, "", f->r.stderr_bytes);
+    }
 }
 
 static void test_exit_codes_and_signals(void **state)
