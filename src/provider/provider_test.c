@@ -536,6 +536,35 @@ static void test_pstate_history_pruned(void **state)
     free(done);
 }
 
+/* Leases written by their claims' batch writes are not written again
+ * when they start, for as many leases as a provider holds ahead. */
+static void test_pstate_fresh(void **state)
+{
+    struct fixture *f = *state;
+    static const char ex[] = "http://a";
+    struct cu_pstate_lease l[32];
+    struct cu_pstate ps;
+    struct cu_err e = {0};
+    char path[CU_PATH_MAX];
+    int changes;
+
+    assert_int_equal(cu_path_join(path, sizeof path, f->dir, "state.db"), 0);
+    assert_int_equal(cu_pstate_open(&ps, path, &e), 0);
+    for (int c = 0; c < 2; c++) { /* two claims of 32: 64 held */
+        for (size_t i = 0; i < 32; i++)
+            l[i] = (struct cu_pstate_lease){.replica = 1 + c * 32 + (int64_t)i, .job = "j-r"};
+        assert_int_equal(cu_pstate_running_batch(&ps, ex, l, 32), 0);
+    }
+    changes = sqlite3_total_changes(ps.db.h);
+    for (int64_t id = 1; id <= 64; id++)
+        assert_int_equal(cu_pstate_running(&ps, ex, id, "j-r", 0), 0);
+    assert_int_equal(sqlite3_total_changes(ps.db.h), changes);
+    /* Not written by a batch: written now. */
+    assert_int_equal(cu_pstate_running(&ps, ex, 99, "j-r", 0), 0);
+    assert_int_equal(sqlite3_total_changes(ps.db.h), changes + 1);
+    cu_pstate_close(&ps);
+}
+
 /* Counts the rows of exchange in ps. */
 static size_t pstate_rows(struct cu_pstate *ps, const char *exchange, int64_t has, bool *found)
 {
@@ -620,6 +649,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pstate_history_pruned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pstate_forget_later, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pstate_finished_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pstate_fresh, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

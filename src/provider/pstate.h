@@ -31,7 +31,10 @@ struct cu_pstate_done {
     char exchange[1024];
 };
 
-#define CU_PSTATE_FRESH 32
+/* At least the leases a provider holds claimed ahead (cu_ahead_held_max:
+ * 64, or 2 x slots when more): with 32, two claims of 32 overflowed it
+ * and every task of the older claim wrote its 'running' row again. */
+#define CU_PSTATE_FRESH 128
 /* History rows wait for the reporter's next write, which carries the
  * reports it holds (up to a batch of them): room for a batch's worth. */
 #define CU_PSTATE_HIST_PENDING 64
