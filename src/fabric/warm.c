@@ -81,6 +81,7 @@ struct cu_warm {
      * the write ends, so that a dead sandbox's dying processes end in an
      * EOF as a sandbox of their own would. */
     int pipe_rd[2], pipe_wr[2];
+    bool pipes_sent; /* the supervisor has the write ends (it keeps them) */
     char cap_path[2][CU_PATH_MAX];
     bool cap_used[2];
     bool dead;  /* ended or misbehaved: only cu_warm_free is left */
@@ -913,6 +914,9 @@ out_free:
     return rc;
 }
 
+/* Sends a task's RUN message; with fd_out >= 0, the write ends fd_out and
+ * fd_err of its stdout and stderr ride along (the supervisor keeps them
+ * for the next tasks), else none. 0 or -1 (the supervisor is gone). */
 static int send_run(struct cu_warm *w, const struct cu_buf *b, int fd_out, int fd_err)
 {
     union {
@@ -926,12 +930,18 @@ static int send_run(struct cu_warm *w, const struct cu_buf *b, int fd_out, int f
     int fds[2] = {fd_out, fd_err};
     ssize_t n;
 
+    if (fd_out < 0) { /* the supervisor kept the last ones */
+        mh.msg_control = NULL;
+        mh.msg_controllen = 0;
+        goto out_send;
+    }
     memset(&cbuf, 0, sizeof(cbuf));
     c = CMSG_FIRSTHDR(&mh);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
     c->cmsg_len = CMSG_LEN(sizeof(fds));
     memcpy(CMSG_DATA(c), fds, sizeof(fds));
+out_send:
     do {
         n = sendmsg(w->ctl, &mh, MSG_NOSIGNAL);
     } while (n < 0 && errno == EINTR);
@@ -1041,11 +1051,12 @@ int cu_warm_run(struct cu_warm *w, const struct cu_sandbox_opts *opts, struct cu
         cu_cgroup_live_stats(&w->cgl, &s->cg_base);
     }
     s->start_ms = cu_mono_ms();
-    if (send_run(w, &msg, w->pipe_wr[0], w->pipe_wr[1]) != 0) {
+    if (send_run(w, &msg, w->pipes_sent ? -1 : w->pipe_wr[0], w->pipe_wr[1]) != 0) {
         kill_hard(w);
         rc = cu_err_set(e, -CU_ESANDBOX, "warm sandbox: its supervisor is gone");
         goto out_move_back;
     }
+    w->pipes_sent = true;
     s->rd_out = w->pipe_rd[0];
     s->rd_err = w->pipe_rd[1];
     s->rd_borrowed = true;

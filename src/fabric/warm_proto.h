@@ -16,7 +16,8 @@
 
 enum cu_warm_type {
     CU_WARM_READY = 1, /* supervisor -> provider: set up, waiting for a task */
-    CU_WARM_RUN,       /* provider -> supervisor: run one task (+2 fds: stdout, stderr) */
+    CU_WARM_RUN,       /* provider -> supervisor: run one task (+2 fds: stdout, stderr; kept by
+                        * the supervisor, so only when they change) */
     CU_WARM_KILL,      /* provider -> supervisor: kill the running task now */
     CU_WARM_DONE,      /* supervisor -> provider: the task and all it started are gone */
 };

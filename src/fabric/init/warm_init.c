@@ -8,7 +8,8 @@
  *
  * It waits on the control socket (fd CU_WARM_CTL_FD) for one RUN message
  * at a time, starts the task (new session, the task's rlimits, stdout and
- * stderr from the two descriptors that came with the message, stdin
+ * stderr from the two descriptors that came with the first message and
+ * are kept for the next tasks (a later pair replaces them), stdin
  * /dev/null), and when the task's first process ends it kills every other
  * process of the namespace (kill(-1, SIGKILL) from pid 1 spares only pid
  * 1), reaps them all, and answers DONE with the wait status and the CPU
@@ -397,8 +398,6 @@ static void run_task(void)
     child_err[0] = child_err[1] = 0;
     pid = clone(child_main, child_stack + sizeof(child_stack), CLONE_VM | CLONE_VFORK | SIGCHLD,
                 NULL);
-    close(req.fd_out);
-    close(req.fd_err);
     if (pid < 0) {
         done.stage = CU_WARM_STAGE_SETUP;
         done.err = errno;
@@ -509,6 +508,11 @@ int main(void)
     shared_dirs_note_modes();
     send_msg(&ready, sizeof(ready));
     for (;;) {
+        /* The tasks' stdout and stderr: the write ends of the provider's
+         * pipes, sent with the first task and kept (close-on-exec; the
+         * child dups them onto 1 and 2). A task's end is our DONE, not
+         * an EOF: the provider keeps write ends of its own. */
+        static int out_fd = -1, err_fd = -1;
         int fds[2], nfds;
         ssize_t n = recv_msg(fds, &nfds);
         struct cu_warm_hdr h;
@@ -522,8 +526,8 @@ int main(void)
             continue;
         }
         memcpy(&h, msgbuf, sizeof(h));
-        if (h.magic != CU_WARM_MAGIC || h.type != CU_WARM_RUN || nfds != 2 ||
-            parse_run((size_t)n) != 0) {
+        if (h.magic != CU_WARM_MAGIC || h.type != CU_WARM_RUN ||
+            !(nfds == 2 || (nfds == 0 && out_fd >= 0)) || parse_run((size_t)n) != 0) {
             /* A message we cannot act on is a provider bug: refuse it
              * loudly rather than guess. */
             struct cu_warm_done bad = {.h = {CU_WARM_MAGIC, CU_WARM_DONE},
@@ -535,8 +539,16 @@ int main(void)
             send_msg(&bad, sizeof(bad));
             continue;
         }
-        req.fd_out = fds[0];
-        req.fd_err = fds[1];
+        if (nfds == 2) {
+            if (out_fd >= 0) {
+                close(out_fd);
+                close(err_fd);
+            }
+            out_fd = fds[0];
+            err_fd = fds[1];
+        }
+        req.fd_out = out_fd;
+        req.fd_err = err_fd;
         run_task();
     }
 }
