@@ -210,32 +210,44 @@ int cu_pstate_running(struct cu_pstate *ps, const char *exchange, int64_t replic
     return write_stmt(ps, sql_running, exchange, replica, job, task);
 }
 
-int cu_pstate_running_batch(struct cu_pstate *ps, const char *exchange,
-                            const struct cu_pstate_lease *l, size_t n)
-{
-    sqlite3_stmt *st = NULL;
-    struct cu_err e = {0};
-    int rc;
+/* One row of rows_write: ?2 replica, ?3 text, ?4 task. */
+struct row_vals {
+    int64_t replica;
+    const char *text;
+    int64_t task;
+};
 
-    pthread_mutex_lock(&ps->lock);
-    rc = cu_db_begin(&ps->db);
+/* Runs sql (parameters as write_stmt's: ?1 exchange, ?2 replica, ?3 text,
+ * ?4 task, ?5 the time now) for the n rows that row(v, i) gives, in one
+ * transaction with the pending history rows and deletes. Under ps->lock.
+ * 0, or negative with e set (then nothing of it is written). */
+static int rows_write(struct cu_pstate *ps, const char *sql, const char *exchange, size_t n,
+                      void (*row)(const void *v, size_t i, struct row_vals *out), const void *v,
+                      struct cu_err *e)
+{
+    int64_t now = cu_now_ms();
+    int rc = cu_db_begin(&ps->db);
+
     if (rc)
-        goto out_unlock;
-    if (pending_write(ps, &e) != 0) { /* they ride along, as in write_stmt */
-        cu_error("provider state: %s", e.msg);
-        memset(&e, 0, sizeof e);
+        return rc;
+    if (pending_write(ps, e) != 0) { /* they ride along, as in write_stmt */
+        cu_error("provider state: %s", e->msg);
+        memset(e, 0, sizeof *e);
     }
     for (size_t i = 0; i < n && rc == 0; i++) {
-        rc = cu_db_cached(&ps->db, sql_running, &st, &e);
+        sqlite3_stmt *st = NULL;
+        struct row_vals r;
+        rc = cu_db_cached(&ps->db, sql, &st, e);
         if (rc)
             break;
+        row(v, i, &r);
         sqlite3_bind_text(st, 1, exchange, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, l[i].replica);
-        sqlite3_bind_text(st, 3, l[i].job, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 4, l[i].task);
-        sqlite3_bind_int64(st, 5, cu_now_ms());
+        sqlite3_bind_int64(st, 2, r.replica);
+        sqlite3_bind_text(st, 3, r.text, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, r.task); /* unused by sql_finished: harmless */
+        sqlite3_bind_int64(st, 5, now);
         if (sqlite3_step(st) != SQLITE_DONE) {
-            (void)cu_snprintf(e.msg, sizeof e.msg, "%s", sqlite3_errmsg(ps->db.h));
+            (void)cu_snprintf(e->msg, sizeof e->msg, "%s", sqlite3_errmsg(ps->db.h));
             rc = -CU_EDB;
         }
         cu_db_cached_done(&ps->db, st);
@@ -244,6 +256,23 @@ int cu_pstate_running_batch(struct cu_pstate *ps, const char *exchange,
         rc = cu_db_commit(&ps->db);
     else
         cu_db_rollback(&ps->db);
+    return rc;
+}
+
+static void lease_row(const void *v, size_t i, struct row_vals *out)
+{
+    const struct cu_pstate_lease *l = v;
+    *out = (struct row_vals){.replica = l[i].replica, .text = l[i].job, .task = l[i].task};
+}
+
+int cu_pstate_running_batch(struct cu_pstate *ps, const char *exchange,
+                            const struct cu_pstate_lease *l, size_t n)
+{
+    struct cu_err e = {0};
+    int rc;
+
+    pthread_mutex_lock(&ps->lock);
+    rc = rows_write(ps, sql_running, exchange, n, lease_row, l, &e);
     for (size_t i = 0; i < n && rc == 0; i++) {
         (void)fresh_take(ps, exchange, l[i].replica);
         if (ps->nfresh == CU_PSTATE_FRESH) {
@@ -255,7 +284,6 @@ int cu_pstate_running_batch(struct cu_pstate *ps, const char *exchange,
         ps->fresh[ps->nfresh].replica = l[i].replica;
         ps->nfresh++;
     }
-out_unlock:
     pthread_mutex_unlock(&ps->lock);
     if (rc)
         cu_error("provider state: %s", e.msg[0] ? e.msg : cu_strerror(rc));
@@ -271,43 +299,22 @@ int cu_pstate_finished(struct cu_pstate *ps, const char *exchange, int64_t repli
     return write_stmt(ps, sql_finished, exchange, replica, report_json, 0);
 }
 
+static void report_row(const void *v, size_t i, struct row_vals *out)
+{
+    const struct cu_pstate_report *r = v;
+    *out = (struct row_vals){.replica = r[i].replica, .text = r[i].body};
+}
+
 int cu_pstate_finished_batch(struct cu_pstate *ps, const char *exchange,
                              const struct cu_pstate_report *r, size_t n)
 {
-    sqlite3_stmt *st = NULL;
     struct cu_err e = {0};
-    int64_t now = cu_now_ms();
     int rc;
 
     if (n == 0)
         return 0;
     pthread_mutex_lock(&ps->lock);
-    rc = cu_db_begin(&ps->db);
-    if (rc)
-        goto out_unlock;
-    if (pending_write(ps, &e) != 0) { /* they ride along, as in write_stmt */
-        cu_error("provider state: %s", e.msg);
-        memset(&e, 0, sizeof e);
-    }
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        rc = cu_db_cached(&ps->db, sql_finished, &st, &e);
-        if (rc)
-            break;
-        sqlite3_bind_text(st, 1, exchange, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, r[i].replica);
-        sqlite3_bind_text(st, 3, r[i].body, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 5, now);
-        if (sqlite3_step(st) != SQLITE_DONE) {
-            (void)cu_snprintf(e.msg, sizeof e.msg, "%s", sqlite3_errmsg(ps->db.h));
-            rc = -CU_EDB;
-        }
-        cu_db_cached_done(&ps->db, st);
-    }
-    if (rc == 0)
-        rc = cu_db_commit(&ps->db);
-    else
-        cu_db_rollback(&ps->db);
-out_unlock:
+    rc = rows_write(ps, sql_finished, exchange, n, report_row, r, &e);
     pthread_mutex_unlock(&ps->lock);
     if (rc)
         cu_error("provider state: %s", e.msg[0] ? e.msg : cu_strerror(rc));
