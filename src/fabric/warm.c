@@ -71,6 +71,8 @@ struct cu_warm {
      * otherwise); a task borrows them while it runs (task_release gives
      * them back). cap_used: the last task kept bytes there. */
     int cap_fd[2];
+    char cap_path[2][CU_PATH_MAX];
+    bool cap_used[2];
     int dfd[2]; /* dir[D_WORK] and dir[D_OUT] open, for the final size check */
     /* The tasks' stdout and stderr pipes, made at the first task and kept
      * (two pipe2, two fcntl, four closes and two reads of EOF per task
@@ -82,8 +84,6 @@ struct cu_warm {
      * EOF as a sandbox of their own would. */
     int pipe_rd[2], pipe_wr[2];
     bool pipes_sent; /* the supervisor has the write ends (it keeps them) */
-    char cap_path[2][CU_PATH_MAX];
-    bool cap_used[2];
     bool dead;  /* ended or misbehaved: only cu_warm_free is left */
     bool busy;  /* a task runs */
     uid_t uid;
@@ -764,10 +764,9 @@ int cu_warm_acquire(struct cu_warm **wp, const struct cu_sandbox_opts *opts,
 
 /* ---- one task ------------------------------------------------------------ */
 
-
 /* Makes w's stdout and stderr pipes if they are not there yet: read ends
  * non-blocking; all four close-on-exec (the supervisor gets the write ends
- * with each task's message). 0 or -CU_ESANDBOX. */
+ * with the sandbox's first task and keeps them). 0 or -CU_ESANDBOX. */
 static int pipes_make(struct cu_warm *w, struct cu_err *e)
 {
     for (int i = 0; i < 2; i++) {
@@ -834,6 +833,7 @@ static void capture_give_back(struct cu_sandbox *s)
         }
     }
 }
+
 /* The RUN message for opts into b: PATH and HOME as bwrap sets them, then
  * opts->env, a later entry replacing an earlier one of the same name
  * (bwrap's --setenv order). -CU_EINVAL for a bad entry, -CU_ETOOBIG. */

@@ -313,7 +313,9 @@ static void *reporter_main(void *arg)
             break;
         }
         store_queued(r);
-        while (r->nq > 0 && n < BATCH_MAX) {
+        /* Only what is stored: a report submitted while store_queued
+         * wrote waits for the next round's write. */
+        while (r->nq > 0 && n < BATCH_MAX && r->q[r->head].stored) {
             items[n++] = r->q[r->head];
             r->head = (r->head + 1) % r->cap;
             r->nq--;
