@@ -323,22 +323,16 @@ uint64_t cu_dir_usage_at(int dfd, uint64_t *entries)
 uint64_t cu_dir_usage(const char *dir, uint64_t *entries)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (entries)
-        *entries = fd < 0 && errno != ENOENT ? UINT64_MAX : 0;
-    if (fd < 0)
-        return 0;
-    if (dir_empty(fd) == 1) {
-        close(fd);
-        return 0;
-    }
-    /* Not empty (or unreadable: readdir says so): walk it from the start. */
-    if (lseek(fd, 0, SEEK_SET) != 0) {
-        close(fd);
+    uint64_t total;
+
+    if (fd < 0) {
         if (entries)
-            *entries = UINT64_MAX;
+            *entries = errno != ENOENT ? UINT64_MAX : 0;
         return 0;
     }
-    return dir_size_at(fd, 0, entries);
+    total = cu_dir_usage_at(fd, entries);
+    close(fd);
+    return total;
 }
 
 int cu_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
