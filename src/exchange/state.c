@@ -86,6 +86,38 @@ static void unlock(struct ex_state *st)
     cu_log_release();
 }
 
+/* Wakes every claim waiting for work (new replicas queued, or a waiter
+ * that was deferred to has gone). Those in the waiters table each claim
+ * and commit as soon as they get mu, right after this change's own
+ * commit: announced to the group commit (cu_db_expect), the next sync
+ * waits for their leases and covers them too, where they would each have
+ * waited for this sync to end and then for one more (a new job's first
+ * lease: one fdatasync on its way instead of two). mu held. */
+static void wake_claimers(struct ex_state *st)
+{
+    unsigned n = 0;
+
+    for (size_t i = 0; i < EX_MAX_WAITERS; i++) {
+        struct ex_waiter *w = &st->waiters[i];
+        if (w->active && !w->expected) {
+            w->expected = true;
+            n++;
+        }
+    }
+    cu_db_expect(&st->db, n, EX_CLAIM_EXPECT_US);
+    pthread_cond_broadcast(&st->work);
+}
+
+/* A claim announced by wake_claimers has committed, or found nothing to
+ * commit. mu held. */
+static void claimer_done(struct ex_state *st, struct ex_waiter *me)
+{
+    if (me->expected) {
+        me->expected = false;
+        cu_db_expect_done(&st->db);
+    }
+}
+
 /* The report lane. Under load every provider's report of finished work
  * and its claim for more wait for mu; a batch of reports holds it about
  * twice as long as the claim that follows. With one queue for both, a claim
@@ -1067,7 +1099,7 @@ int ex_reap(struct ex_state *st, int64_t now_ms)
                 (long long)lost[i].id, lost[i].job, (long long)lost[i].idx,
                 short_id(lost[i].provider));
     if (queued)
-        pthread_cond_broadcast(&st->work);
+        wake_claimers(st);
     rc = (int)n;
 out_unlock:
     unlock(st);
@@ -1198,7 +1230,7 @@ int ex_job_submit(struct ex_state *st, const struct ex_submit *sub, bool *existe
     rc = ex_txn_commit(st, sub->now_ms, f);
     if (rc)
         goto out_rollback;
-    pthread_cond_broadcast(&st->work);
+    wake_claimers(st);
     unlock(st);
     cu_info("job %s submitted by %.8s: '%s', %u tasks x %u replicas, %llu locked in escrow",
             sub->id, sub->owner, sp->name, sp->task_count, sp->replication,
@@ -1746,7 +1778,7 @@ static int adaptive_plan(struct ex_state *st, const char *job, int64_t idx, cons
     if (!rc && plan.policy.min > 1)
         rc = replicas_queue(st, job, idx, plan.policy.min - 1, now);
     if (!rc && plan.policy.min > 1)
-        pthread_cond_broadcast(&st->work);
+        wake_claimers(st);
     cu_debug("task %s/%lld: %s (solo chance %u ppm)", job, (long long)idx,
              plan.solo ? (plan.audit ? "solo, audited" : "solo") : "replicated", plan.solo_ppm);
     return rc;
@@ -2252,6 +2284,7 @@ int ex_claim_batch(struct ex_state *st, const char *provider, const struct ex_fr
          * hold of mu; after a wait it may be stale. */
         rc = claim_once(st, me, claim_share(st, max ? max : 1), fresh, outs, &nout, &challenge,
                         &retry_ms, f);
+        claimer_done(st, me);
         fresh = false;
         if (rc || nout || challenge)
             break;
@@ -2281,11 +2314,12 @@ int ex_claim_batch(struct ex_state *st, const char *provider, const struct ex_fr
         }
         rc = 0;
     }
+    claimer_done(st, me); /* stopping: woken, but no claim */
     me->active = false;
     /* Whoever deferred to this waiter looks again. */
     if (!nout && st->deferred) {
         st->deferred = false;
-        pthread_cond_broadcast(&st->work);
+        wake_claimers(st);
     }
     unlock(st);
     if (rc)
@@ -2401,7 +2435,7 @@ static int lease_challenge_failed(struct ex_state *st, int64_t replica,
     if (rc)
         ex_txn_rollback(st);
     else if (queued)
-        pthread_cond_broadcast(&st->work);
+        wake_claimers(st);
     return rc;
 }
 
@@ -2801,7 +2835,7 @@ static int commit_gate(struct ex_state *st, int64_t replica, const char *provide
     if (rc)
         return f->code ? rc : ex_fail_db(st, f, "rejecting the report");
     if (queued)
-        pthread_cond_broadcast(&st->work);
+        wake_claimers(st);
     return ex_fail_set(f, 409, "commit_mismatch",
                        "replica %lld: the reported result does not match its commitment; it "
                        "counts as a wrong result",
@@ -2949,7 +2983,7 @@ int ex_report_apply(struct ex_state *st, int64_t replica, const char *provider,
         goto out_rollback;
     }
     if (queued)
-        pthread_cond_broadcast(&st->work);
+        wake_claimers(st);
     if (!*out)
         rc = ex_fail_set(f, 500, "internal", "out of memory");
     goto out_unlock;
@@ -3025,7 +3059,7 @@ int ex_report_apply_batch(struct ex_state *st, const char *provider, size_t n,
         goto out_unlock;
     }
     if (queued)
-        pthread_cond_broadcast(&st->work);
+        wake_claimers(st);
 out_unlock:
     unlock_report(st);
     return rc;
@@ -3148,10 +3182,15 @@ int ex_metrics(struct ex_state *st, int64_t now_ms, struct cu_buf *out)
                        "# TYPE cumulus_db_wal_restarts_total counter\n"
                        "cumulus_db_wal_restarts_total %llu\n"
                        "# HELP cumulus_db_wal_frames Pages in the WAL after the last commit.\n"
-                       "# TYPE cumulus_db_wal_frames gauge\ncumulus_db_wal_frames %llu\n",
+                       "# TYPE cumulus_db_wal_frames gauge\ncumulus_db_wal_frames %llu\n"
+                       "# HELP cumulus_db_expect_timeouts_total Syncs that stopped waiting for "
+                       "the leases of woken claims.\n"
+                       "# TYPE cumulus_db_expect_timeouts_total counter\n"
+                       "cumulus_db_expect_timeouts_total %llu\n",
                        (unsigned long long)dbs.commits, (unsigned long long)dbs.syncs,
                        (unsigned long long)dbs.checkpoints, (unsigned long long)dbs.catchups,
-                       (unsigned long long)dbs.restarts, (unsigned long long)dbs.wal_frames))
+                       (unsigned long long)dbs.restarts, (unsigned long long)dbs.wal_frames,
+                       (unsigned long long)dbs.expect_timeouts))
         return -CU_ETOOBIG;
     if (cu_buf_appendf(out,
                        "# HELP cumulus_providers_online Providers seen recently.\n"
@@ -3278,7 +3317,7 @@ json_t *ex_challenge_answer(struct ex_state *st, const char *id, const char *pro
     else
         ex_txn_rollback(st);
     if (!rc && passed)
-        pthread_cond_broadcast(&st->work); /* it may claim the job now */
+        wake_claimers(st); /* it may claim the job now */
     unlock(st);
     if (rc) {
         if (!f->code)

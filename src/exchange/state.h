@@ -64,8 +64,12 @@ struct ex_waiter {
     uint32_t score;   /* reputation, thousandths (trust.h) */
     int64_t since_ms;
     bool active;
+    bool expected; /* woken for work and announced to the group commit (cu_db_expect) */
 };
 #define EX_MAX_WAITERS 1024
+/* How long the sync after a change that woke waiting claims waits for
+ * their leases (cu_db_expect): a claim takes ~0.2-0.5 ms here. */
+#define EX_CLAIM_EXPECT_US 1000
 /* While claims queue for the state, each takes about
  * EX_CLAIM_QUEUE_LEASES / (queued + 1) leases, at least EX_CLAIM_SHARE_MIN
  * (state.c claim_share). */

@@ -363,6 +363,9 @@ void cu_db_close(struct cu_db *db)
 struct cu_db_group {
     pthread_mutex_t mu;
     pthread_cond_t synced_cv; /* broadcast when synced moves or a sync fails */
+    pthread_cond_t expect_cv; /* (CLOCK_MONOTONIC) broadcast when expected falls */
+    unsigned expected;        /* under mu: commits announced by cu_db_expect */
+    unsigned expect_us;       /* under mu: how long a leader waits for them */
     pthread_cond_t ckpt_cv;   /* wakes the checkpoint thread */
     uint64_t committed;       /* last sequence number handed out (atomic) */
     uint64_t synced;          /* under mu: every commit <= this is on disk */
@@ -379,6 +382,7 @@ struct cu_db_group {
     pthread_mutex_t ckpt_mu;  /* held by whoever uses ckpt_h */
     int wal_frames;           /* under mu: frames in the WAL at the last commit */
     uint64_t syncs, checkpoints, catchups, restarts; /* under mu */
+    uint64_t expect_timeouts; /* under mu */
 };
 
 /* The commit this thread still has to see synced, and on which database. */
@@ -505,6 +509,7 @@ static void group_free(struct cu_db_group *g)
         close(g->wal_fd);
     pthread_cond_destroy(&g->ckpt_cv);
     pthread_cond_destroy(&g->synced_cv);
+    pthread_cond_destroy(&g->expect_cv);
     pthread_mutex_destroy(&g->ckpt_mu);
     pthread_mutex_destroy(&g->mu);
     free(g);
@@ -565,6 +570,13 @@ int cu_db_group_start(struct cu_db *db, struct cu_err *e)
     pthread_mutex_init(&g->ckpt_mu, NULL);
     pthread_cond_init(&g->synced_cv, NULL);
     pthread_cond_init(&g->ckpt_cv, NULL);
+    {
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&g->expect_cv, &ca);
+        pthread_condattr_destroy(&ca);
+    }
     rc = group_open_files(g, path, e);
     if (rc)
         goto out_free_group;
@@ -633,6 +645,57 @@ void cu_db_owe(struct cu_db *db, uint64_t seq)
         owed.seq = seq;
 }
 
+void cu_db_expect(struct cu_db *db, unsigned n, unsigned wait_us)
+{
+    struct cu_db_group *g = db->g;
+
+    if (!g || n == 0)
+        return;
+    pthread_mutex_lock(&g->mu);
+    if (g->expected == 0 || wait_us > g->expect_us)
+        g->expect_us = wait_us;
+    g->expected += n;
+    pthread_mutex_unlock(&g->mu);
+}
+
+void cu_db_expect_done(struct cu_db *db)
+{
+    struct cu_db_group *g = db->g;
+
+    if (!g)
+        return;
+    pthread_mutex_lock(&g->mu);
+    if (g->expected > 0 && --g->expected == 0)
+        pthread_cond_broadcast(&g->expect_cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+/* A leader about to sync waits (up to the longest wait announced) for the
+ * commits announced with cu_db_expect, so that one fdatasync covers them
+ * too instead of a second one right after. Past the wait, whatever is
+ * still expected is forgotten: an announcer that was slow or wrong costs
+ * one wait, never more. g->mu held; g->syncing set, so no other thread
+ * leads meanwhile. */
+static void expect_wait(struct cu_db_group *g)
+{
+    struct timespec until;
+
+    cu_mono_deadline(&until, 0);
+    until.tv_sec += (time_t)(g->expect_us / 1000000u);
+    until.tv_nsec += (long)(g->expect_us % 1000000u) * 1000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    while (g->expected > 0 && !g->stopping) {
+        if (pthread_cond_timedwait(&g->expect_cv, &g->mu, &until) == ETIMEDOUT) {
+            g->expected = 0;
+            g->expect_timeouts++;
+            break;
+        }
+    }
+}
+
 int cu_db_barrier(struct cu_db *db)
 {
     struct cu_db_group *g = db->g;
@@ -654,6 +717,8 @@ int cu_db_barrier(struct cu_db *db)
         }
         /* Lead: every commit numbered so far has written its frames. */
         g->syncing = true;
+        if (g->expected > 0)
+            expect_wait(g);
         upto = __atomic_load_n(&g->committed, __ATOMIC_SEQ_CST);
         pthread_mutex_unlock(&g->mu);
         r = fdatasync(g->wal_fd);
@@ -686,6 +751,7 @@ void cu_db_stats(struct cu_db *db, struct cu_db_stats *out)
     pthread_mutex_lock(&g->mu);
     out->synced = g->synced;
     out->syncs = g->syncs;
+    out->expect_timeouts = g->expect_timeouts;
     out->checkpoints = g->checkpoints;
     out->catchups = g->catchups;
     out->restarts = g->restarts;

@@ -108,6 +108,7 @@ struct cu_db_stats {
     uint64_t catchups;    /* checkpoints finished by a committing thread */
     uint64_t restarts;    /* times the WAL started again at its beginning */
     uint64_t wal_frames;  /* frames in the WAL after the last commit */
+    uint64_t expect_timeouts; /* leaders that stopped waiting for expected commits */
 };
 
 /* Switches the open database db (a file in WAL mode) to group commit:
@@ -127,6 +128,19 @@ int cu_db_group_start(struct cu_db *db, struct cu_err *e);
  * barrier fails too (the page cache may have dropped the failed pages; the
  * process should be restarted, and SQLite's recovery decides). */
 int cu_db_barrier(struct cu_db *db);
+
+/* Announces n commits about to be made by other threads (a writer that
+ * wakes n waiters who will each commit, or decide not to, right away).
+ * The next barrier leader waits up to wait_us (the longest announced
+ * since the last leader) before its fdatasync until as many
+ * cu_db_expect_done calls came, so that its sync
+ * covers those commits too: the waiters then need none of their own. So
+ * a new job and the lease of it taken by a provider long-polling for work
+ * share one sync. Each announced thread must call cu_db_expect_done once,
+ * after its commit or when it has nothing to commit; a late call after
+ * the leader gave up is harmless. No-ops without group commit. */
+void cu_db_expect(struct cu_db *db, unsigned n, unsigned wait_us);
+void cu_db_expect_done(struct cu_db *db);
 
 /* For a thread that commits on behalf of others: the number of the last
  * commit this thread made on db and has not yet passed a barrier for (0:

@@ -122,6 +122,77 @@ static void test_barrier_owes_then_syncs(void **state)
     db_teardown(&d);
 }
 
+/* cu_db_expect: a commit announced before the barrier's leader syncs is
+ * covered by that one sync, even when it comes well after the barrier
+ * started; one that never comes costs the leader its announced wait,
+ * once. */
+struct late {
+    struct dbenv *d;
+    int64_t delay_ms;
+    int rc;
+};
+
+static void *late_committer(void *arg)
+{
+    struct late *l = arg;
+
+    cu_sleep_ms(l->delay_ms);
+    l->rc = insert_row(l->d, 1, "y", 1, NULL);
+    cu_db_expect_done(&l->d->db);
+    return NULL;
+}
+
+static void test_expected_commit_shares_sync(void **state)
+{
+    struct dbenv d;
+    struct cu_db_stats st;
+    struct late l;
+    pthread_t th;
+    int64_t t0, waited;
+    int rc;
+
+    (void)state;
+    assert_int_equal(db_setup(&d), 0);
+    assert_int_equal(insert_row(&d, 0, "x", 1, NULL), 0);
+    /* Announced with a long wait, so that a slow machine cannot make the
+     * late commit miss it. */
+    cu_db_expect(&d.db, 1, 20 * 1000 * 1000);
+    l = (struct late){.d = &d, .delay_ms = 100};
+    t0 = cu_mono_ms();
+    assert_int_equal(pthread_create(&th, NULL, late_committer, &l), 0);
+    rc = cu_db_barrier(&d.db);
+    waited = cu_mono_ms() - t0;
+    cu_db_stats(&d.db, &st);
+    pthread_join(th, NULL); /* before any assert can leave this frame */
+    assert_int_equal(rc, 0);
+    assert_int_equal(l.rc, 0);
+    assert_true(waited >= 90); /* it waited for the late commit */
+    assert_int_equal(st.commits, 2);
+    assert_int_equal(st.synced, 2); /* and its sync covered it */
+    assert_int_equal(st.syncs, 1);
+    assert_int_equal(st.expect_timeouts, 0);
+
+    /* Announced and never done: the leader waits once, then syncs. */
+    assert_int_equal(insert_row(&d, 0, "z", 1, NULL), 0);
+    cu_db_expect(&d.db, 2, 50 * 1000);
+    t0 = cu_mono_ms();
+    assert_int_equal(cu_db_barrier(&d.db), 0);
+    assert_true(cu_mono_ms() - t0 >= 40);
+    cu_db_stats(&d.db, &st);
+    assert_int_equal(st.synced, 3);
+    assert_int_equal(st.syncs, 2);
+    assert_int_equal(st.expect_timeouts, 1);
+    /* What was forgotten is not waited for again, and a late done is
+     * harmless. */
+    cu_db_expect_done(&d.db);
+    assert_int_equal(insert_row(&d, 0, "w", 1, NULL), 0);
+    assert_int_equal(cu_db_barrier(&d.db), 0);
+    cu_db_stats(&d.db, &st);
+    assert_int_equal(st.synced, 4);
+    assert_int_equal(st.expect_timeouts, 1);
+    db_teardown(&d);
+}
+
 struct worker {
     struct dbenv *d;
     int who;
@@ -401,6 +472,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_barrier_owes_then_syncs),
+        cmocka_unit_test(test_expected_commit_shares_sync),
         cmocka_unit_test(test_concurrent_writers_share_syncs),
         cmocka_unit_test(test_wal_restarts_under_steady_writes),
         cmocka_unit_test(test_pinned_reader_costs_no_checkpoint_per_commit),
