@@ -612,6 +612,11 @@ static const struct cu_migration migrations[] = {
      "DROP TABLE ledger_chain;"
      "DROP INDEX ledger_txs_from;"
      "DROP INDEX ledger_txs_to;"},
+    /* A claim walks the running jobs oldest first, ties by id: with id in
+     * the index the walk is the order, where SQLite sorted the ties in a
+     * temporary b-tree on every claim. */
+    {23, "DROP INDEX jobs_state;"
+     "CREATE INDEX jobs_state ON jobs(state, created_ms, id);"},
 };
 /* clang-format on */
 
