@@ -4,7 +4,9 @@
  * answers when a claim leases the job's replica (not before), and with the
  * same version once wait_ms passed; a stale version answers at once; bad
  * values are refused with a clear 400; cu_api_job_wait does the same from
- * the client library; and SIGTERM ends a wait in progress at once. */
+ * the client library; a new job and its lease to a provider long-polling
+ * for work share one fdatasync; and SIGTERM ends a wait in progress at
+ * once. */
 #include "exchange_fixture.h"
 
 #include <jansson.h>
@@ -264,6 +266,83 @@ static void test_client_library(void **state)
     cancel(job);
 }
 
+/* The value of a counter line "NAME VALUE" in GET /metrics. */
+static uint64_t metric(const char *name)
+{
+    struct cu_http_result r;
+    char key[96];
+    const char *p;
+    uint64_t v = 0;
+
+    cu_http_result_init(&r);
+    call(E->a, "GET", "/metrics", NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(cu_snprintf(key, sizeof key, "\n%s ", name), 0);
+    p = r.body.data ? strstr(r.body.data, key) : NULL;
+    if (!p)
+        fail_msg("/metrics has no line %s", name);
+    v = strtoull(p + strlen(key), NULL, 10);
+    cu_http_result_release(&r);
+    return v;
+}
+
+struct claimer {
+    json_t *ans;
+    long status;
+};
+
+static void *claim_main(void *arg)
+{
+    struct claimer *c = arg;
+    struct cu_http_client *h = cu_http_client_new(E->x.url, &E->idp);
+    static const char body[] = "{\"wait_ms\":15000,\"free\":{\"cores\":4,"
+                               "\"memory\":4294967296,\"gpus\":0}}";
+    struct cu_http_result r;
+
+    cu_http_result_init(&r);
+    if (h && cu_http_request(h, "POST", "/v1/claims", body, sizeof body - 1, EXFIX_TIMEOUT_MS,
+                             &r) == 0) {
+        c->status = r.status;
+        c->ans = json_incref(r.json);
+    }
+    cu_http_result_release(&r);
+    cu_http_client_free(h);
+    return NULL;
+}
+
+/* A job submitted while a provider long-polls for work: the claim commits
+ * its lease while the job's barrier leader waits for it (cu_db_expect), and
+ * one fdatasync makes both durable. Only a leader that gave up waiting (a
+ * claim slower than EX_CLAIM_EXPECT_US, say on a loaded machine) may
+ * leave the lease a sync of its own. */
+static void test_job_and_lease_share_sync(void **state)
+{
+    struct claimer c = {0};
+    pthread_t th;
+    char job[64];
+    uint64_t syncs, timeouts;
+    const json_t *lease;
+
+    (void)state;
+    assert_int_equal(pthread_create(&th, NULL, claim_main, &c), 0);
+    cu_sleep_ms(500); /* the claim waits for work */
+    syncs = metric("cumulus_db_syncs_total");
+    timeouts = metric("cumulus_db_expect_timeouts_total");
+    submit(job, sizeof job);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(c.status, 200);
+    lease = json_object_get(c.ans, "lease");
+    assert_string_equal(exfix_str(lease, "job"), job);
+    syncs = metric("cumulus_db_syncs_total") - syncs;
+    timeouts = metric("cumulus_db_expect_timeouts_total") - timeouts;
+    if (timeouts == 0 && syncs != 1)
+        fail_msg("a new job and its lease took %llu fdatasync calls, not one",
+                 (unsigned long long)syncs);
+    assert_true(syncs >= 1 && syncs <= 2);
+    json_decref(c.ans);
+    cancel(job);
+}
+
 /* Last: stops the exchange. */
 static void test_stop_ends_wait(void **state)
 {
@@ -292,6 +371,7 @@ int main(void)
         cmocka_unit_test(test_timeout_same_version),
         cmocka_unit_test(test_answers_on_change),
         cmocka_unit_test(test_client_library),
+        cmocka_unit_test(test_job_and_lease_share_sync),
         cmocka_unit_test(test_stop_ends_wait),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
