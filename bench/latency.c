@@ -21,11 +21,19 @@
  * The task is `sh -c 'echo ok > /out/r.txt'` (one tiny output file). The
  * JSON also splits the median by the exchange's own timestamps:
  * submit->leased, leased->reported (the provider: fetch, sandbox, upload,
- * report) and reported->downloaded (seen by the poll + download). */
+ * report) and reported->downloaded (seen by the poll + download), and
+ * says where the CPU went over the timed runs, per run (from the kernel's
+ * counters, in clock ticks: ~10 ms each, so over a few hundred ms of runs
+ * a figure is good to a few tenths of a ms): the exchange, the provider
+ * with the sandboxes it ended (bwrap, the supervisor, the tasks), this
+ * requester, the whole machine; and how busy the machine was. When runs
+ * follow one another the machine is nearly saturated, and a run's
+ * latency is then about the CPU per run over the cores. */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -101,6 +109,27 @@ static double one(struct cu_api *api, const struct cu_spec *spec, const char *di
     return t1 - t0;
 }
 
+/* CPU seconds so far: [0] the exchange, [1] the provider with the
+ * sandboxes it has ended, [2] this process, [3] the machine busy, [4] the
+ * machine in all. */
+static void cpu_now(pid_t ex, pid_t pv, double out[5])
+{
+    struct rusage ru;
+
+    out[0] = bl_proc_cpu_tree_s(ex);
+    out[1] = bl_proc_cpu_tree_s(pv);
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        bl_die("getrusage failed");
+    out[2] = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+             (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    bl_machine_cpu_s(&out[3], &out[4]);
+}
+
+static double per_run_ms(const double *a, const double *b, int k, uint64_t runs)
+{
+    return (b[k] - a[k]) * 1000.0 / (double)runs;
+}
+
 int main(int argc, char **argv)
 {
     uint64_t runs = bl_opt_u64(argc, argv, "--runs", 30);
@@ -114,7 +143,7 @@ int main(int argc, char **argv)
     struct cu_api api;
     struct cu_spec spec;
     struct bl_stats s, p0, p1, p2;
-    double *v, *ph[3];
+    double *v, *ph[3], cpu0[5], cpu1[5];
     pid_t ex, pv;
 
     bl_init("latency");
@@ -137,6 +166,7 @@ int main(int argc, char **argv)
         double tmp[3];
         one(&api, &spec, dir, poll_ms, tmp);
     }
+    cpu_now(ex, pv, cpu0);
     for (uint64_t i = 0; i < runs; i++) {
         double phases[3];
         if (gap_ms)
@@ -145,6 +175,7 @@ int main(int argc, char **argv)
         for (int k = 0; k < 3; k++)
             ph[k][i] = phases[k];
     }
+    cpu_now(ex, pv, cpu1);
     cu_spec_release(&spec);
     cu_api_close(&api);
     bl_stop(pv);
@@ -156,13 +187,20 @@ int main(int argc, char **argv)
     printf("{\"bench\":\"latency\",\"runs\":%llu,\"poll_ms\":%.0f,\"gap_ms\":%llu,"
            "\"median_ms\":%.2f,\"p90_ms\":%.2f,\"min_ms\":%.2f,\"max_ms\":%.2f,"
            "\"submit_to_leased_ms\":%.1f,\"leased_to_reported_ms\":%.1f,"
-           "\"reported_to_downloaded_ms\":%.1f}\n",
+           "\"reported_to_downloaded_ms\":%.1f,\"cpu_ms_per_run\":{\"exchange\":%.2f,"
+           "\"provider\":%.2f,\"requester\":%.2f,\"machine\":%.2f},\"machine_busy_pct\":%.0f}\n",
            (unsigned long long)runs, poll_ms, (unsigned long long)gap_ms, s.median, s.p90, s.min,
-           s.max, p0.median, p1.median, p2.median);
+           s.max, p0.median, p1.median, p2.median, per_run_ms(cpu0, cpu1, 0, runs),
+           per_run_ms(cpu0, cpu1, 1, runs), per_run_ms(cpu0, cpu1, 2, runs),
+           per_run_ms(cpu0, cpu1, 3, runs),
+           cpu1[4] > cpu0[4] ? 100.0 * (cpu1[3] - cpu0[3]) / (cpu1[4] - cpu0[4]) : 0.0);
     fprintf(stderr,
             "latency: submit -> result downloaded %.1f ms median (p90 %.1f, min %.1f) over %llu "
-            "runs; median phases: to lease %.0f, provider %.0f, to download %.0f ms\n",
-            s.median, s.p90, s.min, (unsigned long long)runs, p0.median, p1.median, p2.median);
+            "runs; median phases: to lease %.0f, provider %.0f, to download %.0f ms; CPU per "
+            "run %.1f ms (machine %.0f%% busy)\n",
+            s.median, s.p90, s.min, (unsigned long long)runs, p0.median, p1.median, p2.median,
+            per_run_ms(cpu0, cpu1, 3, runs),
+            cpu1[4] > cpu0[4] ? 100.0 * (cpu1[3] - cpu0[3]) / (cpu1[4] - cpu0[4]) : 0.0);
     for (int k = 0; k < 3; k++)
         free(ph[k]);
     free(v);

@@ -211,11 +211,13 @@ pid_t bl_spawn(const char *const *argv, const char *log_path)
     return spawn(argv, log_path, true);
 }
 
-double bl_proc_cpu_s(pid_t pid)
+/* utime + stime (+ cutime + cstime when reaped) of pid, in seconds. */
+static double proc_cpu(pid_t pid, bool reaped)
 {
     char path[64], buf[1024];
     const char *p;
     unsigned long long ut = 0, st = 0;
+    long long cut = 0, cst = 0;
     FILE *f;
     size_t n;
 
@@ -227,12 +229,45 @@ double bl_proc_cpu_s(pid_t pid)
     fclose(f);
     buf[n] = '\0';
     /* After the command name (in parentheses, may hold spaces): field 3
-     * on; utime and stime are fields 14 and 15. */
+     * on; utime, stime, cutime and cstime are fields 14 to 17. */
     p = strrchr(buf, ')');
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-                     &st) != 2)
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %lld %lld",
+                     &ut, &st, &cut, &cst) != 4)
         bl_die("cannot parse %s", path);
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+    if (!reaped)
+        cut = cst = 0;
+    return (double)(ut + st + (unsigned long long)(cut + cst)) / (double)sysconf(_SC_CLK_TCK);
+}
+
+double bl_proc_cpu_s(pid_t pid)
+{
+    return proc_cpu(pid, false);
+}
+
+double bl_proc_cpu_tree_s(pid_t pid)
+{
+    return proc_cpu(pid, true);
+}
+
+void bl_machine_cpu_s(double *busy, double *total)
+{
+    unsigned long long v[10] = {0}, all = 0;
+    FILE *f = fopen("/proc/stat", "r");
+    int got;
+
+    if (!f)
+        bl_die("cannot read /proc/stat");
+    /* "cpu  user nice system idle iowait irq softirq steal guest guest_nice";
+     * guest time is counted in user already. */
+    got = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+                 &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]);
+    fclose(f);
+    if (got < 8)
+        bl_die("cannot parse /proc/stat");
+    for (int i = 0; i < 8; i++)
+        all += v[i];
+    *total = (double)all / (double)sysconf(_SC_CLK_TCK);
+    *busy = (double)(all - v[3] - v[4]) / (double)sysconf(_SC_CLK_TCK);
 }
 
 int bl_stop(pid_t pid)

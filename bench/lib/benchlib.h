@@ -50,6 +50,13 @@ int bl_stop(pid_t pid);
 /* User + system CPU seconds process pid has used so far (its threads, not
  * its children), from /proc/PID/stat. Dies when it cannot be read. */
 double bl_proc_cpu_s(pid_t pid);
+/* The same, plus what its children that it has waited for used (cutime and
+ * cstime): for the provider, the sandboxes it started and ended. */
+double bl_proc_cpu_tree_s(pid_t pid);
+/* The machine's CPU time so far, in seconds summed over all CPUs: *busy
+ * (everything but idle and iowait) and *total, from /proc/stat. Dies when
+ * it cannot be read. */
+void bl_machine_cpu_s(double *busy, double *total);
 /* Runs argv to completion with stdout/stderr to /dev/null; exit status
  * (or -1). */
 int bl_run(const char *const *argv);
