@@ -71,8 +71,10 @@ struct cu_agent {
     struct cu_reporter *reporter;
     /* Leases claimed ahead (ahead.c); NULL: one lease per claim. */
     struct cu_ahead *ahead;
-    /* Slots running a lease now (provider.c slot_run). */
+    /* Slots running a lease now (provider.c slot_run), and when the last
+     * one ended (cu_mono_ms): the keepers do their work once quiet. */
     atomic_int leases_running;
+    atomic_llong lease_ended_ms;
 };
 
 /* One slot: a thread that claims and runs one replica at a time. Its two
@@ -129,11 +131,15 @@ void cu_slot_warm_note_task(struct cu_slot *s, int64_t replica);
 /* Reads the group that tasks_dir's slot files say replica runs in into
  * out (n bytes). 0, or -CU_ENOTFOUND when no slot names it. */
 int cu_slot_task_cgroup(const char *tasks_dir, int64_t replica, char *out, size_t n);
-/* After a lease: the keeper starts a spare of s->warm's shape, if none. */
+/* After a lease (a->lease_ended_ms set): the keeper keeps spares of
+ * s->warm's shape, started once the provider is quiet. */
 void cu_slot_warm_after_lease(struct cu_slot *s);
-/* No lease for a while: every sandbox of the slot is ended (by the keeper). */
+/* No lease for a while: the slot's job sandbox is ended (by the keeper);
+ * its spares, which belong to no job, stay ready. */
+void cu_slot_warm_idle(struct cu_slot *s);
+/* Paused for the owner: every sandbox of the slot is ended, spares too. */
 void cu_slot_warm_release(struct cu_slot *s);
-/* True when the slot holds a sandbox or a spare (or one is starting). */
+/* True when the slot holds a job's sandbox. */
 bool cu_slot_warm_held(struct cu_slot *s);
 
 /* ---- the slot's task directory (taskdir.c) ---------------------------- */

@@ -471,6 +471,7 @@ static void slot_run(struct cu_slot *s, const json_t *lease, int64_t *error_paus
     if (ah)
         cu_ahead_running(ah, true);
     rc = cu_lease_run(s, lease);
+    atomic_store(&s->a->lease_ended_ms, (long long)cu_mono_ms());
     if (atomic_fetch_sub(&s->a->leases_running, 1) == 1 && s->a->reporter)
         cu_reporter_idle(s->a->reporter);
     if (ah) {
@@ -597,7 +598,7 @@ static void *slot_main(void *arg)
             cu_warn("exchange %s refused a claim ahead (%s): one lease per claim from now on",
                     s->a->exchange, r.err_code);
         if (!(rc == 0 && r.status == 200) && cu_slot_warm_held(s))
-            cu_slot_warm_release(s); /* no lease right away: idle, or the exchange is away */
+            cu_slot_warm_idle(s); /* no lease right away: idle, or the exchange is away */
         if (rc == 0 && (r.status == 200 || r.status == 204)) {
             const json_t *lease;
             if (last[0])

@@ -3,12 +3,26 @@
  *
  * Starting a sandbox (bwrap, namespaces, a cgroup) and ending one take
  * milliseconds that must not sit on a task's path or delay the next claim.
- * So each slot has a keeper thread that does both: after a lease it starts
- * a spare of the last sandbox's shape, ready to take a new job's first
- * task, and it ends the sandboxes the slot hands it (replaced during a
- * lease, or idle). The keeper lives exactly as long as its slot thread:
- * bwrap runs with --die-with-parent, which follows the thread that started
- * it, so a sandbox dies with the keeper at the latest. */
+ * So each slot has a keeper thread that does both: it keeps spares of the
+ * last sandbox's shape ready to take a new job's first task, and it ends
+ * the sandboxes the slot hands it (replaced during a lease, or idle). The
+ * keeper lives exactly as long as its slot thread: bwrap runs with
+ * --die-with-parent, which follows the thread that started it, so a
+ * sandbox dies with the keeper at the latest.
+ *
+ * Neither is free while a task runs: a start is ~6 ms of CPU (bwrap, a
+ * network namespace, the cgroups) and an end ~2 ms more, and beside a new
+ * job's first task on two cores they cost that job ~2.5 ms of its ~9
+ * (docs/performance.md, "Eleventh session"). So the keeper does them when
+ * the provider is quiet (no lease running, none ended in the last
+ * QUIET_MS: its report and the requester's download are done by then),
+ * unless the work cannot wait: fewer than SPARES_URGENT spares ready or
+ * starting, or FREES_URGENT sandboxes waiting to end. A lone requester's
+ * job then finds a spare ready and nothing starting beside it; jobs that
+ * follow one another without a pause get a start per job as before, and
+ * as many spares ahead. Spares belong to no job, so an idle slot keeps
+ * them (only its job's sandbox ends): a job after a quiet minute starts as
+ * fast as one after a quiet second. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -28,12 +42,19 @@
 #define TO_FREE_MAX 8
 /* Spares kept ready per slot, and keeper threads starting them. A start
  * takes 10-30 ms here (fork, the cgroup join's RCU wait, bwrap's setup),
- * mostly waiting, and one slot may take a new job every 15 ms (a lone
+ * mostly waiting, and one slot may take a new job every 10-15 ms (a
  * client's jobs go to the same slot one after another): two keepers start
- * two spares at once, so the pool refills about as fast as it drains. An
+ * two spares at once, and while jobs come without a pause each take
+ * starts one at once (below SPARES_URGENT), so a start has two jobs' time
+ * to be ready, as when the pool was two spares refilled at every take. An
  * idle spare is a sleeping bwrap monitor and supervisor. */
-#define SPARES 2
+#define SPARES 3
+#define SPARES_URGENT 2
 #define KEEPERS 2
+/* Ended sandboxes wait for a quiet provider up to this many. */
+#define FREES_URGENT 4
+/* The provider is quiet this long after its last lease ended. */
+#define QUIET_MS 20
 
 struct cu_warm_keeper {
     struct cu_slot *s;
@@ -67,22 +88,38 @@ static int warm_base(struct cu_slot *s, char *out, size_t n)
     return cu_path_join(out, n, s->a->warm_dir, name);
 }
 
+/* How long until the provider is quiet (see the head comment): 0 when it
+ * is; -1 while a lease runs (its end wakes the keeper). */
+static int64_t quiet_in(const struct cu_agent *a)
+{
+    int64_t since;
+
+    if (atomic_load(&a->leases_running) > 0)
+        return -1;
+    since = cu_mono_ms() - atomic_load(&a->lease_ended_ms);
+    return since >= QUIET_MS ? 0 : QUIET_MS - since;
+}
+
 static void *keeper_main(void *arg)
 {
     struct cu_warm_keeper *k = arg;
 
     pthread_mutex_lock(&k->mu);
     while (!k->stop) {
-        /* A spare first: a task may be about to need it; ending a sandbox
-         * can wait a few ms. */
-        if (k->nfree > 0 && !(k->want && k->nspare + k->starting < SPARES && k->nspare == 0)) {
+        unsigned have = (unsigned)k->nspare + k->starting;
+        bool start_due = k->want && have < SPARES;
+        int64_t quiet = start_due || k->nfree > 0 ? quiet_in(k->s->a) : -1;
+
+        /* Ending a sandbox first when too many wait (each holds a bwrap,
+         * a supervisor and cgroups), and no task needs a spare now. */
+        if (k->nfree >= FREES_URGENT && !(start_due && k->nspare == 0)) {
             struct cu_warm *w = k->to_free[--k->nfree];
             pthread_mutex_unlock(&k->mu);
             cu_warm_free(w);
             pthread_mutex_lock(&k->mu);
             continue;
         }
-        if (k->want && k->nspare + k->starting < SPARES) {
+        if (start_due && (have < SPARES_URGENT || quiet == 0)) {
             struct cu_warm_shape *sh = cu_warm_shape_dup(k->want);
             struct cu_warm *w = NULL;
             struct cu_err e = {0};
@@ -121,7 +158,25 @@ static void *keeper_main(void *arg)
             }
             continue;
         }
-        pthread_cond_wait(&k->cv, &k->mu);
+        if (k->nfree > 0 && quiet == 0) {
+            struct cu_warm *w = k->to_free[--k->nfree];
+            pthread_mutex_unlock(&k->mu);
+            cu_warm_free(w);
+            pthread_mutex_lock(&k->mu);
+            continue;
+        }
+        if (quiet > 0) {
+            struct timespec until;
+            cu_mono_deadline(&until, quiet);
+            (void)pthread_cond_timedwait(&k->cv, &k->mu, &until);
+        } else if (quiet < 0 && (start_due || k->nfree > 0)) {
+            /* Another slot's lease may end without waking this keeper. */
+            struct timespec until;
+            cu_mono_deadline(&until, QUIET_MS);
+            (void)pthread_cond_timedwait(&k->cv, &k->mu, &until);
+        } else {
+            pthread_cond_wait(&k->cv, &k->mu);
+        }
     }
     while (k->nfree > 0)
         cu_warm_free(k->to_free[--k->nfree]);
@@ -147,7 +202,13 @@ int cu_slot_warm_init(struct cu_slot *s)
     k->s = s;
     k->note_fd = -1;
     pthread_mutex_init(&k->mu, NULL);
-    pthread_cond_init(&k->cv, NULL);
+    {
+        pthread_condattr_t ca; /* the quiet wait's deadline is monotonic */
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&k->cv, &ca);
+        pthread_condattr_destroy(&ca);
+    }
     for (int i = 0; i < KEEPERS; i++) {
         if (pthread_create(&k->thread[i], NULL, keeper_main, k) != 0)
             break;
@@ -209,15 +270,25 @@ void cu_slot_warm_fini(struct cu_slot *s)
 
 bool cu_slot_warm_held(struct cu_slot *s)
 {
-    struct cu_warm_keeper *k = s->keeper;
-    bool held = s->warm != NULL;
+    return s->warm != NULL;
+}
 
+void cu_slot_warm_idle(struct cu_slot *s)
+{
+    struct cu_warm_keeper *k = s->keeper;
+    size_t spares = 0;
+
+    if (!s->warm)
+        return;
+    retire(s, s->warm);
+    s->warm = NULL;
     if (k) {
         pthread_mutex_lock(&k->mu);
-        held = held || k->nspare > 0 || k->want;
+        spares = k->nspare + k->starting;
         pthread_mutex_unlock(&k->mu);
     }
-    return held;
+    cu_info("slot %u: idle: its job's warm sandbox ends; %zu spare(s) stay ready", s->index,
+            spares);
 }
 
 void cu_slot_warm_release(struct cu_slot *s)
@@ -244,16 +315,20 @@ void cu_slot_warm_after_lease(struct cu_slot *s)
     struct cu_warm_keeper *k = s->keeper;
     struct cu_warm_shape *sh;
 
-    if (!k || !s->warm || cu_agent_stopping())
+    if (!k || cu_agent_stopping())
         return;
     pthread_mutex_lock(&k->mu);
     /* The last sandbox's shape, from now on, when a spare is missing (a
-     * full pool has nothing to start: no copy, no wake-up per lease). */
-    if (k->nspare + k->starting < SPARES && (sh = cu_warm_shape_of(s->warm)) != NULL) {
+     * full pool has nothing to start: no copy per lease). */
+    if (s->warm && k->nspare + k->starting < SPARES &&
+        (sh = cu_warm_shape_of(s->warm)) != NULL) {
         cu_warm_shape_free(k->want);
         k->want = sh;
-        pthread_cond_broadcast(&k->cv);
     }
+    /* The quiet time starts now: work that waits for it is timed from
+     * here. */
+    if (k->want || k->nfree > 0)
+        pthread_cond_broadcast(&k->cv);
     pthread_mutex_unlock(&k->mu);
 }
 
@@ -295,10 +370,12 @@ int cu_slot_warm_take(struct cu_slot *s, const struct cu_sandbox_opts *o, const 
             *spare = take_fitting(k, o, job, &s->warm);
         }
         if (*spare) {
-            /* The next spare starts now, beside this task (the other core),
-             * not after it: a new job's first task may come within a few
-             * ms of this one's end, sooner than bwrap starts one. */
+            /* The keeper refills the pool: at once when it ran low (a new
+             * job's first task may come within a few ms of this one's
+             * end, sooner than bwrap starts one), else once quiet. */
             if (!k->want && (k->want = cu_warm_shape_of(s->warm)) != NULL)
+                pthread_cond_broadcast(&k->cv);
+            else if (k->nspare + k->starting < SPARES_URGENT)
                 pthread_cond_broadcast(&k->cv);
         }
         rc = *spare ? 0 : warm_base(s, base, sizeof base);
