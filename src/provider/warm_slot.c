@@ -64,6 +64,7 @@ struct cu_warm_keeper {
     pthread_cond_t cv;
     bool stop;
     struct cu_warm_shape *want; /* keep spares of this shape ready (owned) */
+    const struct cu_warm *want_of; /* the sandbox want was copied from (compared only) */
     struct cu_warm *spare[SPARES]; /* ready, no owner yet; the first nspare */
     size_t nspare;
     unsigned starting;          /* spares being started (not under the lock) */
@@ -89,7 +90,7 @@ static int warm_base(struct cu_slot *s, char *out, size_t n)
 }
 
 /* How long until the provider is quiet (see the head comment): 0 when it
- * is; -1 while a lease runs (its end wakes the keeper). */
+ * is; -1 while a lease runs. */
 static int64_t quiet_in(const struct cu_agent *a)
 {
     int64_t since;
@@ -170,7 +171,8 @@ static void *keeper_main(void *arg)
             cu_mono_deadline(&until, quiet);
             (void)pthread_cond_timedwait(&k->cv, &k->mu, &until);
         } else if (quiet < 0 && (start_due || k->nfree > 0)) {
-            /* Another slot's lease may end without waking this keeper. */
+            /* A lease's end wakes no keeper (that was a wake-up of both
+             * per task): with work waiting, look again every QUIET_MS. */
             struct timespec until;
             cu_mono_deadline(&until, QUIET_MS);
             (void)pthread_cond_timedwait(&k->cv, &k->mu, &until);
@@ -235,6 +237,8 @@ static void retire(struct cu_slot *s, struct cu_warm *w)
         return;
     if (k) {
         pthread_mutex_lock(&k->mu);
+        if (k->want_of == w)
+            k->want_of = NULL; /* its address may come back as another sandbox */
         if (k->nfree < TO_FREE_MAX) {
             k->to_free[k->nfree++] = w;
             queued = true;
@@ -319,16 +323,18 @@ void cu_slot_warm_after_lease(struct cu_slot *s)
         return;
     pthread_mutex_lock(&k->mu);
     /* The last sandbox's shape, from now on, when a spare is missing (a
-     * full pool has nothing to start: no copy per lease). */
-    if (s->warm && k->nspare + k->starting < SPARES &&
+     * full pool has nothing to start: no copy per lease). No wake-up per
+     * lease: a keeper with work waiting for quiet looks every QUIET_MS
+     * (a wake-up of both keepers per task cost e2e_trivial ~40 us of the
+     * provider's CPU per task). */
+    if (s->warm && !(k->want && s->warm == k->want_of) && k->nspare + k->starting < SPARES &&
         (sh = cu_warm_shape_of(s->warm)) != NULL) {
+        if (!k->want)
+            pthread_cond_broadcast(&k->cv);
         cu_warm_shape_free(k->want);
         k->want = sh;
+        k->want_of = s->warm; /* its shape does not change: one copy per sandbox */
     }
-    /* The quiet time starts now: work that waits for it is timed from
-     * here. */
-    if (k->want || k->nfree > 0)
-        pthread_cond_broadcast(&k->cv);
     pthread_mutex_unlock(&k->mu);
 }
 
@@ -373,8 +379,10 @@ int cu_slot_warm_take(struct cu_slot *s, const struct cu_sandbox_opts *o, const 
             /* The keeper refills the pool: at once when it ran low (a new
              * job's first task may come within a few ms of this one's
              * end, sooner than bwrap starts one), else once quiet. */
-            if (!k->want && (k->want = cu_warm_shape_of(s->warm)) != NULL)
+            if (!k->want && (k->want = cu_warm_shape_of(s->warm)) != NULL) {
+                k->want_of = s->warm;
                 pthread_cond_broadcast(&k->cv);
+            }
             else if (k->nspare + k->starting < SPARES_URGENT)
                 pthread_cond_broadcast(&k->cv);
         }
