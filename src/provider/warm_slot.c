@@ -385,6 +385,14 @@ int cu_slot_warm_take(struct cu_slot *s, const struct cu_sandbox_opts *o, const 
             }
             else if (k->nspare + k->starting < SPARES_URGENT)
                 pthread_cond_broadcast(&k->cv);
+        } else if (k->nspare > 0 && k->nspare + k->starting >= SPARES && k->nfree < TO_FREE_MAX) {
+            /* No spare fits this task (jobs ask for another shape now, or
+             * one died): one of them makes room for a spare of the shape
+             * of the sandbox started below (after_lease keeps it). Spares
+             * outlive idleness, so otherwise a pool of an old shape would
+             * stay full, and of no use, for good. */
+            k->to_free[k->nfree++] = k->spare[0];
+            k->spare[0] = k->spare[--k->nspare];
         }
         rc = *spare ? 0 : warm_base(s, base, sizeof base);
         pthread_mutex_unlock(&k->mu);
