@@ -617,6 +617,13 @@ static const struct cu_migration migrations[] = {
      * temporary b-tree on every claim. */
     {23, "DROP INDEX jobs_state;"
      "CREATE INDEX jobs_state ON jobs(state, created_ms, id);"},
+    /* Only ex_holds_lease asks replicas by provider, and only for held
+     * ones: an index of every replica ever leased took an insert per
+     * lease into a tree as large as the history (two pages of every
+     * claim's and report's commit); this one holds the few replicas out
+     * now, and a report takes its entry out again. */
+    {24, "DROP INDEX replicas_provider;"
+     "CREATE INDEX replicas_held_by ON replicas(provider) WHERE state IN ('leased','running');"},
 };
 /* clang-format on */
 

@@ -1487,7 +1487,10 @@ static void remigrate_counts(struct world *w, bool before_17)
      * on the jobs row (its value, as 14's triggers kept it), the flag and
      * the new triggers gone. */
     static const char *const downgrade_17 =
-        /* migration 22's chains first (20's undo below rebuilds
+        /* migration 24's index of held replicas first, */
+        "DROP INDEX replicas_held_by; "
+        "CREATE INDEX replicas_provider ON replicas(provider) WHERE provider IS NOT NULL; "
+        /* migration 22's chains next (20's undo below rebuilds
          * ledger_txs without their links and with both indexes), */
         "DROP TABLE ledger_accounts; "
         /* migration 21's index of paid replicas, */
