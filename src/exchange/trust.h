@@ -15,7 +15,7 @@
 
 #define EX_CHALLENGE_TTL_MS 30000 /* a capability challenge must be answered this fast */
 #define EX_MEMORY_OPS 1           /* argon2id passes of memory challenges */
-#define EX_SCORE_LAG_RECORDS 64   /* accepted records an inexact score may miss */
+#define EX_SCORE_LAG_RECORDS 256  /* accepted records an inexact score may miss */
 #define EX_SCORE_LAG_MS 1000      /* ...over at most this span of record times */
 
 /* The reputation outcome of a ledger task_record status. */
