@@ -433,6 +433,7 @@ int ex_ledger_seal(struct ex_state *st, int64_t now_ms, struct ex_fail *f)
 {
     struct ex_ledger_pending *p = &st->pend;
     struct cu_buf line = CU_BUF_INIT(CU_EXPORT_LINE_MAX);
+    struct cu_buf forms = CU_BUF_INIT(CU_EXPORT_LINE_MAX);
     struct cu_hash *tid = NULL;
     int64_t t = now_ms > st->tip_time_ms ? now_ms : st->tip_time_ms;
     int rc = 0;
@@ -445,15 +446,19 @@ int ex_ledger_seal(struct ex_state *st, int64_t now_ms, struct ex_fail *f)
     tid = calloc(p->b.ntx, sizeof *tid);
     if (!tid)
         return ex_fail_set(f, 500, "internal", "out of memory");
+    /* Each transaction's canonical form written once: its id, and its
+     * export form for the line (the id in its place). */
     for (size_t i = 0; i < p->b.ntx; i++) {
-        if (cu_tx_id(&p->b.txs[i], &tid[i]) != 0) {
+        if ((i && cu_buf_append(&forms, ",", 1) != 0) ||
+            cu_tx_id_export(&p->b.txs[i], &tid[i], &forms) != 0) {
             rc = ex_fail_set(f, 500, "internal", "out of memory");
             goto out_free;
         }
     }
     /* The ids once: the root and the export line reuse them. */
     if (cu_block_seal_ids(&p->b, tid, p->height, &st->tip, t, st->ledger.devnet, &st->ident) != 0 ||
-        cu_block_hash(&p->b.h, &p->tip) != 0 || cu_export_block_ids(&p->b, tid, &line) != 0) {
+        cu_block_hash(&p->b.h, &p->tip) != 0 ||
+        cu_export_block_txs(&p->b, forms.data, forms.len, &line) != 0) {
         rc = ex_fail_set(f, 500, "internal", "cannot seal the block");
         goto out_free;
     }
@@ -469,6 +474,7 @@ int ex_ledger_seal(struct ex_state *st, int64_t now_ms, struct ex_fail *f)
     }
 out_free:
     free(tid);
+    cu_buf_release(&forms);
     cu_buf_release(&line);
     return rc;
 }

@@ -18,6 +18,32 @@ int cu_export_block(const struct cu_block *b, struct cu_buf *out)
     return cu_export_block_ids(b, NULL, out);
 }
 
+int cu_export_block_txs(const struct cu_block *b, const char *txs, size_t n, struct cu_buf *out)
+{
+    size_t mark = out->len;
+    json_t *h = cu_block_header_to_json(&b->h, true);
+    int rc;
+
+    if (!h)
+        return -CU_ENOMEM;
+    rc = cu_buf_appends(out, "{\"header\":");
+    if (rc == 0)
+        rc = cu_json_dump(h, out);
+    json_decref(h);
+    if (rc == 0)
+        rc = cu_buf_appends(out, ",\"txs\":[");
+    if (rc == 0)
+        rc = cu_buf_append(out, txs, n);
+    if (rc == 0)
+        rc = cu_buf_appends(out, "]}\n");
+    if (rc) { /* leave out as it was */
+        out->len = mark;
+        if (out->data)
+            out->data[mark] = '\0';
+    }
+    return rc;
+}
+
 int cu_export_block_ids(const struct cu_block *b, const struct cu_hash *ids, struct cu_buf *out)
 {
     size_t mark = out->len;

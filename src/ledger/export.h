@@ -26,6 +26,10 @@ int cu_export_block(const struct cu_block *b, struct cu_buf *out);
 /* The same with the transactions' ids already computed (ids[ntx], each
  * cu_tx_id of its transaction; NULL: computed here). */
 int cu_export_block_ids(const struct cu_block *b, const struct cu_hash *ids, struct cu_buf *out);
+/* The same from the transactions' export forms already written, joined
+ * by commas (txs, n bytes: cu_tx_id_export of each, in order; the caller's
+ * word). */
+int cu_export_block_txs(const struct cu_block *b, const char *txs, size_t n, struct cu_buf *out);
 /* Appends every block's line. */
 int cu_export_chain(const struct cu_block *blocks, size_t n, struct cu_buf *out);
 

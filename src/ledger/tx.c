@@ -511,11 +511,19 @@ static void w_rec(struct canon *c, const struct cu_task_rec *r)
     c->first = false;
 }
 
+/* Where the "id" key of the export form goes in the canonical form: its
+ * offset in the buffer, and whether it is the object's first key. */
+struct id_slot {
+    size_t at;
+    bool first;
+};
+
 /* Appends tx's form (FORM_* bits; id, the tx id, only with FORM_ID) to
- * out: the fields of tx_json, keys in byte order. On failure out is left
- * as it was. */
+ * out: the fields of tx_json, keys in byte order. slot, when not NULL
+ * (and without FORM_ID), records where the id would go. On failure out is
+ * left as it was. */
 static int write_form(const struct cu_tx *tx, int form, const struct cu_hash *id,
-                      struct cu_buf *out)
+                      struct id_slot *slot, struct cu_buf *out)
 {
     unsigned req = cu_tx_type_required(tx->type);
     unsigned bits = req | cu_tx_type_optional(tx->type);
@@ -533,6 +541,9 @@ static int write_form(const struct cu_tx *tx, int form, const struct cu_hash *id
     if (form & FORM_ID) {
         cu_hash_to_hex(id, hex);
         w_key_str(&c, "id", hex);
+    } else if (slot) {
+        slot->at = out->len;
+        slot->first = c.first;
     }
     if ((bits & CU_TXF_JOB) && ((req & CU_TXF_JOB) || tx->job[0]))
         w_key_str(&c, "job", tx->job);
@@ -567,20 +578,56 @@ static int write_form(const struct cu_tx *tx, int form, const struct cu_hash *id
 
 static int dump_form(const struct cu_tx *tx, int form, struct cu_buf *out)
 {
-    return write_form(tx, form, NULL, out);
+    return write_form(tx, form, NULL, NULL, out);
+}
+
+int cu_tx_id_export(const struct cu_tx *tx, struct cu_hash *id, struct cu_buf *out)
+{
+    struct id_slot slot = {0};
+    size_t mark = out->len, tail, n;
+    char key[9 + CU_HASH_HEX_LEN], hex[CU_HASH_HEX_LEN + 1];
+    int rc;
+
+    /* The canonical form once: hashed for the id, then the id key put
+     * where the export form has it (keys in byte order: after "from"). */
+    rc = write_form(tx, 0, NULL, &slot, out);
+    if (rc)
+        return rc;
+    cu_hash_mem(out->data + mark, out->len - mark, id);
+    cu_hash_to_hex(id, hex);
+    /* ,"id":"HEX" after an earlier key; "id":"HEX", when it is the first. */
+    n = 0;
+    if (!slot.first)
+        key[n++] = ',';
+    memcpy(key + n, "\"id\":\"", 6);
+    n += 6;
+    memcpy(key + n, hex, CU_HASH_HEX_LEN);
+    n += CU_HASH_HEX_LEN;
+    key[n++] = '"';
+    if (slot.first)
+        key[n++] = ',';
+    tail = out->len - slot.at;
+    rc = cu_buf_append(out, key, n); /* room; the bytes move below */
+    if (rc) {
+        out->len = mark;
+        out->data[mark] = '\0';
+        return rc;
+    }
+    memmove(out->data + slot.at + n, out->data + slot.at, tail);
+    memcpy(out->data + slot.at, key, n);
+    return 0;
 }
 
 int cu_tx_export_form(const struct cu_tx *tx, struct cu_buf *out)
 {
     struct cu_hash id;
-    int rc = cu_tx_id(tx, &id);
 
-    return rc ? rc : write_form(tx, FORM_ID, &id, out);
+    return cu_tx_id_export(tx, &id, out);
 }
 
 int cu_tx_export_form_id(const struct cu_tx *tx, const struct cu_hash *id, struct cu_buf *out)
 {
-    return id ? write_form(tx, FORM_ID, id, out) : cu_tx_export_form(tx, out);
+    return id ? write_form(tx, FORM_ID, id, NULL, out) : cu_tx_export_form(tx, out);
 }
 
 int cu_tx_canonical(const struct cu_tx *tx, struct cu_buf *out)

@@ -180,6 +180,10 @@ int cu_tx_export_form(const struct cu_tx *tx, struct cu_buf *out);
 /* The same with the id already computed (id = cu_tx_id(tx), the caller's
  * word; NULL: computed here): a producer sealing a block has them. */
 int cu_tx_export_form_id(const struct cu_tx *tx, const struct cu_hash *id, struct cu_buf *out);
+/* Both at once: sets *id (as cu_tx_id) and appends the export form (as
+ * cu_tx_export_form) to out, writing the canonical form only once. On
+ * failure out is left as it was. 0, -CU_ENOMEM, -CU_ETOOBIG. */
+int cu_tx_id_export(const struct cu_tx *tx, struct cu_hash *id, struct cu_buf *out);
 /* Tx id: BLAKE2b-256 of the canonical bytes. 0 or -CU_ENOMEM. */
 int cu_tx_id(const struct cu_tx *tx, struct cu_hash *out);
 /* Bytes a transfer's signer signs (appended to out). */

@@ -172,6 +172,21 @@ static void test_forms_match_jansson(void **state)
             assert_true(jansson_bytes(cu_tx_to_json(&tx, true), &ref));
             assert_int_equal(cu_tx_export_form(&tx, &fast), 0);
             expect_same(&fast, &ref, "export");
+            /* the id and the export form in one write, after earlier
+             * bytes (a block's line joins them): the same id and form */
+            {
+                struct cu_buf both = CU_BUF_INIT(1u << 20);
+                struct cu_hash id1, id2;
+                assert_int_equal(cu_buf_appends(&both, "{},"), 0);
+                assert_int_equal(cu_tx_id_export(&tx, &id1, &both), 0);
+                assert_int_equal(cu_tx_id(&tx, &id2), 0);
+                assert_memory_equal(&id1, &id2, sizeof id1);
+                assert_int_equal(both.len, 3 + fast.len);
+                assert_memory_equal(both.data, "{},", 3);
+                assert_memory_equal(both.data + 3, fast.data, fast.len);
+                assert_int_equal(both.data[both.len], '\0');
+                cu_buf_release(&both);
+            }
             /* signing form: without seq and sig, after the prefix */
             cu_buf_reset(&fast);
             cu_buf_reset(&ref);
