@@ -503,6 +503,7 @@ int ex_txn_begin(struct ex_state *st, struct ex_fail *f)
     if (cu_db_begin(&st->db) != 0)
         return db_fail(st, f, "starting a transaction");
     st->in_txn = true;
+    st->score_marked[0] = '\0';
     return 0;
 }
 

@@ -130,6 +130,10 @@ struct ex_state {
     uint64_t tip_height; /* height of the last block */
     int64_t tip_time_ms; /* its time */
     bool in_txn;                   /* a transaction is open (ex_txn_begin) */
+    /* The provider whose score this transaction already marked stale
+     * (ex_trust_record); "" at each ex_txn_begin and when a score is
+     * recomputed. */
+    char score_marked[CU_ID_LEN + 1];
     struct ex_waiter waiters[EX_MAX_WAITERS];
     bool deferred; /* a claimer left a replica to a cheaper waiter */
     struct ex_ledger_pending pend; /* the block of the open transaction */

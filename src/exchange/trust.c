@@ -92,10 +92,18 @@ int ex_trust_record(struct ex_state *st, const char *provider, enum cu_rep_outco
      * so the accepted records of a busy provider's reports mostly leave
      * it out of their commits. Any other outcome makes every read
      * recompute (score_lag). */
-    if (!rc && outcome == CU_REP_ACCEPTED)
+    if (!rc && outcome == CU_REP_ACCEPTED) {
+        /* A report batch records one provider up to 16 times in one
+         * transaction: once its score_at is set, the others would find it
+         * set. Nothing in the transaction clears it but a recompute,
+         * which forgets the mark (ex_trust_score). */
+        if (st->in_txn && strcmp(st->score_marked, provider) == 0)
+            return 0;
         rc = ex_sql_run(st, "UPDATE providers SET score_at = ?2 WHERE id = ?1 AND score_at IS NULL",
                         "ti", provider, now);
-    else if (!rc)
+        if (!rc && st->in_txn)
+            (void)cu_snprintf(st->score_marked, sizeof st->score_marked, "%s", provider);
+    } else if (!rc)
         rc = ex_sql_run(st,
                         "UPDATE providers SET score_at = COALESCE(score_at, ?2), score_lag = ?3 "
                         "WHERE id = ?1",
@@ -150,6 +158,7 @@ uint32_t ex_trust_score(struct ex_state *st, const char *provider, bool exact)
      * losing this write in a crash loses nothing. */
     if (score_of(st, provider, newest, &v, NULL) != 0)
         return 0;
+    st->score_marked[0] = '\0';
     if (ex_sql_run(st,
                    "UPDATE providers SET score = ?2, score_at = NULL, score_lag = 0, "
                    "score_ms = ?3 WHERE id = ?1",

@@ -109,6 +109,34 @@ static int teardown(void **state)
     return 0;
 }
 
+/* Several records of one provider in one transaction (a report batch):
+ * the first marks the score stale and the others skip the write; an
+ * exact read in between recomputes and clears the mark, so the records
+ * after it mark it stale again and a later exact read counts them. */
+static void test_records_in_one_transaction(void **state)
+{
+    struct env *v = *state;
+
+    pthread_mutex_lock(&v->st.mu);
+    assert_int_equal(ex_txn_begin(&v->st, NULL), 0);
+    for (int i = 0; i < 6; i++) {
+        assert_true(v->n < MAX_RECORDS);
+        v->t += 5;
+        v->rec[v->n].outcome = CU_REP_ACCEPTED;
+        v->rec[v->n].time_ms = v->t;
+        v->n++;
+        assert_int_equal(
+            ex_trust_record(&v->st, v->prov.id, CU_REP_ACCEPTED, "j-test", (int64_t)v->n, v->t),
+            0);
+        if (i == 2) /* a claim of the same transaction reading it exactly */
+            (void)ex_trust_score(&v->st, v->prov.id, true);
+    }
+    assert_int_equal(ex_txn_commit(&v->st, v->t, NULL), 0);
+    pthread_mutex_unlock(&v->st.mu);
+    assert_int_equal(score(v, true), recount(v));
+    assert_int_equal(score(v, false), recount(v));
+}
+
 /* A new provider scores 0; its first record is always seen. */
 static void test_first_record(void **state)
 {
@@ -203,6 +231,7 @@ int main(void)
         cmocka_unit_test(test_first_record),
         cmocka_unit_test(test_accepted_lag),
         cmocka_unit_test(test_bad_record_at_once),
+        cmocka_unit_test(test_records_in_one_transaction),
         cmocka_unit_test(test_random_mix),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
