@@ -1571,9 +1571,6 @@ static json_t *batch_error(int64_t id, const struct ex_fail *f, json_t *missing)
     return json_pack("{s:I,s:o}", "replica", (json_int_t)id, "error", err);
 }
 
-/* POST /v1/reports: several reports of one holder in one signed request
- * and one transaction (docs/api.md "Batched reports"). Each is checked as
- * POST /v1/replicas/{id}/report checks it and answered on its own. */
 /* Whether a report of the batch names a file (outputs, stdout, stderr)
  * or carries inline blobs: then the holder is checked before the files
  * are, and the output limit is needed. */
@@ -1588,6 +1585,9 @@ static bool reports_need_check(const struct batch_item *items, size_t n)
     return false;
 }
 
+/* POST /v1/reports: several reports of one holder in one signed request
+ * and one transaction (docs/api.md "Batched reports"). Each is checked as
+ * POST /v1/replicas/{id}/report checks it and answered on its own. */
 static int h_reports(struct cu_http_req *req, struct cu_http_resp *resp)
 {
     static const char *const keys[] = {"reports", NULL};
