@@ -18,9 +18,9 @@ int cu_export_block(const struct cu_block *b, struct cu_buf *out)
     return cu_export_block_ids(b, NULL, out);
 }
 
-int cu_export_block_txs(const struct cu_block *b, const char *txs, size_t n, struct cu_buf *out)
+/* Appends {"header":H,"txs":[ for b. */
+static int line_open(const struct cu_block *b, struct cu_buf *out)
 {
-    size_t mark = out->len;
     json_t *h = cu_block_header_to_json(&b->h, true);
     int rc;
 
@@ -32,11 +32,16 @@ int cu_export_block_txs(const struct cu_block *b, const char *txs, size_t n, str
     json_decref(h);
     if (rc == 0)
         rc = cu_buf_appends(out, ",\"txs\":[");
-    if (rc == 0)
-        rc = cu_buf_append(out, txs, n);
+    return rc;
+}
+
+/* Ends the line begun at mark (rc 0), or leaves out as it was before it
+ * (rc < 0). Returns the outcome. */
+static int line_close(struct cu_buf *out, size_t mark, int rc)
+{
     if (rc == 0)
         rc = cu_buf_appends(out, "]}\n");
-    if (rc) { /* leave out as it was */
+    if (rc) {
         out->len = mark;
         if (out->data)
             out->data[mark] = '\0';
@@ -44,34 +49,28 @@ int cu_export_block_txs(const struct cu_block *b, const char *txs, size_t n, str
     return rc;
 }
 
+int cu_export_block_txs(const struct cu_block *b, const char *txs, size_t n, struct cu_buf *out)
+{
+    size_t mark = out->len;
+    int rc = line_open(b, out);
+
+    if (rc == 0)
+        rc = cu_buf_append(out, txs, n);
+    return line_close(out, mark, rc);
+}
+
 int cu_export_block_ids(const struct cu_block *b, const struct cu_hash *ids, struct cu_buf *out)
 {
     size_t mark = out->len;
-    json_t *h = cu_block_header_to_json(&b->h, true);
-    int rc;
+    int rc = line_open(b, out);
 
-    if (!h)
-        return -CU_ENOMEM;
-    rc = cu_buf_appends(out, "{\"header\":");
-    if (rc == 0)
-        rc = cu_json_dump(h, out);
-    json_decref(h);
-    if (rc == 0)
-        rc = cu_buf_appends(out, ",\"txs\":[");
     for (size_t i = 0; i < b->ntx && rc == 0; i++) {
         if (i)
             rc = cu_buf_append(out, ",", 1);
         if (rc == 0)
             rc = cu_tx_export_form_id(&b->txs[i], ids ? &ids[i] : NULL, out);
     }
-    if (rc == 0)
-        rc = cu_buf_appends(out, "]}\n");
-    if (rc) { /* leave out as it was */
-        out->len = mark;
-        if (out->data)
-            out->data[mark] = '\0';
-    }
-    return rc;
+    return line_close(out, mark, rc);
 }
 
 int cu_export_chain(const struct cu_block *blocks, size_t n, struct cu_buf *out)

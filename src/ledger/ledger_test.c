@@ -696,6 +696,24 @@ static void test_seal_with_ids(void **state)
         assert_int_equal(cu_export_block_ids(b, ids, &bb), 0);
         assert_int_equal(a.len, bb.len);
         assert_memory_equal(a.data, bb.data, a.len);
+        /* the producer's way: each form written with its id, then joined */
+        {
+            struct cu_buf forms = CU_BUF_INIT(1u << 20), line = CU_BUF_INIT(1u << 20);
+            for (size_t i = 0; i < b->ntx; i++) {
+                struct cu_hash id;
+                if (i)
+                    assert_int_equal(cu_buf_append(&forms, ",", 1), 0);
+                assert_int_equal(cu_tx_id_export(&b->txs[i], &id, &forms), 0);
+                assert_memory_equal(&id, &ids[i], sizeof id);
+            }
+            assert_int_equal(cu_export_block_txs(b, forms.data ? forms.data : "", forms.len,
+                                                 &line),
+                             0);
+            assert_int_equal(line.len, a.len);
+            assert_memory_equal(line.data, a.data, a.len);
+            cu_buf_release(&forms);
+            cu_buf_release(&line);
+        }
         if (b->ntx) {
             ids[0].b[0] ^= 1;
             assert_int_equal(cu_block_seal_ids(b, ids, h0.height, k ? &h0.prev : NULL,
