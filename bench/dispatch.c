@@ -6,8 +6,8 @@
  * sandbox, no blobs: this measures the exchange's dispatch path alone.
  *
  *   build/bench/dispatch [--providers P] [--tasks N] [--seconds S] [--batch B]
- *                        [--batch-reports 0|1]
- *                        (default 16 providers, 2000 tasks, 30 s cap, B 16, 1)
+ *                        [--batch-reports 0|1] [--rounds R] [--verbose 0|1]
+ *                        (default 16 providers, 2000 tasks, 30 s cap, B 16, 1, R 5, 0)
  *
  * Two rounds, each against a fresh exchange with one job of N trivial
  * tasks (replication 1) queued before the clock starts: first single
@@ -22,7 +22,15 @@
  * was waiting), report latency every report. The clock stops when the
  * report of the last replica is answered (elapsed_s); wall_s goes on until
  * every thread is back, which includes the claims still long-polling
- * (up to wait_ms 500) for work that will not come. */
+ * (up to wait_ms 500) for work that will not come.
+ *
+ * The measured round (batched, or single with --batch 0) runs R times,
+ * each against a fresh exchange: one round is ~0.4 s of work, and this
+ * shared host's speed moves by a quarter from one minute to the next.
+ * replicas_per_s is the median of the rounds' rates, with their min and
+ * max beside it; the latency percentiles pool every round's claims and
+ * reports (claim_p99_ms_max: the worst round's own p99). The single
+ * reference round runs once. */
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -59,6 +67,7 @@ static _Atomic double done_ms; /* when the last replica was reported; 0 until th
 static unsigned long long total_tasks;
 static char root0[CU_HASH_HEX_LEN + 1];
 static double deadline_ms;
+static bool verbose; /* --verbose 1: a summary line per round on stderr */
 
 /* The report that completed the last replica was answered at t_ms: the
  * round's work is done. The other threads may still sit in a long-poll
@@ -202,6 +211,8 @@ struct round {
     double ex_cpu_s; /* the exchange's CPU time during the round */
     struct bl_stats sc, sr;
     unsigned empty;
+    double *claims, *reports; /* the latencies (owned; sorted by bl_stats) */
+    size_t nclaims, nreports;
 };
 
 /* Runs one round against a fresh exchange with claims of `batch` (global,
@@ -286,16 +297,19 @@ static void run_round(uint64_t np, uint64_t tasks, uint64_t secs, struct round *
     bl_stop(ex);
     bl_stats(all_c, nc, &out->sc);
     bl_stats(all_r, nr, &out->sr);
+    out->claims = all_c;
+    out->reports = all_r;
+    out->nclaims = nc;
+    out->nreports = nr;
     out->completed = atomic_load(&completed);
     /* Until the last replica completed; t1 (every thread back) when the
      * round ended at the deadline instead. */
     out->wall_ms = t1 - t0;
     out->elapsed_ms = atomic_load(&done_ms) > 0 ? atomic_load(&done_ms) - t0 : t1 - t0;
-    free(all_c);
-    free(all_r);
     if (out->completed == 0)
         bl_die("no replica completed (claims %s)", batch ? "batched" : "single");
-    fprintf(stderr,
+    if (verbose)
+        fprintf(stderr,
             "dispatch: %llu simulated providers, %s claims: %.0f replicas/s (%llu in %.1f s), "
             "claim p50 %.1f ms p99 %.1f ms, report p50 %.1f ms p99 %.1f ms; exchange CPU "
             "%.0f us per replica\n",
@@ -305,38 +319,93 @@ static void run_round(uint64_t np, uint64_t tasks, uint64_t secs, struct round *
             out->ex_cpu_s * 1e6 / (double)out->completed);
 }
 
+static double round_rate(const struct round *r)
+{
+    return (double)r->completed * 1e3 / r->elapsed_ms;
+}
+
+#define MAX_ROUNDS 50
+
 int main(int argc, char **argv)
 {
     uint64_t np = bl_opt_u64(argc, argv, "--providers", 16);
     uint64_t tasks = bl_opt_u64(argc, argv, "--tasks", 2000);
     uint64_t secs = bl_opt_u64(argc, argv, "--seconds", 30);
     uint64_t nb = bl_opt_u64(argc, argv, "--batch", 16);
+    uint64_t nrounds = bl_opt_u64(argc, argv, "--rounds", 5);
     batch_reports = bl_opt_u64(argc, argv, "--batch-reports", 1) != 0;
-    struct round single, batched, *main_r;
+    verbose = bl_opt_u64(argc, argv, "--verbose", 0) != 0;
+    static struct round rounds[MAX_ROUNDS], single;
+    const struct round *ref; /* the single-claim figures */
+    double rate[MAX_ROUNDS], cpu[MAX_ROUNDS], elapsed[MAX_ROUNDS], wall[MAX_ROUNDS];
+    double p99[MAX_ROUNDS], *pc, *pr;
+    size_t npc = 0, npr = 0;
+    unsigned long long completed_min = ULLONG_MAX, done_min = ULLONG_MAX;
+    unsigned empty = 0;
+    struct bl_stats srate, scpu, sel, swall, sp99, sc, sr;
     struct cu_hash h0;
 
     bl_init("dispatch");
     if (np < 1 || np > MAX_PROVIDERS || tasks < 1 || tasks > CU_SPEC_MAX_TASKS || secs < 1 ||
-        nb > 64)
-        bl_die("--providers 1..%d, --tasks 1..%d, --seconds >= 1, --batch 0..64", MAX_PROVIDERS,
-               CU_SPEC_MAX_TASKS);
+        nb > 64 || nrounds < 1 || nrounds > MAX_ROUNDS)
+        bl_die("--providers 1..%d, --tasks 1..%d, --seconds >= 1, --batch 0..64, --rounds 1..%d",
+               MAX_PROVIDERS, CU_SPEC_MAX_TASKS, MAX_ROUNDS);
     if (cu_merkle_root(NULL, 0, &h0) != 0)
         bl_die("merkle root of nothing failed");
     cu_hash_to_hex(&h0, root0);
     total_tasks = tasks;
 
-    batch = 0;
-    run_round(np, tasks, secs, &single);
-    main_r = &single;
+    /* The single-claim reference round, once; with --batch 0 it is the
+     * measured round, and its figures are the middle round's. */
     if (nb > 0) {
-        batch = (unsigned)nb;
-        run_round(np, tasks, secs, &batched);
-        main_r = &batched;
+        batch = 0;
+        run_round(np, tasks, secs, &single);
+        ref = &single;
+    } else {
+        ref = &rounds[nrounds / 2];
     }
+    batch = (unsigned)nb;
+    for (uint64_t k = 0; k < nrounds; k++)
+        run_round(np, tasks, secs, &rounds[k]);
+
+    for (uint64_t k = 0; k < nrounds; k++) {
+        npc += rounds[k].nclaims;
+        npr += rounds[k].nreports;
+    }
+    pc = calloc(npc + 1, sizeof *pc);
+    pr = calloc(npr + 1, sizeof *pr);
+    if (!pc || !pr)
+        bl_die("out of memory");
+    npc = npr = 0;
+    for (uint64_t k = 0; k < nrounds; k++) {
+        const struct round *r = &rounds[k];
+        memcpy(pc + npc, r->claims, r->nclaims * sizeof *pc);
+        memcpy(pr + npr, r->reports, r->nreports * sizeof *pr);
+        npc += r->nclaims;
+        npr += r->nreports;
+        rate[k] = round_rate(r);
+        cpu[k] = r->ex_cpu_s * 1e6 / (double)r->completed;
+        elapsed[k] = r->elapsed_ms / 1e3;
+        wall[k] = r->wall_ms / 1e3;
+        p99[k] = r->sc.p99;
+        empty += r->empty;
+        if (r->completed < completed_min)
+            completed_min = r->completed;
+        if (r->done_ex < done_min)
+            done_min = r->done_ex;
+    }
+    bl_stats(rate, nrounds, &srate);
+    bl_stats(cpu, nrounds, &scpu);
+    bl_stats(elapsed, nrounds, &sel);
+    bl_stats(wall, nrounds, &swall);
+    bl_stats(p99, nrounds, &sp99);
+    bl_stats(pc, npc, &sc);
+    bl_stats(pr, npr, &sr);
     printf("{\"bench\":\"dispatch\",\"providers\":%llu,\"tasks\":%llu,\"batch\":%llu,"
-           "\"batch_reports\":%s,"
+           "\"batch_reports\":%s,\"rounds\":%llu,"
            "\"completed\":%llu,\"exchange_done\":%llu,\"elapsed_s\":%.3f,\"wall_s\":%.3f,"
-           "\"replicas_per_s\":%.1f,\"claim_p50_ms\":%.2f,\"claim_p99_ms\":%.2f,"
+           "\"replicas_per_s\":%.1f,\"replicas_per_s_min\":%.1f,\"replicas_per_s_max\":%.1f,"
+           "\"claim_p50_ms\":%.2f,\"claim_p99_ms\":%.2f,\"claim_p99_ms_max\":%.2f,"
            "\"claim_max_ms\":%.2f,\"report_p50_ms\":%.2f,\"report_p99_ms\":%.2f,"
            "\"empty_claims\":%u,\"submit_ms\":%.1f,"
            "\"replicas_per_s_single\":%.1f,\"claim_p50_ms_single\":%.2f,"
@@ -344,13 +413,25 @@ int main(int argc, char **argv)
            "\"completed_single\":%llu,\"exchange_done_single\":%llu,"
            "\"exchange_cpu_us_per_replica\":%.0f,\"exchange_cpu_us_per_replica_single\":%.0f}\n",
            (unsigned long long)np, (unsigned long long)tasks, (unsigned long long)nb,
-           nb && batch_reports ? "true" : "false", main_r->completed, main_r->done_ex, main_r->elapsed_ms / 1e3,
-           main_r->wall_ms / 1e3,
-           (double)main_r->completed * 1e3 / main_r->elapsed_ms, main_r->sc.median,
-           main_r->sc.p99, main_r->sc.max, main_r->sr.median, main_r->sr.p99, main_r->empty,
-           main_r->submit_ms, (double)single.completed * 1e3 / single.elapsed_ms,
-           single.sc.median, single.sc.p99, single.sr.p99, single.completed, single.done_ex,
-           main_r->ex_cpu_s * 1e6 / (double)main_r->completed,
-           single.ex_cpu_s * 1e6 / (double)single.completed);
+           nb && batch_reports ? "true" : "false", (unsigned long long)nrounds, completed_min,
+           done_min, sel.median, swall.median, srate.median, srate.min, srate.max, sc.median,
+           sc.p99, sp99.max, sc.max, sr.median, sr.p99, empty, rounds[0].submit_ms,
+           round_rate(ref), ref->sc.median, ref->sc.p99, ref->sr.p99, ref->completed,
+           ref->done_ex, scpu.median, ref->ex_cpu_s * 1e6 / (double)ref->completed);
+    fprintf(stderr,
+            "dispatch: %llu providers, %s claims, median of %llu rounds: %.0f replicas/s "
+            "(%.0f-%.0f), claim p50 %.1f ms p99 %.1f ms (worst round's p99 %.1f ms); single "
+            "claims %.0f replicas/s; exchange CPU %.0f us per replica\n",
+            (unsigned long long)np, nb ? "batched" : "single", (unsigned long long)nrounds,
+            srate.median, srate.min, srate.max, sc.median, sc.p99, sp99.max, round_rate(ref),
+            scpu.median);
+    for (uint64_t k = 0; k < nrounds; k++) {
+        free(rounds[k].claims);
+        free(rounds[k].reports);
+    }
+    free(single.claims);
+    free(single.reports);
+    free(pc);
+    free(pr);
     return 0;
 }

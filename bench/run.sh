@@ -22,7 +22,7 @@ for n in $names; do
         latency) args="--runs 3" ;;
         e2e_trivial) args="--tasks 20 --rounds 1" ;;
         e2e_cpu) args="--tasks 4 --task-ms 50 --rounds 1" ;;
-        dispatch) args="--tasks 200 --providers 4" ;;
+        dispatch) args="--tasks 200 --providers 4 --rounds 2" ;;
         oci) args="--runs 2" ;;
         trust) args="--tasks 300 --solves 3 --mib 8" ;;
         ledger) args="--txs 20000 --runs 1" ;;
