@@ -39,7 +39,7 @@ touch "$work/first"
 exec "$bin_abs" "\$@"
 EOF
 chmod +x "$work/wrap"
-CUMULUS_BIN="$work/wrap" build/bench/dispatch --tasks "$tasks" >"$work/json" 2>"$work/err" || {
+CUMULUS_BIN="$work/wrap" build/bench/dispatch --tasks "$tasks" --rounds 1 >"$work/json" 2>"$work/err" || {
     cat "$work/err" >&2
     exit 1
 }

@@ -258,7 +258,11 @@ static int pay_accepted(struct ex_state *st, const char *job, int64_t idx,
          * transaction) and, when moving, the state: one write of the row.
          * OR FAIL: no statement journal (state.c, "replica transitions");
          * a failure rolls the whole transaction back. */
-        if (move) {
+        if (move && a->report) {
+            struct ex_report_pay rp = {.paid = (int64_t)pay, .fee = (int64_t)fee,
+                                       .cu_milli = (int64_t)lowest};
+            rc = ex_report_row_write(st, a->report, CU_REPLICA_ACCEPTED, &rp);
+        } else if (move) {
             rc = ex_sql_run(st,
                             "UPDATE OR FAIL replicas SET state = 'accepted', paid = ?2, fee = ?3, "
                             "cu_milli = ?4, recorded = 1 WHERE id = ?1 AND state = ?5",
@@ -387,6 +391,10 @@ int ex_settle_accept(struct ex_state *st, const char *job, int64_t idx, const st
         for (size_t i = 0; i < n && !rc; i++) {
             if (acc[i].from == CU_REPLICA_ACCEPTED)
                 continue;
+            if (acc[i].report) {
+                rc = ex_report_row_write(st, acc[i].report, CU_REPLICA_ACCEPTED, NULL);
+                continue;
+            }
             rc = ex_sql_run(st, "UPDATE replicas SET state = 'accepted' WHERE id = ?1 AND state = ?2",
                             "it", acc[i].id, cu_replica_state_name(acc[i].from));
             if (!rc && sqlite3_changes(st->db.h) != 1)

@@ -225,6 +225,11 @@ static const char *short_id(const char *id)
  * so undoing one statement's part first bought nothing. Those writes
  * cannot violate a constraint but through a bug. */
 
+static int64_t clamp_i64(uint64_t v)
+{
+    return v > INT64_MAX ? INT64_MAX : (int64_t)v;
+}
+
 /* Moves replica id from `from` to `to`; the state machine must allow it (a
  * bug otherwise). 0 or -CU_EDB; -CU_ECONFLICT if the row was not in `from`. */
 static int replica_move(struct ex_state *st, int64_t id, enum cu_replica_state from,
@@ -423,13 +428,38 @@ static int task_head_read(struct ex_state *st, const char *job, int64_t idx, str
     return rc;
 }
 
+/* The vote row of a replica whose report is not written yet, as it will
+ * read once written (report_write's UPDATE: the same fields, the same
+ * clamps). *root: its vote root (a validator's, when set, else the
+ * report's Merkle root). */
+static void vote_row_pending(struct vote_row *r, const struct ex_report_row *p, const char **root)
+{
+    const struct ex_report *rep = p->r;
+
+    r->state = CU_REPLICA_REPORTED;
+    (void)cu_snprintf(r->status, sizeof r->status, "%s", ex_status_name(rep->status));
+    (void)cu_snprintf(r->reason, sizeof r->reason, "%s", rep->reason ? rep->reason : "");
+    r->has_exit = rep->has_exit;
+    r->exit_code = rep->has_exit ? rep->exit_code : 0;
+    r->cpu_ms = clamp_i64(rep->cpu_ms);
+    r->cu_milli = (uint64_t)clamp_i64(p->cu_milli);
+    r->wall_ms = (uint64_t)clamp_i64(rep->wall_ms);
+    if (!*root)
+        *root = rep->merkle_root;
+}
+
 /* Decides an unfinished task of a running job from its replicas (the
  * quorum module) and applies the decision: accept/reject/cancel replicas,
  * queue replacements (*queued set), set the task's and the job's state.
  * head: the task's states and policy as read in this transaction (a
- * report reads them with its replica), or NULL to read them here. */
+ * report reads them with its replica), or NULL to read them here.
+ * pend: a report of one of the task's replicas not written yet (NULL:
+ * none): the decision counts it as written; it is written with its
+ * acceptance when the quorum accepts and pays it now, else before any
+ * other write of the decision. */
 static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_t now,
-                       const struct task_head *head, bool *queued)
+                       const struct task_head *head, struct ex_report_row *pend,
+                       bool *queued)
 {
     struct vote_row rows[MAX_TASK_REPLICAS];
     struct cu_vote votes[MAX_TASK_REPLICAS];
@@ -440,7 +470,7 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
     int64_t replication, quorum, max_replicas;
     struct cu_replication policy;
     struct task_head own;
-    size_t n = 0, nacc = 0;
+    size_t n = 0, nacc = 0, pi = SIZE_MAX; /* pi: pend's row */
     bool rejected = false;
     int rc;
 
@@ -488,6 +518,10 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
         r->cu_milli = (uint64_t)sqlite3_column_int64(s, 11);
         r->wall_ms = (uint64_t)sqlite3_column_int64(s, 12);
         r->unpaid = sqlite3_column_int64(s, 13) != 0;
+        if (pend && r->id == pend->id) {
+            vote_row_pending(r, pend, &root);
+            pi = n;
+        }
         v->provider = r->provider[0] ? r->provider : NULL;
         v->owner = r->owner[0] ? r->owner : NULL;
         switch (r->state) {
@@ -533,6 +567,16 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
                  (long long)replication);
         return -CU_EDB;
     }
+    /* The held-back report is written now unless settlement accepts and
+     * pays it below, in the same write (rows[pi] reads as written). */
+    if (pend && !(pi != SIZE_MAX && d.verdict == CU_QUORUM_DONE &&
+                  out[pi] == CU_OUTCOME_ACCEPT && rows[pi].unpaid)) {
+        rc = ex_report_row_write(st, pend, CU_REPLICA_REPORTED, NULL);
+        if (rc)
+            return rc;
+        pend = NULL;
+        pi = SIZE_MAX;
+    }
 
     switch (d.verdict) {
     case CU_QUORUM_WAIT:
@@ -570,11 +614,12 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
              * replica in one write of its row (ex_settle_accept). */
             if (d.verdict == CU_QUORUM_DONE && rows[i].unpaid) {
                 acc[nacc++] = (struct ex_accept){.id = rows[i].id,
-                                                 .from = rows[i].state,
+                                                 .from = i == pi ? pend->from : rows[i].state,
                                                  .provider = rows[i].provider,
                                                  .ask = rows[i].ask,
                                                  .cu_milli = rows[i].cu_milli,
-                                                 .wall_ms = rows[i].wall_ms};
+                                                 .wall_ms = rows[i].wall_ms,
+                                                 .report = i == pi ? pend : NULL};
                 continue;
             }
             break;
@@ -623,6 +668,8 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
         rc = ex_settle_accept(st, job, idx, acc, nacc, rejected, now);
         if (rc)
             return rc;
+        if (pi != SIZE_MAX)
+            pend->accepted = true;
         return job_refresh(st, job, now);
     }
     char reason[320];
@@ -639,7 +686,7 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
 
 int ex_task_decide(struct ex_state *st, const char *job, int64_t idx, int64_t now, bool *queued)
 {
-    return task_decide(st, job, idx, now, NULL, queued);
+    return task_decide(st, job, idx, now, NULL, NULL, queued);
 }
 
 /* A replica was lost (provider error, lease expiry, abandoned run): count
@@ -681,7 +728,7 @@ static int task_replica_lost(struct ex_state *st, const char *job, int64_t idx, 
                  EX_MAX_PROVIDER_ERRORS, why);
         return task_fail(st, job, idx, reason, now);
     }
-    return task_decide(st, job, idx, now, NULL, queued);
+    return task_decide(st, job, idx, now, NULL, NULL, queued);
 }
 
 /* ---- open / close ------------------------------------------------------------ */
@@ -1679,11 +1726,6 @@ out_unlock:
 
 /* ---- providers --------------------------------------------------------------------- */
 
-static int64_t clamp_i64(uint64_t v)
-{
-    return v > INT64_MAX ? INT64_MAX : (int64_t)v;
-}
-
 int ex_provider_hello(struct ex_state *st, const char *provider, const struct ex_hello *h,
                       int64_t now_ms, struct ex_fail *f)
 {
@@ -2675,6 +2717,12 @@ static int replica_gate_info(struct ex_state *st, int64_t id, struct replica_inf
 
 /* {"replica","state","task_state"} as stored now. NULL when the replica
  * is not there or on a failure. mu held. */
+static json_t *report_answer_of(int64_t id, const char *state, const char *task_state)
+{
+    return json_pack("{s:I,s:s,s:s}", "replica", (json_int_t)id, "state", state, "task_state",
+                     task_state);
+}
+
 static json_t *report_answer(struct ex_state *st, int64_t id)
 {
     sqlite3_stmt *s = ex_sql_cached(st,
@@ -2684,8 +2732,7 @@ static json_t *report_answer(struct ex_state *st, int64_t id)
     json_t *j = NULL;
 
     if (s && ex_sql_step(st, s) == 1 && ex_col_text(s, 0) && ex_col_text(s, 1))
-        j = json_pack("{s:I,s:s,s:s}", "replica", (json_int_t)id, "state", ex_col_text(s, 0),
-                      "task_state", ex_col_text(s, 1));
+        j = report_answer_of(id, ex_col_text(s, 0), ex_col_text(s, 1));
     ex_sql_done(st, s);
     return j;
 }
@@ -2842,39 +2889,37 @@ static int commit_gate(struct ex_state *st, int64_t replica, const char *provide
                        (long long)replica);
 }
 
-/* The writes of one report that passed its gates, in the open
- * transaction: the report's fields (the verbatim body, or the id of the
- * batch whose signed body holds it), the replica's new state, the task's
- * decision. *queued is set when replicas were queued. 0 or -CU_EDB (roll
- * back). mu held. */
-static int report_write(struct ex_state *st, int64_t replica, const char *provider,
-                        const struct replica_info *ri, const struct ex_report *r,
-                        int64_t batch_id, uint64_t cu_milli, int64_t now_ms, bool *queued)
+int ex_report_row_write(struct ex_state *st, const struct ex_report_row *row,
+                        enum cu_replica_state to, const struct ex_report_pay *pay)
 {
-    enum ex_status status = r->status;
-    enum cu_replica_state to;
-    bool ended = task_state_finished(ri->tstate) || strcmp(ri->jstate, "running") != 0;
+    const struct ex_report *r = row->r;
     sqlite3_stmt *s;
     int rc;
 
-    /* Where the report takes the replica: the task ended elsewhere
-     * (cancel, quorum, failure) and this run no longer counts; the
-     * provider could not run it (not the task's fault); or reported. */
-    if (ended)
-        to = CU_REPLICA_CANCELLED;
-    else if (status == EX_ST_KILLED || status == EX_ST_ERROR)
-        to = CU_REPLICA_EXPIRED;
+    /* An accepting write takes the report's step too (from -> reported
+     * -> accepted in one write). */
+    assert(cu_replica_can_transition(row->from, to) ||
+           (cu_replica_can_transition(row->from, CU_REPLICA_REPORTED) &&
+            cu_replica_can_transition(CU_REPLICA_REPORTED, to)));
+    /* OR FAIL: no statement journal (see "replica transitions"); a
+     * failure rolls the whole transaction back. */
+    if (pay)
+        s = ex_sql_cached(st,
+                          "UPDATE OR FAIL replicas SET status = ?2, exit_code = ?3, reason = ?4, "
+                          "cpu_ms = ?5, wall_ms = ?6, merkle_root = ?7, outputs_json = ?8, "
+                          "stdout_hash = ?9, stderr_hash = ?10, report_body = ?11, "
+                          "reported_ms = ?12, cu_milli = ?13, report_batch = ?14, state = ?15, "
+                          "paid = ?17, fee = ?18, recorded = 1 "
+                          "WHERE id = ?1 AND state = ?16",
+                          "it", row->id, ex_status_name(r->status));
     else
-        to = CU_REPLICA_REPORTED;
-    assert(cu_replica_can_transition(ri->state, to));
-    /* The report's fields and the move in one write of the row. */
-    s = ex_sql_cached(st,
-                      "UPDATE OR FAIL replicas SET status = ?2, exit_code = ?3, reason = ?4, "
-                      "cpu_ms = ?5, wall_ms = ?6, merkle_root = ?7, outputs_json = ?8, "
-                      "stdout_hash = ?9, stderr_hash = ?10, report_body = ?11, "
-                      "reported_ms = ?12, cu_milli = ?13, report_batch = ?14, state = ?15 "
-                      "WHERE id = ?1 AND state = ?16",
-                      "it", replica, ex_status_name(status));
+        s = ex_sql_cached(st,
+                          "UPDATE OR FAIL replicas SET status = ?2, exit_code = ?3, reason = ?4, "
+                          "cpu_ms = ?5, wall_ms = ?6, merkle_root = ?7, outputs_json = ?8, "
+                          "stdout_hash = ?9, stderr_hash = ?10, report_body = ?11, "
+                          "reported_ms = ?12, cu_milli = ?13, report_batch = ?14, state = ?15 "
+                          "WHERE id = ?1 AND state = ?16",
+                          "it", row->id, ex_status_name(r->status));
     if (!s)
         return -CU_EDB;
     if (r->has_exit)
@@ -2891,28 +2936,76 @@ static int report_write(struct ex_state *st, int64_t replica, const char *provid
         sqlite3_bind_text(s, 9, r->stdout_hash, -1, SQLITE_STATIC);
     if (r->stderr_hash)
         sqlite3_bind_text(s, 10, r->stderr_hash, -1, SQLITE_STATIC);
-    if (r->body && batch_id == 0)
+    if (r->body && row->batch_id == 0)
         sqlite3_bind_blob64(s, 11, r->body, r->body_len, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 12, now_ms);
-    sqlite3_bind_int64(s, 13, clamp_i64(cu_milli));
-    if (batch_id > 0)
-        sqlite3_bind_int64(s, 14, batch_id);
+    sqlite3_bind_int64(s, 12, row->now_ms);
+    sqlite3_bind_int64(s, 13, pay ? pay->cu_milli : clamp_i64(row->cu_milli));
+    if (row->batch_id > 0)
+        sqlite3_bind_int64(s, 14, row->batch_id);
     sqlite3_bind_text(s, 15, cu_replica_state_name(to), -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 16, cu_replica_state_name(ri->state), -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 16, cu_replica_state_name(row->from), -1, SQLITE_STATIC);
+    if (pay) {
+        sqlite3_bind_int64(s, 17, pay->paid);
+        sqlite3_bind_int64(s, 18, pay->fee);
+    }
     rc = ex_sql_step(st, s) < 0 ? -CU_EDB : 0;
     if (!rc && sqlite3_changes(st->db.h) != 1) {
-        cu_error("replica %lld was not %s (reporting it)", (long long)replica,
-                 cu_replica_state_name(ri->state));
+        cu_error("replica %lld was not %s (writing its report, to %s)", (long long)row->id,
+                 cu_replica_state_name(row->from), cu_replica_state_name(to));
         rc = -CU_ECONFLICT;
     }
     ex_sql_done(st, s);
-    if (rc)
-        return rc;
+    return rc;
+}
 
+/* The writes of one report that passed its gates, in the open
+ * transaction: the report's fields (the verbatim body, or the id of the
+ * batch whose signed body holds it), the replica's new state, the task's
+ * decision. *queued is set when replicas were queued. 0 or -CU_EDB (roll
+ * back). mu held. */
+static int report_write(struct ex_state *st, int64_t replica, const char *provider,
+                        const struct replica_info *ri, const struct ex_report *r,
+                        int64_t batch_id, uint64_t cu_milli, int64_t now_ms, bool *queued,
+                        bool *accepted)
+{
+    enum ex_status status = r->status;
+    enum cu_replica_state to;
+    bool ended = task_state_finished(ri->tstate) || strcmp(ri->jstate, "running") != 0;
+    struct ex_report_row row = {.id = replica,
+                                .from = ri->state,
+                                .r = r,
+                                .batch_id = batch_id,
+                                .cu_milli = cu_milli,
+                                .now_ms = now_ms};
+    int rc;
+
+    *accepted = false;
+    /* Where the report takes the replica: the task ended elsewhere
+     * (cancel, quorum, failure) and this run no longer counts; the
+     * provider could not run it (not the task's fault); or reported. */
+    if (ended)
+        to = CU_REPLICA_CANCELLED;
+    else if (status == EX_ST_KILLED || status == EX_ST_ERROR)
+        to = CU_REPLICA_EXPIRED;
+    else
+        to = CU_REPLICA_REPORTED;
     cu_info("replica %lld reported %s by %.8s (task %s/%lld)", (long long)replica,
             ex_status_name(status), provider, ri->job, (long long)ri->idx);
-    if (ended)
-        return 0;
+    if (to == CU_REPLICA_REPORTED && !(status == EX_ST_OK && ri->validator))
+        /* The task's decision writes the report (task_decide: with its
+         * acceptance when it accepts it now). The task's and the job's
+         * states are those replica_info read in this transaction under
+         * mu; nothing has changed them since. */
+    {
+        rc = task_decide(st, ri->job, ri->idx, now_ms, &ri->head, &row, queued);
+        *accepted = row.accepted;
+        return rc;
+    }
+
+    /* The report's fields and the move in one write of the row. */
+    rc = ex_report_row_write(st, &row, to, NULL);
+    if (rc || ended)
+        return rc;
     if (to == CU_REPLICA_EXPIRED) {
         rc = ex_settle_lost(st, replica, false, now_ms);
         if (!rc)
@@ -2923,12 +3016,8 @@ static int report_write(struct ex_state *st, int64_t replica, const char *provid
             rc = task_refresh(st, ri->job, ri->idx);
         return rc;
     }
-    if (status == EX_ST_OK && ri->validator)
-        /* Decided after the validator compared it (validate.c). */
-        return ex_sql_run(st, "UPDATE replicas SET validating = 1 WHERE id = ?1", "i", replica);
-    /* The task's and the job's states are those replica_info read in this
-     * transaction under mu: this report's own write changed neither. */
-    return task_decide(st, ri->job, ri->idx, now_ms, &ri->head, queued);
+    /* Decided after the validator compared it (validate.c). */
+    return ex_sql_run(st, "UPDATE replicas SET validating = 1 WHERE id = ?1", "i", replica);
 }
 
 /* The gates of one report (holder, lease, idempotence, CU, commitment):
@@ -2957,7 +3046,7 @@ int ex_report_apply(struct ex_state *st, int64_t replica, const char *provider,
                     const struct ex_report *r, int64_t now_ms, json_t **out, struct ex_fail *f)
 {
     struct replica_info ri;
-    bool queued = false, broken;
+    bool queued = false, broken, accepted;
     uint64_t cu_milli = 0;
     int rc;
 
@@ -2972,10 +3061,11 @@ int ex_report_apply(struct ex_state *st, int64_t replica, const char *provider,
         rc = ex_fail_db(st, f, "starting a transaction");
         goto out_unlock;
     }
-    rc = report_write(st, replica, provider, &ri, r, 0, cu_milli, now_ms, &queued);
+    rc = report_write(st, replica, provider, &ri, r, 0, cu_milli, now_ms, &queued, &accepted);
     if (rc)
         goto out_rollback;
-    *out = report_answer(st, replica);
+    *out = accepted ? report_answer_of(replica, cu_replica_state_name(CU_REPLICA_ACCEPTED), "done")
+                    : report_answer(st, replica);
     if (ex_txn_commit(st, now_ms, NULL)) {
         json_decref(*out);
         *out = NULL;
@@ -3002,7 +3092,7 @@ int ex_report_apply_batch(struct ex_state *st, const char *provider, size_t n,
                           struct ex_fail *fails, struct ex_fail *f)
 {
     struct replica_info ri;
-    bool queued = false, broken = false;
+    bool queued = false, broken = false, accepted;
     int64_t batch_id = 0;
     uint64_t cu_milli;
     int rc = 0;
@@ -3040,9 +3130,12 @@ int ex_report_apply_batch(struct ex_state *st, const char *provider, size_t n,
                 break;
             batch_id = sqlite3_last_insert_rowid(st->db.h);
         }
-        rc = report_write(st, replicas[i], provider, &ri, r, batch_id, cu_milli, now_ms, &queued);
+        rc = report_write(st, replicas[i], provider, &ri, r, batch_id, cu_milli, now_ms, &queued,
+                          &accepted);
         if (!rc) {
-            outs[i] = report_answer(st, replicas[i]);
+            outs[i] = accepted ? report_answer_of(replicas[i],
+                                                  cu_replica_state_name(CU_REPLICA_ACCEPTED), "done")
+                               : report_answer(st, replicas[i]);
             if (!outs[i])
                 rc = -CU_ENOMEM;
         }

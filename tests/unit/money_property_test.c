@@ -959,6 +959,52 @@ static bool report_prepare(struct world *w, int i, enum ex_status status, bool w
     return true;
 }
 
+/* An applied report's answer says what the database says of its replica
+ * and task now (a report accepted at once answers without reading them),
+ * and the row holds every field of report r: written with the replica's
+ * acceptance or on its own, none may be lost. batch: r came in a batch
+ * (its body is the batch's, not the row's). */
+static void check_report_row(struct world *w, int64_t rid, const struct ex_report *r,
+                             const json_t *answer, bool batch)
+{
+    sqlite3_stmt *s = NULL;
+
+    assert_int_equal(
+        sqlite3_prepare_v2(w->st.db.h,
+                           "SELECT r.state, t.state, r.status, r.exit_code, r.cpu_ms, r.wall_ms, "
+                           "r.merkle_root, r.outputs_json, r.report_body IS NOT NULL, "
+                           "r.report_batch IS NOT NULL, r.reported_ms, r.paid IS NOT NULL, "
+                           "r.recorded FROM replicas r JOIN tasks t ON t.job_id = r.job_id AND "
+                           "t.idx = r.task_idx WHERE r.id = ?1",
+                           -1, &s, NULL),
+        SQLITE_OK);
+    sqlite3_bind_int64(s, 1, rid);
+    if (sqlite3_step(s) != SQLITE_ROW)
+        FAILF(w, "reported replica %lld has no row", (long long)rid);
+#define COL(k) ((const char *)sqlite3_column_text(s, k))
+    if (!answer || !json_is_string(json_object_get(answer, "state")) ||
+        strcmp(json_string_value(json_object_get(answer, "state")), COL(0)) != 0 ||
+        strcmp(json_string_value(json_object_get(answer, "task_state")), COL(1)) != 0)
+        FAILF(w, "replica %lld: report answered state %s / task %s, the database says %s / %s",
+              (long long)rid, json_string_value(json_object_get(answer, "state")),
+              json_string_value(json_object_get(answer, "task_state")), COL(0), COL(1));
+    if ((!COL(2) || strcmp(COL(2), ex_status_name(r->status)) != 0 ||
+         (r->has_exit && sqlite3_column_int64(s, 3) != r->exit_code) ||
+         sqlite3_column_int64(s, 4) != (int64_t)r->cpu_ms ||
+         sqlite3_column_int64(s, 5) != (int64_t)r->wall_ms ||
+         (r->merkle_root ? !COL(6) || strcmp(COL(6), r->merkle_root) != 0 : COL(6) != NULL) ||
+         !COL(7) || strcmp(COL(7), r->outputs_json) != 0 ||
+         sqlite3_column_int64(s, 8) != !batch || sqlite3_column_int64(s, 9) != batch ||
+         sqlite3_column_type(s, 10) == SQLITE_NULL))
+        FAILF(w, "replica %lld (%s): its row lost fields of its report", (long long)rid, COL(0));
+    /* Accepted in a priced job: paid, and its record written. */
+    if (strcmp(COL(0), "accepted") == 0 &&
+        (sqlite3_column_int64(s, 11) != 1 || sqlite3_column_int64(s, 12) != 1))
+        FAILF(w, "accepted replica %lld is not paid and recorded", (long long)rid);
+#undef COL
+    sqlite3_finalize(s);
+}
+
 /* The outcome of lease i's report: rc/f from the apply. Returns true when
  * it was applied. */
 static bool report_outcome(struct world *w, int i, int rc, const struct ex_fail *f,
@@ -997,6 +1043,8 @@ static void report(struct world *w, int i, enum ex_status status, bool wrong, ui
     if (!report_prepare(w, i, status, wrong, cpu_ms, &r, root))
         return;
     rc = ex_report_apply(&w->st, ml->rid, pid, &r, cu_now_ms(), &out, &f);
+    if (!rc)
+        check_report_row(w, ml->rid, &r, out, false);
     json_decref(out);
     out = NULL;
     if (!report_outcome(w, i, rc, &f, cpu_ms))
@@ -1083,6 +1131,8 @@ static void op_report_batch(struct world *w)
         totals.batch_reports++;
     for (int k = 0; k < n; k++) {
         if (idx[k] >= 0) {
+            if (outs[k])
+                check_report_row(w, ids[k], &r[k], outs[k], true);
             (void)report_outcome(w, idx[k], outs[k] ? 0 : -1, &fails[k], cpu[k]);
         } else if (stranger >= 0) {
             if (outs[k] || fails[k].status != 403)
