@@ -974,8 +974,9 @@ static void check_report_row(struct world *w, int64_t rid, const struct ex_repor
                            "SELECT r.state, t.state, r.status, r.exit_code, r.cpu_ms, r.wall_ms, "
                            "r.merkle_root, r.outputs_json, r.report_body IS NOT NULL, "
                            "r.report_batch IS NOT NULL, r.reported_ms, r.paid IS NOT NULL, "
-                           "r.recorded FROM replicas r JOIN tasks t ON t.job_id = r.job_id AND "
-                           "t.idx = r.task_idx WHERE r.id = ?1",
+                           "r.recorded, j.replica_max FROM replicas r JOIN tasks t ON "
+                           "t.job_id = r.job_id AND t.idx = r.task_idx JOIN jobs j ON "
+                           "j.id = r.job_id WHERE r.id = ?1",
                            -1, &s, NULL),
         SQLITE_OK);
     sqlite3_bind_int64(s, 1, rid);
@@ -997,10 +998,14 @@ static void check_report_row(struct world *w, int64_t rid, const struct ex_repor
          sqlite3_column_int64(s, 8) != !batch || sqlite3_column_int64(s, 9) != batch ||
          sqlite3_column_type(s, 10) == SQLITE_NULL))
         FAILF(w, "replica %lld (%s): its row lost fields of its report", (long long)rid, COL(0));
-    /* Accepted in a priced job: paid, and its record written. */
-    if (strcmp(COL(0), "accepted") == 0 &&
+    /* Accepted in a priced job: paid, and its record written; in a job
+     * stored before escrow existed (replica_max 0), neither. */
+    if (strcmp(COL(0), "accepted") == 0 && sqlite3_column_int64(s, 13) > 0 &&
         (sqlite3_column_int64(s, 11) != 1 || sqlite3_column_int64(s, 12) != 1))
         FAILF(w, "accepted replica %lld is not paid and recorded", (long long)rid);
+    if (strcmp(COL(0), "accepted") == 0 && sqlite3_column_int64(s, 13) == 0 &&
+        sqlite3_column_int64(s, 11) != 0)
+        FAILF(w, "replica %lld of an unpriced job was paid", (long long)rid);
 #undef COL
     sqlite3_finalize(s);
 }
@@ -1916,12 +1921,65 @@ static void test_batch_share(void **state)
     batch_world_close(w);
 }
 
+/* A job stored before escrow existed (replica_max 0) settles nothing,
+ * yet a report its quorum accepts at once is written with the move to
+ * accepted (ex_settle_accept's branch for such jobs): every field of
+ * the report, nothing paid, the task done, the counts kept. */
+static void test_unpriced_accept(void **state)
+{
+    const struct ex_free fr = {.cores = 64, .memory = 1ULL << 40, .gpus = 0};
+    struct world *w = W;
+    struct ex_fail f = {0};
+    json_t *ans = NULL;
+    sqlite3_stmt *s = NULL;
+    char *err = NULL, sql[160];
+    int j, reported = 0;
+
+    (void)state;
+    batch_world_open(w, 1);
+    submit_job(w, 0, 3, 1);
+    j = w->njobs - 1;
+    assert_int_equal(j, 1);
+    assert_int_equal(cu_snprintf(sql, sizeof sql,
+                                 "UPDATE jobs SET replica_max = 0 WHERE id = '%s'", w->jobs[j].id),
+                     0);
+    assert_int_equal(sqlite3_exec(w->st.db.h, sql, NULL, NULL, &err), SQLITE_OK);
+    assert_int_equal(ex_claim_batch(&w->st, w->acct[ACCT_PROV(2)].id.id, &fr, 0, 64, &ans, &f),
+                     0);
+    assert_non_null(ans);
+    for (size_t k = 0; k < json_array_size(json_object_get(ans, "leases")); k++)
+        (void)add_lease(w, 2, json_array_get(json_object_get(ans, "leases"), k));
+    json_decref(ans);
+    for (int i = 0; i < w->nleases; i++) {
+        if (w->leases[i].job != j)
+            continue;
+        report(w, i, EX_ST_OK, false, 10); /* check_report_row: fields kept, unpaid */
+        assert_true(w->leases[i].reported);
+        reported++;
+    }
+    assert_int_equal(reported, 3);
+    check_counts(w);
+    assert_int_equal(sqlite3_prepare_v2(w->st.db.h,
+                                        "SELECT COUNT(*) FROM replicas r JOIN tasks t ON "
+                                        "t.job_id = r.job_id AND t.idx = r.task_idx WHERE "
+                                        "r.job_id = ?1 AND r.state = 'accepted' AND "
+                                        "r.paid IS NULL AND t.state = 'done'",
+                                        -1, &s, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(s, 1, w->jobs[j].id, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int64(s, 0), 3);
+    sqlite3_finalize(s);
+    batch_world_close(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_sequences),
         cmocka_unit_test(test_batch_owners),
         cmocka_unit_test(test_batch_share),
+        cmocka_unit_test(test_unpriced_accept),
         cmocka_unit_test(test_counts_migration),
         cmocka_unit_test(test_payable_migration),
     };
