@@ -624,6 +624,34 @@ static const struct cu_migration migrations[] = {
      * now, and a report takes its entry out again. */
     {24, "DROP INDEX replicas_provider;"
      "CREATE INDEX replicas_held_by ON replicas(provider) WHERE state IN ('leased','running');"},
+    /* A finished task (done, failed, cancelled) holds nothing that may
+     * still be paid, so its held count is 0: the statement that finishes
+     * it sets that (state.c), and a replica leaving its held states
+     * afterwards writes nothing. Before, each accepted replica wrote its
+     * finished task's row once more (held - 1), and through it the job's
+     * counts (payable), ~40 k instructions of the ~820 k a dispatch
+     * replica cost under the state mutex. The WHERE keeps the seek and
+     * drops the write. A lease never comes to a finished task (its queued
+     * replicas are cancelled with it), so the triggers that count up stay
+     * as they are. Finished tasks that still count held replicas drop
+     * them now; the job's payable follows through tasks_counts_move. */
+    {25,
+     "DROP TRIGGER IF EXISTS replicas_held_down;"
+     "DROP TRIGGER IF EXISTS replicas_held_gone;"
+     "CREATE TRIGGER replicas_held_down AFTER UPDATE OF state ON replicas "
+     "  WHEN (OLD.state = 'leased' OR OLD.state = 'running' OR OLD.state = 'reported') "
+     "  AND NOT (NEW.state = 'leased' OR NEW.state = 'running' OR NEW.state = 'reported') "
+     "BEGIN "
+     "  UPDATE tasks SET held = held - 1 WHERE job_id = OLD.job_id AND idx = OLD.task_idx "
+     "    AND (state = 'queued' OR state = 'running');"
+     "END;"
+     "CREATE TRIGGER replicas_held_gone AFTER DELETE ON replicas "
+     "  WHEN (OLD.state = 'leased' OR OLD.state = 'running' OR OLD.state = 'reported') "
+     "BEGIN "
+     "  UPDATE tasks SET held = held - 1 WHERE job_id = OLD.job_id AND idx = OLD.task_idx "
+     "    AND (state = 'queued' OR state = 'running');"
+     "END;"
+     "UPDATE tasks SET held = 0 WHERE held != 0 AND state != 'queued' AND state != 'running';"},
 };
 /* clang-format on */
 

@@ -548,7 +548,8 @@ int ex_settle_can_lease(struct ex_state *st, const char *job, int64_t idx, uint6
      * replacement for a wrong result needs no more escrow than the quorum.
      * job_counts.payable is that sum and tasks.held the task's count, both
      * kept by triggers in every state change's transaction (schema.c, 14,
-     * 17 and 20; job_counts.quorum is the job's). */
+     * 17 and 20; job_counts.quorum is the job's); a finished task counts 0
+     * (25): nothing of it is paid any more. */
     s = ex_sql_cached(st,
                      "SELECT c.quorum, c.payable, COALESCE(t.held, 0) FROM job_counts c "
                      "LEFT JOIN tasks t ON t.job_id = c.job_id AND t.idx = ?2 "

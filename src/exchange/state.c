@@ -283,7 +283,8 @@ static bool task_state_finished(const char *s)
 }
 
 /* An unfinished task is running while a replica is held or reported, else
- * queued (tasks.held counts those: schema.c, 14). */
+ * queued (tasks.held counts those: schema.c, 14; a statement that
+ * finishes a task sets its held to 0: 25). */
 static int task_refresh(struct ex_state *st, const char *job, int64_t idx)
 {
     return ex_sql_run(st,
@@ -349,7 +350,7 @@ static int task_fail(struct ex_state *st, const char *job, int64_t idx, const ch
                      int64_t now)
 {
     int rc = ex_sql_run(st,
-                 "UPDATE tasks SET state = 'failed', reason = ?3, finished_ms = ?4 "
+                 "UPDATE tasks SET state = 'failed', reason = ?3, finished_ms = ?4, held = 0 "
                  "WHERE job_id = ?1 AND idx = ?2",
                  "titi", job, idx, reason, now);
     if (!rc)
@@ -655,7 +656,7 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
     if (d.verdict == CU_QUORUM_DONE) {
         rc = ex_sql_run(st,
                  "UPDATE OR FAIL tasks SET state = 'done', result_replica = ?3, finished_ms = ?4, "
-                 "reason = NULL WHERE job_id = ?1 AND idx = ?2",
+                 "reason = NULL, held = 0 WHERE job_id = ?1 AND idx = ?2",
                  "tiii", job, idx, result, now);
         if (rc)
             return rc;
@@ -1648,7 +1649,7 @@ int ex_job_cancel(struct ex_state *st, const char *id, const char *who, int64_t 
              "ti", id, now_ms);
     if (!rc)
         rc = ex_sql_run(st,
-                 "UPDATE tasks SET state = 'cancelled', finished_ms = ?2 "
+                 "UPDATE tasks SET state = 'cancelled', finished_ms = ?2, held = 0 "
                  "WHERE job_id = ?1 AND state IN ('queued','running')",
                  "ti", id, now_ms);
     /* Held replicas are told at their next heartbeat and report `killed`. */

@@ -127,6 +127,7 @@ static struct {
     uint64_t seqs, ops, submits, claims, reports, accepted_paid, txs;
     uint64_t batch_claims, batch_leases, batch_reports; /* batches of more than one */
     uint64_t remigrations; /* reopened from before migration 15 */
+    uint64_t remig_finished_held; /* finished tasks that counted held replicas then */
 } totals;
 
 static struct world *W;
@@ -374,16 +375,17 @@ static void check_counts(struct world *w)
     }
     sqlite3_finalize(s);
 
-    /* The payable count the escrow check reads (held replicas per task up
-     * to the quorum, summed) and the validator flag (schema.c 17) equal a
-     * recount and the spec. */
+    /* The payable count the escrow check reads (held replicas per
+     * unfinished task up to the quorum, summed: schema.c 25) and the
+     * validator flag (schema.c 17) equal a recount and the spec. */
     assert_int_equal(
         sqlite3_prepare_v2(
             w->st.db.h,
             "SELECT j.id, c.payable, (SELECT COALESCE(SUM(MIN((SELECT COUNT(*) FROM replicas r "
             "WHERE r.job_id = t.job_id AND r.task_idx = t.idx AND r.state IN "
             "('leased','running','reported')), CASE WHEN j.quorum > 0 THEN j.quorum ELSE "
-            "j.replication END)), 0) FROM tasks t WHERE t.job_id = j.id), c.validator, "
+            "j.replication END)), 0) FROM tasks t WHERE t.job_id = j.id AND t.state IN "
+            "('queued','running')), c.validator, "
             "json_extract(j.spec_json, '$.validator.command') IS NOT NULL "
             "FROM jobs j JOIN job_counts c ON c.job_id = j.id",
             -1, &s, NULL),
@@ -405,10 +407,11 @@ static void check_counts(struct world *w)
     }
     sqlite3_finalize(s);
 
-    /* Per task (schema.c, 20): held counts its held replicas, attempts
-     * the leases granted (a replica gets its provider when leased and
-     * keeps it), and an unfinished task is running exactly while it holds
-     * a replica. */
+    /* Per task (schema.c, 20 and 25): held counts its held replicas
+     * while it is unfinished and is 0 once it is done, failed or
+     * cancelled, attempts the leases granted (a replica gets its provider
+     * when leased and keeps it), and an unfinished task is running
+     * exactly while it holds a replica. */
     assert_int_equal(
         sqlite3_prepare_v2(
             w->st.db.h,
@@ -416,7 +419,8 @@ static void check_counts(struct world *w)
             "(SELECT COUNT(*) FROM replicas r WHERE r.job_id = t.job_id AND r.task_idx = t.idx "
             "AND r.state IN ('leased','running','reported')) AS h, "
             "(SELECT COUNT(*) FROM replicas r WHERE r.job_id = t.job_id AND r.task_idx = t.idx "
-            "AND r.provider IS NOT NULL) AS a FROM tasks t) WHERE held != h OR attempts != a OR "
+            "AND r.provider IS NOT NULL) AS a FROM tasks t) WHERE "
+            "held != CASE WHEN state IN ('queued','running') THEN h ELSE 0 END OR attempts != a OR "
             "(state = 'running' AND held = 0) OR (state = 'queued' AND held > 0) LIMIT 1",
             -1, &s, NULL),
         SQLITE_OK);
@@ -649,6 +653,9 @@ static void job_id_of(const char *signer, const char *body, size_t n, char out[3
 }
 
 static void submit_job(struct world *w, int r, unsigned tasks, unsigned rep);
+/* When not 0, submit_job's jobs agree at this quorum of their replicas
+ * (spec "quorum", with "max_replicas" 2 x rep + 1) instead of all. */
+static unsigned submit_quorum;
 
 static void op_submit(struct world *w)
 {
@@ -665,7 +672,7 @@ static void submit_job(struct world *w, int r, unsigned tasks, unsigned rep)
 {
     const struct cu_identity *id = &w->acct[r].id;
     struct mjob m = {.owner = r};
-    char body[1024], ref[40], *auth = NULL, *spec_s;
+    char body[1024], ref[40], qpart[64] = "", *auth = NULL, *spec_s;
     struct cu_sig_headers h;
     struct cu_hash bh;
     struct cu_spec spec;
@@ -692,14 +699,18 @@ static void submit_job(struct world *w, int r, unsigned tasks, unsigned rep)
         cu_price_job_max(m.bid, m.max_cu, tasks, rep, m.fee_bps, m.escrow_fee, &m.job_max), 0);
     assert_int_equal(cu_snprintf(ref, sizeof ref, "s%llu-%d", (unsigned long long)w->seed, w->step),
                      0);
+    if (submit_quorum)
+        assert_int_equal(cu_snprintf(qpart, sizeof qpart, "\"max_replicas\":%u,\"quorum\":%u,",
+                                     2 * rep + 1, submit_quorum),
+                         0);
     assert_int_equal(
         cu_snprintf(body, sizeof body,
                     "{\"client_ref\":\"%s\",\"spec\":{\"command\":[\"true\"],\"image\":\"host\","
-                    "\"inputs\":[],\"name\":\"prop\",\"outputs\":[\"*.txt\"],\"price\":{"
+                    "\"inputs\":[],%s\"name\":\"prop\",\"outputs\":[\"*.txt\"],\"price\":{"
                     "\"max_cu\":%llu,\"max_per_cu\":%llu},\"replication\":%u,\"resources\":{"
                     "\"cores\":1,\"gpus\":0,\"memory\":67108864,\"output\":1048576,"
                     "\"time_ms\":10000},\"tasks\":{\"count\":%u}}}",
-                    ref, (unsigned long long)m.max_cu, (unsigned long long)m.bid, rep, tasks),
+                    ref, qpart, (unsigned long long)m.max_cu, (unsigned long long)m.bid, rep, tasks),
         0);
     bj = json_loads(body, 0, NULL);
     assert_non_null(bj);
@@ -1542,7 +1553,13 @@ static void remigrate_counts(struct world *w, bool before_17)
      * on the jobs row (its value, as 14's triggers kept it), the flag and
      * the new triggers gone. */
     static const char *const downgrade_17 =
-        /* migration 24's index of held replicas first, */
+        /* migration 25's counts first: a finished task counts its held
+         * replicas again (tasks_counts_move puts them back into the
+         * job's payable), */
+        "UPDATE tasks SET held = (SELECT COUNT(*) FROM replicas r WHERE r.job_id = tasks.job_id "
+        "AND r.task_idx = tasks.idx AND r.state IN ('leased','running','reported')) "
+        "WHERE state NOT IN ('queued','running'); "
+        /* migration 24's index of held replicas, */
         "DROP INDEX replicas_held_by; "
         "CREATE INDEX replicas_provider ON replicas(provider) WHERE provider IS NOT NULL; "
         /* migration 22's chains next (20's undo below rebuilds
@@ -1623,6 +1640,18 @@ static void remigrate_counts(struct world *w, bool before_17)
         FAILF(w, "downgrade to 16: %s", sqlite3_errmsg(db));
     if (!before_17 && sqlite3_exec(db, downgrade, NULL, NULL, NULL) != SQLITE_OK)
         FAILF(w, "downgrade: %s", sqlite3_errmsg(db));
+    {
+        /* What migration 25 will have to take back out. */
+        sqlite3_stmt *s = NULL;
+        assert_int_equal(sqlite3_prepare_v2(db,
+                                            "SELECT COUNT(*) FROM tasks WHERE held > 0 AND "
+                                            "state NOT IN ('queued','running')",
+                                            -1, &s, NULL),
+                         SQLITE_OK);
+        if (sqlite3_step(s) == SQLITE_ROW)
+            totals.remig_finished_held += (uint64_t)sqlite3_column_int64(s, 0);
+        sqlite3_finalize(s);
+    }
     sqlite3_close(db);
     if (ex_state_open(&w->st, w->dir, 20000, true, &e) != 0)
         FAILF(w, "reopen: %s", e.msg);
@@ -1766,6 +1795,7 @@ static void test_counts_migration(void **state)
 {
     (void)state;
     totals.remigrations = 0;
+    totals.remig_finished_held = 0;
     for (uint64_t seed = 1000; seed < 1020; seed++)
         run_sequence(W, seed, (int)(seed % 2 ? MIN_OPS : MIN_OPS / 2), false);
     assert_int_equal(totals.remigrations, 20);
@@ -1921,6 +1951,79 @@ static void test_batch_share(void **state)
     batch_world_close(w);
 }
 
+/* A task whose quorum agreed while a third replica is still out counts
+ * no held replica (nothing of it will be paid); the one out leaves
+ * without a write of the task. Migration 25 takes back what a finished
+ * task counted before it (the remigration puts the old count back). */
+static void test_finished_task_held(void **state)
+{
+    const struct ex_free fr = {.cores = 64, .memory = 1ULL << 40, .gpus = 0};
+    struct ex_hello h = {.slots = 8, .cores = 64, .memory = 1ULL << 40, .version = "test",
+                         .price_per_cu = 1, .cu_factor_milli = 1000};
+    struct world *w = W;
+    struct ex_fail f = {0};
+    struct ex_report r;
+    char root[CU_HASH_HEX_LEN + 1];
+    const int provs[3] = {0, 2, 3}; /* three owners */
+    json_t *ans = NULL;
+    sqlite3_stmt *s = NULL;
+    int64_t done_held = -1;
+
+    (void)state;
+    submit_quorum = 2;
+    batch_world_open(w, 1); /* 4 tasks, replication 3, quorum 2 */
+    submit_quorum = 0;
+    assert_int_equal(ex_provider_hello(&w->st, w->acct[ACCT_PROV(3)].id.id, &h, cu_now_ms(), &f),
+                     0);
+    w->prov[3].ask = 1;
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(ex_claim_batch(&w->st, w->acct[ACCT_PROV(provs[k])].id.id, &fr, 0, 64,
+                                        &ans, &f),
+                         0);
+        assert_non_null(ans);
+        assert_int_equal(json_array_size(json_object_get(ans, "leases")), 4);
+        for (size_t n = 0; n < 4; n++)
+            (void)add_lease(w, provs[k], json_array_get(json_object_get(ans, "leases"), n));
+        json_decref(ans);
+        ans = NULL;
+    }
+    assert_int_equal(w->nleases, 12);
+    /* Every replica commits to its result (a reveal waits for the
+     * others' commits); provider 3 then holds on while 0 and 2 agree. */
+    for (int i = 0; i < w->nleases; i++)
+        assert_true(report_prepare(w, i, EX_ST_OK, false, 10, &r, root));
+    for (int i = 0; i < w->nleases; i++)
+        if (w->leases[i].prov != 3) {
+            report(w, i, EX_ST_OK, false, 10);
+            assert_true(w->leases[i].reported);
+        }
+    check_counts(w);
+    check_money(w);
+    assert_int_equal(sqlite3_prepare_v2(w->st.db.h,
+                                        "SELECT COUNT(*) FROM tasks WHERE state = 'done' AND "
+                                        "held = 0",
+                                        -1, &s, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    done_held = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    assert_int_equal(done_held, 4);
+    /* From before migration 25: each done task counted provider 3's
+     * replica; the migration takes it back out of the task and the job. */
+    totals.remig_finished_held = 0;
+    remigrate_counts(w, false);
+    assert_int_equal(totals.remig_finished_held, 4);
+    check_counts(w);
+    check_money(w);
+    /* Provider 3's replicas report after the task ended: no count moves. */
+    for (int i = 0; i < w->nleases; i++)
+        if (w->leases[i].prov == 3)
+            report(w, i, EX_ST_OK, false, 10);
+    check_counts(w);
+    check_money(w);
+    batch_world_close(w);
+}
+
 /* A job stored before escrow existed (replica_max 0) settles nothing,
  * yet a report its quorum accepts at once is written with the move to
  * accepted (ex_settle_accept's branch for such jobs): every field of
@@ -1980,6 +2083,7 @@ int main(void)
         cmocka_unit_test(test_batch_owners),
         cmocka_unit_test(test_batch_share),
         cmocka_unit_test(test_unpriced_accept),
+        cmocka_unit_test(test_finished_task_held),
         cmocka_unit_test(test_counts_migration),
         cmocka_unit_test(test_payable_migration),
     };
