@@ -482,7 +482,10 @@ static int task_decide(struct ex_state *st, const char *job, int64_t idx, int64_
         head = &own;
     }
     if (task_state_finished(head->task_state) || strcmp(head->job_state, "running") != 0)
-        return 0;
+        /* report_write holds a report back only from a running task
+         * (the same head); should one come, it is written as a report
+         * of an ended task is, never dropped. */
+        return pend ? ex_report_row_write(st, pend, CU_REPLICA_CANCELLED, NULL) : 0;
     replication = head->replication;
     quorum = head->quorum;
     max_replicas = head->max_replicas;
@@ -2716,14 +2719,16 @@ static int replica_gate_info(struct ex_state *st, int64_t id, struct replica_inf
     return 0;
 }
 
-/* {"replica","state","task_state"} as stored now. NULL when the replica
- * is not there or on a failure. mu held. */
+/* A report's answer {"replica","state","task_state"}; NULL when out of
+ * memory. */
 static json_t *report_answer_of(int64_t id, const char *state, const char *task_state)
 {
     return json_pack("{s:I,s:s,s:s}", "replica", (json_int_t)id, "state", state, "task_state",
                      task_state);
 }
 
+/* The answer as stored now. NULL when the replica is not there or on a
+ * failure. mu held. */
 static json_t *report_answer(struct ex_state *st, int64_t id)
 {
     sqlite3_stmt *s = ex_sql_cached(st,
@@ -2992,12 +2997,11 @@ static int report_write(struct ex_state *st, int64_t replica, const char *provid
         to = CU_REPLICA_REPORTED;
     cu_info("replica %lld reported %s by %.8s (task %s/%lld)", (long long)replica,
             ex_status_name(status), provider, ri->job, (long long)ri->idx);
-    if (to == CU_REPLICA_REPORTED && !(status == EX_ST_OK && ri->validator))
-        /* The task's decision writes the report (task_decide: with its
-         * acceptance when it accepts it now). The task's and the job's
-         * states are those replica_info read in this transaction under
-         * mu; nothing has changed them since. */
-    {
+    /* The task's decision writes the report (task_decide: with its
+     * acceptance when it accepts it now). The task's and the job's states
+     * are those replica_info read in this transaction under mu; nothing
+     * has changed them since. */
+    if (to == CU_REPLICA_REPORTED && !(status == EX_ST_OK && ri->validator)) {
         rc = task_decide(st, ri->job, ri->idx, now_ms, &ri->head, &row, queued);
         *accepted = row.accepted;
         return rc;
