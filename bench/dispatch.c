@@ -215,6 +215,12 @@ struct round {
     size_t nclaims, nreports;
 };
 
+/* A round's rate: replicas completed per second until the last one. */
+static double round_rate(const struct round *r)
+{
+    return (double)r->completed * 1e3 / r->elapsed_ms;
+}
+
 /* Runs one round against a fresh exchange with claims of `batch` (global,
  * set by the caller) and fills out. Dies on failure. */
 static void run_round(uint64_t np, uint64_t tasks, uint64_t secs, struct round *out)
@@ -310,18 +316,12 @@ static void run_round(uint64_t np, uint64_t tasks, uint64_t secs, struct round *
         bl_die("no replica completed (claims %s)", batch ? "batched" : "single");
     if (verbose)
         fprintf(stderr,
-            "dispatch: %llu simulated providers, %s claims: %.0f replicas/s (%llu in %.1f s), "
-            "claim p50 %.1f ms p99 %.1f ms, report p50 %.1f ms p99 %.1f ms; exchange CPU "
-            "%.0f us per replica\n",
-            (unsigned long long)np, batch ? "batched" : "single",
-            (double)out->completed * 1e3 / out->elapsed_ms, out->completed,
-            out->elapsed_ms / 1e3, out->sc.median, out->sc.p99, out->sr.median, out->sr.p99,
-            out->ex_cpu_s * 1e6 / (double)out->completed);
-}
-
-static double round_rate(const struct round *r)
-{
-    return (double)r->completed * 1e3 / r->elapsed_ms;
+                "dispatch: %llu simulated providers, %s claims: %.0f replicas/s (%llu in %.1f s), "
+                "claim p50 %.1f ms p99 %.1f ms, report p50 %.1f ms p99 %.1f ms; exchange CPU "
+                "%.0f us per replica\n",
+                (unsigned long long)np, batch ? "batched" : "single", round_rate(out),
+                out->completed, out->elapsed_ms / 1e3, out->sc.median, out->sc.p99,
+                out->sr.median, out->sr.p99, out->ex_cpu_s * 1e6 / (double)out->completed);
 }
 
 #define MAX_ROUNDS 50

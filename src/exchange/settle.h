@@ -42,9 +42,10 @@ int ex_settle_lock(struct ex_state *st, const char *job, const char *owner,
 int ex_settle_task(struct ex_state *st, const char *job, int64_t idx, bool agreed, int64_t now);
 /* A report that passed its gates, its write held back until the task's
  * decision: a replica the quorum accepts and pays at once gets its
- * report, its move and its pay in one write of its row (ex_settle_accept), where
- * writing the report first and then accepting rewrote the row, and
- * every index its state is in, twice. All borrowed. */
+ * report, its move and its pay in one write of its row
+ * (ex_settle_accept), where writing the report first and then accepting
+ * rewrote the row, and every index its state is in, twice. The pointers
+ * are borrowed. */
 struct ex_report_row {
     int64_t id;
     enum cu_replica_state from; /* its state in the database */
@@ -60,18 +61,18 @@ struct ex_report_row {
 struct ex_report_pay {
     int64_t paid, fee, cu_milli;
 };
-/* Writes row's report and moves the replica from row->from to `to`;
- * pay: also its pay (paid, fee, the CU paid; recorded = 1: its record
- * follows in this transaction). mu held, in a transaction. 0, -CU_EDB,
- * or -CU_ECONFLICT when the replica was not in row->from. */
-/* (state.c) */
+/* (state.c) Writes row's report and moves the replica from row->from to
+ * `to`; pay: also its pay (paid, fee, the CU paid; recorded = 1: its
+ * record follows in this transaction). mu held, in a transaction. 0,
+ * -CU_EDB, or -CU_ECONFLICT when the replica was not in row->from. */
 int ex_report_row_write(struct ex_state *st, const struct ex_report_row *row,
                         enum cu_replica_state to, const struct ex_report_pay *pay);
 
 /* A replica a quorum accepts, as the decision read it (unpaid). */
 struct ex_accept {
     int64_t id;
-    enum cu_replica_state from; /* its state now (reported, or accepted already) */
+    enum cu_replica_state from; /* its state now (reported, accepted already, or
+                                 * leased/running with `report` set) */
     const char *provider;       /* borrowed */
     uint64_t ask, cu_milli, wall_ms;
     /* Non-NULL: the replica's report is not written yet (its row is
